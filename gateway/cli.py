@@ -1,0 +1,50 @@
+"""`fixgw`: one command, a subcommand per job.
+
+Each subcommand lives in its own module and parses its own arguments; this file only
+dispatches, so that `fixgw sim` does not import the gateway and vice versa.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from gateway.configfile import ConfigError
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("sim_exchange.cli", "run the simulated FIX 4.4 exchange (one or more venues)"),
+    "run": ("gateway.server", "run the gateway (OMS acceptor + venue initiators)"),
+    "status": ("gateway.admin", "show the status of a running gateway"),
+    "kill": ("gateway.admin", "trip the kill switch of a running gateway"),
+    "reset": ("gateway.admin", "reset a tripped kill switch (a person decides)"),
+    "certify": ("gateway.certify.cli", "run FIX session certification scenarios against a counterparty"),
+    "demo": ("gateway.demo.cli", "simulator + gateway + scalping OMS client, live view and report"),
+}
+
+
+def usage() -> str:
+    width = max(len(n) for n in SUBCOMMANDS)
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items())
+    return f"usage: fixgw <command> [options]\n\ncommands:\n{rows}\n\nfixgw <command> --help for its options"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"fixgw: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    try:
+        return int(module.main(rest, prog=f"fixgw {name}", command=name) or 0)
+    except ConfigError as exc:
+        print(f"fixgw {name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
