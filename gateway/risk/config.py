@@ -31,7 +31,7 @@ Example::
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 
 class LimitOverrides(BaseModel):
@@ -85,3 +85,25 @@ class RiskConfig(BaseModel):
 
     sessions: dict[str, SessionRisk] = Field(default_factory=dict)
     symbol_limits: dict[str, SymbolRisk] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ticks_band_has_a_tick_size(self) -> "RiskConfig":
+        """A band in ticks needs a tick size for every symbol it can apply to."""
+        if self.tick_size is not None:
+            return self
+        for sym, over in self.symbol_limits.items():
+            if over.price_band_ticks is not None and over.tick_size is None:
+                raise ValueError(f"risk.symbol_limits.{sym}.price_band_ticks needs a tick_size")
+        wide = [f"risk.sessions.{k}" for k, v in self.sessions.items()
+                if v.price_band_ticks is not None and v.tick_size is None]
+        if self.price_band_ticks is not None:
+            wide.insert(0, "risk")
+        if not wide:
+            return self
+        # a global or per-session band covers every allowed symbol: each needs its own tick size
+        covered = self.symbols is not None and all(
+            s in self.symbol_limits and self.symbol_limits[s].tick_size is not None for s in self.symbols)
+        if not covered:
+            raise ValueError(f"{wide[0]}.price_band_ticks needs a tick_size in [risk] "
+                             f"(or one per symbol for every symbol in the allow-list)")
+        return self

@@ -206,3 +206,13 @@ def test_checks_are_counted():
     eng.check(order(qty=2))
     snap = eng.snapshot()
     assert snap["checks"] == 2 and snap["rejects_by_check"] == {"max_order_qty": 1}
+
+
+def test_config_names_the_section_missing_a_tick_size():
+    with pytest.raises(ValidationError, match="risk.symbol_limits.AAPL.price_band_ticks needs a tick_size"):
+        RiskConfig.model_validate({"symbol_limits": {"AAPL": {"price_band_ticks": 3}}})
+    with pytest.raises(ValidationError, match="risk.sessions.OMS1.price_band_ticks"):
+        RiskConfig.model_validate({"sessions": {"OMS1": {"price_band_ticks": 3}}})
+    RiskConfig.model_validate({"sessions": {"OMS1": {"price_band_ticks": 3, "tick_size": 0.01}}})
+    RiskConfig.model_validate({"price_band_ticks": 3, "symbols": ["AAPL"],
+                               "symbol_limits": {"AAPL": {"tick_size": 0.01}}})
