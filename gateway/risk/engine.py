@@ -66,10 +66,11 @@ class Limits:
 
 class OpenOrder:
     """A passed order's remaining quantity, counted as worst-case exposure until done."""
-    __slots__ = ("pos", "is_buy", "remaining", "px")
+    __slots__ = ("pos", "is_buy", "qty", "remaining", "px")
 
-    def __init__(self, pos: Position, is_buy: bool, qty: float, px: float) -> None:
-        self.pos, self.is_buy, self.remaining, self.px = pos, is_buy, qty, px
+    def __init__(self, pos: Position, is_buy: bool, qty: float, remaining: float, px: float) -> None:
+        # qty: the order's total (FIX OrderQty); qty - remaining is what has filled
+        self.pos, self.is_buy, self.qty, self.remaining, self.px = pos, is_buy, qty, remaining, px
 
 
 class SessionState:
@@ -134,6 +135,10 @@ class RiskEngine:
 
     def check(self, intent: OrderIntent) -> RiskReject | None:
         """Run every check; on pass the order counts as open exposure until done."""
+        return self._check(intent, intent.qty)
+
+    def _check(self, intent: OrderIntent, qty: float) -> RiskReject | None:
+        """``qty`` is the exposure the order adds (less than intent.qty for a replace after fills)."""
         self.checks += 1
         state = self.state
         if state == HALTED:
@@ -150,7 +155,6 @@ class RiskEngine:
         symbol = intent.symbol
         lim = sess.limits.get(symbol) or self._resolve(sess, symbol)
         pos = self._positions.get(symbol) or self._new_position(symbol)
-        qty = intent.qty
         is_buy = intent.side == BUY
         if state == REDUCING and not self._reduces(pos, is_buy, qty):
             return self._reject("reducing_only",
@@ -161,7 +165,7 @@ class RiskEngine:
             if rej is not None:
                 return rej
         px = intent.price if intent.ord_type != MARKET else self._reference(pos)
-        self._book_open(sess, cid, pos, is_buy, qty, px or 0.0)
+        self._book_open(sess, cid, pos, is_buy, intent.qty, qty, px or 0.0)
         return None
 
     def _check_limits(self, intent, sess, lim, pos, qty, is_buy) -> RiskReject | None:
@@ -173,8 +177,9 @@ class RiskEngine:
         if is_market and not lim.allow_market:
             return self._reject("market_orders_not_allowed",
                                 f"market_orders_not_allowed: market order for {symbol} refused", REJ_OTHER)
-        if qty > lim.max_order_qty:
-            return self._reject("max_order_qty", f"max_order_qty: {qty:g} > limit {lim.max_order_qty:g}")
+        size = intent.qty
+        if size > lim.max_order_qty:
+            return self._reject("max_order_qty", f"max_order_qty: {size:g} > limit {lim.max_order_qty:g}")
         ref = self._reference(pos)
         px = ref if is_market else intent.price
         if px is None:
@@ -183,10 +188,10 @@ class RiskEngine:
                                     f"no_reference_price: no mark for {symbol} to value a market order", REJ_OTHER)
             notional = 0.0
         else:
-            notional = qty * px
-            if notional > lim.max_notional:
+            if size * px > lim.max_notional:
                 return self._reject("max_notional",
-                                    f"max_notional: {notional:.2f} > limit {lim.max_notional:.2f}")
+                                    f"max_notional: {size * px:.2f} > limit {lim.max_notional:.2f}")
+            notional = qty * px
         if not is_market and px is not None:
             rej = self._check_band(symbol, lim, px, ref)
             if rej is not None:
@@ -238,8 +243,8 @@ class RiskEngine:
             return pos.qty < 0.0 and pos.qty + pos.open_buy + qty <= 0.0
         return pos.qty > 0.0 and pos.qty - pos.open_sell - qty >= 0.0
 
-    def _book_open(self, sess, cid, pos, is_buy, qty, px) -> None:
-        sess.open[cid] = OpenOrder(pos, is_buy, qty, px)
+    def _book_open(self, sess, cid, pos, is_buy, total, qty, px) -> None:
+        sess.open[cid] = OpenOrder(pos, is_buy, total, qty, px)
         if is_buy:
             pos.open_buy += qty
         else:
@@ -303,7 +308,30 @@ class RiskEngine:
         if order is not None and order.remaining > 0.0:
             self._release(order, order.remaining)
 
+    def check_replace(self, orig: OrderIntent, new: OrderIntent) -> RiskReject | None:
+        """A cancel/replace: check ``new`` as if ``orig``'s open quantity were gone.
+
+        On pass ``new`` (its ClOrdID) carries the open exposure: new.qty (FIX OrderQty is the
+        total, fills included) minus what ``orig`` has filled. On reject ``orig`` stays as it was.
+        Later fills and the terminal report should name ``new``.
+        """
+        sess = self._sessions.get(orig.oms_session)
+        old = sess.open.get(orig.cl_ord_id) if sess is not None else None
+        held = old.remaining if old is not None else 0.0
+        if old is not None:
+            self._release(old, held)
+        filled = old.qty - held if old is not None else 0.0
+        rej = self._check(new, max(new.qty - filled, 0.0))
+        if rej is not None:
+            if old is not None:
+                self._release(old, -held)   # put the original exposure back
+            return rej
+        if old is not None:
+            del sess.open[orig.cl_ord_id]
+        return None
+
     def _release(self, order: OpenOrder, qty: float) -> None:
+        """Drop ``qty`` of an order's open exposure (a negative qty restores it)."""
         order.remaining -= qty
         pos = order.pos
         if order.is_buy:

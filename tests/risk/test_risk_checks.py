@@ -216,3 +216,44 @@ def test_config_names_the_section_missing_a_tick_size():
     RiskConfig.model_validate({"sessions": {"OMS1": {"price_band_ticks": 3, "tick_size": 0.01}}})
     RiskConfig.model_validate({"price_band_ticks": 3, "symbols": ["AAPL"],
                                "symbol_limits": {"AAPL": {"tick_size": 0.01}}})
+
+
+def test_replace_swaps_open_exposure_and_counts_prior_fills():
+    eng = engine(max_position=100)
+    orig = order(qty=60, cid="O1")
+    assert eng.check(orig) is None
+    eng.on_fill(orig, 20, 100.0)                    # 20 filled, 40 open
+    bigger = order(qty=90, cid="O2")                # total 90: 70 open after the fill
+    assert eng.check_replace(orig, bigger) is None
+    pos = eng.snapshot()["positions"]["AAPL"]
+    assert pos["qty"] == 20 and pos["open_buy"] == 70
+    too_big = order(qty=121, cid="O3")              # 20 filled + 121 > 100 even without O2's 70
+    rej = eng.check_replace(bigger, too_big)
+    assert rej.check == "max_position"
+    assert eng.snapshot()["positions"]["AAPL"]["open_buy"] == 70   # the original stands
+    eng.on_order_done(bigger, 70)
+    assert eng.snapshot()["positions"]["AAPL"]["open_buy"] == 0
+
+
+def test_replace_refused_when_halted():
+    eng = engine()
+    orig = order(cid="H1")
+    eng.check(orig)
+    eng.trip("test", by="alice")
+    assert eng.check_replace(orig, order(cid="H2")).check == "kill_switch"
+    assert eng.snapshot()["positions"]["AAPL"]["open_buy"] == 10
+
+
+def test_replace_chain_remembers_all_fills():
+    eng = engine(max_position=100)
+    first = order(qty=50, cid="R1")
+    eng.check(first)
+    eng.on_fill(first, 20, 100.0)
+    second = order(qty=50, cid="R2")
+    assert eng.check_replace(first, second) is None
+    eng.on_fill(second, 10, 100.0)                  # 30 filled in all, 20 open
+    third = order(qty=100, cid="R3")                # 30 filled + 70 open = 100
+    assert eng.check_replace(second, third) is None
+    pos = eng.snapshot()["positions"]["AAPL"]
+    assert pos["qty"] == 30 and pos["open_buy"] == 70
+    assert eng.check(order(qty=1)).check == "max_position"
