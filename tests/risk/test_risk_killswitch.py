@@ -232,3 +232,14 @@ def test_start_new_day_moves_the_daily_baseline():
     assert eng.state == ACTIVE
     eng.on_mark("AAPL", 8.4)         # 110 lost today
     assert eng.state == HALTED
+
+
+def test_format_snapshot_names_state_reason_and_positions():
+    from gateway.risk import format_snapshot
+    eng, _ = make(max_order_qty=5)
+    fill(eng, BUY, 5, 10.0)
+    eng.check(order(BUY, 6))
+    eng.trip("manual: test", by="alice")
+    text = format_snapshot(eng.snapshot())
+    assert "risk state: HALTED" in text and "manual: test" in text and "alice" in text
+    assert "AAPL" in text and "max_order_qty 1" in text
