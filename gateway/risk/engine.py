@@ -11,6 +11,7 @@ moves to HALTED and calls ``on_trip`` once; only a person calls ``reset``.
 """
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Callable
 
@@ -20,6 +21,8 @@ from gateway.model import (BUY, MARKET, REJ_DUPLICATE, REJ_EXCEEDS_LIMIT, REJ_OT
 from gateway.risk.config import RiskConfig
 from gateway.risk.killswitch import EventRate, RollingLoss
 from gateway.risk.positions import Position
+
+log = logging.getLogger("gateway.risk")
 
 ACTIVE, REDUCING, HALTED = "ACTIVE", "REDUCING", "HALTED"
 INF = float("inf")
@@ -442,6 +445,9 @@ class RiskEngine:
             raise ValueError("risk: only a person (named in 'by') can reset or change the risk state")
 
     def _set_state(self, state: str, reason: str, by: str) -> None:
+        # state changes are rare and must leave a trace with the numbers behind them
+        log.warning("risk state %s -> %s by %s: %s (realized %.2f, unrealized %.2f)",
+                    self.state, state, by, reason, self.realized_pnl, self.unrealized_pnl)
         self.state = state
         self.history.append({"at": self.clock.now(), "state": state, "reason": reason, "by": by})
 

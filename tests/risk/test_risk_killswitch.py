@@ -243,3 +243,12 @@ def test_format_snapshot_names_state_reason_and_positions():
     text = format_snapshot(eng.snapshot())
     assert "risk state: HALTED" in text and "manual: test" in text and "alice" in text
     assert "AAPL" in text and "max_order_qty 1" in text
+
+
+def test_trip_is_logged_with_the_numbers(caplog):
+    eng, _ = make(daily_loss_limit=10)
+    fill(eng, BUY, 10, 10.0)
+    with caplog.at_level("WARNING", logger="gateway.risk"):
+        eng.on_mark("AAPL", 8.0)
+    assert "ACTIVE -> HALTED by auto: daily loss: 20.00" in caplog.text
+    assert "unrealized -20.00" in caplog.text
