@@ -1,0 +1,193 @@
+"""Unit tests of the demo's pure parts: market-data books, the signal rule, order
+records and the report maths, with hand-made messages and records."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.clock import FakeClock
+from gateway.demo import report
+from gateway.demo.config import ClientConfig
+from gateway.demo.mdbook import MarketView, Touch, md_entries, parse_fields
+from gateway.demo.orders import OrderRecord, OrderTracker
+from gateway.demo.signals import SignalRule
+from gateway.model import BUY, SELL
+
+S = "\x01"
+
+
+def fix(*pairs) -> str:
+    return S.join(f"{t}={v}" for t, v in pairs) + S
+
+
+def snapshot(symbol, bids, asks):
+    pairs = [(8, "FIX.4.4"), (35, "W"), (55, symbol), (268, len(bids) + len(asks))]
+    for px, q in bids:
+        pairs += [(269, 0), (270, px), (271, q)]
+    for px, q in asks:
+        pairs += [(269, 1), (270, px), (271, q)]
+    return fix(*pairs, (10, "000"))
+
+
+def test_md_entries_groups_and_trailer():
+    sym, entries = md_entries(parse_fields(snapshot("AAPL", [("190.00", 100)], [("190.01", 200)])))
+    assert sym == "AAPL"
+    assert entries == [{269: "0", 270: "190.00", 271: "100"}, {269: "1", 270: "190.01", 271: "200"}]
+
+
+def test_market_view_snapshot_incremental_and_consolidated_touch():
+    mv = MarketView()
+    assert mv.on_message("ALPHA", "W", snapshot("AAPL", [("190.00", 100), ("189.99", 50)],
+                                                  [("190.02", 300)])) == {"AAPL"}
+    mv.on_message("BRAVO", "W", snapshot("AAPL", [("189.99", 900)], [("190.01", 800)]))
+    t = mv.touch("AAPL")
+    assert (t.bid, t.bid_venue, t.ask, t.ask_venue) == (190.00, "ALPHA", 190.01, "BRAVO")
+    # delete ALPHA's best bid, a trade entry (ignored), a new BRAVO bid level
+    x = fix((8, "FIX.4.4"), (35, "X"), (268, 2), (279, 2), (269, 0), (270, "190.00"), (271, 0), (55, "AAPL"),
+            (279, 0), (269, 2), (270, "190.01"), (271, 5), (55, "AAPL"), (10, "000"))
+    assert mv.on_message("ALPHA", "X", x) == {"AAPL"}
+    x2 = fix((8, "FIX.4.4"), (35, "X"), (268, 1), (279, 0), (269, 0), (270, "190.005"), (271, 10),
+             (55, "AAPL"), (10, "000"))
+    mv.on_message("BRAVO", "X", x2)
+    t = mv.touch("AAPL")
+    assert (t.bid, t.bid_qty, t.bid_venue) == (190.005, 10, "BRAVO")
+    assert mv.book("ALPHA", "AAPL").asks == {190.02: 300}   # the trade did not become a level
+    mv.forget_venue("BRAVO")
+    assert mv.touch("AAPL").ask == 190.02
+    assert mv.touch("EURUSD") is None
+
+
+def _touch(bid, ask):
+    return Touch(bid, 100, "ALPHA", ask, 100, "BRAVO")
+
+
+def test_signal_rule_is_seeded_and_follows_the_mid():
+    cfg = ClientConfig(seed=3, symbols=["AAPL"], signal_probability=1.0, max_orders_per_s=1000)
+    clock = FakeClock(0)
+    rule = SignalRule(cfg, clock)
+    assert rule.on_touch("AAPL", _touch(10.00, 10.02)) is None        # first touch: nothing to compare
+    clock.advance(1)
+    up = rule.on_touch("AAPL", _touch(10.01, 10.03))
+    assert (up.side, up.price) == (BUY, 10.03) and up.qty in cfg.sizes
+    clock.advance(1)
+    assert rule.on_touch("AAPL", _touch(10.01, 10.03)) is None        # unchanged touch
+    down = rule.on_touch("AAPL", _touch(10.00, 10.03))
+    assert (down.side, down.price) == (SELL, 10.00)
+    # same seed, same touches -> same stream
+    rule2 = SignalRule(cfg, FakeClock(0))
+    seq = [rule2.on_touch("AAPL", _touch(10.00, 10.02)), rule2.on_touch("AAPL", _touch(10.01, 10.03))]
+    assert seq[1].qty == up.qty
+
+
+def test_signal_rule_bounds_rate_in_flight_and_crossed_books():
+    cfg = ClientConfig(seed=1, symbols=["AAPL"], signal_probability=1.0, max_orders_per_s=2, max_in_flight=1)
+    clock = FakeClock(0)
+    rule = SignalRule(cfg, clock)
+    rule.on_touch("AAPL", _touch(10.00, 10.02))
+    assert rule.on_touch("AAPL", _touch(10.01, 10.03)) is not None
+    clock.advance(0.1)
+    assert rule.on_touch("AAPL", _touch(10.02, 10.04)) is None           # 0.1 s < 1/2 s
+    clock.advance(1)
+    assert rule.on_touch("AAPL", _touch(10.03, 10.05), {"AAPL"}, 1) is None
+    assert rule.on_touch("AAPL", _touch(10.05, 10.05)) is None           # locked consolidated book
+    assert rule.counts == {"touch_changes": 5, "fired": 1, "skipped_busy": 1, "skipped_rate": 1,
+                           "skipped_crossed": 1}
+
+
+def _er(cl, exec_id, exec_type, status, last_qty=0, last_px=0, venue="ALPHA"):
+    return {11: cl, 17: exec_id, 150: exec_type, 39: status, 32: str(last_qty), 31: str(last_px), 30: venue}
+
+
+def test_tracker_partial_then_cancel_and_duplicates():
+    tr = OrderTracker()
+    rec = OrderRecord("C1", "AAPL", BUY, 300, 190.01, 0.01, signal_ts=1.0, send_ts=1.0001)
+    tr.add(rec)
+    assert tr.busy() == ({"AAPL"}, 1)
+    tr.on_execution_report(_er("C1", "E0", "0", "0"), 1.0003)
+    tr.on_execution_report(_er("C1", "E1", "F", "1", 100, 190.01), 1.0004)
+    tr.on_execution_report(_er("C1", "E1", "F", "1", 100, 190.01), 1.0004)   # resent: ignored
+    assert not rec.done
+    tr.on_execution_report(_er("C1", "E2", "4", "4"), 1.0005)
+    assert rec.outcome == "partial_then_done" and rec.filled_qty == 100 and rec.venue == "ALPHA"
+    assert rec.signal_to_exec_us == pytest.approx(500)
+    assert rec.send_to_ack_us == pytest.approx(200)
+    assert tr.busy() == (set(), 0) and tr.wait_idle(0.01)
+    assert tr.on_execution_report(_er("ZZ", "E9", "0", "0"), 2) is None and tr.unknown_reports == 1
+
+
+def test_record_slippage_and_win_signs():
+    buy = OrderRecord("B", "EURUSD", BUY, 200, 1.10002, 0.00001, 0.0, terminal_ts=0.001, status="2",
+                      fills=[(100, 1.10002, "A"), (100, 1.10000, "A")])
+    assert buy.slippage_ticks == pytest.approx(-1.0) and buy.win          # bought 1 tick better on average
+    sell = OrderRecord("S", "EURUSD", SELL, 100, 1.10000, 0.00001, 0.0, terminal_ts=0.001, status="2",
+                       fills=[(100, 1.09998, "A")])
+    assert sell.slippage_ticks == pytest.approx(2.0) and not sell.win     # sold 2 ticks worse
+    rej = OrderRecord("R", "EURUSD", SELL, 100, 1.1, 0.00001, 0.0, terminal_ts=0.001, status="8")
+    assert rej.outcome == "rejected" and rej.slippage_ticks is None and not rej.win
+    assert OrderRecord("U", "EURUSD", SELL, 100, 1.1, 0.00001, 0.0).outcome == "unresolved"
+
+
+def _records():
+    rows = [
+        OrderRecord("O1", "AAPL", BUY, 100, 190.01, 0.01, 0.0, 0.00002, "ALPHA", [(100, 190.01, "ALPHA")], "2",
+                    0.0004, 0.0005),
+        OrderRecord("O2", "AAPL", BUY, 200, 190.01, 0.01, 1.0, 1.00002, "ALPHA", [(100, 190.01, "ALPHA")], "4",
+                    1.0004, 1.0010),
+        OrderRecord("O3", "AAPL", SELL, 100, 190.00, 0.01, 2.0, 2.00002, "BRAVO", [], "4", 2.002, 2.003),
+        OrderRecord("O4", "AAPL", SELL, 100, 190.00, 0.01, 3.0, 3.00002, None, [], "8", 3.0002, 3.0002),
+    ]
+    return [r.as_dict() for r in rows]
+
+
+def test_summary_accounts_for_every_order():
+    decisions = [{"cl_ord_id": "O1", "children": [{"venue": "ALPHA"}], "decision_us": 4.0},
+                 {"cl_ord_id": "O2", "children": [{"venue": "ALPHA"}, {"venue": "BRAVO"}], "decision_us": 6.0},
+                 {"cl_ord_id": "O3", "venues": ["BRAVO"], "decision_us": 5.0},
+                 {"cl_ord_id": "O4", "children": [], "decision_us": 2.0}]
+    s = report.summarize({"policy": "scalp", "orders": _records(), "decisions": decisions})
+    assert s["orders_sent"] == 4 and s["accounted"]
+    assert s["outcomes"] == {"filled": 1, "partial_then_done": 1, "missed": 1, "rejected": 1, "unresolved": 0}
+    assert s["fill_rate"] == 0.5 and s["full_fill_rate"] == 0.25 and s["win_rate"] == 0.25
+    assert s["fill_ratio_qty"] == pytest.approx(200 / 500)
+    assert s["slippage_ticks"]["weighted_mean"] == pytest.approx(0.0)
+    assert s["venues_per_order"]["mean"] == pytest.approx(4 / 3) and s["venues_per_order"]["max"] == 2
+    assert s["signal_to_exec_us"]["n"] == 4 and s["signal_to_exec_us"]["p50"] == pytest.approx(750)  # 200, 500, 1000, 3000 us
+    assert s["by_venue"]["ALPHA"]["orders"] == 2 and s["by_venue"]["ALPHA"]["share"] == 0.5
+    assert s["by_venue"]["(none)"]["rejected"] == 1
+
+
+def test_unresolved_order_breaks_the_account():
+    rows = _records() + [OrderRecord("O5", "AAPL", BUY, 100, 190.01, 0.01, 4.0, 4.0).as_dict()]
+    s = report.summarize({"policy": "dma", "orders": rows, "decisions": []})
+    assert not s["accounted"] and s["outcomes"]["unresolved"] == 1
+    assert s["venues_per_order"]["mean"] is None
+
+
+def test_write_report_files_and_table(tmp_path):
+    runs = [{"policy": p, "meta": {"duration_s": 4}, "orders": _records(),
+             "decisions": [{"cl_ord_id": "O1", "children": [{"venue": "ALPHA"}]}],
+             "series": [{"t": 0.5, "venues": {"ALPHA": {"p50_us": 300, "p99_us": 500}}},
+                        {"t": 1.0, "venues": {"ALPHA": {"p50_us": 320, "p99_us": 700}}}],
+             "final_status": {"risk": {"state": "ACTIVE", "total_pnl": -1.5}}}
+            for p in ("scalp", "best_price", "dma")]
+    rep = report.build_report(runs, {"duration_s": 4, "symbols": ["AAPL"]})
+    paths = report.write_report(rep, tmp_path)
+    md = paths["md"].read_text()
+    assert "| Metric | scalp | best_price | dma |" in md
+    assert "Win rate (filled at intended price) | 25.0% | 25.0% | 25.0% | 100% | 60% |" in md
+    data = json.loads(paths["json"].read_text())
+    assert [s["policy"] for s in data["summaries"]] == ["scalp", "best_price", "dma"]
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["fill_rate_by_policy.png", "latency_by_venue.png", "routing_share.png",
+                    "signal_to_exec_cdf.png"]
+    assert all((tmp_path / p).stat().st_size > 5000 for p in pngs)
+
+
+def test_charts_skipped_without_matplotlib(tmp_path, monkeypatch):
+    from gateway.demo import charts
+    monkeypatch.setattr(charts, "_pyplot", lambda: None)
+    rep = report.build_report([{"policy": "scalp", "orders": _records(), "decisions": []}], {})
+    paths = report.write_report(rep, tmp_path)
+    assert "Charts skipped: matplotlib is not installed" in paths["md"].read_text()
+    assert not list(tmp_path.glob("*.png"))
