@@ -1,0 +1,53 @@
+"""`fixgw sim` / `python -m sim_exchange`: run the configured venues until SIGINT/SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from gateway import fixedge
+from gateway.configfile import ConfigError
+from sim_exchange.config import SimConfig
+from sim_exchange.exchange import SimExchange
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Simulated FIX 4.4 exchange (one or more venues).")
+    p.add_argument("--config", default="configs/sim.toml", help="TOML config (format: configs/sim.toml)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: run until signalled)")
+    p.add_argument("--stats", action="store_true", help="print per-venue statistics as JSON at exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = "sim") -> int:  # noqa: ARG001
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = SimConfig.load(args.config)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    ex = SimExchange(config)
+    try:
+        ex.start()
+    except Exception as exc:  # noqa: BLE001 - e.g. a port in use: say so, exit non-zero
+        print(f"{prog}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for v in ex.venues.values():
+        lat = v.cfg.latency
+        print(f"venue {v.name} listening on 127.0.0.1:{v.port} as {v.comp_id} "
+              f"(one-way {lat.base_us:.0f}+/-{lat.jitter_us:.0f} us {lat.jitter}, "
+              f"{len(lat.schedule)} schedule step(s); flow {'on' if v.cfg.flow.enabled else 'off'}; "
+              f"symbols {','.join(sorted(v.engine.instruments))})", flush=True)
+    try:
+        fixedge.wait_for_shutdown(duration=args.duration)
+    finally:
+        stats = ex.stats()
+        ex.stop()
+    if args.stats:
+        print(json.dumps(stats, default=str, indent=1))
+    print("sim stopped", flush=True)
+    return 0

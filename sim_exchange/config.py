@@ -1,0 +1,138 @@
+"""The simulator's configuration (TOML -> pydantic v2; see configs/sim.toml for the format)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.configfile import load_config
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SymbolConfig(_Strict):
+    symbol: str = Field(min_length=1)
+    tick_size: float = Field(gt=0)
+    ref_price: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ref_on_tick(self) -> "SymbolConfig":
+        ticks = self.ref_price / self.tick_size
+        if abs(ticks - round(ticks)) > 1e-6:
+            raise ValueError(f"ref_price {self.ref_price} is not a multiple of tick_size {self.tick_size}")
+        return self
+
+
+class CounterpartyConfig(_Strict):
+    comp_id: str = Field(min_length=1)
+    # Certification scenarios start every logon at sequence 1.
+    reset_on_logon: bool = False
+
+
+class LatencyStep(_Strict):
+    at_s: float = Field(ge=0)
+    base_us: float = Field(ge=0)
+    jitter_us: float = Field(default=0.0, ge=0)
+
+
+class LatencyConfig(_Strict):
+    """One-way delay applied by the venue's TCP proxy to every chunk, in both directions."""
+    base_us: float = Field(default=0.0, ge=0)
+    jitter_us: float = Field(default=0.0, ge=0)
+    jitter: Literal["none", "normal", "exponential"] = "normal"
+    schedule: list[LatencyStep] = Field(default_factory=list)
+    # Run the proxy even at zero latency (so set_latency() can add delay later).
+    always_proxy: bool = False
+
+    @field_validator("schedule")
+    @classmethod
+    def _sorted(cls, steps: list[LatencyStep]) -> list[LatencyStep]:
+        return sorted(steps, key=lambda s: s.at_s)
+
+    @property
+    def needs_proxy(self) -> bool:
+        return self.always_proxy or self.base_us > 0 or self.jitter_us > 0 or bool(self.schedule)
+
+
+class FlowConfig(_Strict):
+    """Background order flow of other participants, per symbol (Poisson arrivals)."""
+    enabled: bool = True
+    rate_per_s: float = Field(default=20.0, ge=0)
+    marketable_fraction: float = Field(default=0.2, ge=0, le=1)
+    cancel_fraction: float = Field(default=0.3, ge=0, le=1)
+    mean_qty: float = Field(default=100.0, gt=0)
+    initial_levels: int = Field(default=10, ge=0)
+    level_qty: int = Field(default=500, ge=1)
+    spread_ticks: int = Field(default=1, ge=1)
+    # How far (in ticks) new passive orders land behind the touch, at most.
+    max_offset_ticks: int = Field(default=5, ge=0)
+    # Pull of the quoting anchor back to the reference price (0 = none, 1 = always at ref).
+    mean_reversion: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "FlowConfig":
+        if self.marketable_fraction + self.cancel_fraction > 1:
+            raise ValueError("marketable_fraction + cancel_fraction must be at most 1")
+        return self
+
+
+def _default_counterparties() -> list[CounterpartyConfig]:
+    return [CounterpartyConfig(comp_id="FIXGW"), CounterpartyConfig(comp_id="CLIENT"),
+            CounterpartyConfig(comp_id="CERT", reset_on_logon=True)]
+
+
+class VenueConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    port: int = Field(ge=1, le=65535)
+    sender_comp_id: str | None = None
+    seed: int = 1
+    counterparties: list[CounterpartyConfig] = Field(default_factory=_default_counterparties)
+    # Symbols this venue lists (default: all top-level [[symbols]]).
+    symbols: list[str] | None = None
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    flow: FlowConfig = Field(default_factory=FlowConfig)
+
+    @property
+    def comp_id(self) -> str:
+        return self.sender_comp_id or self.name
+
+
+class SimConfig(_Strict):
+    store_dir: str = "var/sim/store"
+    log_dir: str = ""
+    # quickfix ThreadedSocketAcceptor (a thread per connection) or SocketAcceptor (one thread).
+    threaded_acceptor: bool = True
+    symbols: list[SymbolConfig] = Field(min_length=1)
+    venues: list[VenueConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SimConfig":
+        known = {s.symbol for s in self.symbols}
+        if len(known) != len(self.symbols):
+            raise ValueError("symbols: duplicate symbol")
+        names, ports = set(), set()
+        for v in self.venues:
+            if v.name in names:
+                raise ValueError(f"venues: duplicate venue name {v.name!r}")
+            if v.port in ports:
+                raise ValueError(f"venues: duplicate port {v.port}")
+            names.add(v.name)
+            ports.add(v.port)
+            unknown = set(v.symbols or ()) - known
+            if unknown:
+                raise ValueError(f"venues.{v.name}.symbols: unknown symbol(s) {sorted(unknown)}")
+        return self
+
+    def venue_symbols(self, venue: VenueConfig) -> list[SymbolConfig]:
+        if venue.symbols is None:
+            return list(self.symbols)
+        by_name = {s.symbol: s for s in self.symbols}
+        return [by_name[s] for s in venue.symbols]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SimConfig":
+        """Read and validate a TOML file; raises gateway.configfile.ConfigError naming the field."""
+        return load_config(path, cls)

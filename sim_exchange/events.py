@@ -1,0 +1,84 @@
+"""What the matching engine says, as small event objects (h11 style).
+
+The FIX adapter turns these into ExecutionReports, OrderCancelRejects and market-data
+updates; tests read them directly. FIX enumerations are kept as their wire characters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ExecType (150) / OrdStatus (39)
+NEW, PARTIAL, FILLED, CANCELED, REPLACED, REJECTED, TRADE, EXPIRED = "0", "1", "2", "4", "5", "8", "F", "C"
+
+# OrdRejReason (103)
+REJ_OTHER = 99
+REJ_UNKNOWN_SYMBOL = 1
+REJ_DUPLICATE = 6
+REJ_INCORRECT_QTY = 13
+REJ_INVALID_PRICE = 99
+
+# CxlRejReason (102)
+CXL_TOO_LATE = 0
+CXL_UNKNOWN_ORDER = 1
+CXL_OTHER = 99
+CXL_DUPLICATE_CLORDID = 6
+
+# CxlRejResponseTo (434)
+RESPONSE_TO_CANCEL = "1"
+RESPONSE_TO_REPLACE = "2"
+
+
+@dataclass(slots=True)
+class ExecReport:
+    """One ExecutionReport for the order's owner."""
+    owner: str
+    order_id: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    exec_id: str
+    exec_type: str
+    ord_status: str
+    symbol: str
+    side: str
+    ord_type: str
+    tif: str
+    order_qty: float
+    price: float | None       # the order's limit price
+    cum_qty: float
+    leaves_qty: float
+    avg_px: float
+    last_px: float = 0.0
+    last_qty: float = 0.0
+    ord_rej_reason: int | None = None
+    text: str | None = None
+    time: float = 0.0         # engine clock (monotonic seconds)
+
+
+@dataclass(slots=True)
+class CancelReject:
+    """An OrderCancelReject (35=9) for a cancel or cancel/replace that cannot be done."""
+    owner: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    order_id: str             # 'NONE' when the order is unknown
+    ord_status: str
+    response_to: str          # RESPONSE_TO_CANCEL / RESPONSE_TO_REPLACE
+    reason: int
+    text: str
+    time: float = 0.0
+
+
+@dataclass(slots=True)
+class TradePrint:
+    """A trade on the tape (market data 269=2)."""
+    symbol: str
+    price: float
+    qty: float
+    aggressor_side: str
+    time: float = 0.0
+
+
+@dataclass(slots=True)
+class BookTouched:
+    """The book of ``symbol`` changed in this step (market data recomputes its levels)."""
+    symbol: str

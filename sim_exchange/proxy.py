@@ -1,0 +1,229 @@
+"""Latency injection: a TCP delay proxy in front of a venue's quickfix acceptor.
+
+Every chunk read from either side is stamped with its due time (now + one-way delay)
+and written when due, so heartbeats, TestRequest answers and orders all see the same
+latency. Per connection and direction there is one reader thread and one writer thread;
+the writer blocks in Condition.wait(timeout) until the head chunk is due (never a spin:
+see the GIL trap in DESIGN.md). Due times are kept monotonic per direction
+(due = max(due, previous due)), so chunk order is preserved. Closing either side closes
+the other after the pending chunks are flushed.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections import deque
+
+from sim_exchange.config import LatencyConfig
+
+log = logging.getLogger("sim.proxy")
+
+
+class LatencyModel:
+    """One-way delay in seconds: base + jitter (none/normal/exponential), with a schedule.
+
+    Schedule steps are relative to ``start()``; ``set(base_us, jitter_us)`` overrides the
+    current values live (later schedule steps still apply when their time comes).
+    """
+
+    def __init__(self, config: LatencyConfig, seed: int = 0, now=time.perf_counter) -> None:
+        self.kind = config.jitter
+        self.base_us = config.base_us
+        self.jitter_us = config.jitter_us
+        self._schedule = list(config.schedule)
+        self._now = now
+        self._t0 = now()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._t0 = self._now()
+
+    def set(self, base_us: float, jitter_us: float | None = None) -> None:
+        with self._lock:
+            self.base_us = float(base_us)
+            if jitter_us is not None:
+                self.jitter_us = float(jitter_us)
+
+    def current(self) -> tuple[float, float]:
+        """(base_us, jitter_us) now, after applying schedule steps that are due."""
+        with self._lock:
+            if self._schedule:
+                elapsed = self._now() - self._t0
+                while self._schedule and self._schedule[0].at_s <= elapsed:
+                    step = self._schedule.pop(0)
+                    self.base_us, self.jitter_us = step.base_us, step.jitter_us
+                    log.info("latency schedule at %.1fs: base %.0f us, jitter %.0f us",
+                             elapsed, step.base_us, step.jitter_us)
+            return self.base_us, self.jitter_us
+
+    def sample(self) -> float:
+        base, jitter = self.current()
+        extra = 0.0
+        if jitter > 0:
+            with self._lock:
+                if self.kind == "normal":
+                    extra = self._rng.gauss(0.0, jitter)
+                elif self.kind == "exponential":
+                    extra = self._rng.expovariate(1.0 / jitter)
+        return max(0.0, base + extra) / 1e6
+
+
+class _Pipe:
+    """One direction of one connection: reader stamps chunks, writer sends them when due."""
+
+    def __init__(self, src: socket.socket, dst: socket.socket, model: LatencyModel, conn: "_Connection",
+                 name: str) -> None:
+        self.src, self.dst, self.model, self.conn = src, dst, model, conn
+        self.cond = threading.Condition()
+        self.queue: deque = deque()
+        self.last_due = 0.0
+        self.reader = threading.Thread(target=self._read, name=f"{name}-r", daemon=True)
+        self.writer = threading.Thread(target=self._write, name=f"{name}-w", daemon=True)
+
+    def start(self) -> None:
+        self.writer.start()
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.src.recv(65536)
+            except OSError:
+                data = b""
+            now = time.perf_counter()
+            due = max(now + self.model.sample(), self.last_due)
+            self.last_due = due
+            with self.cond:
+                was_empty = not self.queue
+                self.queue.append((due, data))
+                if was_empty:
+                    self.cond.notify()
+            if not data:
+                return
+
+    def _write(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue:
+                    self.cond.wait()
+                due, data = self.queue[0]
+                # Later chunks are never due earlier, so only the head matters.
+                remaining = due - time.perf_counter()
+                while remaining > 0:
+                    self.cond.wait(remaining)
+                    remaining = due - time.perf_counter()
+                self.queue.popleft()
+            if not data:
+                self.conn.close()
+                return
+            try:
+                self.dst.sendall(data)
+            except OSError:
+                self.conn.close()
+                return
+
+
+class _Connection:
+    def __init__(self, client: socket.socket, server: socket.socket, model: LatencyModel, name: str,
+                 on_close) -> None:
+        self.client, self.server = client, server
+        self._closed = False
+        self._lock = threading.Lock()
+        self._on_close = on_close
+        self.up = _Pipe(client, server, model, self, f"{name}-up")
+        self.down = _Pipe(server, client, model, self, f"{name}-down")
+
+    def start(self) -> None:
+        self.up.start()
+        self.down.start()
+
+    def close(self) -> None:
+        """Shut both sockets: the readers blocked in recv() wake with EOF and end."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for s in (self.client, self.server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self._on_close(self)
+
+
+class DelayProxy:
+    """Listens on ``listen_port`` and forwards each connection to ``target_port`` with delay."""
+
+    def __init__(self, listen_port: int, target_port: int, model: LatencyModel, name: str = "proxy",
+                 host: str = "127.0.0.1") -> None:
+        self.host, self.listen_port, self.target_port = host, listen_port, target_port
+        self.model = model
+        self.name = name
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[_Connection] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.connections_total = 0
+
+    def start(self) -> None:
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((self.host, self.listen_port))
+        lst.listen(16)
+        self._listener = lst
+        self.model.start()
+        self._thread = threading.Thread(target=self._accept_loop, name=f"{self.name}-accept", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            c.close()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    @property
+    def active_connections(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection((self.host, self.target_port), timeout=5.0)
+            except OSError as exc:
+                log.warning("%s: cannot reach venue port %d: %s", self.name, self.target_port, exc)
+                client.close()
+                continue
+            server.settimeout(None)
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connections_total += 1
+            conn = _Connection(client, server, self.model, f"{self.name}-{self.connections_total}",
+                               self._forget)
+            with self._lock:
+                self._conns.add(conn)
+            conn.start()
+
+    def _forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)

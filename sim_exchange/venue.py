@@ -1,0 +1,294 @@
+"""One simulated venue: matching engine + flow + quickfix acceptor + delay proxy.
+
+All engine access (quickfix callback threads and the flow thread) happens under the
+venue's one lock, and the resulting messages are sent before it is released, so each
+counterparty sees its ExecutionReports and market data in engine order. Sending under
+the lock is safe: quickfix does not hold its session mutex around fromApp, and
+sendToTarget releases the GIL.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import quickfix as fix
+import quickfix44 as fix44
+
+from gateway import fixedge
+from gateway.clock import MONOTONIC, Clock
+from gateway.procs import free_port
+from sim_exchange import fixmsgs
+from sim_exchange.config import SimConfig, VenueConfig
+from sim_exchange.engine import LIMIT, Instrument, MatchingEngine
+from sim_exchange.events import BookTouched, CancelReject, ExecReport, TradePrint
+from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowDriver, FlowModel
+from sim_exchange.marketdata import TRADE, MDEntry, Subscription
+from sim_exchange.proxy import DelayProxy, LatencyModel
+
+log = logging.getLogger("sim.venue")
+
+
+class VenueApp(fixedge.SafeApplication):
+    """The quickfix edge of a venue: FIX messages in, engine calls, FIX messages out."""
+
+    def __init__(self, venue: "Venue") -> None:
+        super().__init__(f"sim.{venue.name}")
+        self.venue = venue
+
+    def on_logon(self, session_id: fix.SessionID) -> None:
+        self.venue.session_up(session_id)
+
+    def on_logout(self, session_id: fix.SessionID) -> None:
+        self.venue.session_down(session_id)
+
+    def from_app(self, msg: fix.Message, session_id: fix.SessionID) -> None:
+        mtype = fixedge.msg_type(msg)
+        handler = self.venue.handlers.get(mtype)
+        if handler is None:
+            # quickfix answers with a BusinessMessageReject (380=3).
+            raise fix.UnsupportedMessageType()
+        handler(msg, session_id)
+
+
+class Venue:
+    def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
+        self.cfg = config
+        self.sim = sim
+        self.name = config.name
+        self.comp_id = config.comp_id
+        self.port = config.port
+        self.lock = threading.Lock()        # engine, flow model, subscription state
+        self._slock = threading.Lock()      # the sessions/subscriptions maps only (see session_down)
+        instruments = [Instrument(s.symbol, s.tick_size, s.ref_price) for s in sim.venue_symbols(config)]
+        self.engine = MatchingEngine(instruments, clock, venue=config.name)
+        self.flow = FlowModel(self.engine, config.flow, config.seed, owner=f"{FLOW_OWNER_PREFIX}{config.name}")
+        self.latency = LatencyModel(config.latency, seed=config.seed)
+        self.app = VenueApp(self)
+        self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
+                         "V": self._on_md_request}
+        self.sessions: dict[str, fix.SessionID] = {}          # counterparty CompID -> session
+        self.subscriptions: dict[str, dict[str, Subscription]] = {}  # counterparty -> MDReqID -> sub
+        self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
+                      "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0}
+        self.internal_port = self.port
+        self._acceptor = None
+        self._proxy: DelayProxy | None = None
+        self._driver: FlowDriver | None = None
+        self._logged_out = threading.Condition()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        with self.lock:
+            self.flow.seed_book()
+        needs_proxy = self.cfg.latency.needs_proxy
+        self.internal_port = free_port() if needs_proxy else self.port
+        self._acceptor = fixedge.start_engine("acceptor", self.app, self._settings(),
+                                              log_to_files=bool(self.sim.log_dir),
+                                              threaded=self.sim.threaded_acceptor)
+        if needs_proxy:
+            self._proxy = DelayProxy(self.port, self.internal_port, self.latency, name=f"{self.name}-proxy")
+            self._proxy.start()
+        if self.cfg.flow.enabled and self.cfg.flow.rate_per_s > 0:
+            self._driver = FlowDriver(self.flow, self.apply, name=f"{self.name}-flow")
+            self._driver.start()
+
+    def stop(self, logout_timeout: float = 2.0) -> None:
+        """Stop the flow, log every counterparty out (bounded wait), stop acceptor and proxy."""
+        if self._driver is not None:
+            self._driver.stop()
+        if self._acceptor is not None:
+            self._logout_all(logout_timeout)
+            self._acceptor.stop(True)
+            self._acceptor = None
+        if self._proxy is not None:
+            self._proxy.stop()
+            self._proxy = None
+
+    def _logout_all(self, timeout: float) -> None:
+        with self._slock:
+            sessions = list(self.sessions.values())
+        for sid in sessions:
+            session = fix.Session.lookupSession(sid)
+            if session is not None and session.isLoggedOn():
+                session.logout("venue shutting down")
+        with self._logged_out:
+            self._logged_out.wait_for(lambda: not self.sessions, timeout)
+
+    def set_latency(self, base_us: float, jitter_us: float | None = None) -> None:
+        """Change the injected one-way delay live (needs the proxy: latency configured or always_proxy)."""
+        if self._proxy is None and self._acceptor is not None:
+            raise RuntimeError(f"venue {self.name} runs without a delay proxy (set latency.always_proxy)")
+        self.latency.set(base_us, jitter_us)
+
+    def snapshot_stats(self) -> dict:
+        with self._slock:
+            sessions = sorted(self.sessions)
+        with self.lock:
+            out = dict(self.stats)
+            out.update(orders_in=self.engine.orders_in, trades=self.engine.trades, sessions=sessions, flow=dict(self.flow.actions),
+                       latency_us=self.latency.current(), callback_errors=self.app.callback_errors)
+        return out
+
+    def _settings(self) -> fix.SessionSettings:
+        base = Path(self.sim.store_dir) / self.name
+        logs = Path(self.sim.log_dir) / self.name if self.sim.log_dir else None
+        default = fixedge.engine_defaults(base, logs)
+        default.update(ConnectionType="acceptor", SocketAcceptPort=self.internal_port,
+                       SocketReuseAddress=True, HeartBtInt=30)
+        sessions = []
+        for cp in self.cfg.counterparties:
+            sessions.append({"SenderCompID": self.comp_id, "TargetCompID": cp.comp_id,
+                             "ResetOnLogon": cp.reset_on_logon, "ResetOnLogout": cp.reset_on_logon,
+                             "ResetOnDisconnect": cp.reset_on_logon})
+        return fixedge.build_settings(default, sessions)
+
+    # ------------------------------------------------------------------ sessions
+    def session_up(self, session_id: fix.SessionID) -> None:
+        with self._slock:
+            self.sessions[session_id.getTargetCompID().getValue()] = session_id
+        log.info("%s: %s logged on", self.name, fixedge.session_key(session_id))
+
+    def session_down(self, session_id: fix.SessionID) -> None:
+        cp = session_id.getTargetCompID().getValue()
+        # Not the venue lock: quickfix calls onLogout holding its session mutex, which a
+        # sender holding the venue lock may be waiting for.
+        with self._slock:
+            self.sessions.pop(cp, None)
+            self.subscriptions.pop(cp, None)
+        with self._logged_out:
+            self._logged_out.notify_all()
+
+    # ------------------------------------------------------------------ engine steps
+    def apply(self, step) -> list:
+        """Run ``step()`` (engine calls returning events) under the lock and publish the events."""
+        with self.lock:
+            events = step()
+            self._publish(events)
+        return events
+
+    def _publish(self, events: list) -> None:
+        touched: list[str] = []
+        trades: dict[str, list[TradePrint]] = {}
+        for ev in events:
+            if isinstance(ev, ExecReport):
+                if not ev.owner.startswith(FLOW_OWNER_PREFIX):
+                    self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
+                    self.stats["exec_reports"] += 1
+            elif isinstance(ev, BookTouched):
+                if ev.symbol not in touched:
+                    touched.append(ev.symbol)
+            elif isinstance(ev, TradePrint):
+                trades.setdefault(ev.symbol, []).append(ev)
+                if ev.symbol not in touched:
+                    touched.append(ev.symbol)
+            elif isinstance(ev, CancelReject):
+                self._send(fixmsgs.cancel_reject(ev), ev.owner)
+        if touched:
+            self._publish_md(touched, trades)
+
+    def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
+        """One X per subscription per engine step, with every level change and trade."""
+        with self._slock:
+            subs_by_cp = [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
+        for cp, subs in subs_by_cp:
+            for sub in subs:
+                entries: list[MDEntry] = []
+                for symbol in touched:
+                    if symbol not in sub.symbols:
+                        continue
+                    for t in trades.get(symbol, ()):
+                        entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
+                    entries += sub.update(self.engine, symbol)
+                if entries:
+                    self._send(fixmsgs.incremental(sub.req_id, entries), cp)
+                    self.stats["md_messages"] += 1
+
+    def _send(self, msg: fix.Message, counterparty: str) -> None:
+        with self._slock:
+            sid = self.sessions.get(counterparty)
+        if sid is None or not fixedge.send(msg, sid):
+            self.stats["send_failures"] += 1
+
+    # ------------------------------------------------------------------ FIX handlers
+    def _on_new_order(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        owner = sid.getTargetCompID().getValue()
+        cl_ord_id = fixedge.require(msg, 11)
+        symbol = fixedge.require(msg, 55)
+        side = fixedge.require(msg, 54)
+        qty = _number(fixedge.require(msg, 38), 38)
+        ord_type = fixedge.require(msg, 40)
+        price_text = fixedge.get(msg, 44)
+        price = _number(price_text, 44) if price_text is not None and ord_type == LIMIT else None
+        tif = fixedge.get(msg, 59, "0")
+        poss_dup = fixedge.get(msg.getHeader(), 43) == "Y"
+        with self.lock:
+            if poss_dup and self.engine.knows(owner, cl_ord_id):
+                # A resent order we already have: never a second order.
+                self.stats["possdup_ignored"] += 1
+                return
+            self.stats["orders"] += 1
+            events = self.engine.new_order(owner, cl_ord_id, symbol, side, qty, ord_type, price, tif)
+            self._publish(events)
+
+    def _on_cancel(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        owner = sid.getTargetCompID().getValue()
+        cl_ord_id = fixedge.require(msg, 11)
+        orig = fixedge.require(msg, 41)
+        with self.lock:
+            self.stats["cancels"] += 1
+            self._publish(self.engine.cancel(owner, cl_ord_id, orig))
+
+    def _on_replace(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        owner = sid.getTargetCompID().getValue()
+        cl_ord_id = fixedge.require(msg, 11)
+        orig = fixedge.require(msg, 41)
+        qty = _number(fixedge.require(msg, 38), 38)
+        price_text = fixedge.get(msg, 44)
+        price = _number(price_text, 44) if price_text is not None else None
+        with self.lock:
+            self.stats["replaces"] += 1
+            self._publish(self.engine.replace(owner, cl_ord_id, orig, qty, price))
+
+    def _on_md_request(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        cp = sid.getTargetCompID().getValue()
+        req_id = fixedge.require(msg, 262)
+        sub_type = fixedge.require(msg, 263)
+        depth = int(fixedge.get(msg, 264, "0") or 0)
+        symbols = _related_symbols(msg)
+        with self.lock:
+            if sub_type == "2":
+                with self._slock:
+                    self.subscriptions.get(cp, {}).pop(req_id, None)
+                return
+            unknown = [s for s in symbols if s not in self.engine.instruments]
+            if unknown or not symbols:
+                self.stats["md_rejects"] += 1
+                text = f"unknown symbol {', '.join(unknown)}" if unknown else "no symbol requested"
+                self._send(fixmsgs.md_reject(req_id, text), cp)
+                return
+            sub = Subscription(req_id, symbols, max(depth, 0))
+            for symbol in symbols:
+                self._send(fixmsgs.snapshot(req_id, symbol, sub.snapshot(self.engine, symbol)), cp)
+                self.stats["md_messages"] += 1
+            if sub_type == "1":
+                with self._slock:
+                    self.subscriptions.setdefault(cp, {})[req_id] = sub
+
+
+def _number(text: str, tag: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        # quickfix answers IncorrectDataFormat with a session Reject (373=6).
+        raise fix.IncorrectDataFormat(tag, text) from None
+
+
+def _related_symbols(msg: fix.Message) -> list[str]:
+    count = int(fixedge.get(msg, 146, "0") or 0)
+    group = fix44.MarketDataRequest.NoRelatedSym()
+    out = []
+    for i in range(1, count + 1):
+        msg.getGroup(i, group)
+        out.append(fixedge.require(group, 55))
+    return out
