@@ -177,6 +177,14 @@ def session_key(session_id: fix.SessionID) -> str:
     return session_id.toString()
 
 
+def seq_nums(session_id: fix.SessionID | None) -> dict:
+    """The next sequence numbers quickfix expects to send and to receive on a session."""
+    session = fix.Session.lookupSession(session_id) if session_id is not None else None
+    if session is None:
+        return {"next_sender_seq": None, "next_target_seq": None}
+    return {"next_sender_seq": session.getExpectedSenderNum(), "next_target_seq": session.getExpectedTargetNum()}
+
+
 def business_reject(ref: fix.Message | None, text: str, reason: str = BRR_OTHER,
                     ref_id: str | None = None) -> fix.Message:
     """A BusinessMessageReject (35=j) answering ``ref``."""

@@ -1,0 +1,165 @@
+"""The venue side: one quickfix initiator Application for every venue session.
+
+Thin edge: session events and market data / probe answers go to the ``MarketState``
+(the ``VenueListener``), ExecutionReports and OrderCancelRejects to the ``Gateway``;
+outgoing venue orders are formatted here.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import quickfix as fix
+
+from gateway import fixedge
+from gateway.fixedge import get, msg_type, require
+from gateway.oms import fmt
+from gateway.orders import VenueCancel, VenueExec, VenueNew, VenueReplace
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+
+def _float(msg: fix.Message, tag: int) -> float:
+    text = get(msg, tag)
+    if not text:
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise fix.IncorrectDataFormat(tag, text) from None
+
+
+def parse_exec(venue: str, msg: fix.Message) -> VenueExec:
+    return VenueExec(venue, require(msg, 11), get(msg, 41), require(msg, 17), require(msg, 150),
+                     require(msg, 39), _float(msg, 14), _float(msg, 151), _float(msg, 6),
+                     _float(msg, 32), _float(msg, 31), get(msg, 37), get(msg, 58))
+
+
+class VenueSession:
+    """What the gateway tracks about one venue session."""
+    __slots__ = ("name", "session_id", "key", "logged_on", "state", "events", "orders_routed", "fills")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.session_id: fix.SessionID | None = None
+        self.key = ""
+        self.logged_on = False
+        self.state = "connecting"
+        self.events: list[tuple[float, str]] = []
+        self.orders_routed = 0
+        self.fills = 0
+
+
+class VenueApplication(fixedge.SafeApplication):
+    def __init__(self, gateway: "Gateway") -> None:
+        super().__init__("gateway.venues")
+        self.gw = gateway
+        self.venues = {v.name: VenueSession(v.name) for v in gateway.cfg.venues}
+        self._by_target = {(v.sender_comp_id, v.target): v.name for v in gateway.cfg.venues}
+        self._name_of: dict[str, str] = {}      # session key -> venue name
+
+    def venue_of(self, session_id: fix.SessionID) -> str:
+        key = fixedge.session_key(session_id)
+        name = self._name_of.get(key)
+        if name is None:
+            name = self._by_target[(session_id.getSenderCompID().getValue(),
+                                    session_id.getTargetCompID().getValue())]
+            self._name_of[key] = name
+        return name
+
+    # ------------------------------------------------------------ session events
+
+    def on_create(self, session_id):
+        vs = self.venues[self.venue_of(session_id)]
+        vs.session_id, vs.key = session_id, fixedge.session_key(session_id)
+
+    def on_logon(self, session_id):
+        name = self.venue_of(session_id)
+        vs = self.venues[name]
+        vs.logged_on, vs.state = True, "logged_on"
+        self.gw.event("venue", name, "logon")
+        self.gw.market.on_venue_up(name, session_id)
+
+    def on_logout(self, session_id):
+        name = self.venue_of(session_id)
+        vs = self.venues[name]
+        was_up = vs.logged_on
+        vs.logged_on, vs.state = False, "down"
+        self.gw.event("venue", name, "logout" if was_up else "connect failed or logon refused")
+        self.gw.market.on_venue_down(name)
+
+    def from_admin(self, msg, session_id):
+        self.gw.market.on_venue_admin(self.venue_of(session_id), msg, msg_type(msg))
+
+    def from_app(self, msg, session_id):
+        venue = self.venue_of(session_id)
+        t = msg_type(msg)
+        if t == "8":
+            self.gw.on_venue_exec(parse_exec(venue, msg))
+        elif t == "9":
+            self.gw.on_venue_cancel_reject(venue, require(msg, 11), get(msg, 58) or "cancel rejected")
+        elif not self.gw.market.on_venue_app(venue, msg, t):
+            if t == "j":
+                self.log.warning("venue %s BusinessMessageReject: %s", venue, get(msg, 58))
+            else:
+                raise fix.UnsupportedMessageType()
+
+    # ------------------------------------------------------------ outgoing
+
+    def send(self, out) -> bool:
+        """Send a VenueNew / VenueCancel / VenueReplace; False if the session would not take it."""
+        child = out.child
+        vs = self.venues.get(child.venue)
+        if vs is None or not vs.logged_on or vs.session_id is None:
+            return False
+        if isinstance(out, VenueNew):
+            msg = fixedge.new_message("D")
+            msg.setField(11, child.cl_ord_id)
+            self._order_fields(msg, child, child.qty, child.price)
+            vs.orders_routed += 1
+        elif isinstance(out, VenueCancel):
+            msg = fixedge.new_message("F")
+            msg.setField(11, out.cl_ord_id)
+            msg.setField(41, out.orig_cl_ord_id)
+            self._id_fields(msg, child)
+        elif isinstance(out, VenueReplace):
+            msg = fixedge.new_message("G")
+            msg.setField(11, out.cl_ord_id)
+            msg.setField(41, out.orig_cl_ord_id)
+            self._order_fields(msg, child, out.qty, out.price)
+        else:
+            raise TypeError(f"not a venue order message: {out!r}")
+        return fixedge.send(msg, vs.session_id)
+
+    @staticmethod
+    def _id_fields(msg: fix.Message, child) -> None:
+        intent = child.parent.intent
+        if child.venue_order_id:
+            msg.setField(37, child.venue_order_id)
+        msg.setField(55, intent.symbol)
+        msg.setField(54, intent.side)
+        msg.setField(38, fmt(child.qty))
+        msg.setField(60, fixedge.utc_timestamp())
+
+    @staticmethod
+    def _order_fields(msg: fix.Message, child, qty: float, price: float | None) -> None:
+        intent = child.parent.intent
+        msg.setField(55, intent.symbol)
+        msg.setField(54, intent.side)
+        msg.setField(38, fmt(qty))
+        msg.setField(40, child.ord_type)
+        if price is not None:
+            msg.setField(44, fmt(price))
+        msg.setField(59, child.tif)
+        msg.setField(60, fixedge.utc_timestamp())
+
+    def snapshot(self) -> list[dict]:
+        out = []
+        for name, vs in self.venues.items():
+            row = {"name": name, "session": vs.key, "logged_on": vs.logged_on, "state": vs.state,
+                   "orders_routed": vs.orders_routed, "fills": vs.fills,
+                   "events": [{"at": round(t, 3), "event": e} for t, e in vs.events[-10:]]}
+            row.update(fixedge.seq_nums(vs.session_id))
+            out.append(row)
+        return out
+

@@ -1,0 +1,151 @@
+"""The order state machine (sans-IO): every OMS order ends exactly once, figures stay consistent."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from gateway.journal import Journal, replay
+from gateway.model import BUY, DAY, IOC, LIMIT, SELL, ChildOrder, OrderIntent
+from gateway.orders import (CANCELED, EXPIRED, FILLED, NEW, PARTIAL, PENDING_CANCEL, REJECTED, REPLACED,
+                            TRADE, OmsCancelReject, OmsExec, OrderManager, VenueCancel, VenueExec, VenueNew,
+                            VenueReplace)
+
+S = "FIX.4.4:FIXGW->OMS1"
+_ids = itertools.count(1)
+
+
+def vid():
+    return f"V{next(_ids)}"
+
+
+def intent(cid="c1", qty=100.0, px=10.0, tif=IOC, side=BUY):
+    return OrderIntent(S, cid, "AAPL", side, qty, LIMIT, px, tif)
+
+
+def ex(child_id, et, status, cum, leaves, avg=0.0, last_qty=0.0, last_px=0.0, venue="ALPHA", text=None,
+       orig=None):
+    return VenueExec(venue, child_id, orig, f"X{next(_ids)}", et, status, cum, leaves, avg, last_qty, last_px,
+                     "VO1", text)
+
+
+def route(om, it, *venues_qty):
+    children = [ChildOrder(v, q, it.price, LIMIT, it.tif) for v, q in venues_qty] or [
+        ChildOrder("ALPHA", it.qty, it.price, LIMIT, it.tif)]
+    ids = [vid() for _ in children]
+    outs = om.accept(it, f"O{next(_ids)}", children, ids)
+    assert [type(o) for o in outs] == [VenueNew] * len(children)
+    return om.by_oms[(S, it.cl_ord_id)], ids
+
+
+def execs(outs):
+    return [o for o in outs if isinstance(o, OmsExec)]
+
+
+def test_fill_in_two_parts_keeps_cum_leaves_avg():
+    om = OrderManager()
+    order, (v,) = route(om, intent(tif=DAY))
+    assert execs(om.on_venue_exec(ex(v, NEW, NEW, 0, 100)))[0].exec_type == NEW
+    e1 = execs(om.on_venue_exec(ex(v, TRADE, PARTIAL, 40, 60, 10.0, 40, 10.0)))[0]
+    assert (e1.ord_status, e1.cum_qty, e1.leaves_qty, e1.last_qty, e1.last_mkt) == (PARTIAL, 40, 60, 40, "ALPHA")
+    e2 = execs(om.on_venue_exec(ex(v, TRADE, FILLED, 100, 0, 10.06, 60, 10.1)))[0]
+    assert (e2.ord_status, e2.cum_qty, e2.leaves_qty) == (FILLED, 100, 0)
+    assert e2.avg_px == pytest.approx(10.06)
+    assert order.done and not om.open and om.counts["filled"] == 1
+
+
+def test_ioc_partial_then_remainder_canceled_is_one_terminal_report():
+    om = OrderManager()
+    order, (v,) = route(om, intent())
+    om.on_venue_exec(ex(v, TRADE, PARTIAL, 30, 70, 10.0, 30, 10.0))
+    outs = execs(om.on_venue_exec(ex(v, CANCELED, CANCELED, 30, 0, 10.0)))
+    assert [(o.exec_type, o.ord_status, o.cum_qty, o.leaves_qty) for o in outs] == [(CANCELED, CANCELED, 30, 0)]
+    assert om.on_venue_exec(ex(v, CANCELED, CANCELED, 30, 0, 10.0)) == []        # nothing after the end
+    assert om.counts["partially_filled"] == 1 and om.counts["canceled"] == 1
+
+
+def test_duplicate_exec_id_is_ignored():
+    om = OrderManager()
+    order, (v,) = route(om, intent(tif=DAY))
+    rep = ex(v, TRADE, PARTIAL, 40, 60, 10.0, 40, 10.0)
+    assert execs(om.on_venue_exec(rep))
+    assert om.on_venue_exec(rep) == []
+    assert order.cum_qty == 40
+
+
+def test_sliced_order_ends_when_all_children_end():
+    om = OrderManager()
+    order, (a, b) = route(om, intent(qty=100), ("ALPHA", 60), ("BRAVO", 40))
+    om.on_venue_exec(ex(a, TRADE, FILLED, 60, 0, 10.0, 60, 10.0))
+    assert not order.done and order.status == PARTIAL
+    outs = execs(om.on_venue_exec(ex(b, EXPIRED, EXPIRED, 0, 0, venue="BRAVO")))
+    assert [(o.exec_type, o.cum_qty) for o in outs] == [(EXPIRED, 60)]
+    assert order.done
+
+
+def test_all_children_rejected_is_a_rejected_order_with_the_venue_text():
+    om = OrderManager()
+    order, (v,) = route(om, intent())
+    outs = execs(om.on_venue_exec(ex(v, REJECTED, REJECTED, 0, 0, text="unknown symbol")))
+    assert outs[0].ord_status == REJECTED and "ALPHA: unknown symbol" in outs[0].text
+
+
+def test_cancel_flow_and_refusals():
+    om = OrderManager()
+    order, (v,) = route(om, intent(tif=DAY))
+    om.on_venue_exec(ex(v, NEW, NEW, 0, 100))
+    outs = om.cancel(S, "c2", "c1", vid)
+    assert [type(o) for o in outs] == [OmsExec, VenueCancel] and outs[0].ord_status == PENDING_CANCEL
+    cxl = outs[1]
+    again = om.cancel(S, "c3", "c1", vid)
+    assert isinstance(again[0], OmsCancelReject) and again[0].reason == "3"
+    done = execs(om.on_venue_exec(ex(cxl.cl_ord_id, CANCELED, CANCELED, 0, 0, orig=v)))
+    assert [(o.exec_type, o.cl_ord_id, o.orig_cl_ord_id) for o in done] == [(CANCELED, "c2", "c1")]
+    late = om.cancel(S, "c4", "c1", vid)
+    assert isinstance(late[0], OmsCancelReject) and late[0].reason == "0"
+    unknown = om.cancel(S, "c5", "nope", vid)
+    assert unknown[0].reason == "1"
+
+
+def test_replace_moves_ids_and_quantity():
+    om = OrderManager()
+    order, (v,) = route(om, intent(tif=DAY))
+    om.on_venue_exec(ex(v, NEW, NEW, 0, 100))
+    new = intent("c2", qty=150, px=10.5, tif=DAY)
+    outs = om.replace(S, new, "c1", "R1")
+    assert isinstance(outs[0], VenueReplace) and outs[0].orig_cl_ord_id == v
+    rep = execs(om.on_venue_exec(ex("R1", REPLACED, NEW, 0, 150, orig=v)))[0]
+    assert (rep.cl_ord_id, rep.orig_cl_ord_id, rep.leaves_qty) == ("c2", "c1", 150)
+    assert order.intent.price == 10.5 and order.cl_ord_id == "c2"
+    fill = execs(om.on_venue_exec(ex("R1", TRADE, FILLED, 150, 0, 10.5, 150, 10.5)))[0]
+    assert fill.ord_status == FILLED and fill.cl_ord_id == "c2"
+
+
+def test_kill_cancels_every_open_order():
+    om = OrderManager()
+    route(om, intent("k1", tif=DAY))
+    route(om, intent("k2", tif=DAY, side=SELL))
+    outs = om.cancel_all(vid, "kill switch: test")
+    assert sum(isinstance(o, VenueCancel) for o in outs) == 2
+
+
+def test_journal_replay_rebuilds_state(tmp_path):
+    path = tmp_path / "j"
+    j = Journal(path)
+    om = OrderManager()
+    it = intent(tif=DAY)
+    ids = [vid()]
+    j.accepted(it, "O1", [ChildOrder("ALPHA", 100, 10.0, LIMIT, DAY)], ids, "dma", "test", 0.0)
+    om.accept(it, "O1", [ChildOrder("ALPHA", 100, 10.0, LIMIT, DAY)], ids)
+    fill = ex(ids[0], TRADE, PARTIAL, 40, 60, 10.0, 40, 10.0)
+    j.venue_exec(fill, 0.0)
+    j.close()
+    with path.open("a") as fh:
+        fh.write('["X", "torn')       # a crash mid-write
+    fresh = OrderManager()
+    assert replay(path, fresh) == 2
+    order = fresh.by_oms[(S, "c1")]
+    assert order.cum_qty == 40 and not order.done and fresh.find_child(ids[0]) is order.children[0]
+    assert fresh.on_venue_exec(fill) == []                 # the resent report is not counted twice
+    outs = execs(fresh.on_venue_exec(ex(ids[0], TRADE, FILLED, 100, 0, 10.0, 60, 10.0)))
+    assert outs[0].ord_status == FILLED and outs[0].cl_ord_id == "c1"
