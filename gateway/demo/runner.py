@@ -1,0 +1,181 @@
+"""One demo run per policy: write the configs, start the simulator and the gateway,
+trade with the demo client while the live view runs, collect, and stop everything.
+
+Every child is started with ``gateway.procs`` and stopped by its Popen in ``finally``
+(no orphans, even on Ctrl-C or an exception). Waits are bounded and block on events.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from gateway import procs
+from gateway.configfile import load_config
+from gateway.demo.client import DemoClient
+from gateway.demo.config import CONFIG_DIR, DemoConfig
+from gateway.demo.tomlout import dumps
+from gateway.demo.view import LiveView, fetch_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger("demo.runner")
+
+
+@dataclass
+class RunSettings:
+    cfg: DemoConfig
+    run_dir: Path
+    duration_s: float
+    sim_template: Path = CONFIG_DIR / "sim.toml"
+    gateway_template: Path = CONFIG_DIR / "gateway.toml"
+    seed: int | None = None            # overrides the sim and client seeds when set
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    tty: bool | None = None
+
+
+def read_toml(path: Path) -> dict:
+    return tomllib.loads(Path(path).read_text())
+
+
+def sim_config(template: dict, ports: dict[str, int], store_dir: Path, duration_s: float, cfg: DemoConfig,
+               seed: int | None) -> dict:
+    """The run's sim TOML: free ports, run-local store, schedule scaled to the trading window."""
+    data = copy.deepcopy(template)
+    data["store_dir"] = str(store_dir)
+    data["log_dir"] = ""
+    scale = duration_s / cfg.reference_duration_s
+    for i, venue in enumerate(data["venues"]):
+        venue["port"] = ports[venue["name"]]
+        if seed is not None:
+            venue["seed"] = seed * 1000 + i + 1
+        lat = venue.get("latency") or {}
+        for step in lat.get("schedule") or []:
+            step["at_s"] = round(cfg.startup_offset_s + step["at_s"] * scale, 3)
+    return data
+
+
+def gateway_config(template: dict, venue_ports: dict[str, int], oms_port: int, admin_port: int,
+                   store_dir: Path, policy: str) -> dict:
+    data = copy.deepcopy(template)
+    data["store_dir"] = str(store_dir)
+    data["log_dir"] = ""
+    data.setdefault("oms", {})["port"] = oms_port
+    data.setdefault("admin", {})["port"] = admin_port
+    data.setdefault("routing", {})["policy"] = policy
+    clients = data["oms"].setdefault("clients", [])
+    if not any(c.get("comp_id") == "DEMO" for c in clients):
+        clients.append({"comp_id": "DEMO", "reset_on_logon": True})
+    for venue in data["venues"]:
+        venue["port"] = venue_ports[venue["name"]]
+    return data
+
+
+def tick_sizes(sim: dict) -> dict[str, float]:
+    return {s["symbol"]: float(s["tick_size"]) for s in sim.get("symbols", [])}
+
+
+class DemoRunner:
+    """Runs policies one after another; ``stop`` (set by Ctrl-C) ends the current run early."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.s = settings
+        self.stop = threading.Event()
+        self.interrupted = False
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.stop.set()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.s.out, flush=True)
+
+    def run_policy(self, policy: str) -> dict:
+        s, cfg = self.s, self.s.cfg
+        pdir = (s.run_dir / policy).resolve()
+        pdir.mkdir(parents=True, exist_ok=True)
+        sim_t, gw_t = read_toml(s.sim_template), read_toml(s.gateway_template)
+        names = [v["name"] for v in sim_t["venues"]]
+        ports = procs.free_ports(len(names) + 2)
+        venue_ports = dict(zip(names, ports))
+        oms_port, admin_port = ports[-2:]
+        sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, cfg, s.seed)
+        gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", policy)
+        (pdir / "sim.toml").write_text(dumps(sim))
+        (pdir / "gateway.toml").write_text(dumps(gw))
+        client_cfg = cfg.client.model_copy(update={"seed": s.seed} if s.seed is not None else {})
+        admin = f"http://127.0.0.1:{admin_port}"
+        sim_proc = gw_proc = client = view = None
+        meta: dict = {"policy": policy, "run_dir": str(pdir), "ports": {"oms": oms_port, "admin": admin_port,
+                      **venue_ports}, "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]},
+                      "client_seed": client_cfg.seed, "duration_s": s.duration_s}
+        t_start = time.monotonic()
+        try:
+            sim_proc = procs.start(procs.fixgw_command("sim", "--config", str(pdir / "sim.toml")), pdir / "sim.log")
+            meta["sim_pid"] = sim_proc.pid
+            procs.wait_for_ports(list(venue_ports.values()), timeout=cfg.startup_timeout_s, proc=sim_proc)
+            gw_proc = procs.start(procs.fixgw_command("run", "--config", str(pdir / "gateway.toml"),
+                                                      "--log-level", "WARNING"), pdir / "gateway.log")
+            meta["gateway_pid"] = gw_proc.pid
+            procs.wait_for_ports([oms_port, admin_port], timeout=cfg.startup_timeout_s, proc=gw_proc)
+            self.wait_gateway_ready(admin, names, cfg.startup_timeout_s, gw_proc)
+            client = DemoClient(client_cfg, oms_port, venue_ports, tick_sizes(sim), pdir)
+            client.start()
+            if not client.wait_ready(cfg.startup_timeout_s) and not self.stop.is_set():
+                raise TimeoutError(f"demo client not ready after {cfg.startup_timeout_s:.0f}s "
+                                   f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
+                                   f"symbols with data {sorted(client.md_seen)})")
+            meta["startup_s"] = round(time.monotonic() - t_start, 3)
+            meta["schedule_at_trading_s"] = {
+                v["name"]: [round(st["at_s"] - meta["startup_s"], 2) for st in (v.get("latency") or {}).get("schedule", [])]
+                for v in sim["venues"]}
+            client.start_trading()
+            view = LiveView(admin, client.live_stats, policy, s.duration_s, client_cfg.symbols[-1],
+                            clock=lambda: client.clock.now() - client.t0, interval=cfg.status_interval_s,
+                            out=s.out, tty=s.tty)
+            view.start()
+            self.stop.wait(s.duration_s)
+            client.stop_trading()
+            meta["drained"] = client.drain(client_cfg.drain_timeout_s)
+            view.stop()
+            view.poll_once()  # the state after the last order ended
+            decisions = fetch_json(f"{admin}/decisions?n={cfg.decisions_fetch}", timeout=5.0) or []
+            final = fetch_json(f"{admin}/status", timeout=5.0) or view.last_status or {}
+            meta["signals"] = dict(client.rule.counts)
+            meta["client"] = dict(client.stats)
+            meta["trading_s"] = round(client.clock.now() - client.t0, 3)
+            records = [r.as_dict(client.t0) for r in client.tracker.records()]
+            return {"policy": policy, "meta": meta, "orders": records, "decisions": decisions,
+                    "series": view.series, "final_status": final}
+        finally:
+            if view is not None:
+                view.stop()
+            if client is not None:
+                client.stop()
+            meta["gateway_exit"] = procs.stop(gw_proc)
+            meta["sim_exit"] = procs.stop(sim_proc)
+            meta["wall_s"] = round(time.monotonic() - t_start, 3)
+
+    def wait_gateway_ready(self, admin: str, venues: list[str], timeout: float, proc) -> None:
+        """Until every venue session of the gateway is logged on and has latency samples (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.returncode}; see {getattr(proc, '_fixgw_log', '')}")
+            st = fetch_json(f"{admin}/status") or {}
+            rows = {v.get("name"): v for v in st.get("venues") or []}
+            if all(rows.get(n, {}).get("logged_on") and
+                   (((rows[n].get("market") or {}).get("latency") or {}).get("samples") or 0) > 0
+                   for n in venues):
+                return
+            self.stop.wait(0.2)
+        if not self.stop.is_set():
+            raise TimeoutError(f"gateway venue sessions not all up with latency samples after {timeout:.0f}s")
