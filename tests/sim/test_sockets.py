@@ -1,0 +1,185 @@
+"""The simulator over real sockets: a raw FIX client against in-process venues."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from gateway.fixwire import ConnectionClosed, RawFixSession
+from tests.sim.conftest import client, median, quiet_venue, reports, send_order, tr_rtts
+
+NOW = "20260101-00:00:00.000"
+
+
+def kinds(msgs):
+    return [(m.get(150), m.get(39)) for m in msgs]
+
+
+def test_fill_partial_fill_ioc_miss_cancel_and_rejects(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        # full fill against the 100 offered at 100.00
+        got = reports(c, send_order(c, "T1", "1", 60, "100.00", tif="3"))
+        assert kinds(got) == [(b"0", b"0"), (b"F", b"2")]
+        fill = got[-1]
+        assert (fill.get(31), fill.get(32), fill.get(14), fill.get(151), fill.get(6)) == (
+            b"100", b"60", b"60", b"0", b"100")
+        assert fill.get(30) == b"ALPHA" and fill.get(37) and fill.get(17)
+        # partial fill across the rest of the level, remainder canceled (IOC)
+        got = reports(c, send_order(c, "T1", "1", 70, "100.00", tif="3"))
+        assert kinds(got) == [(b"0", b"0"), (b"F", b"1"), (b"4", b"4")]
+        assert (got[1].get(32), got[-1].get(14), got[-1].get(151)) == (b"40", b"40", b"0")
+        # IOC miss: limit below the offer
+        got = reports(c, send_order(c, "T1", "1", 10, "99.98", tif="3"))
+        assert kinds(got) == [(b"0", b"0"), (b"4", b"4")]
+        # a resting Day order, canceled, then a cancel of the done order is refused
+        cl = send_order(c, "T1", "1", 10, "99.50")
+        assert kinds(reports(c, cl, n=1)) == [(b"0", b"0")]
+        c.send("F", [(11, "X" + cl), (41, cl), (55, "T1"), (54, "1"), (38, 10), (60, NOW)])
+        (cxl,) = reports(c, "X" + cl)
+        assert (cxl.get(150), cxl.get(39), cxl.get(41)) == (b"4", b"4", cl.encode())
+        c.send("F", [(11, "Y" + cl), (41, cl), (55, "T1"), (54, "1"), (38, 10), (60, NOW)])
+        (rej,) = reports(c, "Y" + cl)
+        assert (rej.get(35), rej.get(434), rej.get(102)) == (b"9", b"1", b"0")
+        c.send("F", [(11, "Z" + cl), (41, "never-sent"), (55, "T1"), (54, "1"), (38, 10), (60, NOW)])
+        (rej,) = reports(c, "Z" + cl)
+        assert (rej.get(35), rej.get(102)) == (b"9", b"1")
+        # order rejects: off tick, unknown symbol, zero quantity, duplicate ClOrdID
+        for symbol, qty, price, reason in (("T1", 10, "100.005", b"99"), ("NOPE", 10, "1", b"1"),
+                                           ("T1", 0, "100", b"13")):
+            (r,) = reports(c, send_order(c, symbol, "2", qty, price))
+            assert (r.get(150), r.get(39), r.get(103)) == (b"8", b"8", reason) and r.get(58)
+        c.send("D", [(11, cl), (55, "T1"), (54, "1"), (38, 5), (40, "2"), (44, "99"), (59, "0"), (60, NOW)])
+        (r,) = reports(c, cl)
+        assert (r.get(150), r.get(103)) == (b"8", b"6")
+    assert ex.venue("ALPHA").app.callback_errors == 0
+
+
+def test_cancel_replace_over_fix(exchange_factory, ports):
+    exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        cl = send_order(c, "T2", "1", 50, "99.00")
+        reports(c, cl, n=1)
+        c.send("G", [(11, "R" + cl), (41, cl), (55, "T2"), (54, "1"), (38, 80), (40, "2"), (44, "100.00"), (60, NOW)])
+        got = reports(c, "R" + cl)   # replaced to a marketable price: fills 80 of the 100 offered
+        assert kinds(got) == [(b"5", b"0"), (b"F", b"2")]
+        assert got[0].get(41) == cl.encode() and got[-1].get(14) == b"80"
+
+
+def test_market_data_snapshot_then_incrementals_and_unknown_symbol(exchange_factory, ports):
+    exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        c.send("V", [(262, "md1"), (263, "1"), (264, 0), (267, 2), (269, "0"), (269, "1"), (146, 1), (55, "MD1")])
+        w = c.recv_type("W")
+        assert (w.get(262), w.get(55), w.get(268)) == (b"md1", b"MD1", b"6")
+        assert [w.get(270, i) for i in (1, 4)] == [b"99.99", b"100"]
+        send_order(c, "MD1", "1", 30, "100.00", tif="3")   # takes 30 of the best offer
+        x = c.recv_type("X")
+        entries = [(x.get(279, i), x.get(269, i), x.get(270, i), x.get(271, i)) for i in range(1, int(x.get(268)) + 1)]
+        assert (b"0", b"2", b"100", b"30") in entries          # the trade
+        assert (b"1", b"1", b"100", b"70") in entries          # the best offer shrank
+        assert x.get(55) == b"MD1"
+        c.send("V", [(262, "md2"), (263, "0"), (264, 1), (267, 1), (269, "0"), (146, 1), (55, "NOSUCH")])
+        y = c.recv_type("Y")
+        assert (y.get(262), y.get(281)) == (b"md2", b"0") and b"NOSUCH" in y.get(58)
+
+
+def test_flow_moves_the_book(exchange_factory, ports):
+    venue = {"name": "BRAVO", "port": ports[1],
+             "flow": {"enabled": True, "rate_per_s": 200, "initial_levels": 5, "level_qty": 100}}
+    ex = exchange_factory([venue], symbols=[{"symbol": "EURUSD", "tick_size": 0.00001, "ref_price": 1.1}])
+    with client(ports[1], "BRAVO") as c:
+        c.send("V", [(262, "f1"), (263, "1"), (264, 5), (267, 2), (269, "0"), (269, "1"), (146, 1), (55, "EURUSD")])
+        c.recv_type("W")
+        seen = 0
+        deadline = time.monotonic() + 5
+        while seen < 5 and time.monotonic() < deadline:
+            c.recv_type("X", timeout=2)
+            seen += 1
+        assert seen == 5
+    st = ex.venue("BRAVO").snapshot_stats()
+    assert st["orders_in"] > 10 and st["exec_reports"] == 0  # flow orders produce no reports
+
+
+def test_malformed_and_unsupported_messages_keep_the_session(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        c.send("D", [(11, "bad1"), (55, "T3"), (38, 10), (40, "2"), (44, "100"), (60, NOW)])  # no Side
+        rej = c.recv_type("3")
+        assert rej.get(373) == b"1" and rej.get(371) == b"54"
+        c.send("D", [(11, "bad2"), (55, "T3"), (54, "1"), (38, "ten"), (40, "2"), (44, "100"), (60, NOW)])
+        assert c.recv_type("3").get(373) == b"6"     # incorrect data format
+        c.send("R", [(131, "q1"), (146, 1), (55, "T3")])                                     # QuoteRequest
+        bmr = c.recv_type("j")
+        assert bmr.get(380) == b"3"
+        got = reports(c, send_order(c, "T3", "1", 10, "100.00", tif="3"))
+        assert kinds(got)[-1] == (b"F", b"2")
+    assert ex.venue("ALPHA").app.callback_errors == 0
+
+
+def test_possdup_order_with_known_clordid_is_ignored(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        cl = send_order(c, "T4", "1", 5, "99.00")
+        reports(c, cl, n=1)
+        c.send("D", [(11, cl), (55, "T4"), (54, "1"), (38, 5), (40, "2"), (44, "99"), (59, "0"), (60, NOW)],
+               header=[(43, "Y"), (122, "20260101-00:00:00.000")])
+        c.send("1", [(112, "after")])
+        nxt = c.recv(2.0)
+        assert nxt is not None and (nxt.get(35), nxt.get(112)) == (b"0", b"after"), nxt
+    assert ex.venue("ALPHA").stats["possdup_ignored"] == 1
+    assert len(ex.venue("ALPHA").engine.open_orders("CLIENT")) == 1
+
+
+def test_restart_with_same_store_keeps_sequence_numbers_but_cert_resets(exchange_factory, ports):
+    venues = [quiet_venue("ALPHA", ports[0])]
+    ex = exchange_factory(venues)
+    c = client(ports[0], "ALPHA")
+    reports(c, send_order(c, "T5", "1", 1, "99.00"), n=1)
+    assert c.logout() is not None
+    c.close()
+    last_in, next_out = c.last_seq_in, c.next_seq
+    cert = client(ports[0], "ALPHA", sender="CERT")
+    cert.logout()
+    cert.close()
+    ex.stop()
+    exchange_factory(venues)                      # same store_dir (tmp_path) and ports
+    c2 = RawFixSession(port=ports[0], sender="CLIENT", target="ALPHA").connect()
+    c2.next_seq = next_out
+    reply = c2.logon(reset=False)
+    assert (reply.get(35), int(reply.get(34))) == (b"A", last_in + 1)
+    c2.logout()
+    c2.close()
+    cert2 = RawFixSession(port=ports[0], sender="CERT", target="ALPHA").connect()
+    reply = cert2.logon(reset=False)              # CERT starts at 1 again without asking
+    assert (reply.get(35), reply.get(34)) == (b"A", b"1")
+    cert2.close()
+
+
+def test_probe_rtt_follows_injected_latency(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("FAST", ports[0], base_us=200, jitter_us=0),
+                           quiet_venue("SLOW", ports[1], base_us=3000, jitter_us=0)])
+    with client(ports[0], "FAST") as fast, client(ports[1], "SLOW") as slow:
+        f, s = median(tr_rtts(fast, 15)), median(tr_rtts(slow, 15))
+        assert 0.4 <= f < 3.0, f                   # configured RTT 0.4 ms + processing
+        assert 6.0 <= s < 15.0, s                  # configured RTT 6 ms + processing
+        # latency changed live
+        ex.venue("FAST").set_latency(1500, 0)
+        f2 = median(tr_rtts(fast, 7))
+        assert 3.0 <= f2 < 10.0, f2
+
+
+def test_clean_logout_on_stop(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    c = client(ports[0], "ALPHA")
+    t0 = time.monotonic()
+    stopper = threading.Thread(target=ex.stop)
+    stopper.start()
+    got = c.recv_until(lambda m: m.get(35) == b"5", timeout=3)
+    c.send("5", [])
+    stopper.join(5)
+    assert got.get(35) == b"5" and not stopper.is_alive() and time.monotonic() - t0 < 3
+    with pytest.raises((ConnectionClosed, OSError, TimeoutError)):
+        c.recv_until(lambda m: False, timeout=1)
+    c.close()
