@@ -1,0 +1,79 @@
+"""`python -m sim_exchange` / `fixgw sim` as a child process: config errors, listening lines, clean stop."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway import procs
+from gateway.fixwire import RawFixSession
+from sim_exchange.config import SimConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_config(tmp_path, port_a: int, port_b: int, extra: str = "") -> Path:
+    path = tmp_path / "sim.toml"
+    path.write_text(f"""
+store_dir = "{tmp_path / 'store'}"
+[[symbols]]
+symbol = "EURUSD"
+tick_size = 0.00001
+ref_price = 1.1
+[[venues]]
+name = "ALPHA"
+port = {port_a}
+[venues.flow]
+rate_per_s = 50
+[[venues]]
+name = "BRAVO"
+port = {port_b}
+[venues.latency]
+base_us = 300
+{extra}
+""")
+    return path
+
+
+def test_default_config_is_valid():
+    cfg = SimConfig.load(ROOT / "configs" / "sim.toml")
+    names = [v.name for v in cfg.venues]
+    assert names == ["ALPHA", "BRAVO", "CHARLIE"]
+    lat = {v.name: v.latency.base_us for v in cfg.venues}
+    assert lat["ALPHA"] < lat["BRAVO"] < lat["CHARLIE"]
+    assert cfg.venues[0].latency.schedule[0].base_us > lat["CHARLIE"]
+    assert {s.symbol for s in cfg.symbols} == {"EURUSD", "BTCUSD", "AAPL"}
+
+
+def test_bad_config_exits_2_and_names_the_field(tmp_path):
+    path = write_config(tmp_path, 1, 2, extra='jitter = "gaussian"')
+    out = subprocess.run([sys.executable, "-m", "sim_exchange", "--config", str(path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "venues.1.latency.jitter" in out.stderr
+    out = subprocess.run(procs.fixgw_command("sim", "--config", str(tmp_path / "missing.toml")), cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "not found" in out.stderr
+
+
+def test_runs_until_sigterm_then_logs_out_and_exits_0(tmp_path):
+    a, b = procs.free_ports(2)
+    log = tmp_path / "sim.log"
+    proc = procs.start(procs.fixgw_command("sim", "--config", str(write_config(tmp_path, a, b))),
+                       log_path=log, cwd=ROOT)
+    try:
+        procs.wait_for_ports([a, b], timeout=20, proc=proc)
+        c = RawFixSession(port=b, sender="CLIENT", target="BRAVO", timeout=5).connect()
+        assert c.logon().get(35) == b"A"
+        proc.send_signal(signal.SIGTERM)
+        got = c.recv_until(lambda m: m.get(35) == b"5", timeout=5)
+        assert b"shutting down" in (got.get(58) or b"")
+        c.send("5", [])
+        assert proc.wait(10) == 0
+        c.close()
+    finally:
+        procs.stop(proc)
+    text = log.read_text()
+    assert "venue ALPHA listening on 127.0.0.1:%d" % a in text and "venue BRAVO listening" in text
+    assert "sim stopped" in text
