@@ -11,7 +11,7 @@ import atexit
 import json
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,12 @@ def score_dict(row: tuple) -> dict[str, Any]:
     return d
 
 
-def decision_dict(decision: RoutingDecision, intent_row: tuple, wall: float, seq: int) -> dict[str, Any]:
-    session, cl_ord_id, symbol, side, qty, ord_type, price, tif, ex_dest = intent_row
+def decision_dict(decision: RoutingDecision, intent: OrderIntent, wall: float, seq: int) -> dict[str, Any]:
     return {
-        "seq": seq, "time": wall, "policy": decision.policy, "oms_session": session,
-        "cl_ord_id": cl_ord_id, "symbol": symbol, "side": side, "qty": qty, "ord_type": ord_type,
-        "price": price, "tif": tif, "ex_destination": ex_dest, "rejected": decision.rejected,
+        "seq": seq, "time": wall, "policy": decision.policy, "oms_session": intent.oms_session,
+        "cl_ord_id": intent.cl_ord_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
+        "ord_type": intent.ord_type, "price": intent.price, "tif": intent.tif,
+        "ex_destination": intent.ex_destination, "rejected": decision.rejected,
         "children": [{"venue": c.venue, "qty": c.qty, "price": c.price, "ord_type": c.ord_type,
                       "tif": c.tif} for c in decision.children],
         "reason": decision.reason, "decision_us": round(decision.decision_us, 3),
@@ -51,7 +51,7 @@ class DecisionLog:
     def __init__(self, size: int = 10_000, path: str | Path | None = None, flush_interval_s: float = 1.0) -> None:
         self._ring: deque = deque(maxlen=size)
         self._lock = threading.Lock()
-        self._counts: Counter = Counter()
+        self._counts: dict[str, int] = {}
         self._seq = 0
         self.path = Path(path) if path else None
         self._unwritten: list = []
@@ -65,17 +65,17 @@ class DecisionLog:
             atexit.register(self.close)
 
     def record(self, decision: RoutingDecision, intent: OrderIntent) -> None:
-        row = (intent.oms_session, intent.cl_ord_id, intent.symbol, intent.side, intent.qty,
-               intent.ord_type, intent.price, intent.tif, intent.ex_destination)
+        """Hot path: one tuple appended under a lock (the intent is kept by reference)."""
+        counts = self._counts
         with self._lock:
             self._seq += 1
-            rec = (self._seq, time.time(), decision, row)
+            rec = (self._seq, time.time(), decision, intent)
             self._ring.append(rec)
             if decision.children:
                 for c in decision.children:
-                    self._counts[c.venue] += 1
+                    counts[c.venue] = counts.get(c.venue, 0) + 1
             else:
-                self._counts[REJECTED] += 1
+                counts[REJECTED] = counts.get(REJECTED, 0) + 1
             if self.path is not None:
                 self._unwritten.append(rec)
 

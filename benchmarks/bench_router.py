@@ -1,0 +1,158 @@
+"""Router benchmarks: decision time per order, and probe RTT accuracy against the simulator.
+
+Usage:
+  .venv/bin/python benchmarks/bench_router.py decide [--venues 8] [--levels 10] [--orders 20000]
+  .venv/bin/python benchmarks/bench_router.py probes [--delays-ms 1,3,6] [--seconds 6]
+  .venv/bin/python benchmarks/bench_router.py all
+
+``decide``: pure CPU. Books of N venues x L levels per side, live-looking latencies and
+touch depletion; every policy decides a stream of buy/sell IOC/FOK/market orders. The
+time is ``RoutingDecision.decision_us`` (perf_counter around the whole decision, lock
+included) plus the outer call time (with the decision-log append).
+
+``probes``: starts the simulator (one venue per injected one-way delay, delay proxy on)
+and a MarketState with real quickfix initiator sessions (our TestRequest probes every
+probe_interval_ms); prints measured RTT p50/p99 against 2 x the injected one-way delay.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.clock import MONOTONIC  # noqa: E402
+from gateway.market import MarketState  # noqa: E402
+from gateway.model import BUY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent  # noqa: E402
+from gateway.router import build_router  # noqa: E402
+from gateway.router.config import RoutingConfig  # noqa: E402
+from gateway.router.decisions import DecisionLog  # noqa: E402
+
+MID = 1.10000
+TICK = 0.00001
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def build_market(n_venues: int, levels: int, seed: int = 1) -> MarketState:
+    rng = random.Random(seed)
+    cfg = RoutingConfig(md_symbols=["EURUSD"], decision_log_size=10_000)
+    m = MarketState(cfg, MONOTONIC, sender=lambda *a: True)
+    for i in range(n_venues):
+        name = f"V{i}"
+        m.register_venue(name)
+        m.on_venue_up(name, name)
+        v = m.venues[name]
+        for _ in range(cfg.latency_window):
+            v.lat.add(rng.uniform(150e-6, 900e-6))
+        book = v.books["EURUSD"]
+        off = rng.randint(0, 3)
+        book.apply_snapshot([(MID - (1 + off + k) * TICK, rng.randint(1, 20) * 100) for k in range(levels)],
+                            [(MID + (1 + off + k) * TICK, rng.randint(1, 20) * 100) for k in range(levels)])
+        for side in ("0", "1"):      # some touch depletion history
+            best = book.best_bid() if side == "0" else book.best_ask()
+            book.apply_update("1", side, best[0], best[1] * 0.8)
+            book.apply_update("1", side, best[0], best[1])
+    return m
+
+
+def orders(n: int, seed: int = 2) -> list[OrderIntent]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        side = BUY if i % 2 else SELL
+        kind = i % 5
+        qty = float(rng.randint(1, 30) * 100)
+        if kind == 4:
+            out.append(OrderIntent("OMS1", f"C{i}", "EURUSD", side, qty, MARKET, None, IOC))
+            continue
+        ticks = rng.randint(1, 6)
+        px = MID + ticks * TICK if side == BUY else MID - ticks * TICK
+        out.append(OrderIntent("OMS1", f"C{i}", "EURUSD", side, qty, LIMIT, round(px, 5), FOK if kind == 3 else IOC))
+    return out
+
+
+def bench_decide(n_venues: int, levels: int, n: int) -> dict:
+    m = build_market(n_venues, levels)
+    results = {}
+    for policy in ("scalp", "best_price", "dma"):
+        log = DecisionLog(10_000)
+        router = build_router(m.cfg, m, policy=policy, log=log)
+        batch = orders(n)
+        if policy == "dma":
+            for o in batch:
+                o.ex_destination = "V3"
+        for o in batch[:500]:
+            router.decide(o)          # warm-up
+        inner, outer = [], []
+        pc = time.perf_counter_ns
+        gc.disable()
+        try:
+            for o in batch:
+                t0 = pc()
+                d = router.decide(o)
+                outer.append((pc() - t0) / 1000.0)
+                inner.append(d.decision_us)
+        finally:
+            gc.enable()
+        results[policy] = (inner, outer, log.counts_by_venue())
+    pc = time.perf_counter_ns
+    overhead = min(-(pc() - pc()) for _ in range(1000)) / 1000.0
+    print(f"router decision time, {n_venues} venues x {levels} levels/side, {n} orders per policy "
+          f"(timer overhead ~{abs(overhead):.2f} us)")
+    print(f"{'policy':<11} {'p50 us':>8} {'p99 us':>8} {'max us':>8} | {'call p50':>9} {'call p99':>9}  venues chosen")
+    for policy, (inner, outer, counts) in results.items():
+        top = ", ".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:4])
+        print(f"{policy:<11} {pct(inner, .5):8.2f} {pct(inner, .99):8.2f} {max(inner):8.1f} | "
+              f"{pct(outer, .5):9.2f} {pct(outer, .99):9.2f}  {top}")
+    return results
+
+
+def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float) -> None:
+    from benchmarks.router_live import ProbeRig   # noqa: PLC0415 - sockets only for this part
+    with ProbeRig(delays_ms, interval_ms=interval_ms) as rig:
+        rig.wait_all_up(30.0)
+        time.sleep(seconds)
+        snap = rig.market.snapshot()
+    print(f"probe RTT vs injected delay ({seconds:.0f}s, probe every {interval_ms:.0f} ms)")
+    print(f"{'venue':<8} {'one-way ms':>10} {'expect RTT us':>13} {'samples':>7} {'p50 us':>9} {'p99 us':>9} "
+          f"{'ewma us':>9} {'jitter us':>9} {'p50 err us':>10}")
+    for (name, d_ms) in rig.venues:
+        lat = snap[name]["latency"]
+        expect = 2 * d_ms * 1000
+        p50 = lat["p50_us"]
+        err = None if p50 is None else p50 - expect
+        print(f"{name:<8} {d_ms:10.2f} {expect:13.0f} {lat['samples']:7d} {_f(p50):>9} {_f(lat['p99_us']):>9} "
+              f"{_f(lat['ewma_us']):>9} {_f(lat['jitter_us']):>9} {_f(err):>10}")
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["decide", "probes", "all"], nargs="?", default="decide")
+    ap.add_argument("--venues", type=int, default=8)
+    ap.add_argument("--levels", type=int, default=10)
+    ap.add_argument("--orders", type=int, default=20_000)
+    ap.add_argument("--delays-ms", default="1,3,6", help="one-way delay per simulated venue")
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--interval-ms", type=float, default=100.0)
+    a = ap.parse_args(argv)
+    if a.what in ("decide", "all"):
+        bench_decide(a.venues, a.levels, a.orders)
+    if a.what in ("probes", "all"):
+        bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
