@@ -10,8 +10,10 @@ the other after the pending chunks are flushed.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import random
+import sys
 import socket
 import threading
 import time
@@ -20,6 +22,22 @@ from collections import deque
 from sim_exchange.config import LatencyConfig
 
 log = logging.getLogger("sim.proxy")
+
+_PR_SET_TIMERSLACK = 29
+# A timed wait oversleeps by the kernel's timer slack (50 us by default) plus the wake-up
+# latency; the writer learns the oversleep (EWMA) and wakes that much earlier.
+_OVERSLEEP_INIT_S = 60e-6
+_OVERSLEEP_ALPHA = 0.1
+
+
+def _tighten_timer_slack() -> None:
+    """Ask Linux for 1 ns timer slack on this thread (sub-millisecond delays need it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class LatencyModel:
@@ -106,16 +124,20 @@ class _Pipe:
                 return
 
     def _write(self) -> None:
+        _tighten_timer_slack()
+        oversleep = _OVERSLEEP_INIT_S
         while True:
             with self.cond:
                 while not self.queue:
                     self.cond.wait()
                 due, data = self.queue[0]
-                # Later chunks are never due earlier, so only the head matters.
-                remaining = due - time.perf_counter()
-                while remaining > 0:
-                    self.cond.wait(remaining)
-                    remaining = due - time.perf_counter()
+                # Later chunks are never due earlier, so only the head matters. Wake
+                # ``oversleep`` early; a wait shorter than that is not worth starting.
+                while (wait := due - time.perf_counter() - oversleep) > 0:
+                    t0 = time.perf_counter()
+                    self.cond.wait(wait)
+                    late = time.perf_counter() - t0 - wait
+                    oversleep += _OVERSLEEP_ALPHA * (min(max(late, 0.0), 1e-3) - oversleep)
                 self.queue.popleft()
             if not data:
                 self.conn.close()

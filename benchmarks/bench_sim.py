@@ -1,0 +1,154 @@
+"""Simulator benchmarks (prints figures, asserts nothing).
+
+    .venv/bin/python benchmarks/bench_sim.py [--quick]
+
+1. matching engine orders/s in-process (no FIX),
+2. FIX round trip NewOrderSingle -> first ExecutionReport on a zero-latency venue, one order
+   at a time, timestamps at the raw client's socket edge (sim in a child process), for the
+   ThreadedSocketAcceptor and the SocketAcceptor,
+3. injected-latency accuracy: one-way 0.1 / 0.5 / 2.5 ms (RTT 0.2 / 1 / 5 ms) vs measured
+   TestRequest -> Heartbeat RTT p50/p99, minus the zero-latency baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway import procs  # noqa: E402
+from gateway.clock import MONOTONIC  # noqa: E402
+from gateway.fixwire import RawFixSession  # noqa: E402
+from sim_exchange.engine import BUY, DAY, IOC, LIMIT, SELL, Instrument, MatchingEngine  # noqa: E402
+
+LATENCIES_US = (100, 500, 2500)
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def bench_engine(n: int) -> None:
+    eng = MatchingEngine([Instrument("EURUSD", 0.00001, 1.1)], MONOTONIC, "B")
+    rng = random.Random(1)
+    ref = 110000
+    orders = []
+    for i in range(n):
+        side = BUY if rng.random() < 0.5 else SELL
+        aggressive = rng.random() < 0.3
+        off = rng.randint(0, 5)
+        ticks = (ref + off if side == BUY else ref - off) if aggressive else (ref - 1 - off if side == BUY else ref + off)
+        orders.append((f"o{i}", side, rng.randint(1, 200), round(ticks * 0.00001, 5), IOC if aggressive else DAY))
+    t0 = time.perf_counter()
+    events = 0
+    for cl, side, qty, px, tif in orders:
+        events += len(eng.new_order("b", cl, "EURUSD", side, qty, LIMIT, px, tif))
+    dt = time.perf_counter() - t0
+    print(f"[engine] {n} orders (30% aggressive IOC) in {dt*1e3:.0f} ms: {n/dt:,.0f} orders/s, "
+          f"{dt/n*1e6:.1f} us/order, {events/n:.1f} events/order, {eng.trades} trades, "
+          f"book {len(eng.levels('EURUSD', BUY))}x{len(eng.levels('EURUSD', SELL))} levels")
+
+
+def sim_config(tmp: Path, ports: dict[str, int], threaded: bool) -> Path:
+    parts = [f'store_dir = "{tmp / "store"}"', f"threaded_acceptor = {'true' if threaded else 'false'}",
+             '[[symbols]]\nsymbol = "EURUSD"\ntick_size = 0.00001\nref_price = 1.1']
+    for name, port in ports.items():
+        base = int(name[1:])
+        parts.append(f'[[venues]]\nname = "{name}"\nport = {port}\n'
+                     f'[venues.latency]\nbase_us = {base}\njitter_us = 0\njitter = "none"\n'
+                     f'[venues.flow]\nenabled = false\ninitial_levels = 5\nlevel_qty = 1000000')
+    path = tmp / f"bench_sim_{'t' if threaded else 's'}.toml"
+    path.write_text("\n".join(parts) + "\n")
+    return path
+
+
+def round_trips(c: RawFixSession, n: int) -> list[float]:
+    """NOS -> first ExecutionReport (us); IOC orders that miss, so the book never changes."""
+    out = []
+    for i in range(n):
+        cl = f"rt{i}-{time.monotonic_ns()}"
+        msg = c.build("D", [(11, cl), (55, "EURUSD"), (54, "1"), (38, 100), (40, "2"), (44, "1.09"),
+                            (59, "3"), (60, "20260101-00:00:00.000")]).encode()
+        t0 = time.perf_counter()
+        c.send_raw(msg)
+        c.recv_until(lambda m: m.get(35) == b"8" and m.get(11) == cl.encode(), timeout=3)
+        out.append((time.perf_counter() - t0) * 1e6)
+        c.recv_until(lambda m: m.get(35) == b"8" and m.get(39) == b"4", timeout=3)   # the IOC cancel
+    return out
+
+
+def probe_rtts(c: RawFixSession, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        tid = f"p{i}".encode()
+        msg = c.build("1", [(112, tid)]).encode()
+        t0 = time.perf_counter()
+        c.send_raw(msg)
+        c.recv_until(lambda m: m.get(35) == b"0" and m.get(112) == tid, timeout=3)
+        out.append((time.perf_counter() - t0) * 1e6)
+    return out
+
+
+def fmt(xs: list[float]) -> str:
+    return f"p50 {pct(xs, 50):7.0f}  p90 {pct(xs, 90):7.0f}  p99 {pct(xs, 99):7.0f}  (n={len(xs)})"
+
+
+def bench_fix(threaded: bool, n_orders: int, n_probes: int, tmp: Path, latency: bool) -> None:
+    names = ["L0"] + ([f"L{us}" for us in LATENCIES_US] if latency else [])
+    ports = dict(zip(names, procs.free_ports(len(names))))
+    kind = "ThreadedSocketAcceptor" if threaded else "SocketAcceptor"
+    proc = procs.start([sys.executable, "-m", "sim_exchange", "--config", str(sim_config(tmp, ports, threaded))],
+                       log_path=tmp / "sim.log", cwd=ROOT)
+    try:
+        procs.wait_for_ports(list(ports.values()), timeout=30, proc=proc)
+        sessions = {}
+        for name, port in ports.items():
+            c = RawFixSession(port=port, sender="CLIENT", target=name, timeout=5).connect()
+            c.logon()
+            sessions[name] = c
+        z = sessions["L0"]
+        round_trips(z, min(50, n_orders))                        # warm-up
+        rt = round_trips(z, n_orders)
+        print(f"[fix {kind}] NOS -> first ER, zero latency, one at a time (us): {fmt(rt)}")
+        if not latency:
+            return
+        base = probe_rtts(z, n_probes)
+        print(f"[latency {kind}] TestRequest RTT baseline, zero latency (us): {fmt(base)}")
+        b50, b99 = pct(base, 50), pct(base, 99)
+        for us in LATENCIES_US:
+            xs = probe_rtts(sessions[f"L{us}"], n_probes)
+            m50, m99 = pct(xs, 50), pct(xs, 99)
+            print(f"[latency {kind}] one-way {us/1000:.1f} ms, configured RTT {2*us:5d} us: measured p50 {m50:7.0f} "
+                  f"p99 {m99:7.0f}; minus baseline p50 {m50-b50:7.0f} ({(m50-b50)/(2*us)*100-100:+5.1f}%) "
+                  f"p99 {m99-b99:7.0f}")
+        for c in sessions.values():
+            c.logout(timeout=1)
+            c.close()
+    finally:
+        procs.stop(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer samples (about 15 s)")
+    args = ap.parse_args(argv)
+    n_engine = 20_000 if args.quick else 100_000
+    n_orders = 200 if args.quick else 600
+    n_probes = 100 if args.quick else 400
+    bench_engine(n_engine)
+    with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
+        bench_fix(True, n_orders, n_probes, Path(tmp), latency=True)
+    with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
+        bench_fix(False, n_orders, n_probes, Path(tmp), latency=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
