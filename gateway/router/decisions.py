@@ -79,6 +79,18 @@ class DecisionLog:
             if self.path is not None:
                 self._unwritten.append(rec)
 
+    def last_for(self, intent: OrderIntent, scan: int = 2000) -> RoutingDecision | None:
+        """The latest decision recorded for this order (same intent object, or same session and
+        ClOrdID), looking back at most ``scan`` records."""
+        with self._lock:
+            ring = self._ring
+            n = len(ring)
+            for k in range(1, min(scan, n) + 1):
+                _, _, d, it = ring[n - k]
+                if it is intent or (it.cl_ord_id == intent.cl_ord_id and it.oms_session == intent.oms_session):
+                    return d
+        return None
+
     def __len__(self) -> int:
         return len(self._ring)
 

@@ -91,15 +91,28 @@ class ScalpRouter(BaseRouter):
     def _decide(self, intent: OrderIntent):
         return self._route(intent, intent.qty, (), "")
 
-    def retry(self, intent: OrderIntent, decision: RoutingDecision, remaining_qty: float) -> RoutingDecision | None:
-        if (not self.cfg.micro_burst or decision.rejected or remaining_qty <= _EPS
-                or decision.reason.startswith("scalp micro-burst") or decision.children[0].tif != IOC):
+    def retry(self, intent: OrderIntent, decision: RoutingDecision | None, remaining_qty: float,
+              exclude: tuple | set | frozenset = ()) -> RoutingDecision | None:
+        """Re-send an unfilled IOC remainder once, to the best venue not tried yet.
+
+        ``decision`` is the order's first decision; when None it is looked up in the
+        decision log (same intent). Venues in ``exclude`` are skipped as well.
+        """
+        if not self.cfg.micro_burst or remaining_qty <= _EPS:
+            return None
+        if decision is None:
+            decision = self.log.last_for(intent)
+        if decision is not None and (decision.rejected or decision.reason.startswith("scalp micro-burst")
+                                     or decision.children[0].tif != IOC):
+            return None
+        if decision is None and intent.tif == FOK:
             return None
         t0 = perf_counter()
-        used = tuple(c.venue for c in decision.children)
+        used = tuple(exclude) + (tuple(c.venue for c in decision.children) if decision is not None else ())
         children, reason, scores = self._route(intent, remaining_qty, used, " micro-burst")
         if not children:
             return None
+        children[0].tif = IOC
         d = RoutingDecision(self.name, children, reason, scores, self.clock.now(), (perf_counter() - t0) * 1e6)
         self.log.record(d, intent)
         return d

@@ -266,3 +266,20 @@ def test_config_validation_names_the_field():
     assert cfg.latency_stale_after_s == pytest.approx(0.5)
     with pytest.raises(ValueError, match="unknown routing policy"):
         build_router(cfg, make_market()[3], policy="nope")
+
+
+def test_micro_burst_retry_without_decision_finds_it_in_the_log():
+    cfg, clock, m = three_venues(micro_burst=True)
+    r = scalp(m, cfg, clock)
+    it = intent(qty=100)
+    r.decide(it)
+    again = r.retry(it, None, 30)                             # the gateway's call
+    assert again.children[0].venue == "BRAVO" and again.children[0].qty == 30
+    other = intent(qty=100)
+    other.cl_ord_id = "C2"
+    assert r.retry(other, None, 30, exclude={"ALPHA", "BRAVO"}).children[0].venue == "CHARLIE"
+    m.on_venue_down("BRAVO"), m.on_venue_down("CHARLIE")
+    third = intent(qty=100)
+    third.cl_ord_id = "C3"
+    r.decide(third)
+    assert r.retry(third, None, 30) is None                   # no other venue up
