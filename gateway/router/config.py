@@ -47,7 +47,7 @@ class RoutingConfig(BaseModel):
     latency_ceiling_us: float | None = Field(None, gt=0)
 
     # scalp fill model
-    min_fill_prob: float = Field(0.05, ge=0, le=1)         # below: the venue is "without depth"
+    min_fill_prob: float = Field(0.9, ge=0, le=1)          # "enough depth": expected fill >= this
     depletion_tau_s: float = Field(1.0, gt=0)              # memory of the touch depletion rate
     micro_burst: bool = False
 

@@ -6,7 +6,9 @@ whose session is down is never chosen; when nothing is usable the decision has n
 children and ``reason`` is the Text(58) of the reject.
 
 Scalp ranking, best first:
-1. viable: fill probability >= ``min_fill_prob`` (the venue shows depth for this order),
+1. enough depth: fill probability >= ``min_fill_prob`` (default 0.9: the venue is expected
+   to fill at least 90% of an IOC, or an FOK with 90% probability); when no venue has
+   enough depth the same ranking runs over the rest (partial depth, or none),
 2. fresh latency before stale, then latency tier: sorted by latency, a venue within
    ``latency_tie_tolerance_us`` of its tier's fastest venue shares the tier (a tie),
 3. higher fill probability,

@@ -99,8 +99,19 @@ def test_latency_ceiling_excludes_slow_and_rejects_when_none_below():
     assert d2.rejected and "latency ceiling 1000us" in d2.reason and "CHARLIE 1900us" in d2.reason
 
 
+def test_fastest_with_partial_depth_loses_to_next_with_enough():
+    cfg, clock, m = three_venues(lat=(300, 900, 2000))          # min_fill_prob 0.9 by default
+    snapshot(m, "ALPHA", "EURUSD", BIDS, [(1.10010, 60)])
+    d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
+    assert d.children[0].venue == "BRAVO"
+    snapshot(m, "BRAVO", "EURUSD", BIDS, [(1.10010, 70)])
+    snapshot(m, "CHARLIE", "EURUSD", BIDS, [(1.10010, 10)])
+    d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
+    assert d.children[0].venue == "ALPHA"                     # nobody has enough: fastest partial
+
+
 def test_fok_needs_full_depth_ioc_takes_partial():
-    cfg, clock, m = three_venues(lat=(300, 900, 2000))
+    cfg, clock, m = three_venues(lat=(300, 900, 2000), min_fill_prob=0.5)
     snapshot(m, "ALPHA", "EURUSD", BIDS, [(1.10010, 60)])     # partial depth on the fastest
     r = scalp(m, cfg, clock)
     ioc = r.decide(intent(qty=100, price=1.10010, tif=IOC))
