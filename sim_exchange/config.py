@@ -69,6 +69,9 @@ class FlowConfig(_Strict):
     spread_ticks: int = Field(default=1, ge=1)
     # How far (in ticks) new passive orders land behind the touch, at most.
     max_offset_ticks: int = Field(default=5, ge=0)
+    # Cap on our resting orders per symbol: at the cap a new passive order first cancels
+    # a random resting one, so a long run keeps a bounded book.
+    max_resting_per_symbol: int = Field(default=300, ge=1)
     # Pull of the quoting anchor back to the reference price (0 = none, 1 = always at ref).
     mean_reversion: float = Field(default=0.05, ge=0, le=1)
 

@@ -7,7 +7,7 @@ venue under the venue's lock. Per symbol, arrivals are Poisson at ``rate_per_s``
 - ``marketable_fraction``: an IOC that takes liquidity at the opposite touch (a few ticks
   through it), size around ``mean_qty``,
 - otherwise a passive limit order 0..``max_offset_ticks`` behind its side's quote around
-  an anchor that drifts with the mid but is pulled back to the reference price
+  an anchor (at ``max_resting_per_symbol`` one of ours is canceled first) that drifts with the mid but is pulled back to the reference price
   (``mean_reversion``), so the book stays two-sided and roughly centred.
 """
 from __future__ import annotations
@@ -108,7 +108,11 @@ class FlowModel:
                 price = max(price, bid + 1)
         if price <= 0:
             return []
-        return self._limit(symbol, side, price, self._size())
+        events: list = []
+        if len(self._resting[symbol]) >= self.cfg.max_resting_per_symbol and self._prune(symbol) \
+                and len(self._resting[symbol]) >= self.cfg.max_resting_per_symbol:
+            events += self._cancel(symbol)
+        return events + self._limit(symbol, side, price, self._size())
 
     def _marketable(self, symbol: str) -> list:
         side = BUY if self.rng.random() < 0.5 else SELL
@@ -135,8 +139,7 @@ class FlowModel:
         return bool(alive)
 
     def _limit(self, symbol: str, side: str, price_ticks: int, qty: int) -> list:
-        events = self._order(symbol, side, price_ticks, qty, "0")
-        return events
+        return self._order(symbol, side, price_ticks, qty, "0")
 
     def _order(self, symbol: str, side: str, price_ticks: int, qty: int, tif: str) -> list:
         cl = self._next_id()
