@@ -48,7 +48,8 @@ def _venues(runs: list[dict]) -> list[str]:
 
 
 def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
-    """Per policy: probe RTT p50 (line) and p99 (dashed) per venue, orders' signal-to-exec (dots)."""
+    """Per policy and venue: probe RTT EWMA (line), windowed p99 (dashed), the orders'
+    signal-to-exec (crosses) and the simulator's latency schedule changes (dotted)."""
     if not runs:
         return None
     venues = _venues(runs)
@@ -57,12 +58,16 @@ def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
         for i, v in enumerate(venues):
             pts = [(s["t"], s["venues"][v]) for s in run.get("series", []) if v in s.get("venues", {})]
             c = _color(v, i)
-            p50 = [(t, d.get("p50_us")) for t, d in pts if d.get("p50_us")]
+            ewma = [(t, d.get("ewma_us")) for t, d in pts if d.get("ewma_us")]
             p99 = [(t, d.get("p99_us")) for t, d in pts if d.get("p99_us")]
-            if p50:
-                ax.plot(*zip(*p50), color=c, label=f"{v} probe RTT p50")
+            if ewma:
+                ax.plot(*zip(*ewma), color=c, label=f"{v} probe RTT (EWMA)")
             if p99:
-                ax.plot(*zip(*p99), color=c, linestyle="--", linewidth=0.8, label=f"{v} probe p99")
+                ax.plot(*zip(*p99), color=c, linestyle="--", linewidth=0.8, label=f"{v} probe p99 (window)")
+            for at, base, _ in ((run.get("meta") or {}).get("latency_model") or {}).get(v, {}).get("schedule", []):
+                ax.axvline(at, color=c, linestyle=":", linewidth=1)
+                ax.annotate(f"{v} -> {base:,.0f} us one-way", (at, 1), xycoords=("data", "axes fraction"),
+                            fontsize=7, color=c, rotation=90, va="top", ha="right")
             dots = [(o["signal_ts"], o["signal_to_exec_us"]) for o in run.get("orders", [])
                     if o.get("venue") == v and o.get("signal_to_exec_us")]
             if dots:

@@ -69,7 +69,7 @@ class DemoClient(fixedge.SafeApplication):
         return fixedge.build_settings(default, sessions)
 
     def start(self) -> None:
-        self.engine = fixedge.start_engine("initiator", self, self.settings(), threaded=True)
+        self.engine = fixedge.start_engine("initiator", self, self.settings(), threaded=False)
 
     def wait_ready(self, timeout: float) -> bool:
         """Block until the OMS session is up and every venue and symbol has market data."""

@@ -28,6 +28,11 @@ MEASUREMENT_NOTES = [
     "link) that fired the order entered the client's quickfix callback, to the moment the ExecutionReport "
     "that ends the order (filled, canceled, expired or rejected) entered it. It includes the client's "
     "Python, the gateway (risk + routing + two FIX hops) and the venue's injected one-way latency both ways.",
+    "**Injected venue RTT / our software**: the simulator adds a configured one-way delay per venue in "
+    "both directions (configs/demo/sim.toml, with ALPHA's schedule); per order we take 2 x (base + mean "
+    "jitter) of the venue it went to at that moment (the slowest, for a split order). Signal-to-execution "
+    "minus that is what our software (Python client, quickfix on both hops, gateway risk and routing, the "
+    "simulator's matching and proxy) adds; the schedule times are approximate by the simulator's start-up.",
     "**Signal-to-send**: the client's own share (parse the market data, run the rule, build and send the order).",
     "**Send-to-first-ack**: order out of the client -> first ExecutionReport back (the order round trip).",
     "**Venues queried per order**: distinct venues the gateway sent child orders to for one OMS order, from "
@@ -79,6 +84,27 @@ def decision_order_id(decision: dict) -> str | None:
     return None
 
 
+def injected_rtt_us(model: dict, venue: str, t: float) -> float | None:
+    """The simulator's injected round trip to ``venue`` at trading time ``t``: 2 x (base + mean jitter)."""
+    m = model.get(venue)
+    if m is None:
+        return None
+    base, jitter = m["base_us"], m["jitter_us"]
+    for at, b, j in m.get("schedule", []):
+        if at <= t:
+            base, jitter = b, j
+    mean_extra = jitter if m.get("jitter") == "exponential" else 0.0
+    return 2 * (base + mean_extra)
+
+
+def order_injected_rtt(order: dict, decision: dict | None, model: dict) -> float | None:
+    """Injected RTT of the slowest venue the order went to (the one its terminal report waits for)."""
+    venues = decision_venues(decision) if decision else ([order["venue"]] if order.get("venue") else [])
+    rtts = [injected_rtt_us(model, v, order["signal_ts"]) for v in venues]
+    rtts = [r for r in rtts if r is not None]
+    return max(rtts) if rtts else None
+
+
 def summarize(run: dict) -> dict:
     """The figures of one policy run."""
     orders = run.get("orders", [])
@@ -98,6 +124,10 @@ def summarize(run: dict) -> dict:
     with_fills = [o for o in orders if o["filled_qty"] > 0]
     slip_qty = sum(o["filled_qty"] for o in with_fills)
     slip_w = (sum(o["slippage_ticks"] * o["filled_qty"] for o in with_fills) / slip_qty) if slip_qty else None
+    model = run.get("meta", {}).get("latency_model") or {}
+    rtts = {o["cl_ord_id"]: order_injected_rtt(o, by_id.get(o["cl_ord_id"]), model) for o in orders}
+    overhead = [o["signal_to_exec_us"] - rtts[o["cl_ord_id"]] for o in orders
+                if o["signal_to_exec_us"] is not None and rtts[o["cl_ord_id"]] is not None]
     accounted = outcomes["filled"] + outcomes["partial_then_done"] + outcomes["missed"] + outcomes["rejected"]
     return {
         "policy": run.get("policy"),
@@ -114,6 +144,8 @@ def summarize(run: dict) -> dict:
                            **percentiles([o["slippage_ticks"] for o in with_fills], (50, 95))},
         "signal_to_exec_us": percentiles(o["signal_to_exec_us"] for o in orders),
         "signal_to_send_us": percentiles(o["signal_to_send_us"] for o in orders),
+        "injected_rtt_us": percentiles(v for v in rtts.values() if v is not None),
+        "overhead_us": percentiles(overhead),
         "send_to_ack_us": percentiles(o["send_to_ack_us"] for o in orders),
         "decision_us": percentiles(d.get("decision_us") for d in used if isinstance(d.get("decision_us"), (int, float))),
         "venues_per_order": {"mean": float(np.mean(venue_counts)) if venue_counts else None,
@@ -170,7 +202,10 @@ def comparison_rows(summaries: list[dict]) -> list[tuple[str, list[str], str, st
             PUBLISHED["scalp"]["latency"], PUBLISHED["sor"]["latency"]),
         row("Signal-to-execution p90 (us)", lambda s: _f(s["signal_to_exec_us"]["p90"])),
         row("Signal-to-execution p99 (us)", lambda s: _f(s["signal_to_exec_us"]["p99"])),
-        row("  of which signal-to-send p50 (us)", lambda s: _f(s["signal_to_send_us"]["p50"])),
+        row("  of which simulated network: injected venue RTT p50 (us)", lambda s: _f(s["injected_rtt_us"]["p50"])),
+        row("  of which our software: signal-to-exec minus injected RTT p50 (us)",
+            lambda s: _f(s["overhead_us"]["p50"])),
+        row("  of which the client, signal-to-send p50 (us)", lambda s: _f(s["signal_to_send_us"]["p50"])),
         row("  of which router decision p50 (us)", lambda s: _f(s["decision_us"]["p50"], "{:,.1f}")),
         row("Venues queried per order (mean / max)",
             lambda s: f"{_f(s['venues_per_order']['mean'], '{:.2f}')} / {_f(s['venues_per_order']['max'], '{}')}",

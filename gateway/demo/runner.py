@@ -79,6 +79,22 @@ def gateway_config(template: dict, venue_ports: dict[str, int], oms_port: int, a
     return data
 
 
+def latency_model(sim: dict, startup_s: float) -> dict[str, dict]:
+    """Each venue's injected one-way latency, schedule times relative to trading start.
+
+    Approximate by the simulator's own start-up time (its schedule clock starts when its
+    proxies start, a little after we launched it).
+    """
+    out = {}
+    for v in sim["venues"]:
+        lat = v.get("latency") or {}
+        out[v["name"]] = {"base_us": float(lat.get("base_us", 0)), "jitter_us": float(lat.get("jitter_us", 0)),
+                          "jitter": lat.get("jitter", "normal"),
+                          "schedule": [[round(st["at_s"] - startup_s, 3), float(st["base_us"]),
+                                        float(st.get("jitter_us", 0))] for st in lat.get("schedule") or []]}
+    return out
+
+
 def tick_sizes(sim: dict) -> dict[str, float]:
     return {s["symbol"]: float(s["tick_size"]) for s in sim.get("symbols", [])}
 
@@ -134,9 +150,7 @@ class DemoRunner:
                                    f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
                                    f"symbols with data {sorted(client.md_seen)})")
             meta["startup_s"] = round(time.monotonic() - t_start, 3)
-            meta["schedule_at_trading_s"] = {
-                v["name"]: [round(st["at_s"] - meta["startup_s"], 2) for st in (v.get("latency") or {}).get("schedule", [])]
-                for v in sim["venues"]}
+            meta["latency_model"] = latency_model(sim, meta["startup_s"])
             client.start_trading()
             view = LiveView(admin, client.live_stats, policy, s.duration_s, client_cfg.symbols[-1],
                             clock=lambda: client.clock.now() - client.t0, interval=cfg.status_interval_s,

@@ -63,7 +63,7 @@ def render(status: dict | None, client: dict, policy: str, elapsed: float, durat
     per = client.get("venues", {})
     sent = totals.get("sent", 0) or 0
     lines = [f"fixgw demo  policy={policy}  t={elapsed:5.1f}/{duration:.0f}s   (Ctrl-C stops)",
-             f"{'VENUE':<8} {'SESSION':<8} {'RTT p50/p99 us':>15}  {symbol + ' bid x ask':<34} "
+             f"{'VENUE':<8} {'SESSION':<8} {'RTT ewma':>8} {'p50/p99 us':>15}  {symbol + ' bid x ask':<34} "
              f"{'LEVELS':>6} {'ROUTED':>7} {'FILLS':>6} {'MISSES':>6}"]
     for v in status.get("venues") or []:
         name = v.get("name", "?")
@@ -77,7 +77,8 @@ def render(status: dict | None, client: dict, policy: str, elapsed: float, durat
         if lat.get("stale"):
             state += "/stale"
         share = f"{100 * mine.get('orders', 0) / sent:.0f}%" if sent else "-"
-        lines.append(f"{name:<8} {state:<8} {_num(lat.get('p50_us')):>7}/{_num(lat.get('p99_us')):<7}  "
+        lines.append(f"{name:<8} {state:<8} {_num(lat.get('ewma_us')):>8} {_num(lat.get('p50_us')):>7}/"
+                     f"{_num(lat.get('p99_us')):<7}  "
                      f"{top:<34} {_num(book.get('levels')):>6} {share:>7} {mine.get('fills', 0):>6} "
                      f"{mine.get('misses', 0):>6}")
     gw = status.get("orders") or {}
@@ -95,11 +96,11 @@ def render(status: dict | None, client: dict, policy: str, elapsed: float, durat
 def summary_line(status: dict | None, client: dict, policy: str, elapsed: float) -> str:
     """One line for non-terminal output."""
     totals = client.get("totals", {})
-    rtts = " ".join(f"{v.get('name')}={_num(((v.get('market') or {}).get('latency') or {}).get('p50_us'))}us"
+    rtts = " ".join(f"{v.get('name')}={_num(((v.get('market') or {}).get('latency') or {}).get('ewma_us'))}us"
                     for v in (status or {}).get("venues") or [])
     filled = totals.get("filled", 0) + totals.get("partial_then_done", 0)
     return (f"[demo {policy} t={elapsed:.1f}s] sent {totals.get('sent', 0)} filled {filled} missed "
-            f"{totals.get('missed', 0)} rejected {totals.get('rejected', 0)} | probe p50 {rtts or '-'}")
+            f"{totals.get('missed', 0)} rejected {totals.get('rejected', 0)} | probe RTT {rtts or '-'}")
 
 
 class LiveView(threading.Thread):

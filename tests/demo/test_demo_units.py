@@ -191,3 +191,44 @@ def test_charts_skipped_without_matplotlib(tmp_path, monkeypatch):
     paths = report.write_report(rep, tmp_path)
     assert "Charts skipped: matplotlib is not installed" in paths["md"].read_text()
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_injected_rtt_follows_the_schedule_and_split_orders_take_the_slowest():
+    model = {"ALPHA": {"base_us": 100, "jitter_us": 20, "jitter": "normal", "schedule": [[5.0, 3000, 300]]},
+             "CHARLIE": {"base_us": 1500, "jitter_us": 300, "jitter": "exponential", "schedule": []}}
+    assert report.injected_rtt_us(model, "ALPHA", 4.9) == 200
+    assert report.injected_rtt_us(model, "ALPHA", 5.0) == 6000
+    assert report.injected_rtt_us(model, "CHARLIE", 0) == 3600
+    assert report.injected_rtt_us(model, "NOPE", 0) is None
+    order = {"signal_ts": 1.0, "venue": "ALPHA"}
+    split = {"children": [{"venue": "ALPHA"}, {"venue": "CHARLIE"}]}
+    assert report.order_injected_rtt(order, split, model) == 3600
+    assert report.order_injected_rtt(order, None, model) == 200
+    rows = _records()
+    s = report.summarize({"policy": "scalp", "orders": rows, "decisions": [],
+                          "meta": {"latency_model": model}})
+    # ALPHA orders only carry a venue: 500 - 200 and 1000 - 200 us
+    assert s["overhead_us"]["n"] == 2 and s["overhead_us"]["p50"] == pytest.approx(550)
+
+
+def test_live_view_render_and_summary_line():
+    from gateway.demo import view
+    status = {"venues": [{"name": "ALPHA", "logged_on": True,
+                          "market": {"latency": {"ewma_us": 210.4, "p50_us": 200, "p99_us": 480},
+                                     "books": {"AAPL": {"bid": 190.0, "bid_qty": 300, "ask": 190.01,
+                                                        "ask_qty": 200, "levels": 5}}}},
+                         {"name": "CHARLIE", "logged_on": False, "market": {}}],
+              "orders": {"total": 4, "filled": 2, "canceled": 1, "rejected": 1},
+              "risk": {"state": "ACTIVE", "total_pnl": -12.5}}
+    client = {"venues": {"ALPHA": {"orders": 3, "fills": 2, "misses": 1}},
+              "totals": {"sent": 4, "open": 0, "filled": 1, "partial_then_done": 1, "missed": 1, "rejected": 1,
+                         "lat_us": [900.0, 1100.0, 5000.0]}}
+    text = view.render(status, client, "scalp", 3.0, 30, "AAPL")
+    assert "ALPHA    up" in text and "300 @ 190.0 x 190.01 @ 200" in text and "75%" in text
+    assert "CHARLIE  DOWN" in text and "risk ACTIVE" in text and "PnL -12.50" in text
+    assert "fill rate 50%" in text and "signal->exec p50 1,100 us" in text
+    line = view.summary_line(status, client, "scalp", 3.0)
+    assert line.startswith("[demo scalp t=3.0s] sent 4 filled 2 missed 1") and "ALPHA=210us" in line
+    snap = view.condense(status, 1.5)
+    assert snap["venues"]["ALPHA"]["ewma_us"] == 210.4 and snap["risk"]["state"] == "ACTIVE"
+    assert view.render(None, {}, "dma", 0.0, 4, "AAPL").count("\n") == 3   # gateway not answering yet
