@@ -1,0 +1,94 @@
+"""Socket tests: three simulated venues of different latency, the gateway, an OMS client.
+
+- orders go to the fastest venue with enough depth;
+- the fastest venue's latency schedule degrades then recovers: routing moves away and back;
+- a venue killed mid-run is routed around.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from live_rig import LiveRig
+
+# ALPHA fastest but thin; BRAVO medium and deep; CHARLIE slow and deep.
+SLOW_AT, FAST_AT = 7.0, 11.0
+
+
+def venues(alpha_schedule=None):
+    return [
+        {"name": "ALPHA", "base_us": 200, "level_qty": 100, "schedule": alpha_schedule or []},
+        {"name": "BRAVO", "base_us": 1000, "level_qty": 5000},
+        {"name": "CHARLIE", "base_us": 2500, "level_qty": 5000},
+    ]
+
+
+def routed_venue(rig: LiveRig, c, qty, price, tif="3") -> tuple[str, bytes]:
+    cl = rig.order(c, qty, price, tif=tif)
+    final, seen = rig.final_report(c, cl)
+    fills = [m.get(30) for m in seen if m.get(30)]
+    decision = next(d for d in reversed(rig.get("/decisions?n=20")) if d["cl_ord_id"] == cl)
+    venue = decision["children"][0]["venue"] if decision["children"] else None
+    if fills:
+        assert fills[0].decode() == venue             # LastMkt(30) names the venue decided
+    return venue, final.get(39)
+
+
+@pytest.mark.timeout(90)
+def test_fastest_with_depth_then_degrade_and_recover(tmp_path):
+    schedule = [{"at_s": SLOW_AT, "base_us": 6000.0, "jitter_us": 0.0},
+                {"at_s": FAST_AT, "base_us": 200.0, "jitter_us": 0.0}]
+    with LiveRig(tmp_path, venues(schedule)) as rig:
+        m = rig.wait_ready()
+        assert m["ALPHA"]["latency"]["route_us"] < m["BRAVO"]["latency"]["route_us"] \
+            < m["CHARLIE"]["latency"]["route_us"]
+        c = rig.oms()
+        # small order: the fastest venue (ALPHA)
+        assert routed_venue(rig, c, 10, 1.10005) == ("ALPHA", b"2")
+        # larger than ALPHA's displayed depth within the limit: the fastest with enough depth
+        assert routed_venue(rig, c, 400, 1.10002)[0] == "BRAVO"
+        # FOK too: sent as FOK to a venue that can fill all of it
+        assert routed_venue(rig, c, 400, 1.10002, tif="4") == ("BRAVO", b"2")
+
+        t0 = rig.sim_started["ALPHA"]
+        assert time.monotonic() - t0 < SLOW_AT - 0.5, "setup too slow for the latency schedule"
+        history = []
+        deadline = t0 + FAST_AT + 4.0
+        while time.monotonic() < deadline:
+            venue, _ = routed_venue(rig, c, 1, 1.10010)
+            history.append((time.monotonic() - t0, venue))
+            time.sleep(0.1)
+        away = [t for t, v in history if v != "ALPHA"]
+        assert away, f"never moved away from ALPHA: {history}"
+        first_away = away[0]
+        assert SLOW_AT - 0.3 < first_away < SLOW_AT + 1.5, history
+        back = [t for t, v in history if t > first_away and v == "ALPHA"]
+        assert back, f"never came back to ALPHA: {history}"
+        assert FAST_AT - 0.3 < back[0] < FAST_AT + 1.5, history
+        print(f"moved away {first_away - SLOW_AT:+.2f}s after the slowdown, back {back[0] - FAST_AT:+.2f}s "
+              f"after the recovery ({len(history)} orders)")
+        assert all(v == "ALPHA" for t, v in history if t > back[0] + 0.5), history
+        during = [v for t, v in history if SLOW_AT + 1.5 < t < FAST_AT - 0.3]
+        assert during and all(v == "BRAVO" for v in during), history
+        snap = rig.get("/status")
+        assert snap["routing"]["by_venue"]["ALPHA"] >= 5
+
+
+@pytest.mark.timeout(60)
+def test_venue_killed_mid_run_is_routed_around(tmp_path):
+    with LiveRig(tmp_path, venues()) as rig:
+        rig.wait_ready()
+        c = rig.oms()
+        assert routed_venue(rig, c, 5, 1.10005)[0] == "ALPHA"
+        rig.kill_venue("ALPHA")
+        rig.wait_until(lambda: not rig.market()["ALPHA"]["up"], 10, what="ALPHA seen down")
+        assert routed_venue(rig, c, 5, 1.10005) == ("BRAVO", b"2")
+        rig.kill_venue("BRAVO")
+        rig.kill_venue("CHARLIE")
+        rig.wait_until(lambda: not any(v["up"] for v in rig.market().values()), 10, what="all down")
+        cl = rig.order(c, 5, 1.10005)
+        final, _ = rig.final_report(c, cl)
+        assert final.get(39) == b"8" and b"no venue available" in final.get(58)
+        books = rig.market()["ALPHA"]["books"]["EURUSD"]
+        assert books["stale"] is True
