@@ -53,7 +53,7 @@ def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
     if not runs:
         return None
     venues = _venues(runs)
-    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.2 * len(runs)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 3.4 * len(runs)), squeeze=False, sharex=True)
     for ax, run in zip(axes[:, 0], runs):
         for i, v in enumerate(venues):
             pts = [(s["t"], s["venues"][v]) for s in run.get("series", []) if v in s.get("venues", {})]
@@ -66,8 +66,8 @@ def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
                 ax.plot(*zip(*p99), color=c, linestyle="--", linewidth=0.8, label=f"{v} probe p99 (window)")
             for at, base, _ in ((run.get("meta") or {}).get("latency_model") or {}).get(v, {}).get("schedule", []):
                 ax.axvline(at, color=c, linestyle=":", linewidth=1)
-                ax.annotate(f"{v} -> {base:,.0f} us one-way", (at, 1), xycoords=("data", "axes fraction"),
-                            fontsize=7, color=c, rotation=90, va="top", ha="right")
+                ax.annotate(f"{v} -> {base:,.0f} us one-way", (at, 0.03), xycoords=("data", "axes fraction"),
+                            fontsize=7, color=c, rotation=90, va="bottom", ha="right")
             dots = [(o["signal_ts"], o["signal_to_exec_us"]) for o in run.get("orders", [])
                     if o.get("venue") == v and o.get("signal_to_exec_us")]
             if dots:
@@ -76,7 +76,7 @@ def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
         ax.set_ylabel("microseconds")
         ax.set_title(f"policy {run.get('policy')}: venue latency over time")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=3, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("seconds since the client started trading")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -84,8 +84,16 @@ def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
     return path
 
 
+def _child_venues(run: dict) -> dict[str, list[str]]:
+    """cl_ord_id -> venues of its child orders (from the decisions), else the reported venue."""
+    from gateway.demo.report import decision_order_id, decision_venues
+    by_id = {decision_order_id(d): decision_venues(d) for d in run.get("decisions", [])}
+    return {o["cl_ord_id"]: by_id.get(o["cl_ord_id"]) or [o.get("venue") or "(none)"]
+            for o in run.get("orders", [])}
+
+
 def routing_share_chart(plt, runs: list[dict], path: Path, bins: int = 10) -> Path | None:
-    """Per policy: share of orders sent to each venue in equal time bins (stacked)."""
+    """Per policy: share of child orders sent to each venue in equal time bins (stacked)."""
     if not runs:
         return None
     venues = _venues(runs) + ["(none)"]
@@ -95,9 +103,11 @@ def routing_share_chart(plt, runs: list[dict], path: Path, bins: int = 10) -> Pa
         span = max([o["signal_ts"] for o in orders] + [run.get("meta", {}).get("duration_s", 1.0)])
         width = span / bins
         counts = [[0] * bins for _ in venues]
+        children = _child_venues(run)
         for o in orders:
             b = min(int(o["signal_ts"] / width), bins - 1) if width > 0 else 0
-            counts[venues.index(o.get("venue") or "(none)")][max(b, 0)] += 1
+            for v in children[o["cl_ord_id"]]:
+                counts[venues.index(v) if v in venues else -1][max(b, 0)] += 1
         totals = [sum(c[b] for c in counts) or 1 for b in range(bins)]
         xs = [width * (b + 0.5) for b in range(bins)]
         bottom = [0.0] * bins
@@ -107,7 +117,7 @@ def routing_share_chart(plt, runs: list[dict], path: Path, bins: int = 10) -> Pa
                 ax.bar(xs, share, width=width * 0.9, bottom=bottom, color=_color(v, i), label=v)
                 bottom = [a + b for a, b in zip(bottom, share)]
         ax.set_ylim(0, 1)
-        ax.set_ylabel("share of orders")
+        ax.set_ylabel("share of child orders")
         ax.set_title(f"policy {run.get('policy')}: routing share over time")
         ax.legend(fontsize=7, ncol=4, loc="upper right")
     axes[-1, 0].set_xlabel("seconds since the client started trading")

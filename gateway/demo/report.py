@@ -38,6 +38,9 @@ MEASUREMENT_NOTES = [
     "**Venues queried per order**: distinct venues the gateway sent child orders to for one OMS order, from "
     "its routing decision log (GET /decisions). All policies *read* every venue's latency and book from "
     "memory; no venue is asked anything per order.",
+    "**Routed to a venue showing no depth**: from the scores the router recorded with its decision: a child "
+    "order went to a venue whose displayed quantity at the limit was 0 when the router decided (in brackets: "
+    "while another venue displayed some). Such an IOC can only fill if liquidity arrives in flight.",
     "**Slippage (ticks)**: quantity-weighted average fill price minus the intended price (the consolidated "
     "touch when the signal fired), in ticks of the symbol, positive = worse for us; over orders with fills. "
     "IOC limit orders at the touch cannot fill worse than the limit, so misses, not slippage, are where "
@@ -105,6 +108,18 @@ def order_injected_rtt(order: dict, decision: dict | None, model: dict) -> float
     return max(rtts) if rtts else None
 
 
+def routed_without_depth(decision: dict) -> tuple[bool, bool] | None:
+    """(a child went to a venue showing no depth at the limit, another venue did show some);
+    None when the decision recorded no depth for its venues (e.g. DMA does not look)."""
+    scores = {r.get("venue"): r for r in decision.get("scores") or [] if isinstance(r, dict)}
+    chosen = decision_venues(decision)
+    if not chosen or any(not isinstance((scores.get(v) or {}).get("available"), (int, float)) for v in chosen):
+        return None
+    blind = any(scores[v]["available"] == 0 for v in chosen)
+    other = any((r.get("available") or 0) > 0 for v, r in scores.items() if v not in chosen)
+    return blind, blind and other
+
+
 def summarize(run: dict) -> dict:
     """The figures of one policy run."""
     orders = run.get("orders", [])
@@ -128,6 +143,7 @@ def summarize(run: dict) -> dict:
     rtts = {o["cl_ord_id"]: order_injected_rtt(o, by_id.get(o["cl_ord_id"]), model) for o in orders}
     overhead = [o["signal_to_exec_us"] - rtts[o["cl_ord_id"]] for o in orders
                 if o["signal_to_exec_us"] is not None and rtts[o["cl_ord_id"]] is not None]
+    blind = [b for b in (routed_without_depth(d) for d in used) if b is not None]
     accounted = outcomes["filled"] + outcomes["partial_then_done"] + outcomes["missed"] + outcomes["rejected"]
     return {
         "policy": run.get("policy"),
@@ -151,6 +167,8 @@ def summarize(run: dict) -> dict:
         "venues_per_order": {"mean": float(np.mean(venue_counts)) if venue_counts else None,
                              "max": max(venue_counts) if venue_counts else None,
                              "decisions": len(used), "matched_to_orders": len(matched)},
+        "routed_without_depth": sum(b for b, _ in blind) if blind else None,
+        "routed_without_depth_while_other_had_depth": sum(o for _, o in blind) if blind else None,
         "by_venue": by_venue(orders, run.get("final_status") or {}),
         "gateway": gateway_totals(run.get("final_status") or {}),
         "signals": run.get("meta", {}).get("signals", {}),
@@ -210,6 +228,9 @@ def comparison_rows(summaries: list[dict]) -> list[tuple[str, list[str], str, st
         row("Venues queried per order (mean / max)",
             lambda s: f"{_f(s['venues_per_order']['mean'], '{:.2f}')} / {_f(s['venues_per_order']['max'], '{}')}",
             "1", ">1"),
+        row("Orders routed to a venue showing no depth at the limit (another venue had some)",
+            lambda s: "n/a (not recorded)" if s["routed_without_depth"] is None else
+            f"{s['routed_without_depth']} ({s['routed_without_depth_while_other_had_depth']})"),
         row("Slippage (ticks, qty-weighted mean, + = worse)",
             lambda s: _f(s["slippage_ticks"]["weighted_mean"], "{:+.2f}")),
         row("Win rate (filled at intended price)", lambda s: _pct(s["win_rate"]),

@@ -232,3 +232,15 @@ def test_live_view_render_and_summary_line():
     snap = view.condense(status, 1.5)
     assert snap["venues"]["ALPHA"]["ewma_us"] == 210.4 and snap["risk"]["state"] == "ACTIVE"
     assert view.render(None, {}, "dma", 0.0, 4, "AAPL").count("\n") == 3   # gateway not answering yet
+
+
+def test_routed_without_depth_from_decision_scores():
+    d = {"children": [{"venue": "ALPHA"}],
+         "scores": [{"venue": "ALPHA", "available": 0.0}, {"venue": "BRAVO", "available": 250.0}]}
+    assert report.routed_without_depth(d) == (True, True)
+    d["scores"][1]["available"] = 0.0
+    assert report.routed_without_depth(d) == (True, False)
+    d["scores"][0]["available"] = 10.0
+    assert report.routed_without_depth(d) == (False, False)
+    assert report.routed_without_depth({"children": [], "scores": []}) is None
+    assert report.routed_without_depth({"children": [{"venue": "ALPHA"}], "scores": []}) is None   # DMA
