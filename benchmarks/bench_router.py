@@ -2,7 +2,7 @@
 
 Usage:
   .venv/bin/python benchmarks/bench_router.py decide [--venues 8] [--levels 10] [--orders 20000]
-  .venv/bin/python benchmarks/bench_router.py probes [--delays-ms 1,3,6] [--seconds 6]
+  .venv/bin/python benchmarks/bench_router.py probes [--delays-ms 0,0.5,2,5] [--seconds 6]
   .venv/bin/python benchmarks/bench_router.py all
 
 ``decide``: pure CPU. Books of N venues x L levels per side, live-looking latencies and
@@ -10,9 +10,9 @@ touch depletion; every policy decides a stream of buy/sell IOC/FOK/market orders
 time is ``RoutingDecision.decision_us`` (perf_counter around the whole decision, lock
 included) plus the outer call time (with the decision-log append).
 
-``probes``: starts the simulator (one venue per injected one-way delay, delay proxy on)
-and a MarketState with real quickfix initiator sessions (our TestRequest probes every
-probe_interval_ms); prints measured RTT p50/p99 against 2 x the injected one-way delay.
+``probes``: starts one simulator process per injected one-way delay (delay proxy on, no
+jitter) and the gateway (our TestRequest probes every probe_interval_ms on its quickfix
+initiator sessions); prints the measured RTT p50/p99 against 2 x the injected delay.
 """
 from __future__ import annotations
 
@@ -116,21 +116,39 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 
 
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float) -> None:
-    from benchmarks.router_live import ProbeRig   # noqa: PLC0415 - sockets only for this part
-    with ProbeRig(delays_ms, interval_ms=interval_ms) as rig:
-        rig.wait_all_up(30.0)
-        time.sleep(seconds)
-        snap = rig.market.snapshot()
-    print(f"probe RTT vs injected delay ({seconds:.0f}s, probe every {interval_ms:.0f} ms)")
-    print(f"{'venue':<8} {'one-way ms':>10} {'expect RTT us':>13} {'samples':>7} {'p50 us':>9} {'p99 us':>9} "
-          f"{'ewma us':>9} {'jitter us':>9} {'p50 err us':>10}")
-    for (name, d_ms) in rig.venues:
-        lat = snap[name]["latency"]
+    """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
+    gateway's probe RTTs (admin /status) against 2 x the injected delay."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "router"))
+    from live_rig import LiveRig  # noqa: PLC0415 - sockets and processes only for this part
+
+    venues = [{"name": f"D{i}", "base_us": d * 1000.0, "jitter_us": 0.0} for i, d in enumerate(delays_ms)]
+    with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
+        with LiveRig(Path(tmp), venues, {"probe_interval_ms": interval_ms, "latency_window": 10_000}) as rig:
+            rig.wait_ready(30.0, samples=1)
+            time.sleep(seconds)
+            snap = rig.market()
+    print(f"probe RTT vs injected latency ({seconds:.0f}s, probe every {interval_ms:.0f} ms, "
+          f"simulator delay proxy both ways, no jitter)")
+    print("net = p50 minus the p50 of the zero-delay venue (the path's own cost: quickfix + Python on both")
+    print("sides + the proxy's thread hand-offs); expect = 2 x injected one-way delay")
+    print(f"{'venue':<6} {'one-way ms':>10} {'expect us':>9} {'samples':>7} {'p50 us':>8} {'p99 us':>8} "
+          f"{'ewma us':>8} {'jitter us':>9} {'net us':>8} {'net err':>8} {'ack p50':>8}")
+    floor = None
+    for v, d_ms in zip(venues, delays_ms):
+        if d_ms == 0:
+            floor = snap[v["name"]]["latency"]["p50_us"]
+    for v, d_ms in zip(venues, delays_ms):
+        lat = snap[v["name"]]["latency"]
+        ack = snap[v["name"]].get("ack", {})
         expect = 2 * d_ms * 1000
         p50 = lat["p50_us"]
-        err = None if p50 is None else p50 - expect
-        print(f"{name:<8} {d_ms:10.2f} {expect:13.0f} {lat['samples']:7d} {_f(p50):>9} {_f(lat['p99_us']):>9} "
-              f"{_f(lat['ewma_us']):>9} {_f(lat['jitter_us']):>9} {_f(err):>10}")
+        net = None if p50 is None or floor is None else p50 - floor
+        err = None if net is None else net - expect
+        print(f"{v['name']:<6} {d_ms:10.2f} {expect:9.0f} {lat['samples']:7d} {_f(p50):>8} {_f(lat['p99_us']):>8} "
+              f"{_f(lat['ewma_us']):>8} {_f(lat['jitter_us']):>9} {_f(net):>8} {_f(err):>8} "
+              f"{_f(ack.get('p50_us')):>8}")
 
 
 def _f(x) -> str:
@@ -143,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venues", type=int, default=8)
     ap.add_argument("--levels", type=int, default=10)
     ap.add_argument("--orders", type=int, default=20_000)
-    ap.add_argument("--delays-ms", default="1,3,6", help="one-way delay per simulated venue")
+    ap.add_argument("--delays-ms", default="0,0.5,2,5", help="one-way delay per simulated venue")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--interval-ms", type=float, default=100.0)
     a = ap.parse_args(argv)

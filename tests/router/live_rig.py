@@ -55,7 +55,7 @@ class LiveRig:
     # ---------------------------------------------------------------- processes
     def _sim_toml(self, v: dict) -> Path:
         lat = {"base_us": v.get("base_us", 0.0), "jitter_us": v.get("jitter_us", 0.0),
-               "jitter": v.get("jitter", "none"), "always_proxy": True}
+               "jitter": v.get("jitter", "none"), "always_proxy": v.get("proxy", True)}
         if v.get("schedule"):
             lat["schedule"] = v["schedule"]
         flow = {"enabled": v.get("flow", False), "initial_levels": v.get("levels", 5),
