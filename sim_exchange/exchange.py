@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from gateway.clock import MONOTONIC, Clock
 from sim_exchange.config import SimConfig
@@ -37,14 +38,21 @@ class SimExchange:
             raise
         return self
 
-    def stop(self) -> None:
-        """Log out every counterparty and stop every venue (in reverse start order)."""
-        while self._started:
-            v = self._started.pop()
-            try:
-                v.stop()
-            except Exception:  # noqa: BLE001 - keep stopping the others
-                log.exception("stopping venue %s", v.name)
+    def stop(self, logout_timeout: float = 2.0) -> None:
+        """Log out every counterparty of every venue at once, then stop them (reverse start order)."""
+        venues, self._started = list(reversed(self._started)), []
+        for v in venues:
+            self._guard(v.begin_stop, v)
+        deadline = time.monotonic() + logout_timeout
+        for v in venues:
+            self._guard(lambda: v.finish_stop(max(0.0, deadline - time.monotonic())), v)
+
+    @staticmethod
+    def _guard(fn, venue) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - keep stopping the others
+            log.exception("stopping venue %s", venue.name)
 
     def stats(self) -> dict[str, dict]:
         return {name: v.snapshot_stats() for name, v in self.venues.items()}

@@ -67,7 +67,11 @@ class Venue:
         self.app = VenueApp(self)
         self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
                          "V": self._on_md_request}
-        self.sessions: dict[str, fix.SessionID] = {}          # counterparty CompID -> session
+        self.sessions: dict[str, fix.SessionID] = {}          # logged-on counterparty CompID -> session
+        # Every configured session, logged on or not: an ExecutionReport for a counterparty
+        # that is away is stored by quickfix and reaches it by resend after its next logon.
+        self.session_ids = {cp.comp_id: fix.SessionID(fixedge.BEGIN_STRING, self.comp_id, cp.comp_id)
+                            for cp in config.counterparties}
         self.subscriptions: dict[str, dict[str, Subscription]] = {}  # counterparty -> MDReqID -> sub
         self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
                       "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0}
@@ -95,25 +99,37 @@ class Venue:
 
     def stop(self, logout_timeout: float = 2.0) -> None:
         """Stop the flow, log every counterparty out (bounded wait), stop acceptor and proxy."""
+        self.begin_stop()
+        self.finish_stop(logout_timeout)
+
+    def begin_stop(self) -> None:
+        """Stop the flow and send a Logout on every session (answers are awaited in finish_stop)."""
         if self._driver is not None:
             self._driver.stop()
+            self._driver = None
+        if self._acceptor is None:
+            return
+        # quickfix's own state, not ours: onLogon runs after the Logon answer went out.
+        for session in self._live_sessions():
+            session.logout("venue shutting down")
+
+    def finish_stop(self, timeout: float = 2.0) -> None:
         if self._acceptor is not None:
-            self._logout_all(logout_timeout)
+            with self._logged_out:
+                self._logged_out.wait_for(lambda: not self._live_sessions(), timeout)
             self._acceptor.stop(True)
             self._acceptor = None
         if self._proxy is not None:
             self._proxy.stop()
             self._proxy = None
 
-    def _logout_all(self, timeout: float) -> None:
-        with self._slock:
-            sessions = list(self.sessions.values())
-        for sid in sessions:
+    def _live_sessions(self) -> list:
+        out = []
+        for sid in self.session_ids.values():
             session = fix.Session.lookupSession(sid)
             if session is not None and session.isLoggedOn():
-                session.logout("venue shutting down")
-        with self._logged_out:
-            self._logged_out.wait_for(lambda: not self.sessions, timeout)
+                out.append(session)
+        return out
 
     def set_latency(self, base_us: float, jitter_us: float | None = None) -> None:
         """Change the injected one-way delay live (needs the proxy: latency configured or always_proxy)."""
@@ -173,8 +189,8 @@ class Venue:
         for ev in events:
             if isinstance(ev, ExecReport):
                 if not ev.owner.startswith(FLOW_OWNER_PREFIX):
-                    self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
                     self.stats["exec_reports"] += 1
+                    self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
             elif isinstance(ev, BookTouched):
                 if ev.symbol not in touched:
                     touched.append(ev.symbol)
@@ -201,12 +217,11 @@ class Venue:
                         entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
                     entries += sub.update(self.engine, symbol)
                 if entries:
-                    self._send(fixmsgs.incremental(sub.req_id, entries), cp)
                     self.stats["md_messages"] += 1
+                    self._send(fixmsgs.incremental(sub.req_id, entries), cp)
 
     def _send(self, msg: fix.Message, counterparty: str) -> None:
-        with self._slock:
-            sid = self.sessions.get(counterparty)
+        sid = self.session_ids.get(counterparty)
         if sid is None or not fixedge.send(msg, sid):
             self.stats["send_failures"] += 1
 
@@ -269,8 +284,8 @@ class Venue:
                 return
             sub = Subscription(req_id, symbols, max(depth, 0))
             for symbol in symbols:
-                self._send(fixmsgs.snapshot(req_id, symbol, sub.snapshot(self.engine, symbol)), cp)
                 self.stats["md_messages"] += 1
+                self._send(fixmsgs.snapshot(req_id, symbol, sub.snapshot(self.engine, symbol)), cp)
             if sub_type == "1":
                 with self._slock:
                     self.subscriptions.setdefault(cp, {})[req_id] = sub

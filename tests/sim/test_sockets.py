@@ -183,3 +183,32 @@ def test_clean_logout_on_stop(exchange_factory, ports):
     with pytest.raises((ConnectionClosed, OSError, TimeoutError)):
         c.recv_until(lambda m: False, timeout=1)
     c.close()
+
+
+def test_flow_fill_against_client_order_reports_only_the_client_side(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    venue = ex.venue("ALPHA")
+    with client(ports[0], "ALPHA") as c:
+        cl = send_order(c, "T1", "2", 40, "99.99")       # sells 40 into the 99.99 bid
+        assert kinds(reports(c, cl))[-1] == (b"F", b"2")
+        cl = send_order(c, "T1", "2", 30, "100.05")      # rests above the offer
+        reports(c, cl, n=1)
+        before = venue.stats["exec_reports"]
+        # a background participant lifts it (same path as the flow thread)
+        venue.apply(lambda: venue.engine.new_order("flow:ALPHA", "F-x", "T1", "1", 1000, "2", 100.05, "3"))
+        (fill,) = reports(c, cl)
+        assert (fill.get(150), fill.get(39), fill.get(32), fill.get(31)) == (b"F", b"2", b"30", b"100.05")
+        assert venue.stats["exec_reports"] == before + 1      # nothing for the flow's own order
+
+
+def test_market_data_unsubscribe_stops_incrementals(exchange_factory, ports):
+    exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        md = [(264, 1), (267, 1), (269, "1"), (146, 1), (55, "MD2")]
+        c.send("V", [(262, "u1"), (263, "1"), *md])
+        c.recv_type("W")
+        c.send("V", [(262, "u1"), (263, "2"), *md])
+        cl = send_order(c, "MD2", "1", 10, "100.00", tif="3")    # changes the best offer
+        reports(c, cl)
+        c.send("1", [(112, "sync")])
+        assert c.recv_until(lambda m: m.get(35) in (b"X", b"0"), timeout=3).get(35) == b"0"

@@ -1,0 +1,147 @@
+"""The latency model and the TCP delay proxy, against a plain echo server."""
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+
+from gateway.procs import free_ports
+from sim_exchange.config import LatencyConfig
+from sim_exchange.proxy import DelayProxy, LatencyModel
+
+
+class FakeNow:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_latency_model_schedule_and_live_override():
+    now = FakeNow()
+    cfg = LatencyConfig(base_us=100, jitter="none", schedule=[{"at_s": 30, "base_us": 3000},
+                                                               {"at_s": 10, "base_us": 500}])
+    m = LatencyModel(cfg, now=now)
+    m.start()
+    assert m.sample() == pytest.approx(100e-6)
+    now.t += 10.5
+    assert m.sample() == pytest.approx(500e-6)       # steps are applied in time order
+    m.set(50, 0)
+    assert m.sample() == pytest.approx(50e-6)
+    now.t += 20
+    assert m.sample() == pytest.approx(3000e-6)      # a later step still applies
+
+
+@pytest.mark.parametrize("kind", ["normal", "exponential"])
+def test_latency_model_jitter(kind):
+    m = LatencyModel(LatencyConfig(base_us=1000, jitter_us=200, jitter=kind), seed=5)
+    xs = [m.sample() * 1e6 for _ in range(4000)]
+    assert min(xs) >= 0
+    expected_mean = 1000 if kind == "normal" else 1200
+    assert statistics.mean(xs) == pytest.approx(expected_mean, rel=0.05)
+    assert statistics.pstdev(xs) == pytest.approx(200, rel=0.15)
+    again = LatencyModel(LatencyConfig(base_us=1000, jitter_us=200, jitter=kind), seed=5)
+    assert [again.sample() * 1e6 for _ in range(10)] == xs[:10]
+
+
+@pytest.fixture
+def echo_server():
+    """A blocking echo server on a free port; returns (port, accepted connections)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    conns: list[socket.socket] = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = lst.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    def echo(conn):
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                conn.close()
+                return
+            conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield lst.getsockname()[1], conns
+    lst.close()
+    for c in conns:
+        c.close()
+
+
+def recv_exactly(sock: socket.socket, n: int, timeout: float = 3.0) -> bytes:
+    sock.settimeout(timeout)
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def test_proxy_delays_both_ways_keeps_order_and_propagates_close(echo_server):
+    target, conns = echo_server
+    (port,) = free_ports(1)
+    proxy = DelayProxy(port, target, LatencyModel(LatencyConfig(base_us=2000, jitter_us=1500, jitter="normal"),
+                                                  seed=3))
+    proxy.start()
+    try:
+        c = socket.create_connection(("127.0.0.1", port))
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        c.sendall(b"ping")
+        assert recv_exactly(c, 4) == b"ping"
+        rtt = time.perf_counter() - t0
+        assert 0.001 < rtt < 0.05                           # >= two one-way delays of ~2 ms (jittered)
+        payload = [f"<{i:03d}>".encode() for i in range(100)]   # jitter must never reorder
+        for p in payload:
+            c.sendall(p)
+        assert recv_exactly(c, 500) == b"".join(payload)
+        assert proxy.active_connections == 1
+        conns[0].shutdown(socket.SHUT_RDWR)                 # the venue side goes away ...
+        c.settimeout(3)
+        assert c.recv(10) == b""                            # ... so the client side is closed too
+        deadline = time.monotonic() + 3
+        while proxy.active_connections and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proxy.active_connections == 0
+        c.close()
+    finally:
+        proxy.stop()
+
+
+def test_proxy_sub_millisecond_delay_is_honoured(echo_server):
+    target, _ = echo_server
+    (port,) = free_ports(1)
+    slow = DelayProxy(port, target, LatencyModel(LatencyConfig(base_us=250, jitter="none")))
+    slow.start()
+    try:
+        def rtt_us(p):
+            with socket.create_connection(("127.0.0.1", p)) as s:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                out = []
+                for _ in range(60):
+                    t0 = time.perf_counter()
+                    s.sendall(b"x")
+                    assert recv_exactly(s, 1) == b"x"
+                    out.append((time.perf_counter() - t0) * 1e6)
+                return statistics.median(out[10:])
+        direct, delayed = rtt_us(target), rtt_us(port)
+        assert 450 <= delayed - direct <= 1200, (direct, delayed)   # configured 2 x 250 us
+    finally:
+        slow.stop()
