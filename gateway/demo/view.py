@@ -48,6 +48,13 @@ def _num(v, fmt: str = "{:,.0f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _levels(v) -> str:
+    """Book depth in levels: the gateway reports [bid levels, ask levels]."""
+    if isinstance(v, (list, tuple)):
+        return "/".join(str(x) for x in v)
+    return _num(v)
+
+
 def _median(values: list[float]) -> float | None:
     if not values:
         return None
@@ -64,7 +71,7 @@ def render(status: dict | None, client: dict, policy: str, elapsed: float, durat
     sent = totals.get("sent", 0) or 0
     lines = [f"fixgw demo  policy={policy}  t={elapsed:5.1f}/{duration:.0f}s   (Ctrl-C stops)",
              f"{'VENUE':<8} {'SESSION':<8} {'RTT ewma':>8} {'p50/p99 us':>15}  {symbol + ' bid x ask':<34} "
-             f"{'LEVELS':>6} {'ROUTED':>7} {'FILLS':>6} {'MISSES':>6}"]
+             f"{'LVLS b/a':>8} {'ROUTED':>7} {'FILLS':>6} {'MISSES':>6}"]
     for v in status.get("venues") or []:
         name = v.get("name", "?")
         market = v.get("market") or {}
@@ -79,7 +86,7 @@ def render(status: dict | None, client: dict, policy: str, elapsed: float, durat
         share = f"{100 * mine.get('orders', 0) / sent:.0f}%" if sent else "-"
         lines.append(f"{name:<8} {state:<8} {_num(lat.get('ewma_us')):>8} {_num(lat.get('p50_us')):>7}/"
                      f"{_num(lat.get('p99_us')):<7}  "
-                     f"{top:<34} {_num(book.get('levels')):>6} {share:>7} {mine.get('fills', 0):>6} "
+                     f"{top:<34} {_levels(book.get('levels')):>8} {share:>7} {mine.get('fills', 0):>6} "
                      f"{mine.get('misses', 0):>6}")
     gw = status.get("orders") or {}
     risk = status.get("risk") or {}
@@ -122,6 +129,7 @@ class LiveView(threading.Thread):
         self.last_status: dict | None = None
         self.stopped = threading.Event()
         self._last_line = float("-inf")
+        self.render_errors = 0
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -137,12 +145,18 @@ class LiveView(threading.Thread):
             client = self.client_stats()
         except Exception:  # noqa: BLE001 - the view must never stop the run
             client = {}
-        if self.tty:
-            self.out.write(CLEAR + render(status, client, self.policy, t, self.duration, self.symbol) + "\n")
-            self.out.flush()
-        elif t - self._last_line >= self.line_every_s:
-            self._last_line = t
-            print(summary_line(status, client, self.policy, t), file=self.out, flush=True)
+        try:
+            if self.tty:
+                self.out.write(CLEAR + render(status, client, self.policy, t, self.duration, self.symbol) + "\n")
+                self.out.flush()
+            elif t - self._last_line >= self.line_every_s:
+                self._last_line = t
+                print(summary_line(status, client, self.policy, t), file=self.out, flush=True)
+        except Exception as exc:  # noqa: BLE001 - a status shape we did not expect must not end the run
+            self.render_errors += 1
+            if self.render_errors == 1:
+                print(f"[demo view] cannot draw the status ({type(exc).__name__}: {exc}); "
+                      f"the run goes on", file=self.out, flush=True)
 
     def stop(self) -> None:
         self.stopped.set()

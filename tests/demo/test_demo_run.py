@@ -84,6 +84,9 @@ def test_demo_compare_short_run(tmp_path):
         assert run["series"] and run["decisions"]
         assert {v for snap in run["series"] for v in snap["venues"]} == {"ALPHA", "BRAVO", "CHARLIE"}
     _assert_no_orphans(report)
+    from gateway.demo.view import render   # the live table draws the gateway's real /status
+    text = render(report["runs"][0]["final_status"], {}, "scalp", 4.0, 4.0, "AAPL")
+    assert all(f"{v:<8} up" in text for v in ("ALPHA", "BRAVO", "CHARLIE")), text
     pngs = {p.name for p in out.glob("*.png")}
     assert pngs == {"latency_by_venue.png", "routing_share.png", "fill_rate_by_policy.png",
                     "signal_to_exec_cdf.png"}

@@ -216,7 +216,7 @@ def test_live_view_render_and_summary_line():
     status = {"venues": [{"name": "ALPHA", "logged_on": True,
                           "market": {"latency": {"ewma_us": 210.4, "p50_us": 200, "p99_us": 480},
                                      "books": {"AAPL": {"bid": 190.0, "bid_qty": 300, "ask": 190.01,
-                                                        "ask_qty": 200, "levels": 5}}}},
+                                                        "ask_qty": 200, "levels": [5, 4]}}}},
                          {"name": "CHARLIE", "logged_on": False, "market": {}}],
               "orders": {"total": 4, "filled": 2, "canceled": 1, "rejected": 1},
               "risk": {"state": "ACTIVE", "total_pnl": -12.5}}
@@ -224,7 +224,7 @@ def test_live_view_render_and_summary_line():
               "totals": {"sent": 4, "open": 0, "filled": 1, "partial_then_done": 1, "missed": 1, "rejected": 1,
                          "lat_us": [900.0, 1100.0, 5000.0]}}
     text = view.render(status, client, "scalp", 3.0, 30, "AAPL")
-    assert "ALPHA    up" in text and "300 @ 190.0 x 190.01 @ 200" in text and "75%" in text
+    assert "ALPHA    up" in text and "300 @ 190.0 x 190.01 @ 200" in text and "75%" in text and " 5/4 " in text
     assert "CHARLIE  DOWN" in text and "risk ACTIVE" in text and "PnL -12.50" in text
     assert "fill rate 50%" in text and "signal->exec p50 1,100 us" in text
     line = view.summary_line(status, client, "scalp", 3.0)
@@ -232,6 +232,17 @@ def test_live_view_render_and_summary_line():
     snap = view.condense(status, 1.5)
     assert snap["venues"]["ALPHA"]["ewma_us"] == 210.4 and snap["risk"]["state"] == "ACTIVE"
     assert view.render(None, {}, "dma", 0.0, 4, "AAPL").count("\n") == 3   # gateway not answering yet
+
+
+def test_live_view_survives_an_unexpected_status_shape():
+    import io
+    from gateway.demo import view
+    out = io.StringIO()
+    v = view.LiveView("http://127.0.0.1:1", lambda: {"totals": {"sent": "x"}}, "scalp", 4, "AAPL",
+                      clock=lambda: 1.0, out=out, tty=True)
+    v.poll_once()   # nobody listens on port 1 and the client stats are garbage: no exception
+    v.poll_once()
+    assert v.render_errors == 2 and out.getvalue().count("cannot draw the status") == 1
 
 
 def test_routed_without_depth_from_decision_scores():
