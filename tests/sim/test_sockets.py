@@ -212,3 +212,15 @@ def test_market_data_unsubscribe_stops_incrementals(exchange_factory, ports):
         reports(c, cl)
         c.send("1", [(112, "sync")])
         assert c.recv_until(lambda m: m.get(35) in (b"X", b"0"), timeout=3).get(35) == b"0"
+
+
+def test_latency_schedule_degrades_a_venue_while_running(exchange_factory, ports):
+    t0 = time.monotonic()
+    exchange_factory([quiet_venue("ALPHA", ports[0], base_us=150, jitter_us=0,
+                                  schedule=[{"at_s": 1.5, "base_us": 3000, "jitter_us": 0}])])
+    with client(ports[0], "ALPHA") as c:
+        before = median(tr_rtts(c, 5))
+        assert time.monotonic() - t0 < 1.4, "too slow to measure before the step"
+        time.sleep(max(0.0, 1.6 - (time.monotonic() - t0)))
+        after = median(tr_rtts(c, 5))
+    assert before < 2.5 and 6.0 <= after < 15.0, (before, after)
