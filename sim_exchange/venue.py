@@ -85,6 +85,14 @@ class Venue:
     def start(self) -> None:
         with self.lock:
             self.flow.seed_book()
+        try:
+            self._start_io()
+        except Exception as exc:
+            self.stop(logout_timeout=0.0)   # e.g. the public port is taken: undo what started
+            raise RuntimeError(f"venue {self.name} cannot start on port {self.port}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+    def _start_io(self) -> None:
         needs_proxy = self.cfg.latency.needs_proxy
         self.internal_port = free_port() if needs_proxy else self.port
         self._acceptor = fixedge.start_engine("acceptor", self.app, self._settings(),
