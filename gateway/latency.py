@@ -5,9 +5,13 @@ matching Heartbeat into one RTT sample. ``LatencyEstimator`` keeps, per venue:
 
 - ``ewma_us``: exponentially weighted mean (alpha per sample),
 - ``recent_us``: median of the last few samples (default 5). It follows a level shift
-  within ~3 probes in both directions and ignores a single spike, which the EWMA
-  (alpha 0.2) does not: from 50 ms back to 1 ms it needs ~30 samples to get within
-  50 us. The scalp router ranks by it by default (``rank_latency``),
+  within ~3 probes and ignores a single spike, which the EWMA (alpha 0.2) does not:
+  from 50 ms back to 1 ms it needs ~30 samples to get within 50 us,
+- ``route_us`` = max(recent_us, last sample): what the scalp router ranks by by default
+  (``rank_latency = "recent"``). Asymmetric on purpose: a slowdown counts from its first
+  slow answer (and, in ``MarketState``, while a probe is in flight for longer than the
+  estimate), a recovery needs the median to come down (3 of 5 fast answers). A single
+  spike costs the venue its preference for one probe interval only,
 - ``p50_us`` / ``p99_us`` / ``jitter_us`` (p90 - p10) over the last ``window`` samples,
   computed with numpy lazily when asked (status, reports), never per order,
 - staleness: no sample for ``stale_after_s`` -> ``is_stale()``.
@@ -27,7 +31,7 @@ INF = float("inf")
 
 
 class LatencyEstimator:
-    __slots__ = ("clock", "window", "alpha", "stale_after_s", "count", "ewma_us", "recent_us",
+    __slots__ = ("clock", "window", "alpha", "stale_after_s", "count", "ewma_us", "recent_us", "route_us",
                  "last_us", "last_at", "_ring", "_pos", "_recent", "_recent_n", "_cache")
 
     def __init__(self, clock: Clock = MONOTONIC, window: int = 200, ewma_alpha: float = 0.2,
@@ -41,6 +45,7 @@ class LatencyEstimator:
         self.count = 0                  # samples ever added
         self.ewma_us = INF              # INF until the first sample
         self.recent_us = INF
+        self.route_us = INF
         self.last_us = INF
         self.last_at: float | None = None
         self._ring = np.empty(window, dtype=np.float64)
@@ -66,6 +71,7 @@ class LatencyEstimator:
         ordered = sorted(recent)
         n = len(ordered)
         self.recent_us = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+        self.route_us = us if us > self.recent_us else self.recent_us
         self._cache = None
 
     def reset(self) -> None:

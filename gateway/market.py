@@ -359,7 +359,7 @@ class MarketState:
         just became slow is seen before its first slow answer arrives.
         """
         lat = v.lat
-        us = lat.recent_us if self.rank_recent else lat.ewma_us
+        us = lat.route_us if self.rank_recent else lat.ewma_us
         last = lat.last_at
         stale = last is None or now - last > self.stale_after_s
         pend = v.pending_since

@@ -147,7 +147,7 @@ class ScalpRouter(BaseRouter):
                     scores.append((name, False, None, True, 0.0, 0.0, 0.0, None))
                     continue
                 est = v.lat
-                lat = est.recent_us if rank_recent else est.ewma_us
+                lat = est.route_us if rank_recent else est.ewma_us
                 last = est.last_at
                 stale = last is None or now - last > stale_s
                 pend = v.pending_since

@@ -294,3 +294,84 @@ def test_micro_burst_retry_without_decision_finds_it_in_the_log():
     third.cl_ord_id = "C3"
     r.decide(third)
     assert r.retry(third, None, 30) is None                   # no other venue up
+
+
+class ProbeDriver:
+    """Probe rounds through MarketState with a fake clock: each venue answers after its RTT."""
+
+    def __init__(self, m, clock):
+        self.m, self.clock, self.pending = m, clock, {}
+
+    def send_round(self, rtts: dict):
+        sender = self.m.sender
+        before = len(sender.sent)
+        self.m.probe_round()
+        start = self.clock.now()
+        for sess, mt, fields, _ in sender.sent[before:]:
+            venue = sess.removeprefix("sess-")
+            self.pending[venue] = (start + rtts[venue], dict(fields)[112])
+
+    def advance(self, seconds: float):
+        end = self.clock.now() + seconds
+        for venue, (due, rid) in sorted(self.pending.items(), key=lambda kv: kv[1][0]):
+            if due <= end:
+                self.clock.set(max(due, self.clock.now()))
+                self.m.on_venue_admin(venue, f"35=0\x01112={rid}\x01", "0")
+                del self.pending[venue]
+        self.clock.set(end)
+
+
+def test_router_follows_a_slowdown_and_recovery_within_a_few_probes():
+    cfg, clock, m = three_venues(lat=(300, 800, 1500))
+    r = scalp(m, cfg, clock)
+    p = ProbeDriver(m, clock)
+    fast = {"ALPHA": 0.0003, "BRAVO": 0.0008, "CHARLIE": 0.0015}
+    slow = dict(fast, ALPHA=0.020)
+    p.send_round(fast)
+    p.advance(0.1)
+    assert r.decide(intent()).children[0].venue == "ALPHA"
+    # ALPHA turns slow: its probe still in flight after 1 ms already counts against it
+    p.send_round(slow)
+    p.advance(0.001)
+    assert r.decide(intent()).children[0].venue == "BRAVO"
+    p.advance(0.099)
+    for _ in range(3):
+        p.send_round(slow)
+        p.advance(0.1)
+        assert r.decide(intent()).children[0].venue == "BRAVO"
+    # recovery: the median of the last 5 RTTs is fast again after 3 fast answers
+    chosen = []
+    for _ in range(3):
+        p.send_round(fast)
+        p.advance(0.1)
+        chosen.append(r.decide(intent()).children[0].venue)
+    assert chosen == ["BRAVO", "BRAVO", "ALPHA"]
+
+
+def test_concurrent_market_data_and_decisions_do_not_break():
+    import threading
+    cfg, clock, m = three_venues()
+    r = scalp(m, cfg, clock)
+    errors = []
+    stop = threading.Event()
+
+    def feed():
+        try:
+            for i in range(3000):
+                if stop.is_set():
+                    break
+                incremental(m, "ALPHA", "EURUSD", [("0", "1", 1.10011 + (i % 5) * 1e-5, 10 + i % 7),
+                                                  ("2", "1", 1.10011 + ((i + 2) % 5) * 1e-5, None)])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        for _ in range(3000):
+            d = r.decide(intent(qty=50, price=1.10015))
+            assert d.children
+    finally:
+        stop.set()
+        t.join(10)
+    assert not errors
