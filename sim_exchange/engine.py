@@ -79,6 +79,7 @@ class Order:
     notional: int = 0          # sum(price_ticks * qty) of fills, for AvgPx
     status: str = NEW
     orig_cl_ord_id: str | None = None
+    ids: list[str] = field(default_factory=list)   # every ClOrdID of its cancel/replace chain
 
     @property
     def leaves(self) -> int:
@@ -191,7 +192,7 @@ class MatchingEngine:
             return [self._report(order, REJECTED, now, price_hint=price, rej=(reason, text))]
         order.qty = _whole(qty)
         order.price = inst.to_ticks(price) if ord_type == LIMIT else None
-        self._orders[(owner, cl_ord_id)] = order
+        self._remember(order, cl_ord_id)
         events: list = [self._report(order, NEW, now)]
         self._execute(order, events, now)
         return events
@@ -206,7 +207,7 @@ class MatchingEngine:
         order.status = CANCELED
         order.orig_cl_ord_id = orig_cl_ord_id
         order.cl_ord_id = cl_ord_id
-        self._orders[(owner, cl_ord_id)] = order
+        self._remember(order, cl_ord_id)
         return [self._report(order, CANCELED, now), BookTouched(order.symbol)]
 
     def replace(self, owner: str, cl_ord_id: str, orig_cl_ord_id: str, qty: float,
@@ -239,7 +240,7 @@ class MatchingEngine:
             book.remove(order)
             order.qty, order.price, order.seq = new_qty, new_price, next(self._seq)
         order.orig_cl_ord_id, order.cl_ord_id = orig_cl_ord_id, cl_ord_id
-        self._orders[(owner, cl_ord_id)] = order
+        self._remember(order, cl_ord_id)
         events: list = [self._report(order, REPLACED, now), BookTouched(order.symbol)]
         if not keeps_priority:
             self._match(order, events, now)
@@ -247,7 +248,28 @@ class MatchingEngine:
                 book.add(order)
         return events
 
+    def forget(self, owner: str, cl_ord_id: str) -> bool:
+        """Drop a finished order (every ClOrdID of its chain) to bound memory on long runs.
+
+        Background flow forgets its own orders; client orders are kept, so duplicate
+        ClOrdIDs and cancels of finished orders are still recognised.
+        """
+        order = self._orders.get((owner, cl_ord_id))
+        if order is None or not order.done:
+            return False
+        for cid in order.ids:
+            self._orders.pop((owner, cid), None)
+        return True
+
+    @property
+    def order_count(self) -> int:
+        return len(self._orders)
+
     # ------------------------------------------------------------------ internals
+    def _remember(self, order: Order, cl_ord_id: str) -> None:
+        order.ids.append(cl_ord_id)
+        self._orders[(order.owner, cl_ord_id)] = order
+
     def _validate(self, owner, cl_ord_id, inst, side, qty, ord_type, price, tif):
         if (owner, cl_ord_id) in self._orders:
             return REJ_DUPLICATE, f"duplicate ClOrdID {cl_ord_id}"

@@ -129,12 +129,18 @@ class FlowModel:
         ids = self._resting[symbol]
         idx = self.rng.randrange(len(ids))
         orig = ids.pop(idx)
-        return self.engine.cancel(self.owner, self._next_id(), orig)
+        events = self.engine.cancel(self.owner, self._next_id(), orig)
+        self.engine.forget(self.owner, orig)
+        return events
 
     def _prune(self, symbol: str) -> bool:
-        """Drop finished orders from our resting list; True if any remain."""
-        ids = self._resting[symbol]
-        alive = [c for c in ids if (o := self.engine.order(self.owner, c)) is not None and not o.done]
+        """Drop (and let the engine forget) our finished orders; True if any remain resting."""
+        alive = []
+        for c in self._resting[symbol]:
+            if self.engine.forget(self.owner, c):
+                continue
+            if self.engine.order(self.owner, c) is not None:
+                alive.append(c)
         self._resting[symbol] = alive
         return bool(alive)
 
@@ -147,6 +153,8 @@ class FlowModel:
         events = self.engine.new_order(self.owner, cl, symbol, side, qty, LIMIT, inst.to_price(price_ticks), tif)
         if tif == "0":
             self._resting[symbol].append(cl)
+        else:
+            self.engine.forget(self.owner, cl)      # IOC: already finished
         return events
 
     def _next_id(self) -> str:

@@ -213,3 +213,12 @@ def test_flow_is_deterministic_for_a_seed_and_keeps_the_book_two_sided():
     bid, ask = eng.best_bid(SYM), eng.best_ask(SYM)
     assert bid is not None and ask is not None and bid < ask
     assert abs((bid + ask) / 2 - 110000) < 50          # roughly centred on the reference
+    # finished flow orders are forgotten: memory stays bounded on long runs
+    assert eng.order_count <= len(eng.open_orders("flow:F")) + 5
+
+
+def test_forget_only_drops_finished_orders(eng):
+    rest(eng, "c", "o1", BUY, 10, 109990)
+    assert not eng.forget("c", "o1")
+    eng.cancel("c", "o2", "o1")
+    assert eng.forget("c", "o2") and eng.order("c", "o1") is None and eng.order("c", "o2") is None
