@@ -19,6 +19,11 @@ def _pyplot():
         return None
 
 
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:   # an empty run has nothing to label
+        ax.legend(**kw)
+
+
 def _color(venue: str, i: int) -> str:
     return VENUE_COLORS.get(venue, f"C{(i + 3) % 10}")
 
@@ -76,7 +81,7 @@ def latency_chart(plt, runs: list[dict], path: Path) -> Path | None:
         ax.set_ylabel("microseconds")
         ax.set_title(f"policy {run.get('policy')}: venue latency over time")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _legend(ax, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("seconds since the client started trading")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -119,7 +124,7 @@ def routing_share_chart(plt, runs: list[dict], path: Path, bins: int = 10) -> Pa
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of child orders")
         ax.set_title(f"policy {run.get('policy')}: routing share over time")
-        ax.legend(fontsize=7, ncol=4, loc="upper right")
+        _legend(ax, fontsize=7, ncol=4, loc="upper right")
     axes[-1, 0].set_xlabel("seconds since the client started trading")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -144,7 +149,7 @@ def fill_rate_chart(plt, summaries: list[dict], path: Path) -> Path | None:
     ax.set_ylim(0, 110)
     ax.set_ylabel("% of orders sent")
     ax.set_title("fill rate per routing policy")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -165,7 +170,7 @@ def latency_cdf_chart(plt, runs: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("fraction of orders")
     ax.set_title("signal-to-execution latency per policy")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -90,6 +90,14 @@ def _install_signals(runner: DemoRunner) -> None:
         return
 
     def handler(signum, frame):  # noqa: ARG001
+        if runner.interrupted:
+            if runner.cleaning:
+                runner.say("still stopping the simulator and the gateway (bounded: at most ~25 s)")
+                return
+            # A second Ctrl-C: stop waiting for the orderly end; every child is still
+            # stopped by the runner's finally blocks on the way out.
+            raise KeyboardInterrupt
+        runner.say("stopping: orderly shutdown, then the report (Ctrl-C again to abort)")
         runner.interrupt()
 
     signal.signal(signal.SIGINT, handler)

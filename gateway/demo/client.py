@@ -208,7 +208,7 @@ class DemoClient(fixedge.SafeApplication):
         """Per-venue and total counts for the live view (cheap: a few hundred records)."""
         per: dict[str, dict] = {}
         totals = {"sent": 0, "open": 0, "filled": 0, "partial_then_done": 0, "missed": 0, "rejected": 0,
-                  "unresolved": 0, "lat_us": []}
+                  "unresolved": 0, "lat_us": [], "slip_qty": 0.0, "slip_ticks_x_qty": 0.0}
         for rec in self.tracker.records():
             out = rec.outcome
             totals["sent"] += 1
@@ -221,4 +221,8 @@ class DemoClient(fixedge.SafeApplication):
             v["misses"] += out == "missed"
             if rec.signal_to_exec_us is not None:
                 totals["lat_us"].append(rec.signal_to_exec_us)
+            slip = rec.slippage_ticks
+            if slip is not None:
+                totals["slip_qty"] += rec.filled_qty
+                totals["slip_ticks_x_qty"] += slip * rec.filled_qty
         return {"venues": per, "totals": totals, "signals": dict(self.rule.counts), "stats": dict(self.stats)}

@@ -106,6 +106,7 @@ class DemoRunner:
         self.s = settings
         self.stop = threading.Event()
         self.interrupted = False
+        self.cleaning = False     # stopping the children: a second Ctrl-C must not cut that short
 
     def interrupt(self) -> None:
         self.interrupted = True
@@ -145,7 +146,7 @@ class DemoRunner:
             self.wait_gateway_ready(admin, names, cfg.startup_timeout_s, gw_proc)
             client = DemoClient(client_cfg, oms_port, venue_ports, tick_sizes(sim), pdir)
             client.start()
-            if not client.wait_ready(cfg.startup_timeout_s) and not self.stop.is_set():
+            if not self.wait_client_ready(client, cfg.startup_timeout_s) and not self.stop.is_set():
                 raise TimeoutError(f"demo client not ready after {cfg.startup_timeout_s:.0f}s "
                                    f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
                                    f"symbols with data {sorted(client.md_seen)})")
@@ -170,13 +171,36 @@ class DemoRunner:
             return {"policy": policy, "meta": meta, "orders": records, "decisions": decisions,
                     "series": view.series, "final_status": final}
         finally:
+            self.cleaning = True
+            try:
+                self.shutdown(view, client, gw_proc, sim_proc, meta)
+            finally:
+                self.cleaning = False
+                meta["wall_s"] = round(time.monotonic() - t_start, 3)
+
+    @staticmethod
+    def shutdown(view, client, gw_proc, sim_proc, meta: dict) -> None:
+        """Client logout, then the gateway, then the simulator: each step runs even if one before failed."""
+        try:
             if view is not None:
                 view.stop()
-            if client is not None:
-                client.stop()
-            meta["gateway_exit"] = procs.stop(gw_proc)
-            meta["sim_exit"] = procs.stop(sim_proc)
-            meta["wall_s"] = round(time.monotonic() - t_start, 3)
+        finally:
+            try:
+                if client is not None:
+                    client.stop()
+            finally:
+                try:
+                    meta["gateway_exit"] = procs.stop(gw_proc)
+                finally:
+                    meta["sim_exit"] = procs.stop(sim_proc)
+
+    def wait_client_ready(self, client: DemoClient, timeout: float) -> bool:
+        """Client ready, in half-second blocking waits so that Ctrl-C is not kept waiting."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if client.wait_ready(min(0.5, max(deadline - time.monotonic(), 0.0))):
+                return True
+        return False
 
     def wait_gateway_ready(self, admin: str, venues: list[str], timeout: float, proc) -> None:
         """Until every venue session of the gateway is logged on and has latency samples (bounded)."""

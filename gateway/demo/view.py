@@ -55,6 +55,11 @@ def _levels(v) -> str:
     return _num(v)
 
 
+def _slippage(totals: dict) -> str:
+    qty = totals.get("slip_qty") or 0
+    return f"{totals.get('slip_ticks_x_qty', 0) / qty:+.2f}" if qty else "-"
+
+
 def _median(values: list[float]) -> float | None:
     if not values:
         return None
@@ -96,7 +101,8 @@ def render(status: dict | None, client: dict, policy: str, elapsed: float, durat
                  f"PnL {_num(risk.get('total_pnl'), '{:,.2f}')}")
     lines.append(f"client:  sent {sent}  open {totals.get('open', 0)}  fill rate "
                  f"{(100 * filled / sent) if sent else 0:.0f}%  missed {totals.get('missed', 0)}  rejected "
-                 f"{totals.get('rejected', 0)}  signal->exec p50 {_num(_median(totals.get('lat_us', [])))} us")
+                 f"{totals.get('rejected', 0)}  slippage {_slippage(totals)} ticks  "
+                 f"signal->exec p50 {_num(_median(totals.get('lat_us', [])))} us")
     return "\n".join(lines)
 
 

@@ -222,11 +222,11 @@ def test_live_view_render_and_summary_line():
               "risk": {"state": "ACTIVE", "total_pnl": -12.5}}
     client = {"venues": {"ALPHA": {"orders": 3, "fills": 2, "misses": 1}},
               "totals": {"sent": 4, "open": 0, "filled": 1, "partial_then_done": 1, "missed": 1, "rejected": 1,
-                         "lat_us": [900.0, 1100.0, 5000.0]}}
+                         "lat_us": [900.0, 1100.0, 5000.0], "slip_qty": 300.0, "slip_ticks_x_qty": -150.0}}
     text = view.render(status, client, "scalp", 3.0, 30, "AAPL")
     assert "ALPHA    up" in text and "300 @ 190.0 x 190.01 @ 200" in text and "75%" in text and " 5/4 " in text
     assert "CHARLIE  DOWN" in text and "risk ACTIVE" in text and "PnL -12.50" in text
-    assert "fill rate 50%" in text and "signal->exec p50 1,100 us" in text
+    assert "fill rate 50%" in text and "signal->exec p50 1,100 us" in text and "slippage -0.50 ticks" in text
     line = view.summary_line(status, client, "scalp", 3.0)
     assert line.startswith("[demo scalp t=3.0s] sent 4 filled 2 missed 1") and "ALPHA=210us" in line
     snap = view.condense(status, 1.5)
