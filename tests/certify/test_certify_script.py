@@ -1,0 +1,179 @@
+"""Sans-IO parts of the certifier: script parsing, rendering, framing, comparison."""
+from __future__ import annotations
+
+import pytest
+
+from gateway.certify.compare import LOOSE, STRICT, compare, integrity_problem
+from gateway.certify.faulty import drop_outbound, repair_checksums
+from gateway.certify.script import (ANY, SOH, Context, ScriptError, builtin_suite, discover, fixify,
+                                    parse_file, parse_text, show, substitute)
+from gateway.certify.wire import Framer, FramingError
+
+CTX = Context("CERT", "ISLD", 30)
+
+
+def wire(text: str) -> bytes:
+    return fixify(text.replace("|", SOH))
+
+
+# ---------------------------------------------------------------- parsing
+
+def test_parses_steps_connections_and_description():
+    script = parse_text("# first comment\n# second\n\ni1,CONNECT\nI1,8=FIX.4.4|35=0|\nE8=FIX.4.4|35=0|\n"
+                        "i2,CONNECT\ne2,DISCONNECT\niDISCONNECT\n", "x.def")
+    kinds = [(s.kind, s.conn, s.line) for s in script.steps]
+    assert kinds == [("connect", 1, 4), ("send", 1, 5), ("expect", 1, 6), ("connect", 2, 7),
+                     ("expect_disconnect", 2, 8), ("disconnect", 1, 9)]
+    assert script.description == "first comment second"
+    assert script.steps[1].text == f"8=FIX.4.4{SOH}35=0{SOH}"  # '|' accepted, trailing SOH added
+
+
+def test_soh_lines_are_kept_verbatim():
+    script = parse_text(f"iCONNECT\nI8=FIX.4.4{SOH}35=0{SOH}58=a|b{SOH}\n")
+    assert script.steps[1].text == f"8=FIX.4.4{SOH}35=0{SOH}58=a|b{SOH}"
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("iCONNECT\nX8=FIX.4.4|\n", 2, "starts with I, E, i or e"),
+    ("iCONNECT\niFOO\n", 2, "expected CONNECT or DISCONNECT"),
+    ("eCONNECT\n", 1, "not supported"),
+    ("iCONNECT\nI8=FIX.4.4|52=<NOW>|\n", 2, "unknown placeholder <NOW>"),
+    ("iCONNECT\nE35=0|\n", 2, "starts with 8="),
+    ("iCONNECT\nE8=FIX.4.4|garbled|\n", 2, "not tag=value"),
+    ("I8=FIX.4.4|35=0|\n", 1, "before iCONNECT"),
+    ("iCONNECT\nI2,8=FIX.4.4|35=0|\n", 2, "connection 2 used before i2,CONNECT"),
+    ("iCONNECT\nI8=FIX.4.4|58=<ANY>|\n", 2, "only allowed in E"),
+    ("iCONNECT\nI8=FIX.4.4|58=<LEN>|\n", 2, "only allowed as the BodyLength"),
+    ("# nothing\n", 1, "no iCONNECT"),
+])
+def test_syntax_errors_name_the_line(text, line, words):
+    with pytest.raises(ScriptError) as err:
+        parse_text(text, "bad.def")
+    assert err.value.line == line
+    assert words in str(err.value)
+    assert str(err.value).startswith(f"bad.def:{line}: ")
+
+
+def test_bundled_suite_parses_and_covers_the_catalogue():
+    paths = discover([builtin_suite()])
+    names = {p.stem for p in paths}
+    assert len(paths) >= 50
+    for p in paths:
+        parse_file(p)  # no syntax error in our own suite
+    for must in ("1b_DuplicateIdentity", "2b_MsgSeqNumTooHigh", "2c_MsgSeqNumTooLow", "3b_InvalidChecksum",
+                 "4a_HeartbeatAndTestRequestOnSilence", "4b_ReceivedTestRequest", "8_OnlyApplicationMessages",
+                 "20_SimultaneousResendRequest", "11c_NewSeqNoLess", "14i_RepeatingGroupCountNotEqual",
+                 "21_RepeatingGroupSpecifierWithValueOfZero", "13b_UnsolicitedLogoutMessage"):
+        assert must in names
+    assert [p.stem for p in paths][:2] == ["1a_ValidLogonMsgSeqNumTooHigh", "1a_ValidLogonWithCorrectMsgSeqNum"]
+    assert [p.stem for p in paths].index("2a_MsgSeqNumCorrect") < [p.stem for p in paths].index("10_MsgSeqNumEqual")
+
+
+# ---------------------------------------------------------------- rendering
+
+def test_fixify_computes_body_length_and_checksum():
+    data = wire("8=FIX.4.4|35=0|34=2|49=A|56=B|")
+    assert data.startswith(b"8=FIX.4.4\x019=20\x0135=0\x01")
+    body_end = data.rindex(b"10=")
+    assert data[body_end:] == b"10=%03d\x01" % (sum(data[:body_end]) % 256)
+    assert integrity_problem(data) is None
+
+
+def test_fixify_keeps_explicit_length_and_checksum_and_resolves_len_offsets():
+    assert b"\x019=5\x01" in wire("8=FIX.4.4|9=5|35=0|34=2|")
+    assert wire("8=FIX.4.4|35=0|10=256|").endswith(b"\x0110=256\x01")
+    true = wire("8=FIX.4.4|35=0|34=2|")
+    short = wire("8=FIX.4.4|9=<LEN-3>|35=0|34=2|")
+    assert int(true.split(b"\x01")[1][2:]) - 3 == int(short.split(b"\x01")[1][2:])
+    assert wire("35=0|8=FIX.4.4|") == b"35=0\x018=FIX.4.4\x01"  # not starting with 8=: as written
+
+
+def test_substitute_placeholders_and_compid_map():
+    text = substitute("49=<SENDER>|56=<TARGET>|108=<HEARTBEAT>|52=<TIME-121>|58=<ANY>|".replace("|", SOH), CTX)
+    fields = dict(f.split("=", 1) for f in text.split(SOH) if f)
+    assert (fields["49"], fields["56"], fields["108"], fields["58"]) == ("CERT", "ISLD", "30", ANY)
+    assert len(fields["52"]) == 21
+    mapped = substitute(f"49=TW{SOH}56=ISLD{SOH}58=TW{SOH}", Context("CERT", "ALPHA", 30, {"TW": "CERT", "ISLD": "ALPHA"}))
+    assert mapped == f"49=CERT{SOH}56=ALPHA{SOH}58=TW{SOH}"
+
+
+# ---------------------------------------------------------------- framing
+
+def test_framer_cuts_messages_across_reads_and_rejects_garbage():
+    a, b = wire("8=FIX.4.4|35=0|34=2|"), wire("8=FIX.4.4|35=1|34=3|112=X|")
+    f = Framer()
+    stream = a + b
+    for i in range(0, len(stream), 7):
+        f.feed(stream[i:i + 7])
+    assert [f.next_message(), f.next_message(), f.next_message()] == [a, b, None]
+    f.feed(b"garbage")
+    with pytest.raises(FramingError):
+        f.next_message()
+
+
+# ---------------------------------------------------------------- comparison
+
+EXPECTED = "8=FIX.4.4|35=0|34=2|49=ISLD|52=<TIME>|56=CERT|112=HELLO|"
+
+
+def expected_bytes(text: str = EXPECTED) -> bytes:
+    return fixify(substitute(text.replace("|", SOH), CTX))
+
+
+def test_strict_match_ignores_time_values_and_checksum_but_checks_body_length():
+    got = wire("8=FIX.4.4|35=0|34=2|49=ISLD|52=20260101-00:00:00.123456|56=CERT|112=HELLO|")
+    assert compare(expected_bytes(), got, STRICT) is None  # microseconds: BodyLength follows the value
+
+
+@pytest.mark.parametrize("got, words", [
+    ("8=FIX.4.4|35=0|34=3|49=ISLD|52=20260101-00:00:00.123|56=CERT|112=HELLO|", "field 34 should be '2' but was '3'"),
+    ("8=FIX.4.4|35=0|49=ISLD|34=2|52=20260101-00:00:00.123|56=CERT|112=HELLO|", "expected tag 34 but found tag 49"),
+    ("8=FIX.4.4|35=0|34=2|49=ISLD|52=yesterday|56=CERT|112=HELLO|", "not a UTCTimestamp"),
+    ("8=FIX.4.4|35=0|34=2|49=ISLD|52=20260101-00:00:00.123|56=CERT|", "expected 9 fields, received 8 (missing 112)"),
+])
+def test_strict_mismatches_say_why(got, words):
+    reason = compare(expected_bytes(), wire(got), STRICT)
+    assert reason is not None and words in reason
+
+
+def test_counterparty_bad_checksum_or_body_length_is_caught_in_both_modes():
+    good = wire("8=FIX.4.4|35=0|34=2|49=ISLD|52=20260101-00:00:00.123|56=CERT|112=HELLO|")
+    bad_sum = good[:-4] + b"%03d\x01" % ((int(good[-4:-1]) + 1) % 256)
+    for mode in (STRICT, LOOSE):
+        assert "CheckSum" in compare(expected_bytes(), bad_sum, mode)
+    bad_len = wire("8=FIX.4.4|9=99|35=0|34=2|49=ISLD|52=20260101-00:00:00.123|56=CERT|112=HELLO|")
+    assert "BodyLength 99" in compare(expected_bytes(), bad_len, LOOSE)
+
+
+def test_explicit_body_length_in_script_is_compared_as_written():
+    got = wire("8=FIX.4.4|35=0|34=2|49=ISLD|52=20260101-00:00:00.123|56=CERT|112=HELLO|")
+    exp = fixify(substitute("8=FIX.4.4|9=57|35=0|34=2|49=ISLD|52=<TIME>|56=CERT|112=HELLO|".replace("|", SOH), CTX))
+    assert "field 9 should be '57'" in compare(exp, got, STRICT, explicit_length=True)
+
+
+def test_loose_ignores_order_and_compares_text_by_prefix():
+    exp = expected_bytes("8=FIX.4.4|35=5|34=2|49=ISLD|52=<TIME>|56=CERT|58=MsgSeqNum too low|")
+    got = wire("8=FIX.4.4|35=5|49=ISLD|34=2|56=CERT|52=20260101-00:00:00.123|58=MsgSeqNum too low, expecting 5|")
+    assert compare(exp, got, LOOSE) is None
+    assert compare(exp, got, STRICT) is not None
+    extra = wire("8=FIX.4.4|35=5|49=ISLD|34=2|56=CERT|52=20260101-00:00:00.123|58=MsgSeqNum too low|999=X|")
+    assert "unexpected field(s) 999" in compare(exp, extra, LOOSE)
+
+
+def test_any_placeholder_accepts_any_non_empty_value():
+    exp = expected_bytes("8=FIX.4.4|35=j|34=2|49=ISLD|52=<TIME>|56=CERT|45=2|58=<ANY>|372=R|380=3|")
+    got = wire("8=FIX.4.4|35=j|34=2|49=ISLD|52=20260101-00:00:00.123|56=CERT|45=2|58=Not supported here|372=R|380=3|")
+    assert compare(exp, got, STRICT) is None
+    assert "<ANY>" in show(exp)
+
+
+# ---------------------------------------------------------------- faulty acceptor helpers
+
+def test_fault_helpers_repair_checksums_and_drop_messages():
+    bad = wire("8=FIX.4.4|35=0|34=2|10=256|")
+    garbled = b"35=0\x018=FIX.4.4\x01"
+    assert integrity_problem(repair_checksums(bad)) is None
+    assert repair_checksums(garbled + bad) == garbled + repair_checksums(bad)
+    hb = wire("8=FIX.4.4|35=0|34=2|112=X|")
+    assert drop_outbound(hb, {"no-test-request-reply"}) and not drop_outbound(hb, {"ignore-seq-gaps"})
+    assert drop_outbound(wire("8=FIX.4.4|35=2|34=2|7=1|16=0|"), {"ignore-seq-gaps"})
