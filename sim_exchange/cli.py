@@ -21,6 +21,21 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def listening_line(v) -> str:
+    lat = v.cfg.latency
+    if lat.needs_proxy:
+        delay = f"one-way {lat.base_us:.0f} us"
+        if lat.jitter_us and lat.jitter != "none":
+            delay += f" +/- {lat.jitter_us:.0f} us {lat.jitter}"
+        if lat.schedule:
+            delay += ", then " + ", ".join(f"{s.base_us:.0f} us at {s.at_s:g}s" for s in lat.schedule)
+    else:
+        delay = "no injected latency"
+    flow = f"flow {v.cfg.flow.rate_per_s:g}/s per symbol" if v.cfg.flow.enabled else "flow off"
+    return (f"venue {v.name} listening on 127.0.0.1:{v.port} as {v.comp_id} "
+            f"({delay}; {flow}; symbols {','.join(sorted(v.engine.instruments))})")
+
+
 def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = "sim") -> int:  # noqa: ARG001
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -37,11 +52,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
         print(f"{prog}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     for v in ex.venues.values():
-        lat = v.cfg.latency
-        print(f"venue {v.name} listening on 127.0.0.1:{v.port} as {v.comp_id} "
-              f"(one-way {lat.base_us:.0f}+/-{lat.jitter_us:.0f} us {lat.jitter}, "
-              f"{len(lat.schedule)} schedule step(s); flow {'on' if v.cfg.flow.enabled else 'off'}; "
-              f"symbols {','.join(sorted(v.engine.instruments))})", flush=True)
+        print(listening_line(v), flush=True)
     try:
         fixedge.wait_for_shutdown(duration=args.duration)
     finally:

@@ -21,48 +21,42 @@ def fmt_num(value: float | int) -> str:
     return text if text not in ("", "-0") else "0"
 
 
+def flat_message(msg_type: str, fields: list[tuple[int, str]]) -> fix.Message:
+    """A message without repeating groups, parsed from text: about 4x cheaper than one
+    setField call per tag. quickfix fills in the session header, BodyLength and CheckSum
+    when it sends; values must not contain SOH.
+    """
+    body = "".join(f"{tag}={value}\x01" for tag, value in fields)
+    return fix.Message(f"8=FIX.4.4\x019=0\x0135={msg_type}\x01{body}10=000\x01", False)
+
+
 def execution_report(er: ExecReport, venue: str) -> fix.Message:
-    msg = new_message("8")
-    msg.setField(37, er.order_id)
-    msg.setField(11, er.cl_ord_id)
+    f = [(37, er.order_id), (11, er.cl_ord_id)]
     if er.orig_cl_ord_id:
-        msg.setField(41, er.orig_cl_ord_id)
-    msg.setField(17, er.exec_id)
-    msg.setField(150, er.exec_type)
-    msg.setField(39, er.ord_status)
-    msg.setField(55, er.symbol)
-    msg.setField(54, er.side)
-    msg.setField(38, fmt_num(er.order_qty))
-    msg.setField(40, er.ord_type)
+        f.append((41, er.orig_cl_ord_id))
+    f += [(17, er.exec_id), (150, er.exec_type), (39, er.ord_status), (55, er.symbol), (54, er.side),
+          (38, fmt_num(er.order_qty)), (40, er.ord_type)]
     if er.price is not None:
-        msg.setField(44, fmt_num(er.price))
-    msg.setField(59, er.tif)
-    msg.setField(14, fmt_num(er.cum_qty))
-    msg.setField(151, fmt_num(er.leaves_qty))
-    msg.setField(6, fmt_num(er.avg_px))
+        f.append((44, fmt_num(er.price)))
+    f += [(59, er.tif), (14, fmt_num(er.cum_qty)), (151, fmt_num(er.leaves_qty)), (6, fmt_num(er.avg_px))]
     if er.exec_type == TRADE:
-        msg.setField(31, fmt_num(er.last_px))
-        msg.setField(32, fmt_num(er.last_qty))
-        msg.setField(30, venue)
+        f += [(31, fmt_num(er.last_px)), (32, fmt_num(er.last_qty)), (30, venue)]
     if er.ord_rej_reason is not None:
-        msg.setField(103, str(er.ord_rej_reason))
+        f.append((103, str(er.ord_rej_reason)))
     if er.text:
-        msg.setField(58, er.text[:200])
-    msg.setField(60, utc_timestamp())
-    return msg
+        f.append((58, _text(er.text)))
+    f.append((60, utc_timestamp()))
+    return flat_message("8", f)
 
 
 def cancel_reject(cr: CancelReject) -> fix.Message:
-    msg = new_message("9")
-    msg.setField(37, cr.order_id)
-    msg.setField(11, cr.cl_ord_id)
-    msg.setField(41, cr.orig_cl_ord_id)
-    msg.setField(39, cr.ord_status)
-    msg.setField(434, cr.response_to)
-    msg.setField(102, str(cr.reason))
-    msg.setField(58, cr.text[:200])
-    msg.setField(60, utc_timestamp())
-    return msg
+    return flat_message("9", [(37, cr.order_id), (11, cr.cl_ord_id), (41, cr.orig_cl_ord_id), (39, cr.ord_status),
+                              (434, cr.response_to), (102, str(cr.reason)), (58, _text(cr.text)),
+                              (60, utc_timestamp())])
+
+
+def _text(text: str) -> str:
+    return text.replace("\x01", " ")[:200]
 
 
 def snapshot(req_id: str, symbol: str, entries: list[MDEntry]) -> fix.Message:
