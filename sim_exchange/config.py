@@ -116,10 +116,14 @@ class SimConfig(_Strict):
         known = {s.symbol for s in self.symbols}
         if len(known) != len(self.symbols):
             raise ValueError("symbols: duplicate symbol")
-        names, ports = set(), set()
+        names, ports, comp_ids = set(), set(), set()
         for v in self.venues:
             if v.name in names:
                 raise ValueError(f"venues: duplicate venue name {v.name!r}")
+            if v.comp_id in comp_ids:
+                # quickfix keys its sessions by CompIDs, process-wide
+                raise ValueError(f"venues.{v.name}.sender_comp_id: {v.comp_id!r} is used by another venue")
+            comp_ids.add(v.comp_id)
             if v.port in ports:
                 raise ValueError(f"venues: duplicate port {v.port}")
             names.add(v.name)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from gateway.clock import MONOTONIC, Clock
 from sim_exchange.events import (
     CANCELED, CXL_DUPLICATE_CLORDID, CXL_OTHER, CXL_TOO_LATE, CXL_UNKNOWN_ORDER, FILLED, NEW,
-    PARTIAL, REJ_DUPLICATE, REJ_INCORRECT_QTY, REJ_INVALID_PRICE, REJ_UNKNOWN_SYMBOL, REJECTED,
+    PARTIAL, REJ_DUPLICATE, REJ_INCORRECT_QTY, REJ_INVALID_PRICE, REJ_UNKNOWN_SYMBOL, REJ_UNSUPPORTED, REJECTED,
     REPLACED, RESPONSE_TO_CANCEL, RESPONSE_TO_REPLACE, TRADE, BookTouched, CancelReject,
     ExecReport, TradePrint,
 )
@@ -276,19 +276,19 @@ class MatchingEngine:
         if inst is None:
             return REJ_UNKNOWN_SYMBOL, "unknown symbol"
         if side not in (BUY, SELL):
-            return REJ_OTHER_SIDE, f"unsupported side {side!r}"
+            return REJ_UNSUPPORTED, f"unsupported side {side!r}"
         w = _whole(qty)
         if w is None or w <= 0:
             return REJ_INCORRECT_QTY, f"quantity must be a positive whole number, got {qty!r}"
         if tif not in _SUPPORTED_TIF:
-            return REJ_INVALID_PRICE, f"unsupported TimeInForce {tif!r}"
+            return REJ_UNSUPPORTED, f"unsupported TimeInForce {tif!r}"
         if ord_type == LIMIT:
             if price is None or price <= 0:
                 return REJ_INVALID_PRICE, f"limit price must be positive, got {price!r}"
             if inst.to_ticks(price) is None:
                 return REJ_INVALID_PRICE, f"price {price} not on tick {inst.tick_size}"
         elif ord_type != MARKET:
-            return REJ_INVALID_PRICE, f"unsupported OrdType {ord_type!r}"
+            return REJ_UNSUPPORTED, f"unsupported OrdType {ord_type!r}"
         return None
 
     def _refuse_amend(self, owner, cl_ord_id, orig_cl_ord_id, order, response_to, now) -> list | None:
@@ -401,9 +401,6 @@ class MatchingEngine:
 
     def _next_order_id(self) -> str:
         return f"{self.venue}-{next(self._order_ids)}"
-
-
-REJ_OTHER_SIDE = 99
 
 
 def _whole(qty: float | int | None) -> int | None:

@@ -14,8 +14,9 @@ NEW, PARTIAL, FILLED, CANCELED, REPLACED, REJECTED, TRADE, EXPIRED = "0", "1", "
 REJ_OTHER = 99
 REJ_UNKNOWN_SYMBOL = 1
 REJ_DUPLICATE = 6
+REJ_UNSUPPORTED = 11          # unsupported order characteristic (side, OrdType, TimeInForce)
 REJ_INCORRECT_QTY = 13
-REJ_INVALID_PRICE = 99
+REJ_INVALID_PRICE = 99        # FIX 4.4 has no code for a bad price: Other, with Text
 
 # CxlRejReason (102)
 CXL_TOO_LATE = 0

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway import procs
+from gateway.configfile import ConfigError, validate_config
 from gateway.fixwire import RawFixSession
 from sim_exchange.config import SimConfig
 
@@ -77,3 +80,20 @@ def test_runs_until_sigterm_then_logs_out_and_exits_0(tmp_path):
     text = log.read_text()
     assert "venue ALPHA listening on 127.0.0.1:%d" % a in text and "venue BRAVO listening" in text
     assert "sim stopped" in text
+
+
+def test_config_rules_name_the_field():
+    base = {"symbols": [{"symbol": "X", "tick_size": 0.01, "ref_price": 1.0}],
+            "venues": [{"name": "A", "port": 1}, {"name": "B", "port": 2, "sender_comp_id": "A"}]}
+    with pytest.raises(ConfigError, match="venues.B.sender_comp_id"):
+        validate_config(base, SimConfig)
+    base["venues"][1] = {"name": "B", "port": 2, "symbols": ["Y"]}
+    with pytest.raises(ConfigError, match="venues.B.symbols"):
+        validate_config(base, SimConfig)
+    base["venues"][1] = {"name": "B", "port": 2, "flow": {"cancel_fraction": 0.8, "marketable_fraction": 0.5}}
+    with pytest.raises(ConfigError, match="venues.1.flow"):
+        validate_config(base, SimConfig)
+    base["venues"][1] = {"name": "B", "port": 2}
+    base["symbols"][0]["ref_price"] = 1.005
+    with pytest.raises(ConfigError, match="symbols.0"):
+        validate_config(base, SimConfig)

@@ -8,7 +8,7 @@ from sim_exchange.config import FlowConfig
 from sim_exchange.engine import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL, Instrument, MatchingEngine
 from sim_exchange.events import (
     CXL_DUPLICATE_CLORDID, CXL_TOO_LATE, CXL_UNKNOWN_ORDER, REJ_DUPLICATE, REJ_INCORRECT_QTY,
-    REJ_INVALID_PRICE, REJ_UNKNOWN_SYMBOL, RESPONSE_TO_CANCEL, RESPONSE_TO_REPLACE, BookTouched,
+    REJ_INVALID_PRICE, REJ_UNKNOWN_SYMBOL, REJ_UNSUPPORTED, RESPONSE_TO_CANCEL, RESPONSE_TO_REPLACE, BookTouched,
     CancelReject, ExecReport, TradePrint,
 )
 from sim_exchange.flow import FlowModel
@@ -117,6 +117,9 @@ def test_market_orders_take_liquidity_and_cancel_the_rest(eng):
     (dict(price=1.100005), REJ_INVALID_PRICE, "not on tick"),
     (dict(price=None), REJ_INVALID_PRICE, "limit price"),
     (dict(price=-1.0), REJ_INVALID_PRICE, "limit price"),
+    (dict(tif="6"), REJ_UNSUPPORTED, "TimeInForce"),
+    (dict(ord_type="3"), REJ_UNSUPPORTED, "OrdType"),
+    (dict(side="5"), REJ_UNSUPPORTED, "side"),
 ])
 def test_rejects(eng, kwargs, reason, text):
     args = dict(symbol=SYM, side=BUY, qty=100, ord_type=LIMIT, price=1.1, tif=DAY) | kwargs
