@@ -7,6 +7,7 @@ Every child is started with ``gateway.procs`` and stopped by its Popen in ``fina
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import sys
 import threading
@@ -142,6 +143,7 @@ class DemoRunner:
             gw_proc = procs.start(procs.fixgw_command("run", "--config", str(pdir / "gateway.toml"),
                                                       "--log-level", "WARNING"), pdir / "gateway.log")
             meta["gateway_pid"] = gw_proc.pid
+            (pdir / "pids.json").write_text(json.dumps({"sim": sim_proc.pid, "gateway": gw_proc.pid}))
             procs.wait_for_ports([oms_port, admin_port], timeout=cfg.startup_timeout_s, proc=gw_proc)
             self.wait_gateway_ready(admin, names, cfg.startup_timeout_s, gw_proc)
             client = DemoClient(client_cfg, oms_port, venue_ports, tick_sizes(sim), pdir)

@@ -119,3 +119,27 @@ def test_demo_ctrl_c_stops_cleanly_and_reports(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["meta"]["interrupted"] and report["runs"][0]["meta"]["trading_s"] < 30
     _assert_no_orphans(report)
+
+
+@pytest.mark.timeout(60)
+def test_demo_double_ctrl_c_leaves_no_orphans(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(procs.fixgw_command("demo", "--duration", "40", "--plain", "--out", str(tmp_path / "r"),
+                                                "--run-dir", str(run_dir)),
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:   # bounded: one line per summary or EOF
+            line = proc.stdout.readline()
+            if not line or line.startswith("[demo scalp t="):
+                break
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)     # impatient user: abort or keep stopping, never orphan
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        procs.stop(proc)
+    assert proc.returncode in (0, 130), out
+    pids = json.loads((run_dir / "scalp" / "pids.json").read_text())
+    assert set(pids) == {"sim", "gateway"}
+    assert not [name for name, pid in pids.items() if _alive(pid)], out

@@ -255,3 +255,17 @@ def test_routed_without_depth_from_decision_scores():
     assert report.routed_without_depth(d) == (False, False)
     assert report.routed_without_depth({"children": [], "scores": []}) is None
     assert report.routed_without_depth({"children": [{"venue": "ALPHA"}], "scores": []}) is None   # DMA
+
+
+def test_observations_name_the_best_policy_and_blind_routes():
+    rows = _records()
+    decisions = [{"cl_ord_id": "O3", "children": [{"venue": "BRAVO"}],
+                  "scores": [{"venue": "BRAVO", "available": 0.0}, {"venue": "ALPHA", "available": 50.0}]}]
+    a = report.summarize({"policy": "scalp", "orders": rows, "decisions": decisions})
+    b = report.summarize({"policy": "dma", "orders": rows[:1], "decisions": []})
+    obs = report.observations([a, b])
+    assert obs[0] == "Win rate: best `dma` (100.0%), `scalp` 25.0%."
+    assert any("`scalp` sent 1 of 4 orders to a venue that showed no depth" in o and "1 of its 1 misses" in o
+               for o in obs)
+    assert report.observations([report.summarize({"policy": "dma", "orders": []})]) == [
+        "No orders were sent: nothing to compare."]
