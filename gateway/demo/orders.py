@@ -33,6 +33,7 @@ class OrderRecord:
     terminal_ts: float | None = None
     reject_text: str | None = None
     exec_ids: set[str] = field(default_factory=set)
+    cum_qty: float | None = None     # last CumQty(14): the gateway's count, checked against our fills
 
     @property
     def filled_qty(self) -> float:
@@ -141,6 +142,8 @@ class OrderTracker:
             if f.get(150) in FILL_EXEC_TYPES and last_qty > 0:
                 rec.fills.append((last_qty, float(f.get(31, 0) or 0), venue))
             rec.status = f.get(39, rec.status)
+            if 14 in f:
+                rec.cum_qty = float(f[14] or 0)
             if rec.status == "8":
                 rec.reject_text = f.get(58)
             if rec.status in TERMINAL_STATUSES:

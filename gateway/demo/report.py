@@ -154,6 +154,8 @@ def summarize(run: dict) -> dict:
         "qty_filled": filled_qty,
         "outcomes": outcomes,
         "accounted": accounted == sent and outcomes["unresolved"] == 0,
+        "cum_qty_mismatches": sum(1 for o in orders if o.get("cum_qty") is not None
+                                  and abs(o["cum_qty"] - o["filled_qty"]) > 1e-9),
         "fill_rate": (outcomes["filled"] + outcomes["partial_then_done"]) / sent if sent else None,
         "full_fill_rate": outcomes["filled"] / sent if sent else None,
         "fill_ratio_qty": filled_qty / sent_qty if sent_qty else None,
@@ -320,7 +322,8 @@ def render_markdown(report: dict) -> str:
                 f"realized PnL {_f(g['realized_pnl'], '{:,.2f}')}; total PnL {_f(g['total_pnl'], '{:,.2f}')}. "
                 f"Signal rule: {json.dumps(s['signals'])}. "
                 f"Orders accounted for (sent == filled + partial + missed + rejected): "
-                f"{'yes' if s['accounted'] else 'NO'}."]
+                f"{'yes' if s['accounted'] else 'NO'}; final CumQty(14) different from the sum of our fills: "
+                f"{s['cum_qty_mismatches']} orders."]
     charts = report.get("charts") or {}
     out += ["", "## Charts", ""]
     if charts.get("files"):

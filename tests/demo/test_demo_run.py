@@ -70,6 +70,7 @@ def test_demo_compare_short_run(tmp_path):
         assert s["orders_sent"] > 0, s
         assert s["orders_sent"] == o["filled"] + o["partial_then_done"] + o["missed"] + o["rejected"], s
         assert o["unresolved"] == 0 and s["accounted"]
+        assert s["cum_qty_mismatches"] == 0, s   # the gateway's CumQty agrees with the fills it reported
         lat = s["signal_to_exec_us"]
         assert lat["n"] == s["orders_sent"] and 0 < lat["p50"] <= lat["p99"] < 1e6
         assert s["signal_to_send_us"]["p50"] > 0 and s["send_to_ack_us"]["n"] > 0

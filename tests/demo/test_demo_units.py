@@ -110,6 +110,15 @@ def test_tracker_partial_then_cancel_and_duplicates():
     assert not rec.done
     tr.on_execution_report(_er("C1", "E2", "4", "4"), 1.0005)
     assert rec.outcome == "partial_then_done" and rec.filled_qty == 100 and rec.venue == "ALPHA"
+    assert rec.cum_qty is None   # the hand-made reports carry no CumQty(14)
+    tr.add(OrderRecord("C2", "AAPL", BUY, 100, 190.01, 0.01, signal_ts=2.0))
+    tr.on_execution_report(_er("C2", "E5", "F", "2", 100, 190.01) | {14: "100"}, 2.1)
+    assert tr.orders["C2"].cum_qty == 100 and tr.orders["C2"].outcome == "filled"
+    s = report.summarize({"policy": "scalp", "orders": [r.as_dict() for r in tr.records()], "decisions": []})
+    assert s["cum_qty_mismatches"] == 0
+    tr.orders["C2"].cum_qty = 50
+    s = report.summarize({"policy": "scalp", "orders": [r.as_dict() for r in tr.records()], "decisions": []})
+    assert s["cum_qty_mismatches"] == 1
     assert rec.signal_to_exec_us == pytest.approx(500)
     assert rec.send_to_ack_us == pytest.approx(200)
     assert tr.busy() == (set(), 0) and tr.wait_idle(0.01)
