@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import quickfix as fix
 
 from gateway import fixedge
-from gateway.fixedge import get, msg_type, require
+from gateway.fixedge import get, msg_type, number, required
 from gateway.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.orders import OmsCancelReject, OmsExec
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 _SIDES = frozenset("12")
 _ORD_TYPES = frozenset((MARKET, LIMIT))
-_TIFS = frozenset("0346")  # Day, IOC, FOK, GTD is refused below (no expiry handling): see _intent
+_TIFS = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling)
 
 
 def fmt(value: float) -> str:
@@ -31,12 +31,9 @@ def fmt(value: float) -> str:
     return f"{value:.12g}"
 
 
-def _number(msg: fix.Message, tag: int) -> float:
-    text = require(msg, tag)
-    try:
-        return float(text)
-    except ValueError:
-        raise fix.IncorrectDataFormat(tag, text) from None
+def _text(text: str) -> str:
+    """Text(58) safe for the wire: no SOH, bounded."""
+    return text.replace("\x01", " ")[:400]
 
 
 class OmsApplication(fixedge.SafeApplication):
@@ -79,67 +76,58 @@ class OmsApplication(fixedge.SafeApplication):
 
     def from_app(self, msg, session_id):
         t = msg_type(msg)
+        if t not in ("D", "F", "G"):
+            raise fix.UnsupportedMessageType()
+        f = fixedge.field_map(msg)
         key = fixedge.session_key(session_id)
         if t == "D":
-            self.gw.on_new_order(self._intent(msg, key, "D"), _is_resend(msg))
+            self.gw.on_new_order(self._intent(f, key), f.get("43") == "Y" or f.get("97") == "Y")
         elif t == "F":
-            self.gw.on_cancel(key, require(msg, 11), require(msg, 41))
-        elif t == "G":
-            self.gw.on_replace(key, self._intent(msg, key, "G"), require(msg, 41))
+            self.gw.on_cancel(key, required(f, 11), required(f, 41))
         else:
-            raise fix.UnsupportedMessageType()
+            self.gw.on_replace(key, self._intent(f, key), required(f, 41))
 
-    def _intent(self, msg: fix.Message, key: str, kind: str) -> OrderIntent:
-        cl_ord_id = require(msg, 11)
-        side = require(msg, 54)
+    def _intent(self, f: dict[str, str], key: str) -> OrderIntent:
+        side = required(f, 54)
         if side not in _SIDES:
             raise fix.IncorrectTagValue(54)
-        ord_type = require(msg, 40)
+        ord_type = required(f, 40)
         if ord_type not in _ORD_TYPES:
             raise fix.IncorrectTagValue(40)
-        tif = get(msg, 59, DAY)
-        if tif not in _TIFS or tif == "6":
+        tif = f.get("59", DAY)
+        if tif not in _TIFS:
             raise fix.IncorrectTagValue(59)
-        price = _number(msg, 44) if ord_type == LIMIT else None
-        return OrderIntent(key, cl_ord_id, require(msg, 55), side, _number(msg, 38), ord_type, price, tif,
-                           get(msg, 100), self.gw.clock.now())
+        price = number(f, 44) if ord_type == LIMIT else None
+        return OrderIntent(key, required(f, 11), required(f, 55), side, number(f, 38), ord_type, price, tif,
+                           f.get("100"), self.gw.clock.now())
 
     # ------------------------------------------------------------ outgoing
 
     def send_exec(self, ex: OmsExec, exec_id: str) -> bool:
+        """An ExecutionReport, formatted in one string (see fixedge.message_from_body)."""
         order = ex.order
         intent = order.intent
-        msg = fixedge.new_message("8")
-        msg.setField(37, order.order_id)
-        msg.setField(11, ex.cl_ord_id)
+        parts = [f"37={order.order_id}\x0111={ex.cl_ord_id}\x01"]
         if ex.orig_cl_ord_id:
-            msg.setField(41, ex.orig_cl_ord_id)
-        msg.setField(17, exec_id)
-        msg.setField(150, ex.exec_type)
-        msg.setField(39, ex.ord_status)
-        msg.setField(55, intent.symbol)
-        msg.setField(54, intent.side)
-        msg.setField(38, fmt(intent.qty))
-        msg.setField(40, intent.ord_type)
+            parts.append(f"41={ex.orig_cl_ord_id}\x01")
+        parts.append(f"17={exec_id}\x01150={ex.exec_type}\x0139={ex.ord_status}\x0155={intent.symbol}\x01"
+                     f"54={intent.side}\x0138={fmt(intent.qty)}\x0140={intent.ord_type}\x01")
         if intent.price is not None:
-            msg.setField(44, fmt(intent.price))
-        msg.setField(59, intent.tif)
+            parts.append(f"44={fmt(intent.price)}\x01")
+        parts.append(f"59={intent.tif}\x01")
         if ex.last_qty:
-            msg.setField(32, fmt(ex.last_qty))
-            msg.setField(31, fmt(ex.last_px))
+            parts.append(f"32={fmt(ex.last_qty)}\x0131={fmt(ex.last_px)}\x01")
         if ex.last_mkt:
-            msg.setField(30, ex.last_mkt)
+            parts.append(f"30={ex.last_mkt}\x01")
         if ex.venue_order_id:
-            msg.setField(198, ex.venue_order_id)
-        msg.setField(151, fmt(ex.leaves_qty))
-        msg.setField(14, fmt(ex.cum_qty))
-        msg.setField(6, fmt(ex.avg_px))
+            parts.append(f"198={ex.venue_order_id}\x01")
+        parts.append(f"151={fmt(ex.leaves_qty)}\x0114={fmt(ex.cum_qty)}\x016={fmt(ex.avg_px)}\x01")
         if ex.ord_rej_reason is not None:
-            msg.setField(103, str(ex.ord_rej_reason))
+            parts.append(f"103={ex.ord_rej_reason}\x01")
         if ex.text:
-            msg.setField(58, ex.text[:400])
-        msg.setField(60, fixedge.utc_timestamp())
-        return self._send(msg, intent.oms_session)
+            parts.append(f"58={_text(ex.text)}\x01")
+        parts.append(f"60={fixedge.utc_timestamp()}\x01")
+        return self._send(fixedge.message_from_body("8", "".join(parts)), intent.oms_session)
 
     def send_cancel_reject(self, rej: OmsCancelReject) -> bool:
         msg = fixedge.new_message("9")
@@ -163,8 +151,3 @@ class OmsApplication(fixedge.SafeApplication):
         session_id = self.sessions.get(key)
         return session_id is not None and fixedge.send(msg, session_id)
 
-
-def _is_resend(msg: fix.Message) -> bool:
-    """PossDupFlag(43) or PossResend(97): the OMS may have sent this order before."""
-    header = msg.getHeader()
-    return get(header, 43) == "Y" or get(header, 97) == "Y"

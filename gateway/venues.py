@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import quickfix as fix
 
 from gateway import fixedge
-from gateway.fixedge import get, msg_type, require
+from gateway.fixedge import get, msg_type, number, required
 from gateway.oms import fmt
 from gateway.orders import VenueCancel, VenueExec, VenueNew, VenueReplace
 
@@ -19,20 +19,11 @@ if TYPE_CHECKING:
     from gateway.server import Gateway
 
 
-def _float(msg: fix.Message, tag: int) -> float:
-    text = get(msg, tag)
-    if not text:
-        return 0.0
-    try:
-        return float(text)
-    except ValueError:
-        raise fix.IncorrectDataFormat(tag, text) from None
-
-
 def parse_exec(venue: str, msg: fix.Message) -> VenueExec:
-    return VenueExec(venue, require(msg, 11), get(msg, 41), require(msg, 17), require(msg, 150),
-                     require(msg, 39), _float(msg, 14), _float(msg, 151), _float(msg, 6),
-                     _float(msg, 32), _float(msg, 31), get(msg, 37), get(msg, 58))
+    f = fixedge.field_map(msg)
+    return VenueExec(venue, required(f, 11), f.get("41"), required(f, 17), required(f, 150), required(f, 39),
+                     number(f, 14, need=False), number(f, 151, need=False), number(f, 6, need=False), number(f, 32, need=False), number(f, 31, need=False),
+                     f.get("37"), f.get("58"))
 
 
 class VenueSession:
@@ -97,7 +88,8 @@ class VenueApplication(fixedge.SafeApplication):
         if t == "8":
             self.gw.on_venue_exec(parse_exec(venue, msg))
         elif t == "9":
-            self.gw.on_venue_cancel_reject(venue, require(msg, 11), get(msg, 58) or "cancel rejected")
+            f = fixedge.field_map(msg)
+            self.gw.on_venue_cancel_reject(venue, required(f, 11), f.get("58") or "cancel rejected")
         elif not self.gw.market.on_venue_app(venue, msg, t):
             if t == "j":
                 self.log.warning("venue %s BusinessMessageReject: %s", venue, get(msg, 58))
@@ -112,46 +104,24 @@ class VenueApplication(fixedge.SafeApplication):
         vs = self.venues.get(child.venue)
         if vs is None or not vs.logged_on or vs.session_id is None:
             return False
+        intent = child.parent.intent
         if isinstance(out, VenueNew):
-            msg = fixedge.new_message("D")
-            msg.setField(11, child.cl_ord_id)
-            self._order_fields(msg, child, child.qty, child.price)
             vs.orders_routed += 1
+            msg_type_, head, qty, price = "D", f"11={child.cl_ord_id}\x01", child.qty, child.price
         elif isinstance(out, VenueCancel):
-            msg = fixedge.new_message("F")
-            msg.setField(11, out.cl_ord_id)
-            msg.setField(41, out.orig_cl_ord_id)
-            self._id_fields(msg, child)
+            msg_type_, head, qty, price = "F", f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01", child.qty, None
+            if child.venue_order_id:
+                head += f"37={child.venue_order_id}\x01"
         elif isinstance(out, VenueReplace):
-            msg = fixedge.new_message("G")
-            msg.setField(11, out.cl_ord_id)
-            msg.setField(41, out.orig_cl_ord_id)
-            self._order_fields(msg, child, out.qty, out.price)
+            msg_type_, head, qty, price = "G", f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01", out.qty, out.price
         else:
             raise TypeError(f"not a venue order message: {out!r}")
-        return fixedge.send(msg, vs.session_id)
-
-    @staticmethod
-    def _id_fields(msg: fix.Message, child) -> None:
-        intent = child.parent.intent
-        if child.venue_order_id:
-            msg.setField(37, child.venue_order_id)
-        msg.setField(55, intent.symbol)
-        msg.setField(54, intent.side)
-        msg.setField(38, fmt(child.qty))
-        msg.setField(60, fixedge.utc_timestamp())
-
-    @staticmethod
-    def _order_fields(msg: fix.Message, child, qty: float, price: float | None) -> None:
-        intent = child.parent.intent
-        msg.setField(55, intent.symbol)
-        msg.setField(54, intent.side)
-        msg.setField(38, fmt(qty))
-        msg.setField(40, child.ord_type)
-        if price is not None:
-            msg.setField(44, fmt(price))
-        msg.setField(59, child.tif)
-        msg.setField(60, fixedge.utc_timestamp())
+        body = f"{head}55={intent.symbol}\x0154={intent.side}\x0138={fmt(qty)}\x01"
+        if msg_type_ != "F":
+            body += f"40={child.ord_type}\x01" + (f"44={fmt(price)}\x01" if price is not None else "") \
+                + f"59={child.tif}\x01"
+        body += f"60={fixedge.utc_timestamp()}\x01"
+        return fixedge.send(fixedge.message_from_body(msg_type_, body), vs.session_id)
 
     def snapshot(self) -> list[dict]:
         out = []

@@ -1,0 +1,303 @@
+"""Gateway latency and throughput over loopback (prints numbers; asserts nothing).
+
+    .venv/bin/python benchmarks/bench_gateway.py [--orders 2000] [--runs 3] [--quick]
+
+1. Hop latency at the socket edges. A raw OMS client and a raw fake venue (simplefix, in
+   this process, one thread each) sit on either side of a real gateway process (DMA,
+   FileStore on). The client stamps each NewOrderSingle just before ``sendall``; the venue
+   stamps it right after ``recv`` and answers a fill at once; the client stamps the fill on
+   ``recv``. in-hop = OMS order on the wire -> venue order off the wire; out-hop = venue fill
+   on the wire -> OMS fill off the wire. The same pair of raw endpoints wired straight to
+   each other gives the floor (Python + loopback without a gateway), printed alongside.
+2. Order round trip (NOS -> terminal ExecutionReport) through the gateway vs straight to
+   the simulator (zero-latency venue, no background flow), one order at a time, in the same
+   run so the machine's noise hits both.
+3. Sustained orders/s through the gateway with a window of orders in flight against the
+   fake venue; every order must come back terminal (counted, not assumed).
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from gateway import procs  # noqa: E402
+from gateway.demo.tomlout import dumps  # noqa: E402
+from gateway.fixwire import RawFixSession, accept, utc_now  # noqa: E402
+
+
+def pct(xs, qs=(50, 90, 99)) -> str:
+    a = np.asarray(xs, dtype=float)
+    return "  ".join(f"p{q} {np.percentile(a, q):7.1f}" for q in qs) + f"  (n={len(a)})"
+
+
+class FakeVenue(threading.Thread):
+    """A raw acceptor that logs the gateway on and fills every order at once."""
+
+    def __init__(self, name: str, port: int) -> None:
+        super().__init__(daemon=True, name=f"fake-{name}")
+        self.name_, self.port = name, port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(4)
+        self.recv_at: list[int] = []      # in arrival order (one order at a time: the client's order)
+        self.send_at: list[int] = []
+        self.orders = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        s = accept(self.listener, self.name_, "FIXGW", timeout=30)
+        s.timeout = 0.5
+        while not self.stop.is_set():
+            try:
+                msg = s.recv(0.5)
+            except Exception:  # noqa: BLE001 - the gateway went away
+                return
+            if msg is None:
+                continue
+            t = time.perf_counter_ns()
+            mt = msg.get(35)
+            if mt == b"A":
+                s.next_seq = 1
+                s.send("A", [(98, 0), (108, 30)])
+            elif mt == b"1":
+                s.send("0", [(112, msg.get(112))])
+            elif mt == b"D":
+                cid = msg.get(11).decode()
+                self.recv_at.append(t)
+                self.orders += 1
+                qty = msg.get(38)
+                px = msg.get(44) or b"1"
+                self.send_at.append(time.perf_counter_ns())
+                s.send("8", [(37, f"V{self.orders}"), (11, cid), (17, f"X{self.orders}"), (150, "F"), (39, "2"),
+                             (55, msg.get(55)), (54, msg.get(54)), (38, qty), (32, qty), (31, px), (151, 0),
+                             (14, qty), (6, px), (60, utc_now())])
+            elif mt == b"V":
+                s.send("Y", [(262, msg.get(262)), (281, "0"), (58, "no market data here")])
+            elif mt == b"5":
+                s.send("5", [])
+                return
+
+
+def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma") -> tuple[Path, dict]:
+    n = len(list(tmp.iterdir()))
+    cfg = {"store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
+           "oms": {"port": procs.free_port(), "clients": [{"comp_id": "OMS1"}]},
+           "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in venues.items()],
+           "admin": {"port": procs.free_port()},
+           "routing": {"policy": policy, "default_venue": next(iter(venues)), "md_symbols": ["AAPL"]},
+           "risk": {}}
+    path = tmp / f"gw-{policy}-{n}.toml"
+    path.write_text(dumps(cfg))
+    return path, cfg
+
+
+def wait_logged_on(admin_port: int, timeout: float = 20) -> None:
+    import json
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status", timeout=2) as r:
+                if all(v["logged_on"] for v in json.loads(r.read())["venues"]):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("gateway venues did not log on")
+
+
+def client(port: int, target: str, sender: str = "OMS1") -> RawFixSession:
+    c = RawFixSession(port=port, sender=sender, target=target, timeout=5).connect()
+    c.logon(reset=True)
+    return c
+
+
+def send_order(c: RawFixSession, cid: str, price: str = "190.00", qty: int = 1) -> int:
+    wire = c.build("D", [(11, cid), (55, "AAPL"), (54, "1"), (38, qty), (40, "2"), (44, price), (59, "3"),
+                         (60, utc_now())]).encode()
+    t = time.perf_counter_ns()
+    c.send_raw(wire)
+    return t
+
+
+def wait_terminal(c: RawFixSession, cid: str, timeout: float = 5) -> int:
+    want = cid.encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = c.recv(deadline - time.monotonic())
+        if m is not None and m.get(35) == b"8" and m.get(11) == want and m.get(39) in (b"2", b"4", b"8", b"C"):
+            return time.perf_counter_ns()
+    raise TimeoutError(f"no terminal report for {cid}")
+
+
+# ------------------------------------------------------------------ 1. hop latency
+
+def bench_hops(tmp: Path, n: int, run: int) -> dict:
+    vport = procs.free_port()
+    venue = FakeVenue("FAKE", vport)
+    venue.start()
+    path, cfg = gateway_config(tmp, {"FAKE": vport})
+    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / f"gw{run}.log")
+    try:
+        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
+        wait_logged_on(cfg["admin"]["port"])
+        c = client(cfg["oms"]["port"], "FIXGW")
+        sent, got = {}, {}
+        for i in range(n + 100):
+            cid = f"h{run}-{i}"
+            sent[cid] = send_order(c, cid)
+            got[cid] = wait_terminal(c, cid)
+        c.logout()
+        return _edges(sent, got, venue)
+    finally:
+        procs.stop(gw)
+        venue.stop.set()
+
+
+def bench_floor(n: int) -> dict:
+    """The same raw endpoints wired straight together: Python + loopback, no gateway."""
+    port = procs.free_port()
+    venue = FakeVenue("FLOOR", port)
+    venue.start()
+    c = RawFixSession(port=port, sender="FIXGW", target="FLOOR", timeout=5).connect()
+    c.logon(reset=True)
+    sent, got = {}, {}
+    for i in range(n + 100):
+        cid = f"f{i}"
+        sent[cid] = send_order(c, cid)
+        got[cid] = wait_terminal(c, cid)
+    venue.stop.set()
+    c.close()
+    return _edges(sent, got, venue)
+
+
+def _edges(sent: dict, got: dict, venue: FakeVenue, warmup: int = 100) -> dict:
+    """Edge-to-edge latencies in us; the venue's i-th order is the client's i-th (one at a time)."""
+    t_sent, t_got = list(sent.values())[warmup:], list(got.values())[warmup:]
+    v_in, v_out = venue.recv_at[warmup:], venue.send_at[warmup:]
+    assert len(v_in) == len(t_sent), "venue and client order counts differ"
+    return {"in": [(v - s) / 1e3 for v, s in zip(v_in, t_sent)],
+            "out": [(g - v) / 1e3 for g, v in zip(t_got, v_out)],
+            "rtt": [(g - s) / 1e3 for g, s in zip(t_got, t_sent)]}
+
+
+# ------------------------------------------------------------------ 2. through the gateway vs direct
+
+def bench_vs_direct(tmp: Path, n: int, run: int) -> dict:
+    vport = procs.free_port()
+    sim_cfg = {"store_dir": str(tmp / f"sim{run}"),
+               "symbols": [{"symbol": "AAPL", "tick_size": 0.01, "ref_price": 190.0}],
+               "venues": [{"name": "ALPHA", "port": vport, "flow": {"enabled": False}}]}
+    sp = tmp / f"sim{run}.toml"
+    sp.write_text(dumps(sim_cfg))
+    sim = procs.start(procs.fixgw_command("sim", "--config", str(sp)), tmp / f"sim{run}.log")
+    gw = None
+    try:
+        procs.wait_for_ports([vport], 20, sim)
+        path, cfg = gateway_config(tmp, {"ALPHA": vport})
+        gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"),
+                         tmp / f"gwd{run}.log")
+        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
+        wait_logged_on(cfg["admin"]["port"])
+        via = client(cfg["oms"]["port"], "FIXGW")
+        direct = client(vport, "ALPHA", sender="CLIENT")
+        out = {"gateway": [], "direct": []}
+        # alternate so that both see the same noise; a marketable 1-lot IOC fills at the touch
+        for i in range(n + 50):
+            for name, c in (("gateway", via), ("direct", direct)):
+                cid = f"{name[0]}{run}-{i}"
+                t0 = send_order(c, cid, price="190.50")
+                t1 = wait_terminal(c, cid)
+                if i >= 50:
+                    out[name].append((t1 - t0) / 1e3)
+        via.logout()
+        direct.logout()
+        return out
+    finally:
+        procs.stop(gw)
+        procs.stop(sim)
+
+
+# ------------------------------------------------------------------ 3. throughput
+
+def bench_throughput(tmp: Path, n: int, window: int, run: int) -> dict:
+    vport = procs.free_port()
+    venue = FakeVenue("FAKE", vport)
+    venue.start()
+    path, cfg = gateway_config(tmp, {"FAKE": vport})
+    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / f"gwt{run}.log")
+    try:
+        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
+        wait_logged_on(cfg["admin"]["port"])
+        c = client(cfg["oms"]["port"], "FIXGW")
+        done: set[str] = set()
+        sent = 0
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + 120
+        while len(done) < n and time.monotonic() < deadline:
+            while sent < n and sent - len(done) < window:
+                send_order(c, f"t{run}-{sent}")
+                sent += 1
+            m = c.recv(5)
+            if m is None:
+                break
+            if m.get(35) == b"8" and m.get(39) in (b"2", b"4", b"8", b"C"):
+                done.add(m.get(11).decode())
+        elapsed = time.perf_counter() - t0
+        c.logout()
+        return {"orders": n, "terminal": len(done), "venue_orders": venue.orders, "seconds": elapsed,
+                "per_s": len(done) / elapsed}
+    finally:
+        procs.stop(gw)
+        venue.stop.set()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--window", type=int, default=200, help="orders in flight for the throughput test")
+    ap.add_argument("--quick", action="store_true", help="300 orders, 1 run")
+    args = ap.parse_args()
+    if args.quick:
+        args.orders, args.runs = 300, 1
+    with tempfile.TemporaryDirectory(prefix="bench-gw-") as d:
+        tmp = Path(d)
+        print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, FileStore on, loopback")
+        for run in range(args.runs):
+            floor = bench_floor(args.orders)
+            hops = bench_hops(tmp, args.orders, run)
+            print(f"\nrun {run + 1}: edge-to-edge latency in us (raw client and raw venue timestamps)")
+            for k, label in (("in", "OMS order in -> venue order out"), ("out", "venue fill in -> OMS fill out"),
+                             ("rtt", "round trip")):
+                print(f"  gateway {label:34} {pct(hops[k])}")
+                print(f"  floor   {label:34} {pct(floor[k])}")
+            added = np.percentile(hops["rtt"], [50, 99]) - np.percentile(floor["rtt"], [50, 99])
+            print(f"  gateway adds to a round trip: p50 {added[0]:.1f} us, p99 {added[1]:.1f} us")
+            vs = bench_vs_direct(tmp, args.orders // 2, run)
+            g50, g99 = np.percentile(vs["gateway"], [50, 99])
+            d50, d99 = np.percentile(vs["direct"], [50, 99])
+            print(f"  simulator round trip via gateway  {pct(vs['gateway'])}")
+            print(f"  simulator round trip direct       {pct(vs['direct'])}")
+            print(f"  via/direct: p50 x{g50 / d50:.2f} (+{g50 - d50:.0f} us), p99 x{g99 / d99:.2f} (+{g99 - d99:.0f} us)")
+            tp = bench_throughput(tmp, args.orders * 2, args.window, run)
+            ok = "every order accounted for" if tp["terminal"] == tp["orders"] else "ORDERS MISSING"
+            print(f"  throughput: {tp['terminal']}/{tp['orders']} terminal, {tp['venue_orders']} venue orders, "
+                  f"{tp['per_s']:.0f} orders/s ({ok})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
