@@ -7,11 +7,11 @@ matching Heartbeat into one RTT sample. ``LatencyEstimator`` keeps, per venue:
 - ``recent_us``: median of the last few samples (default 5). It follows a level shift
   within ~3 probes and ignores a single spike, which the EWMA (alpha 0.2) does not:
   from 50 ms back to 1 ms it needs ~30 samples to get within 50 us,
-- ``route_us`` = max(recent_us, last sample): what the scalp router ranks by by default
-  (``rank_latency = "recent"``). Asymmetric on purpose: a slowdown counts from its first
-  slow answer (and, in ``MarketState``, while a probe is in flight for longer than the
-  estimate), a recovery needs the median to come down (3 of 5 fast answers). A single
-  spike costs the venue its preference for one probe interval only,
+- ``route_us`` = max(recent_us, min(last two samples)): what the scalp router ranks by
+  by default (``rank_latency = "recent"``). Asymmetric on purpose: a slowdown counts from
+  its second slow answer (and, in ``MarketState``, while a probe is in flight for longer
+  than the estimate), a recovery needs the median to come down (3 of 5 fast answers).
+  A single spike (p99 RTTs of several ms happen on a loaded 2-core box) moves nothing,
 - ``p50_us`` / ``p99_us`` / ``jitter_us`` (p90 - p10) over the last ``window`` samples,
   computed with numpy lazily when asked (status, reports), never per order,
 - staleness: no sample for ``stale_after_s`` -> ``is_stale()``.
@@ -32,6 +32,7 @@ INF = float("inf")
 
 class LatencyEstimator:
     __slots__ = ("clock", "window", "alpha", "stale_after_s", "count", "ewma_us", "recent_us", "route_us",
+                 "prev_us",
                  "last_us", "last_at", "_ring", "_pos", "_recent", "_recent_n", "_cache")
 
     def __init__(self, clock: Clock = MONOTONIC, window: int = 200, ewma_alpha: float = 0.2,
@@ -47,6 +48,7 @@ class LatencyEstimator:
         self.recent_us = INF
         self.route_us = INF
         self.last_us = INF
+        self.prev_us = INF
         self.last_at: float | None = None
         self._ring = np.empty(window, dtype=np.float64)
         self._pos = 0
@@ -60,6 +62,7 @@ class LatencyEstimator:
             return  # a clock that went backwards is not a sample
         self.ewma_us = us if self.count == 0 else self.ewma_us + self.alpha * (us - self.ewma_us)
         self.count += 1
+        self.prev_us = self.last_us
         self.last_us = us
         self.last_at = self.clock.now()
         self._ring[self._pos] = us
@@ -71,7 +74,8 @@ class LatencyEstimator:
         ordered = sorted(recent)
         n = len(ordered)
         self.recent_us = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
-        self.route_us = us if us > self.recent_us else self.recent_us
+        confirmed = us if us < self.prev_us else self.prev_us     # both of the last two were this slow
+        self.route_us = confirmed if confirmed > self.recent_us else self.recent_us
         self._cache = None
 
     def reset(self) -> None:

@@ -41,7 +41,7 @@ class RoutingConfig(BaseModel):
     stale_after_intervals: int = Field(5, ge=1)
     latency_window: int = Field(200, ge=2, le=100_000)     # samples kept for p50/p99/jitter
     ewma_alpha: float = Field(0.2, gt=0, le=1)
-    rank_latency: Literal["recent", "ewma"] = "recent"     # recent = max(median of last N, last RTT); latency.py
+    rank_latency: Literal["recent", "ewma"] = "recent"     # recent = max(median of last N, min of last 2); latency.py
     recent_samples: int = Field(5, ge=1, le=101)           # N
     latency_tie_tolerance_us: float = Field(50.0, ge=0)
     latency_ceiling_us: float | None = Field(None, gt=0)
