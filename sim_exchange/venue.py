@@ -4,7 +4,8 @@ All engine access (quickfix callback threads and the flow thread) happens under 
 venue's one lock, and the resulting messages are sent before it is released, so each
 counterparty sees its ExecutionReports and market data in engine order. Sending under
 the lock is safe: quickfix does not hold its session mutex around fromApp, and
-sendToTarget releases the GIL.
+sendToTarget releases the GIL. quickfix does hold that mutex around onLogout, so the
+logout path only takes the small sessions lock, never the venue lock.
 """
 from __future__ import annotations
 

@@ -224,3 +224,14 @@ def test_latency_schedule_degrades_a_venue_while_running(exchange_factory, ports
         time.sleep(max(0.0, 1.6 - (time.monotonic() - t0)))
         after = median(tr_rtts(c, 5))
     assert before < 2.5 and 6.0 <= after < 15.0, (before, after)
+
+
+def test_stop_is_bounded_when_a_counterparty_ignores_the_logout(exchange_factory, ports):
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0], base_us=200)])
+    c = client(ports[0], "ALPHA")                 # never answers anything from now on
+    t0 = time.monotonic()
+    ex.stop(logout_timeout=0.5)
+    assert time.monotonic() - t0 < 3.0
+    with pytest.raises((ConnectionClosed, OSError, TimeoutError)):
+        c.recv_until(lambda m: False, timeout=2)  # the Logout arrives, then the connection closes
+    c.close()
