@@ -125,7 +125,16 @@ class Stack:
 
 
 class Oms(RawFixSession):
-    """A raw FIX client with order helpers."""
+    """A raw FIX client with order helpers. Messages ``reports`` skips are kept for ``recv``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.backlog: list = []
+
+    def recv(self, timeout: float | None = None):
+        if self.backlog:
+            return self.backlog.pop(0)
+        return super().recv(timeout)
 
     def order(self, cl_ord_id: str, side: str = "1", qty: float = 100, price: str | None = "190.01",
               tif: str = "3", symbol: str = "AAPL", extra=()) -> None:
@@ -145,12 +154,15 @@ class Oms(RawFixSession):
     def reports(self, cl_ord_id: str, timeout: float = 5.0, until_terminal: bool = True) -> list[dict]:
         """ExecutionReports/OrderCancelRejects for ``cl_ord_id`` until a terminal one (bounded)."""
         out: list[dict] = []
+        skipped: list = []
+        pending, self.backlog = self.backlog, []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            msg = self.recv(timeout=max(deadline - time.monotonic(), 0.01))
+            msg = pending.pop(0) if pending else RawFixSession.recv(self, max(deadline - time.monotonic(), 0.01))
             if msg is None:
                 break
             if msg.get(35) not in (b"8", b"9") or msg.get(11) != cl_ord_id.encode():
+                skipped.append(msg)
                 continue
             rep = {t: (v.decode() if v is not None else None)
                    for t, v in ((t, msg.get(t)) for t in (35, 11, 41, 37, 150, 39, 14, 151, 6, 31, 32, 30, 58,
@@ -158,4 +170,5 @@ class Oms(RawFixSession):
             out.append(rep)
             if until_terminal and (rep[35] == "9" or rep[39] in ("2", "4", "8", "C")):
                 break
+        self.backlog = skipped + pending + self.backlog
         return out
