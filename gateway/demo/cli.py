@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import logging
+import os
 import signal
 import sys
 import threading
@@ -90,15 +91,23 @@ def _install_signals(runner: DemoRunner) -> None:
         return
 
     def handler(signum, frame):  # noqa: ARG001
+        # os.write, not print: the handler may interrupt a print of the main thread.
         if runner.interrupted:
             if runner.cleaning:
-                runner.say("still stopping the simulator and the gateway (bounded: at most ~25 s)")
+                _notice("still stopping the simulator and the gateway (bounded: at most ~25 s)")
                 return
             # A second Ctrl-C: stop waiting for the orderly end; every child is still
             # stopped by the runner's finally blocks on the way out.
             raise KeyboardInterrupt
-        runner.say("stopping: orderly shutdown, then the report (Ctrl-C again to abort)")
+        _notice("stopping: orderly shutdown, then the report (Ctrl-C again to abort)")
         runner.interrupt()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def _notice(text: str) -> None:
+    try:
+        os.write(sys.stderr.fileno(), (text + "\n").encode())
+    except (OSError, ValueError):
+        pass
