@@ -278,3 +278,12 @@ def test_observations_name_the_best_policy_and_blind_routes():
                for o in obs)
     assert report.observations([report.summarize({"policy": "dma", "orders": []})]) == [
         "No orders were sent: nothing to compare."]
+
+
+def test_bad_demo_config_exits_2_naming_the_field(tmp_path, capsys):
+    from gateway import cli
+    bad = tmp_path / "demo.toml"
+    bad.write_text("duration_s = 5\n[client]\nsignal_probability = 1.5\nsizes = [100, 200]\nsize_weights = [1]\n")
+    assert cli.main(["demo", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "client.signal_probability" in err and "client.size_weights" in err
