@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.clock import MONOTONIC  # noqa: E402
+from gateway.clock import FakeClock  # noqa: E402
 from gateway.market import MarketState  # noqa: E402
 from gateway.model import BUY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent  # noqa: E402
 from gateway.router import build_router  # noqa: E402
@@ -44,7 +44,8 @@ def pct(values: list[float], p: float) -> float:
 def build_market(n_venues: int, levels: int, seed: int = 1) -> MarketState:
     rng = random.Random(seed)
     cfg = RoutingConfig(md_symbols=["EURUSD"], decision_log_size=10_000)
-    m = MarketState(cfg, MONOTONIC, sender=lambda *a: True)
+    # a frozen clock keeps probes and books fresh for the whole run (same cost as the real one)
+    m = MarketState(cfg, FakeClock(1000.0), sender=lambda *a: True)
     for i in range(n_venues):
         name = f"V{i}"
         m.register_venue(name)
@@ -84,7 +85,7 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
     results = {}
     for policy in ("scalp", "best_price", "dma"):
         log = DecisionLog(10_000)
-        router = build_router(m.cfg, m, policy=policy, log=log)
+        router = build_router(m.cfg, m, m.clock, policy=policy, log=log)
         batch = orders(n)
         if policy == "dma":
             for o in batch:

@@ -328,6 +328,7 @@ class MarketState:
                 if v.needs_subscribe and v.up:
                     v.needs_subscribe = False
                     v.md_rejects.clear()
+                    v.md_req.clear()            # a new session: the old MDReqIDs are gone
                     for symbol in self.cfg.md_symbols:
                         req_id = f"MD-{v.name}-{symbol}-{next(self._md_seq)}"
                         v.md_req[req_id] = symbol

@@ -9,14 +9,14 @@ Example::
     latency_tie_tolerance_us = 50    # latencies this close to the fastest count as ties
     latency_ceiling_us = 5000        # scalp: reject when no venue is below it
     md_symbols = ["EURUSD", "BTCUSD", "AAPL"]
-    book_stale_after_s = 0           # 0: a book is stale only when its session drops
+    book_stale_after_s = 2.0         # no W/X and no probe answer for 2 s -> stale; 0 = off
 
     [routing.session_policies]
     OMS2 = "best_price"              # per OMS session (CompID) override
 
 Book staleness (``book_stale_after_s``): a book is always stale before its first snapshot
 and after its venue session drops (until the resubscription's snapshot arrives). With a
-value > 0 it is also stale when no market data for it arrived for that long AND the
+value > 0 (default 2 s) it is also stale when no market data for it arrived for that long AND the
 venue's latency probes went unanswered for that long too: a quiet but connected market
 (probes answered on the session that carries the subscription) stays usable.
 """
@@ -54,7 +54,7 @@ class RoutingConfig(BaseModel):
     # market data
     md_symbols: list[str] = Field(default_factory=lambda: ["EURUSD", "BTCUSD", "AAPL"])
     md_depth: int = Field(10, ge=0)                        # MarketDepth(264); 0 = full book
-    book_stale_after_s: float = Field(0.0, ge=0)
+    book_stale_after_s: float = Field(2.0, ge=0)            # 0 = stale only on session drop
 
     # decision log
     decision_log_size: int = Field(10_000, ge=1)

@@ -135,7 +135,7 @@ class ScalpRouter(BaseRouter):
         min_fill = cfg.min_fill_prob
         rank_recent = m.rank_recent
         stale_s = m.stale_after_s
-        check_age = cfg.book_stale_after_s > 0
+        max_age = cfg.book_stale_after_s
         scores: list[tuple] = []
         viable: list[tuple] = []
         others: list[tuple] = []
@@ -158,7 +158,12 @@ class ScalpRouter(BaseRouter):
                 px = None
                 avail = vanish = fill = 0.0
                 book = v.books.get(symbol)
-                if book is not None and not book.stale and (not check_age or m.book_usable(v, book, now)):
+                usable = book is not None and not book.stale
+                if usable and max_age > 0:      # MarketState.book_usable, inlined
+                    lu = book.last_update
+                    if lu is None or now - lu > max_age:
+                        usable = last is not None and now - last <= max_age
+                if usable:
                     s = book.asks if buy else book.bids
                     cum = s.cum
                     if cum:

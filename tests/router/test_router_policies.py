@@ -375,3 +375,13 @@ def test_concurrent_market_data_and_decisions_do_not_break():
         stop.set()
         t.join(10)
     assert not errors
+
+
+def test_quiet_book_with_silent_session_counts_as_no_depth():
+    cfg, clock, m = three_venues(book_stale_after_s=1.0)
+    clock.advance(1.5)                      # no probe answers, no market data anywhere...
+    incremental(m, "BRAVO", "EURUSD", [("1", "1", 1.10020, 250)])   # ...except BRAVO's data
+    d = scalp(m, cfg, clock).decide(intent())
+    rows = {r[0]: r for r in d.scores}
+    assert rows["ALPHA"][4] == 0 and rows["BRAVO"][4] == 100 and d.children[0].venue == "BRAVO"
+    assert m.snapshot()["ALPHA"]["books"]["EURUSD"]["stale"] is True
