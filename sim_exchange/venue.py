@@ -126,6 +126,10 @@ class Venue:
         if self._acceptor is not None:
             with self._logged_out:
                 self._logged_out.wait_for(lambda: not self._live_sessions(), timeout)
+            # ThreadedSocketAcceptor.stop spins (in C++) for up to 5 s while any session is
+            # still logged on: cut the ones that did not answer the Logout.
+            for session in self._live_sessions():
+                session.disconnect()
             self._acceptor.stop(True)
             self._acceptor = None
         if self._proxy is not None:
