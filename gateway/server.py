@@ -109,10 +109,14 @@ class Gateway:
         return router
 
     def _retry_route(self, order: OmsOrder, remaining: float) -> ChildOrder | None:
-        decision = self.router_for(order.session).retry(order.intent, None, remaining)
+        """Micro-burst: the unfilled IOC remainder once more, to the best venue not tried yet."""
+        router = self.router_for(order.session)
+        if router.name != "scalp":          # only the scalp policy re-sends remainders
+            return None
+        tried = tuple(c.venue for c in order.children)
+        decision = router.retry(order.intent, None, remaining, exclude=tried)
         if decision is None or decision.rejected:
             return None
-        tried = {c.venue for c in order.children}
         return next((c for c in decision.children if c.venue not in tried), None)
 
     # ------------------------------------------------------------ order path (quickfix threads)
