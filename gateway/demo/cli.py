@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
         except Exception as exc:  # noqa: BLE001 - report what ran, say what failed
             failures.append(f"{policy}: {type(exc).__name__}: {exc}")
             runner.say(f"!!! policy {policy} failed: {exc} (logs in {run_dir / policy})")
+    failures += [f"{r['policy']}: the {r['meta']['died']} exited during the run" for r in runs if r["meta"].get("died")]
     if not runs:
         print(f"{prog}: no run completed: {'; '.join(failures) or 'interrupted'}", file=sys.stderr)
         return 1
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
                f"{', '.join(Path(p).name for p in report['charts']['files']) or report['charts']['note']}")
     if runner.interrupted:
         runner.say("(interrupted: the report covers what ran)")
+    for failure in failures:
+        print(f"{prog}: FAILED {failure}", file=sys.stderr)
     unaccounted = [s["policy"] for s in report["summaries"] if not s["accounted"]]
     if unaccounted:
         print(f"{prog}: orders not all accounted for in {unaccounted}", file=sys.stderr)

@@ -305,6 +305,7 @@ def render_markdown(report: dict) -> str:
            f"sim seed {meta.get('sim_seed', '?')}, client seed {meta.get('client_seed', '?')}, "
            f"symbols {', '.join(meta.get('symbols', []))}. Run dir: `{meta.get('run_dir', '')}`.",
            "",
+           *[f"**FAILED: {f}** (the figures cover what ran)\n" for f in meta.get("failures") or []],
            comparison_table(sums),
            "",
            "The published columns are the example figures quoted by the issue (a scalp-optimized router "

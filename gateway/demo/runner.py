@@ -159,8 +159,12 @@ class DemoRunner:
                             clock=lambda: client.clock.now() - client.t0, interval=cfg.status_interval_s,
                             out=s.out, tty=s.tty)
             view.start()
-            self.stop.wait(s.duration_s)
+            died = self.trade_for(s.duration_s, {"gateway": gw_proc, "simulator": sim_proc})
             client.stop_trading()
+            if died:
+                meta["died"] = died
+                self.say(f"!!! {died} exited during the run (log: {pdir / ('gateway.log' if died == 'gateway' else 'sim.log')}); "
+                         f"stopping early")
             meta["drained"] = client.drain(client_cfg.drain_timeout_s)
             view.stop()
             view.poll_once()  # the state after the last order ended
@@ -195,6 +199,20 @@ class DemoRunner:
                     meta["gateway_exit"] = procs.stop(gw_proc)
                 finally:
                     meta["sim_exit"] = procs.stop(sim_proc)
+
+    def trade_for(self, duration: float, children: dict) -> str | None:
+        """Block for ``duration`` (or until Ctrl-C) in half-second waits, watching the children;
+        the name of a child that died, else None."""
+        deadline = time.monotonic() + duration
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.stop.wait(min(0.5, left))
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    return name
+        return None
 
     def wait_client_ready(self, client: DemoClient, timeout: float) -> bool:
         """Client ready, in half-second blocking waits so that Ctrl-C is not kept waiting."""

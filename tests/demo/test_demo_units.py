@@ -287,3 +287,25 @@ def test_bad_demo_config_exits_2_naming_the_field(tmp_path, capsys):
     assert cli.main(["demo", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "client.signal_probability" in err and "client.size_weights" in err
+
+
+def test_trade_for_notices_a_dead_child_and_ctrl_c():
+    import subprocess
+    import sys
+    import time
+    from gateway.demo.config import DemoConfig
+    from gateway.demo.runner import DemoRunner, RunSettings
+    runner = DemoRunner(RunSettings(cfg=DemoConfig(), run_dir=None, duration_s=1))
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    quick.wait(10)
+    t = time.monotonic()
+    assert runner.trade_for(5.0, {"gateway": quick}) == "gateway" and time.monotonic() - t < 1.5
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert runner.trade_for(0.3, {"simulator": sleeper}) is None
+        runner.interrupt()
+        t = time.monotonic()
+        assert runner.trade_for(5.0, {"simulator": sleeper}) is None and time.monotonic() - t < 0.1
+    finally:
+        sleeper.kill()
+        sleeper.wait(5)
