@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import TextIO
 from gateway import procs
 from gateway.configfile import load_config
 from gateway.demo.client import DemoClient
-from gateway.demo.config import CONFIG_DIR, DemoConfig
+from gateway.demo.config import CONFIG_DIR, ClientConfig, DemoConfig
 from gateway.demo.tomlout import dumps
 from gateway.demo.view import LiveView, fetch_json
 
@@ -117,7 +118,27 @@ class DemoRunner:
         print(text, file=self.s.out, flush=True)
 
     def run_policy(self, policy: str) -> dict:
-        s, cfg = self.s, self.s.cfg
+        """One run: configs, children, client and view, trading, collection; always cleaned up."""
+        run = self.prepare(policy)
+        t_start = time.monotonic()
+        try:
+            self.start_children(run)
+            self.start_client(run)
+            run.meta["startup_s"] = round(time.monotonic() - t_start, 3)
+            run.meta["latency_model"] = latency_model(run.sim, run.meta["startup_s"])
+            self.trade(run)
+            return self.collect(run)
+        finally:
+            self.cleaning = True
+            try:
+                self.shutdown(run.view, run.client, run.gw_proc, run.sim_proc, run.meta)
+            finally:
+                self.cleaning = False
+                run.meta["wall_s"] = round(time.monotonic() - t_start, 3)
+
+    def prepare(self, policy: str) -> "_Run":
+        """Free ports and the run's sim and gateway TOMLs in <run dir>/<policy>/."""
+        s = self.s
         pdir = (s.run_dir / policy).resolve()
         pdir.mkdir(parents=True, exist_ok=True)
         sim_t, gw_t = read_toml(s.sim_template), read_toml(s.gateway_template)
@@ -125,64 +146,68 @@ class DemoRunner:
         ports = procs.free_ports(len(names) + 2)
         venue_ports = dict(zip(names, ports))
         oms_port, admin_port = ports[-2:]
-        sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, cfg, s.seed)
+        sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, s.cfg, s.seed)
         gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", policy)
         (pdir / "sim.toml").write_text(dumps(sim))
         (pdir / "gateway.toml").write_text(dumps(gw))
-        client_cfg = cfg.client.model_copy(update={"seed": s.seed} if s.seed is not None else {})
-        admin = f"http://127.0.0.1:{admin_port}"
-        sim_proc = gw_proc = client = view = None
-        meta: dict = {"policy": policy, "run_dir": str(pdir), "ports": {"oms": oms_port, "admin": admin_port,
-                      **venue_ports}, "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]},
-                      "client_seed": client_cfg.seed, "duration_s": s.duration_s}
-        t_start = time.monotonic()
-        try:
-            sim_proc = procs.start(procs.fixgw_command("sim", "--config", str(pdir / "sim.toml")), pdir / "sim.log")
-            meta["sim_pid"] = sim_proc.pid
-            procs.wait_for_ports(list(venue_ports.values()), timeout=cfg.startup_timeout_s, proc=sim_proc)
-            gw_proc = procs.start(procs.fixgw_command("run", "--config", str(pdir / "gateway.toml"),
-                                                      "--log-level", "WARNING"), pdir / "gateway.log")
-            meta["gateway_pid"] = gw_proc.pid
-            (pdir / "pids.json").write_text(json.dumps({"sim": sim_proc.pid, "gateway": gw_proc.pid}))
-            procs.wait_for_ports([oms_port, admin_port], timeout=cfg.startup_timeout_s, proc=gw_proc)
-            self.wait_gateway_ready(admin, names, cfg.startup_timeout_s, gw_proc)
-            client = DemoClient(client_cfg, oms_port, venue_ports, tick_sizes(sim), pdir)
-            client.start()
-            if not self.wait_client_ready(client, cfg.startup_timeout_s) and not self.stop.is_set():
-                raise TimeoutError(f"demo client not ready after {cfg.startup_timeout_s:.0f}s "
-                                   f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
-                                   f"symbols with data {sorted(client.md_seen)})")
-            meta["startup_s"] = round(time.monotonic() - t_start, 3)
-            meta["latency_model"] = latency_model(sim, meta["startup_s"])
-            client.start_trading()
-            view = LiveView(admin, client.live_stats, policy, s.duration_s, client_cfg.symbols[-1],
-                            clock=lambda: client.clock.now() - client.t0, interval=cfg.status_interval_s,
+        client_cfg = s.cfg.client.model_copy(update={"seed": s.seed} if s.seed is not None else {})
+        meta = {"policy": policy, "run_dir": str(pdir), "ports": {"oms": oms_port, "admin": admin_port, **venue_ports},
+                "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]}, "client_seed": client_cfg.seed,
+                "duration_s": s.duration_s}
+        return _Run(policy, pdir, venue_ports, oms_port, admin_port, sim, client_cfg, meta)
+
+    def start_children(self, run: "_Run") -> None:
+        """Simulator, then gateway; ready when every venue session is up with latency samples."""
+        timeout = self.s.cfg.startup_timeout_s
+        run.sim_proc = procs.start(procs.fixgw_command("sim", "--config", str(run.pdir / "sim.toml")),
+                                   run.pdir / "sim.log")
+        run.meta["sim_pid"] = run.sim_proc.pid
+        procs.wait_for_ports(list(run.venue_ports.values()), timeout=timeout, proc=run.sim_proc)
+        run.gw_proc = procs.start(procs.fixgw_command("run", "--config", str(run.pdir / "gateway.toml"),
+                                                      "--log-level", "WARNING"), run.pdir / "gateway.log")
+        run.meta["gateway_pid"] = run.gw_proc.pid
+        (run.pdir / "pids.json").write_text(json.dumps({"sim": run.sim_proc.pid, "gateway": run.gw_proc.pid}))
+        procs.wait_for_ports([run.oms_port, run.admin_port], timeout=timeout, proc=run.gw_proc)
+        self.wait_gateway_ready(run.admin, list(run.venue_ports), timeout, run.gw_proc)
+
+    def start_client(self, run: "_Run") -> None:
+        timeout = self.s.cfg.startup_timeout_s
+        run.client = client = DemoClient(run.client_cfg, run.oms_port, run.venue_ports, tick_sizes(run.sim), run.pdir)
+        client.start()
+        if not self.wait_client_ready(client, timeout) and not self.stop.is_set():
+            raise TimeoutError(f"demo client not ready after {timeout:.0f}s "
+                               f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
+                               f"symbols with data {sorted(client.md_seen)})")
+
+    def trade(self, run: "_Run") -> None:
+        """Trade for the duration (or until Ctrl-C or a child dies) with the live view, then drain."""
+        s, client = self.s, run.client
+        client.start_trading()
+        run.view = LiveView(run.admin, client.live_stats, run.policy, s.duration_s, run.client_cfg.symbols[-1],
+                            clock=lambda: client.clock.now() - client.t0, interval=s.cfg.status_interval_s,
                             out=s.out, tty=s.tty)
-            view.start()
-            died = self.trade_for(s.duration_s, {"gateway": gw_proc, "simulator": sim_proc})
-            client.stop_trading()
-            if died:
-                meta["died"] = died
-                self.say(f"!!! {died} exited during the run (log: {pdir / ('gateway.log' if died == 'gateway' else 'sim.log')}); "
-                         f"stopping early")
-            meta["drained"] = client.drain(client_cfg.drain_timeout_s)
-            view.stop()
-            view.poll_once()  # the state after the last order ended
-            decisions = fetch_json(f"{admin}/decisions?n={cfg.decisions_fetch}", timeout=5.0) or []
-            final = fetch_json(f"{admin}/status", timeout=5.0) or view.last_status or {}
-            meta["signals"] = dict(client.rule.counts)
-            meta["client"] = dict(client.stats)
-            meta["trading_s"] = round(client.clock.now() - client.t0, 3)
-            records = [r.as_dict(client.t0) for r in client.tracker.records()]
-            return {"policy": policy, "meta": meta, "orders": records, "decisions": decisions,
-                    "series": view.series, "final_status": final}
-        finally:
-            self.cleaning = True
-            try:
-                self.shutdown(view, client, gw_proc, sim_proc, meta)
-            finally:
-                self.cleaning = False
-                meta["wall_s"] = round(time.monotonic() - t_start, 3)
+        run.view.start()
+        died = self.trade_for(s.duration_s, {"gateway": run.gw_proc, "simulator": run.sim_proc})
+        client.stop_trading()
+        if died:
+            run.meta["died"] = died
+            log_name = "gateway.log" if died == "gateway" else "sim.log"
+            self.say(f"!!! {died} exited during the run (log: {run.pdir / log_name}); stopping early")
+        run.meta["drained"] = client.drain(run.client_cfg.drain_timeout_s)
+        run.view.stop()
+        run.view.poll_once()  # the state after the last order ended
+
+    def collect(self, run: "_Run") -> dict:
+        """The run as the report reads it: orders, decisions, status series and final status."""
+        client, view = run.client, run.view
+        decisions = fetch_json(f"{run.admin}/decisions?n={self.s.cfg.decisions_fetch}", timeout=5.0) or []
+        final = fetch_json(f"{run.admin}/status", timeout=5.0) or view.last_status or {}
+        run.meta["signals"] = dict(client.rule.counts)
+        run.meta["client"] = dict(client.stats)
+        run.meta["trading_s"] = round(client.clock.now() - client.t0, 3)
+        records = [r.as_dict(client.t0) for r in client.tracker.records()]
+        return {"policy": run.policy, "meta": run.meta, "orders": records, "decisions": decisions,
+                "series": view.series, "final_status": final}
 
     @staticmethod
     def shutdown(view, client, gw_proc, sim_proc, meta: dict) -> None:
@@ -237,3 +262,24 @@ class DemoRunner:
             self.stop.wait(0.2)
         if not self.stop.is_set():
             raise TimeoutError(f"gateway venue sessions not all up with latency samples after {timeout:.0f}s")
+
+
+@dataclass
+class _Run:
+    """The state of one policy run, so that cleanup can stop whatever was started."""
+    policy: str
+    pdir: Path
+    venue_ports: dict[str, int]
+    oms_port: int
+    admin_port: int
+    sim: dict
+    client_cfg: ClientConfig
+    meta: dict
+    sim_proc: subprocess.Popen | None = None
+    gw_proc: subprocess.Popen | None = None
+    client: DemoClient | None = None
+    view: LiveView | None = None
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
