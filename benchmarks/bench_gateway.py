@@ -55,6 +55,7 @@ class FakeVenue(threading.Thread):
         self.send_at: list[int] = []
         self.orders = 0
         self.stop = threading.Event()
+        self.logged_on = threading.Event()
 
     def run(self) -> None:
         s = accept(self.listener, self.name_, "FIXGW", timeout=30)
@@ -71,6 +72,7 @@ class FakeVenue(threading.Thread):
             if mt == b"A":
                 s.next_seq = 1
                 s.send("A", [(98, 0), (108, 30)])
+                self.logged_on.set()
             elif mt == b"1":
                 s.send("0", [(112, msg.get(112))])
             elif mt == b"D":
