@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway import procs
-from gateway.configfile import load_config
 from gateway.demo.client import DemoClient
 from gateway.demo.config import CONFIG_DIR, ClientConfig, DemoConfig
 from gateway.demo.tomlout import dumps
