@@ -119,6 +119,7 @@ class Venue:
         if self._acceptor is None:
             return
         # quickfix's own state, not ours: onLogon runs after the Logon answer went out.
+        # quickfix sends the Logout on its next timer tick (within a second).
         for session in self._live_sessions():
             session.logout("venue shutting down")
 
@@ -137,10 +138,12 @@ class Venue:
             self._proxy = None
 
     def _live_sessions(self) -> list:
+        """Sessions with a logon in progress or done. receivedLogon, not isLoggedOn: the
+        Logon answer goes out before quickfix marks the session as logged on."""
         out = []
         for sid in self.session_ids.values():
             session = fix.Session.lookupSession(sid)
-            if session is not None and session.isLoggedOn():
+            if session is not None and (session.receivedLogon() or session.isLoggedOn()):
                 out.append(session)
         return out
 
