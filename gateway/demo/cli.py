@@ -32,6 +32,7 @@ def parse_args(argv, prog: str) -> argparse.Namespace:
     ap.add_argument("--run-dir", help="configs, stores and logs of the run (default: var/demo/<UTC time>)")
     ap.add_argument("--out", help="report directory (default: reports/demo-<UTC time>)")
     ap.add_argument("--plain", action="store_true", help="summary lines instead of the redrawn table")
+    ap.add_argument("--symbol", help="the book shown in the live view (default: the last client symbol)")
     return ap.parse_args(argv)
 
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
     run_dir = Path(args.run_dir or f"var/demo/{stamp}")
     out_dir = Path(args.out or f"reports/demo-{stamp}")
     settings = RunSettings(cfg=cfg, run_dir=run_dir, duration_s=duration, seed=args.seed,
-                           tty=False if args.plain else None)
+                           tty=False if args.plain else None, view_symbol=args.symbol)
     if args.sim_config:
         settings.sim_template = Path(args.sim_config)
     if args.gateway_config:

@@ -316,6 +316,11 @@ def render_markdown(report: dict) -> str:
     out += [f"- {o}" for o in observations(sums)]
     out += ["", "## How each figure is measured", ""]
     out += [f"- {n}" for n in MEASUREMENT_NOTES]
+    dma = [r for r in report.get("runs", []) if r.get("policy") == "dma"]
+    if dma:
+        venue = (dma[0].get("meta", {}).get("routing") or {}).get("default_venue")
+        out += ["", f"The `dma` run sends every order to `{venue}` (`[routing].default_venue` of the demo's "
+                    f"gateway config): a static route, whatever that venue's latency or book."]
     for s in sums:
         g = s["gateway"]
         out += ["", f"## Policy `{s['policy']}`", "", venue_table(s), "",

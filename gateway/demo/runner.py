@@ -41,6 +41,7 @@ class RunSettings:
     seed: int | None = None            # overrides the sim and client seeds when set
     out: TextIO = field(default_factory=lambda: sys.stdout)
     tty: bool | None = None
+    view_symbol: str | None = None     # the book shown in the live view (default: the last client symbol)
 
 
 def read_toml(path: Path) -> dict:
@@ -152,7 +153,8 @@ class DemoRunner:
         client_cfg = s.cfg.client.model_copy(update={"seed": s.seed} if s.seed is not None else {})
         meta = {"policy": policy, "run_dir": str(pdir), "ports": {"oms": oms_port, "admin": admin_port, **venue_ports},
                 "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]}, "client_seed": client_cfg.seed,
-                "duration_s": s.duration_s}
+                "duration_s": s.duration_s, "routing": {k: gw.get("routing", {}).get(k) for k in
+                                                        ("policy", "default_venue", "probe_interval_ms")}}
         return _Run(policy, pdir, venue_ports, oms_port, admin_port, sim, client_cfg, meta)
 
     def start_children(self, run: "_Run") -> None:
@@ -182,7 +184,8 @@ class DemoRunner:
         """Trade for the duration (or until Ctrl-C or a child dies) with the live view, then drain."""
         s, client = self.s, run.client
         client.start_trading()
-        run.view = LiveView(run.admin, client.live_stats, run.policy, s.duration_s, run.client_cfg.symbols[-1],
+        run.view = LiveView(run.admin, client.live_stats, run.policy, s.duration_s,
+                            s.view_symbol or run.client_cfg.symbols[-1],
                             clock=lambda: client.clock.now() - client.t0, interval=s.cfg.status_interval_s,
                             out=s.out, tty=s.tty)
         run.view.start()

@@ -90,6 +90,7 @@ def test_demo_compare_short_run(tmp_path):
     assert pngs == {"latency_by_venue.png", "routing_share.png", "fill_rate_by_policy.png",
                     "signal_to_exec_cdf.png"}
     assert "## How each figure is measured" in md and "Win rate (filled at intended price)" in md
+    assert "The `dma` run sends every order to `ALPHA`" in md and "## Observations" in md
 
 
 @pytest.mark.timeout(60)
