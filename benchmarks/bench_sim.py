@@ -62,8 +62,10 @@ def sim_config(tmp: Path, ports: dict[str, int], threaded: bool) -> Path:
              '[[symbols]]\nsymbol = "EURUSD"\ntick_size = 0.00001\nref_price = 1.1']
     for name, port in ports.items():
         base = int(name[1:])
+        always = "true" if name.startswith("P") else "false"     # P0: the proxy at zero delay
         parts.append(f'[[venues]]\nname = "{name}"\nport = {port}\n'
                      f'[venues.latency]\nbase_us = {base}\njitter_us = 0\njitter = "none"\n'
+                     f'always_proxy = {always}\n'
                      f'[venues.flow]\nenabled = false\ninitial_levels = 5\nlevel_qty = 1000000')
     path = tmp / f"bench_sim_{'t' if threaded else 's'}.toml"
     path.write_text("\n".join(parts) + "\n")
@@ -125,7 +127,7 @@ def fmt(xs: list[float]) -> str:
 
 
 def bench_fix(threaded: bool, n_orders: int, n_probes: int, tmp: Path, latency: bool) -> None:
-    names = ["L0"] + ([f"L{us}" for us in LATENCIES_US] if latency else [])
+    names = ["L0"] + (["P0"] + [f"L{us}" for us in LATENCIES_US] if latency else [])
     ports = dict(zip(names, procs.free_ports(len(names))))
     kind = "ThreadedSocketAcceptor" if threaded else "SocketAcceptor"
     proc = procs.start([sys.executable, "-m", "sim_exchange", "--config", str(sim_config(tmp, ports, threaded))],
@@ -148,6 +150,9 @@ def bench_fix(threaded: bool, n_orders: int, n_probes: int, tmp: Path, latency: 
         base = probe_rtts(z, n_probes)
         print(f"[latency {kind}] TestRequest RTT baseline, zero latency (us): {fmt(base)}")
         b50, b99 = pct(base, 50), pct(base, 99)
+        hop = probe_rtts(sessions["P0"], n_probes)
+        print(f"[latency {kind}] TestRequest RTT through the proxy at zero delay (us): {fmt(hop)}; "
+              f"proxy cost p50 {pct(hop, 50) - b50:.0f} us per round trip")
         for us in LATENCIES_US:
             xs = probe_rtts(sessions[f"L{us}"], n_probes)
             m50, m99 = pct(xs, 50), pct(xs, 99)

@@ -116,12 +116,25 @@ class _Pipe:
             due = max(now + self.model.sample(), self.last_due)
             self.last_due = due
             with self.cond:
+                if data and not self.queue and due <= now:
+                    # Zero delay and nothing pending: forward here and spare the thread handoff.
+                    if not self._forward(data):
+                        return
+                    continue
                 was_empty = not self.queue
                 self.queue.append((due, data))
                 if was_empty:
                     self.cond.notify()
             if not data:
                 return
+
+    def _forward(self, data: bytes) -> bool:
+        try:
+            self.dst.sendall(data)
+            return True
+        except OSError:
+            self.conn.close()
+            return False
 
     def _write(self) -> None:
         _tighten_timer_slack()
@@ -138,15 +151,11 @@ class _Pipe:
                     self.cond.wait(wait)
                     late = time.perf_counter() - t0 - wait
                     oversleep += _OVERSLEEP_ALPHA * (min(max(late, 0.0), 1e-3) - oversleep)
+                # Sent under the lock: the reader's inline path must never overtake it.
+                if not data or not self._forward(data):
+                    break
                 self.queue.popleft()
-            if not data:
-                self.conn.close()
-                return
-            try:
-                self.dst.sendall(data)
-            except OSError:
-                self.conn.close()
-                return
+        self.conn.close()
 
 
 class _Connection:
