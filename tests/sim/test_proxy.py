@@ -145,3 +145,23 @@ def test_proxy_sub_millisecond_delay_is_honoured(echo_server):
         assert 450 <= delayed - direct <= 1200, (direct, delayed)   # configured 2 x 250 us
     finally:
         slow.stop()
+
+
+def test_latency_drop_never_lets_new_chunks_overtake_pending_ones(echo_server):
+    target, _ = echo_server
+    (port,) = free_ports(1)
+    model = LatencyModel(LatencyConfig(base_us=3000, jitter="none"))
+    proxy = DelayProxy(port, target, model)
+    proxy.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            chunks = [f"<{i:03d}>".encode() for i in range(100)]
+            for ch in chunks[:50]:
+                c.sendall(ch)
+            model.set(0, 0)                          # now zero delay: the inline path is allowed
+            for ch in chunks[50:]:
+                c.sendall(ch)
+            assert recv_exactly(c, 500) == b"".join(chunks)
+    finally:
+        proxy.stop()
