@@ -9,8 +9,8 @@ matching Heartbeat into one RTT sample. ``LatencyEstimator`` keeps, per venue:
   from 50 ms back to 1 ms it needs ~30 samples to get within 50 us,
 - ``route_us`` = max(recent_us, min(last two samples)): what the scalp router ranks by
   by default (``rank_latency = "recent"``). Asymmetric on purpose: a slowdown counts from
-  its second slow answer (and, in ``MarketState``, while a probe is in flight for longer
-  than the estimate), a recovery needs the median to come down (3 of 5 fast answers).
+  its second slow answer (and, in ``MarketState``, once a probe is unanswered for over
+  half a probe interval), a recovery needs the median to come down (3 of 5 fast answers).
   A single spike (p99 RTTs of several ms happen on a loaded 2-core box) moves nothing,
 - ``p50_us`` / ``p99_us`` / ``jitter_us`` (p90 - p10) over the last ``window`` samples,
   computed with numpy lazily when asked (status, reports), never per order,

@@ -119,6 +119,7 @@ class MarketState:
         self.probes = ProbeTracker(clock)
         self.rank_recent = cfg.rank_latency == "recent"
         self.stale_after_s = cfg.latency_stale_after_s
+        self.inflight_grace_s = cfg.probe_interval_s / 2
         self._md_seq = itertools.count(1)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -356,15 +357,16 @@ class MarketState:
     def route_latency(self, v: VenueState, now: float) -> tuple[float, bool]:
         """(latency in us the router ranks by, stale?). Call under ``lock``.
 
-        A probe still in flight for longer than the estimate raises it: a venue that
-        just became slow is seen before its first slow answer arrives.
+        A probe unanswered for more than half a probe interval raises the estimate to its
+        age: a venue that hangs is seen before it goes stale. Shorter delays are left to the
+        samples (two slow answers), so a scheduling hiccup of a few ms moves nothing.
         """
         lat = v.lat
         us = lat.route_us if self.rank_recent else lat.ewma_us
         last = lat.last_at
         stale = last is None or now - last > self.stale_after_s
         pend = v.pending_since
-        if pend is not None:
+        if pend is not None and now - pend > self.inflight_grace_s:
             age = (now - pend) * 1e6
             if age > us:
                 us = age

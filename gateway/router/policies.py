@@ -135,6 +135,7 @@ class ScalpRouter(BaseRouter):
         min_fill = cfg.min_fill_prob
         rank_recent = m.rank_recent
         stale_s = m.stale_after_s
+        grace = m.inflight_grace_s
         max_age = cfg.book_stale_after_s
         scores: list[tuple] = []
         viable: list[tuple] = []
@@ -151,10 +152,10 @@ class ScalpRouter(BaseRouter):
                 last = est.last_at
                 stale = last is None or now - last > stale_s
                 pend = v.pending_since
-                if pend is not None:
+                if pend is not None and now - pend > grace:
                     age = (now - pend) * 1e6
                     if age > lat:
-                        lat = age                 # a probe in flight for longer than the estimate
+                        lat = age                 # a probe unanswered for over half an interval
                 px = None
                 avail = vanish = fill = 0.0
                 book = v.books.get(symbol)

@@ -43,9 +43,11 @@ def test_unanswered_probe_raises_route_latency():
     cfg, clock, sender, m = make_market()
     up(m, "ALPHA", rtt_us=300)
     m.probe_round()
-    clock.advance(0.002)
+    clock.advance(0.002)                                 # a hiccup: not counted
+    assert m.route_latency(m.venues["ALPHA"], clock.now())[0] == pytest.approx(300)
+    clock.advance(0.058)                                 # over half a probe interval: counted
     lat, stale = m.route_latency(m.venues["ALPHA"], clock.now())
-    assert lat == pytest.approx(2000) and not stale
+    assert lat == pytest.approx(60_000) and not stale
     clock.advance(0.5)
     assert m.route_latency(m.venues["ALPHA"], clock.now())[1] is True
 

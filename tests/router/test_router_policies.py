@@ -330,15 +330,29 @@ def test_router_follows_a_slowdown_and_recovery_within_a_few_probes():
     p.send_round(fast)
     p.advance(0.1)
     assert r.decide(intent()).children[0].venue == "ALPHA"
-    # ALPHA turns slow: its probe still in flight after 1 ms already counts against it
+    # ALPHA turns slow (20 ms): one slow answer could be a hiccup, the second one counts
     p.send_round(slow)
-    p.advance(0.001)
-    assert r.decide(intent()).children[0].venue == "BRAVO"
-    p.advance(0.099)
+    p.advance(0.1)
+    assert r.decide(intent()).children[0].venue == "ALPHA"
     for _ in range(3):
         p.send_round(slow)
         p.advance(0.1)
         assert r.decide(intent()).children[0].venue == "BRAVO"
+    # ALPHA hangs: a probe unanswered for over half an interval counts at once
+    hung = dict(fast, ALPHA=10.0)
+    for _ in range(3):
+        p.send_round(fast)
+        p.advance(0.1)
+    assert r.decide(intent()).children[0].venue == "ALPHA"
+    p.send_round(hung)
+    p.advance(0.02)
+    assert r.decide(intent()).children[0].venue == "ALPHA"
+    p.advance(0.04)
+    assert r.decide(intent()).children[0].venue == "BRAVO"
+    p.advance(10.0)                                           # the answer comes in the end
+    for _ in range(3):
+        p.send_round(slow)
+        p.advance(0.1)
     # recovery: the median of the last 5 RTTs is fast again after 3 fast answers
     chosen = []
     for _ in range(3):
