@@ -169,15 +169,11 @@ class DemoClient(fixedge.SafeApplication):
             self.stats["send_failures"] += 1
             return None
         cl_ord_id = f"{self.comp_id}-{next(self.ids):06d}"
-        msg = fixedge.new_message("D")
-        msg.setField(11, cl_ord_id)
-        msg.setField(55, sig.symbol)
-        msg.setField(54, sig.side)
-        msg.setField(60, fixedge.utc_timestamp())
-        msg.setField(38, f"{sig.qty:g}")
-        msg.setField(40, LIMIT)
-        msg.setField(44, f"{sig.price:.{self.decimals.get(sig.symbol, 8)}f}")
-        msg.setField(59, IOC)
+        px = f"{sig.price:.{self.decimals.get(sig.symbol, 8)}f}"
+        # One SWIG call for the whole body: each setField call would release and retake the GIL.
+        msg = fixedge.message_from_body("D", f"11={cl_ord_id}\x0155={sig.symbol}\x0154={sig.side}\x01"
+                                             f"60={fixedge.utc_timestamp()}\x0138={sig.qty:g}\x0140={LIMIT}\x01"
+                                             f"44={px}\x0159={IOC}\x01")
         rec = OrderRecord(cl_ord_id, sig.symbol, sig.side, sig.qty, sig.price,
                           self.ticks.get(sig.symbol, 0.01), signal_ts=sig.at)
         self.tracker.add(rec)   # before sending: the answer may arrive on another thread first

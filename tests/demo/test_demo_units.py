@@ -309,3 +309,20 @@ def test_trade_for_notices_a_dead_child_and_ctrl_c():
     finally:
         sleeper.kill()
         sleeper.wait(5)
+
+
+def test_client_order_message_fields(tmp_path, monkeypatch):
+    from gateway.demo import client as client_mod
+    from gateway.demo.signals import Signal
+    sent = []
+    monkeypatch.setattr(client_mod.fixedge, "send", lambda msg, sid: sent.append(msg.toString()) or True)
+    c = client_mod.DemoClient(ClientConfig(), 1, {"ALPHA": 2}, {"EURUSD": 0.00001, "BTCUSD": 0.5}, tmp_path)
+    c.oms_session = object()
+    rec = c.send_order(Signal("EURUSD", SELL, 200.0, 1.1, at=1.0))
+    c.send_order(Signal("BTCUSD", BUY, 1000.0, 60000.5, at=2.0))
+    f = dict(kv.split("=", 1) for kv in sent[0].split("\x01") if kv)
+    assert (f["35"], f["11"], f["55"], f["54"], f["38"], f["40"], f["44"], f["59"]) == (
+        "D", rec.cl_ord_id, "EURUSD", SELL, "200", "2", "1.10000", "3")
+    assert len(f["60"]) == len("20260101-00:00:00.000000")
+    assert "44=60000.5\x01" in sent[1] and "38=1000\x01" in sent[1]
+    assert c.tracker.busy() == ({"EURUSD", "BTCUSD"}, 2) and rec.send_ts >= rec.signal_ts
