@@ -326,3 +326,15 @@ def test_client_order_message_fields(tmp_path, monkeypatch):
     assert len(f["60"]) == len("20260101-00:00:00.000000")
     assert "44=60000.5\x01" in sent[1] and "38=1000\x01" in sent[1]
     assert c.tracker.busy() == ({"EURUSD", "BTCUSD"}, 2) and rec.send_ts >= rec.signal_ts
+
+
+def test_toml_writer_round_trips_the_config_shapes():
+    import tomllib
+    from gateway.demo.tomlout import dumps
+    data = {"store_dir": "C:\\x \"q\"", "n": None,
+            "oms": {"port": 1, "clients": [{"comp_id": "A"}, {"comp_id": "B", "reset_on_logon": True}]},
+            "venues": [{"name": "A", "latency": {"base_us": 100.5, "schedule": [{"at_s": 1.5, "base_us": 3}]}},
+                       {"name": "B", "flow": {"enabled": False}}],
+            "risk": {"symbol_limits": {"AAPL": {"tick_size": 0.01}}}}
+    expected = {k: v for k, v in data.items() if v is not None}
+    assert tomllib.loads(dumps(data)) == expected
