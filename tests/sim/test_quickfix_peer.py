@@ -10,7 +10,7 @@ import threading
 import quickfix as fix
 
 from gateway import fixedge
-from tests.sim.conftest import quiet_venue
+from sim_helpers import quiet_venue
 
 
 class Peer(fixedge.SafeApplication):

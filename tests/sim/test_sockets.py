@@ -7,7 +7,7 @@ import time
 import pytest
 
 from gateway.fixwire import ConnectionClosed, RawFixSession
-from tests.sim.conftest import client, median, quiet_venue, reports, send_order, tr_rtts
+from sim_helpers import client, median, quiet_venue, reports, send_order, tr_rtts
 
 NOW = "20260101-00:00:00.000"
 
