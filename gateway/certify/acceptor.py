@@ -57,12 +57,14 @@ class ReferenceAcceptor:
             sess.update(self.settings)
             sessions.append(sess)
         settings = fixedge.build_settings(fixedge.engine_defaults(self.store_dir), sessions)
-        self.engine = fixedge.start_engine("acceptor", self.app, settings)
+        # Threaded: the plain SocketAcceptor's stop() races its own event thread over the
+        # socket map (seen as a segfault in SocketServer::close).
+        self.engine = fixedge.start_engine("acceptor", self.app, settings, threaded=True)
         return self
 
     def stop(self) -> None:
         if self.engine is not None:
-            self.engine.stop()
+            self.engine.stop(True)  # force: no logout round trips, the certifier has closed its sockets
             self.engine = None
         if self._tmp is not None:
             self._tmp.cleanup()

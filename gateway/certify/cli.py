@@ -16,6 +16,7 @@ from gateway.certify.compare import LOOSE, STRICT
 from gateway.certify.report import LivePrinter, Run, summary_table, write_json, write_junit
 from gateway.certify.runner import Options, ScenarioRunner, Target, Unreachable, check_reachable, reset_check
 from gateway.certify.script import builtin_suite, discover
+from gateway.configfile import ConfigError
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw certify", command: st
             return 0
         target, warnings = resolve_target(args)
         options = Options(mode=LOOSE if args.loose else STRICT, timeout=args.timeout, compid_map=parse_map(args.map))
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     try:
