@@ -29,6 +29,8 @@ from sim_exchange.proxy import DelayProxy, LatencyModel
 
 log = logging.getLogger("sim.venue")
 
+_NO_RESEND = {"W", "X", "Y"}
+
 
 class VenueApp(fixedge.SafeApplication):
     """The quickfix edge of a venue: FIX messages in, engine calls, FIX messages out."""
@@ -42,6 +44,12 @@ class VenueApp(fixedge.SafeApplication):
 
     def on_logout(self, session_id: fix.SessionID) -> None:
         self.venue.session_down(session_id)
+
+    def to_app(self, msg: fix.Message, session_id: fix.SessionID) -> None:
+        # A resend (PossDup) of market data would replay a stale book: quickfix turns
+        # DoNotSend during a resend into a SequenceReset-GapFill. Orders' reports are resent.
+        if fixedge.msg_type(msg) in _NO_RESEND and fixedge.get(msg.getHeader(), 43) == "Y":
+            raise fix.DoNotSend()
 
     def from_app(self, msg: fix.Message, session_id: fix.SessionID) -> None:
         mtype = fixedge.msg_type(msg)

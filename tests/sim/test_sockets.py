@@ -235,3 +235,26 @@ def test_stop_is_bounded_when_a_counterparty_ignores_the_logout(exchange_factory
     with pytest.raises((ConnectionClosed, OSError)):
         c.recv_until(lambda m: False, timeout=2)  # the Logout arrives, then the connection closes
     c.close()
+
+
+def test_resend_replays_reports_but_gap_fills_market_data(exchange_factory, ports):
+    exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        c.send("V", [(262, "r1"), (263, "1"), (264, 1), (267, 1), (269, "1"), (146, 1), (55, "T2")])
+        c.recv_type("W")
+        cl = send_order(c, "T2", "1", 10, "100.00", tif="3")
+        c.recv_type("X")
+        c.send("2", [(7, 2), (16, 0)])                     # resend everything after the Logon
+        c.send("1", [(112, "done")])
+        resent = []
+        while True:
+            m = c.recv(3.0)
+            assert m is not None, resent
+            if m.get(35) == b"0" and m.get(112) == b"done":
+                break
+            resent.append(m)
+    types = [m.get(35) for m in resent]
+    assert b"W" not in types and b"X" not in types and b"4" in types, types
+    ers = [m for m in resent if m.get(35) == b"8"]
+    assert [m.get(150) for m in ers] == [b"0", b"F"] and all(m.get(43) == b"Y" for m in ers)
+    assert ers[0].get(11) == cl.encode()
