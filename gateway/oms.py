@@ -76,7 +76,7 @@ class OmsApplication(fixedge.SafeApplication):
 
     def from_app(self, msg, session_id):
         t = msg_type(msg)
-        if t not in ("D", "F", "G"):
+        if t not in ("D", "F", "G", "H"):
             raise fix.UnsupportedMessageType()
         f = fixedge.field_map(msg)
         key = fixedge.session_key(session_id)
@@ -84,6 +84,8 @@ class OmsApplication(fixedge.SafeApplication):
             self.gw.on_new_order(self._intent(f, key), f.get("43") == "Y" or f.get("97") == "Y")
         elif t == "F":
             self.gw.on_cancel(key, required(f, 11), required(f, 41))
+        elif t == "H":
+            self.gw.on_status_request(key, required(f, 11), f)
         else:
             self.gw.on_replace(key, self._intent(f, key), required(f, 41))
 

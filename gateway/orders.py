@@ -19,11 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gateway.model import FOK, IOC, ChildOrder, OrderIntent, RiskGate
+from gateway.model import DAY, FOK, IOC, LIMIT, ChildOrder, OrderIntent, RiskGate
 
 # OrdStatus (39) / ExecType (150) characters
 NEW, PARTIAL, FILLED, CANCELED, REPLACED, PENDING_CANCEL = "0", "1", "2", "4", "5", "6"
 REJECTED, PENDING_NEW, EXPIRED, PENDING_REPLACE, TRADE = "8", "A", "C", "E", "F"
+ORDER_STATUS = "I"
 TERMINAL = frozenset((FILLED, CANCELED, REJECTED, EXPIRED))
 STATUS_NAMES = {NEW: "new", PARTIAL: "partially_filled", FILLED: "filled", CANCELED: "canceled",
                 REJECTED: "rejected", PENDING_NEW: "pending_new", EXPIRED: "expired",
@@ -506,6 +507,15 @@ class OrderManager:
         return [OmsCancelReject(order.session, req.oms_cl_ord_id, req.oms_orig_cl_ord_id, order.order_id,
                                 order.status, "2" if req.kind == "replace" else "1", CXL_OTHER,
                                 f"{child.venue}: {text}")]
+
+    def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str) -> OmsExec:
+        """An OrderStatusRequest's answer (ExecType I); an unknown order is OrdStatus Rejected."""
+        order = self.by_oms.get((session, cl_ord_id))
+        if order is None:
+            unknown = OmsOrder(OrderIntent(session, cl_ord_id, symbol, side, 0.0, LIMIT, None, DAY), "NONE",
+                               status=REJECTED)
+            return OmsExec(unknown, ORDER_STATUS, REJECTED, cl_ord_id, None, 0.0, 0.0, 0.0, text="unknown order")
+        return self._exec(order, ORDER_STATUS, cl_ord_id=cl_ord_id, last_mkt=order.venue or None)
 
     # ---------------------------------------------------------------- helpers
 

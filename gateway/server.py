@@ -166,6 +166,12 @@ class Gateway:
             self.journal.replace(session, new, orig, vid)
             self._dispatch(self.orders.replace(session, new, orig, vid))
 
+    def on_status_request(self, session: str, cl_ord_id: str, fields: dict[str, str]) -> None:
+        """OrderStatusRequest (H): the order's current state as an ExecutionReport (ExecType I)."""
+        with self.lock:
+            report = self.orders.status_report(session, cl_ord_id, fields.get("55", "?"), fields.get("54", "1"))
+            self.oms.send_exec(report, self.ids.exec())
+
     def on_venue_exec(self, ev: VenueExec) -> None:
         with self.lock:
             now = self.clock.now()

@@ -130,6 +130,11 @@ def test_cancel_and_replace_follow_the_order_to_its_venue(live):
     assert rej[35] == "9" and rej[102] == "0" and rej[434] == "1"
     oms.cancel("x1", "never-sent")
     assert oms.reports("x1")[0][102] == "1"
+    oms.send("H", [(11, "d1"), (55, "AAPL"), (54, "1")])                  # OrderStatusRequest
+    st = oms.reports("d1", timeout=3, until_terminal=False)
+    assert [(r[150], r[39]) for r in st] == [("I", "4")]
+    oms.send("H", [(11, "nope"), (55, "AAPL"), (54, "1")])
+    assert [(r[150], r[39], r[58]) for r in oms.reports("nope", timeout=3)] == [("I", "8", "unknown order")]
 
     oms.order("d2", qty=100, price=passive, tif="0")
     oms.reports("d2", timeout=2, until_terminal=False)
