@@ -6,9 +6,9 @@ whose session is down is never chosen; when nothing is usable the decision has n
 children and ``reason`` is the Text(58) of the reject.
 
 Scalp ranking, best first:
-1. enough depth: fill probability >= ``min_fill_prob`` (default 0.9: the venue is expected
-   to fill at least 90% of an IOC, or an FOK with 90% probability); when no venue has
-   enough depth the same ranking runs over the rest (partial depth, or none),
+1. depth class: enough (fill probability >= ``min_fill_prob``, default 0.9: expected to
+   fill at least 90% of an IOC, or an FOK with 90% probability), else partial (some
+   depth), else none shown (a limit IOC there is a cheap miss; a market order is rejected),
 2. fresh latency before stale, then latency tier: sorted by latency, a venue within
    ``latency_tie_tolerance_us`` of its tier's fastest venue shares the tier (a tie),
 3. higher fill probability,
@@ -138,8 +138,9 @@ class ScalpRouter(BaseRouter):
         grace = m.inflight_grace_s
         max_age = cfg.book_stale_after_s
         scores: list[tuple] = []
-        viable: list[tuple] = []
-        others: list[tuple] = []
+        viable: list[tuple] = []     # fill probability >= min_fill_prob
+        partial: list[tuple] = []    # some depth
+        blind: list[tuple] = []      # no depth shown at the limit (limit orders only)
         with m.lock:
             now = self.clock.now()
             for v in m.venue_list:
@@ -197,20 +198,20 @@ class ScalpRouter(BaseRouter):
                     continue
                 if ceiling is not None and (stale or lat > ceiling):
                     continue
-                if fill > 0 and fill >= min_fill:
-                    viable.append(row)
-                elif not is_market or px is not None:
-                    others.append(row)
+                if fill > 0:
+                    (viable if fill >= min_fill else partial).append(row)
+                elif not is_market:
+                    blind.append(row)
         tol = cfg.latency_tie_tolerance_us
-        pick = _best(viable, tol, buy) or _best(others, tol, buy)
+        pick = _best(viable, tol, buy) or _best(partial, tol, buy) or _best(blind, tol, buy)
         if pick is None:
             return self._reject(intent, self._why_none(scores, exclude, is_market, ceiling), scores)
         name, _, lat, stale, _, _, fill, px = pick
         child = ChildOrder(name, qty, px if is_market else limit, LIMIT, FOK if fok else IOC)
         # int() formatting: a float format spec costs ~0.3 us more on the hot path
         reason = (f"scalp{tag}: {name} {int(lat)}us{' stale' if stale else ''} fill {int(fill * 100)}%"
-                  f" of {len(viable)}/{len(viable) + len(others)} candidates"
-                  f"{'' if viable else '; no venue shows depth for it'}")
+                  f" ({len(viable)} of {len(viable) + len(partial) + len(blind)} venues with enough depth"
+                  f"{')' if viable else (', best partial)' if partial else ', none shows depth)')}")
         return [child], reason, scores
 
     def _why_none(self, scores: list[tuple], exclude: tuple, is_market: bool, ceiling: float | None) -> str:

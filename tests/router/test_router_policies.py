@@ -108,6 +108,10 @@ def test_fastest_with_partial_depth_loses_to_next_with_enough():
     snapshot(m, "CHARLIE", "EURUSD", BIDS, [(1.10010, 10)])
     d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
     assert d.children[0].venue == "ALPHA"                     # nobody has enough: fastest partial
+    assert "best partial" in d.reason
+    snapshot(m, "ALPHA", "EURUSD", BIDS, [(1.10030, 60)])     # fastest shows nothing at the limit
+    d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
+    assert d.children[0].venue == "BRAVO"                     # partial depth beats none
 
 
 def test_fok_needs_full_depth_ioc_takes_partial():
@@ -158,7 +162,7 @@ def test_market_order_without_any_book_is_rejected():
 def test_limit_order_without_depth_anywhere_goes_to_fastest():
     cfg, clock, m = three_venues()
     d = scalp(m, cfg, clock).decide(intent(price=1.0))
-    assert d.children[0].venue == "ALPHA" and "no venue shows depth" in d.reason
+    assert d.children[0].venue == "ALPHA" and "none shows depth" in d.reason
 
 
 def test_micro_burst_retry_once_to_next_best():
