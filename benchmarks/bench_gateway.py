@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
 import tempfile
@@ -144,28 +145,35 @@ def wait_terminal(c: RawFixSession, cid: str, timeout: float = 5) -> int:
     raise TimeoutError(f"no terminal report for {cid}")
 
 
-# ------------------------------------------------------------------ 1. hop latency
-
-def bench_hops(tmp: Path, n: int, run: int) -> dict:
+@contextlib.contextmanager
+def gateway_on_fake_venue(tmp: Path, log_name: str):
+    """A gateway process (DMA) logged on to a fake venue; yields (venue, OMS client)."""
     vport = procs.free_port()
     venue = FakeVenue("FAKE", vport)
     venue.start()
     path, cfg = gateway_config(tmp, {"FAKE": vport})
-    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / f"gw{run}.log")
+    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / log_name)
     try:
         procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
         wait_logged_on(cfg["admin"]["port"])
         c = client(cfg["oms"]["port"], "FIXGW")
+        yield venue, c
+        c.logout()
+    finally:
+        procs.stop(gw)
+        venue.stop.set()
+
+
+# ------------------------------------------------------------------ 1. hop latency
+
+def bench_hops(tmp: Path, n: int, run: int) -> dict:
+    with gateway_on_fake_venue(tmp, f"gw{run}.log") as (venue, c):
         sent, got = {}, {}
         for i in range(n + 100):
             cid = f"h{run}-{i}"
             sent[cid] = send_order(c, cid)
             got[cid] = wait_terminal(c, cid)
-        c.logout()
-        return _edges(sent, got, venue)
-    finally:
-        procs.stop(gw)
-        venue.stop.set()
+    return _edges(sent, got, venue)
 
 
 def bench_floor(n: int) -> dict:
@@ -235,15 +243,7 @@ def bench_vs_direct(tmp: Path, n: int, run: int) -> dict:
 # ------------------------------------------------------------------ 3. throughput
 
 def bench_throughput(tmp: Path, n: int, window: int, run: int) -> dict:
-    vport = procs.free_port()
-    venue = FakeVenue("FAKE", vport)
-    venue.start()
-    path, cfg = gateway_config(tmp, {"FAKE": vport})
-    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / f"gwt{run}.log")
-    try:
-        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
-        wait_logged_on(cfg["admin"]["port"])
-        c = client(cfg["oms"]["port"], "FIXGW")
+    with gateway_on_fake_venue(tmp, f"gwt{run}.log") as (venue, c):
         done: set[str] = set()
         sent = 0
         t0 = time.perf_counter()
@@ -258,12 +258,8 @@ def bench_throughput(tmp: Path, n: int, window: int, run: int) -> dict:
             if m.get(35) == b"8" and m.get(39) in (b"2", b"4", b"8", b"C"):
                 done.add(m.get(11).decode())
         elapsed = time.perf_counter() - t0
-        c.logout()
-        return {"orders": n, "terminal": len(done), "venue_orders": venue.orders, "seconds": elapsed,
-                "per_s": len(done) / elapsed}
-    finally:
-        procs.stop(gw)
-        venue.stop.set()
+    return {"orders": n, "terminal": len(done), "venue_orders": venue.orders, "seconds": elapsed,
+            "per_s": len(done) / elapsed}
 
 
 def main() -> int:
