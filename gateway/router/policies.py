@@ -21,12 +21,11 @@ with mean V: IOC -> expected filled fraction E[min(Q, A - X)+]/Q; FOK -> P(X <= 
 from __future__ import annotations
 
 from bisect import bisect_right
-from math import exp
 from heapq import heappop, heappush
+from math import exp
 from operator import itemgetter
 from time import perf_counter
 
-from gateway.book import BID, OFFER
 from gateway.clock import MONOTONIC, Clock
 from gateway.latency import INF
 from gateway.market import MarketState

@@ -1,6 +1,5 @@
 import pytest
 
-from gateway.clock import FakeClock
 from gateway.market import MarketState, parse_fields
 from gateway.router.config import RoutingConfig
 

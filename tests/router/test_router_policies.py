@@ -4,10 +4,9 @@ import random
 import pytest
 
 from gateway.configfile import ConfigError, validate_config
-from gateway.model import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL
+from gateway.model import DAY, FOK, IOC, LIMIT, MARKET, SELL
 from gateway.router import build_router, fill_probability
 from gateway.router.config import RoutingConfig
-from gateway.router.decisions import DecisionLog
 
 from router_helpers import incremental, intent, make_market, snapshot, up
 
