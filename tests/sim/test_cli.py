@@ -60,6 +60,18 @@ def test_bad_config_exits_2_and_names_the_field(tmp_path):
     assert out.returncode == 2 and "not found" in out.stderr
 
 
+def test_venue_option_runs_a_subset(tmp_path):
+    a, b = procs.free_ports(2)
+    path = write_config(tmp_path, a, b)
+    out = subprocess.run([sys.executable, "-m", "sim_exchange", "--config", str(path), "--venue", "BRAVO",
+                          "--duration", "0.2"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "venue BRAVO listening" in out.stdout and "ALPHA" not in out.stdout
+    out = subprocess.run([sys.executable, "-m", "sim_exchange", "--config", str(path), "--venue", "ZULU"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "ZULU" in out.stderr
+
+
 def test_runs_until_sigterm_then_logs_out_and_exits_0(tmp_path):
     a, b = procs.free_ports(2)
     log = tmp_path / "sim.log"
