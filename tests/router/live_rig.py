@@ -100,6 +100,13 @@ class LiveRig:
     def kill_venue(self, name: str) -> None:
         procs.kill_hard(self.sims[name])
 
+    def restart_venue(self, name: str, timeout: float = 30.0) -> None:
+        """Start a killed venue again on its port, with its store (sequence numbers kept)."""
+        v = next(v for v in self.venues if v["name"] == name)
+        cmd = [sys.executable, "-m", "sim_exchange", "--config", str(self._sim_toml(v))]
+        self.sims[name] = procs.start(cmd, self.tmp / f"sim-{name}.log")
+        procs.wait_for_ports([self.venue_ports[name]], timeout, self.sims[name])
+
     def log_tail(self, name: str = "gateway", lines: int = 30) -> str:
         path = self.tmp / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
