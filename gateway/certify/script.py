@@ -199,7 +199,13 @@ def utc_time(offset_seconds: int = 0, now: _dt.datetime | None = None) -> str:
 
 
 def substitute(template: str, ctx: Context, now: _dt.datetime | None = None) -> str:
-    """Replace every placeholder except <LEN> (resolved by ``fixify``) and <ANY>."""
+    """Replace every placeholder except <LEN> (resolved by ``fixify``) and <ANY>.
+
+    One clock reading per message: SendingTime and OrigSendingTime written as <TIME> must
+    be equal, or OrigSendingTime could come out a millisecond later (a real fault).
+    """
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+
     def repl(m: re.Match) -> str:
         name, sign, num = m.group(1), m.group(2), m.group(3)
         if name == "TIME":
