@@ -93,8 +93,14 @@ def test_substitute_placeholders_and_compid_map():
     fields = dict(f.split("=", 1) for f in text.split(SOH) if f)
     assert (fields["49"], fields["56"], fields["108"], fields["58"]) == ("CERT", "ISLD", "30", ANY)
     assert len(fields["52"]) == 21
-    same = substitute(SOH.join(["52=<TIME>", "122=<TIME>"] * 200), CTX).split(SOH)
-    assert len({f.split("=")[1] for f in same}) == 1  # one clock reading per message
+
+
+def test_one_clock_reading_per_message(monkeypatch):
+    import gateway.certify.script as script
+    seen = []
+    monkeypatch.setattr(script, "utc_time", lambda off=0, now=None: seen.append(now) or "T")
+    substitute(f"52=<TIME>{SOH}122=<TIME>{SOH}60=<TIME+1>{SOH}", CTX)
+    assert len(seen) == 3 and seen[0] is not None and seen.count(seen[0]) == 3
     mapped = substitute(f"49=TW{SOH}56=ISLD{SOH}58=TW{SOH}", Context("CERT", "ALPHA", 30, {"TW": "CERT", "ISLD": "ALPHA"}))
     assert mapped == f"49=CERT{SOH}56=ALPHA{SOH}58=TW{SOH}"
 
