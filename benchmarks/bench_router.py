@@ -89,7 +89,7 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
         batch = orders(n)
         if policy == "dma":
             for o in batch:
-                o.ex_destination = "V3"
+                o.ex_destination = f"V{min(3, n_venues - 1)}"
         for o in batch[:500]:
             router.decide(o)          # warm-up
         inner, outer = [], []
