@@ -86,3 +86,40 @@ def test_usage_errors_are_exit_2(tmp_path, capsys):
     sim.write_text('[[venues]]\nname = "ALPHA"\nport = 9101\n')
     assert cli.main(["--venue", "ZULU", "--config", str(sim)]) == 2
     assert "venues: no venue named 'ZULU' (venues: ALPHA)" in capsys.readouterr().err
+
+
+QUICKFIX_STYLE = (  # QuickFIX's own 4b case as its test suite writes it: SOH, TW44/ISLD, explicit lengths
+    "# If a test request is received, a matching heartbeat should be sent\n\n"
+    "iCONNECT\n"
+    "I8=FIX.4.4\x0135=A\x0134=1\x0149=TW44\x0152=<TIME>\x0156=ISLD\x0198=0\x01108=30\x01\n"
+    "E8=FIX.4.4\x019=63\x0135=A\x0134=1\x0149=ISLD\x0152=00000000-00:00:00.000\x0156=TW44\x0198=0\x01108=30\x0110=0\x01\n"
+    "I8=FIX.4.4\x0135=1\x0134=2\x0149=TW44\x0152=<TIME>\x0156=ISLD\x01112=HELLO\x01\n"
+    "E8=FIX.4.4\x019=61\x0135=0\x0134=2\x0149=ISLD\x0152=00000000-00:00:00.000\x0156=TW44\x01112=HELLO\x0110=0\x01\n"
+    "I8=FIX.4.4\x0135=5\x0134=3\x0149=TW44\x0152=<TIME>\x0156=ISLD\x01\n"
+    "E8=FIX.4.4\x019=51\x0135=5\x0134=3\x0149=ISLD\x0152=00000000-00:00:00.000\x0156=TW44\x0110=0\x01\n"
+    "eDISCONNECT\n")
+
+
+def test_quickfix_style_script_runs_with_compid_map(reference_acceptor, tmp_path):
+    script = tmp_path / "4b_ReceivedTestRequest.def"
+    script.write_bytes(QUICKFIX_STYLE.encode())
+    base = ["--port", str(reference_acceptor.port), "--target", "ISLD", "--scripts", str(script), "--timeout", "2"]
+    rc, report, _ = run_certify(tmp_path, *base, "--map", "TW44=CERT")
+    assert (rc, failures(report)) == (0, {})
+    # an explicit BodyLength is compared as written: one byte off fails
+    script.write_bytes(QUICKFIX_STYLE.replace("\x019=61\x01", "\x019=62\x01").encode())
+    rc, report, _ = run_certify(tmp_path, *base, "--map", "TW44=CERT")
+    assert rc == 1 and "field 9 should be '62' but was '61'" in failures(report)["4b_ReceivedTestRequest"]
+
+
+def test_loose_mode_ignores_order_and_compares_text_by_prefix(reference_acceptor, tmp_path):
+    script = tmp_path / "loose.def"
+    script.write_text("iCONNECT\nI8=FIX.4.4|35=A|34=1|49=<SENDER>|52=<TIME>|56=<TARGET>|98=0|108=30|\n"
+                      "E8=FIX.4.4|35=A|34=1|49=<TARGET>|52=<TIME>|56=<SENDER>|108=30|98=0|\n"
+                      "I8=FIX.4.4|35=0|34=2|49=<SENDER>|52=<TIME-121>|56=<TARGET>|\n"
+                      "E8=FIX.4.4|35=3|34=2|49=<TARGET>|52=<TIME>|56=<SENDER>|45=2|58=SendingTime|372=0|373=10|\n")
+    base = ["--port", str(reference_acceptor.port), "--target", "ISLD", "--scripts", str(script), "--timeout", "2"]
+    rc, report, _ = run_certify(tmp_path, *base)
+    assert rc == 1 and "expected tag 108 but found tag 98" in failures(report)["loose"]
+    rc, report, _ = run_certify(tmp_path, *base, "--loose")
+    assert (rc, failures(report)) == (0, {})
