@@ -63,12 +63,12 @@ def summary_table(run: Run, reason_width: int = 90) -> str:
     for o in run.outcomes:
         reason = o.reason if len(o.reason) <= reason_width else o.reason[:reason_width - 3] + "..."
         rows.append((o.name, MARK[o.status], f"{o.seconds:.2f}s", reason))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for i, r in enumerate(rows):
         lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip())
         if i == 0:
-            lines.append("-" * min(sum(widths) + 6 + reason_width, 160))
+            lines.append("-" * (sum(widths) + 6))
     if run.preflight:
         lines.append(f"preflight (sequence reset on logon): FAIL  {run.preflight}")
     lines.append(run.summary_line())
