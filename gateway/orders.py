@@ -12,7 +12,8 @@ Invariants:
   canceled, expired or rejected (``OmsOrder.done``);
 - CumQty/AvgPx of an OMS order are the sums over its venue orders, taken from the venue's
   own CumQty/AvgPx, so a report replayed or resent after a crash cannot double count;
-- a venue ExecID already applied is ignored (PossDup resends after a restart).
+- a venue ExecID already applied to the same venue order is ignored (PossDup resends
+  after a restart); the key includes the order because a restarted venue may reuse ExecIDs.
 """
 from __future__ import annotations
 
@@ -197,7 +198,7 @@ class OrderManager:
         self.by_order_id: dict[str, OmsOrder] = {}
         self.by_venue_id: dict[str, tuple[VenueOrder, Request | None]] = {}
         self.open: dict[str, OmsOrder] = {}                    # order_id -> live order
-        self.seen_exec_ids: set[tuple[str, str]] = set()
+        self.seen_exec_ids: set[tuple[str, str, str]] = set()   # (venue, venue ClOrdID, ExecID)
         self.counts = dict.fromkeys(("total", "filled", "partially_filled", "canceled", "rejected",
                                      "expired", "replaced", "fills", "ignored_reports"), 0)
 
@@ -255,7 +256,7 @@ class OrderManager:
         hit = self.by_venue_id.get(ev.cl_ord_id)
         if hit is None and ev.orig_cl_ord_id:
             hit = self.by_venue_id.get(ev.orig_cl_ord_id)
-        key = (ev.venue, ev.exec_id)
+        key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
         if hit is None or key in self.seen_exec_ids:
             self.counts["ignored_reports"] += 1
             return []

@@ -124,9 +124,13 @@ class _Book:
 
 
 class MatchingEngine:
-    def __init__(self, instruments: list[Instrument], clock: Clock = MONOTONIC, venue: str = "SIM") -> None:
+    def __init__(self, instruments: list[Instrument], clock: Clock = MONOTONIC, venue: str = "SIM",
+                 id_prefix: str = "") -> None:
         self.clock = clock
         self.venue = venue
+        # OrderID/ExecID prefix; a venue process passes one per run so that ids stay unique
+        # across restarts, as a counterparty deduplicating ExecIDs expects
+        self.id_prefix = f"{venue}-{id_prefix}" if id_prefix else venue
         self.instruments = {i.symbol: i for i in instruments}
         self._bids = {s: _Book() for s in self.instruments}
         self._asks = {s: _Book() for s in self.instruments}
@@ -387,7 +391,7 @@ class MatchingEngine:
         er = ExecReport(
             owner=order.owner, order_id=order.order_id, cl_ord_id=order.cl_ord_id,
             orig_cl_ord_id=order.orig_cl_ord_id if exec_type in (CANCELED, REPLACED) else None,
-            exec_id=f"{self.venue}-E{next(self._exec_ids)}", exec_type=exec_type, ord_status=order.status,
+            exec_id=f"{self.id_prefix}-E{next(self._exec_ids)}", exec_type=exec_type, ord_status=order.status,
             symbol=order.symbol, side=order.side, ord_type=order.ord_type, tif=order.tif,
             order_qty=order.qty, price=price, cum_qty=order.cum_qty, leaves_qty=order.leaves, avg_px=avg,
             time=now)
@@ -400,7 +404,7 @@ class MatchingEngine:
         return er
 
     def _next_order_id(self) -> str:
-        return f"{self.venue}-{next(self._order_ids)}"
+        return f"{self.id_prefix}-{next(self._order_ids)}"
 
 
 def _whole(qty: float | int | None) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import quickfix as fix
@@ -70,7 +71,7 @@ class Venue:
         self.lock = threading.Lock()        # engine, flow model, subscription state
         self._slock = threading.Lock()      # the sessions/subscriptions maps only (see session_down)
         instruments = [Instrument(s.symbol, s.tick_size, s.ref_price) for s in sim.venue_symbols(config)]
-        self.engine = MatchingEngine(instruments, clock, venue=config.name)
+        self.engine = MatchingEngine(instruments, clock, venue=config.name, id_prefix=f"{int(time.time()):x}")
         self.flow = FlowModel(self.engine, config.flow, config.seed, owner=f"{FLOW_OWNER_PREFIX}{config.name}")
         self.latency = LatencyModel(config.latency, seed=config.seed)
         self.app = VenueApp(self)

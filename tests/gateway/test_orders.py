@@ -73,6 +73,16 @@ def test_duplicate_exec_id_is_ignored():
     assert order.cum_qty == 40
 
 
+def test_same_exec_id_on_another_order_is_not_a_duplicate():
+    om = OrderManager()
+    _, (a,) = route(om, intent("e1", tif=DAY))
+    order_b, (b,) = route(om, intent("e2", tif=DAY))
+    first = ex(a, TRADE, PARTIAL, 10, 90, 10.0, 10, 10.0)
+    om.on_venue_exec(first)
+    again = VenueExec("ALPHA", b, None, first.exec_id, TRADE, PARTIAL, 10, 90, 10.0, 10, 10.0, "VO2", None)
+    assert execs(om.on_venue_exec(again)) and order_b.cum_qty == 10
+
+
 def test_sliced_order_ends_when_all_children_end():
     om = OrderManager()
     order, (a, b) = route(om, intent(qty=100), ("ALPHA", 60), ("BRAVO", 40))
