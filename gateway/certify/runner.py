@@ -53,6 +53,7 @@ class Outcome:
     step: str = ""  # file:line of the step that failed
     expected: str = ""
     received: str = ""
+    description: str = ""  # the script's leading comments
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +119,7 @@ class ScenarioRunner:
             for c in conns.values():
                 c.close()
         return Outcome(script.name, str(script.path), status, round(time.monotonic() - started, 3),
-                       reason, where, exp, got)
+                       reason, where, exp, got, script.description)
 
     def _do(self, step: Step, conns: dict[int, Connection], script: Script) -> None:
         if step.kind == "connect":

@@ -18,6 +18,7 @@ def test_whole_suite_passes_against_a_plain_quickfix_acceptor(reference_acceptor
     assert list(statuses(report)) == SUITE_NAMES
     assert report["summary"] == {"total": len(SUITE), "passed": len(SUITE), "failed": 0, "errors": 0, "ok": True}
     assert report["preflight"]["status"] == "pass"
+    assert report["scenarios"][0]["description"].startswith("Logon: a Logon with MsgSeqNum too high")
     assert wall < 60
     out = capsys.readouterr().out
     assert f"/{len(SUITE)}] {SUITE_NAMES[0]}" in out  # a live line per scenario
