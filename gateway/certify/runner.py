@@ -108,6 +108,7 @@ class ScenarioRunner:
     def run_script(self, script: Script) -> Outcome:
         conns: dict[int, Connection] = {}
         started = time.monotonic()
+        step: Step | None = None
         try:
             for step in script.steps:
                 self._do(step, conns, script)
@@ -115,6 +116,9 @@ class ScenarioRunner:
         except _Failure as f:
             status, reason, exp, got = f.status, f.reason, f.expected, f.received
             where = script.where(f.step) if f.step else str(script.path)
+        except Exception as exc:  # noqa: BLE001 - one broken scenario must not end the run
+            status, reason, exp, got = ERROR, f"internal error: {type(exc).__name__}: {exc}", "", ""
+            where = script.where(step) if step else str(script.path)
         finally:
             for c in conns.values():
                 c.close()

@@ -185,3 +185,21 @@ def test_fault_helpers_repair_checksums_and_drop_messages():
     hb = wire("8=FIX.4.4|35=0|34=2|112=X|")
     assert drop_outbound(hb, {"no-test-request-reply"}) and not drop_outbound(hb, {"ignore-seq-gaps"})
     assert drop_outbound(wire("8=FIX.4.4|35=2|34=2|7=1|16=0|"), {"ignore-seq-gaps"})
+
+
+def test_an_internal_error_is_one_scenario_error_not_the_end_of_the_run(monkeypatch, tmp_path):
+    import socket
+
+    from gateway.certify.runner import ScenarioRunner, Target
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    with listener:
+        port = listener.getsockname()[1]
+        runner = ScenarioRunner(Target("127.0.0.1", port, "CERT", "ISLD"))
+        monkeypatch.setattr(runner, "_send", lambda step, conn: (_ for _ in ()).throw(RuntimeError("boom")))
+        script = tmp_path / "s.def"
+        script.write_text("iCONNECT\nI8=FIX.4.4|35=0|\n")
+        outcome = runner.run_path(script)
+    assert (outcome.status, outcome.reason, outcome.step) == ("error", "internal error: RuntimeError: boom",
+                                                              f"{script}:2")
