@@ -203,3 +203,18 @@ def test_an_internal_error_is_one_scenario_error_not_the_end_of_the_run(monkeypa
         outcome = runner.run_path(script)
     assert (outcome.status, outcome.reason, outcome.step) == ("error", "internal error: RuntimeError: boom",
                                                               f"{script}:2")
+
+
+def test_counterparties_from_our_configs_and_reset_warnings(tmp_path):
+    from gateway.certify.counterparty import from_gateway_config, from_sim_config
+    from gateway.fixedge import REPO_ROOT
+    target, warnings = from_sim_config(REPO_ROOT / "configs" / "sim.toml", "bravo")
+    assert (target.host, target.port, target.sender, target.target, warnings) == ("127.0.0.1", 9102, "CERT", "BRAVO", [])
+    target, warnings = from_gateway_config(REPO_ROOT / "configs" / "gateway.toml")
+    assert (target.port, target.sender, target.target, warnings) == (9100, "CERT", "FIXGW", [])
+    gw = tmp_path / "gw.toml"
+    gw.write_text('[oms]\nport = 9100\ncomp_id = "FIXGW"\nclients = [{ comp_id = "CERT" }]\n')
+    assert "reset_on_logon = false" in from_gateway_config(gw)[1][0]
+    sim = tmp_path / "sim.toml"
+    sim.write_text('[[venues]]\nname = "ALPHA"\nport = 1\ncounterparties = [{ comp_id = "FIXGW" }]\n')
+    assert "no entry for CERT" in from_sim_config(sim, "ALPHA")[1][0]
