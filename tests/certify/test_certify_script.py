@@ -208,10 +208,16 @@ def test_an_internal_error_is_one_scenario_error_not_the_end_of_the_run(monkeypa
 def test_counterparties_from_our_configs_and_reset_warnings(tmp_path):
     from gateway.certify.counterparty import from_gateway_config, from_sim_config
     from gateway.fixedge import REPO_ROOT
-    target, warnings = from_sim_config(REPO_ROOT / "configs" / "sim.toml", "bravo")
-    assert (target.host, target.port, target.sender, target.target, warnings) == ("127.0.0.1", 9102, "CERT", "BRAVO", [])
+    import tomllib
+    sim_cfg = tomllib.loads((REPO_ROOT / "configs" / "sim.toml").read_text())
+    bravo = next(v for v in sim_cfg["venues"] if v["name"] == "BRAVO")
+    target, warnings = from_sim_config(REPO_ROOT / "configs" / "sim.toml", "bravo")  # name case-insensitive
+    assert (target.host, target.port, target.sender, target.target, warnings) == (
+        "127.0.0.1", bravo["port"], "CERT", bravo.get("sender_comp_id", "BRAVO"), [])
+    gw_cfg = tomllib.loads((REPO_ROOT / "configs" / "gateway.toml").read_text())
     target, warnings = from_gateway_config(REPO_ROOT / "configs" / "gateway.toml")
-    assert (target.port, target.sender, target.target, warnings) == (9100, "CERT", "FIXGW", [])
+    assert (target.port, target.sender, target.target, warnings) == (gw_cfg["oms"]["port"], "CERT",
+                                                                     gw_cfg["oms"]["comp_id"], [])
     gw = tmp_path / "gw.toml"
     gw.write_text('[oms]\nport = 9100\ncomp_id = "FIXGW"\nclients = [{ comp_id = "CERT" }]\n')
     assert "reset_on_logon = false" in from_gateway_config(gw)[1][0]
