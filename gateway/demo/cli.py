@@ -25,6 +25,8 @@ def parse_args(argv, prog: str) -> argparse.Namespace:
     ap.add_argument("--duration", type=float, help="seconds of trading per policy (default: demo.toml, 30)")
     ap.add_argument("--policy", choices=POLICIES, default="scalp", help="routing policy (default: %(default)s)")
     ap.add_argument("--compare", action="store_true", help="run all three policies on the same seeds")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the policies N times, interleaved, and report over all runs (default: 1)")
     ap.add_argument("--seed", type=int, help="override the simulator and client seeds")
     ap.add_argument("--config", help="demo settings TOML (default: configs/demo/demo.toml)")
     ap.add_argument("--sim-config", help="simulator template (default: configs/demo/sim.toml)")
@@ -41,8 +43,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_demo_config(args.config)
     duration = args.duration if args.duration is not None else cfg.duration_s
-    if duration <= 0:
-        print(f"{prog}: --duration must be positive", file=sys.stderr)
+    if duration <= 0 or args.repeat < 1:
+        print(f"{prog}: --duration and --repeat must be positive", file=sys.stderr)
         return 2
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(args.run_dir or f"var/demo/{stamp}")
@@ -54,24 +56,28 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
     if args.gateway_config:
         settings.gateway_template = Path(args.gateway_config)
     runner = DemoRunner(settings)
-    policies = POLICIES if args.compare else (args.policy,)
+    # Interleaved (scalp, best_price, dma, scalp, ...) so that a change in machine load
+    # over time does not fall on one policy.
+    policies = (POLICIES if args.compare else (args.policy,)) * args.repeat
     _install_signals(runner)
 
     runs, failures = [], []
-    for policy in policies:
+    for i, policy in enumerate(policies):
         if runner.interrupted:
             break
-        runner.say(f"--- {prog}: policy {policy}, {duration:g} s of trading (run dir {run_dir / policy})")
+        label = policy if args.repeat == 1 else f"{policy}-{i // (len(policies) // args.repeat) + 1}"
+        runner.say(f"--- {prog}: policy {policy}, {duration:g} s of trading (run dir {run_dir / label})")
         try:
-            runs.append(runner.run_policy(policy))
+            runs.append(runner.run_policy(policy, label))
         except Exception as exc:  # noqa: BLE001 - report what ran, say what failed
-            failures.append(f"{policy}: {type(exc).__name__}: {exc}")
-            runner.say(f"!!! policy {policy} failed: {exc} (logs in {run_dir / policy})")
+            failures.append(f"{label}: {type(exc).__name__}: {exc}")
+            runner.say(f"!!! policy {policy} failed: {exc} (logs in {run_dir / label})")
     failures += [f"{r['policy']}: the {r['meta']['died']} exited during the run" for r in runs if r["meta"].get("died")]
     if not runs:
         print(f"{prog}: no run completed: {'; '.join(failures) or 'interrupted'}", file=sys.stderr)
         return 1
-    meta = {"started_utc": stamp, "duration_s": duration, "policies": [r["policy"] for r in runs],
+    meta = {"started_utc": stamp, "duration_s": duration, "repeats": args.repeat,
+            "policies": list(dict.fromkeys(r["policy"] for r in runs)),
             "sim_seed": runs[0]["meta"].get("sim_seeds"), "client_seed": runs[0]["meta"].get("client_seed"),
             "symbols": list(cfg.client.symbols), "run_dir": str(run_dir.resolve()),
             "interrupted": runner.interrupted, "failures": failures}

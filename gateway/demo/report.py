@@ -140,7 +140,8 @@ def summarize(run: dict) -> dict:
     slip_qty = sum(o["filled_qty"] for o in with_fills)
     slip_w = (sum(o["slippage_ticks"] * o["filled_qty"] for o in with_fills) / slip_qty) if slip_qty else None
     model = run.get("meta", {}).get("latency_model") or {}
-    rtts = {o["cl_ord_id"]: order_injected_rtt(o, by_id.get(o["cl_ord_id"]), model) for o in orders}
+    rtts = {o["cl_ord_id"]: o["injected_rtt_us"] if "injected_rtt_us" in o
+            else order_injected_rtt(o, by_id.get(o["cl_ord_id"]), model) for o in orders}
     overhead = [o["signal_to_exec_us"] - rtts[o["cl_ord_id"]] for o in orders
                 if o["signal_to_exec_us"] is not None and rtts[o["cl_ord_id"]] is not None]
     blind = [b for b in (routed_without_depth(d) for d in used) if b is not None]
@@ -303,7 +304,10 @@ def render_markdown(report: dict) -> str:
            "",
            f"Run {meta.get('started_utc', '?')}, {meta.get('duration_s', '?')} s of trading per policy, "
            f"sim seed {meta.get('sim_seed', '?')}, client seed {meta.get('client_seed', '?')}, "
-           f"symbols {', '.join(meta.get('symbols', []))}. Run dir: `{meta.get('run_dir', '')}`.",
+           f"symbols {', '.join(meta.get('symbols', []))}"
+           + (f", {meta['repeats']} interleaved repeats per policy (figures over all of them; live view "
+              f"series and gateway totals from one repeat)" if (meta.get("repeats") or 1) > 1 else "")
+           + f". Run dir: `{meta.get('run_dir', '')}`.",
            "",
            *[f"**FAILED: {f}** (the figures cover what ran)\n" for f in meta.get("failures") or []],
            comparison_table(sums),
@@ -338,8 +342,41 @@ def render_markdown(report: dict) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def merge_runs(runs: list[dict]) -> list[dict]:
+    """Runs of the same policy (``--repeat``) as one run per policy, in first-seen order.
+
+    Order ids get a ``#k`` suffix per repeat (each run starts at DEMO-000001); each order
+    keeps its injected RTT computed with its own run's latency model; status series and
+    final status are those of the first and last repeat.
+    """
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["policy"], []).append(run)
+    return [group[0] if len(group) == 1 else _merge(policy, group) for policy, group in groups.items()]
+
+
+def _merge(policy: str, group: list[dict]) -> dict:
+    orders, decisions, signals = [], [], {}
+    for k, run in enumerate(group, start=1):
+        tag = f"#{k}"
+        model = run.get("meta", {}).get("latency_model") or {}
+        by_id = {decision_order_id(d): d for d in run.get("decisions", [])}
+        for o in run.get("orders", []):
+            rtt = order_injected_rtt(o, by_id.get(o["cl_ord_id"]), model)
+            orders.append(dict(o, cl_ord_id=o["cl_ord_id"] + tag, repeat=k, injected_rtt_us=rtt))
+        for d in run.get("decisions", []):
+            decisions.append(dict(d, cl_ord_id=(decision_order_id(d) or "?") + tag))
+        for name, n in (run.get("meta", {}).get("signals") or {}).items():
+            signals[name] = signals.get(name, 0) + n
+    meta = dict(group[0].get("meta", {}), repeats=len(group), signals=signals,
+                repeat_meta=[r.get("meta", {}) for r in group])
+    return {"policy": policy, "meta": meta, "orders": orders, "decisions": decisions,
+            "series": group[0].get("series", []), "final_status": group[-1].get("final_status") or {}}
+
+
 def build_report(runs: list[dict], meta: dict) -> dict:
-    return {"meta": meta, "summaries": [summarize(r) for r in runs], "runs": runs}
+    merged = merge_runs(runs)
+    return {"meta": meta, "summaries": [summarize(r) for r in merged], "runs": merged}
 
 
 def write_report(report: dict, out_dir: Path) -> dict[str, Path]:

@@ -117,9 +117,10 @@ class DemoRunner:
     def say(self, text: str) -> None:
         print(text, file=self.s.out, flush=True)
 
-    def run_policy(self, policy: str) -> dict:
-        """One run: configs, children, client and view, trading, collection; always cleaned up."""
-        run = self.prepare(policy)
+    def run_policy(self, policy: str, label: str | None = None) -> dict:
+        """One run (in <run dir>/<label>/, label default: the policy): configs, children, client
+        and view, trading, collection; always cleaned up."""
+        run = self.prepare(policy, label or policy)
         t_start = time.monotonic()
         try:
             self.start_children(run)
@@ -136,10 +137,10 @@ class DemoRunner:
                 self.cleaning = False
                 run.meta["wall_s"] = round(time.monotonic() - t_start, 3)
 
-    def prepare(self, policy: str) -> "_Run":
-        """Free ports and the run's sim and gateway TOMLs in <run dir>/<policy>/."""
+    def prepare(self, policy: str, label: str) -> "_Run":
+        """Free ports and the run's sim and gateway TOMLs in <run dir>/<label>/."""
         s = self.s
-        pdir = (s.run_dir / policy).resolve()
+        pdir = (s.run_dir / label).resolve()
         pdir.mkdir(parents=True, exist_ok=True)
         sim_t, gw_t = read_toml(s.sim_template), read_toml(s.gateway_template)
         names = [v["name"] for v in sim_t["venues"]]

@@ -338,3 +338,24 @@ def test_toml_writer_round_trips_the_config_shapes():
             "risk": {"symbol_limits": {"AAPL": {"tick_size": 0.01}}}}
     expected = {k: v for k, v in data.items() if v is not None}
     assert tomllib.loads(dumps(data)) == expected
+
+
+def test_repeats_merge_per_policy_with_unique_ids_and_their_own_latency_model():
+    model_a = {"ALPHA": {"base_us": 100, "jitter_us": 0, "jitter": "none", "schedule": []}}
+    model_b = {"ALPHA": {"base_us": 1000, "jitter_us": 0, "jitter": "none", "schedule": []}}
+    def run(policy, model, n_fired):
+        return {"policy": policy, "meta": {"latency_model": model, "signals": {"fired": n_fired}},
+                "orders": _records()[:2], "series": [{"t": 0.5, "venues": {}}],
+                "decisions": [{"cl_ord_id": "O1", "children": [{"venue": "ALPHA"}]},
+                              {"cl_ord_id": "O2", "children": [{"venue": "ALPHA"}]}]}
+    runs = [run("scalp", model_a, 2), run("dma", model_a, 1), run("scalp", model_b, 3)]
+    merged = report.merge_runs(runs)
+    assert [m["policy"] for m in merged] == ["scalp", "dma"]
+    scalp = merged[0]
+    assert [o["cl_ord_id"] for o in scalp["orders"]] == ["O1#1", "O2#1", "O1#2", "O2#2"]
+    assert [o["injected_rtt_us"] for o in scalp["orders"]] == [200, 200, 2000, 2000]
+    assert scalp["meta"]["repeats"] == 2 and scalp["meta"]["signals"] == {"fired": 5}
+    s = report.summarize(scalp)
+    assert s["orders_sent"] == 4 and s["venues_per_order"]["matched_to_orders"] == 4
+    assert s["injected_rtt_us"]["max"] == 2000 and s["accounted"]
+    assert merged[1] is runs[1]
