@@ -175,10 +175,28 @@ def summarize(run: dict) -> dict:
         "routed_without_depth": sum(b for b, _ in blind) if blind else None,
         "routed_without_depth_while_other_had_depth": sum(o for _, o in blind) if blind else None,
         "misses_routed_without_depth": blind_misses,
+        "per_repeat": per_repeat(orders),
         "by_venue": by_venue(orders, run.get("final_status") or {}),
         "gateway": gateway_totals(run.get("final_status") or {}),
         "signals": run.get("meta", {}).get("signals", {}),
     }
+
+
+def per_repeat(orders: list[dict]) -> list[dict]:
+    """The headline figures of each repeat (``--repeat``), to show the run-to-run spread."""
+    groups: dict[int, list[dict]] = {}
+    for o in orders:
+        groups.setdefault(o.get("repeat", 1), []).append(o)
+    if len(groups) < 2:
+        return []
+    out = []
+    for k, group in sorted(groups.items()):
+        n = len(group)
+        out.append({"repeat": k, "orders": n,
+                    "signal_to_exec_p50_us": percentiles(o["signal_to_exec_us"] for o in group)["p50"],
+                    "win_rate": sum(1 for o in group if o["win"]) / n,
+                    "fill_rate": sum(1 for o in group if o["filled_qty"] > 0) / n})
+    return out
 
 
 def by_venue(orders: list[dict], status: dict) -> dict:
@@ -248,11 +266,22 @@ def comparison_rows(summaries: list[dict]) -> list[tuple[str, list[str], str, st
     ]
 
 
+def repeat_rows(summaries: list[dict]) -> list[tuple[str, list[str], str, str]]:
+    """Rows with each repeat's value, when the run had repeats."""
+    if not any(s.get("per_repeat") for s in summaries):
+        return []
+    def row(name, key, fmt):
+        return (name, [" / ".join(fmt(r[key]) for r in s.get("per_repeat") or []) or "-" for s in summaries], "", "")
+    return [row("Signal-to-execution p50 per repeat (us)", "signal_to_exec_p50_us", lambda v: _f(v)),
+            row("Win rate per repeat", "win_rate", _pct),
+            row("Fill rate per repeat", "fill_rate", _pct)]
+
+
 def comparison_table(summaries: list[dict]) -> str:
     heads = [s["policy"] for s in summaries]
     lines = ["| Metric | " + " | ".join(heads) + " | Published: scalp-optimized | Published: standard SOR |",
              "|---|" + "---:|" * len(heads) + "---:|---:|"]
-    for name, vals, pub_a, pub_b in comparison_rows(summaries):
+    for name, vals, pub_a, pub_b in comparison_rows(summaries) + repeat_rows(summaries):
         lines.append(f"| {name} | " + " | ".join(vals) + f" | {pub_a} | {pub_b} |")
     return "\n".join(lines)
 

@@ -359,3 +359,8 @@ def test_repeats_merge_per_policy_with_unique_ids_and_their_own_latency_model():
     assert s["orders_sent"] == 4 and s["venues_per_order"]["matched_to_orders"] == 4
     assert s["injected_rtt_us"]["max"] == 2000 and s["accounted"]
     assert merged[1] is runs[1]
+    assert [r["orders"] for r in s["per_repeat"]] == [2, 2]
+    table = report.comparison_table([s, report.summarize(merged[1])])
+    assert "| Signal-to-execution p50 per repeat (us) | 750 / 750 | - |" in table
+    assert "| Fill rate per repeat | 100.0% / 100.0% | - |" in table
+    assert "per repeat" not in report.comparison_table([report.summarize(merged[1])])
