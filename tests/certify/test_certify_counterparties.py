@@ -2,7 +2,7 @@
 a simulator venue (through its latency proxy) and the gateway's OMS acceptor."""
 from __future__ import annotations
 
-from conftest import SUITE, SUITE_NAMES, failures, run_certify
+from certify_helpers import SUITE, SUITE_NAMES, failures, run_certify
 
 
 def test_whole_suite_passes_against_a_simulator_venue(stack, tmp_path):

@@ -3,7 +3,7 @@ on exactly the scenarios its faults break, with a reason that points at the faul
 from __future__ import annotations
 
 import pytest
-from conftest import SUITE_NAMES, failures, run_certify, statuses
+from certify_helpers import SUITE_NAMES, failures, run_certify, statuses
 
 from gateway.certify.faulty import FaultyAcceptor
 from gateway.procs import free_port, wait_for_ports

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import xml.etree.ElementTree as ET
 
-from conftest import SUITE, SUITE_NAMES, failures, run_certify, statuses
+from certify_helpers import SUITE, SUITE_NAMES, failures, run_certify, statuses
 
 from gateway.procs import fixgw_command, free_port
 
