@@ -88,6 +88,10 @@ class Journal:
     def send_failed(self, venue_cl_ord_id: str, text: str) -> None:
         self.write(["F", venue_cl_ord_id, text])
 
+    def risk_state(self, state: str, reason: str, by: str) -> None:
+        """A kill-switch trip or reset: a restart must not quietly resume trading."""
+        self.write(["S", state, reason, by])
+
 
 def read_records(path: str | Path) -> Iterator[list]:
     p = Path(path)
@@ -101,8 +105,11 @@ def read_records(path: str | Path) -> Iterator[list]:
                 log.warning("journal %s line %d unreadable (torn write at a crash?): skipped", p, n)
 
 
-def replay(path: str | Path, orders: OrderManager) -> int:
-    """Rebuild ``orders`` from the journal; returns the number of records applied."""
+def replay(path: str | Path, orders: OrderManager, risk_states: list | None = None) -> int:
+    """Rebuild ``orders`` from the journal; returns the number of records applied.
+
+    Kill-switch records (state, reason, by) are appended to ``risk_states`` in order.
+    """
     risk, retry, reject_hook = orders.risk, orders.retry_route, orders.on_venue_reject
     # replay reconstructs; it must not re-run risk, re-route or count venue rejects again
     orders.risk, orders.on_venue_reject = None, None
@@ -110,7 +117,11 @@ def replay(path: str | Path, orders: OrderManager) -> int:
     applied = 0
     try:
         for rec in read_records(path):
-            _apply(rec, orders)
+            if rec[0] == "S":
+                if risk_states is not None:
+                    risk_states.append(tuple(rec[1:4]))
+            else:
+                _apply(rec, orders)
             applied += 1
     finally:
         orders.risk, orders.retry_route, orders.on_venue_reject = risk, retry, reject_hook

@@ -87,13 +87,28 @@ class Gateway:
         self.risk.on_trip = self._on_trip
         self.orders = OrderManager(self.risk, self._retry_route if cfg.routing.micro_burst else None,
                                    self.risk.on_venue_reject)
-        self.recovered = replay(cfg.journal_path, self.orders)
+        risk_states: list[tuple[str, str, str]] = []
+        self.recovered = replay(cfg.journal_path, self.orders, risk_states)
+        self._restore_risk(risk_states)
         self.journal = Journal(cfg.journal_path)
         self.oms = OmsApplication(self)
         self.venues = VenueApplication(self)
         self._acceptor = self._initiator = self._admin = None
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
+
+    def _restore_risk(self, risk_states: list[tuple[str, str, str]]) -> None:
+        """Positions, open exposure, used ClOrdIDs and a tripped switch survive a restart."""
+        orders = self.orders
+        fills = [(o.intent, c.cum_qty, c.avg_px) for o in orders.by_order_id.values()
+                 for c in o.children if c.cum_qty > 0]
+        open_orders = [(o.intent, o.leaves_qty) for o in orders.open.values()]
+        self.risk.restore(fills, open_orders, list(orders.by_oms))
+        if risk_states and risk_states[-1][0] == "HALTED":
+            _, reason, by = risk_states[-1]
+            self.risk.on_trip = None             # its orders were canceled before the restart
+            self.risk.trip(f"{reason} (still halted after a restart)", by=by)
+            self.risk.on_trip = self._on_trip
 
     # ------------------------------------------------------------ routing
 
@@ -221,6 +236,7 @@ class Gateway:
         with self.lock:
             log.error("KILL SWITCH TRIPPED: %s", reason)
             self.event("risk", "kill_switch", f"tripped: {reason}")
+            self.journal.risk_state("HALTED", reason, self.risk.tripped_by or "auto")
             ids, gen = _recording(self.ids.venue)
             outs = self.orders.cancel_all(gen, f"kill switch: {reason}")
             self.journal.cancel_all(f"kill switch: {reason}", ids)
@@ -234,6 +250,7 @@ class Gateway:
     def reset_risk(self, by: str) -> None:
         with self.lock:
             self.risk.reset(by)
+            self.journal.risk_state("ACTIVE", "reset", by)
             self.event("risk", "kill_switch", f"reset by {by}")
             self.oms.broadcast(reset_news(by))
 

@@ -451,6 +451,31 @@ class RiskEngine:
         self.state = state
         self.history.append({"at": self.clock.now(), "state": state, "reason": reason, "by": by})
 
+    # ---- restart ------------------------------------------------------------------------------
+
+    def restore(self, fills, open_orders, seen) -> None:
+        """Rebuild positions, open exposure and used ClOrdIDs after a restart (order journal).
+
+        ``fills``: (intent, qty, px) in the order they happened; ``open_orders``:
+        (intent, remaining qty); ``seen``: (session key, ClOrdID) pairs used today. No check
+        runs, and the rolling-loss window starts afresh at the restored PnL, so replaying a
+        day's fills in one instant cannot trip the switch; the daily limit still counts them.
+        """
+        for intent, qty, px in fills:
+            pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+            self.realized_pnl += pos.apply_fill(qty if intent.side == BUY else -qty, px)
+            if pos.mark is None:
+                pos.mark = px
+            self._revalue(pos)
+        for session, cid in seen:
+            (self._sessions.get(session) or self._new_session(session)).seen.add(cid)
+        for intent, remaining in open_orders:
+            sess = self._sessions.get(intent.oms_session) or self._new_session(intent.oms_session)
+            pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+            px = intent.price if intent.price is not None else (self._reference(pos) or 0.0)
+            self._book_open(sess, intent.cl_ord_id, pos, intent.side == BUY, intent.qty, remaining, px)
+        self._loss = RollingLoss(self.cfg.loss_window_s, self.cfg.pnl_ring_size, self.clock.now(), self.total_pnl)
+
     # ---- reporting ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict:
