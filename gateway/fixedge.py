@@ -12,10 +12,10 @@ Everything here is thin glue around the quickfix binding:
 """
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -205,11 +205,20 @@ def new_message(msg_type_value: str) -> fix.Message:
     return msg
 
 
+_second: tuple[int, str] = (0, "")   # (UTC second, its text): strftime once a second, not per message
+
+
 def utc_timestamp(micros: bool = True) -> str:
     """UTCTimestamp as FIX writes it: YYYYMMDD-HH:MM:SS.ffffff (or .fff)."""
-    now = _dt.datetime.now(_dt.timezone.utc)
-    text = now.strftime("%Y%m%d-%H:%M:%S.%f")
-    return text if micros else text[:-3]
+    global _second
+    now = time.time()
+    sec = int(now)
+    cached, text = _second          # one tuple: threads never see a half-updated pair
+    if sec != cached:
+        text = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec))
+        _second = (sec, text)
+    frac = int((now - sec) * 1_000_000)
+    return f"{text}.{frac:06d}" if micros else f"{text}.{frac // 1000:03d}"
 
 
 def send(msg: fix.Message, session_id: fix.SessionID) -> bool:
