@@ -98,6 +98,9 @@ class FakeVenue(threading.Thread):
                 return
 
 
+CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
+
+
 def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma") -> tuple[Path, dict]:
     n = len(list(tmp.iterdir()))
     cfg = {"store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
@@ -105,7 +108,7 @@ def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma") -> tu
            "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in venues.items()],
            "admin": {"port": procs.free_port()},
            "routing": {"policy": policy, "default_venue": next(iter(venues)), "md_symbols": ["AAPL"]},
-           "risk": {}}
+           "risk": {}, "cpu": CPU}
     path = tmp / f"gw-{policy}-{n}.toml"
     path.write_text(dumps(cfg))
     return path, cfg
@@ -291,12 +294,16 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", type=int, default=200, help="orders in flight for the throughput test")
     ap.add_argument("--quick", action="store_true", help="300 orders, 1 run")
+    ap.add_argument("--cpu", type=int, help="pin the gateway to this CPU (-1: the last one)")
     args = ap.parse_args()
+    global CPU
+    CPU = args.cpu
     if args.quick:
         args.orders, args.runs = 300, 1
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as d:
         tmp = Path(d)
-        print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, FileStore on, loopback")
+        print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, FileStore on, loopback, "
+              f"gateway CPU pinning: {CPU}")
         for run in range(args.runs):
             floor = bench_floor(args.orders)
             hops = bench_hops(tmp, args.orders, run)

@@ -158,13 +158,12 @@ def message_from_body(msg_type_value: str, body: str) -> fix.Message:
 
     quickfix fills the header (CompIDs, MsgSeqNum, SendingTime) and the trailer on send.
     One SWIG call instead of one per field: about 5x cheaper than ``setField`` (measured:
-    3 us vs 14 us for a NewOrderSingle), which matters on the order path. Only for
-    messages without repeating groups (parsed without a dictionary).
+    3 us vs 14 us for a NewOrderSingle), which matters on the order path: every SWIG call
+    releases the GIL, a chance for quickfix's other thread to take it and make this one
+    wait. Only for messages without repeating groups (parsed without a dictionary).
     """
     text = f"35={msg_type_value}{SOH}{body}"
-    msg = fix.Message()
-    msg.setString(f"8={BEGIN_STRING}{SOH}9={len(text)}{SOH}{text}10=000{SOH}", False)
-    return msg
+    return fix.Message(f"8={BEGIN_STRING}{SOH}9={len(text)}{SOH}{text}10=000{SOH}", False)
 
 
 def field_map(msg: fix.Message) -> dict[str, str]:

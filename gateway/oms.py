@@ -75,10 +75,10 @@ class OmsApplication(fixedge.SafeApplication):
     # ------------------------------------------------------------ application messages
 
     def from_app(self, msg, session_id):
-        t = msg_type(msg)
+        f = fixedge.field_map(msg)          # one SWIG call for every field, MsgType included
+        t = f["35"]
         if t not in ("D", "F", "G", "H"):
             raise fix.UnsupportedMessageType()
-        f = fixedge.field_map(msg)
         key = fixedge.session_key(session_id)
         if t == "D":
             self.gw.on_new_order(self._intent(f, key), f.get("43") == "Y" or f.get("97") == "Y")

@@ -96,6 +96,7 @@ class Gateway:
         self._acceptor = self._initiator = self._admin = None
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self.cpu: int | None = None
 
     def _restore_risk(self, risk_states: list[tuple[str, str, str]]) -> None:
         """Positions, open exposure, used ClOrdIDs and a tripped switch survive a restart."""
@@ -264,6 +265,7 @@ class Gateway:
         log.info("%s %s: %s", kind, name, text)
 
     def start(self) -> None:
+        self.cpu = self.cfg.pin_cpu()            # before any thread starts: they inherit it
         acceptor_settings, initiator_settings = session_settings(self.cfg)
         files = bool(self.cfg.log_dir)
         self._acceptor = fixedge.start_engine("acceptor", self.oms, acceptor_settings, log_to_files=files)
@@ -305,7 +307,7 @@ class Gateway:
                 row["market"] = market.get("venues", market).get(row["name"], {})
             return {
                 "gateway": {"uptime_s": round(self.clock.now() - self.started_at, 3), "pid": os.getpid(),
-                            "oms_port": self.cfg.oms.port, "policy": self.policy,
+                            "oms_port": self.cfg.oms.port, "policy": self.policy, "cpu": self.cpu,
                             "journal": str(self.cfg.journal_path), "recovered_records": self.recovered,
                             "callback_errors": self.oms.callback_errors + self.venues.callback_errors,
                             **self.counts},
@@ -363,7 +365,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw run", command: str = 
     venues = ", ".join(f"{v.name}@{v.host}:{v.port}" for v in cfg.venues)
     admin = f"http://{cfg.admin.host}:{cfg.admin.port}/status" if cfg.admin.port else "off"
     print(f"fixgw gateway pid {os.getpid()}: OMS acceptor {cfg.oms.host}:{cfg.oms.port} as {cfg.oms.comp_id}; "
-          f"venues {venues}; policy {gw.policy}; admin {admin}; recovered {gw.recovered} journal records",
+          f"venues {venues}; policy {gw.policy}; admin {admin}; recovered {gw.recovered} journal records"
+          + (f"; pinned to CPU {gw.cpu}" if gw.cpu is not None else ""),
           flush=True)
     try:
         fixedge.wait_for_shutdown(duration=args.duration)

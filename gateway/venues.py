@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from gateway.server import Gateway
 
 
-def parse_exec(venue: str, msg: fix.Message) -> VenueExec:
-    f = fixedge.field_map(msg)
+def parse_exec(venue: str, f: dict[str, str]) -> VenueExec:
+    """The order path's view of a venue ExecutionReport (from ``fixedge.field_map``)."""
     return VenueExec(venue, required(f, 11), f.get("41"), required(f, 17), required(f, 150), required(f, 39),
                      number(f, 14, need=False), number(f, 151, need=False), number(f, 6, need=False), number(f, 32, need=False), number(f, 31, need=False),
                      f.get("37"), f.get("58"))
@@ -84,11 +84,11 @@ class VenueApplication(fixedge.SafeApplication):
 
     def from_app(self, msg, session_id):
         venue = self.venue_of(session_id)
-        t = msg_type(msg)
+        f = fixedge.field_map(msg)          # one SWIG call for every field, MsgType included
+        t = f["35"]
         if t == "8":
-            self.gw.on_venue_exec(parse_exec(venue, msg))
+            self.gw.on_venue_exec(parse_exec(venue, f))
         elif t == "9":
-            f = fixedge.field_map(msg)
             self.gw.on_venue_cancel_reject(venue, required(f, 11), f.get("58") or "cancel rejected")
         elif not self.gw.market.on_venue_app(venue, msg, t):
             if t == "j":
