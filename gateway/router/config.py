@@ -47,7 +47,10 @@ class RoutingConfig(BaseModel):
     latency_ceiling_us: float | None = Field(None, gt=0)
 
     # scalp fill model
-    min_fill_prob: float = Field(0.9, ge=0, le=1)          # "enough depth": expected fill >= this
+    # "enough depth": expected fill >= this. Latency ranks first among venues with enough
+    # depth (the order: latency, then fill probability, then price); a faster venue
+    # expected to fill only part of the order below this loses to a slower one above it.
+    min_fill_prob: float = Field(0.5, ge=0, le=1)
     depletion_tau_s: float = Field(1.0, gt=0)              # memory of the touch depletion rate
     micro_burst: bool = False
 

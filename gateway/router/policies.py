@@ -6,8 +6,8 @@ whose session is down is never chosen; when nothing is usable the decision has n
 children and ``reason`` is the Text(58) of the reject.
 
 Scalp ranking, best first:
-1. depth class: enough (fill probability >= ``min_fill_prob``, default 0.9: expected to
-   fill at least 90% of an IOC, or an FOK with 90% probability), else partial (some
+1. depth class: enough (fill probability >= ``min_fill_prob``, default 0.5: expected to
+   fill at least half of an IOC, or an FOK with 50% probability), else partial (some
    depth), else none shown (a limit IOC there is a cheap miss; a market order is rejected),
 2. fresh latency before stale, then latency tier: sorted by latency, a venue within
    ``latency_tie_tolerance_us`` of its tier's fastest venue shares the tier (a tie),

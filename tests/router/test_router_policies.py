@@ -98,8 +98,18 @@ def test_latency_ceiling_excludes_slow_and_rejects_when_none_below():
     assert d2.rejected and "latency ceiling 1000us" in d2.reason and "CHARLIE 1900us" in d2.reason
 
 
+def test_latency_first_among_venues_with_enough_depth():
+    cfg, clock, m = three_venues(lat=(300, 900, 2000))          # min_fill_prob 0.5 by default
+    snapshot(m, "ALPHA", "EURUSD", BIDS, [(1.10010, 60)])     # 60% of the order on the fastest
+    d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
+    assert d.children[0].venue == "ALPHA"
+    snapshot(m, "ALPHA", "EURUSD", BIDS, [(1.10010, 40)])     # 40%: below the bar, the next one wins
+    d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
+    assert d.children[0].venue == "BRAVO"
+
+
 def test_fastest_with_partial_depth_loses_to_next_with_enough():
-    cfg, clock, m = three_venues(lat=(300, 900, 2000))          # min_fill_prob 0.9 by default
+    cfg, clock, m = three_venues(lat=(300, 900, 2000), min_fill_prob=0.9)
     snapshot(m, "ALPHA", "EURUSD", BIDS, [(1.10010, 60)])
     d = scalp(m, cfg, clock).decide(intent(qty=100, price=1.10010, tif=IOC))
     assert d.children[0].venue == "BRAVO"

@@ -55,10 +55,10 @@ def test_fastest_with_depth_then_degrade_and_recover(tmp_path):
         c = rig.oms()
         # small order: the fastest venue (ALPHA)
         assert routed_venue(rig, c, 10, 1.10005) == ("ALPHA", b"2")
-        # larger than ALPHA's displayed depth within the limit: the fastest with enough depth
-        assert routed_venue(rig, c, 400, 1.10002)[0] == "BRAVO"
+        # ALPHA shows under half of it within the limit: the fastest with enough depth
+        assert routed_venue(rig, c, 1000, 1.10002)[0] == "BRAVO"
         # FOK too: sent as FOK to a venue that can fill all of it
-        assert routed_venue(rig, c, 400, 1.10002, tif="4") == ("BRAVO", b"2")
+        assert routed_venue(rig, c, 1000, 1.10002, tif="4") == ("BRAVO", b"2")
 
         t0 = rig.sim_started["ALPHA"]
         assert time.monotonic() - t0 < SLOW_AT - 0.5, "setup too slow for the latency schedule"
