@@ -70,6 +70,7 @@ class Request:
     price: float | None = None
     text: str | None = None
     new_intent: OrderIntent | None = None
+    answered: bool = False        # the OMS got its one answer (a report with this ClOrdID or a reject)
 
 
 @dataclass(slots=True)
@@ -361,9 +362,11 @@ class OrderManager:
         req = order.cancel_request
         if req is not None:
             status = CANCELED
-            out = [self._exec(order, CANCELED, cl_ord_id=req.oms_cl_ord_id or order.cl_ord_id,
-                              orig=req.oms_orig_cl_ord_id if req.oms_cl_ord_id else None,
+            own = req.oms_cl_ord_id is not None and not req.answered
+            out = [self._exec(order, CANCELED, cl_ord_id=req.oms_cl_ord_id if own else order.cl_ord_id,
+                              orig=req.oms_orig_cl_ord_id if own else None,
                               text=req.text, status=CANCELED, leaves=0.0)]
+            req.answered = True
         elif all(c.status == REJECTED for c in order.children) and order.cum_qty <= EPS:
             status = REJECTED
             reasons = "; ".join(f"{c.venue}: {c.reject_text}" for c in order.children)
@@ -503,11 +506,12 @@ class OrderManager:
             child.cancel_pending = None
             if not any(c.cancel_pending for c in order.children):
                 order.cancel_request = None
-        if req.oms_cl_ord_id is None or order.done:
+        if req.oms_cl_ord_id is None or req.answered:
             return []
+        req.answered = True     # a request filled or ended meanwhile still gets its answer: too late
         return [OmsCancelReject(order.session, req.oms_cl_ord_id, req.oms_orig_cl_ord_id, order.order_id,
-                                order.status, "2" if req.kind == "replace" else "1", CXL_OTHER,
-                                f"{child.venue}: {text}")]
+                                order.status, "2" if req.kind == "replace" else "1",
+                                CXL_TOO_LATE if order.done else CXL_OTHER, f"{child.venue}: {text}")]
 
     def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str) -> OmsExec:
         """An OrderStatusRequest's answer (ExecType I); an unknown order is OrdStatus Rejected."""

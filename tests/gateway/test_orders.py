@@ -117,6 +117,18 @@ def test_cancel_flow_and_refusals():
     assert unknown[0].reason == "1"
 
 
+def test_cancel_that_loses_the_race_to_a_fill_still_gets_its_reject():
+    om = OrderManager()
+    order, (v,) = route(om, intent(tif=DAY))
+    om.on_venue_exec(ex(v, NEW, NEW, 0, 100))
+    cxl = om.cancel(S, "c2", "c1", vid)[1]
+    fill = execs(om.on_venue_exec(ex(v, TRADE, FILLED, 100, 0, 10.0, 100, 10.0)))
+    assert fill[0].ord_status == FILLED and order.done
+    rej = om.on_venue_cancel_reject(cxl.cl_ord_id, "too late to cancel")
+    assert [(r.cl_ord_id, r.ord_status, r.reason) for r in rej] == [("c2", FILLED, "0")]
+    assert om.on_venue_cancel_reject(cxl.cl_ord_id, "again") == []       # one answer per request
+
+
 def test_replace_moves_ids_and_quantity():
     om = OrderManager()
     order, (v,) = route(om, intent(tif=DAY))
