@@ -329,7 +329,7 @@ def observations(summaries: list[dict]) -> list[str]:
 def render_markdown(report: dict) -> str:
     meta = report["meta"]
     sums = report["summaries"]
-    out = [f"# fixgw demo: execution quality by routing policy",
+    out = ["# fixgw demo: execution quality by routing policy",
            "",
            f"Run {meta.get('started_utc', '?')}, {meta.get('duration_s', '?')} s of trading per policy, "
            f"sim seed {meta.get('sim_seed', '?')}, client seed {meta.get('client_seed', '?')}, "

@@ -2,7 +2,6 @@
 canceled, the OMS is told, later orders are rejected, and a person's reset restores trading."""
 from __future__ import annotations
 
-from gateway.fixwire import utc_now
 
 
 def test_losing_burst_trips_cancels_everything_and_reset_restores(stack):
