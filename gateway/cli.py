@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reset": ("gateway.admin", "reset a tripped kill switch (a person decides)"),
     "certify": ("gateway.certify.cli", "run FIX session certification scenarios against a counterparty"),
     "demo": ("gateway.demo.cli", "simulator + gateway + scalping OMS client, live view and report"),
+    "bench": ("gateway.benchcli", "run a benchmark script (gateway, profile, router, risk, sim)"),
 }
 
 

@@ -153,3 +153,12 @@ def test_ci_runs_exactly_the_readme_test_command():
     commands = re.findall(r"^(python3 -m venv .*pytest.*)$", readme, re.M)
     assert commands, "README.md must show the test command"
     assert commands[-1] in ci.splitlines()
+
+
+def test_bench_subcommand_runs_the_scripts_and_refuses_unknown_names(capsys):
+    from gateway import benchcli
+    assert benchcli.main(["nope"]) == 2
+    assert "unknown benchmark 'nope'" in capsys.readouterr().err
+    for name, (script, _) in benchcli.BENCHMARKS.items():
+        assert (ROOT / "benchmarks" / script).exists(), name
+    assert benchcli.main(["risk", "--help"]) == 0
