@@ -151,17 +151,28 @@ def wait_terminal(c: RawFixSession, cid: str, timeout: float = 5) -> int:
     raise TimeoutError(f"no terminal report for {cid}")
 
 
+def start_gateway(tmp: Path, venues: dict[str, int], log_name: str):
+    """A gateway process (DMA) whose venues are logged on; returns (Popen, config dict)."""
+    path, cfg = gateway_config(tmp, venues)
+    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / log_name)
+    try:
+        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
+        wait_logged_on(cfg["admin"]["port"])
+    except BaseException:
+        procs.stop(gw)
+        raise
+    return gw, cfg
+
+
 @contextlib.contextmanager
 def gateway_on_fake_venue(tmp: Path, log_name: str):
     """A gateway process (DMA) logged on to a fake venue; yields (venue, OMS client)."""
     vport = procs.free_port()
     venue = FakeVenue("FAKE", vport)
     venue.start()
-    path, cfg = gateway_config(tmp, {"FAKE": vport})
-    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / log_name)
+    gw = None
     try:
-        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
-        wait_logged_on(cfg["admin"]["port"])
+        gw, cfg = start_gateway(tmp, {"FAKE": vport}, log_name)
         c = client(cfg["oms"]["port"], "FIXGW")
         yield venue, c
         c.logout()
@@ -222,11 +233,7 @@ def bench_vs_direct(tmp: Path, n: int, run: int) -> dict:
     gw = None
     try:
         procs.wait_for_ports([vport], 20, sim)
-        path, cfg = gateway_config(tmp, {"ALPHA": vport})
-        gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"),
-                         tmp / f"gwd{run}.log")
-        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
-        wait_logged_on(cfg["admin"]["port"])
+        gw, cfg = start_gateway(tmp, {"ALPHA": vport}, f"gwd{run}.log")
         via = client(cfg["oms"]["port"], "FIXGW")
         direct = client(vport, "ALPHA", sender="CLIENT")
         out = {"gateway": [], "direct": []}
@@ -256,11 +263,7 @@ def bench_throughput(tmp: Path, n: int, window: int, run: int) -> dict:
     gw = None
     try:
         procs.wait_for_ports([vport], 10, venue)
-        path, cfg = gateway_config(tmp, {"FAKE": vport})
-        gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"),
-                         tmp / f"gwt{run}.log")
-        procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
-        wait_logged_on(cfg["admin"]["port"])
+        gw, cfg = start_gateway(tmp, {"FAKE": vport}, f"gwt{run}.log")
         out = subprocess.run([sys.executable, str(here / "loadgen.py"), "client", str(cfg["oms"]["port"]), "FIXGW",
                               str(n), str(window)], capture_output=True, text=True, timeout=180, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
