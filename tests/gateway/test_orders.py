@@ -171,3 +171,21 @@ def test_journal_replay_rebuilds_state(tmp_path):
     assert fresh.on_venue_exec(fill) == []                 # the resent report is not counted twice
     outs = execs(fresh.on_venue_exec(ex(ids[0], TRADE, FILLED, 100, 0, 10.0, 60, 10.0)))
     assert outs[0].ord_status == FILLED and outs[0].cl_ord_id == "c1"
+
+
+def test_micro_burst_retries_an_ioc_remainder_once():
+    calls = []
+
+    def retry(order, remaining):
+        calls.append(remaining)
+        return ChildOrder("BRAVO", remaining, order.intent.price, LIMIT, IOC)
+
+    om = OrderManager(retry_route=retry)
+    order, (v,) = route(om, intent(qty=100))
+    om.on_venue_exec(ex(v, TRADE, PARTIAL, 30, 70, 10.0, 30, 10.0))
+    outs = om.on_venue_exec(ex(v, CANCELED, CANCELED, 30, 0, 10.0))
+    assert calls == [70] and outs[0][0] == "retry" and not order.done      # nothing told yet
+    (new,) = om.add_retry(order, outs[0][2], "R1")
+    assert isinstance(new, VenueNew) and new.child.venue == "BRAVO" and new.child.qty == 70
+    end = execs(om.on_venue_exec(ex("R1", CANCELED, CANCELED, 0, 0, venue="BRAVO")))
+    assert [(e.exec_type, e.cum_qty) for e in end] == [(CANCELED, 30)] and calls == [70]   # only once
