@@ -166,6 +166,25 @@ def message_from_body(msg_type_value: str, body: str) -> fix.Message:
     return fix.Message(f"8={BEGIN_STRING}{SOH}9={len(text)}{SOH}{text}10=000{SOH}", False)
 
 
+def field_pairs(text: str) -> list[tuple[int, str]]:
+    """(tag, value) pairs of a message's wire text in order, repeats kept (for groups);
+    malformed pieces are skipped."""
+    out = []
+    for piece in text.split(SOH):
+        tag, sep, value = piece.partition("=")
+        if sep and tag.isdigit():
+            out.append((int(tag), value))
+    return out
+
+
+def fix_number(value: float | int) -> str:
+    """A Price/Qty as FIX text: no float noise, no exponent, no trailing zeros ('1.1', '100')."""
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:.10f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
 def field_map(msg: fix.Message) -> dict[str, str]:
     """Every field of a message as {tag: value} (string tags; the last value wins on repeats).
 

@@ -27,6 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from gateway.book import BID, DELETE, OFFER, TRADE, L2Book
+from gateway.fixedge import field_pairs
 from gateway.clock import MONOTONIC, Clock
 from gateway.latency import INF, LatencyEstimator, ProbeTracker
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:  # the router package imports this module; no import cycle at 
     from gateway.router.config import RoutingConfig
 
 log = logging.getLogger("market")
-SOH = "\x01"
 Fields = list[tuple[int, str]]
 # sender(session_id, msg_type, body_fields, groups) -> sent?; groups: [(count_tag, [entry_fields, ...])]
 Sender = Callable[[Any, str, Fields, list[tuple[int, list[Fields]]]], bool]
@@ -67,12 +67,7 @@ def parse_fields(msg: Any) -> Fields:
         text = msg
     else:
         text = msg.toString()
-    out = []
-    for part in text.split(SOH):
-        tag, sep, value = part.partition("=")
-        if sep and tag.isdigit():
-            out.append((int(tag), value))
-    return out
+    return field_pairs(text)
 
 
 def get_field(msg: Any, tag: int) -> str | None:

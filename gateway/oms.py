@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import quickfix as fix
 
 from gateway import fixedge
-from gateway.fixedge import get, msg_type, number, required
+from gateway.fixedge import fix_number, get, msg_type, number, required
 from gateway.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.orders import OmsCancelReject, OmsExec
 
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 _SIDES = frozenset("12")
 _ORD_TYPES = frozenset((MARKET, LIMIT))
 _TIFS = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling)
-
-
-def fmt(value: float) -> str:
-    """A quantity or price as FIX text without float noise (1.1, 100, 60000.5)."""
-    return f"{value:.12g}"
 
 
 def _text(text: str) -> str:
@@ -113,17 +108,17 @@ class OmsApplication(fixedge.SafeApplication):
         if ex.orig_cl_ord_id:
             parts.append(f"41={ex.orig_cl_ord_id}\x01")
         parts.append(f"17={exec_id}\x01150={ex.exec_type}\x0139={ex.ord_status}\x0155={intent.symbol}\x01"
-                     f"54={intent.side}\x0138={fmt(intent.qty)}\x0140={intent.ord_type}\x01")
+                     f"54={intent.side}\x0138={fix_number(intent.qty)}\x0140={intent.ord_type}\x01")
         if intent.price is not None:
-            parts.append(f"44={fmt(intent.price)}\x01")
+            parts.append(f"44={fix_number(intent.price)}\x01")
         parts.append(f"59={intent.tif}\x01")
         if ex.last_qty:
-            parts.append(f"32={fmt(ex.last_qty)}\x0131={fmt(ex.last_px)}\x01")
+            parts.append(f"32={fix_number(ex.last_qty)}\x0131={fix_number(ex.last_px)}\x01")
         if ex.last_mkt:
             parts.append(f"30={ex.last_mkt}\x01")
         if ex.venue_order_id:
             parts.append(f"198={ex.venue_order_id}\x01")
-        parts.append(f"151={fmt(ex.leaves_qty)}\x0114={fmt(ex.cum_qty)}\x016={fmt(ex.avg_px)}\x01")
+        parts.append(f"151={fix_number(ex.leaves_qty)}\x0114={fix_number(ex.cum_qty)}\x016={fix_number(ex.avg_px)}\x01")
         if ex.ord_rej_reason is not None:
             parts.append(f"103={ex.ord_rej_reason}\x01")
         if ex.text:

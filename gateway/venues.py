@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import quickfix as fix
 
 from gateway import fixedge
-from gateway.fixedge import get, msg_type, number, required
-from gateway.oms import fmt
+from gateway.fixedge import fix_number, get, msg_type, number, required
 from gateway.orders import VenueCancel, VenueExec, VenueNew, VenueReplace
 
 if TYPE_CHECKING:
@@ -116,9 +115,9 @@ class VenueApplication(fixedge.SafeApplication):
             msg_type_, head, qty, price = "G", f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01", out.qty, out.price
         else:
             raise TypeError(f"not a venue order message: {out!r}")
-        body = f"{head}55={intent.symbol}\x0154={intent.side}\x0138={fmt(qty)}\x01"
+        body = f"{head}55={intent.symbol}\x0154={intent.side}\x0138={fix_number(qty)}\x01"
         if msg_type_ != "F":
-            body += f"40={child.ord_type}\x01" + (f"44={fmt(price)}\x01" if price is not None else "") \
+            body += f"40={child.ord_type}\x01" + (f"44={fix_number(price)}\x01" if price is not None else "") \
                 + f"59={child.tif}\x01"
         body += f"60={fixedge.utc_timestamp()}\x01"
         return fixedge.send(fixedge.message_from_body(msg_type_, body), vs.session_id)

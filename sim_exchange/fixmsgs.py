@@ -8,17 +8,12 @@ from __future__ import annotations
 import quickfix as fix
 import quickfix44 as fix44
 
-from gateway.fixedge import new_message, utc_timestamp
+from gateway.fixedge import fix_number, message_from_body, new_message, utc_timestamp
 from sim_exchange.events import TRADE, CancelReject, ExecReport
 from sim_exchange.marketdata import MDEntry
 
 
-def fmt_num(value: float | int) -> str:
-    """A FIX Price/Qty: no float noise, no trailing zeros ('1.1', '100')."""
-    if isinstance(value, int):
-        return str(value)
-    text = f"{value:.10f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
+fmt_num = fix_number     # FIX Price/Qty text, shared with the gateway
 
 
 def flat_message(msg_type: str, fields: list[tuple[int, str]]) -> fix.Message:
@@ -26,8 +21,7 @@ def flat_message(msg_type: str, fields: list[tuple[int, str]]) -> fix.Message:
     setField call per tag. quickfix fills in the session header, BodyLength and CheckSum
     when it sends; values must not contain SOH.
     """
-    body = "".join(f"{tag}={value}\x01" for tag, value in fields)
-    return fix.Message(f"8=FIX.4.4\x019=0\x0135={msg_type}\x01{body}10=000\x01", False)
+    return message_from_body(msg_type, "".join(f"{tag}={value}\x01" for tag, value in fields))
 
 
 def execution_report(er: ExecReport, venue: str) -> fix.Message:

@@ -9,19 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOH = "\x01"
+from gateway.fixedge import field_pairs as parse_fields  # noqa: F401 - '8=..^A' -> [(8, ..)], used here and by the client
+
 BID, OFFER = "0", "1"
 NEW, CHANGE, DELETE = "0", "1", "2"
-
-
-def parse_fields(raw: str) -> list[tuple[int, str]]:
-    """'8=FIX.4.4^A9=..^A' -> [(8, 'FIX.4.4'), (9, ..)]; malformed pieces are skipped."""
-    out = []
-    for piece in raw.split(SOH):
-        tag, sep, value = piece.partition("=")
-        if sep and tag.isdigit():
-            out.append((int(tag), value))
-    return out
 
 
 def md_entries(fields: list[tuple[int, str]]) -> tuple[str | None, list[dict[int, str]]]:
