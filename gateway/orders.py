@@ -184,6 +184,13 @@ class VenueExec:
     text: str | None = None
 
 
+@dataclass(slots=True)
+class Retry:
+    """Micro-burst: send ``spec`` for ``order``'s remainder (the edge allocates the venue ClOrdID)."""
+    order: OmsOrder
+    spec: ChildOrder
+
+
 RetryRoute = Callable[[OmsOrder, float], "ChildOrder | None"]
 
 
@@ -313,10 +320,12 @@ class OrderManager:
         if self.risk is not None and last_qty > 0:
             self.risk.on_fill(order.intent, last_qty, ev.last_px)
         child_done = ev.ord_status in TERMINAL or ev.leaves_qty <= EPS
-        if child_done:
-            child.status = FILLED if child.cum_qty >= child.qty - EPS else (ev.ord_status if ev.ord_status in TERMINAL else CANCELED)
-        else:
+        if not child_done:
             child.status = PARTIAL
+        elif child.cum_qty >= child.qty - EPS:
+            child.status = FILLED
+        else:
+            child.status = ev.ord_status if ev.ord_status in TERMINAL else CANCELED
         if order.done:
             return []
         filled = order.cum_qty >= order.intent.qty - EPS
@@ -358,7 +367,7 @@ class OrderManager:
             spec = self.retry_route(order, remaining)
             if spec is not None:
                 order.retried = True
-                return [("retry", order, spec)]   # the edge allocates an id and calls add_retry
+                return [Retry(order, spec)]
         req = order.cancel_request
         if req is not None:
             status = CANCELED

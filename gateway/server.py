@@ -28,7 +28,7 @@ from gateway.journal import Journal, replay
 from gateway.market import MarketState
 from gateway.model import LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, OrderIntent
 from gateway.oms import OmsApplication
-from gateway.orders import OmsCancelReject, OmsExec, OmsOrder, OrderManager, VenueExec, VenueNew
+from gateway.orders import OmsCancelReject, OmsExec, OmsOrder, OrderManager, Retry, VenueExec, VenueNew
 from gateway.risk import RiskEngine
 from gateway.risk.fixmsgs import reset_news, trip_news
 from gateway.router import build_router
@@ -211,12 +211,11 @@ class Gateway:
                 self.oms.send_exec(out, self.ids.exec())
             elif isinstance(out, OmsCancelReject):
                 self.oms.send_cancel_reject(out)
-            elif isinstance(out, tuple):          # ("retry", order, spec): micro-burst
-                _, order, spec = out
+            elif isinstance(out, Retry):
                 vid = self.ids.venue()
                 now = self.clock.now()
-                self.journal.retry(order.order_id, spec, vid, now)
-                self._dispatch(self.orders.add_retry(order, spec, vid, now))
+                self.journal.retry(out.order.order_id, out.spec, vid, now)
+                self._dispatch(self.orders.add_retry(out.order, out.spec, vid, now))
             elif not self.venues.send(out):
                 self._send_failed(out)
 
@@ -331,7 +330,8 @@ def _order_row(o: OmsOrder) -> dict:
     i = o.intent
     return {"order_id": o.order_id, "session": i.oms_session, "cl_ord_id": i.cl_ord_id, "symbol": i.symbol,
             "side": i.side, "qty": i.qty, "price": i.price, "tif": i.tif, "status": o.status,
-            "cum_qty": o.cum_qty, "avg_px": o.avg_px, "policy": o.policy, "text": o.text,
+            "cum_qty": o.cum_qty, "avg_px": o.avg_px, "policy": o.policy, "route_reason": o.route_reason,
+            "text": o.text, "created_at": o.created_at, "done_at": o.done_at or None,
             "children": [{"venue": c.venue, "cl_ord_id": c.cl_ord_id, "qty": c.qty, "price": c.price,
                           "status": c.status, "cum_qty": c.cum_qty, "venue_order_id": c.venue_order_id}
                          for c in o.children]}

@@ -8,7 +8,7 @@ import pytest
 from gateway.journal import Journal, replay
 from gateway.model import BUY, DAY, IOC, LIMIT, SELL, ChildOrder, OrderIntent
 from gateway.orders import (CANCELED, EXPIRED, FILLED, NEW, PARTIAL, PENDING_CANCEL, REJECTED, REPLACED,
-                            TRADE, OmsCancelReject, OmsExec, OrderManager, VenueCancel, VenueExec, VenueNew,
+                            TRADE, OmsCancelReject, OmsExec, OrderManager, Retry, VenueCancel, VenueExec, VenueNew,
                             VenueReplace)
 
 S = "FIX.4.4:FIXGW->OMS1"
@@ -184,8 +184,8 @@ def test_micro_burst_retries_an_ioc_remainder_once():
     order, (v,) = route(om, intent(qty=100))
     om.on_venue_exec(ex(v, TRADE, PARTIAL, 30, 70, 10.0, 30, 10.0))
     outs = om.on_venue_exec(ex(v, CANCELED, CANCELED, 30, 0, 10.0))
-    assert calls == [70] and outs[0][0] == "retry" and not order.done      # nothing told yet
-    (new,) = om.add_retry(order, outs[0][2], "R1")
+    assert calls == [70] and isinstance(outs[0], Retry) and not order.done      # nothing told yet
+    (new,) = om.add_retry(order, outs[0].spec, "R1")
     assert isinstance(new, VenueNew) and new.child.venue == "BRAVO" and new.child.qty == 70
     end = execs(om.on_venue_exec(ex("R1", CANCELED, CANCELED, 0, 0, venue="BRAVO")))
     assert [(e.exec_type, e.cum_qty) for e in end] == [(CANCELED, 30)] and calls == [70]   # only once
