@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gateway import procs  # noqa: E402
-from gateway.demo.tomlout import dumps  # noqa: E402
-from gateway.fixwire import RawFixSession, accept, utc_now  # noqa: E402
+from gateway.common import procs  # noqa: E402
+from gateway.apps.demo.tomlout import dumps  # noqa: E402
+from gateway.fix.raw import RawFixSession, accept, utc_now  # noqa: E402
 
 
 def pct(xs, qs=(50, 90, 99)) -> str:

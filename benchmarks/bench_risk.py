@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.clock import MONOTONIC  # noqa: E402
-from gateway.model import BUY, LIMIT, SELL, OrderIntent  # noqa: E402
-from gateway.risk import RiskConfig, RiskEngine  # noqa: E402
+from gateway.common.clock import MONOTONIC  # noqa: E402
+from gateway.core.model import BUY, LIMIT, SELL, OrderIntent  # noqa: E402
+from gateway.core.risk import RiskConfig, RiskEngine  # noqa: E402
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "META", "GOOG", "NFLX"]
 SESSIONS = ["FIX.4.4:GW->OMS1", "FIX.4.4:GW->OMS2", "FIX.4.4:GW->OMS3"]

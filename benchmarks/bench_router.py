@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.clock import FakeClock  # noqa: E402
-from gateway.market import MarketState  # noqa: E402
-from gateway.model import BUY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent  # noqa: E402
-from gateway.router import build_router  # noqa: E402
-from gateway.router.config import RoutingConfig  # noqa: E402
-from gateway.router.decisions import DecisionLog  # noqa: E402
+from gateway.common.clock import FakeClock  # noqa: E402
+from gateway.core.market import MarketState  # noqa: E402
+from gateway.core.model import BUY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent  # noqa: E402
+from gateway.core.router import build_router  # noqa: E402
+from gateway.core.router.config import RoutingConfig  # noqa: E402
+from gateway.core.router.decisions import DecisionLog  # noqa: E402
 
 MID = 1.10000
 TICK = 0.00001

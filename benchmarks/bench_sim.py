@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway import procs  # noqa: E402
-from gateway.clock import MONOTONIC  # noqa: E402
-from gateway.fixwire import RawFixSession  # noqa: E402
-from sim_exchange.engine import BUY, DAY, IOC, LIMIT, SELL, Instrument, MatchingEngine  # noqa: E402
+from gateway.common import procs  # noqa: E402
+from gateway.common.clock import MONOTONIC  # noqa: E402
+from gateway.fix.raw import RawFixSession  # noqa: E402
+from gateway.core.matching.engine import BUY, DAY, IOC, LIMIT, SELL, Instrument, MatchingEngine  # noqa: E402
 
 LATENCIES_US = (100, 500, 2500)
 

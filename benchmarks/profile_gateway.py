@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gateway import fixedge, procs  # noqa: E402
-from gateway.configfile import load_config  # noqa: E402
+from gateway.fix import quickfix_backend as fixedge, procs  # noqa: E402
+from gateway.common.configfile import load_config  # noqa: E402
 
 TIMES: dict[str, list[float]] = {}
 
@@ -69,8 +69,8 @@ def main() -> int:
         drive(args.drive[0], args.drive[1], args.orders)
         return 0
     from bench_gateway import gateway_config
-    from gateway.config import GatewayConfig
-    from gateway.server import Gateway
+    from gateway.apps.server.config import GatewayConfig
+    from gateway.apps.server.app import Gateway
 
     with tempfile.TemporaryDirectory(prefix="prof-gw-") as d:
         tmp = Path(d)

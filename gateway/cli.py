@@ -8,17 +8,17 @@ from __future__ import annotations
 import importlib
 import sys
 
-from gateway.configfile import ConfigError
+from gateway.common.configfile import ConfigError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim_exchange.cli", "run the simulated FIX 4.4 exchange (one or more venues)"),
-    "run": ("gateway.server", "run the gateway (OMS acceptor + venue initiators)"),
-    "status": ("gateway.admin", "show the status of a running gateway"),
-    "kill": ("gateway.admin", "trip the kill switch of a running gateway"),
-    "reset": ("gateway.admin", "reset a tripped kill switch (a person decides)"),
-    "certify": ("gateway.certify.cli", "run FIX session certification scenarios against a counterparty"),
-    "demo": ("gateway.demo.cli", "simulator + gateway + scalping OMS client, live view and report"),
-    "bench": ("gateway.benchcli", "run a benchmark script (gateway, profile, router, risk, sim)"),
+    "run": ("gateway.apps.server.app", "run the gateway (OMS acceptor + venue initiators)"),
+    "status": ("gateway.apps.server.admin", "show the status of a running gateway"),
+    "kill": ("gateway.apps.server.admin", "trip the kill switch of a running gateway"),
+    "reset": ("gateway.apps.server.admin", "reset a tripped kill switch (a person decides)"),
+    "certify": ("gateway.apps.certify.cli", "run FIX session certification scenarios against a counterparty"),
+    "demo": ("gateway.apps.demo.cli", "simulator + gateway + scalping OMS client, live view and report"),
+    "bench": ("gateway.apps.bench", "run a benchmark script (gateway, profile, router, risk, sim)"),
 }
 
 

@@ -6,8 +6,8 @@ import json
 import logging
 import sys
 
-from gateway import fixedge
-from gateway.configfile import ConfigError
+from gateway.fix import quickfix_backend as fixedge
+from gateway.common.configfile import ConfigError
 from sim_exchange.config import SimConfig
 from sim_exchange.exchange import SimExchange
 

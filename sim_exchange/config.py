@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.configfile import load_config
+from gateway.common.configfile import load_config
 
 
 class _Strict(BaseModel):
@@ -141,5 +141,5 @@ class SimConfig(_Strict):
 
     @classmethod
     def load(cls, path: str | Path) -> "SimConfig":
-        """Read and validate a TOML file; raises gateway.configfile.ConfigError naming the field."""
+        """Read and validate a TOML file; raises gateway.common.configfile.ConfigError naming the field."""
         return load_config(path, cls)

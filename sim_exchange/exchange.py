@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from gateway.clock import MONOTONIC, Clock
+from gateway.common.clock import MONOTONIC, Clock
 from sim_exchange.config import SimConfig
 from sim_exchange.venue import Venue
 

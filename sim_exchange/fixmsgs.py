@@ -8,9 +8,9 @@ from __future__ import annotations
 import quickfix as fix
 import quickfix44 as fix44
 
-from gateway.fixedge import fix_number, message_from_body, new_message, utc_timestamp
-from sim_exchange.events import TRADE, CancelReject, ExecReport
-from sim_exchange.marketdata import MDEntry
+from gateway.fix.quickfix_backend import fix_number, message_from_body, new_message, utc_timestamp
+from gateway.core.matching.events import TRADE, CancelReject, ExecReport
+from gateway.core.matching.marketdata import MDEntry
 
 
 fmt_num = fix_number     # FIX Price/Qty text, shared with the gateway

@@ -18,7 +18,7 @@ import threading
 from typing import Callable
 
 from sim_exchange.config import FlowConfig
-from sim_exchange.engine import BUY, IOC, LIMIT, SELL, MatchingEngine
+from gateway.core.matching.engine import BUY, IOC, LIMIT, SELL, MatchingEngine
 
 FLOW_OWNER_PREFIX = "flow:"
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import quickfix as fix
 import quickfix44 as fix44
 
-from gateway import fixedge
-from gateway.clock import MONOTONIC, Clock
-from gateway.procs import free_port
+from gateway.fix import quickfix_backend as fixedge
+from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.procs import free_port
 from sim_exchange import fixmsgs
 from sim_exchange.config import SimConfig, VenueConfig
-from sim_exchange.engine import LIMIT, Instrument, MatchingEngine
-from sim_exchange.events import BookTouched, CancelReject, ExecReport, TradePrint
+from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
+from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowDriver, FlowModel
-from sim_exchange.marketdata import TRADE, MDEntry, Subscription
+from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
 from sim_exchange.proxy import DelayProxy, LatencyModel
 
 log = logging.getLogger("sim.venue")

@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from gateway import procs
-from gateway.demo.tomlout import dumps
-from gateway.fixwire import RawFixSession, utc_now
+from gateway.common import procs
+from gateway.apps.demo.tomlout import dumps
+from gateway.fix.raw import RawFixSession, utc_now
 
 SYMBOLS = [{"symbol": "AAPL", "tick_size": 0.01, "ref_price": 190.00},
            {"symbol": "EURUSD", "tick_size": 0.00001, "ref_price": 1.10000}]

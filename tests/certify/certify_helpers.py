@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from gateway.certify import cli
-from gateway.certify.script import builtin_suite, discover
+from gateway.apps.certify import cli
+from gateway.apps.certify.script import builtin_suite, discover
 
 SUITE = discover([builtin_suite()])
 SUITE_NAMES = [p.stem for p in SUITE]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.certify.acceptor import ReferenceAcceptor
-from gateway.procs import free_port, wait_for_ports
+from gateway.apps.certify.acceptor import ReferenceAcceptor
+from gateway.common.procs import free_port, wait_for_ports
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from certify_helpers import SUITE_NAMES, failures, run_certify, statuses
 
-from gateway.certify.faulty import FaultyAcceptor
-from gateway.procs import free_port, wait_for_ports
+from gateway.apps.certify.faulty import FaultyAcceptor
+from gateway.common.procs import free_port, wait_for_ports
 
 
 @pytest.fixture

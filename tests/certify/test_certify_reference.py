@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from certify_helpers import SUITE, SUITE_NAMES, failures, run_certify, statuses
 
-from gateway.procs import fixgw_command, free_port
+from gateway.common.procs import fixgw_command, free_port
 
 
 def test_whole_suite_passes_against_a_plain_quickfix_acceptor(reference_acceptor, tmp_path, capsys):
@@ -77,7 +77,7 @@ def test_unreachable_counterparty_is_exit_2_with_one_line(tmp_path):
 
 
 def test_usage_errors_are_exit_2(tmp_path, capsys):
-    from gateway.certify import cli
+    from gateway.apps.certify import cli
     assert cli.main(["--port", "1"]) == 2
     assert cli.main(["--venue", "ALPHA"]) == 2
     assert cli.main(["--port", "1", "--target", "X", "--scripts", str(tmp_path / "missing")]) == 2

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.certify.compare import LOOSE, STRICT, compare, integrity_problem
-from gateway.certify.faulty import drop_outbound, repair_checksums
-from gateway.certify.script import (ANY, SOH, Context, ScriptError, builtin_suite, discover, fixify,
+from gateway.apps.certify.compare import LOOSE, STRICT, compare, integrity_problem
+from gateway.apps.certify.faulty import drop_outbound, repair_checksums
+from gateway.apps.certify.script import (ANY, SOH, Context, ScriptError, builtin_suite, discover, fixify,
                                     parse_file, parse_text, show, substitute)
-from gateway.certify.wire import Framer, FramingError
+from gateway.apps.certify.wire import Framer, FramingError
 
 CTX = Context("CERT", "ISLD", 30)
 
@@ -96,7 +96,7 @@ def test_substitute_placeholders_and_compid_map():
 
 
 def test_one_clock_reading_per_message(monkeypatch):
-    import gateway.certify.script as script
+    import gateway.apps.certify.script as script
     seen = []
     monkeypatch.setattr(script, "utc_time", lambda off=0, now=None: seen.append(now) or "T")
     substitute(f"52=<TIME>{SOH}122=<TIME>{SOH}60=<TIME+1>{SOH}", CTX)
@@ -190,7 +190,7 @@ def test_fault_helpers_repair_checksums_and_drop_messages():
 def test_an_internal_error_is_one_scenario_error_not_the_end_of_the_run(monkeypatch, tmp_path):
     import socket
 
-    from gateway.certify.runner import ScenarioRunner, Target
+    from gateway.apps.certify.runner import ScenarioRunner, Target
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -206,8 +206,8 @@ def test_an_internal_error_is_one_scenario_error_not_the_end_of_the_run(monkeypa
 
 
 def test_counterparties_from_our_configs_and_reset_warnings(tmp_path):
-    from gateway.certify.counterparty import from_gateway_config, from_sim_config
-    from gateway.fixedge import REPO_ROOT
+    from gateway.apps.certify.counterparty import from_gateway_config, from_sim_config
+    from gateway.common.paths import REPO_ROOT
     import tomllib
     sim_cfg = tomllib.loads((REPO_ROOT / "configs" / "sim.toml").read_text())
     bravo = next(v for v in sim_cfg["venues"] if v["name"] == "BRAVO")

@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from gateway import procs
-from gateway.config import GatewayConfig
-from gateway.configfile import validate_config
-from gateway.demo.config import CONFIG_DIR, load_demo_config
-from gateway.demo.runner import gateway_config, read_toml, sim_config
-from gateway.fixedge import REPO_ROOT
+from gateway.common import procs
+from gateway.apps.server.config import GatewayConfig
+from gateway.common.configfile import validate_config
+from gateway.apps.demo.config import CONFIG_DIR, load_demo_config
+from gateway.apps.demo.runner import gateway_config, read_toml, sim_config
+from gateway.common.paths import REPO_ROOT
 from sim_exchange.config import SimConfig
 
 POLICIES = ["scalp", "best_price", "dma"]
@@ -83,7 +83,7 @@ def test_demo_compare_short_run(tmp_path):
         assert run["series"] and run["decisions"]
         assert {v for snap in run["series"] for v in snap["venues"]} == {"ALPHA", "BRAVO", "CHARLIE"}
     _assert_no_orphans(report)
-    from gateway.demo.view import render   # the live table draws the gateway's real /status
+    from gateway.apps.demo.view import render   # the live table draws the gateway's real /status
     text = render(report["runs"][0]["final_status"], {}, "scalp", 4.0, 4.0, "AAPL")
     assert all(f"{v:<8} up" in text for v in ("ALPHA", "BRAVO", "CHARLIE")), text
     pngs = {p.name for p in out.glob("*.png")}

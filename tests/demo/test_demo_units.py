@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from gateway.clock import FakeClock
-from gateway.demo import report
-from gateway.demo.config import ClientConfig
-from gateway.demo.mdbook import MarketView, Touch, md_entries, parse_fields
-from gateway.demo.orders import OrderRecord, OrderTracker
-from gateway.demo.signals import SignalRule
-from gateway.model import BUY, SELL
+from gateway.common.clock import FakeClock
+from gateway.apps.demo import report
+from gateway.apps.demo.config import ClientConfig
+from gateway.apps.demo.mdbook import MarketView, Touch, md_entries, parse_fields
+from gateway.apps.demo.orders import OrderRecord, OrderTracker
+from gateway.apps.demo.signals import SignalRule
+from gateway.core.model import BUY, SELL
 
 S = "\x01"
 
@@ -194,7 +194,7 @@ def test_write_report_files_and_table(tmp_path):
 
 
 def test_charts_skipped_without_matplotlib(tmp_path, monkeypatch):
-    from gateway.demo import charts
+    from gateway.apps.demo import charts
     monkeypatch.setattr(charts, "_pyplot", lambda: None)
     rep = report.build_report([{"policy": "scalp", "orders": _records(), "decisions": []}], {})
     paths = report.write_report(rep, tmp_path)
@@ -221,7 +221,7 @@ def test_injected_rtt_follows_the_schedule_and_split_orders_take_the_slowest():
 
 
 def test_live_view_render_and_summary_line():
-    from gateway.demo import view
+    from gateway.apps.demo import view
     status = {"venues": [{"name": "ALPHA", "logged_on": True,
                           "market": {"latency": {"ewma_us": 210.4, "p50_us": 200, "p99_us": 480},
                                      "books": {"AAPL": {"bid": 190.0, "bid_qty": 300, "ask": 190.01,
@@ -245,7 +245,7 @@ def test_live_view_render_and_summary_line():
 
 def test_live_view_survives_an_unexpected_status_shape():
     import io
-    from gateway.demo import view
+    from gateway.apps.demo import view
     out = io.StringIO()
     v = view.LiveView("http://127.0.0.1:1", lambda: {"totals": {"sent": "x"}}, "scalp", 4, "AAPL",
                       clock=lambda: 1.0, out=out, tty=True)
@@ -293,8 +293,8 @@ def test_trade_for_notices_a_dead_child_and_ctrl_c():
     import subprocess
     import sys
     import time
-    from gateway.demo.config import DemoConfig
-    from gateway.demo.runner import DemoRunner, RunSettings
+    from gateway.apps.demo.config import DemoConfig
+    from gateway.apps.demo.runner import DemoRunner, RunSettings
     runner = DemoRunner(RunSettings(cfg=DemoConfig(), run_dir=None, duration_s=1))
     quick = subprocess.Popen([sys.executable, "-c", "pass"])
     quick.wait(10)
@@ -312,8 +312,8 @@ def test_trade_for_notices_a_dead_child_and_ctrl_c():
 
 
 def test_client_order_message_fields(tmp_path, monkeypatch):
-    from gateway.demo import client as client_mod
-    from gateway.demo.signals import Signal
+    from gateway.apps.demo import client as client_mod
+    from gateway.apps.demo.signals import Signal
     sent = []
     monkeypatch.setattr(client_mod.fixedge, "send", lambda msg, sid: sent.append(msg.toString()) or True)
     c = client_mod.DemoClient(ClientConfig(), 1, {"ALPHA": 2}, {"EURUSD": 0.00001, "BTCUSD": 0.5}, tmp_path)
@@ -330,7 +330,7 @@ def test_client_order_message_fields(tmp_path, monkeypatch):
 
 def test_toml_writer_round_trips_the_config_shapes():
     import tomllib
-    from gateway.demo.tomlout import dumps
+    from gateway.apps.demo.tomlout import dumps
     data = {"store_dir": "C:\\x \"q\"", "n": None,
             "oms": {"port": 1, "clients": [{"comp_id": "A"}, {"comp_id": "B", "reset_on_logon": True}]},
             "venues": [{"name": "A", "latency": {"base_us": 100.5, "schedule": [{"at_s": 1.5, "base_us": 3}]}},

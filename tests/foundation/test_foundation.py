@@ -10,10 +10,10 @@ import pytest
 import quickfix as fix
 from pydantic import BaseModel, ConfigDict
 
-from gateway import fixedge
-from gateway.clock import FakeClock
-from gateway.configfile import ConfigError, load_config
-from gateway.fixwire import RawFixSession, accept
+from gateway.fix import quickfix_backend as fixedge
+from gateway.common.clock import FakeClock
+from gateway.common.configfile import ConfigError, load_config
+from gateway.fix.raw import RawFixSession, accept
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,7 +156,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 
 def test_bench_subcommand_runs_the_scripts_and_refuses_unknown_names(capsys):
-    from gateway import benchcli
+    from gateway.apps import bench as benchcli
     assert benchcli.main(["nope"]) == 2
     assert "unknown benchmark 'nope'" in capsys.readouterr().err
     for name, (script, _) in benchcli.BENCHMARKS.items():

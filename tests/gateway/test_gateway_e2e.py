@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import procs
-from gateway.fixwire import ConnectionClosed, utc_now
+from gateway.common import procs
+from gateway.fix.raw import ConnectionClosed, utc_now
 from stack import Oms
 
 TERMINAL = {"2", "4", "8", "C"}

@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 
-from gateway.journal import Journal, replay
-from gateway.model import BUY, DAY, IOC, LIMIT, SELL, ChildOrder, OrderIntent
-from gateway.orders import (CANCELED, EXPIRED, FILLED, NEW, PARTIAL, PENDING_CANCEL, REJECTED, REPLACED,
+from gateway.core.journal import Journal, replay
+from gateway.core.model import BUY, DAY, IOC, LIMIT, SELL, ChildOrder, OrderIntent
+from gateway.core.orders import (CANCELED, EXPIRED, FILLED, NEW, PARTIAL, PENDING_CANCEL, REJECTED, REPLACED,
                             TRADE, OmsCancelReject, OmsExec, OrderManager, Retry, VenueCancel, VenueExec, VenueNew,
                             VenueReplace)
 

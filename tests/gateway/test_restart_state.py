@@ -2,12 +2,12 @@
 tripped kill switch (rebuilt from the order journal, no sockets)."""
 from __future__ import annotations
 
-from gateway.config import GatewayConfig
-from gateway.configfile import validate_config
-from gateway.journal import Journal
-from gateway.model import BUY, DAY, IOC, LIMIT, ChildOrder, OrderIntent
-from gateway.orders import VenueExec
-from gateway.server import Gateway
+from gateway.apps.server.config import GatewayConfig
+from gateway.common.configfile import validate_config
+from gateway.core.journal import Journal
+from gateway.core.model import BUY, DAY, IOC, LIMIT, ChildOrder, OrderIntent
+from gateway.core.orders import VenueExec
+from gateway.apps.server.app import Gateway
 
 S = "FIX.4.4:FIXGW->OMS1"
 

@@ -6,10 +6,10 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from gateway.clock import FakeClock
-from gateway.model import (BUY, LIMIT, MARKET, REJ_DUPLICATE, REJ_EXCEEDS_LIMIT,
+from gateway.common.clock import FakeClock
+from gateway.core.model import (BUY, LIMIT, MARKET, REJ_DUPLICATE, REJ_EXCEEDS_LIMIT,
                            REJ_UNKNOWN_SYMBOL, SELL, OrderIntent)
-from gateway.risk import RiskConfig, RiskEngine
+from gateway.core.risk import RiskConfig, RiskEngine
 
 SESSION = "FIX.4.4:GW->OMS1"
 _ids = itertools.count()

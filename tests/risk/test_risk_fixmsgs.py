@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import quickfix as fix
 
-from gateway.fixedge import dictionary_path
-from gateway.model import RiskReject
-from gateway.risk.fixmsgs import reject_fields, reset_news, trip_news
+from gateway.fix.quickfix_backend import dictionary_path
+from gateway.core.model import RiskReject
+from gateway.apps.server.news import reject_fields, reset_news, trip_news
 
 
 def _validate(msg: fix.Message) -> fix.Message:

@@ -5,10 +5,10 @@ import itertools
 
 import pytest
 
-from gateway.clock import FakeClock
-from gateway.model import BUY, LIMIT, SELL, OrderIntent
-from gateway.risk import ACTIVE, HALTED, REDUCING, RiskConfig, RiskEngine
-from gateway.risk.killswitch import RollingLoss
+from gateway.common.clock import FakeClock
+from gateway.core.model import BUY, LIMIT, SELL, OrderIntent
+from gateway.core.risk import ACTIVE, HALTED, REDUCING, RiskConfig, RiskEngine
+from gateway.core.risk.killswitch import RollingLoss
 
 SESSION = "FIX.4.4:GW->OMS1"
 _ids = itertools.count()
@@ -235,7 +235,7 @@ def test_start_new_day_moves_the_daily_baseline():
 
 
 def test_format_snapshot_names_state_reason_and_positions():
-    from gateway.risk import format_snapshot
+    from gateway.core.risk import format_snapshot
     eng, _ = make(max_order_qty=5)
     fill(eng, BUY, 5, 10.0)
     eng.check(order(BUY, 6))
@@ -248,7 +248,7 @@ def test_format_snapshot_names_state_reason_and_positions():
 def test_trip_is_logged_with_the_numbers(caplog):
     eng, _ = make(daily_loss_limit=10)
     fill(eng, BUY, 10, 10.0)
-    with caplog.at_level("WARNING", logger="gateway.risk"):
+    with caplog.at_level("WARNING", logger="gateway.core.risk"):
         eng.on_mark("AAPL", 8.0)
     assert "ACTIVE -> HALTED by auto: daily loss: 20.00" in caplog.text
     assert "unrealized -20.00" in caplog.text

@@ -12,8 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gateway import procs
-from gateway.fixwire import RawFixSession
+from gateway.common import procs
+from gateway.fix.raw import RawFixSession
 
 SYMBOLS = [{"symbol": "EURUSD", "tick_size": 0.00001, "ref_price": 1.10000}]
 _ids = itertools.count(1)

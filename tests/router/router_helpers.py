@@ -1,10 +1,10 @@
 """Hand-built market states for the router tests (fake clock, fake sender, raw FIX text)."""
 from __future__ import annotations
 
-from gateway.clock import FakeClock
-from gateway.market import MarketState
-from gateway.model import BUY, IOC, LIMIT, OrderIntent
-from gateway.router.config import RoutingConfig
+from gateway.common.clock import FakeClock
+from gateway.core.market import MarketState
+from gateway.core.model import BUY, IOC, LIMIT, OrderIntent
+from gateway.core.router.config import RoutingConfig
 
 SOH = "\x01"
 

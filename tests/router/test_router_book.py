@@ -1,8 +1,8 @@
 import pytest
 
-from gateway.book import L2Book
-from gateway.clock import FakeClock
-from gateway.model import BUY, SELL
+from gateway.core.book import L2Book
+from gateway.common.clock import FakeClock
+from gateway.core.model import BUY, SELL
 
 
 def book(clock=None):

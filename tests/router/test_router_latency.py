@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from gateway.clock import FakeClock
-from gateway.latency import INF, LatencyEstimator, ProbeTracker
+from gateway.common.clock import FakeClock
+from gateway.core.latency import INF, LatencyEstimator, ProbeTracker
 
 
 def test_ewma_recent_and_percentiles():

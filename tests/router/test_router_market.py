@@ -1,7 +1,7 @@
 import pytest
 
-from gateway.market import MarketState, parse_fields
-from gateway.router.config import RoutingConfig
+from gateway.core.market import MarketState, parse_fields
+from gateway.core.router.config import RoutingConfig
 
 from router_helpers import fix, incremental, make_market, snapshot, up
 

@@ -3,10 +3,10 @@ import random
 
 import pytest
 
-from gateway.configfile import ConfigError, validate_config
-from gateway.model import DAY, FOK, IOC, LIMIT, MARKET, SELL
-from gateway.router import build_router, fill_probability
-from gateway.router.config import RoutingConfig
+from gateway.common.configfile import ConfigError, validate_config
+from gateway.core.model import DAY, FOK, IOC, LIMIT, MARKET, SELL
+from gateway.core.router import build_router, fill_probability
+from gateway.core.router.config import RoutingConfig
 
 from router_helpers import incremental, intent, make_market, snapshot, up
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.procs import free_ports
+from gateway.common.procs import free_ports
 from sim_exchange.exchange import SimExchange
 from sim_helpers import make_config
 

@@ -5,7 +5,7 @@ import itertools
 import statistics
 import time
 
-from gateway.fixwire import RawFixSession
+from gateway.fix.raw import RawFixSession
 from sim_exchange.config import SimConfig
 
 TERMINAL = {b"2", b"4", b"8", b"C"}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import procs
-from gateway.configfile import ConfigError, validate_config
-from gateway.fixwire import RawFixSession
+from gateway.common import procs
+from gateway.common.configfile import ConfigError, validate_config
+from gateway.fix.raw import RawFixSession
 from sim_exchange.config import SimConfig
 
 ROOT = Path(__file__).resolve().parents[2]

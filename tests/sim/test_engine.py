@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.clock import FakeClock
+from gateway.common.clock import FakeClock
 from sim_exchange.config import FlowConfig
-from sim_exchange.engine import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL, Instrument, MatchingEngine
-from sim_exchange.events import (
+from gateway.core.matching.engine import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL, Instrument, MatchingEngine
+from gateway.core.matching.events import (
     CXL_DUPLICATE_CLORDID, CXL_TOO_LATE, CXL_UNKNOWN_ORDER, REJ_DUPLICATE, REJ_INCORRECT_QTY,
     REJ_INVALID_PRICE, REJ_UNKNOWN_SYMBOL, REJ_UNSUPPORTED, RESPONSE_TO_CANCEL, RESPONSE_TO_REPLACE, BookTouched,
     CancelReject, ExecReport, TradePrint,

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import quickfix as fix
 
-from gateway.clock import FakeClock
-from gateway.fixedge import dictionary_path
+from gateway.common.clock import FakeClock
+from gateway.fix.quickfix_backend import dictionary_path
 from sim_exchange import fixmsgs
-from sim_exchange.engine import BUY, DAY, IOC, LIMIT, MARKET, SELL, Instrument, MatchingEngine
-from sim_exchange.events import CancelReject, ExecReport
-from sim_exchange.marketdata import Subscription
+from gateway.core.matching.engine import BUY, DAY, IOC, LIMIT, MARKET, SELL, Instrument, MatchingEngine
+from gateway.core.matching.events import CancelReject, ExecReport
+from gateway.core.matching.marketdata import Subscription
 
 DD = fix.DataDictionary(str(dictionary_path()))
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.procs import free_ports
+from gateway.common.procs import free_ports
 from sim_exchange.config import LatencyConfig
 from sim_exchange.proxy import DelayProxy, LatencyModel
 

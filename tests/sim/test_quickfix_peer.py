@@ -9,7 +9,7 @@ import threading
 
 import quickfix as fix
 
-from gateway import fixedge
+from gateway.fix import quickfix_backend as fixedge
 from sim_helpers import quiet_venue
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.fixwire import ConnectionClosed, RawFixSession
+from gateway.fix.raw import ConnectionClosed, RawFixSession
 from sim_helpers import client, median, quiet_venue, reports, send_order, tr_rtts
 
 NOW = "20260101-00:00:00.000"

@@ -1,0 +1,288 @@
+"""One demo run per policy: write the configs, start the simulator and the gateway,
+trade with the demo client while the live view runs, collect, and stop everything.
+
+Every child is started with ``gateway.common.procs`` and stopped by its Popen in ``finally``
+(no orphans, even on Ctrl-C or an exception). Waits are bounded and block on events.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from gateway.common import procs
+from gateway.apps.demo.client import DemoClient
+from gateway.apps.demo.config import CONFIG_DIR, ClientConfig, DemoConfig
+from gateway.apps.demo.tomlout import dumps
+from gateway.apps.demo.view import LiveView, fetch_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger("demo.runner")
+
+
+@dataclass
+class RunSettings:
+    cfg: DemoConfig
+    run_dir: Path
+    duration_s: float
+    sim_template: Path = CONFIG_DIR / "sim.toml"
+    gateway_template: Path = CONFIG_DIR / "gateway.toml"
+    seed: int | None = None            # overrides the sim and client seeds when set
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    tty: bool | None = None
+    view_symbol: str | None = None     # the book shown in the live view (default: the last client symbol)
+
+
+def read_toml(path: Path) -> dict:
+    return tomllib.loads(Path(path).read_text())
+
+
+def sim_config(template: dict, ports: dict[str, int], store_dir: Path, duration_s: float, cfg: DemoConfig,
+               seed: int | None) -> dict:
+    """The run's sim TOML: free ports, run-local store, schedule scaled to the trading window."""
+    data = copy.deepcopy(template)
+    data["store_dir"] = str(store_dir)
+    data["log_dir"] = ""
+    scale = duration_s / cfg.reference_duration_s
+    for i, venue in enumerate(data["venues"]):
+        venue["port"] = ports[venue["name"]]
+        if seed is not None:
+            venue["seed"] = seed * 1000 + i + 1
+        lat = venue.get("latency") or {}
+        for step in lat.get("schedule") or []:
+            step["at_s"] = round(cfg.startup_offset_s + step["at_s"] * scale, 3)
+    return data
+
+
+def gateway_config(template: dict, venue_ports: dict[str, int], oms_port: int, admin_port: int,
+                   store_dir: Path, policy: str) -> dict:
+    data = copy.deepcopy(template)
+    data["store_dir"] = str(store_dir)
+    data["log_dir"] = ""
+    data.setdefault("oms", {})["port"] = oms_port
+    data.setdefault("admin", {})["port"] = admin_port
+    data.setdefault("routing", {})["policy"] = policy
+    clients = data["oms"].setdefault("clients", [])
+    if not any(c.get("comp_id") == "DEMO" for c in clients):
+        clients.append({"comp_id": "DEMO", "reset_on_logon": True})
+    for venue in data["venues"]:
+        venue["port"] = venue_ports[venue["name"]]
+    return data
+
+
+def latency_model(sim: dict, startup_s: float) -> dict[str, dict]:
+    """Each venue's injected one-way latency, schedule times relative to trading start.
+
+    Approximate by the simulator's own start-up time (its schedule clock starts when its
+    proxies start, a little after we launched it).
+    """
+    out = {}
+    for v in sim["venues"]:
+        lat = v.get("latency") or {}
+        out[v["name"]] = {"base_us": float(lat.get("base_us", 0)), "jitter_us": float(lat.get("jitter_us", 0)),
+                          "jitter": lat.get("jitter", "normal"),
+                          "schedule": [[round(st["at_s"] - startup_s, 3), float(st["base_us"]),
+                                        float(st.get("jitter_us", 0))] for st in lat.get("schedule") or []]}
+    return out
+
+
+def tick_sizes(sim: dict) -> dict[str, float]:
+    return {s["symbol"]: float(s["tick_size"]) for s in sim.get("symbols", [])}
+
+
+class DemoRunner:
+    """Runs policies one after another; ``stop`` (set by Ctrl-C) ends the current run early."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.s = settings
+        self.stop = threading.Event()
+        self.interrupted = False
+        self.cleaning = False     # stopping the children: a second Ctrl-C must not cut that short
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.stop.set()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.s.out, flush=True)
+
+    def run_policy(self, policy: str, label: str | None = None) -> dict:
+        """One run (in <run dir>/<label>/, label default: the policy): configs, children, client
+        and view, trading, collection; always cleaned up."""
+        run = self.prepare(policy, label or policy)
+        t_start = time.monotonic()
+        try:
+            self.start_children(run)
+            self.start_client(run)
+            run.meta["startup_s"] = round(time.monotonic() - t_start, 3)
+            run.meta["latency_model"] = latency_model(run.sim, run.meta["startup_s"])
+            self.trade(run)
+            return self.collect(run)
+        finally:
+            self.cleaning = True
+            try:
+                self.shutdown(run.view, run.client, run.gw_proc, run.sim_proc, run.meta)
+            finally:
+                self.cleaning = False
+                run.meta["wall_s"] = round(time.monotonic() - t_start, 3)
+
+    def prepare(self, policy: str, label: str) -> "_Run":
+        """Free ports and the run's sim and gateway TOMLs in <run dir>/<label>/."""
+        s = self.s
+        pdir = (s.run_dir / label).resolve()
+        pdir.mkdir(parents=True, exist_ok=True)
+        sim_t, gw_t = read_toml(s.sim_template), read_toml(s.gateway_template)
+        names = [v["name"] for v in sim_t["venues"]]
+        ports = procs.free_ports(len(names) + 2)
+        venue_ports = dict(zip(names, ports))
+        oms_port, admin_port = ports[-2:]
+        sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, s.cfg, s.seed)
+        gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", policy)
+        (pdir / "sim.toml").write_text(dumps(sim))
+        (pdir / "gateway.toml").write_text(dumps(gw))
+        client_cfg = s.cfg.client.model_copy(update={"seed": s.seed} if s.seed is not None else {})
+        meta = {"policy": policy, "run_dir": str(pdir), "ports": {"oms": oms_port, "admin": admin_port, **venue_ports},
+                "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]}, "client_seed": client_cfg.seed,
+                "duration_s": s.duration_s, "routing": {k: gw.get("routing", {}).get(k) for k in
+                                                        ("policy", "default_venue", "probe_interval_ms")}}
+        return _Run(policy, pdir, venue_ports, oms_port, admin_port, sim, client_cfg, meta)
+
+    def start_children(self, run: "_Run") -> None:
+        """Simulator, then gateway; ready when every venue session is up with latency samples."""
+        timeout = self.s.cfg.startup_timeout_s
+        run.sim_proc = procs.start(procs.fixgw_command("sim", "--config", str(run.pdir / "sim.toml")),
+                                   run.pdir / "sim.log")
+        run.meta["sim_pid"] = run.sim_proc.pid
+        procs.wait_for_ports(list(run.venue_ports.values()), timeout=timeout, proc=run.sim_proc)
+        run.gw_proc = procs.start(procs.fixgw_command("run", "--config", str(run.pdir / "gateway.toml"),
+                                                      "--log-level", "WARNING"), run.pdir / "gateway.log")
+        run.meta["gateway_pid"] = run.gw_proc.pid
+        (run.pdir / "pids.json").write_text(json.dumps({"sim": run.sim_proc.pid, "gateway": run.gw_proc.pid}))
+        procs.wait_for_ports([run.oms_port, run.admin_port], timeout=timeout, proc=run.gw_proc)
+        self.wait_gateway_ready(run.admin, list(run.venue_ports), timeout, run.gw_proc)
+
+    def start_client(self, run: "_Run") -> None:
+        timeout = self.s.cfg.startup_timeout_s
+        run.client = client = DemoClient(run.client_cfg, run.oms_port, run.venue_ports, tick_sizes(run.sim), run.pdir)
+        client.start()
+        if not self.wait_client_ready(client, timeout) and not self.stop.is_set():
+            raise TimeoutError(f"demo client not ready after {timeout:.0f}s "
+                               f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
+                               f"symbols with data {sorted(client.md_seen)})")
+
+    def trade(self, run: "_Run") -> None:
+        """Trade for the duration (or until Ctrl-C or a child dies) with the live view, then drain."""
+        s, client = self.s, run.client
+        client.start_trading()
+        run.view = LiveView(run.admin, client.live_stats, run.policy, s.duration_s,
+                            s.view_symbol or run.client_cfg.symbols[-1],
+                            clock=lambda: client.clock.now() - client.t0, interval=s.cfg.status_interval_s,
+                            out=s.out, tty=s.tty)
+        run.view.start()
+        died = self.trade_for(s.duration_s, {"gateway": run.gw_proc, "simulator": run.sim_proc})
+        client.stop_trading()
+        if died:
+            run.meta["died"] = died
+            log_name = "gateway.log" if died == "gateway" else "sim.log"
+            self.say(f"!!! {died} exited during the run (log: {run.pdir / log_name}); stopping early")
+        run.meta["drained"] = client.drain(run.client_cfg.drain_timeout_s)
+        run.view.stop()
+        run.view.poll_once()  # the state after the last order ended
+
+    def collect(self, run: "_Run") -> dict:
+        """The run as the report reads it: orders, decisions, status series and final status."""
+        client, view = run.client, run.view
+        decisions = fetch_json(f"{run.admin}/decisions?n={self.s.cfg.decisions_fetch}", timeout=5.0) or []
+        final = fetch_json(f"{run.admin}/status", timeout=5.0) or view.last_status or {}
+        run.meta["signals"] = dict(client.rule.counts)
+        run.meta["client"] = dict(client.stats)
+        run.meta["trading_s"] = round(client.clock.now() - client.t0, 3)
+        records = [r.as_dict(client.t0) for r in client.tracker.records()]
+        return {"policy": run.policy, "meta": run.meta, "orders": records, "decisions": decisions,
+                "series": view.series, "final_status": final}
+
+    @staticmethod
+    def shutdown(view, client, gw_proc, sim_proc, meta: dict) -> None:
+        """Client logout, then the gateway, then the simulator: each step runs even if one before failed."""
+        try:
+            if view is not None:
+                view.stop()
+        finally:
+            try:
+                if client is not None:
+                    client.stop()
+            finally:
+                try:
+                    meta["gateway_exit"] = procs.stop(gw_proc)
+                finally:
+                    meta["sim_exit"] = procs.stop(sim_proc)
+
+    def trade_for(self, duration: float, children: dict) -> str | None:
+        """Block for ``duration`` (or until Ctrl-C) in half-second waits, watching the children;
+        the name of a child that died, else None."""
+        deadline = time.monotonic() + duration
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.stop.wait(min(0.5, left))
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    return name
+        return None
+
+    def wait_client_ready(self, client: DemoClient, timeout: float) -> bool:
+        """Client ready, in half-second blocking waits so that Ctrl-C is not kept waiting."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if client.wait_ready(min(0.5, max(deadline - time.monotonic(), 0.0))):
+                return True
+        return False
+
+    def wait_gateway_ready(self, admin: str, venues: list[str], timeout: float, proc) -> None:
+        """Until every venue session of the gateway is logged on and has latency samples (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.returncode}; see {getattr(proc, '_fixgw_log', '')}")
+            st = fetch_json(f"{admin}/status") or {}
+            rows = {v.get("name"): v for v in st.get("venues") or []}
+            if all(rows.get(n, {}).get("logged_on") and
+                   (((rows[n].get("market") or {}).get("latency") or {}).get("samples") or 0) > 0
+                   for n in venues):
+                return
+            self.stop.wait(0.2)
+        if not self.stop.is_set():
+            raise TimeoutError(f"gateway venue sessions not all up with latency samples after {timeout:.0f}s")
+
+
+@dataclass
+class _Run:
+    """The state of one policy run, so that cleanup can stop whatever was started."""
+    policy: str
+    pdir: Path
+    venue_ports: dict[str, int]
+    oms_port: int
+    admin_port: int
+    sim: dict
+    client_cfg: ClientConfig
+    meta: dict
+    sim_proc: subprocess.Popen | None = None
+    gw_proc: subprocess.Popen | None = None
+    client: DemoClient | None = None
+    view: LiveView | None = None
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"

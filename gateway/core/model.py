@@ -1,0 +1,122 @@
+"""The small shared vocabulary of the gateway core (no I/O).
+
+An OMS order becomes an ``OrderIntent``; risk answers with ``None`` (pass) or a
+``RiskReject``; a routing policy answers with a ``RoutingDecision`` holding one
+``ChildOrder`` (scalp, DMA) or several (best-price SOR). The quickfix adapters turn
+FIX messages into these objects and back; the engines never see quickfix.
+
+FIX enumerations are kept as their wire characters, so no translation sits on the
+hot path: Side '1' buy / '2' sell, OrdType '1' market / '2' limit,
+TimeInForce '0' Day / '3' IOC / '4' FOK.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+BUY, SELL = "1", "2"
+MARKET, LIMIT = "1", "2"
+DAY, IOC, FOK = "0", "3", "4"
+
+# OrdRejReason (103)
+REJ_BROKER_OPTION = 0
+REJ_UNKNOWN_SYMBOL = 1
+REJ_EXCHANGE_CLOSED = 2
+REJ_EXCEEDS_LIMIT = 3
+REJ_DUPLICATE = 6
+REJ_OTHER = 99
+
+
+@dataclass(slots=True)
+class OrderIntent:
+    """What an OMS order asks for, as risk and routing see it."""
+    oms_session: str          # session key of the OMS session it came from
+    cl_ord_id: str            # the OMS's ClOrdID
+    symbol: str
+    side: str                 # BUY / SELL
+    qty: float
+    ord_type: str             # MARKET / LIMIT
+    price: float | None       # limit price; None for market orders
+    tif: str                  # DAY / IOC / FOK
+    ex_destination: str | None = None
+    received_at: float = 0.0  # monotonic seconds when it arrived
+
+    @property
+    def signed_qty(self) -> float:
+        return self.qty if self.side == BUY else -self.qty
+
+
+@dataclass(slots=True)
+class ChildOrder:
+    """One venue order a decision asks for."""
+    venue: str
+    qty: float
+    price: float | None
+    ord_type: str
+    tif: str
+
+
+@dataclass(slots=True)
+class RoutingDecision:
+    """A router's answer, with the reason and the numbers behind it."""
+    policy: str
+    children: list[ChildOrder]
+    reason: str
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    decided_at: float = 0.0
+    decision_us: float = 0.0
+
+    @property
+    def rejected(self) -> bool:
+        return not self.children
+
+
+@dataclass(slots=True)
+class RiskReject:
+    """A failed pre-trade check: OrdRejReason(103) and a Text(58) naming the limit and values."""
+    check: str                # e.g. "max_order_qty", "kill_switch"
+    text: str
+    ord_rej_reason: int = REJ_EXCEEDS_LIMIT
+
+
+class Router(Protocol):
+    def decide(self, intent: OrderIntent) -> RoutingDecision: ...
+
+
+class RiskGate(Protocol):
+    """What the order path asks of risk (implemented by gateway.core.risk)."""
+
+    def check(self, intent: OrderIntent) -> RiskReject | None:
+        """Run every pre-trade check; on pass, the order counts as open exposure."""
+        ...
+
+    def on_fill(self, intent: OrderIntent, last_qty: float, last_px: float) -> None: ...
+
+    def on_order_done(self, intent: OrderIntent, leaves_qty: float) -> None:
+        """The order reached a terminal state; release its remaining open exposure."""
+        ...
+
+    def on_venue_reject(self, venue: str) -> None: ...
+
+
+class VenueListener(Protocol):
+    """Hooks the venue-side quickfix Application calls for everything that is not order flow.
+
+    Market data (W/X/Y) and our latency probes are handled by listeners; the order path
+    does not see them.
+    """
+
+    def on_venue_up(self, venue: str, session_id: Any) -> None: ...
+
+    def on_venue_down(self, venue: str) -> None: ...
+
+    def on_venue_admin(self, venue: str, msg: Any, msg_type: str) -> None:
+        """Every admin message received from the venue (Heartbeat answers to our probes among them)."""
+        ...
+
+    def on_venue_app(self, venue: str, msg: Any, msg_type: str) -> bool:
+        """An application message that is not an ExecutionReport/OrderCancelReject; True if handled."""
+        ...
+
+
+TripCallback = Callable[[str], None]

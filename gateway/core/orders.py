@@ -1,0 +1,554 @@
+"""Every OMS order and its venue orders: the gateway's order state machine (sans-IO).
+
+``OrderManager`` takes events (an accepted and routed order, a venue ExecutionReport,
+an OMS cancel or replace, a venue OrderCancelReject) and returns what must be sent
+(``OmsExec``, ``OmsCancelReject``, ``VenueNew``, ``VenueCancel``, ``VenueReplace``);
+the quickfix edge (gateway/apps/server/oms.py, gateway/apps/server/venues.py) formats and sends them. No
+sockets, no clock of its own: the caller passes ids and timestamps, so the journal can
+replay the same events after a crash (gateway/core/journal.py) and tests drive it directly.
+
+Invariants:
+- every OMS order ends in exactly one terminal state the OMS is told about: filled,
+  canceled, expired or rejected (``OmsOrder.done``);
+- CumQty/AvgPx of an OMS order are the sums over its venue orders, taken from the venue's
+  own CumQty/AvgPx, so a report replayed or resent after a crash cannot double count;
+- a venue ExecID already applied to the same venue order is ignored (PossDup resends
+  after a restart); the key includes the order because a restarted venue may reuse ExecIDs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from gateway.core.model import DAY, FOK, IOC, LIMIT, ChildOrder, OrderIntent, RiskGate
+
+# OrdStatus (39) / ExecType (150) characters
+NEW, PARTIAL, FILLED, CANCELED, REPLACED, PENDING_CANCEL = "0", "1", "2", "4", "5", "6"
+REJECTED, PENDING_NEW, EXPIRED, PENDING_REPLACE, TRADE = "8", "A", "C", "E", "F"
+ORDER_STATUS = "I"
+TERMINAL = frozenset((FILLED, CANCELED, REJECTED, EXPIRED))
+STATUS_NAMES = {NEW: "new", PARTIAL: "partially_filled", FILLED: "filled", CANCELED: "canceled",
+                REJECTED: "rejected", PENDING_NEW: "pending_new", EXPIRED: "expired",
+                PENDING_CANCEL: "pending_cancel", PENDING_REPLACE: "pending_replace"}
+# CxlRejReason (102)
+CXL_TOO_LATE, CXL_UNKNOWN, CXL_PENDING, CXL_OTHER = "0", "1", "3", "99"
+EPS = 1e-9
+
+
+@dataclass(slots=True)
+class VenueOrder:
+    """One order on one venue (a child of an OMS order)."""
+    parent: "OmsOrder"
+    venue: str
+    cl_ord_id: str               # our ClOrdID on the venue (changes on replace)
+    qty: float
+    price: float | None
+    ord_type: str
+    tif: str
+    status: str = PENDING_NEW
+    cum_qty: float = 0.0
+    avg_px: float = 0.0
+    venue_order_id: str | None = None
+    sent_at: float = 0.0
+    acked: bool = False
+    reject_text: str | None = None
+    cancel_pending: str | None = None   # our cancel request ClOrdID while one is open
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(slots=True)
+class Request:
+    """An OMS cancel or replace in flight at a venue (or a gateway-initiated cancel)."""
+    kind: str                     # "cancel" | "replace" | "kill"
+    order: "OmsOrder"
+    oms_cl_ord_id: str | None     # the OMS's ClOrdID of the request (None for gateway cancels)
+    oms_orig_cl_ord_id: str
+    qty: float = 0.0
+    price: float | None = None
+    text: str | None = None
+    new_intent: OrderIntent | None = None
+    answered: bool = False        # the OMS got its one answer (a report with this ClOrdID or a reject)
+
+
+@dataclass(slots=True)
+class OmsOrder:
+    intent: OrderIntent
+    order_id: str                # the gateway's OrderID, what the OMS sees in 37
+    status: str = PENDING_NEW
+    cum_qty: float = 0.0
+    avg_px: float = 0.0
+    children: list[VenueOrder] = field(default_factory=list)
+    policy: str = ""
+    route_reason: str = ""
+    text: str | None = None
+    cancel_request: Request | None = None
+    replace_request: Request | None = None
+    retried: bool = False
+    created_at: float = 0.0
+    done_at: float = 0.0
+
+    @property
+    def session(self) -> str:
+        return self.intent.oms_session
+
+    @property
+    def cl_ord_id(self) -> str:
+        return self.intent.cl_ord_id
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def leaves_qty(self) -> float:
+        return 0.0 if self.done else max(self.intent.qty - self.cum_qty, 0.0)
+
+    @property
+    def venue(self) -> str:
+        return self.children[-1].venue if self.children else ""
+
+    def live_children(self) -> list[VenueOrder]:
+        return [c for c in self.children if not c.done]
+
+
+@dataclass(slots=True)
+class OmsExec:
+    """An ExecutionReport for the OMS; order figures are copied when it is made."""
+    order: OmsOrder
+    exec_type: str
+    ord_status: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    cum_qty: float
+    leaves_qty: float
+    avg_px: float
+    last_qty: float = 0.0
+    last_px: float = 0.0
+    last_mkt: str | None = None
+    venue_order_id: str | None = None
+    text: str | None = None
+    ord_rej_reason: int | None = None
+
+
+@dataclass(slots=True)
+class OmsCancelReject:
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    order_id: str
+    ord_status: str
+    response_to: str              # 434: '1' cancel, '2' cancel/replace
+    reason: str                   # 102
+    text: str
+
+
+@dataclass(slots=True)
+class VenueNew:
+    child: VenueOrder
+
+
+@dataclass(slots=True)
+class VenueCancel:
+    child: VenueOrder
+    cl_ord_id: str
+    orig_cl_ord_id: str
+
+
+@dataclass(slots=True)
+class VenueReplace:
+    child: VenueOrder
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    qty: float
+    price: float | None
+
+
+@dataclass(slots=True)
+class VenueExec:
+    """The fields of a venue ExecutionReport the order path needs."""
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    exec_id: str
+    exec_type: str
+    ord_status: str
+    cum_qty: float
+    leaves_qty: float
+    avg_px: float
+    last_qty: float = 0.0
+    last_px: float = 0.0
+    venue_order_id: str | None = None
+    text: str | None = None
+
+
+@dataclass(slots=True)
+class Retry:
+    """Micro-burst: send ``spec`` for ``order``'s remainder (the edge allocates the venue ClOrdID)."""
+    order: OmsOrder
+    spec: ChildOrder
+
+
+RetryRoute = Callable[[OmsOrder, float], "ChildOrder | None"]
+
+
+class OrderManager:
+    """All orders of the gateway, indexed by OMS ClOrdID and by venue ClOrdID."""
+
+    def __init__(self, risk: RiskGate | None = None, retry_route: RetryRoute | None = None,
+                 on_venue_reject: Callable[[str], None] | None = None) -> None:
+        self.risk = risk
+        self.retry_route = retry_route
+        self.on_venue_reject = on_venue_reject
+        self.by_oms: dict[tuple[str, str], OmsOrder] = {}      # every ClOrdID an OMS used
+        self.by_order_id: dict[str, OmsOrder] = {}
+        self.by_venue_id: dict[str, tuple[VenueOrder, Request | None]] = {}
+        self.open: dict[str, OmsOrder] = {}                    # order_id -> live order
+        self.seen_exec_ids: set[tuple[str, str, str]] = set()   # (venue, venue ClOrdID, ExecID)
+        self.counts = dict.fromkeys(("total", "filled", "partially_filled", "canceled", "rejected",
+                                     "expired", "replaced", "fills", "ignored_reports"), 0)
+
+    # ---------------------------------------------------------------- intake
+
+    def is_known(self, session: str, cl_ord_id: str) -> bool:
+        return (session, cl_ord_id) in self.by_oms
+
+    def reject_new(self, intent: OrderIntent, order_id: str, text: str, reason: int,
+                   now: float = 0.0) -> list:
+        """An order refused before any venue saw it (risk, routing, duplicate)."""
+        order = OmsOrder(intent, order_id, status=REJECTED, text=text, created_at=now, done_at=now)
+        duplicate = (intent.oms_session, intent.cl_ord_id) in self.by_oms
+        if not duplicate:              # a rejected duplicate must not shadow the live order
+            self._index(order)
+        self.counts["total"] += 1
+        self.counts["rejected"] += 1
+        return [OmsExec(order, REJECTED, REJECTED, intent.cl_ord_id, None, 0.0, 0.0, 0.0,
+                        text=text, ord_rej_reason=reason)]
+
+    def accept(self, intent: OrderIntent, order_id: str, children: list[ChildOrder],
+               child_ids: list[str], policy: str = "", reason: str = "", now: float = 0.0) -> list:
+        """A checked and routed order: one VenueNew per child."""
+        order = OmsOrder(intent, order_id, policy=policy, route_reason=reason, created_at=now)
+        self._index(order)
+        self.open[order_id] = order
+        self.counts["total"] += 1
+        out: list = []
+        for spec, vid in zip(children, child_ids):
+            out.append(VenueNew(self._add_child(order, spec, vid, now)))
+        return out
+
+    def _index(self, order: OmsOrder) -> None:
+        self.by_oms[(order.session, order.cl_ord_id)] = order
+        self.by_order_id[order.order_id] = order
+
+    def _add_child(self, order: OmsOrder, spec: ChildOrder, venue_cl_ord_id: str, now: float) -> VenueOrder:
+        child = VenueOrder(order, spec.venue, venue_cl_ord_id, spec.qty, spec.price, spec.ord_type,
+                           spec.tif, sent_at=now)
+        order.children.append(child)
+        self.by_venue_id[venue_cl_ord_id] = (child, None)
+        return child
+
+    def send_failed(self, child: VenueOrder, text: str, now: float = 0.0) -> list:
+        """A venue order that could not be handed to its session (venue went down)."""
+        return self._child_finished(child, REJECTED, text, now)
+
+    # ---------------------------------------------------------------- venue reports
+
+    def find_child(self, venue_cl_ord_id: str) -> VenueOrder | None:
+        hit = self.by_venue_id.get(venue_cl_ord_id)
+        return hit[0] if hit else None
+
+    def on_venue_exec(self, ev: VenueExec, now: float = 0.0) -> list:
+        hit = self.by_venue_id.get(ev.cl_ord_id)
+        if hit is None and ev.orig_cl_ord_id:
+            hit = self.by_venue_id.get(ev.orig_cl_ord_id)
+        key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
+        if hit is None or key in self.seen_exec_ids:
+            self.counts["ignored_reports"] += 1
+            return []
+        self.seen_exec_ids.add(key)
+        child, request = hit
+        if ev.venue_order_id:
+            child.venue_order_id = ev.venue_order_id
+        et = ev.exec_type
+        if et == TRADE:
+            return self._on_fill(child, ev, now)
+        if et == NEW:
+            return self._on_new(child)
+        if et == REPLACED:
+            return self._on_replaced(child, request, ev)
+        if et == REJECTED:
+            if self.on_venue_reject is not None:
+                self.on_venue_reject(child.venue)
+            return self._child_finished(child, REJECTED, ev.text or "rejected by venue", now)
+        if et in (CANCELED, EXPIRED):
+            self._sync_fills(child, ev)
+            return self._child_finished(child, et, ev.text, now)
+        if et in (PENDING_CANCEL, PENDING_REPLACE, PENDING_NEW):
+            return []
+        self.counts["ignored_reports"] += 1      # restated, order status, ...: nothing to forward
+        return []
+
+    def _on_new(self, child: VenueOrder) -> list:
+        order = child.parent
+        first = not child.acked
+        child.acked = True
+        if child.status == PENDING_NEW:
+            child.status = NEW
+        if order.status != PENDING_NEW or not first:
+            return []
+        order.status = NEW
+        return [self._exec(order, NEW, last_mkt=child.venue, venue_order_id=child.venue_order_id)]
+
+    def _sync_fills(self, child: VenueOrder, ev: VenueExec) -> None:
+        # the venue's CumQty is authoritative (a fill report may have been lost in a crash)
+        if ev.cum_qty > child.cum_qty + EPS:
+            child.cum_qty, child.avg_px = ev.cum_qty, ev.avg_px
+            self._recompute(child.parent)
+
+    def _on_fill(self, child: VenueOrder, ev: VenueExec, now: float) -> list:
+        order = child.parent
+        child.acked = True
+        prev_cum = child.cum_qty
+        child.cum_qty = ev.cum_qty if ev.cum_qty > 0 else prev_cum + ev.last_qty
+        child.avg_px = ev.avg_px if ev.avg_px > 0 else ev.last_px
+        last_qty = child.cum_qty - prev_cum if ev.last_qty <= 0 else ev.last_qty
+        self._recompute(order)
+        self.counts["fills"] += 1
+        if self.risk is not None and last_qty > 0:
+            self.risk.on_fill(order.intent, last_qty, ev.last_px)
+        child_done = ev.ord_status in TERMINAL or ev.leaves_qty <= EPS
+        if not child_done:
+            child.status = PARTIAL
+        elif child.cum_qty >= child.qty - EPS:
+            child.status = FILLED
+        else:
+            child.status = ev.ord_status if ev.ord_status in TERMINAL else CANCELED
+        if order.done:
+            return []
+        filled = order.cum_qty >= order.intent.qty - EPS
+        order.status = FILLED if filled else PARTIAL
+        out = [self._exec(order, TRADE, last_qty=last_qty, last_px=ev.last_px, last_mkt=child.venue,
+                          venue_order_id=child.venue_order_id)]
+        if filled:
+            self._finish(order, FILLED, now)
+        elif child_done:
+            out += self._after_child_done(child, now, ev.text)
+        return out
+
+    def _recompute(self, order: OmsOrder) -> None:
+        cum = notional = 0.0
+        for c in order.children:
+            cum += c.cum_qty
+            notional += c.cum_qty * c.avg_px
+        order.cum_qty = cum
+        order.avg_px = notional / cum if cum > EPS else 0.0
+
+    def _child_finished(self, child: VenueOrder, status: str, text: str | None, now: float) -> list:
+        if child.done:
+            return []
+        child.status = status
+        if status == REJECTED:
+            child.reject_text = text
+        if child.parent.done:
+            return []
+        return self._after_child_done(child, now, text)
+
+    def _after_child_done(self, child: VenueOrder, now: float, text: str | None) -> list:
+        """A venue order ended: retry (micro-burst), or end the OMS order when nothing is live."""
+        order = child.parent
+        if order.live_children():
+            return []
+        remaining = order.intent.qty - order.cum_qty
+        if (remaining > EPS and child.status != REJECTED and order.cancel_request is None
+                and not order.retried and order.intent.tif == IOC and self.retry_route is not None):
+            spec = self.retry_route(order, remaining)
+            if spec is not None:
+                order.retried = True
+                return [Retry(order, spec)]
+        req = order.cancel_request
+        if req is not None:
+            status = CANCELED
+            own = req.oms_cl_ord_id is not None and not req.answered
+            out = [self._exec(order, CANCELED, cl_ord_id=req.oms_cl_ord_id if own else order.cl_ord_id,
+                              orig=req.oms_orig_cl_ord_id if own else None,
+                              text=req.text, status=CANCELED, leaves=0.0)]
+            req.answered = True
+        elif all(c.status == REJECTED for c in order.children) and order.cum_qty <= EPS:
+            status = REJECTED
+            reasons = "; ".join(f"{c.venue}: {c.reject_text}" for c in order.children)
+            out = [self._exec(order, REJECTED, text=f"rejected by venue ({reasons})"[:400], status=REJECTED,
+                              leaves=0.0, rej_reason=99)]
+        else:
+            status = EXPIRED if child.status == EXPIRED else CANCELED
+            why = text or ("IOC remainder not filled" if order.intent.tif in (IOC, FOK) else "canceled by venue")
+            out = [self._exec(order, status, text=why, status=status, leaves=0.0)]
+        self._finish(order, status, now)
+        return out
+
+    def add_retry(self, order: OmsOrder, spec: ChildOrder, venue_cl_ord_id: str, now: float = 0.0) -> list:
+        return [VenueNew(self._add_child(order, spec, venue_cl_ord_id, now))]
+
+    def _finish(self, order: OmsOrder, status: str, now: float) -> None:
+        order.status = status
+        order.done_at = now
+        self.open.pop(order.order_id, None)
+        self.counts[STATUS_NAMES[status]] += 1
+        if status != FILLED and order.cum_qty > EPS:
+            self.counts["partially_filled"] += 1     # ended with a partial fill
+        if self.risk is not None:
+            self.risk.on_order_done(order.intent, max(order.intent.qty - order.cum_qty, 0.0))
+
+    # ---------------------------------------------------------------- cancel / replace
+
+    def cancel(self, session: str, cl_ord_id: str, orig_cl_ord_id: str, venue_ids: Callable[[], str],
+               text: str | None = None) -> list:
+        """An OMS OrderCancelRequest: forward to every live venue order, or refuse."""
+        order = self.by_oms.get((session, orig_cl_ord_id))
+        refuse = self._refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
+        if refuse is not None:
+            return [refuse]
+        req = Request("cancel", order, cl_ord_id, orig_cl_ord_id, text=text or "canceled at the OMS's request")
+        self.by_oms.setdefault((session, cl_ord_id), order)
+        return self._cancel_children(order, req, venue_ids)
+
+    def cancel_all(self, venue_ids: Callable[[], str], text: str) -> list:
+        """Gateway-initiated cancel of every open order (the kill switch)."""
+        out: list = []
+        for order in list(self.open.values()):
+            if order.cancel_request is None:
+                out += self._cancel_children(order, Request("kill", order, None, order.cl_ord_id, text=text),
+                                             venue_ids)
+        return out
+
+    def _cancel_children(self, order: OmsOrder, req: Request, venue_ids: Callable[[], str]) -> list:
+        order.cancel_request = req
+        out: list = []
+        for child in order.live_children():
+            if child.cancel_pending:
+                continue
+            vid = venue_ids()
+            child.cancel_pending = vid
+            self.by_venue_id[vid] = (child, req)
+            out.append(VenueCancel(child, vid, child.cl_ord_id))
+        if req.kind == "cancel" and order.status not in TERMINAL:
+            out.insert(0, self._exec(order, PENDING_CANCEL, cl_ord_id=req.oms_cl_ord_id,
+                                     orig=req.oms_orig_cl_ord_id, status=PENDING_CANCEL))
+        return out
+
+    def replace(self, session: str, new: OrderIntent, orig_cl_ord_id: str, venue_id: str) -> list:
+        """An OMS OrderCancelReplaceRequest (single-venue orders only)."""
+        order = self.by_oms.get((session, orig_cl_ord_id))
+        refuse = self._refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
+        if refuse is not None:
+            return [refuse]
+        live = order.live_children()
+        problem = None
+        if len(order.children) != 1 or len(live) != 1:
+            problem = "cannot replace an order split across venues"
+        elif (new.symbol, new.side) != (order.intent.symbol, order.intent.side):
+            problem = "replace cannot change Symbol or Side"
+        elif new.qty < order.cum_qty - EPS:
+            problem = f"new OrderQty {new.qty:g} is below the filled quantity {order.cum_qty:g}"
+        if problem is not None:
+            return [OmsCancelReject(session, new.cl_ord_id, orig_cl_ord_id, order.order_id, order.status,
+                                    "2", CXL_OTHER, problem)]
+        if self.risk is not None:
+            rej = self.risk.check_replace(order.intent, new)
+            if rej is not None:
+                return [OmsCancelReject(session, new.cl_ord_id, orig_cl_ord_id, order.order_id,
+                                        order.status, "2", CXL_OTHER, rej.text)]
+        child = live[0]
+        req = Request("replace", order, new.cl_ord_id, orig_cl_ord_id, qty=new.qty, price=new.price,
+                      new_intent=new)
+        order.replace_request = req
+        self.by_oms[(session, new.cl_ord_id)] = order
+        self.by_venue_id[venue_id] = (child, req)
+        return [VenueReplace(child, venue_id, child.cl_ord_id, new.qty, new.price)]
+
+    def _refusal(self, order: OmsOrder | None, session: str, cl_ord_id: str, orig: str,
+                 response_to: str) -> OmsCancelReject | None:
+        if order is None:
+            return OmsCancelReject(session, cl_ord_id, orig, "NONE", REJECTED, response_to, CXL_UNKNOWN,
+                                   f"unknown order: OrigClOrdID {orig!r}")
+        if (session, cl_ord_id) in self.by_oms:
+            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
+                                   CXL_OTHER, f"duplicate ClOrdID {cl_ord_id!r}")
+        if order.done:
+            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
+                                   CXL_TOO_LATE, f"too late: order is {STATUS_NAMES[order.status]}")
+        if order.cancel_request is not None or order.replace_request is not None:
+            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
+                                   CXL_PENDING, "a cancel or replace is already pending for this order")
+        if orig != order.cl_ord_id:
+            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
+                                   CXL_OTHER, f"OrigClOrdID {orig!r} was replaced; use {order.cl_ord_id!r}")
+        return None
+
+    def _on_replaced(self, child: VenueOrder, req: Request | None, ev: VenueExec) -> list:
+        order = child.parent
+        if req is None or req.kind != "replace":
+            return []
+        order.replace_request = None
+        child.cl_ord_id = ev.cl_ord_id
+        child.qty, child.price = req.qty, req.price
+        self.by_venue_id[ev.cl_ord_id] = (child, None)
+        order.intent = req.new_intent
+        self.counts["replaced"] += 1
+        self._sync_fills(child, ev)
+        order.status = PARTIAL if order.cum_qty > EPS else NEW
+        return [self._exec(order, REPLACED, orig=req.oms_orig_cl_ord_id, last_mkt=child.venue,
+                           venue_order_id=child.venue_order_id)]
+
+    def on_venue_cancel_reject(self, venue_cl_ord_id: str, text: str, now: float = 0.0) -> list:
+        hit = self.by_venue_id.get(venue_cl_ord_id)
+        if hit is None or hit[1] is None:
+            self.counts["ignored_reports"] += 1
+            return []
+        child, req = hit
+        order = child.parent
+        if req.kind == "replace":
+            order.replace_request = None
+        elif child.cancel_pending == venue_cl_ord_id:
+            child.cancel_pending = None
+            if not any(c.cancel_pending for c in order.children):
+                order.cancel_request = None
+        if req.oms_cl_ord_id is None or req.answered:
+            return []
+        req.answered = True     # a request filled or ended meanwhile still gets its answer: too late
+        return [OmsCancelReject(order.session, req.oms_cl_ord_id, req.oms_orig_cl_ord_id, order.order_id,
+                                order.status, "2" if req.kind == "replace" else "1",
+                                CXL_TOO_LATE if order.done else CXL_OTHER, f"{child.venue}: {text}")]
+
+    def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str) -> OmsExec:
+        """An OrderStatusRequest's answer (ExecType I); an unknown order is OrdStatus Rejected."""
+        order = self.by_oms.get((session, cl_ord_id))
+        if order is None:
+            unknown = OmsOrder(OrderIntent(session, cl_ord_id, symbol, side, 0.0, LIMIT, None, DAY), "NONE",
+                               status=REJECTED)
+            return OmsExec(unknown, ORDER_STATUS, REJECTED, cl_ord_id, None, 0.0, 0.0, 0.0, text="unknown order")
+        return self._exec(order, ORDER_STATUS, cl_ord_id=cl_ord_id, last_mkt=order.venue or None)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _exec(self, order: OmsOrder, exec_type: str, *, cl_ord_id: str | None = None, orig: str | None = None,
+              last_qty: float = 0.0, last_px: float = 0.0, last_mkt: str | None = None,
+              venue_order_id: str | None = None, text: str | None = None, status: str | None = None,
+              leaves: float | None = None, rej_reason: int | None = None) -> OmsExec:
+        return OmsExec(order, exec_type, status or order.status, cl_ord_id or order.cl_ord_id, orig,
+                       order.cum_qty, order.leaves_qty if leaves is None else leaves, order.avg_px,
+                       last_qty, last_px, last_mkt, venue_order_id, text, rej_reason)
+
+    def summary(self) -> dict:
+        return {"total": self.counts["total"], "open": len(self.open),
+                **{k: self.counts[k] for k in ("filled", "partially_filled", "canceled", "rejected",
+                                               "expired", "replaced", "fills", "ignored_reports")}}
+
+    def open_by_venue(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for order in self.open.values():
+            for c in order.live_children():
+                out[c.venue] = out.get(c.venue, 0) + 1
+        return out

@@ -1,0 +1,502 @@
+"""The pre-trade risk engine: every check on every order, positions/PnL and the kill switch.
+
+Sans-IO: plain objects and an injected clock. The per-order path resolves the effective
+limits of a (session, symbol) pair once and caches them as floats (``inf`` = no limit),
+so a check is a handful of comparisons with no allocation on the pass path beyond the
+open-order record it must keep.
+
+States (DESIGN.md "Risk states"): ACTIVE; REDUCING (only orders that shrink a position);
+HALTED (every new order refused; cancels never come through ``check``). The kill switch
+moves to HALTED and calls ``on_trip`` once; only a person calls ``reset``.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Callable
+
+from gateway.common.clock import Clock
+from gateway.core.model import (BUY, MARKET, REJ_DUPLICATE, REJ_EXCEEDS_LIMIT, REJ_OTHER,
+                           REJ_UNKNOWN_SYMBOL, OrderIntent, RiskReject, TripCallback)
+from gateway.core.risk.config import RiskConfig
+from gateway.core.risk.killswitch import EventRate, RollingLoss
+from gateway.core.risk.positions import Position
+
+log = logging.getLogger("gateway.core.risk")
+
+ACTIVE, REDUCING, HALTED = "ACTIVE", "REDUCING", "HALTED"
+INF = float("inf")
+_THROTTLE_WINDOW_S = 1.0
+_REL_EPS = 1e-9   # float slack so a price exactly on the band edge passes
+
+CHECK_NAMES = ("kill_switch", "reducing_only", "duplicate_cl_ord_id", "symbol_not_allowed",
+               "market_orders_not_allowed", "max_order_qty", "max_notional", "no_reference_price",
+               "price_band_ticks", "price_band_bps", "max_position", "max_gross_exposure",
+               "max_orders_per_second")
+
+
+def _first(*values):
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+class Limits:
+    """Effective limits of one (session, symbol) pair; floats with ``inf`` for no limit."""
+    __slots__ = ("allowed", "allow_market", "max_order_qty", "max_notional", "max_position",
+                 "band_ticks", "tick_size", "band_abs", "band_bps", "band_frac")
+
+    def __init__(self, cfg: RiskConfig, sess, sym, allowed: bool) -> None:
+        layers = [x for x in (sym, sess) if x is not None]
+
+        def pick(name):
+            return _first(*(getattr(x, name) for x in layers), getattr(cfg, name))
+
+        self.allowed = allowed
+        self.allow_market = bool(pick("allow_market_orders"))
+        self.max_order_qty = pick("max_order_qty") or INF
+        self.max_notional = pick("max_notional") or INF
+        self.max_position = pick("max_position") or INF
+        self.band_ticks = pick("price_band_ticks")
+        self.tick_size = pick("tick_size")
+        if self.band_ticks is not None and self.tick_size is None:
+            raise ValueError("risk: price_band_ticks needs tick_size (globally or for the symbol)")
+        self.band_abs = self.band_ticks * self.tick_size if self.band_ticks is not None else INF
+        self.band_bps = pick("price_band_bps")
+        self.band_frac = self.band_bps / 1e4 if self.band_bps is not None else INF
+
+
+class OpenOrder:
+    """A passed order's remaining quantity, counted as worst-case exposure until done."""
+    __slots__ = ("pos", "is_buy", "qty", "remaining", "px")
+
+    def __init__(self, pos: Position, is_buy: bool, qty: float, remaining: float, px: float) -> None:
+        # qty: the order's total (FIX OrderQty); qty - remaining is what has filled
+        self.pos, self.is_buy, self.qty, self.remaining, self.px = pos, is_buy, qty, remaining, px
+
+
+class SessionState:
+    __slots__ = ("key", "seen", "open", "sent", "max_rate", "limits", "overrides")
+
+    def __init__(self, key: str, overrides, max_rate: int | None) -> None:
+        self.key = key
+        self.seen: set[str] = set()            # every ClOrdID checked today
+        self.open: dict[str, OpenOrder] = {}
+        self.max_rate = max_rate
+        self.sent: deque[float] | None = deque(maxlen=max_rate) if max_rate else None
+        self.limits: dict[str, Limits] = {}
+        self.overrides = overrides
+
+
+def _session_overrides(cfg: RiskConfig, key: str):
+    """Overrides for a session key 'FIX.4.4:GW->OMS1': by full key, then by the OMS CompID."""
+    found = cfg.sessions.get(key)
+    if found is None and "->" in key:
+        found = cfg.sessions.get(key.rsplit("->", 1)[1])
+    return found
+
+
+class RiskEngine:
+    """Implements ``gateway.core.model.RiskGate``."""
+
+    def __init__(self, cfg: RiskConfig, clock: Clock,
+                 mark_price: Callable[[str], float | None] | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.mark_price = mark_price
+        self.on_trip: TripCallback | None = None
+        self.state = ACTIVE
+        self.trip_reason: str | None = None
+        self.tripped_at: float | None = None
+        self.tripped_by: str | None = None
+        self.trips = 0
+        self.history: list[dict] = []          # state changes, with who and why
+        self.checks = 0
+        self.rejects_by_check: dict[str, int] = dict.fromkeys(CHECK_NAMES, 0)
+        self.realized_pnl = 0.0
+        self.unrealized_pnl = 0.0
+        self._day_start_pnl = 0.0
+        self._positions: dict[str, Position] = {}
+        self._sessions: dict[str, SessionState] = {}
+        self._open_notional = 0.0
+        self._position_exposure = 0.0
+        self._exposure_of: dict[str, float] = {}
+        self._allow = frozenset(cfg.symbols) if cfg.symbols is not None else None
+        self._max_gross = cfg.max_gross_exposure or INF
+        self._dup = cfg.check_duplicate_cl_ord_id
+        now = clock.now()
+        self._loss = RollingLoss(cfg.loss_window_s, cfg.pnl_ring_size, now)
+        self._rejects = EventRate(cfg.venue_reject_window_s, max(cfg.venue_reject_threshold or 1, 1) * 4)
+        for sym in cfg.symbol_limits:            # fail at start, not on the first order
+            Limits(cfg, None, cfg.symbol_limits[sym], True)
+        Limits(cfg, None, None, True)
+        for sess in cfg.sessions.values():
+            Limits(cfg, sess, None, True)
+
+    # ---- the per-order path -------------------------------------------------------------
+
+    def check(self, intent: OrderIntent) -> RiskReject | None:
+        """Run every check; on pass the order counts as open exposure until done."""
+        return self._check(intent, intent.qty)
+
+    def _check(self, intent: OrderIntent, qty: float) -> RiskReject | None:
+        """``qty`` is the exposure the order adds (less than intent.qty for a replace after fills)."""
+        self.checks += 1
+        state = self.state
+        if state == HALTED:
+            return self._reject("kill_switch", f"kill switch: trading halted ({self.trip_reason})",
+                                REJ_OTHER)
+        sess = self._sessions.get(intent.oms_session) or self._new_session(intent.oms_session)
+        cid = intent.cl_ord_id
+        if self._dup:
+            if cid in sess.seen:
+                return self._reject("duplicate_cl_ord_id",
+                                    f"duplicate_cl_ord_id: {cid} already used by this session",
+                                    REJ_DUPLICATE)
+            sess.seen.add(cid)
+        symbol = intent.symbol
+        lim = sess.limits.get(symbol) or self._resolve(sess, symbol)
+        pos = self._positions.get(symbol) or self._new_position(symbol)
+        is_buy = intent.side == BUY
+        if state == REDUCING and not self._reduces(pos, is_buy, qty):
+            return self._reject("reducing_only",
+                                f"reducing_only: {symbol} position {pos.qty:g}, open buy {pos.open_buy:g} "
+                                f"sell {pos.open_sell:g}; order would not shrink it", REJ_OTHER)
+        if self.cfg.enabled:
+            rej = self._check_limits(intent, sess, lim, pos, qty, is_buy)
+            if rej is not None:
+                return rej
+        px = intent.price if intent.ord_type != MARKET else self._reference(pos)
+        self._book_open(sess, cid, pos, is_buy, intent.qty, qty, px or 0.0)
+        return None
+
+    def _check_limits(self, intent, sess, lim, pos, qty, is_buy) -> RiskReject | None:
+        symbol = intent.symbol
+        if not lim.allowed:
+            return self._reject("symbol_not_allowed", f"symbol_not_allowed: {symbol} is not in the allow-list",
+                                REJ_UNKNOWN_SYMBOL)
+        is_market = intent.ord_type == MARKET
+        if is_market and not lim.allow_market:
+            return self._reject("market_orders_not_allowed",
+                                f"market_orders_not_allowed: market order for {symbol} refused", REJ_OTHER)
+        size = intent.qty
+        if size > lim.max_order_qty:
+            return self._reject("max_order_qty", f"max_order_qty: {size:g} > limit {lim.max_order_qty:g}")
+        ref = self._reference(pos)
+        px = ref if is_market else intent.price
+        if px is None:
+            if self.cfg.reject_without_reference and (lim.max_notional < INF or self._max_gross < INF):
+                return self._reject("no_reference_price",
+                                    f"no_reference_price: no mark for {symbol} to value a market order", REJ_OTHER)
+            notional = 0.0
+        else:
+            if size * px > lim.max_notional:
+                return self._reject("max_notional",
+                                    f"max_notional: {size * px:.2f} > limit {lim.max_notional:.2f}")
+            notional = qty * px
+        if not is_market and px is not None:
+            rej = self._check_band(symbol, lim, px, ref)
+            if rej is not None:
+                return rej
+        if is_buy:
+            worst = pos.qty + pos.open_buy + qty
+            if worst > lim.max_position:
+                return self._reject("max_position", f"max_position: {symbol} worst case {worst:g} "
+                                    f"(position {pos.qty:g} + open buys {pos.open_buy:g} + {qty:g}) > limit {lim.max_position:g}")
+        else:
+            worst = pos.qty - pos.open_sell - qty
+            if -worst > lim.max_position:
+                return self._reject("max_position", f"max_position: {symbol} worst case {worst:g} "
+                                    f"(position {pos.qty:g} - open sells {pos.open_sell:g} - {qty:g}) < -limit {lim.max_position:g}")
+        gross = self._position_exposure + self._open_notional + notional
+        if gross > self._max_gross * (1.0 + _REL_EPS):
+            return self._reject("max_gross_exposure",
+                                f"max_gross_exposure: {gross:.2f} > limit {self._max_gross:.2f}")
+        sent = sess.sent
+        if sent is not None and len(sent) == sess.max_rate:
+            now = self.clock.now()
+            if now - sent[0] < _THROTTLE_WINDOW_S:
+                return self._reject("max_orders_per_second",
+                                    f"max_orders_per_second: {sess.max_rate + 1} orders within "
+                                    f"{now - sent[0]:.3f}s > limit {sess.max_rate}/s")
+        return None
+
+    def _check_band(self, symbol, lim, px, ref) -> RiskReject | None:
+        if lim.band_abs == INF and lim.band_frac == INF:
+            return None
+        if ref is None:
+            if self.cfg.reject_without_reference:
+                return self._reject("no_reference_price",
+                                    f"no_reference_price: no mark for {symbol} to check the price band", REJ_OTHER)
+            return None
+        diff = abs(px - ref)
+        slack = abs(ref) * _REL_EPS
+        if diff > lim.band_abs + slack:
+            return self._reject("price_band_ticks", f"price_band_ticks: {px:g} is {diff / lim.tick_size:.1f} ticks "
+                                f"from reference {ref:g} > limit {lim.band_ticks:g} ticks")
+        if diff > abs(ref) * lim.band_frac + slack:
+            return self._reject("price_band_bps", f"price_band_bps: {px:g} is {diff / abs(ref) * 1e4:.1f} bps "
+                                f"from reference {ref:g} > limit {lim.band_bps:g} bps")
+        return None
+
+    @staticmethod
+    def _reduces(pos: Position, is_buy: bool, qty: float) -> bool:
+        if is_buy:
+            return pos.qty < 0.0 and pos.qty + pos.open_buy + qty <= 0.0
+        return pos.qty > 0.0 and pos.qty - pos.open_sell - qty >= 0.0
+
+    def _book_open(self, sess, cid, pos, is_buy, total, qty, px) -> None:
+        sess.open[cid] = OpenOrder(pos, is_buy, total, qty, px)
+        if is_buy:
+            pos.open_buy += qty
+        else:
+            pos.open_sell += qty
+        pos.open_notional += qty * px
+        self._open_notional += qty * px
+        if sess.sent is not None:
+            sess.sent.append(self.clock.now())
+
+    def _reject(self, check: str, text: str, reason: int = REJ_EXCEEDS_LIMIT) -> RiskReject:
+        self.rejects_by_check[check] += 1
+        return RiskReject(check, text, reason)
+
+    def _reference(self, pos: Position) -> float | None:
+        if self.mark_price is not None:
+            ref = self.mark_price(pos.symbol)
+            if ref is not None:
+                return ref
+        return pos.mark
+
+    def _new_session(self, key: str) -> SessionState:
+        ov = _session_overrides(self.cfg, key)
+        rate = _first(ov.max_orders_per_second if ov is not None else None, self.cfg.max_orders_per_second)
+        sess = self._sessions[key] = SessionState(key, ov, rate)
+        return sess
+
+    def _resolve(self, sess: SessionState, symbol: str) -> Limits:
+        allowed = self._allow is None or symbol in self._allow
+        lim = sess.limits[symbol] = Limits(self.cfg, sess.overrides, self.cfg.symbol_limits.get(symbol), allowed)
+        return lim
+
+    def _new_position(self, symbol: str) -> Position:
+        pos = self._positions[symbol] = Position(symbol)
+        self._exposure_of[symbol] = 0.0
+        return pos
+
+    # ---- order lifecycle ------------------------------------------------------------------
+
+    def on_fill(self, intent: OrderIntent, last_qty: float, last_px: float) -> None:
+        """Book a fill: release open exposure, move the position, revalue, run the kill switch."""
+        pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+        sess = self._sessions.get(intent.oms_session)
+        order = sess.open.get(intent.cl_ord_id) if sess is not None else None
+        if order is not None:
+            self._release(order, min(last_qty, order.remaining))
+        self.realized_pnl += pos.apply_fill(last_qty if intent.side == BUY else -last_qty, last_px)
+        mark = self.mark_price(pos.symbol) if self.mark_price is not None else None
+        if mark is not None:
+            pos.mark = mark
+        elif pos.mark is None:
+            pos.mark = last_px
+        self._revalue(pos)
+        self._evaluate_losses()
+
+    def on_order_done(self, intent: OrderIntent, leaves_qty: float) -> None:
+        """Terminal state: release what remains open (our own count is the authority)."""
+        sess = self._sessions.get(intent.oms_session)
+        if sess is None:
+            return
+        order = sess.open.pop(intent.cl_ord_id, None)
+        if order is not None and order.remaining > 0.0:
+            self._release(order, order.remaining)
+
+    def check_replace(self, orig: OrderIntent, new: OrderIntent) -> RiskReject | None:
+        """A cancel/replace: check ``new`` as if ``orig``'s open quantity were gone.
+
+        On pass ``new`` (its ClOrdID) carries the open exposure: new.qty (FIX OrderQty is the
+        total, fills included) minus what ``orig`` has filled. On reject ``orig`` stays as it was.
+        Later fills and the terminal report should name ``new``.
+        """
+        sess = self._sessions.get(orig.oms_session)
+        old = sess.open.get(orig.cl_ord_id) if sess is not None else None
+        held = old.remaining if old is not None else 0.0
+        if old is not None:
+            self._release(old, held)
+        filled = old.qty - held if old is not None else 0.0
+        rej = self._check(new, max(new.qty - filled, 0.0))
+        if rej is not None:
+            if old is not None:
+                self._release(old, -held)   # put the original exposure back
+            return rej
+        if old is not None:
+            del sess.open[orig.cl_ord_id]
+        return None
+
+    def _release(self, order: OpenOrder, qty: float) -> None:
+        """Drop ``qty`` of an order's open exposure (a negative qty restores it)."""
+        order.remaining -= qty
+        pos = order.pos
+        if order.is_buy:
+            pos.open_buy -= qty
+        else:
+            pos.open_sell -= qty
+        pos.open_notional -= qty * order.px
+        self._open_notional -= qty * order.px
+
+    def on_mark(self, symbol: str, price: float) -> None:
+        """A new reference price (mid or last trade); revalues and runs the loss triggers."""
+        pos = self._positions.get(symbol) or self._new_position(symbol)
+        pos.mark = price
+        if pos.qty:
+            self._revalue(pos)
+            self._evaluate_losses()
+
+    def refresh_marks(self) -> None:
+        """Pull ``mark_price`` for every open position (call on a timer when marks are not pushed)."""
+        if self.mark_price is None:
+            return
+        for pos in self._positions.values():
+            if pos.qty:
+                mark = self.mark_price(pos.symbol)
+                if mark is not None:
+                    pos.mark = mark
+                    self._revalue(pos)
+        self._evaluate_losses()
+
+    def _revalue(self, pos: Position) -> None:
+        self.unrealized_pnl += pos.revalue()
+        exposure = pos.exposure()
+        self._position_exposure += exposure - self._exposure_of[pos.symbol]
+        self._exposure_of[pos.symbol] = exposure
+
+    # ---- kill switch ------------------------------------------------------------------------
+
+    @property
+    def total_pnl(self) -> float:
+        return self.realized_pnl + self.unrealized_pnl
+
+    def _evaluate_losses(self) -> None:
+        cfg = self.cfg
+        if not cfg.kill_switch_enabled:
+            return
+        total = self.realized_pnl + self.unrealized_pnl
+        if cfg.loss_threshold is not None:
+            drop = self._loss.add(self.clock.now(), total)
+            if drop > cfg.loss_threshold and self.state != HALTED:
+                self.trip(f"rolling loss: PnL fell {drop:.2f} within {cfg.loss_window_s:g}s "
+                          f"(now {total:.2f}) > loss_threshold {cfg.loss_threshold:g}")
+                return
+        if cfg.daily_loss_limit is not None:
+            day_loss = self._day_start_pnl - total
+            if day_loss > cfg.daily_loss_limit and self.state != HALTED:
+                self.trip(f"daily loss: {day_loss:.2f} (realized {self.realized_pnl:.2f}, "
+                          f"unrealized {self.unrealized_pnl:.2f}) > daily_loss_limit {cfg.daily_loss_limit:g}")
+
+    def on_venue_reject(self, venue: str) -> None:
+        cfg = self.cfg
+        threshold = cfg.venue_reject_threshold
+        if threshold is None or not cfg.kill_switch_enabled:
+            return
+        count = self._rejects.add(self.clock.now())
+        if count >= threshold and self.state != HALTED:
+            self.trip(f"venue reject spike: {count} rejects within {cfg.venue_reject_window_s:g}s "
+                      f"(last from {venue}) >= venue_reject_threshold {threshold}")
+
+    def trip(self, reason: str, by: str = "auto") -> bool:
+        """Halt trading; calls ``on_trip(reason)`` once. False if already halted."""
+        if self.state == HALTED:
+            return False
+        self._set_state(HALTED, reason, by)
+        self.trip_reason = reason
+        self.tripped_at = self.clock.now()
+        self.tripped_by = by
+        self.trips += 1
+        if self.on_trip is not None:
+            self.on_trip(reason)
+        return True
+
+    def reduce_only(self, by: str, reason: str = "manual") -> None:
+        """Move to REDUCING: only orders that shrink a position pass."""
+        self._require_person(by)
+        self._set_state(REDUCING, reason, by)
+
+    def reset(self, by: str) -> None:
+        """Back to ACTIVE. Only a person resets: ``by`` names them; automatic trips never reset."""
+        self._require_person(by)
+        self._set_state(ACTIVE, "reset", by)
+        self.trip_reason = self.tripped_at = self.tripped_by = None
+        now = self.clock.now()
+        # the loss that tripped the switch must not re-trip it on the next fill
+        self._loss = RollingLoss(self.cfg.loss_window_s, self.cfg.pnl_ring_size, now, self.total_pnl)
+        self._rejects = EventRate(self.cfg.venue_reject_window_s, self._rejects._times.maxlen or 4)
+
+    def start_new_day(self, by: str) -> None:
+        """New trading day: the daily loss counts from here and ClOrdIDs may be reused."""
+        self._require_person(by)
+        self._day_start_pnl = self.total_pnl
+        for sess in self._sessions.values():
+            sess.seen = set(sess.open)
+        self.history.append({"at": self.clock.now(), "state": self.state, "reason": "new day", "by": by})
+
+    @staticmethod
+    def _require_person(by: str) -> None:
+        if not by or not by.strip() or by == "auto":
+            raise ValueError("risk: only a person (named in 'by') can reset or change the risk state")
+
+    def _set_state(self, state: str, reason: str, by: str) -> None:
+        # state changes are rare and must leave a trace with the numbers behind them
+        log.warning("risk state %s -> %s by %s: %s (realized %.2f, unrealized %.2f)",
+                    self.state, state, by, reason, self.realized_pnl, self.unrealized_pnl)
+        self.state = state
+        self.history.append({"at": self.clock.now(), "state": state, "reason": reason, "by": by})
+
+    # ---- restart ------------------------------------------------------------------------------
+
+    def restore(self, fills, open_orders, seen) -> None:
+        """Rebuild positions, open exposure and used ClOrdIDs after a restart (order journal).
+
+        ``fills``: (intent, qty, px) in the order they happened; ``open_orders``:
+        (intent, remaining qty); ``seen``: (session key, ClOrdID) pairs used today. No check
+        runs, and the rolling-loss window starts afresh at the restored PnL, so replaying a
+        day's fills in one instant cannot trip the switch; the daily limit still counts them.
+        """
+        for intent, qty, px in fills:
+            pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+            self.realized_pnl += pos.apply_fill(qty if intent.side == BUY else -qty, px)
+            if pos.mark is None:
+                pos.mark = px
+            self._revalue(pos)
+        for session, cid in seen:
+            (self._sessions.get(session) or self._new_session(session)).seen.add(cid)
+        for intent, remaining in open_orders:
+            sess = self._sessions.get(intent.oms_session) or self._new_session(intent.oms_session)
+            pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+            px = intent.price if intent.price is not None else (self._reference(pos) or 0.0)
+            self._book_open(sess, intent.cl_ord_id, pos, intent.side == BUY, intent.qty, remaining, px)
+        self._loss = RollingLoss(self.cfg.loss_window_s, self.cfg.pnl_ring_size, self.clock.now(), self.total_pnl)
+
+    # ---- reporting ----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        positions = {}
+        for sym, pos in self._positions.items():
+            if pos.qty or pos.realized_pnl or pos.open_buy or pos.open_sell:
+                positions[sym] = pos.as_dict()
+        return {
+            "state": self.state,
+            "trip_reason": self.trip_reason,
+            "tripped_at": self.tripped_at,
+            "tripped_by": self.tripped_by,
+            "trips": self.trips,
+            "positions": positions,
+            "realized_pnl": self.realized_pnl,
+            "unrealized_pnl": self.unrealized_pnl,
+            "total_pnl": self.total_pnl,
+            "day_pnl": self.total_pnl - self._day_start_pnl,
+            "gross_exposure": self._position_exposure + self._open_notional,
+            "open_orders": sum(len(s.open) for s in self._sessions.values()),
+            "rejects_by_check": {k: v for k, v in self.rejects_by_check.items() if v},
+            "checks": self.checks,
+            "history": list(self.history[-20:]),
+        }

@@ -1,0 +1,144 @@
+"""The decision log: every routing decision with its reason and the numbers behind it.
+
+The hot path only appends a tuple to a bounded ring (``decision_log_size``); dicts for
+people and JSON are built lazily by ``recent()`` and the exports. With a
+``decision_log_path`` a background thread appends new records as JSON lines once a
+second (and at ``close()``/interpreter exit): no file write per order.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from gateway.core.model import OrderIntent, RoutingDecision
+
+# One per-venue score tuple, as the policies record them.
+SCORE_FIELDS = ("venue", "up", "latency_us", "stale", "available", "vanish_qty", "fill_prob", "price")
+REJECTED = "(rejected)"
+
+
+def score_dict(row: tuple) -> dict[str, Any]:
+    d = dict(zip(SCORE_FIELDS, row))
+    lat = d.get("latency_us")
+    d["latency_us"] = None if lat is None or lat == float("inf") else round(lat, 1)
+    for k in ("available", "vanish_qty", "fill_prob"):
+        if isinstance(d.get(k), float):
+            d[k] = round(d[k], 6)
+    return d
+
+
+def decision_dict(decision: RoutingDecision, intent: OrderIntent, wall: float, seq: int) -> dict[str, Any]:
+    return {
+        "seq": seq, "time": wall, "policy": decision.policy, "oms_session": intent.oms_session,
+        "cl_ord_id": intent.cl_ord_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
+        "ord_type": intent.ord_type, "price": intent.price, "tif": intent.tif,
+        "ex_destination": intent.ex_destination, "rejected": decision.rejected,
+        "children": [{"venue": c.venue, "qty": c.qty, "price": c.price, "ord_type": c.ord_type,
+                      "tif": c.tif} for c in decision.children],
+        "reason": decision.reason, "decision_us": round(decision.decision_us, 3),
+        "scores": [score_dict(r) if isinstance(r, tuple) else r for r in decision.scores],
+    }
+
+
+class DecisionLog:
+    """Bounded ring of decisions; counts per venue; JSONL export."""
+
+    def __init__(self, size: int = 10_000, path: str | Path | None = None, flush_interval_s: float = 1.0) -> None:
+        self._ring: deque = deque(maxlen=size)
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._seq = 0
+        self.path = Path(path) if path else None
+        self._unwritten: list = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._thread = threading.Thread(target=self._flusher, args=(flush_interval_s,),
+                                            name="decision-log", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+
+    def record(self, decision: RoutingDecision, intent: OrderIntent) -> None:
+        """Hot path: one tuple appended under a lock (the intent is kept by reference)."""
+        counts = self._counts
+        with self._lock:
+            self._seq += 1
+            rec = (self._seq, time.time(), decision, intent)
+            self._ring.append(rec)
+            if decision.children:
+                for c in decision.children:
+                    counts[c.venue] = counts.get(c.venue, 0) + 1
+            else:
+                counts[REJECTED] = counts.get(REJECTED, 0) + 1
+            if self.path is not None:
+                self._unwritten.append(rec)
+
+    def last_for(self, intent: OrderIntent, scan: int = 2000) -> RoutingDecision | None:
+        """The latest decision recorded for this order (same intent object, or same session and
+        ClOrdID), looking back at most ``scan`` records."""
+        with self._lock:
+            ring = self._ring
+            n = len(ring)
+            for k in range(1, min(scan, n) + 1):
+                _, _, d, it = ring[n - k]
+                if it is intent or (it.cl_ord_id == intent.cl_ord_id and it.oms_session == intent.oms_session):
+                    return d
+        return None
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    @property
+    def total(self) -> int:
+        return self._seq
+
+    def recent(self, n: int = 50) -> list[dict[str, Any]]:
+        """The last ``n`` decisions, oldest first, as JSON-able dicts."""
+        with self._lock:
+            recs = list(self._ring)[-n:] if n > 0 else []
+        return [decision_dict(d, row, wall, seq) for seq, wall, d, row in recs]
+
+    def counts_by_venue(self) -> dict[str, int]:
+        """Child orders per venue since start; rejected decisions under '(rejected)'."""
+        with self._lock:
+            return dict(self._counts)
+
+    def export_jsonl(self, path: str | Path) -> int:
+        """Write every decision still in the ring to ``path`` (overwrites); returns the count."""
+        with self._lock:
+            recs = list(self._ring)
+        return _write(Path(path), recs, "w")
+
+    def flush(self) -> int:
+        """Append the records not yet written to ``decision_log_path``."""
+        if self.path is None:
+            return 0
+        with self._lock:
+            recs, self._unwritten = self._unwritten, []
+        return _write(self.path, recs, "a") if recs else 0
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+        self.flush()
+
+    def _flusher(self, interval: float) -> None:
+        while not self._stop.wait(interval):   # blocks between flushes: no spinning
+            try:
+                self.flush()
+            except OSError:
+                pass  # disk trouble must not stop routing; records stay in the ring
+
+
+def _write(path: Path, recs: list, mode: str) -> int:
+    with path.open(mode) as fh:
+        for seq, wall, d, row in recs:
+            fh.write(json.dumps(decision_dict(d, row, wall, seq), default=str) + "\n")
+    return len(recs)
