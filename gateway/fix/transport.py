@@ -325,6 +325,8 @@ class FixProtocol(asyncio.Protocol):
 
 # ---------------------------------------------------------------- one configured session
 
+_SENDABLE = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
+
 class NativeSession(SessionHandle):
     """A configured session: our sans-IO ``Session`` plus its current connection, its
     timer and its logs. Survives reconnects (the Session and its store persist)."""
@@ -354,15 +356,19 @@ class NativeSession(SessionHandle):
     def logged_on(self) -> bool:
         return self._logged_on
 
+    def _sendable(self) -> bool:
+        # LOGOUT_SENT counts as logged on for the session, but it takes no new messages.
+        return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
+
     def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]]) -> bool:
-        if not self._logged_on or self.conn is None:
+        if not self._sendable():
             return False
         self.session.send(msg_type, body_text(body))
         self.flush()
         return True
 
     def send_test_request(self, test_req_id: str) -> bool:
-        if not self._logged_on or self.conn is None:
+        if not self._sendable():
             return False
         self.session.send_test_request(test_req_id)
         self.flush()
@@ -566,7 +572,9 @@ def _on_logged_out(ns: NativeSession, event: Any) -> None:
 def _on_disconnect(ns: NativeSession, event: Any) -> None:
     ns.flush()    # the Logout or Reject the session just queued goes first
     if ns.conn is not None:
-        ns.conn.close(event.reason)
+        # A logout exchange or our own shutdown is routine; anything else deserves a warning.
+        routine = ns.engine._stopping or "logout" in event.reason.lower()
+        ns.conn.close(event.reason, quiet=routine)
 
 
 def _on_other(ns: NativeSession, event: Any) -> None:
@@ -766,6 +774,6 @@ class NativeEngine:
     def _link_state(ns: NativeSession, old: str, new: str) -> str:
         """Log a link state once per change, not once per attempt."""
         if new != old:
-            log.warning("%s: %s", ns.key, new)
+            (log.info if new.startswith("connected") else log.warning)("%s: %s", ns.key, new)
             ns.event(new)
         return new
