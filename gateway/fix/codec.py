@@ -263,7 +263,8 @@ class Framer:
                 if self._eof:
                     self._drop_rest()
                 return None
-            if not buf.startswith(b"9=", soh1 + 1):
+            # a '=' inside BeginString means junk glued to a real frame ("8=FIX8=FIX.4.4")
+            if not buf.startswith(b"9=", soh1 + 1) or buf.find(b"=", pos + 2, soh1) >= 0:
                 self._skip(pos + 1)
                 continue
             digits = bytes(buf[soh1 + 3:soh2])
