@@ -751,3 +751,128 @@ def test_pair_recovers_a_lost_message_after_reconnect():
     reports = [e.message.get(37) for e in pair.got["init"] if isinstance(e, ev.AppMessageReceived)]
     assert reports == ["A"]
     assert pair.got["init"][-1] == ev.ResendCompleted() or ev.ResendCompleted() in pair.got["init"]
+
+
+# -- the certification scripts themselves, played against an acceptor Session ----------------
+
+def _scripts() -> list:
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2] / "gateway/apps/certify/scenarios/fix44"
+    # Two-connection scripts (1b duplicate identity) are the transport's: it sees both sockets.
+    paths = sorted(p for p in root.glob("*.def") if "I2," not in p.read_text(encoding="latin-1"))
+    # 2m: a BodyLength 10 too long must swallow the next message too (QuickFIX's Parser looks
+    # for the next "<SOH>10=" after the claimed length); that is the codec's Framer, which
+    # today restarts at the next "8=FIX" instead.
+    framer = pytest.mark.xfail(reason="Framer resyncs at 8=FIX, QuickFIX at the next 10=", strict=False)
+    return [pytest.param(p, marks=framer) if p.stem.startswith("2m_") else p for p in paths]
+
+
+class ScriptPeer(Peer):
+    """Plays one .def script: I lines in, E lines compared, the application answers every
+    application message with a BusinessMessageReject (380=3), as the certified peer does."""
+
+    HB = 30
+
+    def __init__(self, dictionary) -> None:
+        self.dictionary = dictionary
+        self.store = MemoryStore()
+        self.clock = FakeClock(100.0)
+        self.pending: list = []
+        self.events = []
+        self.s = None
+
+    def connect(self) -> None:
+        self.s = make("acceptor", self.clock, self.store, dictionary=self.dictionary,
+                      reset_on_logon=True)
+        self.s.connection_made()
+        self.disconnected = False
+        self.pump()
+
+    def pump(self) -> list:
+        got = super().pump() if self.s is not None else []
+        for e in got:
+            if isinstance(e, ev.AppMessageReceived):
+                m = e.message
+                self.s.send("j", f"45={m.seq_num}{SOH}58=Unsupported message type{SOH}"
+                                 f"372={m.msg_type}{SOH}380=3{SOH}")
+            if isinstance(e, ev.Disconnect):
+                self.disconnected = True
+        self.auto_accept = True
+        data = self.s.data_to_send()
+        if data:
+            self.pending += frames(data)
+        return got
+
+    def subst(self, text: str) -> str:
+        def time_text(m) -> str:
+            return utc_timestamp(self.wall() + int(m.group(1) or 0))
+        import re
+        text = text.replace("<SENDER>", "PEER").replace("<TARGET>", "GW").replace("<HEARTBEAT>", str(self.HB))
+        return re.sub(r"<TIME([+-]\d+)?>", time_text, text)
+
+    def send_line(self, line: str) -> None:
+        pairs = [f.split("=", 1) for f in self.subst(line).split(SOH) if f]
+        begin = pairs[0][1]
+        length = next((v for t, v in pairs if t == "9"), None)
+        checksum = next((v for t, v in pairs if t == "10"), None)
+        body = "".join(f"{t}={v}{SOH}" for t, v in pairs if t not in ("8", "9", "10"))
+        n = len(body)
+        if length is not None and length.startswith("<LEN"):
+            n += int(length[4:-1] or 0)
+        data = f"8={begin}{SOH}9={n}{SOH}{body}".encode("latin-1")
+        data += b"10=%s\x01" % (checksum.encode() if checksum else b"%03d" % (sum(data) & 255))
+        self.feed(data)
+
+    def expect_line(self, line: str) -> None:
+        for _ in range(5):                   # silence expected: let the timers run
+            if self.pending:
+                break
+            self.clock.set(max(self.s.next_deadline() or self.clock.now(), self.clock.now()))
+            self.s.on_timer()
+            self.pump()
+        assert self.pending, f"nothing sent, expected {line!r}"
+        got = self.pending.pop(0)
+        want = [f.split("=", 1) for f in line.replace("<TIME>", "T").replace("<TARGET>", "GW")
+                .replace("<SENDER>", "PEER").replace("<HEARTBEAT>", str(self.HB)).split(SOH) if f]
+        got_pairs = [(str(t), v) for t, v in got.pairs if t not in (9, 10)]
+        assert [t for t, _ in got_pairs] == [t for t, _ in want], (fields(got), line)
+        for (t, v), (_, w) in zip(got_pairs, want):
+            if w in ("T", "<ANY>", "*") or t in ("52", "122"):
+                continue
+            assert v == w, (t, fields(got), line)
+
+    def expect_disconnect(self) -> None:
+        for _ in range(5):
+            if self.disconnected:
+                break
+            self.clock.set(max(self.s.next_deadline() or self.clock.now(), self.clock.now()))
+            self.s.on_timer()
+            self.pump()
+        assert self.disconnected and not self.pending, [fields(m) for m in self.pending]
+        self.s.connection_lost()
+
+
+@pytest.fixture(scope="module")
+def fix44():
+    from gateway.fix.dictionary import Dictionary
+    return Dictionary.load()
+
+
+@pytest.mark.parametrize("path", _scripts(), ids=lambda p: getattr(p, "stem", p))
+def test_certification_script(path, fix44):
+    peer = ScriptPeer(fix44)
+    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            if line == "iCONNECT":
+                peer.connect()
+            elif line == "eDISCONNECT":
+                peer.expect_disconnect()
+            elif line.startswith("I"):
+                peer.send_line(line[1:])
+            elif line.startswith("E"):
+                peer.expect_line(line[1:])
+        except AssertionError as e:
+            raise AssertionError(f"{path.name}:{number}: {line!r}: {e}") from None
