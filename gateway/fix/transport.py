@@ -486,7 +486,10 @@ class NativeSession(SessionHandle):
 
     def _schedule_timer(self) -> None:
         deadline = self.session.next_deadline()
-        if deadline == self._timer_at and self._timer is not None:
+        # Heartbeat deadlines move later with every message; keeping a timer that fires
+        # early (on_timer then does nothing and we re-arm) saves a cancel + call_later per message.
+        if self._timer is not None and deadline is not None and self._timer_at is not None \
+                and self._timer_at <= deadline:
             return
         if self._timer is not None:
             self._timer.cancel()
