@@ -100,7 +100,7 @@ class Message:
     @property
     def seq_num(self) -> int | None:
         text = self.get(34)
-        return int(text) if text is not None and text.isdigit() else None
+        return int(text) if text is not None and text.isdigit() and text.isascii() else None
 
     @property
     def poss_dup(self) -> bool:
@@ -158,7 +158,7 @@ class Message:
             pairs = [(35, msg_type)]
             for piece in text.split(SOH)[:-1]:
                 tag, sep, value = piece.partition("=")
-                if not sep or not tag.isdigit():
+                if not sep or not tag.isdigit() or not tag.isascii():
                     raise LocalFixError(f"ill-formed field {piece!r} in body")
                 pairs.append((int(tag), value))
         else:
@@ -346,7 +346,7 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         raise _garbled("BodyLength(9) is not the second field")
     soh2 = text.find(SOH, soh1 + 1)
     length_text = text[soh1 + 3:soh2]
-    if not length_text.isdigit() or int(length_text) != n - 7 - (soh2 + 1):
+    if not (length_text.isdigit() and length_text.isascii()) or int(length_text) != n - 7 - (soh2 + 1):
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
@@ -433,7 +433,7 @@ def _split_careful(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, s
             value = text[eq + 1:stop]
         data_len = None
         data_tag = data_tags.get(tag, -1)
-        if data_tag >= 0 and value.isdigit():
+        if data_tag >= 0 and value.isdigit() and value.isascii():
             data_len = int(value)
         pairs.append((tag, value))
         pos = stop + 1

@@ -212,3 +212,16 @@ def test_utc_timestamp_precisions_and_round_trip():
                 "20240102-03:04:05.", "20240230-00:00:00", "20240102-03:04:05.1234567890"):
         with pytest.raises(ValueError):
             parse_utc_timestamp(bad)
+
+
+def test_non_ascii_digits_never_escape_as_value_error():
+    sup = "\u00b2"     # '²': str.isdigit() is True, int() refuses it
+    assert parse(frame_by_hand(f"35=0\x0149=A\x0134={sup}\x01")).seq_num is None
+    msg = parse(frame_by_hand(f"35=0\x0149=A\x0190={sup}\x0191=x\x01"))
+    assert msg.get(91) == "x"
+    with pytest.raises(RemoteFixError):
+        parse(frame_by_hand(f"35=0\x0149=A\x01{sup}=x\x01"))
+    data = bytearray(frame_by_hand("35=0\x0149=A\x01"))
+    data[12] = 0xB2                             # BodyLength digit -> '²'
+    with pytest.raises(GarbledMessage):
+        parse(bytes(data))

@@ -18,7 +18,7 @@ BODIES = [
     ("0", "90=5\x0191=\x01=\x0135\x01"),
     ("A", "98=0\x01108=30\x01"),
 ]
-ALPHABET = b"0123456789=\x01ABCDEFGHIX.-|"
+ALPHABET = b"0123456789=\x01ABCDEFGHIX.-|\xb2\xb9\xff "
 SENTINEL = encode("FIX.4.4", "1", HEADER, "112=SENTINEL\x01")
 
 
