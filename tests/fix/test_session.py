@@ -876,3 +876,48 @@ def test_certification_script(path, fix44):
                 peer.expect_line(line[1:])
         except AssertionError as e:
             raise AssertionError(f"{path.name}:{number}: {line!r}: {e}") from None
+
+
+# -- initiator side and restarts --------------------------------------------------------------
+
+def test_initiator_logon_answer_too_high_asks_for_the_gap():
+    pair = SessionPair()
+    pair.acc._store.set_next_sender(5)          # the venue is ahead of us
+    pair.connect()
+    assert ev.GapDetected(begin=1, end=0) in pair.got["init"]
+    assert ev.ResendCompleted() in pair.got["init"]          # the venue gap-filled 1..4
+    assert pair.init.next_target_seq == 6 and pair.init.state == ACTIVE
+
+
+def test_initiator_logon_refused_reports_the_reason():
+    pair = SessionPair()
+    pair.init.connection_made()
+    pair.acc.connection_made()
+    pair.acc.receive_data(pair.init.data_to_send())
+    assert isinstance(pair.acc.next_event(), ev.Connected)
+    assert isinstance(pair.acc.next_event(), ev.LogonReceived)
+    pair.acc.refuse_logon("unknown user")
+    pair.init.receive_data(pair.acc.data_to_send())
+    got = [pair.init.next_event() for _ in range(3)]
+    assert got[-1] == ev.Disconnect(reason="logon refused: unknown user")
+
+
+def test_session_over_file_store_survives_a_restart(tmp_path):
+    from gateway.fix.store import FileStore
+    key = "FIX.4.4:GW->PEER"
+    p = logged_on(store=FileStore(tmp_path, key))
+    p.s.send("8", f"37=E1{SOH}")
+    p.send("0", 2)
+    p.out()
+    p.s.connection_lost()
+    p.store.close()
+    store = FileStore(tmp_path, key)               # a new process
+    assert (store.next_sender_seq, store.next_target_seq) == (3, 3)
+    q = Peer(store=store)
+    q.logon(seq=3)
+    assert q.out() == ["35=A|34=3|49=GW|56=PEER|98=0|108=30"]
+    q.send("2", 4, f"7=1{SOH}16=0{SOH}")
+    assert q.out() == ["35=4|34=1|43=Y|49=GW|56=PEER|36=2|123=Y",
+                       "35=8|34=2|43=Y|49=GW|56=PEER|37=E1",
+                       "35=4|34=3|43=Y|49=GW|56=PEER|36=4|123=Y"]
+    store.close()
