@@ -120,9 +120,11 @@ _FORMATS: dict[str, Checker] = {
     "PRICEOFFSET": _is_float, "PERCENTAGE": _is_float,
     "CHAR": _is_char, "BOOLEAN": _is_bool,
     "UTCTIMESTAMP": _is_timestamp, "UTCTIMEONLY": _is_time_only,
-    "UTCDATEONLY": _is_date, "UTCDATE": _is_date, "LOCALMKTDATE": _is_date,
-    "MONTHYEAR": _is_month_year,
+    "UTCDATEONLY": _is_date, "UTCDATE": _is_date,
 }
+# LOCALMKTDATE and MONTHYEAR stay unchecked: the quickfix binding (1.16) validates them as
+# strings (64=2024 passes there), and a stricter gateway would reject what QuickFIX accepts.
+# _is_month_year is kept for callers that want the check.
 _MULTI_VALUE = frozenset({"MULTIPLEVALUESTRING", "MULTIPLESTRINGVALUE", "MULTIPLECHARVALUE"})
 
 
