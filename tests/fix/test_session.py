@@ -921,3 +921,16 @@ def test_session_over_file_store_survives_a_restart(tmp_path):
                        "35=8|34=2|43=Y|49=GW|56=PEER|37=E1",
                        "35=4|34=3|43=Y|49=GW|56=PEER|36=4|123=Y"]
     store.close()
+
+
+def test_a_hole_left_after_a_partial_resend_is_asked_for_again():
+    p = logged_on()
+    p.send("0", 5)
+    assert p.out() == ["35=2|34=2|49=GW|56=PEER|7=2|16=0"]
+    p.send("0", 9)                                   # covered by the open request: no new one
+    assert p.out() == []
+    p.send("4", 2, f"36=6{SOH}123=Y{SOH}", poss_dup=True, orig_offset=0)   # fills 2-5 only
+    assert p.s.next_target_seq == 6
+    assert p.out() == ["35=2|34=3|49=GW|56=PEER|7=6|16=0"]
+    p.send("4", 6, f"36=9{SOH}123=Y{SOH}", poss_dup=True, orig_offset=0)
+    assert p.s.next_target_seq == 10 and p.s.state == ACTIVE
