@@ -759,12 +759,7 @@ def _scripts() -> list:
     import pathlib
     root = pathlib.Path(__file__).resolve().parents[2] / "gateway/apps/certify/scenarios/fix44"
     # Two-connection scripts (1b duplicate identity) are the transport's: it sees both sockets.
-    paths = sorted(p for p in root.glob("*.def") if "I2," not in p.read_text(encoding="latin-1"))
-    # 2m: a BodyLength 10 too long must swallow the next message too (QuickFIX's Parser looks
-    # for the next "<SOH>10=" after the claimed length); that is the codec's Framer, which
-    # today restarts at the next "8=FIX" instead.
-    framer = pytest.mark.xfail(reason="Framer resyncs at 8=FIX, QuickFIX at the next 10=", strict=False)
-    return [pytest.param(p, marks=framer) if p.stem.startswith("2m_") else p for p in paths]
+    return sorted(p for p in root.glob("*.def") if "I2," not in p.read_text(encoding="latin-1"))
 
 
 class ScriptPeer(Peer):
@@ -858,7 +853,7 @@ def fix44():
     return Dictionary.load()
 
 
-@pytest.mark.parametrize("path", _scripts(), ids=lambda p: getattr(p, "stem", p))
+@pytest.mark.parametrize("path", _scripts(), ids=lambda p: p.stem)
 def test_certification_script(path, fix44):
     peer = ScriptPeer(fix44)
     for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
