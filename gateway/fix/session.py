@@ -18,6 +18,10 @@ cases in ``gateway/apps/certify/scenarios/fix44``. Where we differ, on purpose:
 - messages queued ahead of a gap are capped (``max_out_of_order``); the excess is dropped,
   which is safe because our ResendRequest says EndSeqNo=0 (everything).
 
+Beyond the README's interface: ``output_pending`` (data_to_send() has more: a resend still
+streaming), ``logged_on``, ``heartbeat_s`` (the interval in force), and the store's
+``sync()`` (called from on_timer, for FileStore's fsync="interval").
+
 Invariants:
 - next_event() never raises for what the peer sent: answers (Reject, Logout,
   ResendRequest, Heartbeat) are queued as bytes and an event tells the driver.
@@ -130,6 +134,7 @@ class Session:
         self._queue: dict[int, Message] = {}  # received ahead of a gap, by MsgSeqNum
         self._resend_range: tuple[int, int] | None = None   # what we asked the peer for
         self._pending_logon: Message | None = None
+        self._reset_flag = False              # the pending Logon resets the numbers
         self._sent_logout = False
         self._sent_reset = False
         self._test_requests = 0               # our unanswered timer TestRequests
