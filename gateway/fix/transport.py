@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gateway.common.clock import MONOTONIC, Clock
-from gateway.fix.engine import (Address, ErrorCounter, SessionHandle, body_text, call_app,
+from gateway.fix.engine import (ErrorCounter, SessionHandle, body_text, call_app,
                                 dispatch_app_message, normalize_hosts)
 
 log = logging.getLogger("gateway.fix.transport")
