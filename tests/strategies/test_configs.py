@@ -24,3 +24,11 @@ def test_tactic_config_loads_and_builds(name):
 def test_unknown_tactic_names_the_choices():
     with pytest.raises(KeyError, match="spread_capture"):
         lookup("nope")
+
+
+@pytest.mark.parametrize("tactic", ["liquidity_fade", "momentum", "spread_capture"])
+def test_scenario_files_load_and_build(tactic):
+    from gateway.core.matching.scenarios import ScenarioFile, build_scenario
+    f = load_config(REPO_ROOT / f"configs/tactics/{tactic}-sim.toml", ScenarioFile)
+    gen = build_scenario(tactic, f, start_at=10.0)
+    assert gen.next_at() > 10.0
