@@ -75,3 +75,16 @@ def test_young_wall_is_not_faded():
     book(m, s, 1.1000)
     m.advance(0.1)
     assert book(m, s, 1.0998) == []                 # 1 tick away but only 0.1 s old
+
+
+def test_position_exits_at_once_when_its_wall_is_pulled():
+    s, m = fade(), FakeMarket(venues=("A",))
+    book(m, s, 1.1000)
+    m.advance(1.0)
+    book(m, s, 1.1000)
+    m.advance(0.1)
+    cmds = book(m, s, 1.0998)
+    s.on_report(fill(cmds[0]), m)
+    m.advance(0.05)
+    out = book(m, s, 1.0998, wall_qty=100)           # the wall it leaned on is pulled
+    assert out and out[0].side == SELL and out[0].reason == "exit:wall_pulled"
