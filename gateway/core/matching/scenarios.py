@@ -127,6 +127,7 @@ class WallScenarioConfig(BaseModel):
     pull_distance_ticks: int = Field(1, ge=0)
     absorb_qty: int = Field(1000, ge=0)
     hold_s: float = Field(1.0, ge=0)
+    max_approach_steps: int = Field(50, ge=1)      # background flow may refill faster than we push
 
 
 class WallScenario(_Base):
@@ -153,7 +154,7 @@ class WallScenario(_Base):
             self._next = now + self.cfg.gap_s
             return []
         order = self._submit(self.venue, self.symbol, side, self.cfg.wall_qty, self._px(eng, px), DAY, "wall")
-        self.wall = {"cl": order.cl_ord_id, "side": side, "ticks": px, "hold": hold, "placed_at": now}
+        self.wall = {"cl": order.cl_ord_id, "side": side, "ticks": px, "hold": hold, "placed_at": now, "steps": 0}
         self.log.append({"kind": "hold" if hold else "spoof", "side": side, "price": order.price,
                          "placed_at": now, "outcome": None})
         self.episodes += 1
@@ -167,6 +168,9 @@ class WallScenario(_Base):
         if not self._resting(eng, w["cl"]):          # someone else took or broke it
             return self._end(now, "wall gone")
         dist = abs(touch - w["ticks"]) if touch is not None else 0
+        w["steps"] += 1
+        if w["steps"] > self.cfg.max_approach_steps:   # the price never came: retire the wall
+            return self._end(now, "not reached", [self._pull(self.venue, w["cl"], "retire")])
         if not w["hold"] and dist <= self.cfg.pull_distance_ticks:
             return self._end(now, "pulled", [self._pull(self.venue, w["cl"], "pull")])
         self._next = now + self.cfg.approach_interval_s
