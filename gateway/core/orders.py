@@ -513,7 +513,8 @@ class OrderManager:
         return [SendNewOrder(child=self._add_child(order, spec, venue_cl_ord_id, now))]
 
     def _finish(self, order: OmsOrder, status: str, now: float) -> None:
-        move(order, status)
+        if order.status != status:         # a fill already moved it to FILLED for its report
+            move(order, status)
         order.done_at = now
         self.open.pop(order.order_id, None)
         self.counts[STATUS_NAMES[status]] += 1
