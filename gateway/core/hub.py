@@ -39,7 +39,7 @@ from gateway.core import journal as J
 from gateway.core.model import LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, OrderIntent, TradingStateChanged
 from gateway.core.orders import (OmsOrder, OrderManager, QueryOrderStatus, RejectOmsCancel, ReportToOms,
                                  RouteRemainder, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport,
-                                 CXL_OTHER, TRADE)
+                                 CXL_OTHER)
 from gateway.core.risk import HALTED, RiskConfig, RiskEngine
 from gateway.core.router import build_router
 from gateway.core.router.config import RoutingConfig
@@ -209,6 +209,13 @@ class GatewayCore:
             log.exception("error handling %r", event)
             if isinstance(event, OmsNewOrder):
                 return [self._unjournaled_reject(event.intent, "gateway error: order not accepted")]
+            if isinstance(event, (OmsCancelRequest, OmsReplaceRequest)):
+                replace = isinstance(event, OmsReplaceRequest)
+                return [RejectOmsCancel(session=event.session,
+                                        cl_ord_id=event.new.cl_ord_id if replace else event.cl_ord_id,
+                                        orig_cl_ord_id=event.orig_cl_ord_id, order_id="NONE", ord_status="8",
+                                        response_to="2" if replace else "1", reason=CXL_OTHER,
+                                        text="gateway error: request not processed")]
             return []
 
     # ------------------------------------------------------------ OMS events
@@ -542,5 +549,3 @@ def _order_row(o: OmsOrder) -> dict:
                           "status": c.status, "cum_qty": c.cum_qty, "venue_order_id": c.venue_order_id}
                          for c in o.children]}
 
-
-TRADE_EXEC_TYPE = TRADE   # re-exported for edges counting fills
