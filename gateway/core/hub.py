@@ -291,7 +291,7 @@ class GatewayCore:
     def cancel(self, ev: OmsCancelRequest) -> list:
         orders = self.orders
         order = orders.by_oms.get((ev.session, ev.orig_cl_ord_id))
-        refuse = orders._refusal(order, ev.session, ev.cl_ord_id, ev.orig_cl_ord_id, "1")
+        refuse = orders.refusal(order, ev.session, ev.cl_ord_id, ev.orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
         ids = [self.ids.venue() for c in order.live_children() if not c.cancel_pending]

@@ -529,7 +529,7 @@ class OrderManager:
                text: str | None = None) -> list:
         """An OMS OrderCancelRequest: forward to every live venue order, or refuse."""
         order = self.by_oms.get((session, orig_cl_ord_id))
-        refuse = self._refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
+        refuse = self.refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
         req = Request("cancel", order, cl_ord_id, orig_cl_ord_id, text=text or "canceled at the OMS's request")
@@ -563,7 +563,7 @@ class OrderManager:
     def replace_problem(self, session: str, new: OrderIntent, orig_cl_ord_id: str) -> RejectOmsCancel | None:
         """Why a replace cannot go ahead, as the OMS's answer; None if it can (no state is touched)."""
         order = self.by_oms.get((session, orig_cl_ord_id))
-        refuse = self._refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
+        refuse = self.refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
         if refuse is not None:
             return refuse
         live = order.live_children()
@@ -606,7 +606,7 @@ class OrderManager:
         return [SendReplace(child=child, cl_ord_id=venue_id, orig_cl_ord_id=child.cl_ord_id, qty=new.qty,
                             price=new.price)]
 
-    def _refusal(self, order: OmsOrder | None, session: str, cl_ord_id: str, orig: str,
+    def refusal(self, order: OmsOrder | None, session: str, cl_ord_id: str, orig: str,
                  response_to: str) -> RejectOmsCancel | None:
         def refuse(reason: str, text: str) -> RejectOmsCancel:
             return RejectOmsCancel(session=session, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig,
