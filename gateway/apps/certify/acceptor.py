@@ -5,7 +5,7 @@ QuickFIX's own default ValidateUserDefinedFields=Y; its application supports no 
 type, so every valid application message is answered with BusinessMessageReject 380=3, as
 the simulator and the gateway answer a QuoteRequest. With ``echo=True`` it is QuickFIX's
 acceptance-test acceptor instead: application messages are sent back as received (same
-MsgType and body), with SendingTime in whole seconds, as QuickFIX's test server does.
+MsgType, body and PossResend), under its own session header, as QuickFIX's test server does.
 """
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ class ReferenceApp(fixedge.SafeApplication):
 
 
 def _echo_of(msg: "fix.Message") -> "fix.Message":
-    """The same MsgType and body, a fresh header (quickfix fills in CompIDs, MsgSeqNum, SendingTime)."""
+    """The same MsgType, body and PossResend; quickfix fills in CompIDs, MsgSeqNum and SendingTime."""
     echo = fix.Message()
     echo.setString(msg.toString(), False)  # no validation: the body as received
     header = echo.getHeader()
-    for tag in (34, 43, 49, 52, 56, 97, 122):
+    for tag in (34, 43, 49, 52, 56, 122):
         header.removeField(tag)
     return echo
 
@@ -72,8 +72,6 @@ class ReferenceAcceptor:
                 "ResetOnLogon": True, "ResetOnDisconnect": True,
                 "ValidateUserDefinedFields": True,  # QuickFIX's default (engine_defaults turns it off)
             }
-            if self.echo:  # QuickFIX's test acceptor writes SendingTime without fractions
-                sess["TimestampPrecision"] = 0
             sess.update(self.settings)
             sessions.append(sess)
         settings = fixedge.build_settings(fixedge.engine_defaults(self.store_dir), sessions)

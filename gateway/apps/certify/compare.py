@@ -99,11 +99,15 @@ def _compare_strict(exp: list[tuple[str, str]], got: list[tuple[str, str]], expl
     for i, ((etag, evalue), (gtag, gvalue)) in enumerate(zip(exp, got)):
         if etag != gtag:
             return f"field #{i + 1}: expected tag {etag} but found tag {gtag}"
-        if etag == "9" and not explicit_length:
-            continue
+        if etag == "9":
+            continue  # after the other fields: a wrong value elsewhere is the better reason
         if not _value_matches(etag, evalue, gvalue, loose=False):
             return _value_reason(etag, evalue, gvalue)
-    if not explicit_length:
+    if explicit_length:
+        want_text, have_text = dict(exp).get("9", ""), dict(got).get("9", "")
+        if want_text != have_text:
+            return _value_reason("9", want_text, have_text)
+    else:
         want = _adjusted_body_length(exp, got)
         have = int(dict(got).get("9", "-1"))
         if want != have:

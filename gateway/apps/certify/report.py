@@ -127,7 +127,7 @@ def _junit_suite(run: Run, suite_name: str, outcomes: list[Outcome], first: bool
         "time": f"{sum(o.seconds for o in outcomes) if outcomes else run.wall_seconds:.3f}",
         "timestamp": run.started,
     })
-    classname = "certify." + "".join(c if c.isalnum() else "_" for c in f"{suite_name}.{label}")
+    classname = f"certify.{_slug(suite_name)}.{_slug(label)}"
     if preflight:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": "preflight_sequence_reset",
                                                  "time": "0"})
@@ -143,6 +143,10 @@ def _junit_suite(run: Run, suite_name: str, outcomes: list[Outcome], first: bool
         tag = "failure" if o.status == FAIL else "error"
         ET.SubElement(case, tag, {"message": _xml_safe(o.reason)}).text = _xml_safe(detail)
     return suite
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
 
 
 def write_junit(run: Run, path: str | Path) -> None:

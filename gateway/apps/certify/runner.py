@@ -18,7 +18,8 @@ from gateway.apps.certify.wire import Connection, ConnectionClosed, FramingError
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 MSG_TYPES = {"0": "Heartbeat", "1": "TestRequest", "2": "ResendRequest", "3": "Reject",
-             "4": "SequenceReset", "5": "Logout", "A": "Logon", "j": "BusinessMessageReject"}
+             "4": "SequenceReset", "5": "Logout", "A": "Logon", "j": "BusinessMessageReject",
+             "8": "ExecutionReport", "9": "OrderCancelReject", "D": "NewOrderSingle"}
 
 
 class Unreachable(Exception):

@@ -42,6 +42,7 @@ PLACEHOLDER_RE = re.compile(r"<([A-Z]+)(?::([A-Za-z0-9_]+))?(?:([+-])(\d+))?>")
 PLACEHOLDERS = {"TIME", "SENDER", "TARGET", "HEARTBEAT", "LEN", "ANY", "CAPTURE", "VAR"}
 ANY = "\x00ANY\x00"  # marks an <ANY> value after rendering (never valid on the wire)
 CAPTURE_PREFIX = "\x00CAPTURE:"  # <CAPTURE:name> renders as CAPTURE_PREFIX + name + "\x00"
+FIXED_LENGTH_RE = re.compile(r"8=[^\x01]*\x019=\d+\x01")  # a message whose BodyLength is written as a number
 DIRECTIVE_RE = re.compile(r"^#@(suite|compare)\s+(.+?)\s*$")
 SUITE_ACCEPTOR, SUITE_INITIATOR, SUITE_APP = "session acceptor", "session initiator", "application"
 COMPARE_MODES = ("strict", "loose", "subset")
@@ -101,7 +102,7 @@ class Script:
         seconds; rendering milliseconds would make every echoed time 4 bytes longer than
         the BodyLength the author computed.
         """
-        return any(re.search(r"(^|\x01)9=\d+\x01", s.text) for s in self.steps if s.kind in ("send", "expect"))
+        return any(FIXED_LENGTH_RE.match(s.text) for s in self.steps if s.kind in ("send", "expect"))
 
     def where(self, step: Step) -> str:
         return f"{self.path}:{step.line}"
