@@ -208,14 +208,18 @@ class ScenarioRunner:
         self.variables.update(cmp.captures(expected, received))
 
     def _receive(self, conn: Connection, expected: bytes, timeout: float) -> bytes | None:
-        """The next message; in subset mode (application flows) a plain Heartbeat is skipped
-        unless one is expected, since its timing is the counterparty's business."""
+        """The next message; in subset mode (application flows) optional messages are skipped
+        unless the script expects one of that kind: a plain Heartbeat (its timing is the
+        counterparty's business) and an ExecutionReport of a pending state (PendingNew,
+        PendingCancel, PendingReplace: FIX 4.4 lets a venue send them or not)."""
         deadline = time.monotonic() + timeout
+        optional_kind = _optional_kind(expected)
         while True:
             received = conn.receive(max(deadline - time.monotonic(), 0.0))
-            if received is None or self.mode != cmp.SUBSET or not _is_plain_heartbeat(received):
+            if received is None or self.mode != cmp.SUBSET:
                 return received
-            if _is_plain_heartbeat(expected):
+            kind = _optional_kind(received)
+            if kind is None or kind == optional_kind:
                 return received
 
     def _expect_disconnect(self, step: Step, conn: Connection) -> None:
@@ -233,9 +237,17 @@ class ScenarioRunner:
                            "(disconnect)", show(data))
 
 
-def _is_plain_heartbeat(data: bytes) -> bool:
+PENDING_EXEC_TYPES = {"A": "PendingNew", "6": "PendingCancel", "E": "PendingReplace"}
+
+
+def _optional_kind(data: bytes) -> str | None:
+    """'Heartbeat' or a pending ExecType name when the message is one a venue may omit."""
     fields = dict(split_fields(data))
-    return fields.get("35") == "0" and "112" not in fields
+    if fields.get("35") == "0" and "112" not in fields:
+        return "Heartbeat"
+    if fields.get("35") == "8":
+        return PENDING_EXEC_TYPES.get(fields.get("150", ""))
+    return None
 
 
 def _summary(data: bytes) -> str:
