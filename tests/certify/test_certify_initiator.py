@@ -75,3 +75,23 @@ def test_listen_usage_errors(value, capsys):
     assert "expected HOST:PORT" in capsys.readouterr().err
     assert cli.main(["--listen", "127.0.0.1:0"]) == 2
     assert "--listen needs --target" in capsys.readouterr().err
+
+
+def test_gateway_venue_initiator_passes_logon_then_keeps_sequence_numbers_across_logouts(stack, tmp_path):
+    """Known gap, asserted so that the fix shows up here: the gateway's venue sessions have no
+    reset after Logout (no `reset_on_logout` key in [[venues]], so quickfix's ResetOnLogout=N),
+    while every initiator scenario ends with a Logout and starts again at MsgSeqNum 1. The
+    first scenario passes; each later one sees the Logon's MsgSeqNum carried over."""
+    port = free_port()
+    stack.venue_ports["ALPHA"] = port  # the gateway's venue ALPHA is us
+    starter = threading.Timer(0.5, lambda: stack.start_gateway(wait_venues=False))
+    starter.start()
+    try:
+        rc, report, _ = run_certify(tmp_path, "--listen", f"127.0.0.1:{port}", "--sender", "ALPHA",
+                                    "--target", "FIXGW", "--timeout", "3", "--accept-timeout", "15",
+                                    "-k", "i1_", "-k", "i4_")
+    finally:
+        starter.join()
+    assert rc == 1
+    assert statuses(report) == {"i1_LogonAnsweredLogoutFromAcceptor": "pass", "i4_TestRequestAnswered": "fail"}
+    assert failures(report)["i4_TestRequestAnswered"].startswith("field 34 should be '1' but was ")
