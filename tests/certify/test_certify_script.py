@@ -257,8 +257,9 @@ def test_capture_and_var_placeholders():
     assert "unexpected field(s) 34,60" in compare(exp, got, LOOSE)
     assert captures(exp, got) == {"oid": "V-17"}
     assert "37=<CAPTURE:oid>" in show(exp)
-    text = substitute(f"37=<VAR:oid>{SOH}34=<VAR:n+2>{SOH}", CTX, variables={"oid": "V-17", "n": "4"})
-    assert text == f"37=V-17{SOH}34=6{SOH}"
+    text = substitute(f"37=<VAR:oid>{SOH}34=<VAR:n+2>{SOH}11=A-<RUNID>{SOH}", CTX, variables={"oid": "V-17", "n": "4"})
+    assert text == f"37=V-17{SOH}34=6{SOH}11=A-{CTX.run_id}{SOH}"
+    assert CTX.run_id.isalnum() and len(CTX.run_id) == 8
     with pytest.raises(UnknownVariable):
         substitute(f"37=<VAR:nope>{SOH}", CTX)
     wrong = wire("8=FIX.4.4|35=8|37=OTHER|150=4|")

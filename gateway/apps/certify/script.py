@@ -12,7 +12,8 @@ that people can write scripts in an ordinary editor. Placeholders:
 ``<TIME>``, ``<TIME+N>``, ``<TIME-N>`` (UTC now, offset in seconds; whole seconds
 ``YYYYMMDD-HH:MM:SS`` as QuickFIX's runner writes them when the script fixes a BodyLength
 anywhere, milliseconds otherwise), ``<SENDER>`` (our
-CompID), ``<TARGET>`` (the counterparty's), ``<HEARTBEAT>`` (HeartBtInt from the command
+CompID), ``<TARGET>`` (the counterparty's), ``<RUNID>`` (a token unique to the run, for
+ClOrdIDs a venue must not have seen before), ``<HEARTBEAT>`` (HeartBtInt from the command
 line), ``<LEN+N>``/``<LEN-N>``/``<LEN>`` (only as a BodyLength value: the true length
 plus or minus N, to send a wrong one on purpose) and, in ``E`` lines only, ``<ANY>`` (any
 non-empty value, for free text whose wording is the counterparty's choice),
@@ -39,7 +40,7 @@ SOH = "\x01"
 LINE_RE = re.compile(r"^([IEie])(?:(\d),)?(.*)$", re.S)
 # <NAME>, <NAME+N>, <NAME:var>, <NAME:var+N>
 PLACEHOLDER_RE = re.compile(r"<([A-Z]+)(?::([A-Za-z0-9_]+))?(?:([+-])(\d+))?>")
-PLACEHOLDERS = {"TIME", "SENDER", "TARGET", "HEARTBEAT", "LEN", "ANY", "CAPTURE", "VAR"}
+PLACEHOLDERS = {"TIME", "SENDER", "TARGET", "HEARTBEAT", "LEN", "ANY", "CAPTURE", "VAR", "RUNID"}
 ANY = "\x00ANY\x00"  # marks an <ANY> value after rendering (never valid on the wire)
 CAPTURE_PREFIX = "\x00CAPTURE:"  # <CAPTURE:name> renders as CAPTURE_PREFIX + name + "\x00"
 FIXED_LENGTH_RE = re.compile(r"8=[^\x01]*\x019=\d+\x01")  # a message whose BodyLength is written as a number
@@ -246,6 +247,18 @@ class Context:
     target: str
     heartbeat: int = 30
     compid_map: Mapping[str, str] = field(default_factory=dict)  # e.g. TW->CERT, ISLD->ALPHA
+    run_id: str = field(default_factory=lambda: new_run_id())
+
+
+def new_run_id() -> str:
+    """Milliseconds since the epoch in base 36 (8 characters): a venue rejects a ClOrdID it
+    has seen that day, so the application suite's ClOrdIDs must differ from run to run."""
+    n = int(_dt.datetime.now(_dt.timezone.utc).timestamp() * 1000)
+    digits = ""
+    while n:
+        n, r = divmod(n, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r] + digits
+    return digits
 
 
 def utc_time(offset_seconds: int = 0, now: _dt.datetime | None = None, whole_seconds: bool = False) -> str:
@@ -290,6 +303,8 @@ def substitute(template: str, ctx: Context, now: _dt.datetime | None = None, who
             return ctx.sender
         if name == "TARGET":
             return ctx.target
+        if name == "RUNID":
+            return ctx.run_id
         if name == "HEARTBEAT":
             return str(ctx.heartbeat)
         if name == "ANY":
