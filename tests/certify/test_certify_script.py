@@ -295,3 +295,25 @@ def test_reports_name_the_suite_of_each_case():
     assert [(s.get("tests"), s.get("failures")) for s in suites] == [("1", "0"), ("1", "1")]
     assert suites[1].get("name").startswith("fixgw certify application:")
     assert suites[1].find("testcase").get("classname").startswith("certify.application.")
+
+
+def test_logon_fields_added_to_logons_only():
+    from gateway.apps.certify.script import with_logon_fields
+    logon = "8=FIX.4.4\x0135=A\x0134=1\x0149=CERT\x0156=FIXGW\x0198=0\x01108=30\x01"
+    out = with_logon_fields(logon, ((554, "pw\x80"),))
+    assert out.endswith("108=30\x01554=pw\x80\x01")
+    assert with_logon_fields(logon + "554=mine\x01", ((554, "pw"),)).count("554=") == 1   # script's own wins
+    fixed = "8=FIX.4.4\x019=60\x0135=A\x0134=1\x01"
+    assert with_logon_fields(fixed, ((554, "pw"),)) == fixed            # a fixed BodyLength is sent as written
+    heartbeat = "8=FIX.4.4\x0135=0\x0134=2\x01"
+    assert with_logon_fields(heartbeat, ((554, "pw"),)) == heartbeat
+    with_trailer = logon + "10=000\x01"
+    assert with_logon_fields(with_trailer, ((554, "pw"),)).endswith("554=pw\x0110=000\x01")
+
+
+def test_gateway_counterparty_reads_the_clients_password(tmp_path):
+    from gateway.apps.certify.counterparty import from_gateway_config
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[oms]\nport = 9100\nclients = [{ comp_id = "CERT", password = "s3", reset_on_logon = true }]\n')
+    target, warnings = from_gateway_config(cfg)
+    assert target.logon_fields == ((554, "s3"),) and warnings == []

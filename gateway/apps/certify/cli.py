@@ -8,6 +8,7 @@ unreachable counterparty.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     where.add_argument("--gateway", action="store_true", help="the gateway's OMS acceptor from --config "
                                                               "(e.g. configs/gateway.toml)")
     where.add_argument("--config", metavar="TOML", help="the simulator or gateway config to read")
+    where.add_argument("--username", help="Username(553) on our Logons (default: from --gateway's client entry)")
+    where.add_argument("--password-env", metavar="VAR",
+                       help="read Password(554) for our Logons from this environment variable "
+                            "(default: from --gateway's client entry)")
     where.add_argument("--listen", metavar="HOST:PORT",
                        help="certify an initiator: be the acceptor on HOST:PORT and wait for it to connect "
                             "(--target is its CompID, --sender ours); runs the initiator suite by default")
@@ -91,6 +96,14 @@ def resolve_target(args: argparse.Namespace) -> tuple[Target, list[str]]:
         target = Target(args.host or "127.0.0.1", args.port, args.sender or counterparty.CERT_COMP_ID, args.target)
         warnings = []
     target.heartbeat = args.heartbeat
+    fields = dict(target.logon_fields)
+    if args.username:
+        fields[553] = args.username
+    if args.password_env:
+        if args.password_env not in os.environ:
+            raise UsageError(f"--password-env {args.password_env}: no such environment variable")
+        fields[554] = os.environ[args.password_env]
+    target.logon_fields = tuple(fields.items())
     return target, warnings
 
 

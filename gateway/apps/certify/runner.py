@@ -13,7 +13,8 @@ from typing import Callable, Iterable
 
 from gateway.apps.certify import compare as cmp
 from gateway.apps.certify.script import (SUITE_ACCEPTOR, Context, Script, ScriptError, Step, UnknownVariable,
-                                         fixify, parse_file, show, split_fields, substitute)
+                                         fixify, parse_file, show, split_fields, substitute,
+                                         with_logon_fields)
 from gateway.apps.certify.wire import Connection, ConnectionClosed, FramingError, Listener
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -35,6 +36,9 @@ class Target:
     heartbeat: int = 30
     label: str = ""
     listen: bool = False  # we are the acceptor: host:port is where we listen
+    # Fields every Logon we send carries (e.g. Password 554 a gateway requires), appended to
+    # scripted Logons that do not fix their BodyLength; never logged or shown in reports.
+    logon_fields: tuple[tuple[int, str], ...] = ()
 
     def describe(self) -> str:
         name = f"{self.label} " if self.label else ""
@@ -179,7 +183,7 @@ class ScenarioRunner:
                            step) from None
 
     def _send(self, step: Step, conn: Connection) -> None:
-        data = fixify(self._render(step))
+        data = fixify(with_logon_fields(self._render(step), self.target.logon_fields))
         try:
             conn.send(data)
         except ConnectionClosed:
@@ -276,8 +280,9 @@ def reset_check(target: Target, timeout: float = 5.0, rounds: int = 2) -> str | 
         except OSError as exc:
             raise Unreachable(f"cannot connect to {target.host}:{target.port}: {exc.strerror or exc}") from None
         try:
-            conn.send(fixify(substitute("8=FIX.4.4\x0135=A\x0134=1\x0149=<SENDER>\x0152=<TIME>\x01"
-                                        "56=<TARGET>\x0198=0\x01108=30\x01", ctx)))
+            conn.send(fixify(with_logon_fields(substitute("8=FIX.4.4\x0135=A\x0134=1\x0149=<SENDER>\x0152=<TIME>\x01"
+                                                          "56=<TARGET>\x0198=0\x01108=30\x01", ctx),
+                                               target.logon_fields)))
             try:
                 answer = conn.receive(timeout)
             except (ConnectionClosed, FramingError):

@@ -347,6 +347,22 @@ def _map_compids(text: str, mapping: Mapping[str, str]) -> str:
     return SOH.join(out)
 
 
+def with_logon_fields(text: str, fields: Iterable[tuple[int, str]]) -> str:
+    """``text`` with ``fields`` appended when it is a Logon (35=A) that neither fixes its
+    BodyLength nor carries them already; anything else unchanged."""
+    fields = tuple(fields)
+    if not fields or f"{SOH}35=A{SOH}" not in text:
+        return text
+    present = {tag for tag, _ in split_fields(text)}
+    if "9" in present:
+        return text
+    extra = "".join(f"{tag}={value}{SOH}" for tag, value in fields if str(tag) not in present)
+    body, sep, trailer = text.rpartition(f"{SOH}10=")
+    if sep:
+        return f"{body}{SOH}{extra}10={trailer}"
+    return text + ("" if text.endswith(SOH) else SOH) + extra
+
+
 def checksum(data: bytes) -> int:
     return sum(data) % 256
 
