@@ -260,13 +260,16 @@ def read_recording(path: str | Path) -> Recording:
     venues: dict[str, int] = {}
     symbols: dict[str, int] = {}
     pos = 0
-    for batch in pf.iter_batches(batch_size=1 << 20):
+    pool = _pa().default_memory_pool()
+    for batch in pf.iter_batches(batch_size=1 << 18, use_threads=False):
         m = batch.num_rows
         for c in NUMERIC:
             cols[c][pos:pos + m] = batch.column(c).to_numpy(zero_copy_only=False)
         ven[pos:pos + m] = _codes(batch.column("venue"), venues)
         sym[pos:pos + m] = _codes(batch.column("symbol"), symbols)
         pos += m
+        del batch
+        pool.release_unused()   # arrow's allocator keeps freed pages: return them, or RSS doubles
     pv = np.empty(0, np.int16)
     ps = np.empty(0, np.int64)
     pr = np.empty(0, np.float64)

@@ -173,7 +173,8 @@ class Replay:
             rtts = rec.probe_rtt[rec.probe_venue == i] if len(rec.probe_rtt) else ()
             self.latency[v] = self.specs[v].model(bt.seed + i, rtts)
         self.ledger = Ledger(self.specs)
-        self.parents: dict[str, Parent] = {}
+        self.parents: dict[str, Parent] = {}     # open orders only: memory stays flat over a day
+        self._done = [0, 0, 0.0, 0.0]            # orders sent, orders filled, qty sent, qty filled
         self._heap: list = []
         self._seq = 0
         self.stats = {"events": 0, "orders": 0, "children": 0, "risk_rejects": 0, "route_rejects": 0,
@@ -191,14 +192,18 @@ class Replay:
                 setattr(rec, c, getattr(rec, c)[order])
         t0 = int(min(rec.ts_exch.min(), rec.ts_local.min())) if n else 0
         self.t0 = t0
-        nsym = max(len(rec.symbols), 1)
-        self.book_col = rec.venue.astype(np.int32) * nsym + rec.symbol.astype(np.int32)
+        self._nsym = nsym = max(len(rec.symbols), 1)
         # the venue cannot have stamped an event after we received it, and its stream per
         # book is in order: clamp, then make ts_exch non-decreasing per book (invariant X)
         self._idx: list[np.ndarray] = []
         self._te: list[np.ndarray] = []
         for b in range(self.nbooks):
-            idx = np.flatnonzero(self.book_col == b)
+            v, sy = divmod(b, nsym)
+            mask = rec.venue == v
+            if nsym > 1:
+                mask &= rec.symbol == sy
+            idx = np.flatnonzero(mask).astype(np.int32 if n < 2**31 else np.int64)
+            del mask
             te = np.minimum(rec.ts_exch[idx], rec.ts_local[idx])
             np.maximum.accumulate(te, out=te)
             rec.ts_exch[idx] = te
@@ -281,7 +286,7 @@ class Replay:
         for a in range(0, n, CHUNK):
             s = slice(a, a + CHUNK)
             self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), ((rec.ts_exch[s] - t0) * 1e-9).tolist(),
-                            self.book_col[s].tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
+                            self._books(s).tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
                             rec.price[s].tolist(), rec.qty[s].tolist(), rec.action[s].tolist())
         self.stats["events"] = n
         # drain: every order in flight gets its answer; timers stop with the data
@@ -295,6 +300,13 @@ class Replay:
         self.ledger.mark(self.clock.t, self.market.mark_price)
         wall = time.perf_counter() - wall0
         return self._result(wall)
+
+    def _books(self, s: slice) -> np.ndarray:
+        """Book ids of a chunk: venue * nsym + symbol (computed per chunk, not stored)."""
+        rec = self.rec
+        if self._nsym == 1:
+            return rec.venue[s]
+        return rec.venue[s].astype(np.int32) * self._nsym + rec.symbol[s]
 
     def _run_chunk(self, tl, te, bk, kd, sd, px, qt, ac) -> None:
         clock = self.clock
@@ -457,8 +469,19 @@ class Replay:
             if not child.done and child.book >= 0:
                 self._at(now + self.latency[child.venue].entry(now), self._arrive_cancel, child)
 
+    def _finish(self, parent: Parent) -> None:
+        self.parents.pop(parent.intent.cl_ord_id, None)
+        if parent.children:
+            d = self._done
+            d[0] += 1
+            d[2] += parent.intent.qty
+            if parent.cum > _EPS:
+                d[1] += 1
+                d[3] += parent.cum
+
     def _reject(self, parent: Parent, text: str) -> None:
         it = parent.intent
+        self._finish(parent)
         self._commands(self.strategy.on_report(OrderReport(
             cl_ord_id=it.cl_ord_id, exec_type="8", ord_status="8", last_qty=0.0, last_px=0.0, cum_qty=0.0,
             leaves_qty=0.0, venue=None, text=text, at=self.clock.t), self.view))
@@ -510,6 +533,7 @@ class Replay:
                 return []
         leaves = it.qty - parent.cum
         self.risk.on_order_done(it, leaves if leaves > 0 else 0.0)
+        self._finish(parent)
         if parent.unfilled > _EPS:
             parent.unfilled = 0.0
             return list(self.strategy.on_report(
@@ -526,17 +550,17 @@ class Replay:
     # ------------------------------------------------------------------ result
     def _result(self, wall_s: float) -> dict:
         st = self.strategy.stats() if hasattr(self.strategy, "stats") else {}
-        parents = list(self.parents.values())
-        sent = [p for p in parents if p.children]
-        filled = [p for p in sent if p.cum > _EPS]
+        for p in list(self.parents.values()):     # still open at the end (resting orders)
+            self._finish(p)
+        n_sent, n_filled, q_sent, q_filled = self._done
         return {
             "events": len(self.rec), "venues": list(self.rec.venues), "symbols": list(self.rec.symbols),
             "replay_s": self.end_t, "wall_s": wall_s,
             "events_per_s": len(self.rec) / wall_s if wall_s > 0 else None,
             "stats": dict(self.stats),
-            "orders_sent": len(sent), "orders_filled": len(filled),
-            "fill_rate": len(filled) / len(sent) if sent else None,
-            "qty_sent": sum(p.intent.qty for p in sent), "qty_filled": sum(p.cum for p in sent),
+            "orders_sent": n_sent, "orders_filled": n_filled,
+            "fill_rate": n_filled / n_sent if n_sent else None,
+            "qty_sent": q_sent, "qty_filled": q_filled,
             "ledger": self.ledger.summary(), "fills": self.ledger.fills, "equity": self.ledger.equity,
             "risk": {"state": self.risk.state, "realized_pnl": self.risk.realized_pnl,
                      "unrealized_pnl": self.risk.unrealized_pnl, "trips": self.trips,
