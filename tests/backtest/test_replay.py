@@ -65,3 +65,12 @@ def test_sweep_of_8_parameter_sets_on_a_local_cluster():
             for n in grid["backtest.params.every"]}
     assert all(r["events"] > 7000 for r in rows)
     assert time.perf_counter() - t0 < 30
+
+
+def test_cli_backtest_writes_a_report(tmp_path, capsys):
+    from gateway.apps.backtest.cli import main
+    assert main(["synth", "--events", "3000", "--out", str(tmp_path / "s.rec")]) == 0
+    assert main(["--data", str(tmp_path / "s.rec"), "--strategy", "bt_strategies:TouchScalper",
+                 "--set", "backtest.params.every=20", "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "fills.csv").exists()
+    assert '"fill_rate"' in capsys.readouterr().out
