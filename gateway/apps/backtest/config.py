@@ -29,11 +29,13 @@ Example::
 """
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.common.configfile import ConfigError, validate_config
 
 from gateway.core.models.latency import ConstantLatency, EmpiricalLatency, LatencyModel, ScheduledJitterLatency
 from gateway.core.risk.config import RiskConfig
@@ -100,14 +102,22 @@ class BacktestConfig(BaseModel):
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> BacktestConfig:
     """Read a TOML file (or defaults) and apply dotted overrides, e.g. {"backtest.params.qty": 2}."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     raw: dict[str, Any] = {}
     if path is not None:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     for key, value in (overrides or {}).items():
         node = raw
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    return BacktestConfig.model_validate(raw)
+    return validate_config(raw, BacktestConfig, str(path or "<defaults + --set>"))
