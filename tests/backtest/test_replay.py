@@ -74,3 +74,17 @@ def test_cli_backtest_writes_a_report(tmp_path, capsys):
                  "--set", "backtest.params.every=20", "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "fills.csv").exists()
     assert '"fill_rate"' in capsys.readouterr().out
+
+
+def test_the_fast_book_event_equals_the_dataclass_one():
+    from gateway.apps.backtest.engine import _BU_AT, _BU_SYMBOL, _BU_VENUE
+    from gateway.core.strategies.base import BookUpdated
+    ev = object.__new__(BookUpdated)
+    _BU_VENUE(ev, "A")
+    _BU_SYMBOL(ev, "S")
+    _BU_AT(ev, 1.5)
+    assert ev == BookUpdated(venue="A", symbol="S", at=1.5) and hash(ev) == hash(BookUpdated(venue="A", symbol="S", at=1.5))
+    import dataclasses
+    import pytest
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.at = 2.0

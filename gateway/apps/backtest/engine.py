@@ -49,7 +49,7 @@ from gateway.apps.backtest.ledger import Ledger
 from gateway.core.market import MarketState
 from gateway.core.model import BUY, FOK, IOC, MARKET, OrderIntent
 from gateway.core.models.queue import queue_model
-from gateway.core.recording import CLEAR, SNAPSHOT, TRADE, UPDATE, Recording
+from gateway.core.recording import CLEAR, DELETE, SNAPSHOT, TRADE, UPDATE, Recording
 from gateway.core.risk import RiskEngine
 from gateway.core.router import build_router
 from gateway.core.router.decisions import DecisionLog
@@ -60,6 +60,9 @@ CHUNK = 1 << 16
 _SIDE_CHAR = ("0", "1")          # L2Book sides: '0' bid, '1' offer
 _ACTION_CHAR = ("0", "1", "2")
 _AGG_SIDE = (None, BUY, "2")     # recording aggressor code -> strategy Side
+# The frozen dataclass __init__ goes through object.__setattr__ per field; writing the slots
+# through their descriptors builds the identical (equal, still frozen) event 3-4x faster.
+_BU_VENUE, _BU_SYMBOL, _BU_AT = BookUpdated.venue.__set__, BookUpdated.symbol.__set__, BookUpdated.at.__set__
 
 
 class ReplayClock:
@@ -318,6 +321,7 @@ class Replay:
         commands = self._commands
         touch_only = self.cfg.backtest.notify == "touch"
         next_due = self._next_due()
+        new, set_v, set_s, set_at = object.__new__, _BU_VENUE, _BU_SYMBOL, _BU_AT
         for t, x, b, k, s, p, q, a in zip(tl, te, bk, kd, sd, px, qt, ac):
             if t >= next_due:
                 next_due = self._due(t)
@@ -327,7 +331,13 @@ class Replay:
             if m >= applied[b]:                     # not yet applied by a look-ahead
                 applied[b] = m + 1
                 xb = xbooks[b]
-                if xb.apply(k, s, p, q, a):
+                if k <= SNAPSHOT and xb.plain:      # ExchangeBook.apply's plain case, inline
+                    lv = xb.asks if s else xb.bids
+                    if a == DELETE or q <= 0.0:
+                        lv.pop(p, None)
+                    else:
+                        lv[p] = q
+                elif xb.apply(k, s, p, q, a):
                     self._resting_fills(xb, x, b)
                     next_due = self._next_due()
             lb = lbooks[b]
@@ -339,7 +349,11 @@ class Replay:
                         continue
                 else:
                     lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
-                cmds = on_book(BookUpdated(venue=bven[b], symbol=bsym[b], at=t), view)
+                ev = new(BookUpdated)               # == BookUpdated(venue=, symbol=, at=), 3x cheaper
+                set_v(ev, bven[b])
+                set_s(ev, bsym[b])
+                set_at(ev, t)
+                cmds = on_book(ev, view)
             elif k == TRADE:
                 lb.on_trade(p, q)
                 cmds = on_trade(TradePrinted(venue=bven[b], symbol=bsym[b], price=p, qty=q,

@@ -43,7 +43,7 @@ class VenueOrder:
 
 
 class ExchangeBook:
-    __slots__ = ("bids", "asks", "taken_bid", "taken_ask", "resting", "queue", "fills")
+    __slots__ = ("bids", "asks", "taken_bid", "taken_ask", "resting", "queue", "fills", "plain")
 
     def __init__(self, queue: QueueModel) -> None:
         self.bids: dict[float, float] = {}
@@ -53,6 +53,12 @@ class ExchangeBook:
         self.resting: list[VenueOrder] = []
         self.queue = queue
         self.fills: list[tuple[VenueOrder, float, float]] = []   # resting fills of the last apply()
+        # plain: no resting order of ours and nothing taken -> a level update is a bare dict
+        # write, which the replay loop does inline (kept true by _replan after every change)
+        self.plain = True
+
+    def _replan(self) -> None:
+        self.plain = not (self.resting or self.taken_bid or self.taken_ask)
 
     # ------------------------------------------------------------------ data events
     def apply(self, kind: int, side: int, price: float, qty: float, action: int) -> bool:
@@ -71,6 +77,8 @@ class ExchangeBook:
             tk = taken.get(price, 0.0) if taken else 0.0
             if tk:
                 tk = self._consume_taken(taken, price, old, new, tk)
+                if not taken:
+                    self._replan()
             if self.resting:
                 prev_disp = old - tk if old > tk else 0.0   # approximate: before the overlay moved
                 new_disp = new - tk if new > tk else 0.0
@@ -83,6 +91,7 @@ class ExchangeBook:
             self.asks.clear()
             self.taken_bid.clear()
             self.taken_ask.clear()
+            self._replan()
         return False
 
     @staticmethod
@@ -140,18 +149,21 @@ class ExchangeBook:
             left -= q
             if left <= _EPS:
                 break
+        self._replan()
         return fills
 
     # ------------------------------------------------------------------ our resting orders
     def rest(self, order: VenueOrder) -> None:
         self.queue.on_new_order(order, self.displayed(BID if order.is_buy else ASK, order.price))
         self.resting.append(order)
+        self.plain = False
 
     def cancel(self, order: VenueOrder) -> bool:
         try:
             self.resting.remove(order)
         except ValueError:
             return False        # already filled: the cancel is too late
+        self._replan()
         return True
 
     def _on_level(self, side: int, price: float, prev: float, new: float) -> bool:
@@ -192,4 +204,5 @@ class ExchangeBook:
         if done:
             for o in done:
                 self.resting.remove(o)
+            self._replan()
         return bool(self.fills)
