@@ -157,3 +157,16 @@ def test_risk_engine_rejects_inside_the_replay():
     _, res = replay(rows, s, config(**{"risk.max_order_qty": 10}))
     assert [(x.exec_type, "max_order_qty" in (x.text or "")) for x in s.reports] == [("8", True)]
     assert res["risk"]["rejects_by_check"] == {"max_order_qty": 1}
+
+
+def test_touch_notify_skips_updates_behind_the_touch():
+    rows = snap(0, [(100.0, 5), (99.0, 5)], [(101.0, 5)])
+    rows += upd(1000, BID, 99.0, 6)            # behind the touch: not notified in touch mode
+    rows += upd(2000, BID, 100.0, 4)           # at the touch
+    rows += upd(3000, ASK, 100.5, 2)           # inside the spread
+    counts = {}
+    for mode in ("every", "touch"):
+        s = Scripted()
+        replay(rows, s, config(**{"backtest.notify": mode}))
+        counts[mode] = s.books
+    assert counts == {"every": 3, "touch": 2}

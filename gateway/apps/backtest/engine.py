@@ -343,9 +343,11 @@ class Replay:
             lb = lbooks[b]
             if k == UPDATE:
                 if touch_only:
-                    top = _top(lb)
+                    # the top of book can only move if the update is at or inside the touch
+                    ks = (lb.asks if s else lb.bids).keys
+                    moved = not ks or (p if s else -p) <= ks[0]
                     lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
-                    if top == _top(lb):
+                    if not moved:
                         continue
                 else:
                     lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
@@ -583,12 +585,6 @@ class Replay:
             "config": {"queue": self.cfg.backtest.queue, "policy": self.cfg.routing.policy,
                        "latency": {v: s.model_dump() for v, s in self.specs.items()}},
         }
-
-
-def _top(book) -> tuple:
-    b, a = book.bids.keys, book.asks.keys
-    return (b[0] if b else None, book.bids.qty[b[0]] if b else None,
-            a[0] if a else None, book.asks.qty[a[0]] if a else None)
 
 
 def run_backtest(rec: Recording, cfg: BacktestConfig, strategy: Any | None = None) -> dict:
