@@ -170,3 +170,17 @@ def test_touch_notify_skips_updates_behind_the_touch():
         replay(rows, s, config(**{"backtest.notify": mode}))
         counts[mode] = s.books
     assert counts == {"every": 3, "touch": 2}
+
+
+def test_scalp_router_and_micro_burst_retry_run_unchanged_in_the_replay():
+    # A is faster (100 us RTT vs 400 us) and shows 4 of 5: the scalp router sends there;
+    # the IOC remainder (1) goes once more, to B, as the live micro-burst does.
+    rows = snap(0, [(100.0, 5)], [(101.0, 4)], venue="A") + snap(0, [(100.0, 5)], [(101.0, 5)], venue="B")
+    rows += upd(1000, BID, 100.0, 6, venue="A") + upd(9000, BID, 100.0, 7, venue="A")
+    s = Scripted([(0.001, PlaceOrder(cl_ord_id="S1", symbol="SYM", side=BUY, qty=5, price=101.0, tif=IOC))])
+    cfg = config(entry_us=50, response_us=50, **{"routing.micro_burst": True,
+                                                 "backtest.venues.B.entry_us": 200, "backtest.venues.B.response_us": 200})
+    r, res = replay(rows, s, cfg)
+    assert [(x.venue, x.last_qty) for x in s.reports if x.exec_type == "F"] == [("A", 4.0), ("B", 1.0)]
+    assert s.reports[-1].ord_status == "2" and res["stats"]["retries"] == 1
+    assert res["routes"] == {"A": 1, "B": 1}
