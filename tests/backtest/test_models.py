@@ -184,3 +184,13 @@ def test_scalp_router_and_micro_burst_retry_run_unchanged_in_the_replay():
     assert [(x.venue, x.last_qty) for x in s.reports if x.exec_type == "F"] == [("A", 4.0), ("B", 1.0)]
     assert s.reports[-1].ord_status == "2" and res["stats"]["retries"] == 1
     assert res["routes"] == {"A": 1, "B": 1}
+
+
+def test_recorded_probes_feed_the_router_and_the_empirical_latency_model():
+    rows = snap(0, [(100.0, 5)], [(101.0, 5)]) + upd(1000, BID, 100.0, 6) + upd(9000, BID, 100.0, 7)
+    s = Scripted([(0.001, place("B1", BUY, 1, 101.0))])
+    cfg = config(**{"backtest.default_venue.latency": "empirical"})
+    r, _ = replay(rows, s, cfg, probes=[("A", 0, 0.0004)])
+    assert r.market.venues["A"].lat.last_us == pytest.approx(400.0)
+    assert r.view.rtt_us("A") == pytest.approx(400.0)
+    assert s.reports[-1].at == pytest.approx(0.001 + 0.0004, abs=1e-12)   # half the RTT each way
