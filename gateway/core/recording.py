@@ -47,7 +47,9 @@ rows are diffed price by price into UPDATE events (a level that leaves the file'
 visible levels is deleted: the replay only knows the visible book); executions (type 4
 visible, 5 hidden) become TRADEs whose aggressor is the opposite of the message's
 direction (direction 1 = a resting buy order was hit = a sell aggressor), written before
-the level change they cause, as on a venue feed. The first book row becomes a snapshot.
+the level change they cause, as on a venue feed. Hidden executions (type 5) consumed no
+displayed queue, so by default they are left out (a queue model would otherwise advance
+on them); ``hidden_trades=True`` keeps them. The first book row becomes a snapshot.
 
 Recording live: ``Recorder`` is sans-IO (events in, batches out to a writer). The FIX
 wiring that feeds it from the gateway's market-data sessions and probe answers comes
@@ -326,7 +328,7 @@ _LOBSTER_EMPTY = 9_999_999_999
 
 def read_lobster(message_file: str | Path, orderbook_file: str | Path, venue: str = "LOBSTER",
                  symbol: str = "LOB", day_start_ns: int = 0, price_scale: float = 10_000.0,
-                 feed_latency_ns: int = 0) -> Recording:
+                 feed_latency_ns: int = 0, hidden_trades: bool = False) -> Recording:
     """LOBSTER message + order book files -> Recording (see the module docstring for the rules)."""
     msgs = np.loadtxt(message_file, delimiter=",", ndmin=2, usecols=range(6))
     book = np.loadtxt(orderbook_file, delimiter=",", ndmin=2)
@@ -345,7 +347,7 @@ def read_lobster(message_file: str | Path, orderbook_file: str | Path, venue: st
             rows += [(t, tl, venue, symbol, SNAPSHOT, ASK, p, q, NEW) for p, q in ask.items()]
         else:
             mtype, size, px, direction = int(msgs[i, 1]), msgs[i, 3], msgs[i, 4] / price_scale, int(msgs[i, 5])
-            if mtype in (4, 5):
+            if mtype == 4 or (mtype == 5 and hidden_trades):
                 agg = AGG_SELL if direction == 1 else AGG_BUY
                 rows.append((t, tl, venue, symbol, TRADE, agg, px, float(size), 0))
             rows += _level_diff(t, tl, venue, symbol, BID, prev_bid, bid)
