@@ -88,3 +88,14 @@ def test_the_fast_book_event_equals_the_dataclass_one():
     import pytest
     with pytest.raises(dataclasses.FrozenInstanceError):
         ev.at = 2.0
+
+
+def test_a_registered_tactic_runs_by_name():
+    import pytest
+    pytest.importorskip("gateway.core.strategies.registry")   # lands with the tactics branch
+    from gateway.apps.backtest.engine import load_strategy
+    rec = synthetic(20_000, seed=11)
+    strat = load_strategy("scalper", {"symbols": ["SYM"], "qty": 1, "imbalance_ratio": 2.0})
+    cfg = load_config(None, {"backtest.tick_sizes.SYM": 0.01})
+    res = Replay(rec, strat, cfg).run()
+    assert res["orders_sent"] > 0 and res["risk"]["state"] == "ACTIVE"

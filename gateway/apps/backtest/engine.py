@@ -134,10 +134,15 @@ class Child:
 
 
 def load_strategy(spec: str, params: dict) -> Any:
-    """``module:Class`` -> Class(**params)."""
-    mod, _, name = spec.partition(":")
+    """A tactic name of ``gateway.core.strategies.registry`` (``scalper``: built as
+    ``cls(ConfigClass(**params))``, as ``fixgw trade`` does) or ``module:Class`` (``Class(**params)``)."""
+    mod, sep, name = spec.partition(":")
+    if not sep:
+        from gateway.core.strategies.registry import lookup   # the tactics' registry
+        cls, cfg_cls = lookup(spec)
+        return cls(cfg_cls.model_validate(params))
     if not mod or not name:
-        raise ValueError(f"strategy must be 'module:Class', not {spec!r}")
+        raise ValueError(f"strategy must be a tactic name or 'module:Class', not {spec!r}")
     return getattr(importlib.import_module(mod), name)(**params)
 
 
@@ -292,6 +297,9 @@ class Replay:
                             self._books(s).tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
                             rec.price[s].tolist(), rec.qty[s].tolist(), rec.action[s].tolist())
         self.stats["events"] = n
+        stop = getattr(self.strategy, "stop", None)       # tactics flatten on stop()
+        if callable(stop):
+            self._commands(stop(self.clock.t, self.view))
         # drain: every order in flight gets its answer; timers stop with the data
         self._next_timer = float("inf")
         self._next_equity = float("inf")
