@@ -8,7 +8,7 @@ Usage:
 Data: synthetic, one symbol on three venues (ALPHA, BETA, GAMMA; feed latencies 50 /
 120 / 300 us, probe RTTs 200 / 400 / 900 us), ~20,000 events/s of market time, 5
 levels per side, 5% trades (``gateway/apps/backtest/synth.py``). Strategy: ``ScalpLike``
-below, scalp-shaped: it reads the touch of the venue that moved on every book event,
+below (``--strategy scalper`` runs the demo's real scalper from the tactics registry), scalp-shaped: it reads the touch of the venue that moved on every book event,
 sends an IOC through the scalp router when the touch shows size (one order in flight),
 exits the position at the touch on the next signal. Everything the replay does for a
 live-like run is on: the real RiskEngine (limits set), the scalp router, probe
@@ -93,9 +93,16 @@ def _config(notify: str = "every"):
                               "risk.max_orders_per_second": 1000})
 
 
-def _replay(rec, notify: str) -> dict:
+def _strategy(name: str):
+    if name == "scalp_like":
+        return ScalpLike()
+    from gateway.apps.backtest.engine import load_strategy   # the demo's tactics (registry)
+    return load_strategy(name, {"symbols": ["SYM"], "qty": 1, "imbalance_ratio": 2.0})
+
+
+def _replay(rec, notify: str, strategy: str = "scalp_like") -> dict:
     from gateway.apps.backtest.engine import Replay
-    r = Replay(rec, ScalpLike(), _config(notify))
+    r = Replay(rec, _strategy(strategy), _config(notify))
     t0, c0 = time.perf_counter(), time.process_time()
     res = r.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -103,13 +110,13 @@ def _replay(rec, notify: str) -> dict:
     return {"events": len(rec), "wall_s": round(wall, 3), "events_per_s": round(len(rec) / wall),
             "cpu_s": round(cpu, 3), "events_per_cpu_s": round(len(rec) / cpu), "load_avg_1m": os.getloadavg()[0],
             "orders": res["orders_sent"], "fill_rate": round(res["fill_rate"] or 0, 4),
-            "fills": res["ledger"]["fills"], "notify": notify}
+            "fills": res["ledger"]["fills"], "notify": notify, "strategy": strategy}
 
 
-def speed(events: int, notify: str) -> dict:
+def speed(events: int, notify: str, strategy: str = "scalp_like") -> dict:
     from gateway.apps.backtest.synth import synthetic
     rec = synthetic(events)
-    out = _replay(rec, notify)
+    out = _replay(rec, notify, strategy)
     print(json.dumps({"speed": out}))
     return out
 
@@ -155,13 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=float, default=None)
     ap.add_argument("--notify", default="every", choices=["every", "touch"])
     ap.add_argument("--path")
+    ap.add_argument("--strategy", default="scalp_like",
+                    help="scalp_like (below) or a registered tactic name, e.g. scalper (the demo's client)")
     a = ap.parse_args(argv)
     if a.what == "_write":
         _child_write(int(a.events), a.path)
     elif a.what == "_replay":
         _child_replay(a.path)
     elif a.what == "speed":
-        speed(int(a.events or 1e6), a.notify)
+        speed(int(a.events or 1e6), a.notify, a.strategy)
     elif a.what == "memory":
         memory(int(a.events or 1e7))
     else:
