@@ -1,0 +1,172 @@
+"""The demo's round-trip scalper (issue 14): enter on a book condition, exit on target/stop/time.
+
+Signals, evaluated on every book update of a traded symbol (``signal`` in the config):
+- ``imbalance``: the consolidated touch (every live venue) shows ``imbalance_ratio`` times
+  more quantity on the bid than on the ask -> buy at the ask (buyers outnumber sellers,
+  the ask is expected to go); the mirror image -> sell at the bid.
+- ``lead_move``: the ``lead_venue``'s mid moved by ``lead_move_ticks`` or more since its
+  previous update -> trade in that direction at the other venues' touch, which has not
+  moved yet (the stale quotes the latency race is about).
+
+The entry is one IOC limit at the touch (``venue`` pins it, else the gateway's router
+chooses); the exit is the ``RoundTripBook`` ladder (target / stop / max holding time).
+Gates: spread at most ``max_spread_ticks``, ``cooldown_s`` between entries of a symbol,
+at most ``max_open_trips_per_symbol`` trips alive per symbol, nothing after ``stop()``.
+Deterministic: no randomness, no clock reads; the same events give the same commands.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.core.strategies.base import (
+    BUY, SELL, BookUpdated, Command, MarketView, OrderReport, TradePrinted,
+)
+from gateway.core.strategies.roundtrip import ExitConfig, RoundTripBook
+from gateway.core.strategies.touch import Quote, best_ask, best_bid, to_ticks
+
+
+class ScalperConfig(BaseModel):
+    """TOML: configs/demo/scalper.toml (top level) with an ``[exits]`` table."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "scalper"
+    id_prefix: str = Field("SCALP", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    symbols: list[str] = Field(min_length=1)
+    qty: float = Field(100, gt=0)
+    signal: Literal["imbalance", "lead_move"] = "imbalance"
+    imbalance_ratio: float = Field(3.0, gt=1)
+    min_touch_qty: float = Field(0.0, ge=0)          # imbalance: both sides must show at least this
+    lead_venue: str | None = None
+    lead_move_ticks: float = Field(1.0, gt=0)
+    max_spread_ticks: float = Field(2.0, gt=0)
+    venue: str | None = None                         # pin every order (dma); None = the router chooses
+    cooldown_s: float = Field(0.05, ge=0)
+    max_open_trips_per_symbol: int = Field(1, ge=1)
+    timer_interval_s: float = Field(0.05, gt=0)
+    exits: ExitConfig = Field(default_factory=ExitConfig)
+
+    @model_validator(mode="after")
+    def _lead_needs_venue(self) -> "ScalperConfig":
+        if self.signal == "lead_move" and not self.lead_venue:
+            raise ValueError("lead_venue: required when signal = 'lead_move'")
+        return self
+
+
+class Scalper:
+    """Implements ``gateway.core.strategies.base.Strategy``; call ``stop()`` before ending a run."""
+
+    def __init__(self, cfg: ScalperConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.timer_interval_s = cfg.timer_interval_s
+        self.trips = RoundTripBook(cfg.name, cfg.exits, cfg.id_prefix)
+        self._symbols = set(cfg.symbols)
+        self._last_entry: dict[str, float] = {}
+        self._lead_mid: dict[str, float] = {}
+        self.counts = {"signals": 0, "skipped_cooldown": 0, "skipped_busy": 0, "skipped_spread": 0}
+
+    # ------------------------------------------------------------------ Strategy
+    def on_book(self, ev: BookUpdated, market: MarketView) -> list[Command]:
+        if ev.symbol not in self._symbols:
+            return []
+        out = self.trips.on_market(ev.at, market, ev.symbol)
+        side, detail = self._signal(ev, market)
+        if side is not None:
+            out += self._enter(ev.symbol, side, detail, ev.at, market)
+        return out
+
+    def on_trade(self, ev: TradePrinted, market: MarketView) -> list[Command]:
+        return []
+
+    def on_report(self, ev: OrderReport, market: MarketView) -> list[Command]:
+        return self.trips.on_report(ev, market)
+
+    def on_timer(self, now: float, market: MarketView) -> list[Command]:
+        return self.trips.on_market(now, market)
+
+    def stop(self, now: float, market: MarketView) -> list[Command]:
+        return self.trips.stop(now, market)
+
+    def is_flat(self) -> bool:
+        return self.trips.is_flat()
+
+    def stats(self) -> dict:
+        return {"tactic": self.name, "signals": dict(self.counts), **self.trips.stats(),
+                "recent": self.trips.trip_dicts(last=10)}
+
+    # ------------------------------------------------------------------ signals
+    def _signal(self, ev: BookUpdated, market: MarketView) -> tuple[str | None, dict]:
+        if self.cfg.signal == "imbalance":
+            return self._imbalance(ev.symbol, market)
+        if ev.venue != self.cfg.lead_venue:
+            return None, {}
+        return self._lead_move(ev, market)
+
+    def _imbalance(self, symbol: str, market: MarketView) -> tuple[str | None, dict]:
+        bid, ask = best_bid(market, symbol), best_ask(market, symbol)
+        if bid is None or ask is None or min(bid.qty, ask.qty) < max(self.cfg.min_touch_qty, 1e-9):
+            return None, {}
+        r = self.cfg.imbalance_ratio
+        side = BUY if bid.qty >= r * ask.qty else SELL if ask.qty >= r * bid.qty else None
+        return side, {"signal": "imbalance", "bid_qty": bid.qty, "ask_qty": ask.qty}
+
+    def _lead_move(self, ev: BookUpdated, market: MarketView) -> tuple[str | None, dict]:
+        book = market.book(ev.venue, ev.symbol)
+        mid = book.mid() if book is not None and not book.stale else None
+        if mid is None:
+            return None, {}
+        prev = self._lead_mid.get(ev.symbol)
+        self._lead_mid[ev.symbol] = mid
+        if prev is None:
+            return None, {}
+        moved = to_ticks(mid - prev, market.tick_size(ev.symbol))
+        if abs(moved) < self.cfg.lead_move_ticks - 1e-9:
+            return None, {}
+        return (BUY if moved > 0 else SELL), {"signal": "lead_move", "lead_move_ticks": moved}
+
+    # ------------------------------------------------------------------ entry
+    def _enter(self, symbol: str, side: str, detail: dict, now: float, market: MarketView) -> list[Command]:
+        self.counts["signals"] += 1
+        if self.trips.busy(symbol) >= self.cfg.max_open_trips_per_symbol:
+            self.counts["skipped_busy"] += 1
+            return []
+        if now - self._last_entry.get(symbol, float("-inf")) < self.cfg.cooldown_s:
+            self.counts["skipped_cooldown"] += 1
+            return []
+        touch = self._entry_touch(symbol, side, market)
+        tick = market.tick_size(symbol)
+        bid, ask = best_bid(market, symbol), best_ask(market, symbol)
+        if touch is None or bid is None or ask is None or to_ticks(ask.price - bid.price, tick) > self.cfg.max_spread_ticks:
+            self.counts["skipped_spread"] += 1
+            return []
+        self._last_entry[symbol] = now
+        detail = {**detail, "venues_at_touch": list(touch.venues)}
+        return self.trips.open_single(symbol=symbol, side=side, qty=self.cfg.qty, price=touch.price, tick=tick,
+                                      signal_at=now, signal_px=touch.price, venue=self.cfg.venue, detail=detail)
+
+    def _entry_touch(self, symbol: str, side: str, market: MarketView) -> Quote | None:
+        """The touch to take: for a lead move, the other venues' (stale) quote; else the consolidated one."""
+        if self.cfg.signal == "lead_move":
+            return _touch_excluding(market, symbol, side, self.cfg.lead_venue)
+        return best_ask(market, symbol) if side == BUY else best_bid(market, symbol)
+
+
+def _touch_excluding(market: MarketView, symbol: str, side: str, venue: str | None) -> Quote | None:
+    best: Quote | None = None
+    for v in market.venues():
+        if v == venue:
+            continue
+        book = market.book(v, symbol)
+        if book is None or book.stale:
+            continue
+        top = book.best_ask() if side == BUY else book.best_bid()
+        if top is None:
+            continue
+        px, q = top
+        if best is None or (px < best.price if side == BUY else px > best.price):
+            best = Quote(px, q, (v,))
+        elif px == best.price:
+            best = Quote(px, best.qty + q, best.venues + (v,))
+    return best
