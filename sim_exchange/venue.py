@@ -26,7 +26,8 @@ from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
 from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowDriver, FlowModel
 from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
-from sim_exchange.proxy import DelayProxy, LatencyModel
+from gateway.core.models.latency import ScheduledJitterLatency
+from sim_exchange.proxy import DelayProxy, LockedLatency
 
 log = logging.getLogger("sim.venue")
 
@@ -73,7 +74,8 @@ class Venue:
         instruments = [Instrument(s.symbol, s.tick_size, s.ref_price) for s in sim.venue_symbols(config)]
         self.engine = MatchingEngine(instruments, clock, venue=config.name, id_prefix=f"{int(time.time()):x}")
         self.flow = FlowModel(self.engine, config.flow, config.seed, owner=f"{FLOW_OWNER_PREFIX}{config.name}")
-        self.latency = LatencyModel(config.latency, seed=config.seed)
+        self.latency = LockedLatency(ScheduledJitterLatency.from_config(config.latency, seed=config.seed,
+                                                                         clock=time.perf_counter))
         self.app = VenueApp(self)
         self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
                          "V": self._on_md_request}
