@@ -1,6 +1,11 @@
-"""The quickfix edge shared by the gateway and the simulator.
+"""The quickfix backend: the Engine interface over the quickfix binding, and the old
+quickfix helpers (formerly ``fixedge``) that the gateway and the simulator still use.
 
-Everything here is thin glue around the quickfix binding:
+``QuickfixEngine`` (bottom of the file) implements ``engine.Engine``: quickfix's C++
+thread hands every callback to the asyncio loop (``call_soon_threadsafe``), so the
+Application runs on the loop thread exactly as with the native engine.
+
+The helpers are thin glue around the quickfix binding:
 - session settings built from plain dicts (``build_settings``),
 - ``SafeApplication``, the base of every quickfix Application of ours: the binding
   calls ``Py_Exit(1)`` when a non-FIX exception escapes a callback, so no exception of
@@ -354,3 +359,355 @@ class SafeApplication(fix.Application):
     def _count_error(self, where: str) -> None:
         self.callback_errors += 1
         self.log.exception("unexpected error in %s (answered, session kept)", where)
+
+
+# ---------------------------------------------------------------- the Engine interface over quickfix
+#
+# Threads: quickfix runs its sockets and calls ``_Bridge`` from its own C++ thread. The
+# bridge never runs application code there: it copies what it needs (the message text,
+# the session key) and hands it to the asyncio loop with ``call_soon_threadsafe``; the
+# loop thread parses it with our codec and calls the Application. Sends go from the loop
+# thread straight to ``Session.sendToTarget``. The loop thread blocks in epoll (GIL
+# released) while idle, so quickfix's thread never waits for a spinning interpreter.
+# No exception may leave a bridge callback (the binding would Py_Exit the process).
+
+from gateway.fix.engine import (ErrorCounter, SessionHandle, body_text, call_app,  # noqa: E402
+                                dispatch_app_message, normalize_hosts)
+
+_CHECK_LOGON_TIMEOUT_S = 5.0   # the quickfix thread waits this long for the loop's verdict
+
+
+def _qf(settings: object, name: str, default: object) -> object:
+    return getattr(settings, name, default)
+
+
+def quickfix_session_settings(s: object, role: str, *, port: int | None = None,
+                              addresses: list[tuple[str, int]] | None = None,
+                              reconnect_s: int = 1) -> dict[str, object]:
+    """One [SESSION] of QuickFIX settings from our ``SessionSettings`` (same meaning, QuickFIX names)."""
+    out: dict[str, object] = {
+        "BeginString": _qf(s, "begin_string", BEGIN_STRING),
+        "SenderCompID": s.sender_comp_id,
+        "TargetCompID": s.target_comp_id,
+        "ConnectionType": role,
+        "HeartBtInt": int(_qf(s, "heartbeat_s", 30)),
+        "LogonTimeout": max(1, round(float(_qf(s, "logon_timeout_s", 10)))),
+        "LogoutTimeout": max(1, round(float(_qf(s, "logout_timeout_s", 2)))),
+        "ResetOnLogon": _qf(s, "reset_on_logon", False),
+        "ResetOnLogout": _qf(s, "reset_on_logout", False),
+        "ResetOnDisconnect": _qf(s, "reset_on_disconnect", False),
+        "RefreshOnLogon": _qf(s, "refresh_on_logon", False),
+        "UseDataDictionary": _qf(s, "validate", True),
+        "ValidateUserDefinedFields": _qf(s, "validate_user_defined_fields", True),
+        "ValidateFieldsOutOfOrder": _qf(s, "validate_fields_out_of_order", True),
+        "ValidateFieldsHaveValues": _qf(s, "validate_fields_have_values", True),
+        "AllowUnknownMsgFields": _qf(s, "allow_unknown_msg_fields", False),
+        "CheckCompID": _qf(s, "check_comp_id", True),
+        "CheckLatency": _qf(s, "check_latency", True),
+        "MaxLatency": max(1, round(float(_qf(s, "max_latency_s", 120)))),
+        "PersistMessages": _qf(s, "persist_messages", True),
+        "SendRedundantResendRequests": _qf(s, "send_redundant_resend_requests", False),
+        "TimestampPrecision": int(_qf(s, "timestamp_precision", 3)),
+    }
+    if _qf(s, "dictionary_path", None):
+        out["DataDictionary"] = str(s.dictionary_path)
+    if role == "acceptor":
+        out["SocketAcceptPort"] = port
+    else:
+        for i, (host, p) in enumerate(addresses or []):
+            suffix = "" if i == 0 else str(i)
+            out[f"SocketConnectHost{suffix}"] = host
+            out[f"SocketConnectPort{suffix}"] = p
+        out["ReconnectInterval"] = reconnect_s
+    return out
+
+
+def _tls_settings(tls: object, role: str) -> dict[str, object]:
+    """QuickFIX's SSL settings from a ``transport.TlsConfig`` (an SSLContext cannot be mapped)."""
+    if tls is None:
+        return {}
+    if not hasattr(tls, "cert_file"):
+        raise ValueError("the quickfix backend takes a TlsConfig, not an ssl.SSLContext")
+    out: dict[str, object] = {"SSLEnable": True}
+    if role == "acceptor":
+        out.update(ServerCertificateFile=tls.cert_file, ServerCertificateKeyFile=tls.key_file or tls.cert_file,
+                   CertificateVerifyLevel=1 if tls.require_client_cert else 0)
+    else:
+        if tls.cert_file:
+            out.update(ClientCertificateFile=tls.cert_file, ClientCertificateKeyFile=tls.key_file or tls.cert_file)
+        out["CertificateVerifyLevel"] = 1 if tls.verify else 0
+    if tls.ca_file:
+        out["CertificationAuthoritiesFile"] = tls.ca_file
+    return out
+
+
+def has_ssl() -> bool:
+    """Whether this quickfix build was compiled with SSL support."""
+    return hasattr(fix, "SSLSocketAcceptor") and hasattr(fix, "SSLSocketInitiator")
+
+
+class QuickfixSessionHandle(SessionHandle):
+    """A quickfix session seen through the Engine interface (used on the loop thread)."""
+
+    def __init__(self, engine: "QuickfixEngine", settings: object) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.sender_comp_id = settings.sender_comp_id
+        self.target_comp_id = settings.target_comp_id
+        self.session_id = fix.SessionID(_qf(settings, "begin_string", BEGIN_STRING),
+                                        settings.sender_comp_id, settings.target_comp_id)
+        self.key = session_key(self.session_id)
+        self._logged_on = False
+        self.counters = {"logons": 0, "app_in": 0}
+
+    @property
+    def logged_on(self) -> bool:
+        return self._logged_on
+
+    def send(self, msg_type_value: str, body) -> bool:
+        if not self._logged_on:
+            return False
+        return send(message_from_body(msg_type_value, body_text(body)), self.session_id)
+
+    def send_test_request(self, test_req_id: str) -> bool:
+        return self.send("1", f"112={test_req_id}{SOH}")
+
+    def logout(self, text: str = "") -> None:
+        session = fix.Session.lookupSession(self.session_id)
+        if session is not None:
+            session.logout(text)
+
+    @property
+    def next_sender_seq(self) -> int | None:
+        return seq_nums(self.session_id)["next_sender_seq"]
+
+    @property
+    def next_target_seq(self) -> int | None:
+        return seq_nums(self.session_id)["next_target_seq"]
+
+    def status(self) -> dict:
+        return {"key": self.key, "logged_on": self._logged_on, **seq_nums(self.session_id), **self.counters}
+
+
+class _Bridge(fix.Application):
+    """quickfix's Application: copies and hands over, never runs app code in quickfix's thread."""
+
+    def __init__(self, engine: "QuickfixEngine") -> None:
+        super().__init__()
+        self.engine = engine
+        self.thread_errors = 0     # counted in quickfix's thread; read on the loop (an int: atomic enough)
+
+    def _post(self, fn, *args) -> None:
+        try:
+            self.engine.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:        # loop closed during shutdown: nothing left to tell
+            pass
+
+    def _fail(self, where: str) -> None:
+        self.thread_errors += 1
+        try:
+            log.exception("quickfix callback %s failed (contained)", where)
+        except Exception:  # noqa: BLE001 - even logging must not escape
+            pass
+
+    def onCreate(self, session_id):
+        pass
+
+    def onLogon(self, session_id):
+        try:
+            self._post(self.engine._on_logon, session_key(session_id))
+        except Exception:  # noqa: BLE001
+            self._fail("onLogon")
+
+    def onLogout(self, session_id):
+        try:
+            self._post(self.engine._on_logout, session_key(session_id))
+        except Exception:  # noqa: BLE001
+            self._fail("onLogout")
+
+    def toAdmin(self, msg, session_id):
+        try:
+            if msg.getHeader().getField(35) == "A":
+                handle = self.engine.sessions.get(session_key(session_id))
+                for tag, value in _qf(handle.settings, "logon_fields", ()) if handle else ():
+                    msg.setField(int(tag), str(value))
+        except Exception:  # noqa: BLE001
+            self._fail("toAdmin")
+
+    def fromAdmin(self, msg, session_id):
+        try:
+            text = msg.toString()
+            key = session_key(session_id)
+            if self.engine.needs_logon_check and msg.getHeader().getField(35) == "A":
+                refusal = self.engine.check_logon_blocking(key, text)
+                if refusal:
+                    raise fix.RejectLogon(refusal)
+            self._post(self.engine._on_admin, key, text)
+        except fix.RejectLogon:
+            raise
+        except Exception:  # noqa: BLE001
+            self._fail("fromAdmin")
+
+    def toApp(self, msg, session_id):
+        pass
+
+    def fromApp(self, msg, session_id):
+        try:
+            self._post(self.engine._on_app, session_key(session_id), msg.toString())
+        except Exception:  # noqa: BLE001
+            self._fail("fromApp")
+
+
+class QuickfixEngine:
+    """The Engine interface over the quickfix binding (one non-threaded acceptor or initiator:
+    one quickfix thread for every session). Use ``engine.create_engine("quickfix", ...)``."""
+
+    kind = "quickfix"
+
+    def __init__(self, role: str, settings, app, *, host: str = "0.0.0.0", port: int = 0, hosts=None,
+                 store_dir=None, tls=None, log_dir=None, loop=None, reconnect_s: int = 1, **options) -> None:
+        if options:
+            log.info("quickfix backend ignores native-only options %s", sorted(options))
+        if tls is not None and not has_ssl():
+            raise ValueError("this quickfix build has no SSL support (SSLSocketAcceptor missing)")
+        self.role, self.app, self.loop = role, app, loop
+        self.tls, self.store_dir, self.log_dir = tls, store_dir, log_dir
+        self._settings = list(settings)
+        self.errors = ErrorCounter()
+        self.port = (port or _free_port()) if role == "acceptor" else None
+        if role == "acceptor" and host not in ("0.0.0.0", "", "::"):
+            log.warning("quickfix cannot bind one address (no SocketAcceptHost): listening on every "
+                        "interface, port %s, not only %s", self.port, host)
+        self._hosts = normalize_hosts(hosts, [_settings_key(s) for s in self._settings]) if role == "initiator" else {}
+        self._reconnect_s = reconnect_s
+        self.sessions: dict[str, QuickfixSessionHandle] = {}
+        self._engine = None
+        self._bridge: _Bridge | None = None
+        base = type(app).check_logon if hasattr(type(app), "check_logon") else None
+        from gateway.fix.engine import BaseApplication
+        # Blocking quickfix's thread on the loop only pays off when the app really checks.
+        self.needs_logon_check = role == "acceptor" and base is not None and base is not BaseApplication.check_logon
+
+    @property
+    def callback_errors(self) -> int:
+        return self.errors.errors + (self._bridge.thread_errors if self._bridge else 0)
+
+    async def start(self) -> None:
+        import asyncio
+        self.loop = self.loop or asyncio.get_running_loop()
+        for s in self._settings:
+            handle = QuickfixSessionHandle(self, s)
+            self.sessions[handle.key] = handle
+        defaults = engine_defaults(self.store_dir or ".", self.log_dir) if self.store_dir else {
+            "BeginString": BEGIN_STRING, "StartTime": "00:00:00", "EndTime": "00:00:00",
+            "DataDictionary": str(dictionary_path()), "SocketNodelay": True}
+        if self.log_dir is None:
+            defaults.pop("FileLogPath", None)
+        defaults.pop("ValidateUserDefinedFields", None)   # per session, from our settings
+        defaults.update(_tls_settings(self.tls, self.role))
+        sessions = [quickfix_session_settings(s, self.role, port=self.port,
+                                              addresses=self._hosts.get(_settings_key(s)),
+                                              reconnect_s=self._reconnect_s) for s in self._settings]
+        qf_settings = build_settings(defaults, sessions)
+        self._bridge = _Bridge(self)
+        store = fix.FileStoreFactory(qf_settings) if self.store_dir else fix.MemoryStoreFactory()
+        args = [self._bridge, store, qf_settings]
+        if self.log_dir is not None:
+            args.append(fix.FileLogFactory(qf_settings))
+        if self.role == "acceptor":
+            cls = fix.SSLSocketAcceptor if self.tls else fix.SocketAcceptor
+        else:
+            cls = fix.SSLSocketInitiator if self.tls else fix.SocketInitiator
+        self._engine = cls(*args)
+        self._engine.start()
+        log.info("quickfix %s started (%d sessions%s)", self.role, len(self.sessions),
+                 f", port {self.port}" if self.port else "")
+
+    async def stop(self) -> None:
+        if self._engine is None:
+            return
+        engine, self._engine = self._engine, None
+        # quickfix's stop() logs out and joins its thread: off the loop, so the callbacks it
+        # triggers (onLogout) can still reach the loop meanwhile.
+        await self.loop.run_in_executor(None, engine.stop)
+
+    async def wait_logged_on(self, key: str | None = None, timeout: float = 5.0):
+        import asyncio
+        handle = self.sessions[key] if key else next(iter(self.sessions.values()))
+        deadline = self.loop.time() + timeout
+        while not handle.logged_on:
+            if self.loop.time() > deadline:
+                raise asyncio.TimeoutError(f"{handle.key} not logged on within {timeout} s")
+            await asyncio.sleep(0.01)
+        return handle
+
+    # -- on the loop thread (posted by _Bridge)
+    def _on_logon(self, key: str) -> None:
+        handle = self.sessions.get(key)
+        if handle is None or handle._logged_on:
+            return
+        handle._logged_on = True
+        handle.counters["logons"] += 1
+        call_app(self.app, "on_logon", self.errors, handle)
+
+    def _on_logout(self, key: str) -> None:
+        handle = self.sessions.get(key)
+        if handle is None or not handle._logged_on:
+            return
+        handle._logged_on = False
+        call_app(self.app, "on_logout", self.errors, handle, "logout")
+
+    def _on_admin(self, key: str, text: str) -> None:
+        handle = self.sessions.get(key)
+        msg = self._parse(text)
+        if handle is not None and msg is not None:
+            call_app(self.app, "on_admin", self.errors, handle, msg)
+
+    def _on_app(self, key: str, text: str) -> None:
+        handle = self.sessions.get(key)
+        msg = self._parse(text)
+        if handle is not None and msg is not None:
+            handle.counters["app_in"] += 1
+            dispatch_app_message(self.app, handle, msg, self.errors)
+
+    def _parse(self, text: str):
+        from gateway.fix.codec import parse
+        try:
+            return parse(text.encode("latin-1"))
+        except Exception:  # noqa: BLE001 - quickfix accepted it; our codec did not: count, keep going
+            self.errors.count("parse of a quickfix message")
+            return None
+
+    def check_logon_blocking(self, key: str, text: str) -> str | None:
+        """Called in quickfix's thread: run ``app.check_logon`` on the loop and wait (bounded).
+        A timeout or an error refuses the logon."""
+        import asyncio
+
+        async def verdict():
+            handle = self.sessions.get(key)
+            msg = self._parse(text)
+            if handle is None or msg is None:
+                return "logon not understood"
+            try:
+                return self.app.check_logon(handle, msg)
+            except Exception:  # noqa: BLE001
+                self.errors.count("check_logon")
+                return "logon check failed"
+
+        future = asyncio.run_coroutine_threadsafe(verdict(), self.loop)
+        try:
+            return future.result(_CHECK_LOGON_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - timeout, loop closed
+            future.cancel()
+            return "logon check timed out"
+
+
+def _settings_key(s: object) -> str:
+    return f"{_qf(s, 'begin_string', BEGIN_STRING)}:{s.sender_comp_id}->{s.target_comp_id}"
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

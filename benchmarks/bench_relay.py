@@ -1,0 +1,231 @@
+"""Relay benchmark: the latency and throughput a FIX engine adds to an order round trip.
+
+    client -> relay acceptor -> relay initiator -> echo venue -> relay -> client
+
+The client and the echo venue run in this process on one asyncio loop (native engine);
+the relay runs in a child process with the engine under test ("native" or "quickfix"),
+its application code on one loop thread (the Engine interface: the same relay code for
+both). Figures printed, nothing asserted:
+- direct round trip (client -> venue) p50/p99, the floor;
+- through each relay: round trip p50/p99 and the added latency (relay minus direct);
+- pipelined orders/s through each relay (a window of orders in flight).
+
+Usage:
+  .venv/bin/python benchmarks/bench_relay.py [--orders 5000] [--pipelined 20000] [--window 100]
+                                              [--kinds native,quickfix]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.fix.engine import BaseApplication, create_engine  # noqa: E402
+from gateway.fix.settings import SessionSettings  # noqa: E402
+from gateway.fix.transport import new_event_loop  # noqa: E402
+
+ORDER = "11={id}\x0155=EURUSD\x0154=1\x0160=20240101-00:00:00.000\x0138=100\x0140=2\x0144=1.1\x01"
+REPORT = ("37=O{id}\x0111={id}\x0117=E{id}\x01150=F\x0139=2\x0155=EURUSD\x0154=1\x01"
+          "151=0\x0114=100\x016=1.1\x0131=1.1\x0132=100\x01")
+
+
+def sessions(sender: str, target: str, role: str) -> list[SessionSettings]:
+    # Same work on both engines: memory stores, dictionary validation on, resets on logon.
+    return [SessionSettings(sender_comp_id=sender, target_comp_id=target, role=role, heartbeat_s=30,
+                            reset_on_logon=True, check_latency=False)]
+
+
+# ---------------------------------------------------------------- the relay (child process)
+
+class Relay(BaseApplication):
+    """Forwards NewOrderSingle client -> venue and ExecutionReport venue -> client, unchanged."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.venue = None
+
+    def on_logon(self, session) -> None:
+        if session.target_comp_id == "CLIENT":
+            self.client = session
+        else:
+            self.venue = session
+
+    def on_message(self, session, msg) -> None:
+        if msg.msg_type == "D" and self.venue is not None:
+            self.venue.send("D", msg.body_text())
+        elif msg.msg_type == "8" and self.client is not None:
+            self.client.send("8", msg.body_text())
+        else:
+            super().on_message(session, msg)
+
+
+async def run_relay(kind: str, listen: int, venue_port: int) -> None:
+    app = Relay()
+    upstream = create_engine(kind, "acceptor", sessions("RELAY", "CLIENT", "acceptor"), app,
+                             host="127.0.0.1", port=listen)
+    downstream = create_engine(kind, "initiator", sessions("RELAY", "VENUE", "initiator"), app,
+                               hosts=[("127.0.0.1", venue_port)])
+    await upstream.start()
+    await downstream.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await downstream.stop()
+    await upstream.stop()
+
+
+# ---------------------------------------------------------------- client and venue (this process)
+
+class Venue(BaseApplication):
+    def on_message(self, session, msg) -> None:
+        session.send("8", REPORT.format(id=msg[11]))
+
+
+class Client(BaseApplication):
+    """Sends orders and times each report by its ClOrdID."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.rtts: list[float] = []
+        self.waiter: asyncio.Future | None = None
+        self.done_at = 0
+
+    def on_message(self, session, msg) -> None:
+        t0 = self.sent.pop(msg[11], None)
+        if t0 is not None:
+            self.rtts.append(time.perf_counter() - t0)
+        if self.waiter is not None and not self.waiter.done() and len(self.rtts) >= self.done_at:
+            self.waiter.set_result(None)
+
+    async def sequential(self, handle, n: int) -> list[float]:
+        self.rtts = []
+        loop = asyncio.get_running_loop()
+        for i in range(n):
+            self.waiter, self.done_at = loop.create_future(), i + 1
+            oid = f"S{i}-{time.perf_counter_ns()}"
+            self.sent[oid] = time.perf_counter()
+            handle.send("D", ORDER.format(id=oid))
+            await asyncio.wait_for(self.waiter, 5)
+        return self.rtts
+
+    async def _until(self, loop, count: int) -> None:
+        if len(self.rtts) < count:
+            self.waiter, self.done_at = loop.create_future(), count
+            await asyncio.wait_for(self.waiter, 10)
+
+    async def pipelined(self, handle, n: int, window: int) -> float:
+        self.rtts = []
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < n:
+            burst = min(window - (sent - len(self.rtts)), n - sent)
+            for _ in range(max(burst, 0)):
+                oid = f"P{sent}-{time.perf_counter_ns()}"
+                self.sent[oid] = time.perf_counter()
+                handle.send("D", ORDER.format(id=oid))
+                sent += 1
+            await self._until(loop, sent - window // 2)
+        await self._until(loop, n)
+        return n / (time.perf_counter() - t0)
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))] * 1e6
+
+
+async def measure(target_port: int, comp: str, target: str, orders: int, pipelined: int, window: int):
+    app = Client()
+    client = create_engine("native", "initiator", sessions(comp, target, "initiator"), app,
+                           hosts=[("127.0.0.1", target_port)])
+    await client.start()
+    try:
+        handle = await client.wait_logged_on(timeout=15)
+        await app.sequential(handle, min(500, orders))          # warm-up
+        rtts = await app.sequential(handle, orders)
+        rate = await app.pipelined(handle, pipelined, window) if pipelined else 0.0
+        return rtts, rate
+    finally:
+        await client.stop()
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def bench(args) -> None:
+    venue_sessions = sessions("VENUE", "DIRECT", "acceptor") + sessions("VENUE", "RELAY", "acceptor")
+    venue = create_engine("native", "acceptor", venue_sessions, Venue(), host="127.0.0.1", port=0)
+    await venue.start()
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    print(f"loop: {loop_name}; {args.orders} sequential orders, {args.pipelined} pipelined (window {args.window})")
+    try:
+        direct, direct_rate = await measure(venue.port, "DIRECT", "VENUE", args.orders, args.pipelined, args.window)
+        base = pct(direct, 50)
+        print(f"{'direct (no relay)':<22} p50 {base:7.1f} us  p99 {pct(direct, 99):7.1f} us  "
+              f"{direct_rate:8.0f} orders/s")
+        for kind in args.kinds.split(","):
+            await one_relay(kind, venue.port, args, base)
+    finally:
+        await venue.stop()
+
+
+async def one_relay(kind: str, venue_port: int, args, base: float) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--relay", kind, "--listen", str(port),
+                             "--venue", str(venue_port)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        line = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline), 30)
+        if line.strip() != "ready":
+            print(f"{kind} relay did not start: {line!r}")
+            return
+        rtts, rate = await measure(port, "CLIENT", "RELAY", args.orders, args.pipelined, args.window)
+        p50, p99 = pct(rtts, 50), pct(rtts, 99)
+        print(f"{'relay ' + kind:<22} p50 {p50:7.1f} us  p99 {p99:7.1f} us  {rate:8.0f} orders/s   "
+              f"added p50 {p50 - base:+7.1f} us  p99 {p99 - base:+7.1f} us")
+    except Exception as exc:  # noqa: BLE001 - report and go on to the next kind
+        print(f"relay {kind}: failed: {type(exc).__name__}: {exc}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=5000)
+    parser.add_argument("--pipelined", type=int, default=20000)
+    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--kinds", default="native,quickfix")
+    parser.add_argument("--relay", help=argparse.SUPPRESS)
+    parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--venue", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    loop = new_event_loop()
+    try:
+        if args.relay:
+            loop.run_until_complete(run_relay(args.relay, args.listen, args.venue))
+        else:
+            loop.run_until_complete(bench(args))
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()

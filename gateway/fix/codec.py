@@ -1,0 +1,509 @@
+"""FIX wire codec: bytes <-> messages, sans-IO (no sockets, no clocks, no threads).
+
+Invariants:
+- Text above the socket is ``str`` decoded as latin-1: one code point per byte, so any byte
+  survives decode/encode unchanged and ``len(text) == len(bytes)`` (BodyLength is a length).
+- ``Framer`` never raises and never scans a byte twice while hunting for ``8=FIX``; junk is
+  dropped, counted in ``garbled`` and the buffer stays bounded by ``max_message_size`` plus the
+  caller's last ``feed``. A frame it returns has 8=, 9= and 10=xxx where BodyLength says, but its
+  CheckSum is not yet verified.
+- ``parse`` raises ``GarbledMessage`` (ignored by a session) for CheckSum, BodyLength or
+  first-three-tags faults, and ``RemoteFixError(INVALID_TAG_NUMBER)`` (rejected) for an
+  ill-formed field in a well-framed message. Length-prefixed data fields are read by length.
+- ``Message.pairs`` keeps wire order and repeats (groups need both); ``get`` is the FIRST
+  occurrence.
+"""
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Iterable, Mapping
+
+from gateway.fix.errors import (
+    INVALID_TAG_NUMBER,
+    GarbledMessage,
+    LocalFixError,
+    RemoteFixError,
+)
+
+SOH = "\x01"
+_SOH_B = 0x01
+
+# Length tag -> data tag: the value of the data tag is read by length (may hold SOH or '=').
+DEFAULT_DATA_TAGS: Mapping[int, int] = {
+    90: 91, 95: 96, 212: 213, 93: 89, 348: 349, 350: 351, 352: 353, 354: 355, 356: 357,
+    358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
+}
+
+_HEADER_MAX = 64          # bytes from "8=" to the SOH after BodyLength's digits
+_TRAILER_LEN = 7          # "10=xxx\x01"
+_MAGIC = b"8=FIX"
+
+
+class Message:
+    """One parsed message. Fields in wire order (repeats kept, for groups).
+
+    A built message (``Message.build``) has ``raw == b""`` and pairs = [(35, type), *body].
+    """
+
+    __slots__ = ("pairs", "raw", "msg_type", "_index", "_body")
+
+    def __init__(self, pairs: list[tuple[int, str]], raw: bytes = b"", msg_type: str | None = None,
+                 body: str | None = None):
+        self.pairs = pairs
+        self.raw = raw
+        self._index: dict[int, str] | None = None
+        self._body = body
+        if msg_type is None:
+            msg_type = self.get(35) or ""
+        self.msg_type = msg_type
+
+    def _build_index(self) -> dict[int, str]:
+        # reversed: the first occurrence wins, as README promises for get()
+        index = self._index = dict(reversed(self.pairs))
+        return index
+
+    @property
+    def index(self) -> dict[int, str]:
+        """{tag: first value}; built once."""
+        index = self._index
+        return index if index is not None else self._build_index()
+
+    def get(self, tag: int, default: str | None = None) -> str | None:
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        return index.get(tag, default)
+
+    def __getitem__(self, tag: int) -> str:
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        return index[tag]
+
+    def __contains__(self, tag: object) -> bool:
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        return tag in index
+
+    def __repr__(self) -> str:
+        return f"Message({'|'.join(f'{t}={v}' for t, v in self.pairs)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and self.pairs == other.pairs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def seq_num(self) -> int | None:
+        text = self.get(34)
+        return int(text) if text is not None and text.isdigit() else None
+
+    @property
+    def poss_dup(self) -> bool:
+        return self.get(43) == "Y"
+
+    @property
+    def poss_resend(self) -> bool:
+        return self.get(97) == "Y"
+
+    def groups(self, count_tag: int, first_tag: int,
+               tags: Iterable[int] | None = None) -> list[dict[int, str]]:
+        """Entries of the repeating group counted by ``count_tag`` (first occurrence).
+
+        Simple reader without a dictionary: an entry starts at each ``first_tag``; the group ends
+        at a tag outside ``tags`` (when given), at a tag repeated inside an entry that is not
+        ``first_tag``, or at the trailer. At most the declared count of entries is read.
+        Use ``Dictionary.group_entries`` for exact, nested layouts.
+        """
+        allowed = frozenset(tags) if tags is not None else None
+        pairs = self.pairs
+        start = next((i for i, (t, _) in enumerate(pairs) if t == count_tag), None)
+        if start is None:
+            return []
+        try:
+            count = int(pairs[start][1])
+        except ValueError:
+            return []
+        out: list[dict[int, str]] = []
+        for tag, value in pairs[start + 1:]:
+            if tag in (10, 89, 93) or (allowed is not None and tag not in allowed):
+                break
+            if tag == first_tag:
+                if len(out) == count:
+                    break
+                out.append({tag: value})
+            elif not out or tag in out[-1]:
+                break
+            else:
+                out[-1][tag] = value
+        return out
+
+    def body_text(self) -> str:
+        """Wire text of the fields after the standard header (what ``encode`` takes as body)."""
+        if self._body is None:
+            self._body = "".join(f"{t}={v}\x01" for t, v in self.pairs if t not in _ENVELOPE)
+        return self._body
+
+    @classmethod
+    def build(cls, msg_type: str, body: list[tuple[int, str | int | float]] | str) -> Message:
+        """A message to send: body as pairs, or preformatted wire text '11=X\\x0155=Y\\x01'."""
+        if isinstance(body, str):
+            text = body
+            if text and not text.endswith(SOH):
+                raise LocalFixError("body text must end with SOH")
+            pairs = [(35, msg_type)]
+            for piece in text.split(SOH)[:-1]:
+                tag, sep, value = piece.partition("=")
+                if not sep or not tag.isdigit():
+                    raise LocalFixError(f"ill-formed field {piece!r} in body")
+                pairs.append((int(tag), value))
+        else:
+            pairs = [(35, msg_type)]
+            parts = []
+            for tag, value in body:
+                text_value = value if isinstance(value, str) else fix_value(value)
+                pairs.append((int(tag), text_value))
+                parts.append(f"{tag}={text_value}\x01")
+            text = "".join(parts)
+        return cls(pairs, b"", msg_type, text)
+
+
+# Header and trailer tags a body_text() leaves out (the session writes its own).
+_ENVELOPE = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57, 142, 143,
+                       116, 129, 144, 145, 369, 627, 628, 629, 630, 347, 90, 91, 212, 213, 93, 89})
+
+
+def fix_value(value: object) -> str:
+    """A Python value as FIX text: bool -> Y/N, numbers via fix_number, else str()."""
+    if value is True:
+        return "Y"
+    if value is False:
+        return "N"
+    if isinstance(value, (int, float)):
+        return fix_number(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Framer
+
+
+class Framer:
+    """Cuts a byte stream into messages. h11's receive_data()/next_event() shape.
+
+    Garbled input (no "8=FIX" at the start, 9 not second, BodyLength not digits, no 10= where 9
+    says, 9= over ``max_message_size``) is skipped to the next b"8=FIX" and counted in
+    ``garbled``; ``next_message`` never raises.
+    """
+
+    __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_eof")
+
+    def __init__(self, max_message_size: int = 1 << 20,
+                 data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS):
+        self.max_message_size = max_message_size
+        self.data_tags = data_tags
+        self.garbled = 0
+        self._buf = bytearray()
+        self._pos = 0            # start of the unconsumed bytes
+        self._scan = -1          # >= 0 while hunting for 8=FIX: where the hunt resumes
+        self._eof = False
+
+    @property
+    def buffered(self) -> int:
+        """Unconsumed bytes held (for limits and tests)."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes; b"" means the peer closed (a partial frame is then junk)."""
+        if not data:
+            self._eof = True
+            return
+        buf = self._buf
+        if self._pos and self._pos == len(buf):
+            buf.clear()
+            self._pos = 0
+            if self._scan > 0:
+                self._scan = 0
+        elif self._pos > 65536 and self._pos * 2 > len(buf):
+            self._compact()
+        buf += data
+
+    def _compact(self) -> None:
+        pos = self._pos
+        del self._buf[:pos]
+        self._pos = 0
+        if self._scan >= 0:
+            self._scan = max(0, self._scan - pos)
+
+    def next_message(self) -> bytes | None:
+        """One complete frame (8=..9=N..10=xxx), or None until more bytes arrive."""
+        buf = self._buf
+        while True:  # bounded: each pass returns, or moves _pos/_scan strictly forward
+            if self._scan >= 0 and not self._hunt():
+                return None
+            pos = self._pos
+            end = len(buf)
+            if pos >= end:
+                return None
+            if not buf.startswith(_MAGIC, pos):
+                if end - pos < len(_MAGIC) and _MAGIC.startswith(bytes(buf[pos:end])):
+                    if self._eof:
+                        self._drop_rest()
+                    return None   # maybe the start of a frame: wait
+                self._skip(pos)
+                continue
+            soh1 = buf.find(_SOH_B, pos, pos + _HEADER_MAX)
+            soh2 = buf.find(_SOH_B, soh1 + 1, pos + _HEADER_MAX) if soh1 >= 0 else -1
+            if soh2 < 0:
+                if end - pos >= _HEADER_MAX:
+                    self._skip(pos + 1)
+                    continue
+                if self._eof:
+                    self._drop_rest()
+                return None
+            if not buf.startswith(b"9=", soh1 + 1):
+                self._skip(pos + 1)
+                continue
+            digits = bytes(buf[soh1 + 3:soh2])
+            if not digits.isdigit() or len(digits) > 9:
+                self._skip(pos + 1)
+                continue
+            body_len = int(digits)
+            if body_len > self.max_message_size:
+                self._skip(pos + 1)
+                continue
+            stop = soh2 + 1 + body_len
+            if end < stop + _TRAILER_LEN:
+                if self._eof:
+                    self._drop_rest()
+                return None
+            if (not buf.startswith(b"10=", stop) or buf[stop + 6] != _SOH_B
+                    or not bytes(buf[stop + 3:stop + 6]).isdigit()):
+                self._skip(pos + 1)
+                continue
+            self._pos = stop + _TRAILER_LEN
+            return bytes(buf[pos:stop + _TRAILER_LEN])
+
+    def _skip(self, start: int) -> None:
+        """Start hunting for the next 8=FIX at ``start``: one junk segment."""
+        self.garbled += 1
+        self._pos = start
+        self._scan = start
+
+    def _hunt(self) -> bool:
+        """Resume the hunt; True when _pos now sits on b'8=FIX'. Each byte is searched once."""
+        buf = self._buf
+        found = buf.find(_MAGIC, self._scan)
+        if found >= 0:
+            self._pos = found
+            self._scan = -1
+            return True
+        # keep only a tail that could be the start of "8=FIX" split across feeds
+        keep = max(self._pos, len(buf) - (len(_MAGIC) - 1))
+        self._pos = keep
+        self._scan = keep
+        if keep > 65536:
+            self._compact()
+        if self._eof:
+            self._pos = len(buf)
+            self._scan = -1
+        return False
+
+    def _drop_rest(self) -> None:
+        """EOF inside a partial frame: it can never complete."""
+        self.garbled += 1
+        self._pos = len(self._buf)
+
+
+# --------------------------------------------------------------------------------------------
+# parse / encode
+
+
+def _garbled(text: str) -> GarbledMessage:
+    return GarbledMessage(text)
+
+
+def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Message:
+    """A framed message -> Message, after verifying CheckSum, BodyLength and 8/9/35 first."""
+    n = len(frame)
+    if n < 20 or frame[-7:-4] != b"10=" or frame[-1] != _SOH_B or frame[-8] != _SOH_B:
+        raise _garbled("no CheckSum(10) at the end")
+    digits = frame[-4:-1]
+    if not digits.isdigit():
+        raise _garbled("CheckSum is not 3 digits")
+    if sum(frame[:-7]) & 255 != int(digits):
+        raise _garbled("CheckSum mismatch")
+    text = frame.decode("latin-1")
+    if not text.startswith("8="):
+        raise _garbled("BeginString(8) is not the first field")
+    soh1 = text.find(SOH)
+    if not text.startswith("9=", soh1 + 1):
+        raise _garbled("BodyLength(9) is not the second field")
+    soh2 = text.find(SOH, soh1 + 1)
+    length_text = text[soh1 + 3:soh2]
+    if not length_text.isdigit() or int(length_text) != n - 7 - (soh2 + 1):
+        raise _garbled("BodyLength mismatch")
+    if not text.startswith("35=", soh2 + 1):
+        raise _garbled("MsgType(35) is not the third field")
+    pairs = _split_fast(text, data_tags)
+    if pairs is None:
+        pairs = _split_careful(text, data_tags)
+    msg = Message.__new__(Message)
+    msg.pairs = pairs
+    msg.raw = frame
+    msg.msg_type = pairs[2][1]
+    msg._index = None
+    msg._body = None
+    return msg
+
+
+def _split_fast(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, str]] | None:
+    """One split on SOH and a partition per field; None when the careful path is needed
+    (a data-length tag, an ill-formed field)."""
+    pieces = text.split(SOH)
+    pieces.pop()          # the "" after the final SOH
+    try:
+        pairs = [(int(t), v) for t, s, v in [p.partition("=") for p in pieces] if s]
+    except ValueError:
+        return None
+    if len(pairs) != len(pieces):
+        return None       # a piece without '='
+    for tag, _ in pairs:
+        if tag in data_tags or tag < 0:
+            return None
+    return pairs
+
+
+def _split_careful(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, str]]:
+    """Field by field; a data tag right after its length tag is read by that length."""
+    pairs: list[tuple[int, str]] = []
+    pos = 0
+    end = len(text)
+    data_len: int | None = None
+    data_tag = -1
+    while pos < end:  # bounded: pos strictly increases
+        eq = text.find("=", pos)
+        soh = text.find(SOH, pos)
+        if eq < 0 or (0 <= soh < eq):
+            raise RemoteFixError("Invalid tag number: field without '='",
+                                 reject_reason=INVALID_TAG_NUMBER)
+        tag_text = text[pos:eq]
+        tag = _tag_number(tag_text)
+        if tag == data_tag and data_len is not None:
+            stop = eq + 1 + data_len
+            if stop >= end or text[stop] != SOH:
+                raise RemoteFixError("Incorrect data length for data field",
+                                     reject_reason=INVALID_TAG_NUMBER, ref_tag=tag)
+            value = text[eq + 1:stop]
+        else:
+            stop = text.find(SOH, eq + 1)
+            if stop < 0:
+                stop = end
+            value = text[eq + 1:stop]
+        data_len = None
+        data_tag = data_tags.get(tag, -1)
+        if data_tag >= 0 and value.isdigit():
+            data_len = int(value)
+        pairs.append((tag, value))
+        pos = stop + 1
+    return pairs
+
+
+def _tag_number(text: str) -> int:
+    """Tag text -> int: digits, or '-digits' (QuickFIX keeps it and rejects it as invalid)."""
+    body = text[1:] if text.startswith("-") else text
+    if not body.isdigit() or not body.isascii():
+        raise RemoteFixError(f"Invalid tag number {text!r}", reject_reason=INVALID_TAG_NUMBER)
+    return int(text)
+
+
+def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
+    """Wire bytes: 8, 9 (computed), 35, header, body, 10 (computed).
+
+    header: preformatted '49=..\\x0156=..\\x0134=..\\x0152=..\\x01'; body likewise.
+    """
+    payload = f"35={msg_type}\x01{header}{body}"
+    try:
+        data = f"8={begin_string}\x019={len(payload)}\x01{payload}".encode("latin-1")
+    except UnicodeEncodeError as err:
+        raise LocalFixError(f"not latin-1 text in a field: {err}") from None
+    return data + b"10=%03d\x01" % (sum(data) & 255)
+
+
+# --------------------------------------------------------------------------------------------
+# numbers and timestamps
+
+
+def fix_number(value: float | int) -> str:
+    """A Price/Qty as FIX text: no float noise, no exponent, no trailing zeros ('1.1', '100')."""
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:.10f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+_second: tuple[int, str] = (-1, "")   # (UTC second, its text): strftime once a second
+
+
+def utc_timestamp(wall: float, precision: int = 3) -> str:
+    """UTCTimestamp as FIX writes it: YYYYMMDD-HH:MM:SS[.sss|.ssssss] (precision 0, 3 or 6)."""
+    global _second
+    sec = int(wall // 1)
+    cached, text = _second            # one tuple: never a half-updated pair
+    if sec != cached:
+        text = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec))
+        _second = (sec, text)
+    # round to the microsecond first: float noise must not turn .678912 into .678911
+    micros = min(round((wall - sec) * 1_000_000), 999_999)
+    if precision == 3:
+        return f"{text}.{micros // 1000:03d}"
+    if precision == 6:
+        return f"{text}.{micros:06d}"
+    if precision == 0:
+        return text
+    raise ValueError(f"timestamp precision must be 0, 3 or 6, not {precision}")
+
+
+_days: dict[str, int] = {}   # 'YYYYMMDD' -> epoch seconds of its midnight (bounded below)
+
+
+def _day_start(date: str) -> int:
+    start = _days.get(date)
+    if start is None:
+        if not (date.isdigit() and date.isascii()):
+            raise ValueError(f"bad date {date!r}")
+        year, month, day = int(date[:4]), int(date[4:6]), int(date[6:8])
+        if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+            raise ValueError(f"bad date {date!r}")
+        start = calendar.timegm((year, month, day, 0, 0, 0))
+        if len(_days) > 1024:
+            _days.clear()
+        _days[date] = start
+    return start
+
+
+def parse_utc_timestamp(text: str) -> float:
+    """YYYYMMDD-HH:MM:SS[.f{1,9}] -> epoch seconds; ValueError on a bad format or range."""
+    if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
+        raise ValueError(f"bad UTCTimestamp {text!r}")
+    seconds = _time_of_day(text[9:17])
+    frac = 0.0
+    if len(text) > 17:
+        digits = text[18:]
+        if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
+            raise ValueError(f"bad UTCTimestamp {text!r}")
+        frac = int(digits) / 10 ** len(digits)
+    return _day_start(text[:8]) + seconds + frac
+
+
+def _time_of_day(text: str) -> int:
+    """HH:MM:SS -> seconds (SS may be 60, a leap second)."""
+    hh, mm, ss = text[0:2], text[3:5], text[6:8]
+    if not (hh + mm + ss).isdigit() or not (hh + mm + ss).isascii():
+        raise ValueError(f"bad time {text!r}")
+    h, m, s = int(hh), int(mm), int(ss)
+    if h > 23 or m > 59 or s > 60:
+        raise ValueError(f"bad time {text!r}")
+    return h * 3600 + m * 60 + s

@@ -1,0 +1,564 @@
+"""FIX data dictionary (QuickFIX XML format) and QuickFIX-compatible message validation.
+
+Invariants:
+- Everything validation needs is precomputed at load: per message type one table
+  {tag: (section, checker)} for the fast path, required tags, allowed tags, group layouts
+  (nested), per-tag format checkers and enums as frozensets. ``validate`` allocates little.
+- ``validate`` raises only ``RemoteFixError`` (``UnsupportedVersion`` for a foreign BeginString),
+  with QuickFIX's SessionRejectReason, ref tag and text, checked in QuickFIX's order
+  (DataDictionary::validate): BeginString, header/body/trailer order (14), MsgType (11),
+  required tags (1: header, trailer, body, then group entries; ascending tag order), then each
+  section (header, trailer, body, group entries) in QuickFIX's field order: repeated tag (13),
+  no value (4), data format (6), enum value (5), tag not in the dictionary (0), tag not in the
+  message type (2), group count (15 first field of an entry, 16 count mismatch).
+- The fast path only ever ACCEPTS (a message with no group, no repeat, every tag allowed and
+  well formed); on any doubt the careful path runs and decides, so both always agree.
+- A Dictionary is immutable after load and shared (``load`` caches per path).
+"""
+from __future__ import annotations
+
+import functools
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+
+from gateway.common.paths import FIX44_XML
+from gateway.fix.codec import DEFAULT_DATA_TAGS, Message, _day_start, _time_of_day, parse_utc_timestamp
+from gateway.fix.errors import (
+    INCORRECT_DATA_FORMAT,
+    INCORRECT_NUM_IN_GROUP,
+    INVALID_MSGTYPE,
+    INVALID_TAG_NUMBER,
+    REPEATING_GROUP_FIELDS_OUT_OF_ORDER,
+    REQUIRED_TAG_MISSING,
+    TAG_APPEARS_MORE_THAN_ONCE,
+    TAG_NOT_DEFINED_FOR_MSG_TYPE,
+    TAG_OUT_OF_ORDER,
+    TAG_WITHOUT_VALUE,
+    VALUE_OUT_OF_RANGE,
+    RemoteFixError,
+    UnsupportedVersion,
+    reject,
+)
+
+USER_MIN = 5000           # QuickFIX FIELD::UserMin: user-defined tags start here
+HEADER, BODY, TRAILER = 0, 1, 2
+
+Checker = Callable[[str], bool]
+
+
+# --------------------------------------------------------------------------------------------
+# value checkers (QuickFIX's convertors: no '+', no exponent, ASCII digits only)
+
+
+def _is_int(v: str) -> bool:
+    digits = v[1:] if v[:1] == "-" else v
+    return digits.isdigit() and digits.isascii()
+
+
+def _is_float(v: str) -> bool:
+    digits = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
+    return digits.isdigit() and digits.isascii()
+
+
+def _is_char(v: str) -> bool:
+    return len(v) == 1
+
+
+def _is_bool(v: str) -> bool:
+    return v == "Y" or v == "N"
+
+
+def _is_timestamp(v: str) -> bool:
+    try:
+        parse_utc_timestamp(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date(v: str) -> bool:
+    if len(v) != 8:
+        return False
+    try:
+        _day_start(v)
+    except ValueError:
+        return False
+    return True
+
+
+_TIME_ONLY = re.compile(r"\d\d:\d\d:\d\d(\.\d{1,9})?\Z", re.ASCII)
+
+
+def _is_time_only(v: str) -> bool:
+    if not _TIME_ONLY.match(v):
+        return False
+    try:
+        _time_of_day(v[:8])
+    except ValueError:
+        return False
+    return True
+
+
+_MONTH_YEAR = re.compile(r"\d{4}(0[1-9]|1[0-2])(\d\d|w[1-5])?\Z", re.ASCII)
+
+
+def _is_month_year(v: str) -> bool:
+    return _MONTH_YEAR.match(v) is not None
+
+
+_FORMATS: dict[str, Checker] = {
+    "INT": _is_int, "LENGTH": _is_int, "NUMINGROUP": _is_int, "SEQNUM": _is_int,
+    "DAYOFMONTH": _is_int, "TAGNUM": _is_int,
+    "FLOAT": _is_float, "QTY": _is_float, "PRICE": _is_float, "AMT": _is_float,
+    "PRICEOFFSET": _is_float, "PERCENTAGE": _is_float,
+    "CHAR": _is_char, "BOOLEAN": _is_bool,
+    "UTCTIMESTAMP": _is_timestamp, "UTCTIMEONLY": _is_time_only,
+    "UTCDATEONLY": _is_date, "UTCDATE": _is_date, "LOCALMKTDATE": _is_date,
+    "MONTHYEAR": _is_month_year,
+}
+_MULTI_VALUE = frozenset({"MULTIPLEVALUESTRING", "MULTIPLESTRINGVALUE", "MULTIPLECHARVALUE"})
+
+
+def _enum_checker(enums: frozenset[str], multi: bool) -> Checker:
+    if multi:   # space-separated values, each from the enum (QuickFIX checkValue)
+        return lambda v: all(part in enums for part in v.split(" "))
+    return enums.__contains__
+
+
+def _combine(fmt: Checker | None, enum: Checker | None) -> Checker | None:
+    if fmt is None:
+        return enum
+    if enum is None:
+        return fmt
+    return lambda v: fmt(v) and enum(v)
+
+
+# --------------------------------------------------------------------------------------------
+# layouts
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """A repeating group: NumInGroup tag, delimiter (first field of every entry), members."""
+    count_tag: int
+    delim: int
+    order: tuple[int, ...]          # entry tags in dictionary order (components expanded)
+    fields: frozenset[int]
+    required: tuple[int, ...]       # ascending
+    groups: dict[int, GroupSpec]    # nested, by count tag
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    msg_type: str
+    name: str
+    admin: bool
+    fields: frozenset[int]          # top-level body tags (group count tags included)
+    required: tuple[int, ...]       # top-level body tags, ascending
+    groups: dict[int, GroupSpec]
+    fast: dict[int, tuple[int, Checker | None]] = field(repr=False)   # see _fast_ok
+    required_all: frozenset[int] = field(repr=False)                   # header+trailer+body
+
+
+@dataclass(slots=True)
+class _Run:
+    """One repeating group as found in a message: declared count, entries, first bad tag."""
+    spec: GroupSpec
+    count: str
+    entries: list[tuple[list[tuple[int, str]], list[_Run]]]
+    bad_tag: int | None = None
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Dictionary:
+    """FIX dictionary loaded from QuickFIX XML; ``validate`` mirrors QuickFIX's DataDictionary."""
+
+    def __init__(self, root: ET.Element):
+        self.begin_string = f"{root.get('type', 'FIX')}.{root.get('major')}.{root.get('minor')}"
+        self._tags: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        self._types: dict[int, str] = {}
+        self._enums: dict[int, frozenset[str]] = {}
+        self._load_fields(root.find("fields"))
+        components = root.find("components")
+        self._components = {c.get("name"): c for c in (components if components is not None else ())}
+        self._formats: dict[int, Checker] = {t: _FORMATS[ty] for t, ty in self._types.items()
+                                             if ty in _FORMATS}
+        self._enum_checks: dict[int, Checker] = {
+            t: _enum_checker(e, self._types.get(t) in _MULTI_VALUE) for t, e in self._enums.items()}
+        self._checks: dict[int, Checker | None] = {
+            t: _combine(self._formats.get(t), self._enum_checks.get(t)) for t in self._names}
+
+        h_order, h_req, self._header_groups = self._members(root.find("header"), True)
+        t_order, t_req, self._trailer_groups = self._members(root.find("trailer"), True)
+        self._header_required = tuple(sorted(h_req))
+        self._trailer_required = tuple(sorted(t_req))
+        self.header_tags = frozenset(h_order) | _nested_fields(self._header_groups)
+        self.trailer_tags = frozenset(t_order) | _nested_fields(self._trailer_groups)
+        self._messages: dict[str, MessageSpec] = {}
+        for node in root.find("messages"):
+            spec = self._message(node)
+            self._messages[spec.msg_type] = spec
+        self.msg_types = frozenset(self._messages)
+        self.data_tags = self._find_data_tags()
+
+    # ---- loading
+
+    @classmethod
+    def load(cls, path: str | Path = FIX44_XML) -> Dictionary:
+        """The dictionary at ``path``, parsed once per process (cached by resolved path)."""
+        return _load_cached(str(Path(path).resolve()))
+
+    def _load_fields(self, node: ET.Element | None) -> None:
+        for f in node if node is not None else ():
+            tag = int(f.get("number"))
+            name = f.get("name")
+            self._tags[name] = tag
+            self._names[tag] = name
+            self._types[tag] = f.get("type", "STRING").upper()
+            values = [v.get("enum") for v in f if v.get("enum") is not None]
+            if values:
+                self._enums[tag] = frozenset(values)
+
+    def _members(self, node: ET.Element | None, required_ctx: bool,
+                 ) -> tuple[list[int], set[int], dict[int, GroupSpec]]:
+        """Tags (dictionary order), required tags and groups of a message/component/group node.
+
+        As QuickFIX: a field inside a component is required only when the component is too.
+        """
+        order: list[int] = []
+        required: set[int] = set()
+        groups: dict[int, GroupSpec] = {}
+        stack = [(iter(node if node is not None else ()), required_ctx)]
+        while stack:   # explicit stack: components nest, bounded by the XML
+            children, ctx = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                continue
+            name = child.get("name")
+            is_req = ctx and child.get("required", "N") in ("Y", "y")
+            if child.tag == "component":
+                stack.append((iter(self._components[name]), is_req))
+                continue
+            if child.tag not in ("field", "group"):
+                continue
+            tag = self._tags[name]
+            order.append(tag)
+            if is_req:
+                required.add(tag)
+            if child.tag == "group":
+                groups[tag] = self._group(tag, child)
+        return order, required, groups
+
+    def _group(self, count_tag: int, node: ET.Element) -> GroupSpec:
+        order, required, groups = self._members(node, True)
+        return GroupSpec(count_tag=count_tag, delim=order[0], order=tuple(order),
+                         fields=frozenset(order), required=tuple(sorted(required)), groups=groups)
+
+    def _message(self, node: ET.Element) -> MessageSpec:
+        order, required, groups = self._members(node, True)
+        body = frozenset(order) - self.header_tags - self.trailer_tags
+        fast: dict[int, tuple[int, Checker | None]] = {}
+        for tags, section in ((self.header_tags, HEADER), (body, BODY), (self.trailer_tags, TRAILER)):
+            for tag in tags:
+                fast[tag] = (section, self._checks.get(tag))
+        # group count tags (and header groups) always take the careful path
+        for tag in (*groups, *self._header_groups, *self._trailer_groups):
+            fast.pop(tag, None)
+        return MessageSpec(
+            msg_type=node.get("msgtype"), name=node.get("name"),
+            admin=node.get("msgcat") == "admin", fields=body,
+            required=tuple(sorted(required & body)), groups=groups, fast=fast,
+            required_all=frozenset(self._header_required) | frozenset(self._trailer_required)
+            | (required & body))
+
+    def _find_data_tags(self) -> dict[int, int]:
+        """Length tag -> data tag for every DATA field (SecureDataLen -> SecureData ...)."""
+        out = dict(DEFAULT_DATA_TAGS)
+        for tag, ty in self._types.items():
+            if ty != "DATA":
+                continue
+            name = self._names[tag]
+            for length_name in (name + "Len", name + "Length", name.replace("Data", "DataLength")):
+                length_tag = self._tags.get(length_name)
+                if length_tag is not None:
+                    out[length_tag] = tag
+                    break
+        return out
+
+    # ---- lookups
+
+    def is_admin(self, msg_type: str) -> bool:
+        spec = self._messages.get(msg_type)
+        return spec is not None and spec.admin
+
+    def field_name(self, tag: int) -> str | None:
+        return self._names.get(tag)
+
+    def tag_of(self, name: str) -> int | None:
+        return self._tags.get(name)
+
+    def field_type(self, tag: int) -> str | None:
+        return self._types.get(tag)
+
+    def enums(self, tag: int) -> frozenset[str]:
+        return self._enums.get(tag, frozenset())
+
+    def message_spec(self, msg_type: str) -> MessageSpec | None:
+        return self._messages.get(msg_type)
+
+    def group_entries(self, msg: Message, count_tag: int) -> list[dict[int, str]]:
+        """Entries of a top-level repeating group, read with the dictionary's layout
+        (nested group fields are left out of the entry; their count tag stays)."""
+        spec = self._messages.get(msg.msg_type)
+        if spec is None:
+            return []
+        _, _, body, _ = self._sections(msg.pairs)
+        _, runs = _walk(body, spec.groups, False)
+        for run in runs:
+            if run.spec.count_tag == count_tag:
+                return [dict(reversed(fields)) for fields, _ in run.entries]
+        return []
+
+    # ---- validation
+
+    def validate(self, msg: Message, *, check_fields_out_of_order: bool = True,
+                 check_fields_have_values: bool = True, check_user_defined_fields: bool = True,
+                 allow_unknown_msg_fields: bool = False, validate_fields_out_of_order: bool = True,
+                 strict_group_order: bool = False) -> None:
+        """Raise RemoteFixError with QuickFIX's reason and ref tag, or return None.
+
+        Header/body/trailer order (14) is checked when both order switches are on (settings
+        carry only ``validate_fields_out_of_order``). ``strict_group_order`` also requires the
+        fields inside a group entry in dictionary order (QuickFIX only requires the delimiter
+        first).
+        """
+        if self._fast_ok(msg):
+            return
+        self._validate_careful(
+            msg, ordered=check_fields_out_of_order and validate_fields_out_of_order,
+            have_values=check_fields_have_values, user_defined=check_user_defined_fields,
+            allow_unknown=allow_unknown_msg_fields, strict_groups=strict_group_order)
+
+    def _fast_ok(self, msg: Message) -> bool:
+        """True only for a plainly valid message: no group, no repeat, every tag allowed, values
+        well formed, sections in order, required tags present."""
+        spec = self._messages.get(msg.msg_type)
+        pairs = msg.pairs
+        if spec is None or pairs[0][1] != self.begin_string:
+            return False
+        table = spec.fast
+        section = HEADER
+        for tag, value in pairs:
+            entry = table.get(tag)
+            if entry is None or not value:
+                return False
+            where, check = entry
+            if where < section:
+                return False
+            section = where
+            if check is not None and not check(value):
+                return False
+        index = msg.index
+        return len(index) == len(pairs) and index.keys() >= spec.required_all
+
+    def _sections(self, pairs: list[tuple[int, str]]):
+        """Header, trailer and body fields by tag (as QuickFIX files them), and the first tag
+        out of header-body-trailer order (None if in order)."""
+        header, trailer, body = [], [], []
+        header_tags, trailer_tags = self.header_tags, self.trailer_tags
+        section = HEADER
+        misplaced = None
+        for pair in pairs:
+            tag = pair[0]
+            if tag in header_tags:
+                header.append(pair)
+                where = HEADER
+            elif tag in trailer_tags:
+                trailer.append(pair)
+                where = TRAILER
+            else:
+                body.append(pair)
+                where = BODY
+            if where < section and misplaced is None:
+                misplaced = tag
+            section = max(section, where)
+        return header, trailer, body, misplaced
+
+    def _validate_careful(self, msg: Message, *, ordered: bool, have_values: bool,
+                          user_defined: bool, allow_unknown: bool, strict_groups: bool) -> None:
+        pairs = msg.pairs
+        msg_type = msg.msg_type
+        if not pairs or pairs[0] != (8, self.begin_string):
+            raise UnsupportedVersion("Incorrect BeginString", ref_tag=8, ref_msg_type=msg_type)
+        header, trailer, body, misplaced = self._sections(pairs)
+        if ordered and misplaced is not None:
+            raise reject(TAG_OUT_OF_ORDER, misplaced, msg_type)
+        spec = self._messages.get(msg_type)
+        if spec is None:
+            raise reject(INVALID_MSGTYPE, None, msg_type)
+
+        head_top, head_runs = _walk(header, self._header_groups, strict_groups)
+        trail_top, trail_runs = _walk(trailer, self._trailer_groups, strict_groups)
+        body_top, body_runs = _walk(body, spec.groups, strict_groups)
+
+        _check_required(self._header_required, head_top, msg_type)
+        _check_required(self._trailer_required, trail_top, msg_type)
+        _check_required(spec.required, body_top, msg_type)
+        for run in sorted(body_runs, key=_run_key):
+            _check_required_run(run, msg_type)
+
+        check = functools.partial(self._check_fields, msg_type=msg_type, have_values=have_values,
+                                  user_defined=user_defined, allow_unknown=allow_unknown)
+        check(sorted(head_top, key=_header_key), head_runs, HEADER, None)
+        check(sorted(trail_top, key=_trailer_key), trail_runs, TRAILER, None)
+        check(sorted(body_top, key=_TAG), body_runs, BODY, spec.fields)
+
+    def _check_fields(self, fields: list[tuple[int, str]], runs: list[_Run], section: int,
+                      allowed: frozenset[int] | None, *, msg_type: str, have_values: bool,
+                      user_defined: bool, allow_unknown: bool) -> None:
+        """QuickFIX's DataDictionary::iterate over one field map, then its groups."""
+        by_count = {run.spec.count_tag: run for run in runs}
+        last = None
+        for tag, value in fields:
+            if tag == last:
+                raise reject(TAG_APPEARS_MORE_THAN_ONCE, tag, msg_type)
+            last = tag
+            if have_values and not value:
+                raise reject(TAG_WITHOUT_VALUE, tag, msg_type)
+            fmt = self._formats.get(tag)
+            if fmt is not None and not fmt(value):
+                raise reject(INCORRECT_DATA_FORMAT, tag, msg_type)
+            enum = self._enum_checks.get(tag)
+            if enum is not None and not enum(value):
+                raise reject(VALUE_OUT_OF_RANGE, tag, msg_type)
+            if (allow_unknown and tag < USER_MIN) or (not user_defined and tag >= USER_MIN):
+                continue
+            if tag not in self._names:
+                raise reject(INVALID_TAG_NUMBER, tag, msg_type)
+            if allowed is not None and tag not in allowed:
+                raise reject(TAG_NOT_DEFINED_FOR_MSG_TYPE, tag, msg_type)
+            run = by_count.get(tag)
+            if run is not None:
+                if run.bad_tag is not None:
+                    raise reject(REPEATING_GROUP_FIELDS_OUT_OF_ORDER, run.bad_tag, msg_type)
+                if not _is_int(run.count) or int(run.count) != len(run.entries):
+                    raise reject(INCORRECT_NUM_IN_GROUP, tag, msg_type)
+        for run in sorted(runs, key=_run_key):
+            for entry_fields, entry_runs in run.entries:
+                self._check_fields(sorted(entry_fields, key=_TAG), entry_runs, section, None,
+                                   msg_type=msg_type, have_values=have_values,
+                                   user_defined=user_defined, allow_unknown=allow_unknown)
+
+
+# --------------------------------------------------------------------------------------------
+# group walk (pure functions over pairs)
+
+_TAG = itemgetter(0)
+
+
+def _header_key(pair: tuple[int, str]) -> int:
+    return -1 if pair[0] == 35 else pair[0]      # QuickFIX: 8, 9, 35, then ascending
+
+
+def _trailer_key(pair: tuple[int, str]) -> int:
+    return 1 << 30 if pair[0] == 10 else pair[0]  # CheckSum last
+
+
+def _run_key(run: _Run) -> int:
+    return run.spec.count_tag
+
+
+def _nested_fields(groups: dict[int, GroupSpec]) -> frozenset[int]:
+    out: set[int] = set()
+    todo = list(groups.values())
+    while todo:
+        g = todo.pop()
+        out |= g.fields
+        todo.extend(g.groups.values())
+    return frozenset(out)
+
+
+def _walk(items: list[tuple[int, str]], groups: dict[int, GroupSpec], strict: bool,
+          ) -> tuple[list[tuple[int, str]], list[_Run]]:
+    """Top-level fields of a section and the groups found in it (entries nested)."""
+    top: list[tuple[int, str]] = []
+    runs: list[_Run] = []
+    i, n = 0, len(items)
+    while i < n:   # bounded: i strictly increases (here or in _walk_group)
+        tag, value = items[i]
+        top.append(items[i])
+        i += 1
+        spec = groups.get(tag)
+        if spec is not None:
+            run, i = _walk_group(spec, value, items, i, strict)
+            runs.append(run)
+    return top, runs
+
+
+def _walk_group(spec: GroupSpec, count: str, items: list[tuple[int, str]], i: int, strict: bool,
+                ) -> tuple[_Run, int]:
+    """Consume the entries of one group from items[i:]; the group ends at a non-member tag.
+
+    An entry starts at the delimiter. A member tag where no entry has begun, a tag repeated
+    inside an entry (QuickFIX starts a new entry there) or, when ``strict``, a tag before its
+    predecessor in dictionary order marks the run with ``bad_tag`` (reason 15).
+    """
+    run = _Run(spec, count, [])
+    fields: list[tuple[int, str]] | None = None
+    seen: set[int] = set()
+    rank = {t: k for k, t in enumerate(spec.order)} if strict else None
+    last_rank = -1
+    n = len(items)
+    while i < n:
+        tag, value = items[i]
+        if tag not in spec.fields:
+            break
+        if tag == spec.delim or fields is None or tag in seen:
+            if tag != spec.delim and run.bad_tag is None:
+                run.bad_tag = tag
+            fields, nested = [], []
+            run.entries.append((fields, nested))
+            seen = set()
+            last_rank = -1
+        if rank is not None:
+            if rank[tag] < last_rank and run.bad_tag is None:
+                run.bad_tag = tag
+            last_rank = rank[tag]
+        seen.add(tag)
+        fields.append(items[i])
+        i += 1
+        sub = spec.groups.get(tag)
+        if sub is not None:
+            sub_run, i = _walk_group(sub, value, items, i, strict)
+            run.entries[-1][1].append(sub_run)
+    return run, i
+
+
+def _check_required(required: Iterable[int], fields: list[tuple[int, str]], msg_type: str) -> None:
+    present = {tag for tag, _ in fields}
+    for tag in required:
+        if tag not in present:
+            raise reject(REQUIRED_TAG_MISSING, tag, msg_type)
+
+
+def _check_required_run(run: _Run, msg_type: str) -> None:
+    for fields, nested in run.entries:
+        _check_required(run.spec.required, fields, msg_type)
+        for sub in sorted(nested, key=_run_key):
+            _check_required_run(sub, msg_type)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str) -> Dictionary:
+    return Dictionary(ET.parse(path).getroot())
+
+
+__all__ = ["Dictionary", "GroupSpec", "MessageSpec", "RemoteFixError", "USER_MIN"]

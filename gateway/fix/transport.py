@@ -1,0 +1,779 @@
+"""asyncio transport for our sans-IO FIX ``Session``: acceptor, initiator, TLS, limits.
+
+One ``NativeEngine`` per role drives every configured session on one asyncio loop:
+
+    socket bytes -> FixProtocol.data_received -> Session.receive_data
+                 -> Session.next_event() until NEED_DATA -> Application callbacks
+                 -> Session.data_to_send() -> transport.write (bounded) -> socket
+    one loop timer per session at Session.next_deadline() -> Session.on_timer()
+
+Invariants:
+- Nothing here blocks: no thread, no blocking socket call, no sleep outside coroutines.
+- Outbound memory per connection is bounded: above ``outbound_high_water`` we stop
+  pulling bytes from the session (resends stay lazy in the store) except one pull per
+  send; above ``max_outbound_bytes`` buffered, or paused longer than
+  ``stall_timeout_s``, the peer is disconnected with a logged reason.
+- Acceptor, before logon: at most ``max_pre_logon_connections`` sockets, each with at
+  most ``max_pre_logon_bytes`` buffered and ``pre_logon_timeout_s`` to send a complete
+  Logon; junk, an oversized BodyLength, a non-Logon, unknown CompIDs -> log + close.
+  A Logon for a session that already has a connection is dropped silently (no FIX
+  answer: a Reject or Logout would consume a sequence number), only logged.
+- The acceptor binds only its configured host; every socket gets TCP_NODELAY.
+- An exception from the Session or the Application never escapes a loop callback:
+  the Session's is logged and drops that connection; the Application's is answered
+  (see ``engine.py``).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import ssl
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from gateway.common.clock import MONOTONIC, Clock
+from gateway.fix.engine import (Address, ErrorCounter, SessionHandle, body_text, call_app,
+                                dispatch_app_message, normalize_hosts)
+
+log = logging.getLogger("gateway.fix.transport")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (about 20% less latency on loopback), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+# ---------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS for either role. Files are PEM. ``ca_file``: whom we trust (the peer's CA);
+    ``require_client_cert``: acceptor asks for and verifies a client certificate;
+    ``server_hostname``: the name the initiator checks (default: the host it dials)."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    require_client_cert: bool = False
+    server_hostname: str | None = None
+    verify: bool = True
+
+    def server_context(self) -> ssl.SSLContext:
+        if not self.cert_file:
+            raise ValueError("a TLS acceptor needs cert_file (and key_file)")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        if self.ca_file:
+            ctx.load_verify_locations(self.ca_file)
+        if self.require_client_cert:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def _ssl_context(tls: TlsConfig | ssl.SSLContext | None, role: str) -> ssl.SSLContext | None:
+    if tls is None or isinstance(tls, ssl.SSLContext):
+        return tls
+    return tls.server_context() if role == "acceptor" else tls.client_context()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection limits; every field can be passed to ``create_engine`` by name."""
+
+    max_outbound_bytes: int = 4 << 20        # buffered unsent bytes -> disconnect
+    outbound_high_water: int = 256 << 10     # stop pulling (resend) bytes from the session
+    stall_timeout_s: float = 30.0            # writes paused this long -> disconnect
+    max_pre_logon_bytes: int = 64 << 10      # a Logon must fit in this
+    pre_logon_timeout_s: float = 10.0        # a complete Logon within this after connect
+    max_pre_logon_connections: int = 1000    # more unauthenticated sockets -> refused at once
+    max_events_per_pump: int = 2000          # then yield to the loop (fairness between sessions)
+    backoff_initial_s: float = 0.25          # initiator reconnect delay, doubled per failure
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    close_timeout_s: float = 2.0             # a graceful close that does not finish -> abort
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "Limits":
+        names = {f.name for f in fields(cls)}
+        unknown = set(options) - names
+        if unknown:
+            raise TypeError(f"unknown engine options {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**options)
+
+
+# ---------------------------------------------------------------- pre-logon framing
+
+_BEGIN = b"8=FIX"
+
+
+def first_frame(buf: bytes | bytearray, max_size: int) -> int | str | None:
+    """Where the first FIX frame in ``buf`` ends: an offset, None (need more bytes), or why
+    the bytes cannot be a Logon (text). Reads only the BeginString and BodyLength, so a
+    huge declared BodyLength is refused before anything is buffered for it."""
+    n = len(buf)
+    if bytes(buf[:5]) != _BEGIN[:min(n, 5)]:
+        return "junk before logon (no 8=FIX)"
+    soh = buf.find(b"\x01", 0, 32)
+    if soh < 0:
+        return None if n < 32 else "BeginString too long"
+    if n < soh + 3:
+        return None
+    if bytes(buf[soh + 1:soh + 3]) != b"9=":
+        return "BodyLength is not the second field"
+    end9 = buf.find(b"\x01", soh + 3, soh + 3 + 11)
+    if end9 < 0:
+        return None if n < soh + 3 + 11 else "BodyLength too long"
+    digits = bytes(buf[soh + 3:end9])
+    if not digits.isdigit():
+        return "BodyLength is not a number"
+    total = end9 + 1 + int(digits) + 7          # + "10=nnn\x01"
+    if total > max_size:
+        return f"BodyLength {int(digits)} over the pre-logon limit of {max_size} bytes"
+    return total if n >= total else None
+
+
+# ---------------------------------------------------------------- logs
+
+_FRAME_END = re.compile(rb"(?<=\x0110=\d\d\d\x01)")
+
+
+class SessionLog:
+    """Optional per-session files, appended: ``<key>.messages.log`` (every frame in and out,
+    one a line, SOH kept as quickfix does) and ``<key>.events.log`` (state changes)."""
+
+    def __init__(self, directory: str | Path, key: str) -> None:
+        base = Path(directory)
+        base.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        self._messages = open(base / f"{name}.messages.log", "ab", buffering=1 << 16)
+        self._events = open(base / f"{name}.events.log", "a", buffering=1, encoding="utf-8")
+
+    def wire(self, direction: bytes, data: bytes) -> None:
+        stamp = _stamp().encode()
+        for frame in _FRAME_END.split(data):
+            if frame:
+                self._messages.write(b"%s %s %s\n" % (stamp, direction, frame))
+
+    def event(self, text: str) -> None:
+        self._events.write(f"{_stamp()} {text}\n")
+
+    def flush(self) -> None:
+        self._messages.flush()
+
+    def close(self) -> None:
+        for f in (self._messages, self._events):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def _stamp() -> str:
+    now = time.time()
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+
+
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:   # already closed by the peer: harmless
+            pass
+
+
+# ---------------------------------------------------------------- one connection
+
+class FixProtocol(asyncio.Protocol):
+    """One socket. Acceptor side starts unrouted (pre-logon) until its first Logon names
+    a configured session; initiator side is bound to its session from the start."""
+
+    def __init__(self, engine: "NativeEngine", session: "NativeSession | None") -> None:
+        self.engine = engine
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.paused = False
+        self.closing = False
+        self.close_reason = ""
+        self.pre_buf = bytearray()
+        self._pre_timer: asyncio.TimerHandle | None = None
+        self.closed: asyncio.Future = engine.loop.create_future()
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport   # type: ignore[assignment]
+        _set_nodelay(transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        transport.set_write_buffer_limits(high=self.engine.limits.outbound_high_water)  # type: ignore[attr-defined]
+        if self.session is not None:
+            self.session.attach(self)
+        else:
+            self.engine.pre_logon_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.session is not None:
+            self.session.receive(data)
+        else:
+            self._pre_logon_data(data)
+
+    def eof_received(self) -> bool:
+        if self.session is not None and not self.closing:
+            self.session.receive(b"")
+        return False   # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._pre_timer is not None:
+            self._pre_timer.cancel()
+        if self.session is not None:
+            self.session.detach(self, self.close_reason or (f"connection lost: {exc}" if exc else "peer closed"))
+        else:
+            self.engine.pre_logon_closed(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        since = time.monotonic()
+        self._paused_since = since
+        self.engine.loop.call_later(self.engine.limits.stall_timeout_s, self._check_stall, since)
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.session is not None and not self.closing:
+            self.session.flush()
+
+    # -- closing
+    def close(self, reason: str, *, abort: bool = False, quiet: bool = False) -> None:
+        """Close once, with a reason in the log. ``abort``: drop unsent bytes (a peer that
+        does not read would keep a graceful close waiting forever)."""
+        if self.closing or self.transport is None:
+            return
+        self.closing = True
+        self.close_reason = reason
+        who = self.session.key if self.session is not None else "pre-logon"
+        (log.info if quiet else log.warning)("%s %s: disconnect: %s", who, self.peer, reason)
+        if abort:
+            self.transport.abort()
+            return
+        self.transport.close()
+        self.engine.loop.call_later(self.engine.limits.close_timeout_s, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.closed.done() and self.transport is not None:
+            self.transport.abort()
+
+    def _check_stall(self, since: float) -> None:
+        if self.paused and getattr(self, "_paused_since", None) == since and not self.closing:
+            size = self.transport.get_write_buffer_size() if self.transport else 0
+            self.close(f"peer stopped reading: {size} bytes unsent for "
+                       f"{self.engine.limits.stall_timeout_s:g} s", abort=True)
+
+    # -- pre-logon (acceptor)
+    def start_logon_timer(self) -> None:
+        self._pre_timer = self.engine.loop.call_later(self.engine.limits.pre_logon_timeout_s,
+                                                      self._pre_logon_timeout)
+
+    def _pre_logon_timeout(self) -> None:
+        if self.session is None:
+            self.close(f"no Logon within {self.engine.limits.pre_logon_timeout_s:g} s", abort=True)
+
+    def _pre_logon_data(self, data: bytes) -> None:
+        limit = self.engine.limits.max_pre_logon_bytes
+        self.pre_buf += data
+        end = first_frame(self.pre_buf, limit)
+        if isinstance(end, str):
+            self.close(end, abort=True)
+        elif end is None:
+            if len(self.pre_buf) > limit:    # cannot happen with a sane first_frame; belt and braces
+                self.close("pre-logon buffer over limit", abort=True)
+        else:
+            self.engine.route_logon(self, bytes(self.pre_buf[:end]))
+
+    def hand_over(self, session: "NativeSession") -> None:
+        """Routed: the session takes this socket and every byte received so far."""
+        if self._pre_timer is not None:
+            self._pre_timer.cancel()
+            self._pre_timer = None
+        buffered, self.pre_buf = bytes(self.pre_buf), bytearray()
+        self.session = session
+        session.attach(self)
+        session.receive(buffered)
+
+
+# ---------------------------------------------------------------- one configured session
+
+_SENDABLE = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
+
+class NativeSession(SessionHandle):
+    """A configured session: our sans-IO ``Session`` plus its current connection, its
+    timer and its logs. Survives reconnects (the Session and its store persist)."""
+
+    def __init__(self, engine: "NativeEngine", settings: Any, session: Any, store: Any,
+                 slog: SessionLog | None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.session = session
+        self.store = store
+        self.key = settings.key
+        self.sender_comp_id = settings.sender_comp_id
+        self.target_comp_id = settings.target_comp_id
+        self.conn: FixProtocol | None = None
+        self.slog = slog
+        self._logged_on = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pumping = False
+        self.last_disconnect = ""
+        self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
+                         "app_in": 0, "disconnects": 0}
+        self.logged_on_event = asyncio.Event()
+
+    # -- SessionHandle
+    @property
+    def logged_on(self) -> bool:
+        return self._logged_on
+
+    def _sendable(self) -> bool:
+        # LOGOUT_SENT counts as logged on for the session, but it takes no new messages.
+        return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
+
+    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]]) -> bool:
+        if not self._sendable():
+            return False
+        self.session.send(msg_type, body_text(body))
+        self.flush()
+        return True
+
+    def send_test_request(self, test_req_id: str) -> bool:
+        if not self._sendable():
+            return False
+        self.session.send_test_request(test_req_id)
+        self.flush()
+        return True
+
+    def logout(self, text: str = "") -> None:
+        if self.conn is not None:
+            self.session.logout(text)
+            self.pump()
+
+    @property
+    def next_sender_seq(self) -> int | None:
+        return self.session.next_sender_seq
+
+    @property
+    def next_target_seq(self) -> int | None:
+        return self.session.next_target_seq
+
+    def status(self) -> dict:
+        return {"key": self.key, "logged_on": self._logged_on, "state": str(self.session.state),
+                "peer": self.conn.peer if self.conn else None,
+                "next_sender_seq": self.next_sender_seq, "next_target_seq": self.next_target_seq,
+                "last_disconnect": self.last_disconnect, **self.counters}
+
+    # -- connection life
+    def attach(self, conn: FixProtocol) -> None:
+        self.conn = conn
+        self.counters["connects"] += 1
+        self.event(f"connected {conn.peer}")
+        self.session.connection_made()
+        self.pump()
+
+    def detach(self, conn: FixProtocol, reason: str) -> None:
+        if self.conn is not conn:
+            return
+        self.conn = None
+        self.last_disconnect = reason
+        self.counters["disconnects"] += 1
+        self.event(f"disconnected: {reason}")
+        self._guard(self.session.connection_lost)
+        self.pump()
+        self.session.data_to_send()          # nothing can carry these bytes any more
+        self._set_logged_out(reason)
+        if self.slog:
+            self.slog.flush()
+
+    def receive(self, data: bytes) -> None:
+        self.counters["bytes_in"] += len(data)
+        if self.slog and data:
+            self.slog.wire(b"IN ", data)
+        self._guard(self.session.receive_data, data)
+        self.pump()
+
+    def event(self, text: str) -> None:
+        if self.slog:
+            self.slog.event(text)
+
+    # -- the drive loop
+    def pump(self) -> None:
+        """Run the session until it needs data, dispatching each event, then write."""
+        if self._pumping:          # re-entered from an application callback: the outer pump continues
+            self.flush()
+            return
+        self._pumping = True
+        try:
+            self._pump_events()
+        finally:
+            self._pumping = False
+        self.flush()
+        self._schedule_timer()
+
+    def _pump_events(self) -> None:
+        need_data = self.engine.NEED_DATA
+        for _ in range(self.engine.limits.max_events_per_pump):
+            try:
+                event = self.session.next_event()
+            except Exception:  # noqa: BLE001 - a session bug must not end the process
+                log.exception("%s: session error; dropping the connection", self.key)
+                if self.conn is not None:
+                    self.conn.close("internal session error", abort=True)
+                return
+            if event is need_data:
+                return
+            self._dispatch(event)
+        self.engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
+
+    def _dispatch(self, event: Any) -> None:
+        handler = self.engine.handlers.get(type(event).__name__)
+        if handler is not None:
+            handler(self, event)
+        else:
+            self.event(repr(event))
+
+    def flush(self) -> None:
+        """Move the session's outbound bytes to the socket, honouring back-pressure."""
+        conn = self.conn
+        if conn is None or conn.closing:
+            return
+        transport = conn.transport
+        pulls = 0
+        while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
+            data = self.session.data_to_send()
+            if not data:
+                break
+            pulls += 1
+            transport.write(data)
+            self.counters["bytes_out"] += len(data)
+            if self.slog:
+                self.slog.wire(b"OUT", data)
+            size = transport.get_write_buffer_size()
+            if size > self.engine.limits.max_outbound_bytes:
+                conn.close(f"outbound buffer over {self.engine.limits.max_outbound_bytes} bytes "
+                           f"({size} unsent): peer not reading", abort=True)
+                return
+
+    def _schedule_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is None:
+            return
+        # A deadline that on_timer did not move must not spin the loop: at least 1 ms.
+        delay = max(deadline - self.engine.clock.now(), 0.001)
+        self._timer = self.engine.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._guard(self.session.on_timer)
+        self.pump()
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("%s: session error in %s; dropping the connection", self.key, fn.__name__)
+            if self.conn is not None:
+                self.conn.close("internal session error", abort=True)
+
+    def _set_logged_out(self, reason: str) -> None:
+        if self._logged_on:
+            self._logged_on = False
+            self.logged_on_event.clear()
+            log.info("%s: logged out: %s", self.key, reason)
+            call_app(self.engine.app, "on_logout", self.engine.errors, self, reason)
+
+    def close_files(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.slog:
+            self.slog.close()
+        try:
+            self.store.close()
+        except Exception:  # noqa: BLE001
+            log.exception("%s: closing the store", self.key)
+
+
+# ---------------------------------------------------------------- event handlers
+
+def _on_logon_received(ns: NativeSession, event: Any) -> None:
+    """Acceptor: the application decides (credentials); an exception refuses."""
+    try:
+        refusal = ns.engine.app.check_logon(ns, event.message) if hasattr(ns.engine.app, "check_logon") else None
+    except Exception:  # noqa: BLE001
+        ns.engine.errors.count("check_logon")
+        refusal = "logon check failed"
+    if refusal:
+        ns.event(f"logon refused: {refusal}")
+        ns.session.refuse_logon(str(refusal))
+    else:
+        ns.session.accept_logon()
+
+
+def _on_logged_on(ns: NativeSession, event: Any) -> None:
+    ns._logged_on = True
+    ns.counters["logons"] += 1
+    ns.logged_on_event.set()
+    ns.event(f"logged on (reset={getattr(event, 'reset', False)})")
+    log.info("%s: logged on (%s)", ns.key, ns.conn.peer if ns.conn else "?")
+    call_app(ns.engine.app, "on_logon", ns.engine.errors, ns)
+
+
+def _on_app_message(ns: NativeSession, event: Any) -> None:
+    ns.counters["app_in"] += 1
+    dispatch_app_message(ns.engine.app, ns, event.message, ns.engine.errors)
+
+
+def _on_admin_message(ns: NativeSession, event: Any) -> None:
+    call_app(ns.engine.app, "on_admin", ns.engine.errors, ns, event.message)
+
+
+def _on_logged_out(ns: NativeSession, event: Any) -> None:
+    ns.event(f"logged out: {event.reason}")
+    ns._set_logged_out(event.reason)
+
+
+def _on_disconnect(ns: NativeSession, event: Any) -> None:
+    ns.flush()    # the Logout or Reject the session just queued goes first
+    if ns.conn is not None:
+        # A logout exchange or our own shutdown is routine; anything else deserves a warning.
+        routine = ns.engine._stopping or "logout" in event.reason.lower()
+        ns.conn.close(event.reason, quiet=routine)
+
+
+def _on_other(ns: NativeSession, event: Any) -> None:
+    ns.event(repr(event))
+
+
+HANDLERS = {
+    "LogonReceived": _on_logon_received,
+    "LoggedOn": _on_logged_on,
+    "AppMessageReceived": _on_app_message,
+    "AdminMessageReceived": _on_admin_message,
+    "LoggedOut": _on_logged_out,
+    "Disconnect": _on_disconnect,
+    "Connected": _on_other,
+    "RejectSent": _on_other,
+    "GapDetected": _on_other,
+    "ResendCompleted": _on_other,
+}
+
+
+# ---------------------------------------------------------------- the engine
+
+class NativeEngine:
+    """Every session of one role on one loop. Use ``engine.create_engine("native", ...)``."""
+
+    kind = "native"
+
+    def __init__(self, role: str, settings: Sequence[Any], app: Any, *, host: str = "127.0.0.1",
+                 port: int = 0, hosts: Any = None, store_dir: str | Path | None = None,
+                 tls: TlsConfig | ssl.SSLContext | None = None, log_dir: str | Path | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None, clock: Clock = MONOTONIC,
+                 wall: Any = time.time, **options: Any) -> None:
+        from gateway.fix.events import NEED_DATA   # late: lets this module import before events.py exists
+        self.NEED_DATA = NEED_DATA
+        self.role = role
+        self.app = app
+        self.host, self.port = host, (port if role == "acceptor" else None)
+        self.limits = Limits.from_options(options)
+        self.ssl = _ssl_context(tls, role)
+        self.server_hostname = tls.server_hostname if isinstance(tls, TlsConfig) else None
+        self.clock, self.wall = clock, wall
+        self.store_dir, self.log_dir = store_dir, log_dir
+        self._settings = list(settings)
+        self.loop = loop
+        self.errors = ErrorCounter()
+        self.handlers = HANDLERS
+        self.sessions: dict[str, NativeSession] = {}
+        self._by_ids: dict[tuple[str, str, str], NativeSession] = {}
+        self._pre_logon: set[FixProtocol] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self._hosts = (normalize_hosts(hosts, [s.key for s in self._settings])
+                       if role == "initiator" else {})
+        self.refused = {"pre_logon_limit": 0, "junk": 0, "unknown_comp_id": 0, "duplicate": 0}
+
+    @property
+    def callback_errors(self) -> int:
+        return self.errors.errors
+
+    # -- start / stop
+    async def start(self) -> None:
+        self.loop = self.loop or asyncio.get_running_loop()
+        for s in self._settings:
+            ns = self._make_session(s)
+            self.sessions[ns.key] = ns
+            self._by_ids[(s.begin_string, s.sender_comp_id, s.target_comp_id)] = ns
+        if self.role == "acceptor":
+            self._server = await self.loop.create_server(
+                lambda: FixProtocol(self, None), self.host, self.port, ssl=self.ssl,
+                reuse_address=True, backlog=512)
+            self.port = self._server.sockets[0].getsockname()[1]
+            log.info("acceptor listening on %s:%s (%d sessions%s)", self.host, self.port,
+                     len(self.sessions), ", TLS" if self.ssl else "")
+        else:
+            for ns in self.sessions.values():
+                self._tasks.append(self.loop.create_task(self._keep_connected(ns)))
+
+    def _make_session(self, settings: Any) -> NativeSession:
+        from gateway.fix.dictionary import Dictionary
+        from gateway.fix.session import Session
+        from gateway.fix.store import FileStore, MemoryStore
+        store = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
+        dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
+        session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
+        slog = SessionLog(self.log_dir, settings.key) if self.log_dir is not None else None
+        return NativeSession(self, settings, session, store, slog)
+
+    async def stop(self) -> None:
+        """Logout every logged-on session, wait a little for the peers, then close all."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+        for ns in self.sessions.values():
+            if ns.logged_on:
+                ns.logout("shutting down")
+        conns = [ns.conn for ns in self.sessions.values() if ns.conn is not None]
+        wait = max([s.logout_timeout_s for s in self._settings] + [0.1])
+        if conns:
+            await asyncio.wait([c.closed for c in conns], timeout=min(wait, self.limits.close_timeout_s))
+        for conn in conns + list(self._pre_logon):
+            conn.close("engine stopped", abort=True, quiet=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1)
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 1)
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.sleep(0)     # let connection_lost callbacks run before the stores close
+        for ns in self.sessions.values():
+            ns.close_files()
+
+    async def wait_logged_on(self, key: str | None = None, timeout: float = 5.0) -> SessionHandle:
+        """Wait until a session (the only one, or ``key``) is logged on; TimeoutError otherwise."""
+        ns = self.sessions[key] if key else next(iter(self.sessions.values()))
+        await asyncio.wait_for(ns.logged_on_event.wait(), timeout)
+        return ns
+
+    # -- acceptor: before logon
+    def pre_logon_opened(self, conn: FixProtocol) -> None:
+        if self._stopping:
+            conn.close("engine stopping", abort=True, quiet=True)
+            return
+        if len(self._pre_logon) >= self.limits.max_pre_logon_connections:
+            self.refused["pre_logon_limit"] += 1
+            conn.close(f"over {self.limits.max_pre_logon_connections} connections awaiting logon", abort=True)
+            return
+        self._pre_logon.add(conn)
+        conn.start_logon_timer()
+
+    def pre_logon_closed(self, conn: FixProtocol) -> None:
+        self._pre_logon.discard(conn)
+
+    def route_logon(self, conn: FixProtocol, frame: bytes) -> None:
+        """The first complete frame of an unrouted socket: find its session or close."""
+        from gateway.fix.codec import parse
+        try:
+            msg = parse(frame)
+        except Exception as exc:  # noqa: BLE001 - GarbledMessage, RemoteFixError, anything odd
+            self.refused["junk"] += 1
+            conn.close(f"unreadable first message: {exc}", abort=True)
+            return
+        if msg.msg_type != "A":
+            self.refused["junk"] += 1
+            conn.close(f"first message is 35={msg.msg_type}, not a Logon", abort=True)
+            return
+        ids = (msg.get(8) or "", msg.get(56) or "", msg.get(49) or "")   # the peer's target is our sender
+        ns = self._by_ids.get(ids)
+        if ns is None:
+            self.refused["unknown_comp_id"] += 1
+            conn.close(f"Logon for unknown session {ids[0]}:{ids[2]}->{ids[1]}", abort=True)
+            return
+        self._pre_logon.discard(conn)
+        if ns.conn is not None:
+            # Per the FIX session test cases: no message (it would consume a sequence number).
+            self.refused["duplicate"] += 1
+            conn.close(f"duplicate Logon for {ns.key} (already connected from {ns.conn.peer})", abort=True)
+            return
+        conn.hand_over(ns)
+
+    # -- initiator: stay connected
+    async def _keep_connected(self, ns: NativeSession) -> None:
+        addresses = self._hosts[ns.key]
+        attempt, delay, state = 0, self.limits.backoff_initial_s, ""
+        while not self._stopping:
+            host, port = addresses[attempt % len(addresses)]
+            try:
+                _, conn = await asyncio.wait_for(self.loop.create_connection(
+                    lambda: FixProtocol(self, ns), host, port, ssl=self.ssl,
+                    server_hostname=(self.server_hostname or host) if self.ssl else None),
+                    self.limits.connect_timeout_s)
+            except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+                state = self._link_state(ns, state, f"cannot connect ({type(exc).__name__}); "
+                                                    f"retrying every <= {self.limits.backoff_max_s:g} s "
+                                                    f"over {len(addresses)} address(es)")
+                attempt += 1
+                if attempt % len(addresses) == 0:     # a whole round failed: back off
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.limits.backoff_max_s)
+                continue
+            state = self._link_state(ns, state, f"connected to {host}:{port}")
+            logons = ns.counters["logons"]
+            await conn.closed
+            if self._stopping:
+                return
+            # A connection that logged on resets the backoff; one refused at logon does not,
+            # so a peer that keeps refusing us is not hammered.
+            delay = self.limits.backoff_initial_s if ns.counters["logons"] > logons else min(
+                delay * 2, self.limits.backoff_max_s)
+            state = self._link_state(ns, state, f"disconnected ({ns.last_disconnect}); reconnecting")
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _link_state(ns: NativeSession, old: str, new: str) -> str:
+        """Log a link state once per change, not once per attempt."""
+        if new != old:
+            (log.info if new.startswith("connected") else log.warning)("%s: %s", ns.key, new)
+            ns.event(new)
+        return new

@@ -1,0 +1,214 @@
+"""Codec: framing, parse checks, data fields read by length, encode, timestamps, numbers."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gateway.fix.codec import (
+    Framer,
+    Message,
+    encode,
+    fix_number,
+    parse,
+    parse_utc_timestamp,
+    utc_timestamp,
+)
+from gateway.fix.errors import INVALID_TAG_NUMBER, GarbledMessage, LocalFixError, RemoteFixError
+
+HEADER = "49=CLIENT\x0156=GW\x0134=7\x0152=20240102-03:04:05.678\x01"
+
+
+def wire(body: str = "11=A\x0155=EURUSD\x0154=1\x01", msg_type: str = "D") -> bytes:
+    return encode("FIX.4.4", msg_type, HEADER, body)
+
+
+def frame_by_hand(fields: str, body_len: int | None = None, checksum: int | None = None) -> bytes:
+    """8=FIX.4.4 + 9 + fields + 10, with optional wrong BodyLength/CheckSum."""
+    body = fields.encode("latin-1")
+    head = b"8=FIX.4.4\x019=%d\x01" % (len(body) if body_len is None else body_len)
+    data = head + body
+    cks = sum(data) & 255 if checksum is None else checksum
+    return data + b"10=%03d\x01" % cks
+
+
+def test_encode_computes_body_length_and_checksum():
+    data = wire()
+    assert data.startswith(b"8=FIX.4.4\x019=")
+    msg = parse(data)
+    assert msg.msg_type == "D"
+    assert msg.get(55) == "EURUSD" and msg[11] == "A" and 54 in msg
+    assert msg.seq_num == 7 and not msg.poss_dup and not msg.poss_resend
+    assert msg.raw == data
+    assert [t for t, _ in msg.pairs][:3] == [8, 9, 35] and msg.pairs[-1][0] == 10
+
+
+def test_encode_refuses_text_that_is_not_latin1():
+    with pytest.raises(LocalFixError):
+        encode("FIX.4.4", "D", HEADER, "58=\u20ac\x01")
+
+
+def test_every_byte_survives_a_round_trip():
+    text = "".join(chr(b) for b in range(2, 256) if b != ord("="))
+    msg = parse(wire(f"58={text}\x01"))
+    assert msg.get(58) == text
+
+
+def test_get_is_the_first_occurrence_and_pairs_keep_repeats():
+    msg = parse(wire("386=2\x01336=A\x01336=B\x01"))
+    assert msg.get(336) == "A"
+    assert [v for t, v in msg.pairs if t == 336] == ["A", "B"]
+    assert msg.get(999) is None and msg.get(999, "x") == "x"
+    with pytest.raises(KeyError):
+        msg[999]
+
+
+def test_groups_simple_reader():
+    msg = parse(wire("55=X\x01453=2\x01448=P1\x01447=D\x01452=1\x01448=P2\x01447=D\x0160=t\x01"))
+    assert msg.groups(453, 448, tags=(448, 447, 452)) == [
+        {448: "P1", 447: "D", 452: "1"}, {448: "P2", 447: "D"}]
+
+
+def test_bad_checksum_is_garbled():
+    data = bytearray(wire())
+    data[-4:-1] = b"%03d" % ((int(data[-4:-1]) + 1) % 256)
+    with pytest.raises(GarbledMessage):
+        parse(bytes(data))
+
+
+def test_wrong_body_length_is_garbled():
+    with pytest.raises(GarbledMessage):
+        parse(frame_by_hand("35=0\x0149=A\x0156=B\x0134=2\x01", body_len=5))
+
+
+def test_first_three_fields_out_of_order_is_garbled():
+    with pytest.raises(GarbledMessage):
+        parse(frame_by_hand("34=2\x0135=0\x0149=A\x0156=B\x01"))
+
+
+def test_ill_formed_field_after_framing_is_rejected_not_ignored():
+    with pytest.raises(RemoteFixError) as err:
+        parse(frame_by_hand("35=0\x0149=A\x01abc=1\x0156=B\x01"))
+    assert not isinstance(err.value, GarbledMessage)
+    assert err.value.reject_reason == INVALID_TAG_NUMBER
+    with pytest.raises(RemoteFixError) as err:
+        parse(frame_by_hand("35=0\x0149=A\x01noequals\x0156=B\x01"))
+    assert err.value.reject_reason == INVALID_TAG_NUMBER
+
+
+def test_negative_and_zero_tags_parse_for_the_dictionary_to_reject():
+    msg = parse(frame_by_hand("35=0\x0149=A\x01-1=HI\x010=HI\x01"))
+    assert (-1, "HI") in msg.pairs and (0, "HI") in msg.pairs
+
+
+def test_secure_data_is_read_by_length():
+    secret = "35=D\x0110=000\x0156=X"
+    msg = parse(wire(f"90={len(secret)}\x0191={secret}\x0158=after\x01", msg_type="0"))
+    assert msg.get(91) == secret
+    assert msg.get(58) == "after" and msg.get(56) == "GW" and msg.msg_type == "0"
+    assert [t for t, _ in msg.pairs].count(35) == 1
+
+
+def test_data_field_shorter_than_its_length_is_rejected():
+    with pytest.raises(RemoteFixError):
+        parse(wire("90=50\x0191=short\x01", msg_type="0"))
+
+
+def test_framer_splits_a_stream_fed_byte_by_byte():
+    stream = wire() + wire("112=T\x01", "1")
+    framer = Framer()
+    out = []
+    for i in range(len(stream)):
+        framer.feed(stream[i:i + 1])
+        frame = framer.next_message()
+        if frame is not None:
+            out.append(frame)
+    assert out == [wire(), wire("112=T\x01", "1")] and framer.garbled == 0
+
+
+def test_framer_skips_junk_and_counts_it():
+    framer = Framer()
+    framer.feed(b"garbage\x01" + wire() + b"8=FIX.4.4\x019=abc\x01junk" + wire())
+    assert framer.next_message() == wire()
+    assert framer.next_message() == wire()
+    assert framer.next_message() is None
+    assert framer.garbled == 2
+
+
+def test_framer_skips_a_frame_whose_body_length_is_wrong():
+    bad = frame_by_hand("35=0\x0149=A\x0156=B\x0134=2\x01", body_len=3)
+    framer = Framer()
+    framer.feed(bad + wire())
+    assert framer.next_message() == wire()
+    assert framer.garbled == 1
+
+
+def test_framer_skips_an_oversized_frame():
+    framer = Framer(max_message_size=100)
+    framer.feed(b"8=FIX.4.4\x019=5000\x01" + b"x" * 200 + wire())
+    assert framer.next_message() == wire()
+    assert framer.garbled == 1
+    assert framer.buffered == 0
+
+
+def test_framer_junk_without_a_begin_string_is_linear_and_bounded():
+    framer = Framer()
+    chunk = b"\x01x=y" * 16384                  # 64 KiB without "8="
+    start = time.perf_counter()
+    for _ in range(960):                        # 60 MiB
+        framer.feed(chunk)
+        assert framer.next_message() is None
+        assert framer.buffered < 8
+    framer.feed(wire())
+    assert framer.next_message() == wire()
+    assert time.perf_counter() - start < 3.0
+    assert framer.garbled == 1
+
+
+def test_framer_begin_string_split_across_feeds():
+    framer = Framer()
+    data = b"junk" + wire()
+    framer.feed(data[:6])                       # "junk8="
+    assert framer.next_message() is None
+    framer.feed(data[6:])
+    assert framer.next_message() == wire()
+
+
+def test_framer_eof_drops_a_partial_frame():
+    framer = Framer()
+    framer.feed(wire()[:30])
+    assert framer.next_message() is None
+    framer.feed(b"")
+    assert framer.next_message() is None
+    assert framer.garbled == 1 and framer.buffered == 0
+
+
+def test_build_from_pairs_and_from_text_agree():
+    a = Message.build("D", [(11, "A"), (38, 100), (44, 1.1), (54, "1")])
+    b = Message.build("D", "11=A\x0138=100\x0144=1.1\x0154=1\x01")
+    assert a.pairs == b.pairs and a.body_text() == b.body_text() == "11=A\x0138=100\x0144=1.1\x0154=1\x01"
+    assert a.msg_type == "D" and a.get(38) == "100" and a.raw == b""
+    with pytest.raises(LocalFixError):
+        Message.build("D", "11=A")
+
+
+def test_fix_number():
+    assert fix_number(1.1) == "1.1"
+    assert fix_number(100) == "100"
+    assert fix_number(100.0) == "100"
+    assert fix_number(1e-7) == "0.0000001"
+    assert fix_number(-0.0) == "0"
+    assert "e" not in fix_number(1e20)
+
+
+def test_utc_timestamp_precisions_and_round_trip():
+    wall = 1704164645.678912
+    assert utc_timestamp(wall, 0) == "20240102-03:04:05"
+    assert utc_timestamp(wall) == "20240102-03:04:05.678"
+    assert utc_timestamp(wall, 6) == "20240102-03:04:05.678912"
+    assert parse_utc_timestamp("20240102-03:04:05.678") == pytest.approx(1704164645.678)
+    assert parse_utc_timestamp("20240102-03:04:05") == 1704164645
+    for bad in ("20241302-03:04:05", "20240102-24:00:00", "20240102 03:04:05", "2024010-03:04:05",
+                "20240102-03:04:05.", "20240230-00:00:00", "20240102-03:04:05.1234567890"):
+        with pytest.raises(ValueError):
+            parse_utc_timestamp(bad)
