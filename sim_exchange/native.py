@@ -111,19 +111,52 @@ def _delayed_disconnect(ns: DelayedSession, event: Any) -> None:
     ns.close_after_sent(event.reason, routine)
 
 
-class DelayedEngine(transport.NativeEngine):
-    """``NativeEngine`` whose sessions are ``DelayedSession``s sharing one latency model."""
+class NoResendStore:
+    """A session store that does not keep market data (W, X, Y): a ResendRequest then
+    gap-fills them, as quickfix's DoNotSend does, because a replayed book would be stale.
+    Everything else is the wrapped store's (sequence numbers included)."""
 
-    def __init__(self, *args: Any, delay_model: Any, delay_timer: PreciseTimer, **kwargs: Any) -> None:
+    def __init__(self, store: Any, msg_types: tuple[str, ...] = ("W", "X", "Y")) -> None:
+        self._store = store
+        self._markers = tuple(f"\x0135={t}\x01".encode() for t in msg_types)
+
+    def save(self, seq: int, wire: bytes) -> None:
+        head = wire[:40]        # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
+        if any(m in head for m in self._markers):
+            # Not kept, but the number is spent: the store must still move past it.
+            if seq >= self._store.next_sender_seq:
+                self._store.set_next_sender(seq + 1)
+            return
+        self._store.save(seq, wire)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class VenueEngine(transport.NativeEngine):
+    """The venue's acceptor: market data is never resent; with ``delay_model`` every
+    session is a ``DelayedSession`` sharing that latency model and ``delay_timer``."""
+
+    def __init__(self, *args: Any, delay_model: Any = None, delay_timer: PreciseTimer | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.delay_model = delay_model
         self.delay_timer = delay_timer
-        self.handlers = {**transport.HANDLERS, "Disconnect": _delayed_disconnect}
+        if delay_model is not None:
+            self.handlers = {**transport.HANDLERS, "Disconnect": _delayed_disconnect}
 
-    def _make_session(self, settings: Any) -> DelayedSession:
-        ns = super()._make_session(settings)
-        ns.__class__ = DelayedSession     # same state, delay-line methods (see README: needs a hook)
-        return ns                         # type: ignore[return-value]
+    def _make_session(self, settings: Any) -> transport.NativeSession:
+        # Mirrors NativeEngine._make_session with a filtered store (a hook is requested).
+        from gateway.fix.dictionary import Dictionary
+        from gateway.fix.session import Session
+        from gateway.fix.store import FileStore, MemoryStore
+        inner = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
+        store = NoResendStore(inner)
+        dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
+        session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
+        slog = transport.SessionLog(self.log_dir, settings.key) if self.log_dir is not None else None
+        cls = DelayedSession if self.delay_model is not None else transport.NativeSession
+        return cls(self, settings, session, store, slog)
 
 
 # ---------------------------------------------------------------- the venue
@@ -131,6 +164,10 @@ class DelayedEngine(transport.NativeEngine):
 class VenueApplication(BaseApplication):
     def __init__(self, venue: "NativeVenue") -> None:
         self.venue = venue
+
+    @property
+    def callback_errors(self) -> int:
+        return self.venue.fix.callback_errors if self.venue.fix is not None else 0
 
     def on_logon(self, session: Any) -> None:
         self.venue.sessions[session.target_comp_id] = session
@@ -179,10 +216,10 @@ class NativeVenue:
         settings = self._settings()
         if self.cfg.latency.needs_proxy:
             self.latency.start()
-            self.fix = DelayedEngine("acceptor", settings, self.app, delay_model=self.latency,
-                                     delay_timer=timer, **kwargs)
+            self.fix = VenueEngine("acceptor", settings, self.app, delay_model=self.latency,
+                                   delay_timer=timer, **kwargs)
         else:
-            self.fix = transport.NativeEngine("acceptor", settings, self.app, **kwargs)
+            self.fix = VenueEngine("acceptor", settings, self.app, **kwargs)
         try:
             await self.fix.start()
         except OSError as exc:

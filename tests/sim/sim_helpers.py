@@ -12,10 +12,12 @@ TERMINAL = {b"2", b"4", b"8", b"C"}
 _ids = itertools.count(1)
 
 
-def make_config(tmp_path, venues: list[dict], symbols: list[dict] | None = None) -> SimConfig:
+def make_config(tmp_path, venues: list[dict], symbols: list[dict] | None = None,
+                engine: str = "quickfix") -> SimConfig:
     symbols = symbols or [{"symbol": s, "tick_size": 0.01, "ref_price": 100.0}
                           for s in ("T1", "T2", "T3", "T4", "T5", "MD1", "MD2")]
-    return SimConfig.model_validate({"store_dir": str(tmp_path / "store"), "symbols": symbols, "venues": venues})
+    return SimConfig.model_validate({"store_dir": str(tmp_path / "store"), "symbols": symbols, "venues": venues,
+                                     "engine": engine})
 
 
 def quiet_venue(name: str, port: int, **latency) -> dict:
