@@ -47,7 +47,7 @@ def send_order(c: RawFixSession, symbol: str, side: str, qty, price=None, tif: s
 def reports(c: RawFixSession, cl_ord_id: str, n: int | None = None, timeout: float = 3.0) -> list:
     """ExecutionReports (or an OrderCancelReject) for ``cl_ord_id`` until a terminal OrdStatus or ``n``."""
     out = []
-    want = cl_ord_id.encode()
+    want = cl_ord_id.encode("latin-1")      # ids are latin-1 text: one code point per byte
     deadline = time.monotonic() + timeout
     while True:
         m = c.recv_until(lambda m: m.get(35) in (b"8", b"9") and m.get(11) == want,
