@@ -154,7 +154,7 @@ class SimConfig(_Strict):
     # quickfix ThreadedSocketAcceptor (a thread per connection) or SocketAcceptor (one thread).
     threaded_acceptor: bool = True
     # FIX engine for every venue (a venue may override): "native" or "quickfix".
-    engine: Literal["native", "quickfix"] = "quickfix"
+    engine: Literal["native", "quickfix"] = "native"
     market: MarketConfig = Field(default_factory=MarketConfig)
     symbols: list[SymbolConfig] = Field(min_length=1)
     venues: list[VenueConfig] = Field(min_length=1)

@@ -32,7 +32,7 @@ from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, 
 from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
 from gateway.core.models.latency import ScheduledJitterLatency
 from gateway.fix import transport
-from gateway.fix.engine import BaseApplication, Unsupported
+from gateway.fix.engine import BaseApplication
 from gateway.fix.settings import SessionSettings
 from sim_exchange import fixtext
 from sim_exchange.config import SimConfig, VenueConfig
@@ -179,7 +179,11 @@ class VenueApplication(BaseApplication):
     def on_message(self, session: Any, msg: Any) -> None:
         handler = self.venue.handlers.get(msg.msg_type)
         if handler is None:
-            raise Unsupported(f"MsgType {msg.msg_type} not supported")   # -> 35=j, 380=3
+            # BusinessMessageReject 380=3 written here, in QuickFIX's field order (45, 58, 372,
+            # 380), which strict certification compares; the engine's own puts 58 last.
+            session.send("j", f"45={msg.seq_num}\x0158=Unsupported Message Type\x01"
+                              f"372={msg.msg_type}\x01380=3\x01")
+            return
         handler(session, msg)
 
 
