@@ -18,6 +18,8 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Iterable, Mapping
+from itertools import repeat
+from operator import itemgetter
 
 from gateway.fix.errors import (
     INVALID_TAG_NUMBER,
@@ -98,7 +100,7 @@ class Message:
     @property
     def seq_num(self) -> int | None:
         text = self.get(34)
-        return int(text) if text is not None and text.isdigit() else None
+        return int(text) if text is not None and text.isdigit() and text.isascii() else None
 
     @property
     def poss_dup(self) -> bool:
@@ -156,7 +158,7 @@ class Message:
             pairs = [(35, msg_type)]
             for piece in text.split(SOH)[:-1]:
                 tag, sep, value = piece.partition("=")
-                if not sep or not tag.isdigit():
+                if not sep or not tag.isdigit() or not tag.isascii():
                     raise LocalFixError(f"ill-formed field {piece!r} in body")
                 pairs.append((int(tag), value))
         else:
@@ -193,12 +195,14 @@ def fix_value(value: object) -> str:
 class Framer:
     """Cuts a byte stream into messages. h11's receive_data()/next_event() shape.
 
-    Garbled input (no "8=FIX" at the start, 9 not second, BodyLength not digits, no 10= where 9
-    says, 9= over ``max_message_size``) is skipped to the next b"8=FIX" and counted in
-    ``garbled``; ``next_message`` never raises.
+    Garbled input (no "8=FIX" at the start, 9 not second, BodyLength not digits, 9= over
+    ``max_message_size``) is skipped to the next b"8=FIX" and counted in ``garbled``. A frame
+    whose 10= is not where 9= says is dropped up to the first "<SOH>10=xxx<SOH>" from there
+    (QuickFIX's rule: a too-long BodyLength swallows the next message). Never raises.
     """
 
-    __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_eof")
+    __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_scan10",
+                 "_eof")
 
     def __init__(self, max_message_size: int = 1 << 20,
                  data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS):
@@ -208,6 +212,7 @@ class Framer:
         self._buf = bytearray()
         self._pos = 0            # start of the unconsumed bytes
         self._scan = -1          # >= 0 while hunting for 8=FIX: where the hunt resumes
+        self._scan10 = -1        # > 0 while looking for the CheckSum of a wrong-BodyLength frame
         self._eof = False
 
     @property
@@ -236,6 +241,8 @@ class Framer:
         self._pos = 0
         if self._scan >= 0:
             self._scan = max(0, self._scan - pos)
+        if self._scan10 >= 0:
+            self._scan10 = max(0, self._scan10 - pos)
 
     def next_message(self) -> bytes | None:
         """One complete frame (8=..9=N..10=xxx), or None until more bytes arrive."""
@@ -263,7 +270,8 @@ class Framer:
                 if self._eof:
                     self._drop_rest()
                 return None
-            if not buf.startswith(b"9=", soh1 + 1):
+            # a '=' inside BeginString means junk glued to a real frame ("8=FIX8=FIX.4.4")
+            if not buf.startswith(b"9=", soh1 + 1) or buf.find(b"=", pos + 2, soh1) >= 0:
                 self._skip(pos + 1)
                 continue
             digits = bytes(buf[soh1 + 3:soh2])
@@ -281,16 +289,40 @@ class Framer:
                 return None
             if (not buf.startswith(b"10=", stop) or buf[stop + 6] != _SOH_B
                     or not bytes(buf[stop + 3:stop + 6]).isdigit()):
-                self._skip(pos + 1)
+                if not self._drop_to_checksum(pos, soh2, stop):
+                    return None
                 continue
             self._pos = stop + _TRAILER_LEN
             return bytes(buf[pos:stop + _TRAILER_LEN])
+
+    def _drop_to_checksum(self, pos: int, soh2: int, stop: int) -> bool:
+        """BodyLength wrong: as QuickFIX's parser, the frame ends at the first "<SOH>10=" from
+        where BodyLength points, and that whole frame is dropped (a too-long 9= swallows the
+        next message, as with QuickFIX). False = wait for more bytes. Searched once per byte:
+        ``_scan10`` remembers where the search got to."""
+        buf = self._buf
+        start = max(self._scan10 if self._scan10 >= 0 else stop - 1, soh2)
+        mark = buf.find(b"\x0110=", start, pos + self.max_message_size + 64)
+        end = buf.find(_SOH_B, mark + 4, mark + 16) if mark >= 0 else -1
+        if end < 0:
+            limit_hit = len(buf) - pos > self.max_message_size + 64
+            if limit_hit or self._eof or (mark >= 0 and len(buf) >= mark + 16):
+                self._scan10 = -1
+                self._skip(pos + 1)
+                return True
+            self._scan10 = max(soh2, len(buf) - 4) if mark < 0 else mark
+            return False
+        self._scan10 = -1
+        self.garbled += 1
+        self._pos = end + 1
+        return True
 
     def _skip(self, start: int) -> None:
         """Start hunting for the next 8=FIX at ``start``: one junk segment."""
         self.garbled += 1
         self._pos = start
         self._scan = start
+        self._scan10 = -1
 
     def _hunt(self) -> bool:
         """Resume the hunt; True when _pos now sits on b'8=FIX'. Each byte is searched once."""
@@ -315,6 +347,7 @@ class Framer:
         """EOF inside a partial frame: it can never complete."""
         self.garbled += 1
         self._pos = len(self._buf)
+        self._scan10 = -1
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +376,7 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         raise _garbled("BodyLength(9) is not the second field")
     soh2 = text.find(SOH, soh1 + 1)
     length_text = text[soh1 + 3:soh2]
-    if not length_text.isdigit() or int(length_text) != n - 7 - (soh2 + 1):
+    if not (length_text.isdigit() and length_text.isascii()) or int(length_text) != n - 7 - (soh2 + 1):
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
@@ -359,20 +392,46 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     return msg
 
 
+_part = str.partition
+_tag_text = itemgetter(0)
+_sep = itemgetter(1)
+_value = itemgetter(2)
+_TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
+
+
+def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
+    """'0'..'9999' -> int, minus the data-length tags: a miss (data tag, '-1', '035', ' 9',
+    a big tag) sends parse to the careful path. Also stricter than int() ('+1', '1_0')."""
+    key = frozenset(data_tags)
+    table = _TAG_TABLES.get(key)
+    if table is None:
+        table = {str(i): i for i in range(10000) if i not in key}
+        if len(_TAG_TABLES) > 8:
+            _TAG_TABLES.clear()
+        _TAG_TABLES[key] = table
+    return table
+
+
+_last_table: tuple[object, dict[str, int]] = (None, {})
+
+
 def _split_fast(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, str]] | None:
-    """One split on SOH and a partition per field; None when the careful path is needed
-    (a data-length tag, an ill-formed field)."""
+    """One split on SOH, a partition per field and a table lookup per tag, all in C loops;
+    None when the careful path is needed (a data-length tag, an ill-formed field)."""
     pieces = text.split(SOH)
     pieces.pop()          # the "" after the final SOH
+    parts = list(map(_part, pieces, repeat("=")))
+    global _last_table
+    owner, table = _last_table
+    if owner is not data_tags:    # one-entry identity cache: no hashing on the hot path
+        table = _tag_table(data_tags)
+        _last_table = (data_tags, table)
     try:
-        pairs = [(int(t), v) for t, s, v in [p.partition("=") for p in pieces] if s]
-    except ValueError:
+        pairs = list(zip(map(table.__getitem__, map(_tag_text, parts)), map(_value, parts)))
+    except KeyError:
         return None
-    if len(pairs) != len(pieces):
+    if not all(map(_sep, parts)):
         return None       # a piece without '='
-    for tag, _ in pairs:
-        if tag in data_tags or tag < 0:
-            return None
     return pairs
 
 
@@ -404,7 +463,7 @@ def _split_careful(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, s
             value = text[eq + 1:stop]
         data_len = None
         data_tag = data_tags.get(tag, -1)
-        if data_tag >= 0 and value.isdigit():
+        if data_tag >= 0 and value.isdigit() and value.isascii():
             data_len = int(value)
         pairs.append((tag, value))
         pos = stop + 1

@@ -26,7 +26,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from gateway.common.paths import FIX44_XML
-from gateway.fix.codec import DEFAULT_DATA_TAGS, Message, _day_start, _time_of_day, parse_utc_timestamp
+from gateway.fix.codec import DEFAULT_DATA_TAGS, Message, _day_start, _days, _time_of_day
 from gateway.fix.errors import (
     INCORRECT_DATA_FORMAT,
     INCORRECT_NUM_IN_GROUP,
@@ -72,15 +72,18 @@ def _is_bool(v: str) -> bool:
     return v == "Y" or v == "N"
 
 
+_TIMESTAMP = re.compile(r"(\d{8})-(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?\Z", re.ASCII)
+
+
 def _is_timestamp(v: str) -> bool:
-    try:
-        parse_utc_timestamp(v)
-    except ValueError:
-        return False
-    return True
+    """YYYYMMDD-HH:MM:SS[.f{1,9}]: one regex, the date checked once per day (cached)."""
+    match = _TIMESTAMP.match(v)
+    return match is not None and _is_date(match.group(1))
 
 
 def _is_date(v: str) -> bool:
+    if v in _days:
+        return True
     if len(v) != 8:
         return False
     try:
@@ -117,9 +120,11 @@ _FORMATS: dict[str, Checker] = {
     "PRICEOFFSET": _is_float, "PERCENTAGE": _is_float,
     "CHAR": _is_char, "BOOLEAN": _is_bool,
     "UTCTIMESTAMP": _is_timestamp, "UTCTIMEONLY": _is_time_only,
-    "UTCDATEONLY": _is_date, "UTCDATE": _is_date, "LOCALMKTDATE": _is_date,
-    "MONTHYEAR": _is_month_year,
+    "UTCDATEONLY": _is_date, "UTCDATE": _is_date,
 }
+# LOCALMKTDATE and MONTHYEAR stay unchecked: the quickfix binding (1.16) validates them as
+# strings (64=2024 passes there), and a stricter gateway would reject what QuickFIX accepts.
+# _is_month_year is kept for callers that want the check.
 _MULTI_VALUE = frozenset({"MULTIPLEVALUESTRING", "MULTIPLESTRINGVALUE", "MULTIPLECHARVALUE"})
 
 

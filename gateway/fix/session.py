@@ -18,6 +18,10 @@ cases in ``gateway/apps/certify/scenarios/fix44``. Where we differ, on purpose:
 - messages queued ahead of a gap are capped (``max_out_of_order``); the excess is dropped,
   which is safe because our ResendRequest says EndSeqNo=0 (everything).
 
+Beyond the README's interface: ``output_pending`` (data_to_send() has more: a resend still
+streaming), ``logged_on``, ``heartbeat_s`` (the interval in force), and the store's
+``sync()`` (called from on_timer, for FileStore's fsync="interval").
+
 Invariants:
 - next_event() never raises for what the peer sent: answers (Reject, Logout,
   ResendRequest, Heartbeat) are queued as bytes and an event tells the driver.
@@ -92,6 +96,7 @@ class Session:
         self._hdr_mid = f"{SOH}49={s.sender_comp_id}{SOH}52="
         self._hdr_end = f"{SOH}56={s.target_comp_id}{SOH}"
         self._precision = s.timestamp_precision
+        self._persist = s.persist_messages
         self._data_tags = getattr(dictionary, "data_tags", None)
         self.state = DISCONNECTED
         self.heartbeat_s = s.heartbeat_s
@@ -129,6 +134,7 @@ class Session:
         self._queue: dict[int, Message] = {}  # received ahead of a gap, by MsgSeqNum
         self._resend_range: tuple[int, int] | None = None   # what we asked the peer for
         self._pending_logon: Message | None = None
+        self._reset_flag = False              # the pending Logon resets the numbers
         self._sent_logout = False
         self._sent_reset = False
         self._test_requests = 0               # our unanswered timer TestRequests
@@ -412,21 +418,18 @@ class Session:
         self._store.set_next_target(n)
         rng = self._resend_range
         if rng is not None and n > rng[1]:
-            self._on_range_filled(rng, n)
-        if self._queue:
-            for seq in [q for q in self._queue if q < n]:   # bounded by the queue cap
-                del self._queue[seq]
-
-    def _on_range_filled(self, rng: tuple[int, int], n: int) -> None:
-        self._resend_range = None
-        # Chunked requests (resend_chunk_size): ask for the next chunk while a gap remains.
-        higher = [q for q in self._queue if q > n]
-        if higher and n not in self._queue:
-            self._send_resend_request(n, min(higher) - 1)
-            return
-        if self.state == RESENDING:
-            self.state = ACTIVE
-        self._events.append(ev.ResendCompleted())
+            self._resend_range = None
+            if self.state == RESENDING:
+                self.state = ACTIVE
+            self._events.append(ev.ResendCompleted())
+        queue = self._queue
+        if queue:
+            for seq in [q for q in queue if q < n]:   # bounded by the queue cap
+                del queue[seq]
+            # Still a hole below what we hold (a chunked request, or a request answered
+            # only in part): ask for the rest, once.
+            if queue and n not in queue and self._resend_range is None:
+                self._send_resend_request(n, min(queue) - 1)
 
     # -- admin messages ----------------------------------------------------------------------
 
@@ -639,14 +642,13 @@ class Session:
 
     def _emit(self, msg_type: str, body: str, extra_header: str = "") -> int:
         """Stamp, encode, store (os.write), queue. The one way a new message leaves us."""
+        # The order path: ~15 attribute reads, one f-string, encode, one store write.
         store = self._store
         seq = store.next_sender_seq
         header = f"34={seq}{self._hdr_mid}{utc_timestamp(self._wall(), self._precision)}{self._hdr_end}"
-        if extra_header:
-            header += extra_header
-        wire = encode(self._begin, msg_type, header, body)
-        if self.settings.persist_messages:
-            store.save(seq, wire)
+        wire = encode(self._begin, msg_type, header + extra_header if extra_header else header, body)
+        if self._persist:
+            store.save(seq, wire)          # os.write before the bytes are queued for the wire
         else:
             store.set_next_sender(seq + 1)
         (self._held if self._resends else self._out).append(wire)

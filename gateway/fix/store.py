@@ -124,12 +124,20 @@ class MemoryStore:
         pass
 
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._]")
+
+
+def _quote(part: str) -> str:
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), part)
 
 
 def file_stem(key: str) -> str:
-    """'FIX.4.4:A->B' -> 'FIX.4.4-A-B': a file name on every filesystem."""
-    return _SAFE.sub("-", key.replace("->", "-").replace(":", "-"))
+    """'FIX.4.4:A->B' -> 'FIX.4.4-A-B'. Each part is %-quoted ('-' included) before joining,
+    so two different keys never share files ('A-B'->'C' vs 'A'->'B-C')."""
+    begin, _, pair = key.partition(":")
+    sender, sep, target = pair.partition("->")
+    parts = (begin, sender, target) if sep else (key,)
+    return "-".join(_quote(p) for p in parts)
 
 
 class FileStore:

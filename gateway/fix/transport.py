@@ -347,6 +347,7 @@ class NativeSession(SessionHandle):
         self._timer_at: float | None = None
         self._pumping = False
         self.last_disconnect = ""
+        self.logout_received = False
         self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
                          "app_in": 0, "disconnects": 0}
         self.logged_on_event = asyncio.Event()
@@ -396,6 +397,7 @@ class NativeSession(SessionHandle):
     # -- connection life
     def attach(self, conn: FixProtocol) -> None:
         self.conn = conn
+        self.logout_received = False
         self.counters["connects"] += 1
         self.event(f"connected {conn.peer}")
         self.session.connection_made()
@@ -486,7 +488,10 @@ class NativeSession(SessionHandle):
 
     def _schedule_timer(self) -> None:
         deadline = self.session.next_deadline()
-        if deadline == self._timer_at and self._timer is not None:
+        # Heartbeat deadlines move later with every message; keeping a timer that fires
+        # early (on_timer then does nothing and we re-arm) saves a cancel + call_later per message.
+        if self._timer is not None and deadline is not None and self._timer_at is not None \
+                and self._timer_at <= deadline:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -503,6 +508,8 @@ class NativeSession(SessionHandle):
         self._timer_at = None
         self._guard(self.session.on_timer)
         self.pump()
+        if self.slog:
+            self.slog.flush()     # message logs reach the file at least once a heartbeat
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:
@@ -561,6 +568,8 @@ def _on_app_message(ns: NativeSession, event: Any) -> None:
 
 
 def _on_admin_message(ns: NativeSession, event: Any) -> None:
+    if event.message.msg_type == "5":
+        ns.logout_received = True       # the Disconnect that follows is a routine one
     call_app(ns.engine.app, "on_admin", ns.engine.errors, ns, event.message)
 
 
@@ -573,7 +582,7 @@ def _on_disconnect(ns: NativeSession, event: Any) -> None:
     ns.flush()    # the Logout or Reject the session just queued goes first
     if ns.conn is not None:
         # A logout exchange or our own shutdown is routine; anything else deserves a warning.
-        routine = ns.engine._stopping or "logout" in event.reason.lower()
+        routine = ns.engine._stopping or ns.logout_received
         ns.conn.close(event.reason, quiet=routine)
 
 
@@ -643,9 +652,11 @@ class NativeEngine:
             self.sessions[ns.key] = ns
             self._by_ids[(s.begin_string, s.sender_comp_id, s.target_comp_id)] = ns
         if self.role == "acceptor":
+            # A TLS handshake happens before connection_made: bound it like a pre-logon.
+            tls_kw = {"ssl_handshake_timeout": self.limits.pre_logon_timeout_s} if self.ssl else {}
             self._server = await self.loop.create_server(
                 lambda: FixProtocol(self, None), self.host, self.port, ssl=self.ssl,
-                reuse_address=True, backlog=512)
+                reuse_address=True, backlog=512, **tls_kw)
             self.port = self._server.sockets[0].getsockname()[1]
             log.info("acceptor listening on %s:%s (%d sessions%s)", self.host, self.port,
                      len(self.sessions), ", TLS" if self.ssl else "")

@@ -212,3 +212,40 @@ def test_utc_timestamp_precisions_and_round_trip():
                 "20240102-03:04:05.", "20240230-00:00:00", "20240102-03:04:05.1234567890"):
         with pytest.raises(ValueError):
             parse_utc_timestamp(bad)
+
+
+def test_non_ascii_digits_never_escape_as_value_error():
+    sup = "\u00b2"     # '²': str.isdigit() is True, int() refuses it
+    assert parse(frame_by_hand(f"35=0\x0149=A\x0134={sup}\x01")).seq_num is None
+    msg = parse(frame_by_hand(f"35=0\x0149=A\x0190={sup}\x0191=x\x01"))
+    assert msg.get(91) == "x"
+    with pytest.raises(RemoteFixError):
+        parse(frame_by_hand(f"35=0\x0149=A\x01{sup}=x\x01"))
+    data = bytearray(frame_by_hand("35=0\x0149=A\x01"))
+    data[12] = 0xB2                             # BodyLength digit -> '²'
+    with pytest.raises(GarbledMessage):
+        parse(bytes(data))
+
+
+def test_framer_too_long_body_length_swallows_the_next_message_as_quickfix():
+    """Certification 2m: a too-long 9= ends at the next message's 10=; the one after survives."""
+    long_ = frame_by_hand("35=1\x0134=4\x0149=A\x0156=B\x01112=LONG\x01", body_len=50)
+    swallowed = wire("112=SWALLOWED\x01", "1")
+    four = wire("112=FOUR\x01", "1")
+    framer = Framer()
+    framer.feed(long_)
+    assert framer.next_message() is None        # 10= is not where 9= says: wait for more
+    framer.feed(swallowed)
+    assert framer.next_message() is None and framer.garbled == 1
+    framer.feed(four)
+    assert framer.next_message() == four and framer.next_message() is None
+
+
+def test_framer_wrong_body_length_waits_without_rescanning():
+    framer = Framer(max_message_size=1 << 20)
+    framer.feed(frame_by_hand("35=1\x01", body_len=2)[:-8])   # no CheckSum yet
+    for _ in range(200):
+        framer.feed(b"x" * 4096)
+        assert framer.next_message() is None
+    framer.feed(b"\x0110=000\x01" + wire())
+    assert framer.next_message() == wire() and framer.garbled == 1

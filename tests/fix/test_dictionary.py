@@ -177,3 +177,8 @@ def test_group_entries_reader(dd):
     m = msg(f"35=D|34=2|{HDR}{NOS}453=2|448=P1|447=D|452=1|802=1|523=S|803=4|448=P2|447=D|")
     assert dd.group_entries(m, 453) == [{448: "P1", 447: "D", 452: "1", 802: "1"},
                                         {448: "P2", 447: "D"}]
+
+
+def test_local_mkt_date_is_a_string_as_in_quickfix(dd):
+    dd.validate(msg(f"35=D|34=2|{HDR}{NOS}64=2024|"))
+    assert rejected(dd, f"35=D|34=2|{HDR}{NOS.replace('60=20240102-03:04:05.678', '60=20240132-00:00:00')}") == (6, 60)

@@ -218,7 +218,7 @@ def test_resend_of_big_history_to_a_non_reader_stays_under_a_memory_cap(tmp_path
             await client.start()
             session = venue.sessions[key]
             biggest = 0
-            deadline = time.monotonic() + 4
+            deadline = time.monotonic() + 8
             while session.counters["disconnects"] == 0 and time.monotonic() < deadline:
                 if session.conn is not None and session.conn.transport is not None:
                     biggest = max(biggest, session.conn.transport.get_write_buffer_size())

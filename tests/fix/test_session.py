@@ -751,3 +751,181 @@ def test_pair_recovers_a_lost_message_after_reconnect():
     reports = [e.message.get(37) for e in pair.got["init"] if isinstance(e, ev.AppMessageReceived)]
     assert reports == ["A"]
     assert pair.got["init"][-1] == ev.ResendCompleted() or ev.ResendCompleted() in pair.got["init"]
+
+
+# -- the certification scripts themselves, played against an acceptor Session ----------------
+
+def _scripts() -> list:
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2] / "gateway/apps/certify/scenarios/fix44"
+    # Two-connection scripts (1b duplicate identity) are the transport's: it sees both sockets.
+    return sorted(p for p in root.glob("*.def") if "I2," not in p.read_text(encoding="latin-1"))
+
+
+class ScriptPeer(Peer):
+    """Plays one .def script: I lines in, E lines compared, the application answers every
+    application message with a BusinessMessageReject (380=3), as the certified peer does."""
+
+    HB = 30
+
+    def __init__(self, dictionary) -> None:
+        self.dictionary = dictionary
+        self.store = MemoryStore()
+        self.clock = FakeClock(100.0)
+        self.pending: list = []
+        self.events = []
+        self.s = None
+
+    def connect(self) -> None:
+        self.s = make("acceptor", self.clock, self.store, dictionary=self.dictionary,
+                      reset_on_logon=True)
+        self.s.connection_made()
+        self.disconnected = False
+        self.pump()
+
+    def pump(self) -> list:
+        got = super().pump() if self.s is not None else []
+        for e in got:
+            if isinstance(e, ev.AppMessageReceived):
+                m = e.message
+                self.s.send("j", f"45={m.seq_num}{SOH}58=Unsupported message type{SOH}"
+                                 f"372={m.msg_type}{SOH}380=3{SOH}")
+            if isinstance(e, ev.Disconnect):
+                self.disconnected = True
+        self.auto_accept = True
+        data = self.s.data_to_send()
+        if data:
+            self.pending += frames(data)
+        return got
+
+    def subst(self, text: str) -> str:
+        def time_text(m) -> str:
+            return utc_timestamp(self.wall() + int(m.group(1) or 0))
+        import re
+        text = text.replace("<SENDER>", "PEER").replace("<TARGET>", "GW").replace("<HEARTBEAT>", str(self.HB))
+        return re.sub(r"<TIME([+-]\d+)?>", time_text, text)
+
+    def send_line(self, line: str) -> None:
+        pairs = [f.split("=", 1) for f in self.subst(line).split(SOH) if f]
+        begin = pairs[0][1]
+        length = next((v for t, v in pairs if t == "9"), None)
+        checksum = next((v for t, v in pairs if t == "10"), None)
+        body = "".join(f"{t}={v}{SOH}" for t, v in pairs if t not in ("8", "9", "10"))
+        n = len(body)
+        if length is not None and length.startswith("<LEN"):
+            n += int(length[4:-1] or 0)
+        data = f"8={begin}{SOH}9={n}{SOH}{body}".encode("latin-1")
+        data += b"10=%s\x01" % (checksum.encode() if checksum else b"%03d" % (sum(data) & 255))
+        self.feed(data)
+
+    def expect_line(self, line: str) -> None:
+        for _ in range(5):                   # silence expected: let the timers run
+            if self.pending:
+                break
+            self.clock.set(max(self.s.next_deadline() or self.clock.now(), self.clock.now()))
+            self.s.on_timer()
+            self.pump()
+        assert self.pending, f"nothing sent, expected {line!r}"
+        got = self.pending.pop(0)
+        want = [f.split("=", 1) for f in line.replace("<TIME>", "T").replace("<TARGET>", "GW")
+                .replace("<SENDER>", "PEER").replace("<HEARTBEAT>", str(self.HB)).split(SOH) if f]
+        got_pairs = [(str(t), v) for t, v in got.pairs if t not in (9, 10)]
+        assert [t for t, _ in got_pairs] == [t for t, _ in want], (fields(got), line)
+        for (t, v), (_, w) in zip(got_pairs, want):
+            if w in ("T", "<ANY>", "*") or t in ("52", "122"):
+                continue
+            assert v == w, (t, fields(got), line)
+
+    def expect_disconnect(self) -> None:
+        for _ in range(5):
+            if self.disconnected:
+                break
+            self.clock.set(max(self.s.next_deadline() or self.clock.now(), self.clock.now()))
+            self.s.on_timer()
+            self.pump()
+        assert self.disconnected and not self.pending, [fields(m) for m in self.pending]
+        self.s.connection_lost()
+
+
+@pytest.fixture(scope="module")
+def fix44():
+    from gateway.fix.dictionary import Dictionary
+    return Dictionary.load()
+
+
+@pytest.mark.parametrize("path", _scripts(), ids=lambda p: p.stem)
+def test_certification_script(path, fix44):
+    peer = ScriptPeer(fix44)
+    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            if line == "iCONNECT":
+                peer.connect()
+            elif line == "eDISCONNECT":
+                peer.expect_disconnect()
+            elif line.startswith("I"):
+                peer.send_line(line[1:])
+            elif line.startswith("E"):
+                peer.expect_line(line[1:])
+        except AssertionError as e:
+            raise AssertionError(f"{path.name}:{number}: {line!r}: {e}") from None
+
+
+# -- initiator side and restarts --------------------------------------------------------------
+
+def test_initiator_logon_answer_too_high_asks_for_the_gap():
+    pair = SessionPair()
+    pair.acc._store.set_next_sender(5)          # the venue is ahead of us
+    pair.connect()
+    assert ev.GapDetected(begin=1, end=0) in pair.got["init"]
+    assert ev.ResendCompleted() in pair.got["init"]          # the venue gap-filled 1..4
+    assert pair.init.next_target_seq == 6 and pair.init.state == ACTIVE
+
+
+def test_initiator_logon_refused_reports_the_reason():
+    pair = SessionPair()
+    pair.init.connection_made()
+    pair.acc.connection_made()
+    pair.acc.receive_data(pair.init.data_to_send())
+    assert isinstance(pair.acc.next_event(), ev.Connected)
+    assert isinstance(pair.acc.next_event(), ev.LogonReceived)
+    pair.acc.refuse_logon("unknown user")
+    pair.init.receive_data(pair.acc.data_to_send())
+    got = [pair.init.next_event() for _ in range(3)]
+    assert got[-1] == ev.Disconnect(reason="logon refused: unknown user")
+
+
+def test_session_over_file_store_survives_a_restart(tmp_path):
+    from gateway.fix.store import FileStore
+    key = "FIX.4.4:GW->PEER"
+    p = logged_on(store=FileStore(tmp_path, key))
+    p.s.send("8", f"37=E1{SOH}")
+    p.send("0", 2)
+    p.out()
+    p.s.connection_lost()
+    p.store.close()
+    store = FileStore(tmp_path, key)               # a new process
+    assert (store.next_sender_seq, store.next_target_seq) == (3, 3)
+    q = Peer(store=store)
+    q.logon(seq=3)
+    assert q.out() == ["35=A|34=3|49=GW|56=PEER|98=0|108=30"]
+    q.send("2", 4, f"7=1{SOH}16=0{SOH}")
+    assert q.out() == ["35=4|34=1|43=Y|49=GW|56=PEER|36=2|123=Y",
+                       "35=8|34=2|43=Y|49=GW|56=PEER|37=E1",
+                       "35=4|34=3|43=Y|49=GW|56=PEER|36=4|123=Y"]
+    store.close()
+
+
+def test_a_hole_left_after_a_partial_resend_is_asked_for_again():
+    p = logged_on()
+    p.send("0", 5)
+    assert p.out() == ["35=2|34=2|49=GW|56=PEER|7=2|16=0"]
+    p.send("0", 9)                                   # covered by the open request: no new one
+    assert p.out() == []
+    p.send("4", 2, f"36=6{SOH}123=Y{SOH}", poss_dup=True, orig_offset=0)   # fills 2-5 only
+    assert p.s.next_target_seq == 6
+    assert p.out() == ["35=2|34=3|49=GW|56=PEER|7=6|16=0"]
+    p.send("4", 6, f"36=9{SOH}123=Y{SOH}", poss_dup=True, orig_offset=0)
+    assert p.s.next_target_seq == 10 and p.s.state == ACTIVE

@@ -1,0 +1,181 @@
+"""MemoryStore and FileStore: numbers and messages survive a reopen; one owner per store."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+from gateway.fix.store import FileStore, MemoryStore, StoreLocked, file_stem
+
+KEY = "FIX.4.4:GW->PEER"
+
+
+def wire(seq: int, text: str = "x") -> bytes:
+    # Any bytes: the store must not care (SOH, '10=', newlines, latin-1 high bytes).
+    return b"8=FIX.4.4\x019=5\x0135=D\x0134=%d\x0158=%s\n\xff\x0110=000\x01" % (seq, text.encode())
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else FileStore(tmp_path, KEY)
+    yield s
+    s.close()
+
+
+def test_new_store_starts_at_one(store):
+    assert (store.next_sender_seq, store.next_target_seq) == (1, 1)
+
+
+def test_save_moves_the_sender_number_and_loads_back(store):
+    for seq in (1, 2, 3, 5):
+        store.save(seq, wire(seq))
+    assert store.next_sender_seq == 6
+    assert list(store.load_range(2, 5)) == [(2, wire(2)), (3, wire(3)), (5, wire(5))]
+    assert list(store.load_range(6, 100)) == []
+
+
+def test_load_range_is_a_stream(store):
+    store.save(1, wire(1))
+    assert isinstance(store.load_range(1, 1), types.GeneratorType)
+
+
+def test_saving_while_a_range_streams_is_safe(store):
+    for seq in range(1, 4):
+        store.save(seq, wire(seq))
+    got = []
+    for seq, data in store.load_range(1, 3):
+        got.append(seq)
+        store.save(seq + 10, wire(seq + 10))
+    assert got == [1, 2, 3]
+
+
+def test_reset_drops_everything(store):
+    store.save(1, wire(1))
+    store.set_next_target(9)
+    before = store.creation_time
+    store.reset()
+    assert (store.next_sender_seq, store.next_target_seq) == (1, 1)
+    assert list(store.load_range(1, 10)) == []
+    assert store.creation_time >= before
+
+
+def test_sequence_numbers_must_be_positive(store):
+    with pytest.raises(ValueError):
+        store.set_next_target(0)
+
+
+def test_file_store_reopens_with_the_same_numbers_and_messages(tmp_path):
+    s = FileStore(tmp_path, KEY)
+    for seq in range(1, 6):
+        s.save(seq, wire(seq, f"m{seq}"))
+    s.set_next_target(42)
+    created = s.creation_time
+    s.close()
+    s = FileStore(tmp_path, KEY)
+    assert (s.next_sender_seq, s.next_target_seq) == (6, 42)
+    assert s.creation_time == created
+    assert list(s.load_range(1, 5)) == [(q, wire(q, f"m{q}")) for q in range(1, 6)]
+    s.close()
+
+
+def test_operator_sender_number_survives_reopen(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        s.save(1, wire(1))
+        s.set_next_sender(100)
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_sender_seq == 100
+
+
+def test_torn_last_record_is_cut_off(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        s.save(1, wire(1))
+        s.save(2, wire(2))
+    body = tmp_path / (file_stem(KEY) + ".body")
+    data = body.read_bytes()
+    body.write_bytes(data + b"3 500\n8=FIX.4.4\x01")        # power loss mid-record
+    with FileStore(tmp_path, KEY) as s:
+        assert [q for q, _ in s.load_range(1, 10)] == [1, 2]
+        assert s.next_sender_seq == 3
+        s.save(3, wire(3))
+    with FileStore(tmp_path, KEY) as s:
+        assert [q for q, _ in s.load_range(1, 10)] == [1, 2, 3]
+
+
+def test_seqnums_file_is_compacted_on_open(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        for n in range(2, 1000):
+            s.set_next_target(n)
+    path = tmp_path / (file_stem(KEY) + ".seqnums")
+    assert path.read_text().count("\n") > 900
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 999
+    assert path.read_text().count("\n") == 3
+
+
+def test_second_opener_gets_store_locked_naming_the_pid(tmp_path):
+    s = FileStore(tmp_path, KEY)
+    try:
+        with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
+            FileStore(tmp_path, KEY)
+    finally:
+        s.close()
+    FileStore(tmp_path, KEY).close()           # released on close
+
+
+def test_another_process_gets_store_locked(tmp_path):
+    s = FileStore(tmp_path, KEY)
+    code = ("import sys; from gateway.fix.store import FileStore, StoreLocked\n"
+            "try:\n    FileStore(sys.argv[1], sys.argv[2])\n"
+            "except StoreLocked as e:\n    print(e); sys.exit(3)\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(tmp_path), KEY], env=env,
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        s.close()
+    assert r.returncode == 3 and f"pid {os.getpid()}" in r.stdout
+
+
+def test_record_reaches_the_os_before_save_returns(tmp_path):
+    s = FileStore(tmp_path, KEY)
+    s.save(1, wire(1))
+    # Read through another descriptor without closing ours: the bytes are in the kernel.
+    body = (tmp_path / (file_stem(KEY) + ".body")).read_bytes()
+    assert wire(1) in body
+    s.close()
+
+
+@pytest.mark.parametrize("policy", ["never", "interval", "always"])
+def test_fsync_policies_keep_the_data(tmp_path, policy):
+    t = [0.0]
+    s = FileStore(tmp_path, KEY, fsync=policy, fsync_interval_s=1.0, monotonic=lambda: t[0])
+    s.save(1, wire(1))
+    t[0] = 2.0
+    s.sync()
+    s.set_next_target(3)
+    s.close()
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_sender_seq == 2 and s.next_target_seq == 3
+
+
+def test_bad_fsync_policy():
+    with pytest.raises(ValueError):
+        FileStore("/tmp/never-created", KEY, fsync="sometimes")
+
+
+def test_key_becomes_a_safe_file_name():
+    assert file_stem("FIX.4.4:GW->PEER") == "FIX.4.4-GW-PEER"
+    assert file_stem("FIX.4.4:A/B->C D") == "FIX.4.4-A%2FB-C%20D"
+    assert file_stem("FIX.4.4:A-B->C") != file_stem("FIX.4.4:A->B-C")
+
+
+def test_big_resend_range_streams(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        for seq in range(1, 20_001):
+            s.save(seq, wire(seq))
+        stream = s.load_range(1, 20_000)
+        assert next(stream) == (1, wire(1))
+        assert sum(1 for _ in stream) == 19_999
