@@ -1,0 +1,1 @@
+"""Small model interfaces shared by the simulator and the backtester (hftbacktest-shaped)."""
