@@ -231,8 +231,8 @@ class StrategyDriver(BaseApplication):
             return
         for cmd in commands or ():
             if isinstance(cmd, PlaceOrder):
-                if self.stopping and cmd.reason == "entry":
-                    continue
+                # Never dropped here, not even after begin_stop: the strategy registered the
+                # order and waits for its report (it refuses new entries itself once stopped).
                 self._place(cmd, at)
             elif isinstance(cmd, CancelOrder):
                 self._cancel(cmd)
