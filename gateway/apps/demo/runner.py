@@ -213,7 +213,7 @@ class DemoRunner:
         """Trade for the duration (or until Ctrl-C or a child dies) with the live view, then drain."""
         s, client = self.s, run.client
         client.start_trading()
-        title = f"policy={run.policy} repeat {s.repeat}/{s.repeats}" + ("" if s.competitors else " CONTROL")
+        title = f"demo policy={run.policy} repeat {s.repeat}/{s.repeats}" + ("" if s.competitors else " CONTROL")
         kill = run.meta["kill_switch"]
         run.view = LiveView(run.admin, lambda: {**client.call(lambda: client_stats(client)), "kill_switch": kill}, title, s.duration_s,
                             s.view_symbol or self.scalper_cfg.symbols[-1], clock=client.elapsed,

@@ -66,7 +66,7 @@ def render(status: dict | None, client: dict, title: str, elapsed: float, durati
     trips = client.get("trips") or {}
     risk = status.get("risk") or {}
     kill = client.get("kill_switch") or risk.get("kill_switch") or {}
-    lines = [f"fixgw demo {title}  t={elapsed:5.1f}/{duration:.0f}s"[:80],
+    lines = [f"fixgw {title}  t={elapsed:5.1f}/{duration:.0f}s"[:80],
              f"risk {risk.get('state', '-')}  kill switch: loss > {_num(kill.get('loss_threshold'))} in "
              f"{_num(kill.get('loss_window_s'), '{:g}')} s  gateway PnL {_num(risk.get('total_pnl'), '{:,.2f}')}"[:80],
              f"{'VENUE':<8} {'STATE':<8} {'RTT us':>7} {symbol + ' bid x ask':>35} {'ORDERS':>7}"]
