@@ -219,7 +219,6 @@ class NativeVenue:
                       log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None)
         settings = self._settings()
         if self.cfg.latency.needs_proxy:
-            self.latency.start()
             self.fix = VenueEngine("acceptor", settings, self.app, delay_model=self.latency,
                                    delay_timer=timer, **kwargs)
         else:
@@ -229,6 +228,9 @@ class NativeVenue:
         except OSError as exc:
             raise RuntimeError(f"venue {self.name} cannot start on port {self.port}: "
                                f"{type(exc).__name__}: {exc}") from exc
+        # The schedule counts from the moment the port listens (loading the dictionary and
+        # the stores takes a few hundred ms), as the quickfix proxy's does.
+        self.latency.start()
 
     async def stop(self) -> None:
         if self.fix is not None:
