@@ -103,9 +103,9 @@ class PreciseTimer:
             self._fallback.cancel()
 
     # -- internals
-    def _arm(self, when: float) -> None:
+    def _arm(self, when: float, compensate: bool = True) -> None:
         self._armed_for = when
-        target = when - self.lateness
+        target = when - self.lateness if compensate else when
         # Learn lateness only from wake-ups armed for the future (not "due already").
         self._learn = target > self.clock()
         if self._fd >= 0:
@@ -138,7 +138,14 @@ class PreciseTimer:
         self._fallback = None
         self._armed_for = None
         heap = self._heap
-        if heap and 0 < heap[0][0] - self.clock() <= MAX_SPIN_S:
+        if heap:
+            early = heap[0][0] - self.clock()
+            if early > MAX_SPIN_S:
+                # Woke well before due (the learned lateness overshot, e.g. after a loaded
+                # moment): arm for the due time itself, no compensation, so the next wake is
+                # on time or late and the estimate can come down again.
+                self._arm(heap[0][0], compensate=False)
+                return
             head = heap[0][0]
             while self.clock() < head:      # bounded: at most MAX_SPIN_S
                 pass

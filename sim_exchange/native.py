@@ -219,7 +219,6 @@ class NativeVenue:
                       log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None)
         settings = self._settings()
         if self.cfg.latency.needs_proxy:
-            self.latency.start()
             self.fix = VenueEngine("acceptor", settings, self.app, delay_model=self.latency,
                                    delay_timer=timer, **kwargs)
         else:
@@ -229,6 +228,9 @@ class NativeVenue:
         except OSError as exc:
             raise RuntimeError(f"venue {self.name} cannot start on port {self.port}: "
                                f"{type(exc).__name__}: {exc}") from exc
+        # The schedule counts from the moment the port listens (loading the dictionary and
+        # the stores takes a few hundred ms), as the quickfix proxy's does.
+        self.latency.start()
 
     async def stop(self) -> None:
         if self.fix is not None:
@@ -348,8 +350,12 @@ class NativeVenue:
 
     def _send(self, msg_type: str, body: str, counterparty: str) -> None:
         handle = self.fix.sessions.get(self._key(counterparty)) if self.fix else None
-        if handle is None or not handle.send(msg_type, body):
-            self.stats["send_failures"] += 1
+        if handle is not None and handle.send(msg_type, body):
+            return
+        if handle is not None and msg_type in ("8", "9") and _store_while_away(handle, msg_type, body):
+            self.stats["stored_for_resend"] = self.stats.get("stored_for_resend", 0) + 1
+            return
+        self.stats["send_failures"] += 1
 
     def _key(self, counterparty: str) -> str:
         return f"FIX.4.4:{self.comp_id}->{counterparty}"
@@ -398,6 +404,24 @@ class NativeVenue:
             self._send("W", fixtext.snapshot(req_id, symbol, sub.snapshot(self.engine, symbol)), cp)
         if sub_type == "1":
             self.subscriptions.setdefault(cp, {})[req_id] = sub
+
+
+def _store_while_away(handle: Any, msg_type: str, body: str) -> bool:
+    """A report for a counterparty that is away (no connection): stamp it with the next
+    sequence number and put it in the session's store, as quickfix does. Its next Logon
+    then carries a higher MsgSeqNum, the peer asks for a resend, and the report arrives
+    as a PossDup resend. Only with no connection: a live Session owns its numbering.
+    (Works on the store's public interface; the engine should offer this itself.)"""
+    if getattr(handle, "conn", None) is not None or handle.settings.reset_on_logon:
+        return False
+    from gateway.fix.codec import encode, utc_timestamp
+    store = handle.store
+    seq = store.next_sender_seq
+    s = handle.settings
+    header = (f"34={seq}\x0149={s.sender_comp_id}\x0152={utc_timestamp(time.time(), s.timestamp_precision)}"
+              f"\x0156={s.target_comp_id}\x01")
+    store.save(seq, encode(s.begin_string, msg_type, header, body))
+    return True
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
