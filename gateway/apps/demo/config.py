@@ -1,5 +1,5 @@
-"""The demo's own settings (``configs/demo/demo.toml``): the run, the scalper, the market
-and the kill switch written into each run's simulator and gateway configs."""
+"""The demo's own settings (``configs/demo/demo.toml``): the run, the scalper, and the kill
+switch written into each run's gateway config."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,10 +42,6 @@ class DemoConfig(BaseModel):
     heartbeat_s: PositiveInt = 30
     control: bool = True          # also run every policy with the competitors off (the appendix)
     kill_switch: KillSwitchConfig = Field(default_factory=KillSwitchConfig)
-    # Used only when the simulator template has no [market] table / a venue no [venues.market]:
-    # cross-venue price formation (one lead venue) and latency-sensitive competitors.
-    sim_market: dict = Field(default_factory=dict)
-    venue_market: dict[str, dict] = Field(default_factory=dict)
 
     def scalper(self) -> ScalperConfig:
         path = Path(self.strategy)

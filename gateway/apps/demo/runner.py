@@ -57,19 +57,14 @@ def read_toml(path: Path) -> dict:
 def sim_config(template: dict, ports: dict[str, int], store_dir: Path, duration_s: float, cfg: DemoConfig,
                seed: int | None, competitors: bool = True) -> dict:
     """The run's sim TOML: free ports, run-local store, schedule scaled to the trading window,
-    the cross-venue market (demo.toml's when the template has none), competitors on or off."""
+    the template's cross-venue market with its competitors on or off (the control)."""
     data = copy.deepcopy(template)
     data["store_dir"] = str(store_dir)
     data["log_dir"] = ""
-    if "market" not in data and cfg.sim_market:
-        data["market"] = copy.deepcopy(cfg.sim_market)
     if "market" in data:
         data["market"]["competitors_enabled"] = bool(competitors and data["market"].get("competitors_enabled", True))
         if seed is not None:
             data["market"]["seed"] = seed
-    for venue in data["venues"]:
-        if "market" not in venue and venue["name"] in cfg.venue_market:
-            venue["market"] = copy.deepcopy(cfg.venue_market[venue["name"]])
     scale = duration_s / cfg.reference_duration_s
     for i, venue in enumerate(data["venues"]):
         venue["port"] = ports[venue["name"]]
