@@ -1,12 +1,14 @@
 """Simulator benchmarks (prints figures, asserts nothing).
 
-    .venv/bin/python benchmarks/bench_sim.py [--quick]
+    .venv/bin/python benchmarks/bench_sim.py [--quick] [--engine native|quickfix|both]
 
 1. matching engine orders/s in-process (no FIX),
-2. FIX round trip NewOrderSingle -> first ExecutionReport on a zero-latency venue, one order
+2. native engine (one asyncio loop per sim process): NOS -> first ER at zero latency, and
+   injected-latency accuracy (a raw-bytes client, no parsing on the timed path),
+3. quickfix backend: FIX round trip NewOrderSingle -> first ExecutionReport on a zero-latency venue, one order
    at a time, timestamps at the raw client's socket edge (sim in a child process), and a
    pipelined orders/s figure, for the ThreadedSocketAcceptor and the SocketAcceptor,
-3. injected-latency accuracy: one-way 0.1 / 0.5 / 2.5 ms (RTT 0.2 / 1 / 5 ms) vs measured
+4. quickfix backend: injected-latency accuracy: one-way 0.1 / 0.5 / 2.5 ms (RTT 0.2 / 1 / 5 ms) vs measured
    TestRequest -> Heartbeat RTT p50/p99, minus the zero-latency baseline.
 """
 from __future__ import annotations
@@ -24,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.common import procs  # noqa: E402
 from gateway.common.clock import MONOTONIC  # noqa: E402
-from gateway.fix.raw import RawFixSession  # noqa: E402
 from gateway.core.matching.engine import BUY, DAY, IOC, LIMIT, SELL, Instrument, MatchingEngine  # noqa: E402
 
 LATENCIES_US = (100, 500, 2500)
@@ -56,8 +57,114 @@ def bench_engine(n: int) -> None:
           f"book {len(eng.levels('EURUSD', BUY))}x{len(eng.levels('EURUSD', SELL))} levels")
 
 
-def sim_config(tmp: Path, ports: dict[str, int], threaded: bool) -> Path:
+class WireClient:
+    """A minimal blocking FIX client for timing: prebuilt wire bytes out, raw byte markers in.
+    No parsing on the measured path (a simplefix parse alone costs ~70 us)."""
+
+    def __init__(self, port: int, sender: str, target: str) -> None:
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sender, self.target, self.seq = sender, target, 1
+        self.buf = b""
+
+    def wire(self, msg_type: str, body: str) -> bytes:
+        from gateway.fix.codec import encode, utc_timestamp
+        header = f"49={self.sender}\x0156={self.target}\x0134={self.seq}\x0152={utc_timestamp(time.time())}\x01"
+        self.seq += 1
+        return encode("FIX.4.4", msg_type, header, body)
+
+    def send(self, msg_type: str, body: str) -> None:
+        self.sock.sendall(self.wire(msg_type, body))
+
+    def wait_for(self, marker: bytes) -> None:
+        while marker not in self.buf:
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise ConnectionError("closed")
+            self.buf += data
+        self.buf = self.buf[self.buf.index(marker) + len(marker):]
+
+    def logon(self) -> "WireClient":
+        self.send("A", "98=0\x01108=30\x01141=Y\x01")
+        self.wait_for(b"\x0135=A\x01")
+        return self
+
+    def close(self) -> None:
+        try:
+            self.send("5", "")
+        finally:
+            self.sock.close()
+
+
+def wire_round_trips(c: WireClient, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        cl = f"rt{i}x{time.monotonic_ns()}"
+        msg = c.wire("D", f"11={cl}\x0155=EURUSD\x0154=1\x0138=100\x0140=2\x0144=1.09\x0159=3\x01"
+                          f"60=20260101-00:00:00.000\x01")
+        t0 = time.perf_counter()
+        c.sock.sendall(msg)
+        c.wait_for(f"\x0111={cl}\x01".encode())
+        out.append((time.perf_counter() - t0) * 1e6)
+        c.wait_for(b"\x0139=4\x01")                      # the IOC's cancel
+    return out
+
+
+def wire_probes(c: WireClient, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        tid = f"p{i}x{time.monotonic_ns()}"
+        msg = c.wire("1", f"112={tid}\x01")
+        t0 = time.perf_counter()
+        c.sock.sendall(msg)
+        c.wait_for(f"\x01112={tid}\x01".encode())
+        out.append((time.perf_counter() - t0) * 1e6)
+        time.sleep(0.0005)
+    return out
+
+
+def bench_native(n_orders: int, n_probes: int, tmp: Path) -> None:
+    """The native venue: order -> first ER, and injected latency accuracy (probe RTT minus
+    the zero-latency baseline), each venue in its own sim process (one loop each)."""
+    names = ["L0", "P0"] + [f"L{us}" for us in LATENCIES_US]
+    ports = dict(zip(names, procs.free_ports(len(names))))
+    config = sim_config(tmp, ports, True, engine="native")
+    sims = [procs.start([sys.executable, "-m", "sim_exchange", "--config", str(config), "--venue", name],
+                        log_path=tmp / f"sim-{name}.log", cwd=ROOT) for name in names]
+    try:
+        for proc, port in zip(sims, ports.values()):
+            procs.wait_for_ports([port], timeout=30, proc=proc)
+        clients = {name: WireClient(port, "CLIENT", name).logon() for name, port in ports.items()}
+        z = clients["L0"]
+        wire_round_trips(z, min(100, n_orders))
+        rt = wire_round_trips(z, n_orders)
+        print(f"[native] NOS -> first ER, zero latency, one at a time (us): {fmt(rt)}")
+        base = wire_probes(z, n_probes)
+        b50, b99 = pct(base, 50), pct(base, 99)
+        print(f"[native] TestRequest RTT baseline, zero latency (us): {fmt(base)}")
+        hop = wire_probes(clients["P0"], n_probes)
+        print(f"[native] TestRequest RTT through the delay lines at zero delay (us): {fmt(hop)}; "
+              f"cost p50 {pct(hop, 50) - b50:.0f} us per round trip")
+        print("[native] injected latency accuracy (TestRequest RTT minus baseline; target: within 5% or 20 us)")
+        print(f"  {'one-way':>8} {'RTT cfg':>8} {'p50':>7} {'p50-base':>9} {'error':>8} {'p99-base':>9}  ok")
+        for us in LATENCIES_US:
+            xs = wire_probes(clients[f"L{us}"], n_probes)
+            m50 = pct(xs, 50)
+            err = m50 - b50 - 2 * us
+            ok = abs(err) <= max(0.05 * 2 * us, 20)
+            print(f"  {us:>6}us {2*us:>6}us {m50:7.0f} {m50 - b50:9.0f} {err:+7.0f}us {pct(xs, 99) - b99:9.0f}  "
+                  f"{'yes' if ok else 'NO'}")
+        for c in clients.values():
+            c.close()
+    finally:
+        for proc in sims:
+            procs.stop(proc)
+
+
+def sim_config(tmp: Path, ports: dict[str, int], threaded: bool, engine: str = "quickfix") -> Path:
     parts = [f'store_dir = "{tmp / "store"}"', f"threaded_acceptor = {'true' if threaded else 'false'}",
+             f'engine = "{engine}"',
              '[[symbols]]\nsymbol = "EURUSD"\ntick_size = 0.00001\nref_price = 1.1']
     for name, port in ports.items():
         base = int(name[1:])
@@ -66,12 +173,12 @@ def sim_config(tmp: Path, ports: dict[str, int], threaded: bool) -> Path:
                      f'[venues.latency]\nbase_us = {base}\njitter_us = 0\njitter = "none"\n'
                      f'always_proxy = {always}\n'
                      f'[venues.flow]\nenabled = false\ninitial_levels = 5\nlevel_qty = 1000000')
-    path = tmp / f"bench_sim_{'t' if threaded else 's'}.toml"
+    path = tmp / f"bench_sim_{engine}_{'t' if threaded else 's'}.toml"
     path.write_text("\n".join(parts) + "\n")
     return path
 
 
-def round_trips(c: RawFixSession, n: int) -> list[float]:
+def round_trips(c: "RawFixSession", n: int) -> list[float]:
     """NOS -> first ExecutionReport (us); IOC orders that miss, so the book never changes."""
     out = []
     for i in range(n):
@@ -86,7 +193,7 @@ def round_trips(c: RawFixSession, n: int) -> list[float]:
     return out
 
 
-def pipelined(c: RawFixSession, n: int) -> float:
+def pipelined(c: "RawFixSession", n: int) -> float:
     """Orders/s: a sender thread streams IOC misses; this thread counts the terminal ERs in the
     raw bytes (no parsing, so the Python client is not the bottleneck)."""
     wires = [c.build("D", [(11, f"pl{i}"), (55, "EURUSD"), (54, "2"), (38, 100), (40, "2"), (44, "1.2"),
@@ -109,7 +216,7 @@ def pipelined(c: RawFixSession, n: int) -> float:
     return rate
 
 
-def probe_rtts(c: RawFixSession, n: int) -> list[float]:
+def probe_rtts(c: "RawFixSession", n: int) -> list[float]:
     out = []
     for i in range(n):
         tid = f"p{i}".encode()
@@ -126,6 +233,7 @@ def fmt(xs: list[float]) -> str:
 
 
 def bench_fix(threaded: bool, n_orders: int, n_probes: int, tmp: Path, latency: bool) -> None:
+    from gateway.fix.raw import RawFixSession
     names = ["L0"] + (["P0"] + [f"L{us}" for us in LATENCIES_US] if latency else [])
     ports = dict(zip(names, procs.free_ports(len(names))))
     kind = "ThreadedSocketAcceptor" if threaded else "SocketAcceptor"
@@ -168,15 +276,20 @@ def bench_fix(threaded: bool, n_orders: int, n_probes: int, tmp: Path, latency: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer samples (about 15 s)")
+    ap.add_argument("--engine", choices=["native", "quickfix", "both"], default="both")
     args = ap.parse_args(argv)
     n_engine = 20_000 if args.quick else 100_000
     n_orders = 200 if args.quick else 600
     n_probes = 100 if args.quick else 400
     bench_engine(n_engine)
-    with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
-        bench_fix(True, n_orders, n_probes, Path(tmp), latency=True)
-    with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
-        bench_fix(False, n_orders, n_probes, Path(tmp), latency=False)
+    if args.engine in ("native", "both"):
+        with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
+            bench_native(n_orders, n_probes, Path(tmp))
+    if args.engine in ("quickfix", "both"):
+        with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
+            bench_fix(True, n_orders, n_probes, Path(tmp), latency=True)
+        with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
+            bench_fix(False, n_orders, n_probes, Path(tmp), latency=False)
     return 0
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 
-from gateway.fix import quickfix_backend as fixedge
 from gateway.common.configfile import ConfigError
 from sim_exchange.config import SimConfig
 from sim_exchange.exchange import SimExchange
@@ -17,7 +18,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/sim.toml", help="TOML config (format: configs/sim.toml)")
     p.add_argument("--venue", action="append", metavar="NAME",
                    help="run only this venue of the config (repeatable); one process per venue "
-                        "gives each its own GIL, for the most accurate latency")
+                        "gives each its own loop and GIL, but no cross-venue competitors")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: run until signalled)")
     p.add_argument("--stats", action="store_true", help="print per-venue statistics as JSON at exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -35,8 +36,35 @@ def listening_line(v) -> str:
     else:
         delay = "no injected latency"
     flow = f"flow {v.cfg.flow.rate_per_s:g}/s per symbol" if v.cfg.flow.enabled else "flow off"
+    engine = getattr(v, "kind", "quickfix")
     return (f"venue {v.name} listening on 127.0.0.1:{v.port} as {v.comp_id} "
-            f"({delay}; {flow}; symbols {','.join(sorted(v.engine.instruments))})")
+            f"({delay}; {flow}; symbols {','.join(sorted(v.engine.instruments))}; {engine} engine)")
+
+
+def market_line(ex: SimExchange) -> str | None:
+    """What the cross-venue market does in this process (None when it is off)."""
+    m = ex.config.market
+    if not m.enabled or ex.market is None:
+        return None
+    venues = sorted(ex.native)
+    comps = (f"{len(m.competitors)} competitor(s) across {', '.join(venues)}"
+             if m.competitors_enabled and m.competitors and len(venues) > 1
+             else "no cross-venue competitors (one venue in this process)" if len(venues) <= 1
+             else "competitors off")
+    lead = [v.name for v in ex.config.venues if v.name in venues and v.market.quote and v.market.lag_us == 0]
+    return (f"market: fair value moves {m.move_rate_per_s:g}/s per symbol, lead {','.join(lead) or '-'}; {comps}")
+
+
+def wait_for_shutdown(duration: float | None = None) -> None:
+    """Block the main thread (no polling) until SIGINT/SIGTERM or ``duration`` passes."""
+    stop = threading.Event()
+
+    def _handler(signum, frame):  # noqa: ARG001 - signal signature
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    stop.wait(duration)
 
 
 def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = "sim") -> int:  # noqa: ARG001
@@ -63,8 +91,11 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
         return 1
     for v in ex.venues.values():
         print(listening_line(v), flush=True)
+    line = market_line(ex)
+    if line:
+        print(line, flush=True)
     try:
-        fixedge.wait_for_shutdown(duration=args.duration)
+        wait_for_shutdown(duration=args.duration)
     finally:
         stats = ex.stats()
         ex.stop()

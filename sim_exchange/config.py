@@ -30,6 +30,11 @@ class CounterpartyConfig(_Strict):
     comp_id: str = Field(min_length=1)
     # Certification scenarios start every logon at sequence 1.
     reset_on_logon: bool = False
+    # Validation switches (native SessionSettings / quickfix ValidateUserDefinedFields,
+    # CheckLatency, MaxLatency).
+    validate_user_defined_fields: bool = True
+    check_latency: bool = True
+    max_latency_s: float = Field(default=120.0, gt=0)
 
 
 class LatencyStep(_Strict):
@@ -82,6 +87,43 @@ class FlowConfig(_Strict):
         return self
 
 
+class VenueMarketConfig(_Strict):
+    """This venue's part in the cross-venue market (used when [market] is enabled)."""
+    # A quoting market maker re-centres on the fair value ``lag_us`` (+ exponential
+    # ``lag_jitter_us``) after each move: 0 = the lead venue.
+    quote: bool = True
+    lag_us: float = Field(default=0.0, ge=0)
+    lag_jitter_us: float = Field(default=0.0, ge=0)
+    quote_qty: int = Field(default=200, ge=1)
+    quote_levels: int = Field(default=2, ge=1, le=20)
+    # Competitors may send IOCs here.
+    competitors: bool = True
+
+
+class CompetitorConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    reaction_us: float = Field(default=500.0, ge=0)         # a touch change -> decision
+    reaction_jitter_us: float = Field(default=100.0, ge=0)  # exponential
+    entry_us: float = Field(default=200.0, ge=0)            # decision -> IOC at the venue
+    venue_entry_us: dict[str, float] = Field(default_factory=dict)   # per-venue override
+    take_qty: int = Field(default=300, ge=1)
+    min_edge_ticks: float = Field(default=0.5, ge=0)
+    max_spread_ticks: int = Field(default=2, ge=1)
+
+
+class MarketConfig(_Strict):
+    """Cross-venue price formation and latency-sensitive competitors (sim_exchange/market.py).
+    Needs every venue in one process: with ``--venue`` (one venue per process) the quoter
+    still follows the fair value but no competitor sees another venue."""
+    enabled: bool = False
+    seed: int = 7
+    move_rate_per_s: float = Field(default=2.0, ge=0)       # fair-value jumps per symbol
+    max_move_ticks: int = Field(default=1, ge=1)
+    reversion: float = Field(default=0.02, ge=0, le=0.4)    # pull of P(up) back to ref per tick away
+    competitors_enabled: bool = True
+    competitors: list[CompetitorConfig] = Field(default_factory=list)
+
+
 def _default_counterparties() -> list[CounterpartyConfig]:
     return [CounterpartyConfig(comp_id="FIXGW"), CounterpartyConfig(comp_id="CLIENT"),
             CounterpartyConfig(comp_id="CERT", reset_on_logon=True)]
@@ -97,6 +139,9 @@ class VenueConfig(_Strict):
     symbols: list[str] | None = None
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     flow: FlowConfig = Field(default_factory=FlowConfig)
+    market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
+    # FIX engine of this venue: "native" (asyncio, gateway.fix) or "quickfix"; default: the top-level engine.
+    engine: Literal["native", "quickfix"] | None = None
 
     @property
     def comp_id(self) -> str:
@@ -108,6 +153,9 @@ class SimConfig(_Strict):
     log_dir: str = ""
     # quickfix ThreadedSocketAcceptor (a thread per connection) or SocketAcceptor (one thread).
     threaded_acceptor: bool = True
+    # FIX engine for every venue (a venue may override): "native" or "quickfix".
+    engine: Literal["native", "quickfix"] = "native"
+    market: MarketConfig = Field(default_factory=MarketConfig)
     symbols: list[SymbolConfig] = Field(min_length=1)
     venues: list[VenueConfig] = Field(min_length=1)
 
@@ -131,7 +179,14 @@ class SimConfig(_Strict):
             unknown = set(v.symbols or ()) - known
             if unknown:
                 raise ValueError(f"venues.{v.name}.symbols: unknown symbol(s) {sorted(unknown)}")
+        for c in self.market.competitors:
+            unknown = set(c.venue_entry_us) - names
+            if unknown:
+                raise ValueError(f"market.competitors.{c.name}.venue_entry_us: unknown venue(s) {sorted(unknown)}")
         return self
+
+    def venue_engine(self, venue: VenueConfig) -> str:
+        return venue.engine or self.engine
 
     def venue_symbols(self, venue: VenueConfig) -> list[SymbolConfig]:
         if venue.symbols is None:

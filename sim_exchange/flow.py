@@ -33,6 +33,9 @@ class FlowModel:
         self._ids = itertools.count(1)
         self._resting: dict[str, list[str]] = {s: [] for s in self.symbols}  # ClOrdIDs, maybe done
         self.actions = {"limit": 0, "marketable": 0, "cancel": 0}
+        # The price the anchor is pulled back to, in ticks: the instrument's ref_price, or,
+        # with the cross-venue market on, the fair value this venue's quoter shows.
+        self.reference: Callable[[str], float] | None = None
 
     # ---------------------------------------------------------------- initial book
     def seed_book(self) -> list:
@@ -74,7 +77,7 @@ class FlowModel:
         return max(1, round(self.rng.expovariate(1.0 / self.cfg.mean_qty)))
 
     def _anchor(self, symbol: str) -> float:
-        ref = self.engine.instruments[symbol].ref_ticks
+        ref = self.reference(symbol) if self.reference else self.engine.instruments[symbol].ref_ticks
         bid, ask = self.engine.best_bid(symbol), self.engine.best_ask(symbol)
         if bid is None and ask is None:
             mid = ref

@@ -1,4 +1,7 @@
-"""Latency injection: a TCP delay proxy in front of a venue's quickfix acceptor.
+"""Latency injection for the quickfix backend: a TCP delay proxy in front of the acceptor.
+
+(The native backend applies the same model on its event loop: ``delayline.py``. The
+model itself is ``gateway.core.models.latency.ScheduledJitterLatency``.)
 
 Every chunk read from either side is stamped with its due time (now + one-way delay)
 and written when due, so heartbeats, TestRequest answers and orders all see the same
@@ -12,14 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import random
 import sys
 import socket
 import threading
 import time
 from collections import deque
 
-from sim_exchange.config import LatencyConfig
+from gateway.core.models.latency import ScheduledJitterLatency
 
 log = logging.getLogger("sim.proxy")
 
@@ -40,60 +42,35 @@ def _tighten_timer_slack() -> None:
         pass
 
 
-class LatencyModel:
-    """One-way delay in seconds: base + jitter (none/normal/exponential), with a schedule.
+class LockedLatency:
+    """``ScheduledJitterLatency`` shared by the proxy's reader threads: one lock around it
+    (the core model is lock-free; only this threaded quickfix path needs one)."""
 
-    Schedule steps are relative to ``start()``; ``set(base_us, jitter_us)`` overrides the
-    current values live (later schedule steps still apply when their time comes).
-    """
-
-    def __init__(self, config: LatencyConfig, seed: int = 0, now=time.perf_counter) -> None:
-        self.kind = config.jitter
-        self.base_us = config.base_us
-        self.jitter_us = config.jitter_us
-        self._schedule = list(config.schedule)
-        self._now = now
-        self._t0 = now()
-        self._rng = random.Random(seed)
+    def __init__(self, model: ScheduledJitterLatency) -> None:
+        self.model = model
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._t0 = self._now()
+        with self._lock:
+            self.model.start()
 
     def set(self, base_us: float, jitter_us: float | None = None) -> None:
         with self._lock:
-            self.base_us = float(base_us)
-            if jitter_us is not None:
-                self.jitter_us = float(jitter_us)
+            self.model.set(base_us, jitter_us)
 
     def current(self) -> tuple[float, float]:
-        """(base_us, jitter_us) now, after applying schedule steps that are due."""
         with self._lock:
-            if self._schedule:
-                elapsed = self._now() - self._t0
-                while self._schedule and self._schedule[0].at_s <= elapsed:
-                    step = self._schedule.pop(0)
-                    self.base_us, self.jitter_us = step.base_us, step.jitter_us
-                    log.info("latency schedule at %.1fs: base %.0f us, jitter %.0f us",
-                             elapsed, step.base_us, step.jitter_us)
-            return self.base_us, self.jitter_us
+            return self.model.current()
 
     def sample(self) -> float:
-        base, jitter = self.current()
-        extra = 0.0
-        if jitter > 0:
-            with self._lock:
-                if self.kind == "normal":
-                    extra = self._rng.gauss(0.0, jitter)
-                elif self.kind == "exponential":
-                    extra = self._rng.expovariate(1.0 / jitter)
-        return max(0.0, base + extra) / 1e6
+        with self._lock:
+            return self.model.sample()
 
 
 class _Pipe:
     """One direction of one connection: reader stamps chunks, writer sends them when due."""
 
-    def __init__(self, src: socket.socket, dst: socket.socket, model: LatencyModel, conn: "_Connection",
+    def __init__(self, src: socket.socket, dst: socket.socket, model: "LockedLatency", conn: "_Connection",
                  name: str) -> None:
         self.src, self.dst, self.model, self.conn = src, dst, model, conn
         self.cond = threading.Condition()
@@ -159,7 +136,7 @@ class _Pipe:
 
 
 class _Connection:
-    def __init__(self, client: socket.socket, server: socket.socket, model: LatencyModel, name: str,
+    def __init__(self, client: socket.socket, server: socket.socket, model: "LockedLatency", name: str,
                  on_close) -> None:
         self.client, self.server = client, server
         self._closed = False
@@ -190,7 +167,7 @@ class _Connection:
 class DelayProxy:
     """Listens on ``listen_port`` and forwards each connection to ``target_port`` with delay."""
 
-    def __init__(self, listen_port: int, target_port: int, model: LatencyModel, name: str = "proxy",
+    def __init__(self, listen_port: int, target_port: int, model: "LockedLatency", name: str = "proxy",
                  host: str = "127.0.0.1") -> None:
         self.host, self.listen_port, self.target_port = host, listen_port, target_port
         self.model = model

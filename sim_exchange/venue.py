@@ -1,4 +1,5 @@
-"""One simulated venue: matching engine + flow + quickfix acceptor + delay proxy.
+"""One simulated venue on the quickfix backend: matching engine + flow + quickfix acceptor
++ delay proxy (``engine = "quickfix"``; the native backend is ``native.py``).
 
 All engine access (quickfix callback threads and the flow thread) happens under the
 venue's one lock, and the resulting messages are sent before it is released, so each
@@ -26,7 +27,8 @@ from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
 from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowDriver, FlowModel
 from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
-from sim_exchange.proxy import DelayProxy, LatencyModel
+from gateway.core.models.latency import ScheduledJitterLatency
+from sim_exchange.proxy import DelayProxy, LockedLatency
 
 log = logging.getLogger("sim.venue")
 
@@ -73,7 +75,8 @@ class Venue:
         instruments = [Instrument(s.symbol, s.tick_size, s.ref_price) for s in sim.venue_symbols(config)]
         self.engine = MatchingEngine(instruments, clock, venue=config.name, id_prefix=f"{int(time.time()):x}")
         self.flow = FlowModel(self.engine, config.flow, config.seed, owner=f"{FLOW_OWNER_PREFIX}{config.name}")
-        self.latency = LatencyModel(config.latency, seed=config.seed)
+        self.latency = LockedLatency(ScheduledJitterLatency.from_config(config.latency, seed=config.seed,
+                                                                         clock=time.perf_counter))
         self.app = VenueApp(self)
         self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
                          "V": self._on_md_request}
@@ -84,7 +87,8 @@ class Venue:
                             for cp in config.counterparties}
         self.subscriptions: dict[str, dict[str, Subscription]] = {}  # counterparty -> MDReqID -> sub
         self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
-                      "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0}
+                      "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0,
+                      "publish_errors": 0}
         self.internal_port = self.port
         self._acceptor = None
         self._proxy: DelayProxy | None = None
@@ -181,7 +185,10 @@ class Venue:
         for cp in self.cfg.counterparties:
             sessions.append({"SenderCompID": self.comp_id, "TargetCompID": cp.comp_id,
                              "ResetOnLogon": cp.reset_on_logon, "ResetOnLogout": cp.reset_on_logon,
-                             "ResetOnDisconnect": cp.reset_on_logon})
+                             "ResetOnDisconnect": cp.reset_on_logon,
+                             "ValidateUserDefinedFields": cp.validate_user_defined_fields,
+                             "CheckLatency": cp.check_latency,
+                             "MaxLatency": max(1, round(cp.max_latency_s))})
         return fixedge.build_settings(default, sessions)
 
     # ------------------------------------------------------------------ sessions
@@ -212,21 +219,30 @@ class Venue:
         touched: list[str] = []
         trades: dict[str, list[TradePrint]] = {}
         for ev in events:
-            if isinstance(ev, ExecReport):
-                if not ev.owner.startswith(FLOW_OWNER_PREFIX):
-                    self.stats["exec_reports"] += 1
-                    self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
-            elif isinstance(ev, BookTouched):
-                if ev.symbol not in touched:
-                    touched.append(ev.symbol)
-            elif isinstance(ev, TradePrint):
-                trades.setdefault(ev.symbol, []).append(ev)
-                if ev.symbol not in touched:
-                    touched.append(ev.symbol)
-            elif isinstance(ev, CancelReject):
-                self._send(fixmsgs.cancel_reject(ev), ev.owner)
+            try:
+                self._publish_one(ev, touched, trades)
+            except Exception:  # noqa: BLE001 - one bad report must not drop the rest of the step
+                self.stats["publish_errors"] += 1
+                log.exception("%s: cannot publish %r", self.name, ev)
         if touched:
-            self._publish_md(touched, trades)
+            try:
+                self._publish_md(touched, trades)
+            except Exception:  # noqa: BLE001
+                self.stats["publish_errors"] += 1
+                log.exception("%s: cannot publish market data", self.name)
+
+    def _publish_one(self, ev, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
+        if isinstance(ev, ExecReport):
+            if not ev.owner.startswith(FLOW_OWNER_PREFIX):
+                self.stats["exec_reports"] += 1
+                self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
+        elif isinstance(ev, (BookTouched, TradePrint)):
+            if isinstance(ev, TradePrint):
+                trades.setdefault(ev.symbol, []).append(ev)
+            if ev.symbol not in touched:
+                touched.append(ev.symbol)
+        elif isinstance(ev, CancelReject):
+            self._send(fixmsgs.cancel_reject(ev), ev.owner)
 
     def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
         """One X per subscription per engine step, with every level change and trade."""

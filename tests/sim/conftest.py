@@ -8,13 +8,19 @@ from sim_exchange.exchange import SimExchange
 from sim_helpers import make_config
 
 
+@pytest.fixture(params=["quickfix", "native"])
+def sim_engine(request) -> str:
+    """Every socket test runs against both FIX engines of the venue."""
+    return request.param
+
+
 @pytest.fixture
-def exchange_factory(tmp_path):
+def exchange_factory(tmp_path, sim_engine):
     """Start SimExchanges in-process; every one started is stopped at the end."""
     started: list[SimExchange] = []
 
     def start(venues: list[dict], symbols=None) -> SimExchange:
-        ex = SimExchange(make_config(tmp_path, venues, symbols)).start()
+        ex = SimExchange(make_config(tmp_path, venues, symbols, engine=sim_engine)).start()
         started.append(ex)
         return ex
 

@@ -12,10 +12,12 @@ TERMINAL = {b"2", b"4", b"8", b"C"}
 _ids = itertools.count(1)
 
 
-def make_config(tmp_path, venues: list[dict], symbols: list[dict] | None = None) -> SimConfig:
+def make_config(tmp_path, venues: list[dict], symbols: list[dict] | None = None,
+                engine: str = "quickfix") -> SimConfig:
     symbols = symbols or [{"symbol": s, "tick_size": 0.01, "ref_price": 100.0}
                           for s in ("T1", "T2", "T3", "T4", "T5", "MD1", "MD2")]
-    return SimConfig.model_validate({"store_dir": str(tmp_path / "store"), "symbols": symbols, "venues": venues})
+    return SimConfig.model_validate({"store_dir": str(tmp_path / "store"), "symbols": symbols, "venues": venues,
+                                     "engine": engine})
 
 
 def quiet_venue(name: str, port: int, **latency) -> dict:
@@ -45,7 +47,7 @@ def send_order(c: RawFixSession, symbol: str, side: str, qty, price=None, tif: s
 def reports(c: RawFixSession, cl_ord_id: str, n: int | None = None, timeout: float = 3.0) -> list:
     """ExecutionReports (or an OrderCancelReject) for ``cl_ord_id`` until a terminal OrdStatus or ``n``."""
     out = []
-    want = cl_ord_id.encode()
+    want = cl_ord_id.encode("latin-1")      # ids are latin-1 text: one code point per byte
     deadline = time.monotonic() + timeout
     while True:
         m = c.recv_until(lambda m: m.get(35) in (b"8", b"9") and m.get(11) == want,

@@ -81,3 +81,40 @@ def test_validation_catches_a_bad_value(engine):
 def test_number_formatting():
     assert [fixmsgs.fmt_num(v) for v in (100, 1.1, 1.1000000000000001, 60000.0, 0.0, 190.05)] == [
         "100", "1.1", "1.1", "60000", "0", "190.05"]
+
+
+# ---------------------------------------------------------------- the native venue's text bodies
+
+def validate_text(msg_type: str, body: str) -> fix.Message:
+    """A native body, framed with a header, through quickfix's DataDictionary (the gateway's
+    check) and the native engine's own Dictionary."""
+    from gateway.fix.codec import encode, parse
+    from gateway.fix.dictionary import Dictionary
+    frame = encode("FIX.4.4", msg_type, "34=7\x0149=ALPHA\x0152=20260101-00:00:00.000\x0156=CLIENT\x01", body)
+    Dictionary.load().validate(parse(frame), strict_group_order=True)
+    parsed = fix.Message(frame.decode("latin-1"), DD, True)
+    DD.validate(parsed)
+    return parsed
+
+
+def test_native_bodies_validate_like_the_quickfix_messages(engine):
+    from sim_exchange import fixtext
+    events = engine.new_order("c", "1", "EURUSD", BUY, 80, LIMIT, 1.10001, IOC)
+    events += engine.new_order("c", "2", "EURUSD", BUY, 10, LIMIT, 1.100001, DAY)
+    events += engine.new_order("c", "4", "EURUSD", BUY, 10, LIMIT, 1.09, DAY)
+    events += engine.replace("c", "5", "4", 8, 1.09)
+    events += engine.cancel("c", "7", "nope")
+    for er in [e for e in events if isinstance(e, ExecReport)]:
+        assert validate_text("8", fixtext.execution_report(er, "ALPHA")).getField(150) == er.exec_type
+    (cr,) = [e for e in events if isinstance(e, CancelReject)]
+    validate_text("9", fixtext.cancel_reject(cr))
+    sub = Subscription("r1", ["EURUSD"], 0)
+    validate_text("W", fixtext.snapshot("r1", "EURUSD", sub.snapshot(engine, "EURUSD")))
+    engine.new_order("c", "v", "EURUSD", BUY, 7, LIMIT, 1.09998, DAY)
+    body = fixtext.incremental("r1", sub.update(engine, "EURUSD"))
+    validate_text("X", body)
+    assert "279=0\x01269=0\x0155=EURUSD\x01270=1.09998\x01271=7\x01" in body
+    validate_text("Y", fixtext.md_reject("r2", "unknown symbol XYZ"))
+    empty = Subscription("r3", ["EURUSD"], 0)
+    validate_text("W", fixtext.snapshot("r3", "EURUSD", []))
+    assert empty.req_id == "r3"

@@ -1,4 +1,4 @@
-"""The latency model and the TCP delay proxy, against a plain echo server."""
+"""The TCP delay proxy (quickfix backend), against a plain echo server."""
 from __future__ import annotations
 
 import socket
@@ -10,42 +10,12 @@ import pytest
 
 from gateway.common.procs import free_ports
 from sim_exchange.config import LatencyConfig
-from sim_exchange.proxy import DelayProxy, LatencyModel
+from gateway.core.models.latency import ScheduledJitterLatency
+from sim_exchange.proxy import DelayProxy, LockedLatency
 
 
-class FakeNow:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def test_latency_model_schedule_and_live_override():
-    now = FakeNow()
-    cfg = LatencyConfig(base_us=100, jitter="none", schedule=[{"at_s": 30, "base_us": 3000},
-                                                               {"at_s": 10, "base_us": 500}])
-    m = LatencyModel(cfg, now=now)
-    m.start()
-    assert m.sample() == pytest.approx(100e-6)
-    now.t += 10.5
-    assert m.sample() == pytest.approx(500e-6)       # steps are applied in time order
-    m.set(50, 0)
-    assert m.sample() == pytest.approx(50e-6)
-    now.t += 20
-    assert m.sample() == pytest.approx(3000e-6)      # a later step still applies
-
-
-@pytest.mark.parametrize("kind", ["normal", "exponential"])
-def test_latency_model_jitter(kind):
-    m = LatencyModel(LatencyConfig(base_us=1000, jitter_us=200, jitter=kind), seed=5)
-    xs = [m.sample() * 1e6 for _ in range(4000)]
-    assert min(xs) >= 0
-    expected_mean = 1000 if kind == "normal" else 1200
-    assert statistics.mean(xs) == pytest.approx(expected_mean, rel=0.05)
-    assert statistics.pstdev(xs) == pytest.approx(200, rel=0.15)
-    again = LatencyModel(LatencyConfig(base_us=1000, jitter_us=200, jitter=kind), seed=5)
-    assert [again.sample() * 1e6 for _ in range(10)] == xs[:10]
+def LatencyModel(cfg: LatencyConfig, seed: int = 0) -> LockedLatency:
+    return LockedLatency(ScheduledJitterLatency.from_config(cfg, seed=seed, clock=time.perf_counter))
 
 
 @pytest.fixture

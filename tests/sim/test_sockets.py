@@ -258,3 +258,44 @@ def test_resend_replays_reports_but_gap_fills_market_data(exchange_factory, port
     ers = [m for m in resent if m.get(35) == b"8"]
     assert [m.get(150) for m in ers] == [b"0", b"F"] and all(m.get(43) == b"Y" for m in ers)
     assert ers[0].get(11) == cl.encode()
+
+
+def test_any_byte_in_clordid_goes_through(exchange_factory, ports, sim_engine):
+    """Issue 13: ids are opaque bytes (latin-1 text inside); the report echoes them exactly.
+    quickfix's binding decodes fields as UTF-8, so there only UTF-8 ids survive; any other
+    id costs that one report (counted), never the session or the rest of the step."""
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    weird = bytes([0x80, 0xE9, 0xFF, 0x3D, 0x7F]) + b"35=D"      # high bytes, '=', DEL, a fake tag
+    utf8 = "caf\u00e9-\u20ac".encode()
+    with client(ports[0], "ALPHA") as c:
+        for cl in (weird, utf8):
+            c.send("D", [(11, cl), (55, "T1"), (54, "1"), (38, 10), (40, "2"), (44, "99.00"), (59, "0"),
+                         (60, NOW)])
+        if sim_engine == "native":
+            got = reports(c, weird.decode("latin-1"), n=1)
+            assert got[0].get(11) == weird and got[0].get(39) == b"0"
+        got = reports(c, utf8.decode("latin-1"), n=1)
+        assert got[0].get(11) == utf8
+    assert ex.venue("ALPHA").stats["publish_errors"] == (0 if sim_engine == "native" else 1)
+
+
+def test_one_failing_report_does_not_drop_the_rest_of_the_step(exchange_factory, ports, monkeypatch, sim_engine):
+    """Issue 13: _publish catches per report, counts it, and publishes the others."""
+    import sim_exchange.fixmsgs as qf_msgs
+    import sim_exchange.fixtext as native_msgs
+    module = native_msgs if sim_engine == "native" else qf_msgs
+    real = module.execution_report
+
+    def flaky(er, venue):
+        if er.exec_type == "0" and er.cl_ord_id.startswith("BOOM"):
+            raise ValueError("cannot format")
+        return real(er, venue)
+
+    monkeypatch.setattr(module, "execution_report", flaky)
+    ex = exchange_factory([quiet_venue("ALPHA", ports[0])])
+    with client(ports[0], "ALPHA") as c:
+        c.send("D", [(11, "BOOM1"), (55, "T4"), (54, "1"), (38, 10), (40, "2"), (44, "100.00"), (59, "3"),
+                     (60, NOW)])
+        got = reports(c, "BOOM1")                  # the ack failed; the fill still arrives
+    assert [m.get(150) for m in got] == [b"F"]
+    assert ex.venue("ALPHA").stats["publish_errors"] == 1

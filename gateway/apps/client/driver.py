@@ -92,6 +92,7 @@ class StrategyDriver(BaseApplication):
         self.session: SessionHandle | None = None
         self.trading = False
         self.stopping = False
+        self.closing = False
         self.decimals = {s: price_decimals(t) for s, t in feed.ticks.items()}
         self.stats = {"reports": 0, "cancel_rejects": 0, "business_rejects": 0, "session_rejects": 0,
                       "send_failures": 0, "unknown_reports": 0, "strategy_errors": 0}
@@ -121,7 +122,9 @@ class StrategyDriver(BaseApplication):
         return self.log.open_count() == 0 and (flat is None or flat())
 
     def close(self) -> None:
+        """End of the run: no more timers; the logout that follows is expected."""
         self.trading = False
+        self.closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -134,7 +137,7 @@ class StrategyDriver(BaseApplication):
     def on_logout(self, session: SessionHandle, reason: str) -> None:
         if session is self.session:
             self.session = None
-            log.warning("OMS session down: %s", reason)
+            (log.info if self.closing else log.warning)("OMS session down: %s", reason)
 
     def on_admin(self, session: SessionHandle, msg) -> None:
         if msg.msg_type == "3":
@@ -231,8 +234,8 @@ class StrategyDriver(BaseApplication):
             return
         for cmd in commands or ():
             if isinstance(cmd, PlaceOrder):
-                if self.stopping and cmd.reason == "entry":
-                    continue
+                # Never dropped here, not even after begin_stop: the strategy registered the
+                # order and waits for its report (it refuses new entries itself once stopped).
                 self._place(cmd, at)
             elif isinstance(cmd, CancelOrder):
                 self._cancel(cmd)

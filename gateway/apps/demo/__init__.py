@@ -1,11 +1,9 @@
-"""`fixgw demo`: simulated venues + the gateway + a scalping OMS client, a live view and
-an execution-quality report per routing policy.
+"""`fixgw demo`: simulator + gateway + the round-trip scalper over FIX, live view, report.
 
-- ``mdbook``: top-of-book per venue from the simulator's W/X market data (pure),
-- ``signals``: the seeded scalping signal rule (pure, clock-injected),
-- ``orders``: per-order records built from ExecutionReports (pure),
-- ``client``: the quickfix OMS client (orders to the gateway, market data from the venues),
-- ``view``: the live terminal view polling the gateway's admin /status,
-- ``report``: the per-policy figures, Markdown/JSON and PNG charts,
-- ``runner``: starting and stopping the processes of one run per policy.
+- ``config``: demo.toml (run, scalper config path, kill switch, the market written into the sim),
+- ``runner``: one run per policy: configs, children, the client (``gateway.apps.client.runtime``),
+  trading, collection, shutdown,
+- ``view``: the 80-column live view (gateway /status + the client's trips),
+- ``report``: round trips per policy in the published example's shape, Markdown and JSON,
+- ``cli``: the command line (all three policies by default, repeats, the control).
 """

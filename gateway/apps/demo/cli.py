@@ -1,8 +1,10 @@
-"""`fixgw demo`: simulator + gateway + scalping OMS client, a live view, then the report.
+"""`fixgw demo`: simulator + gateway + round-trip scalper over FIX, a live view, then the report.
 
-    fixgw demo                          # 30 s with the scalp policy
-    fixgw demo --policy best_price      # the same with the classic SOR
-    fixgw demo --compare --duration 20  # all three policies, same seeds, one report
+    fixgw demo                          # scalp, best_price and dma on the same seeds (~20 s each),
+                                        # then the same with the competitors off (the control)
+    fixgw demo --repeat 3               # three interleaved repeats of each
+    fixgw demo --policy scalp           # one policy
+    fixgw demo --no-control             # skip the control runs
 """
 from __future__ import annotations
 
@@ -16,15 +18,17 @@ import threading
 from pathlib import Path
 
 from gateway.apps.demo.config import POLICIES, load_demo_config
+from gateway.common.configfile import ConfigError
 from gateway.apps.demo.report import build_report, comparison_table, write_report
 from gateway.apps.demo.runner import DemoRunner, RunSettings
 
 
 def parse_args(argv, prog: str) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=float, help="seconds of trading per policy (default: demo.toml, 30)")
-    ap.add_argument("--policy", choices=POLICIES, default="scalp", help="routing policy (default: %(default)s)")
-    ap.add_argument("--compare", action="store_true", help="run all three policies on the same seeds")
+    ap.add_argument("--duration", type=float, help="seconds of trading per run (default: demo.toml, 20)")
+    ap.add_argument("--policy", choices=POLICIES, help="run only this routing policy (default: all three)")
+    ap.add_argument("--compare", action="store_true", help="all three policies (the default; kept for scripts)")
+    ap.add_argument("--no-control", action="store_true", help="skip the control runs (competitors off)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the policies N times, interleaved, and report over all runs (default: 1)")
     ap.add_argument("--seed", type=int, help="override the simulator and client seeds")
@@ -41,7 +45,12 @@ def parse_args(argv, prog: str) -> argparse.Namespace:
 def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str = "demo") -> int:
     args = parse_args(argv, prog)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_demo_config(args.config)
+    try:
+        cfg = load_demo_config(args.config)
+        cfg.scalper()
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     duration = args.duration if args.duration is not None else cfg.duration_s
     if duration <= 0 or args.repeat < 1:
         print(f"{prog}: --duration and --repeat must be positive", file=sys.stderr)
@@ -57,40 +66,46 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
         settings.gateway_template = Path(args.gateway_config)
     runner = DemoRunner(settings)
     # Interleaved (scalp, best_price, dma, scalp, ...) so that a change in machine load
-    # over time does not fall on one policy.
-    policies = (POLICIES if args.compare else (args.policy,)) * args.repeat
+    # over time does not fall on one policy; the control runs (competitors off) after each repeat.
+    policies = (args.policy,) if args.policy else POLICIES
+    control = cfg.control and not args.no_control
+    plan = [(k, policy, comp) for k in range(1, args.repeat + 1)
+            for comp in ((True, False) if control else (True,)) for policy in policies]
     _install_signals(runner)
 
     runs, failures = [], []
-    for i, policy in enumerate(policies):
+    for k, policy, comp in plan:
         if runner.interrupted:
             break
-        label = policy if args.repeat == 1 else f"{policy}-{i // (len(policies) // args.repeat) + 1}"
-        runner.say(f"--- {prog}: policy {policy}, {duration:g} s of trading (run dir {run_dir / label})")
+        label = f"{policy}-{k}" + ("" if comp else "-control")
+        settings.repeat, settings.repeats, settings.competitors = k, args.repeat, comp
+        runner.say(f"--- {prog}: {policy} repeat {k}/{args.repeat}{'' if comp else ' (control: competitors off)'}, "
+                   f"{duration:g} s (run dir {run_dir / label})")
         try:
             runs.append(runner.run_policy(policy, label))
         except Exception as exc:  # noqa: BLE001 - report what ran, say what failed
             failures.append(f"{label}: {type(exc).__name__}: {exc}")
-            runner.say(f"!!! policy {policy} failed: {exc} (logs in {run_dir / label})")
+            runner.say(f"!!! {label} failed: {exc} (logs in {run_dir / label})")
     failures += [f"{r['policy']}: the {r['meta']['died']} exited during the run" for r in runs if r["meta"].get("died")]
     if not runs:
         print(f"{prog}: no run completed: {'; '.join(failures) or 'interrupted'}", file=sys.stderr)
         return 1
+    sc = runner.scalper_cfg
     meta = {"started_utc": stamp, "duration_s": duration, "repeats": args.repeat,
             "policies": list(dict.fromkeys(r["policy"] for r in runs)),
-            "sim_seed": runs[0]["meta"].get("sim_seeds"), "client_seed": runs[0]["meta"].get("client_seed"),
-            "symbols": list(cfg.client.symbols), "run_dir": str(run_dir.resolve()),
-            "interrupted": runner.interrupted, "failures": failures}
+            "sim_seed": runs[0]["meta"].get("sim_seeds"), "market_seed": runs[0]["meta"].get("market_seed"),
+            "symbols": list(sc.symbols), "signal": sc.signal, "strategy": sc.model_dump(mode="json"),
+            "run_dir": str(run_dir.resolve()), "interrupted": runner.interrupted, "failures": failures}
     report = build_report(runs, meta)
     paths = write_report(report, out_dir)
-    runner.say("\n" + comparison_table(report["summaries"]) + "\n")
-    runner.say(f"report: {paths['md']}  {paths['json']}  charts: "
-               f"{', '.join(Path(p).name for p in report['charts']['files']) or report['charts']['note']}")
+    runner.say("\n" + comparison_table(report) + "\n")
+    runner.say(f"report: {paths['md']}  {paths['json']}")
     if runner.interrupted:
         runner.say("(interrupted: the report covers what ran)")
     for failure in failures:
         print(f"{prog}: FAILED {failure}", file=sys.stderr)
-    unaccounted = [s["policy"] for s in report["summaries"] if not s["accounted"]]
+    unaccounted = [p for part in (report["policies"], report["control"]["policies"])
+                   for p, s in part.items() if not s["accounting"]["accounted"]]
     if unaccounted:
         print(f"{prog}: orders not all accounted for in {unaccounted}", file=sys.stderr)
     return 1 if failures or unaccounted else 0

@@ -1,5 +1,6 @@
 """One demo run per policy: write the configs, start the simulator and the gateway,
-trade with the demo client while the live view runs, collect, and stop everything.
+trade with the round-trip scalper (``StrategyDriver`` on the client's own asyncio loop
+thread, ``gateway.apps.client.runtime``) while the live view runs, collect, stop everything.
 
 Every child is started with ``gateway.common.procs`` and stopped by its Popen in ``finally``
 (no orphans, even on Ctrl-C or an exception). Waits are bounded and block on events.
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.common import procs
-from gateway.apps.demo.client import DemoClient
-from gateway.apps.demo.config import CONFIG_DIR, ClientConfig, DemoConfig
+from gateway.apps.client.feed import VenueAddress
+from gateway.apps.client.runtime import ClientRuntime
+from gateway.apps.demo.config import CONFIG_DIR, DemoConfig
+from gateway.core.strategies.scalper import Scalper, ScalperConfig
 from gateway.apps.demo.tomlout import dumps
 from gateway.apps.demo.view import LiveView, fetch_json
 
@@ -42,6 +45,9 @@ class RunSettings:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     tty: bool | None = None
     view_symbol: str | None = None     # the book shown in the live view (default: the last client symbol)
+    competitors: bool = True           # False: the control (the simulator's competitors switched off)
+    repeat: int = 1                    # shown in the live view
+    repeats: int = 1
 
 
 def read_toml(path: Path) -> dict:
@@ -49,11 +55,16 @@ def read_toml(path: Path) -> dict:
 
 
 def sim_config(template: dict, ports: dict[str, int], store_dir: Path, duration_s: float, cfg: DemoConfig,
-               seed: int | None) -> dict:
-    """The run's sim TOML: free ports, run-local store, schedule scaled to the trading window."""
+               seed: int | None, competitors: bool = True) -> dict:
+    """The run's sim TOML: free ports, run-local store, schedule scaled to the trading window,
+    the template's cross-venue market with its competitors on or off (the control)."""
     data = copy.deepcopy(template)
     data["store_dir"] = str(store_dir)
     data["log_dir"] = ""
+    if "market" in data:
+        data["market"]["competitors_enabled"] = bool(competitors and data["market"].get("competitors_enabled", True))
+        if seed is not None:
+            data["market"]["seed"] = seed
     scale = duration_s / cfg.reference_duration_s
     for i, venue in enumerate(data["venues"]):
         venue["port"] = ports[venue["name"]]
@@ -66,8 +77,13 @@ def sim_config(template: dict, ports: dict[str, int], store_dir: Path, duration_
 
 
 def gateway_config(template: dict, venue_ports: dict[str, int], oms_port: int, admin_port: int,
-                   store_dir: Path, policy: str) -> dict:
+                   store_dir: Path, policy: str, kill_switch: dict | None = None) -> dict:
+    """The run's gateway TOML: free ports, run-local store, the policy, the DEMO client, and the
+    kill switch armed (``kill_switch``: loss_window_s / loss_threshold) unless the template arms it."""
     data = copy.deepcopy(template)
+    risk = data.setdefault("risk", {})
+    if kill_switch and risk.get("loss_threshold") is None:
+        risk.update(kill_switch)
     data["store_dir"] = str(store_dir)
     data["log_dir"] = ""
     data.setdefault("oms", {})["port"] = oms_port
@@ -109,6 +125,7 @@ class DemoRunner:
         self.stop = threading.Event()
         self.interrupted = False
         self.cleaning = False     # stopping the children: a second Ctrl-C must not cut that short
+        self.scalper_cfg: ScalperConfig = settings.cfg.scalper()
 
     def interrupt(self) -> None:
         self.interrupted = True
@@ -147,16 +164,21 @@ class DemoRunner:
         ports = procs.free_ports(len(names) + 2)
         venue_ports = dict(zip(names, ports))
         oms_port, admin_port = ports[-2:]
-        sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, s.cfg, s.seed)
-        gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", policy)
+        sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, s.cfg, s.seed, s.competitors)
+        gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", policy,
+                            s.cfg.kill_switch.model_dump())
         (pdir / "sim.toml").write_text(dumps(sim))
         (pdir / "gateway.toml").write_text(dumps(gw))
-        client_cfg = s.cfg.client.model_copy(update={"seed": s.seed} if s.seed is not None else {})
+        market = sim.get("market") or {}
+        risk = gw.get("risk") or {}
         meta = {"policy": policy, "run_dir": str(pdir), "ports": {"oms": oms_port, "admin": admin_port, **venue_ports},
-                "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]}, "client_seed": client_cfg.seed,
-                "duration_s": s.duration_s, "routing": {k: gw.get("routing", {}).get(k) for k in
-                                                        ("policy", "default_venue", "probe_interval_ms")}}
-        return _Run(policy, pdir, venue_ports, oms_port, admin_port, sim, client_cfg, meta)
+                "sim_seeds": {v["name"]: v.get("seed") for v in sim["venues"]}, "market_seed": market.get("seed"),
+                "market": bool(market.get("enabled")), "competitors": bool(market.get("enabled"))
+                and bool(market.get("competitors_enabled")) and bool(market.get("competitors")),
+                "duration_s": s.duration_s, "repeat": s.repeat,
+                "kill_switch": {k: risk.get(k) for k in ("loss_window_s", "loss_threshold")},
+                "routing": {k: gw.get("routing", {}).get(k) for k in ("policy", "default_venue", "probe_interval_ms")}}
+        return _Run(policy, pdir, venue_ports, oms_port, admin_port, sim, meta)
 
     def start_children(self, run: "_Run") -> None:
         """Simulator, then gateway; ready when every venue session is up with latency samples."""
@@ -170,47 +192,61 @@ class DemoRunner:
         run.meta["gateway_pid"] = run.gw_proc.pid
         (run.pdir / "pids.json").write_text(json.dumps({"sim": run.sim_proc.pid, "gateway": run.gw_proc.pid}))
         procs.wait_for_ports([run.oms_port, run.admin_port], timeout=timeout, proc=run.gw_proc)
-        self.wait_gateway_ready(run.admin, list(run.venue_ports), timeout, run.gw_proc)
+        wait_gateway_ready(run.admin, list(run.venue_ports), timeout, run.gw_proc, self.stop)
 
     def start_client(self, run: "_Run") -> None:
-        timeout = self.s.cfg.startup_timeout_s
-        run.client = client = DemoClient(run.client_cfg, run.oms_port, run.venue_ports, tick_sizes(run.sim), run.pdir)
-        client.start()
-        if not self.wait_client_ready(client, timeout) and not self.stop.is_set():
-            raise TimeoutError(f"demo client not ready after {timeout:.0f}s "
-                               f"(OMS up: {client.oms_session is not None}, venues {sorted(client.venues_up)}, "
-                               f"symbols with data {sorted(client.md_seen)})")
+        cfg = self.s.cfg
+        strategy = Scalper(self.scalper_cfg)
+        venues = [VenueAddress(name=n, host="127.0.0.1", port=p) for n, p in run.venue_ports.items()]
+        run.client = ClientRuntime(strategy, oms=("127.0.0.1", run.oms_port), venues=venues,
+                                   symbols=self.scalper_cfg.symbols, ticks=tick_sizes(run.sim), comp_id="DEMO",
+                                   heartbeat_s=cfg.heartbeat_s, probe_interval_s=cfg.probe_interval_s,
+                                   depth=cfg.md_depth)
+        run.client.start(cfg.startup_timeout_s)
 
     def trade(self, run: "_Run") -> None:
         """Trade for the duration (or until Ctrl-C or a child dies) with the live view, then drain."""
         s, client = self.s, run.client
         client.start_trading()
-        run.view = LiveView(run.admin, client.live_stats, run.policy, s.duration_s,
-                            s.view_symbol or run.client_cfg.symbols[-1],
-                            clock=lambda: client.clock.now() - client.t0, interval=s.cfg.status_interval_s,
-                            out=s.out, tty=s.tty)
+        title = f"demo policy={run.policy} repeat {s.repeat}/{s.repeats}" + ("" if s.competitors else " CONTROL")
+        kill = run.meta["kill_switch"]
+        run.view = LiveView(run.admin, lambda: {**client.call(lambda: client_stats(client)), "kill_switch": kill}, title, s.duration_s,
+                            s.view_symbol or self.scalper_cfg.symbols[-1], clock=client.elapsed,
+                            interval=s.cfg.status_interval_s, out=s.out, tty=s.tty,
+                            ticks=tick_sizes(run.sim))
         run.view.start()
         died = self.trade_for(s.duration_s, {"gateway": run.gw_proc, "simulator": run.sim_proc})
+        run.meta["trading_s"] = round(client.elapsed(), 3)
         client.stop_trading()
         if died:
             run.meta["died"] = died
             log_name = "gateway.log" if died == "gateway" else "sim.log"
             self.say(f"!!! {died} exited during the run (log: {run.pdir / log_name}); stopping early")
-        run.meta["drained"] = client.drain(run.client_cfg.drain_timeout_s)
+        run.meta["drained"] = client.drain(s.cfg.drain_timeout_s)
         run.view.stop()
         run.view.poll_once()  # the state after the last order ended
 
     def collect(self, run: "_Run") -> dict:
-        """The run as the report reads it: orders, decisions, status series and final status."""
+        """The run as the report reads it: trips, orders, decisions, status series and final status."""
         client, view = run.client, run.view
         decisions = fetch_json(f"{run.admin}/decisions?n={self.s.cfg.decisions_fetch}", timeout=5.0) or []
         final = fetch_json(f"{run.admin}/status", timeout=5.0) or view.last_status or {}
-        run.meta["signals"] = dict(client.rule.counts)
-        run.meta["client"] = dict(client.stats)
-        run.meta["trading_s"] = round(client.clock.now() - client.t0, 3)
-        records = [r.as_dict(client.t0) for r in client.tracker.records()]
-        return {"policy": run.policy, "meta": run.meta, "orders": records, "decisions": decisions,
-                "series": view.series, "final_status": final}
+
+        def grab() -> dict:
+            t0 = client.t0 or 0.0
+            return {"trips": trips_with_ids(client.strategy.trips), "stats": client.strategy.stats(),
+                    "orders": [order_dict(o, t0) for o in client.driver.log.entries()],
+                    "driver": dict(client.driver.stats), "feed": dict(client.feed.stats), "t0": t0}
+        got = client.call(grab)
+        for t in got["trips"]:
+            for k in ("signal_at", "entry_sent_at"):
+                if t.get(k) is not None:
+                    t[k] = round(t[k] - got["t0"], 6)
+        run.meta["driver"] = got["driver"]
+        run.meta["feed"] = got["feed"]
+        run.meta["signals"] = got["stats"].get("signals", {})
+        return {"policy": run.policy, "meta": run.meta, "trips": got["trips"], "stats": got["stats"],
+                "orders": got["orders"], "decisions": decisions, "series": view.series, "final_status": final}
 
     @staticmethod
     def shutdown(view, client, gw_proc, sim_proc, meta: dict) -> None:
@@ -242,29 +278,53 @@ class DemoRunner:
                     return name
         return None
 
-    def wait_client_ready(self, client: DemoClient, timeout: float) -> bool:
-        """Client ready, in half-second blocking waits so that Ctrl-C is not kept waiting."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stop.is_set():
-            if client.wait_ready(min(0.5, max(deadline - time.monotonic(), 0.0))):
-                return True
-        return False
 
-    def wait_gateway_ready(self, admin: str, venues: list[str], timeout: float, proc) -> None:
-        """Until every venue session of the gateway is logged on and has latency samples (bounded)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stop.is_set():
-            if proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {proc.returncode}; see {getattr(proc, '_fixgw_log', '')}")
-            st = fetch_json(f"{admin}/status") or {}
-            rows = {v.get("name"): v for v in st.get("venues") or []}
-            if all(rows.get(n, {}).get("logged_on") and
-                   (((rows[n].get("market") or {}).get("latency") or {}).get("samples") or 0) > 0
-                   for n in venues):
-                return
-            self.stop.wait(0.2)
-        if not self.stop.is_set():
-            raise TimeoutError(f"gateway venue sessions not all up with latency samples after {timeout:.0f}s")
+def wait_gateway_ready(admin: str, venues: list[str], timeout: float, proc, stop: threading.Event) -> None:
+    """Until every venue session of the gateway is logged on and has latency samples (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}; see {getattr(proc, '_fixgw_log', '')}")
+        st = fetch_json(f"{admin}/status") or {}
+        rows = {v.get("name"): v for v in st.get("venues") or []}
+        if all(rows.get(n, {}).get("logged_on") and
+               (((rows[n].get("market") or {}).get("latency") or {}).get("samples") or 0) > 0
+               for n in venues):
+            return
+        stop.wait(0.2)
+    if not stop.is_set():
+        raise TimeoutError(f"gateway venue sessions not all up with latency samples after {timeout:.0f}s")
+
+
+def order_dict(o, t0: float) -> dict:
+    """One order of the driver's log, times relative to the start of trading (JSON-safe)."""
+    def rel(x):
+        return None if x is None else round(x - t0, 6)
+    return {"cl_ord_id": o.cl_ord_id, "symbol": o.symbol, "side": o.side, "qty": o.qty, "price": o.price,
+            "reason": o.reason, "signal_at": rel(o.signal_at), "sent_at": rel(o.sent_at),
+            "first_report_at": rel(o.first_report_at), "done_at": rel(o.done_at), "status": o.status,
+            "cum_qty": o.cum_qty, "venue": o.venue, "text": o.text, "done": o.done,
+            "filled_qty": sum(q for q, _, _ in o.fills)}
+
+
+def trips_with_ids(book) -> list[dict]:
+    """Every round trip as the reports show it, plus the ClOrdIDs of its entry orders."""
+    return [{**book.trip_dict(t), "entry_ids": [o.cl_ord_id for o in t.entries]} for t in book.trips]
+
+
+def client_stats(client: ClientRuntime) -> dict:
+    """What the live view shows of the client (called on the client's loop thread)."""
+    st = client.strategy.trips.stats()
+    log_ = client.driver.log
+    per: dict[str, int] = {}
+    for o in log_.orders.values():
+        if o.venue:
+            per[o.venue] = per.get(o.venue, 0) + 1
+    positions = {}
+    for t in client.strategy.trips.active():
+        positions[t.symbol] = positions.get(t.symbol, 0.0) + t.position
+    return {"trips": st, "orders": len(log_.orders), "open_orders": log_.open_count(), "by_venue": per,
+            "positions": positions, "rtt_us": {v: client.feed.rtt_us(v) for v in client.feed.venues()}}
 
 
 @dataclass
@@ -276,11 +336,10 @@ class _Run:
     oms_port: int
     admin_port: int
     sim: dict
-    client_cfg: ClientConfig
     meta: dict
     sim_proc: subprocess.Popen | None = None
     gw_proc: subprocess.Popen | None = None
-    client: DemoClient | None = None
+    client: ClientRuntime | None = None
     view: LiveView | None = None
 
     @property

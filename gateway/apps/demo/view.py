@@ -45,75 +45,60 @@ def condense(status: dict, t: float) -> dict:
 
 
 def _num(v, fmt: str = "{:,.0f}") -> str:
-    return "-" if v is None else fmt.format(v)
+    return "-" if v is None or v == float("inf") else fmt.format(v)
 
 
-def _levels(v) -> str:
-    """Book depth in levels: the gateway reports [bid levels, ask levels]."""
-    if isinstance(v, (list, tuple)):
-        return "/".join(str(x) for x in v)
-    return _num(v)
+def fmt_px(px, tick: float | None) -> str:
+    """A price on its tick grid (decimals of the tick); ``-`` for an empty side."""
+    if px is None:
+        return "-"
+    if not tick:
+        return f"{px:g}"
+    from gateway.apps.client.driver import price_decimals
+    return f"{round(px / tick) * tick:.{price_decimals(tick)}f}"
 
 
-def _slippage(totals: dict) -> str:
-    qty = totals.get("slip_qty") or 0
-    return f"{totals.get('slip_ticks_x_qty', 0) / qty:+.2f}" if qty else "-"
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[len(s) // 2]
-
-
-def render(status: dict | None, client: dict, policy: str, elapsed: float, duration: float,
-           symbol: str) -> str:
-    """The table as text (pure: the tests call it with hand-made dicts)."""
+def render(status: dict | None, client: dict, title: str, elapsed: float, duration: float,
+           symbol: str, ticks: dict[str, float] | None = None) -> str:
+    """The table as text, every line at most 80 columns (pure: the tests call it with hand-made dicts)."""
     status = status or {}
-    totals = client.get("totals", {})
-    per = client.get("venues", {})
-    sent = totals.get("sent", 0) or 0
-    lines = [f"fixgw demo  policy={policy}  t={elapsed:5.1f}/{duration:.0f}s   (Ctrl-C stops)",
-             f"{'VENUE':<8} {'SESSION':<8} {'RTT ewma':>8} {'p50/p99 us':>15}  {symbol + ' bid x ask':<34} "
-             f"{'LVLS b/a':>8} {'ROUTED':>7} {'FILLS':>6} {'MISSES':>6}"]
+    tick = (ticks or {}).get(symbol)
+    trips = client.get("trips") or {}
+    risk = status.get("risk") or {}
+    kill = client.get("kill_switch") or risk.get("kill_switch") or {}
+    lines = [f"fixgw {title}  t={elapsed:5.1f}/{duration:.0f}s"[:80],
+             f"risk {risk.get('state', '-')}  kill switch: loss > {_num(kill.get('loss_threshold'))} in "
+             f"{_num(kill.get('loss_window_s'), '{:g}')} s  gateway PnL {_num(risk.get('total_pnl'), '{:,.2f}')}"[:80],
+             f"{'VENUE':<8} {'STATE':<8} {'RTT us':>7} {symbol + ' bid x ask':>35} {'ORDERS':>7}"]
+    by_venue = client.get("by_venue") or {}
     for v in status.get("venues") or []:
-        name = v.get("name", "?")
+        name = str(v.get("name", "?"))[:8]
         market = v.get("market") or {}
         lat = market.get("latency") or {}
         book = (market.get("books") or {}).get(symbol) or {}
-        mine = per.get(name, {})
-        top = (f"{_num(book.get('bid_qty'))} @ {book.get('bid', '-')} x {book.get('ask', '-')} @ "
-               f"{_num(book.get('ask_qty'))}") if book else "-"
         state = "up" if v.get("logged_on") else "DOWN"
         if lat.get("stale"):
-            state += "/stale"
-        share = f"{100 * mine.get('orders', 0) / sent:.0f}%" if sent else "-"
-        lines.append(f"{name:<8} {state:<8} {_num(lat.get('ewma_us')):>8} {_num(lat.get('p50_us')):>7}/"
-                     f"{_num(lat.get('p99_us')):<7}  "
-                     f"{top:<34} {_levels(book.get('levels')):>8} {share:>7} {mine.get('fills', 0):>6} "
-                     f"{mine.get('misses', 0):>6}")
-    gw = status.get("orders") or {}
-    risk = status.get("risk") or {}
-    filled = totals.get("filled", 0) + totals.get("partial_then_done", 0)
-    lines.append(f"gateway: orders {gw.get('total', '-')} (filled {gw.get('filled', '-')}, canceled "
-                 f"{gw.get('canceled', '-')}, rejected {gw.get('rejected', '-')})  risk {risk.get('state', '-')}  "
-                 f"PnL {_num(risk.get('total_pnl'), '{:,.2f}')}")
-    lines.append(f"client:  sent {sent}  open {totals.get('open', 0)}  fill rate "
-                 f"{(100 * filled / sent) if sent else 0:.0f}%  missed {totals.get('missed', 0)}  rejected "
-                 f"{totals.get('rejected', 0)}  slippage {_slippage(totals)} ticks  "
-                 f"signal->exec p50 {_num(_median(totals.get('lat_us', [])))} us")
+            state += "/st"
+        top = f"{fmt_px(book.get('bid'), tick)} x {fmt_px(book.get('ask'), tick)}"
+        lines.append(f"{name:<8} {state:<8} {_num(lat.get('ewma_us')):>7} {top:>35} {by_venue.get(name, 0):>7}")
+    win = trips.get("win_rate")
+    lines.append(f"trips {trips.get('round_trips', 0)}  win {'-' if win is None else f'{100 * win:.0f}%'}  "
+                 f"missed {trips.get('missed', 0)}  PnL/trip {_num(trips.get('pnl_per_round_trip'), '{:+,.2f}')}  "
+                 f"total {_num(trips.get('pnl_money_total'), '{:+,.2f}')}"[:80])
+    pos = " ".join(f"{k} {v:+g}" for k, v in sorted((client.get("positions") or {}).items()) if v) or "flat"
+    lines.append(f"orders {client.get('orders', 0)} (open {client.get('open_orders', 0)})  s2e p50 "
+                 f"{_num(trips.get('signal_to_exec_p50_us'))} us  stuck {trips.get('stuck', 0)}  pos {pos}"[:80])
     return "\n".join(lines)
 
 
-def summary_line(status: dict | None, client: dict, policy: str, elapsed: float) -> str:
-    """One line for non-terminal output."""
-    totals = client.get("totals", {})
-    rtts = " ".join(f"{v.get('name')}={_num(((v.get('market') or {}).get('latency') or {}).get('ewma_us'))}us"
-                    for v in (status or {}).get("venues") or [])
-    filled = totals.get("filled", 0) + totals.get("partial_then_done", 0)
-    return (f"[demo {policy} t={elapsed:.1f}s] sent {totals.get('sent', 0)} filled {filled} missed "
-            f"{totals.get('missed', 0)} rejected {totals.get('rejected', 0)} | probe RTT {rtts or '-'}")
+def summary_line(status: dict | None, client: dict, title: str, elapsed: float) -> str:
+    """One line for non-terminal output (at most 80 columns)."""
+    trips = client.get("trips") or {}
+    risk = (status or {}).get("risk") or {}
+    win = trips.get("win_rate")
+    return (f"[{title} t={elapsed:.0f}s] trips {trips.get('round_trips', 0)} win "
+            f"{'-' if win is None else f'{100 * win:.0f}%'} missed {trips.get('missed', 0)} "
+            f"PnL {_num(trips.get('pnl_money_total'), '{:+,.1f}')} risk {risk.get('state', '-')}")[:80]
 
 
 class LiveView(threading.Thread):
@@ -121,7 +106,8 @@ class LiveView(threading.Thread):
 
     def __init__(self, admin_url: str, client_stats: Callable[[], dict], policy: str, duration: float,
                  symbol: str, clock: Callable[[], float], interval: float = 0.5,
-                 out: TextIO | None = None, tty: bool | None = None, line_every_s: float = 3.0) -> None:
+                 out: TextIO | None = None, tty: bool | None = None, line_every_s: float = 3.0,
+                 ticks: dict[str, float] | None = None) -> None:
         super().__init__(name="demo-view", daemon=True)
         self.admin_url = admin_url.rstrip("/")
         self.client_stats = client_stats
@@ -136,6 +122,7 @@ class LiveView(threading.Thread):
         self.stopped = threading.Event()
         self._last_line = float("-inf")
         self.render_errors = 0
+        self.ticks = ticks or {}
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -153,7 +140,7 @@ class LiveView(threading.Thread):
             client = {}
         try:
             if self.tty:
-                self.out.write(CLEAR + render(status, client, self.policy, t, self.duration, self.symbol) + "\n")
+                self.out.write(CLEAR + render(status, client, self.policy, t, self.duration, self.symbol, self.ticks) + "\n")
                 self.out.flush()
             elif t - self._last_line >= self.line_every_s:
                 self._last_line = t

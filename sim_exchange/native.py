@@ -1,0 +1,432 @@
+"""One simulated venue on the native FIX engine and the process's one asyncio loop.
+
+FIX messages in (``VenueApplication.on_message``, on the loop thread), engine calls,
+FIX message bodies out (``fixtext``) through ``SessionHandle.send``. There is no lock:
+the matching engine, the flow and the market sources are only ever touched from the
+loop thread (``apply`` hands calls from other threads over with call_soon_threadsafe).
+
+Injected latency sits *around* the session (``DelayedEngine``): inbound bytes wait in a
+``DelayLine`` before the ``Session`` sees them and outbound bytes wait after the
+``Session`` produced them, so heartbeats, TestRequest answers, rejects and reports all
+see the venue's latency, as a network would add it. A venue with no latency configured
+(and ``always_proxy`` off) runs the plain engine: zero cost.
+
+Invariants:
+- every event of an engine step is published even if one report fails (each one is
+  caught, counted in ``stats["publish_errors"]`` and logged);
+- per counterparty, reports and market data leave in engine order;
+- ids and symbols are ``str`` decoded as latin-1: any byte goes through.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from gateway.common.clock import MONOTONIC, Clock
+from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
+from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
+from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
+from gateway.core.models.latency import ScheduledJitterLatency
+from gateway.fix import transport
+from gateway.fix.engine import BaseApplication
+from gateway.fix.settings import SessionSettings
+from sim_exchange import fixtext
+from sim_exchange.config import SimConfig, VenueConfig
+from sim_exchange.delayline import DelayLine, PreciseTimer
+from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
+
+log = logging.getLogger("sim.native")
+
+
+# ---------------------------------------------------------------- latency around the session
+
+class DelayedSession(transport.NativeSession):
+    """A ``NativeSession`` whose socket bytes pass through two delay lines (in, out)."""
+
+    line_in: DelayLine | None = None
+    line_out: DelayLine | None = None
+
+    def attach(self, conn: Any) -> None:
+        # Fresh lines per connection: bytes of a dead connection never reach a new one.
+        timer, model = self.engine.delay_timer, self.engine.delay_model
+        self.line_in = DelayLine(timer, model, super().receive)
+        self.line_out = DelayLine(timer, model, self._write)
+        super().attach(conn)
+
+    def detach(self, conn: Any, reason: str) -> None:
+        if self.conn is conn:
+            for line in (self.line_in, self.line_out):
+                if line is not None:
+                    line.close()
+        super().detach(conn, reason)
+
+    def receive(self, data: bytes) -> None:
+        if self.line_in is None:
+            super().receive(data)
+        else:
+            self.line_in.push(data)
+
+    def flush(self) -> None:
+        """Take what the session has to send now; the line writes it when due."""
+        conn = self.conn
+        if conn is None or conn.closing or self.line_out is None:
+            super().flush()
+            return
+        for _ in range(10_000):          # bounded: a resend streams in chunks
+            data = self.session.data_to_send()
+            if not data:
+                break
+            self.line_out.push(data)
+
+    def _write(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or conn.closing or conn.transport is None:
+            return
+        conn.transport.write(data)
+        self.counters["bytes_out"] += len(data)
+        if self.slog:
+            self.slog.wire(b"OUT", data)
+        limit = self.engine.limits.max_outbound_bytes
+        if conn.transport.get_write_buffer_size() > limit:
+            conn.close(f"outbound buffer over {limit} bytes: peer not reading", abort=True)
+
+    def close_after_sent(self, reason: str, quiet: bool) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        if self.line_out is None:
+            conn.close(reason, quiet=quiet)
+        else:
+            self.line_out.then(lambda: conn.close(reason, quiet=quiet))
+
+
+def _delayed_disconnect(ns: DelayedSession, event: Any) -> None:
+    """The session wants the socket closed: after the bytes it queued (Logout) have left."""
+    ns.flush()
+    routine = ns.engine._stopping or "logout" in event.reason.lower()
+    ns.close_after_sent(event.reason, routine)
+
+
+class NoResendStore:
+    """A session store that does not keep market data (W, X, Y): a ResendRequest then
+    gap-fills them, as quickfix's DoNotSend does, because a replayed book would be stale.
+    Everything else is the wrapped store's (sequence numbers included)."""
+
+    def __init__(self, store: Any, msg_types: tuple[str, ...] = ("W", "X", "Y")) -> None:
+        self._store = store
+        self._markers = tuple(f"\x0135={t}\x01".encode() for t in msg_types)
+
+    def save(self, seq: int, wire: bytes) -> None:
+        head = wire[:40]        # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
+        if any(m in head for m in self._markers):
+            # Not kept, but the number is spent: the store must still move past it.
+            if seq >= self._store.next_sender_seq:
+                self._store.set_next_sender(seq + 1)
+            return
+        self._store.save(seq, wire)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class VenueEngine(transport.NativeEngine):
+    """The venue's acceptor: market data is never resent; with ``delay_model`` every
+    session is a ``DelayedSession`` sharing that latency model and ``delay_timer``."""
+
+    def __init__(self, *args: Any, delay_model: Any = None, delay_timer: PreciseTimer | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_model = delay_model
+        self.delay_timer = delay_timer
+        if delay_model is not None:
+            self.handlers = {**transport.HANDLERS, "Disconnect": _delayed_disconnect}
+
+    def _make_session(self, settings: Any) -> transport.NativeSession:
+        # Mirrors NativeEngine._make_session with a filtered store (a hook is requested).
+        from gateway.fix.dictionary import Dictionary
+        from gateway.fix.session import Session
+        from gateway.fix.store import FileStore, MemoryStore
+        inner = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
+        store = NoResendStore(inner)
+        dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
+        session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
+        slog = transport.SessionLog(self.log_dir, settings.key) if self.log_dir is not None else None
+        cls = DelayedSession if self.delay_model is not None else transport.NativeSession
+        return cls(self, settings, session, store, slog)
+
+
+# ---------------------------------------------------------------- the venue
+
+class VenueApplication(BaseApplication):
+    def __init__(self, venue: "NativeVenue") -> None:
+        self.venue = venue
+
+    @property
+    def callback_errors(self) -> int:
+        return self.venue.fix.callback_errors if self.venue.fix is not None else 0
+
+    def on_logon(self, session: Any) -> None:
+        self.venue.sessions[session.target_comp_id] = session
+
+    def on_logout(self, session: Any, reason: str) -> None:  # noqa: ARG002
+        self.venue.sessions.pop(session.target_comp_id, None)
+        self.venue.subscriptions.pop(session.target_comp_id, None)
+
+    def on_message(self, session: Any, msg: Any) -> None:
+        handler = self.venue.handlers.get(msg.msg_type)
+        if handler is None:
+            # BusinessMessageReject 380=3 written here, in QuickFIX's field order (45, 58, 372,
+            # 380), which strict certification compares; the engine's own puts 58 last.
+            session.send("j", f"45={msg.seq_num}\x0158=Unsupported Message Type\x01"
+                              f"372={msg.msg_type}\x01380=3\x01")
+            return
+        handler(session, msg)
+
+
+class NativeVenue:
+    kind = "native"
+
+    def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
+        self.cfg = config
+        self.sim = sim
+        self.name = config.name
+        self.comp_id = config.comp_id
+        self.port = config.port
+        instruments = [Instrument(s.symbol, s.tick_size, s.ref_price) for s in sim.venue_symbols(config)]
+        self.engine = MatchingEngine(instruments, clock, venue=config.name, id_prefix=f"{int(time.time()):x}")
+        self.flow = FlowModel(self.engine, config.flow, config.seed, owner=f"{FLOW_OWNER_PREFIX}{config.name}")
+        self.latency = ScheduledJitterLatency.from_config(config.latency, seed=config.seed, clock=time.monotonic)
+        self.app = VenueApplication(self)
+        self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
+                         "V": self._on_md_request}
+        self.sessions: dict[str, Any] = {}                        # logged-on counterparty -> handle
+        self.subscriptions: dict[str, dict[str, Subscription]] = {}
+        self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
+                      "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0, "publish_errors": 0}
+        self.fix: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_book_change: Callable[[str, str], None] | None = None   # the market's hook
+
+    # ------------------------------------------------------------------ lifecycle (on the loop)
+    async def start(self, timer: PreciseTimer) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.flow.seed_book()
+        kwargs = dict(host="127.0.0.1", port=self.port, store_dir=self._store_dir(),
+                      log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None)
+        settings = self._settings()
+        if self.cfg.latency.needs_proxy:
+            self.fix = VenueEngine("acceptor", settings, self.app, delay_model=self.latency,
+                                   delay_timer=timer, **kwargs)
+        else:
+            self.fix = VenueEngine("acceptor", settings, self.app, **kwargs)
+        try:
+            await self.fix.start()
+        except OSError as exc:
+            raise RuntimeError(f"venue {self.name} cannot start on port {self.port}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        # The schedule counts from the moment the port listens (loading the dictionary and
+        # the stores takes a few hundred ms), as the quickfix proxy's does.
+        self.latency.start()
+
+    async def stop(self) -> None:
+        if self.fix is not None:
+            await self.fix.stop()
+            self.fix = None
+
+    def _store_dir(self) -> Path:
+        path = Path(self.sim.store_dir) / self.name / "native"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _settings(self) -> list[SessionSettings]:
+        out = []
+        for cp in self.cfg.counterparties:
+            out.append(SessionSettings(
+                sender_comp_id=self.comp_id, target_comp_id=cp.comp_id, role="acceptor",
+                reset_on_logon=cp.reset_on_logon, reset_on_logout=cp.reset_on_logon,
+                reset_on_disconnect=cp.reset_on_logon,
+                validate_user_defined_fields=cp.validate_user_defined_fields,
+                check_latency=cp.check_latency, max_latency_s=cp.max_latency_s))
+        return out
+
+    # ------------------------------------------------------------------ API shared with the quickfix Venue
+    def set_latency(self, base_us: float, jitter_us: float | None = None) -> None:
+        """Change the injected one-way delay live (needs latency configured or always_proxy)."""
+        if not self.cfg.latency.needs_proxy and self.fix is not None:
+            raise RuntimeError(f"venue {self.name} runs without a delay line (set latency.always_proxy)")
+        self.latency.set(base_us, jitter_us)
+
+    def snapshot_stats(self) -> dict:
+        return self.call(self._stats)
+
+    def _stats(self) -> dict:
+        out = dict(self.stats)
+        out.update(orders_in=self.engine.orders_in, trades=self.engine.trades, sessions=sorted(self.sessions),
+                   flow=dict(self.flow.actions), latency_us=self.latency.current(),
+                   callback_errors=self.fix.callback_errors if self.fix else 0)
+        return out
+
+    def call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run ``fn()`` on the loop thread (from any thread) and return its result."""
+        loop = self.loop
+        if loop is None or not loop.is_running() or _on_loop_thread(loop):
+            return fn()
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return fut.result(timeout)
+
+    def apply(self, step: Callable[[], list]) -> list:
+        """Run ``step()`` (engine calls returning events) on the loop and publish the events."""
+        def run() -> list:
+            events = step()
+            self._publish(events)
+            return events
+        return self.call(run)
+
+    def apply_call(self, fn: Callable[[MatchingEngine], list]) -> list:
+        """The market driver's path (already on the loop): one EngineCall."""
+        events = fn(self.engine)
+        self._publish(events)
+        return events
+
+    # ------------------------------------------------------------------ publishing
+    def _publish(self, events: list) -> None:
+        touched: list[str] = []
+        trades: dict[str, list[TradePrint]] = {}
+        for ev in events:
+            try:
+                self._publish_one(ev, touched, trades)
+            except Exception:  # noqa: BLE001 - one bad report must not drop the rest of the step
+                self.stats["publish_errors"] += 1
+                log.exception("%s: cannot publish %r", self.name, ev)
+        if touched:
+            self._publish_md(touched, trades)
+            if self.on_book_change is not None:
+                for symbol in touched:
+                    self.on_book_change(self.name, symbol)
+
+    def _publish_one(self, ev: Any, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
+        if isinstance(ev, ExecReport):
+            if not ev.owner.startswith(FLOW_OWNER_PREFIX):
+                self.stats["exec_reports"] += 1
+                self._send("8", fixtext.execution_report(ev, self.name), ev.owner)
+        elif isinstance(ev, (BookTouched, TradePrint)):
+            if isinstance(ev, TradePrint):
+                trades.setdefault(ev.symbol, []).append(ev)
+            if ev.symbol not in touched:
+                touched.append(ev.symbol)
+        elif isinstance(ev, CancelReject):
+            self._send("9", fixtext.cancel_reject(ev), ev.owner)
+
+    def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
+        """One X per subscription per engine step, with every level change and trade."""
+        for cp, subs in list(self.subscriptions.items()):
+            for sub in list(subs.values()):
+                try:
+                    entries: list[MDEntry] = []
+                    for symbol in touched:
+                        if symbol not in sub.symbols:
+                            continue
+                        for t in trades.get(symbol, ()):
+                            entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
+                        entries += sub.update(self.engine, symbol)
+                    if entries:
+                        self.stats["md_messages"] += 1
+                        self._send("X", fixtext.incremental(sub.req_id, entries), cp)
+                except Exception:  # noqa: BLE001
+                    self.stats["publish_errors"] += 1
+                    log.exception("%s: cannot publish market data to %s", self.name, cp)
+
+    def _send(self, msg_type: str, body: str, counterparty: str) -> None:
+        handle = self.fix.sessions.get(self._key(counterparty)) if self.fix else None
+        if handle is not None and handle.send(msg_type, body):
+            return
+        if handle is not None and msg_type in ("8", "9") and _store_while_away(handle, msg_type, body):
+            self.stats["stored_for_resend"] = self.stats.get("stored_for_resend", 0) + 1
+            return
+        self.stats["send_failures"] += 1
+
+    def _key(self, counterparty: str) -> str:
+        return f"FIX.4.4:{self.comp_id}->{counterparty}"
+
+    # ------------------------------------------------------------------ FIX handlers
+    def _on_new_order(self, session: Any, msg: Any) -> None:
+        owner = session.target_comp_id
+        cl_ord_id = msg[11]
+        ord_type = msg[40]
+        price_text = msg.get(44)
+        price = float(price_text) if price_text is not None and ord_type == LIMIT else None
+        if msg.poss_dup and self.engine.knows(owner, cl_ord_id):
+            self.stats["possdup_ignored"] += 1          # a resent order we have: never a second one
+            return
+        self.stats["orders"] += 1
+        self._publish(self.engine.new_order(owner, cl_ord_id, msg[55], msg[54], float(msg[38]), ord_type,
+                                            price, msg.get(59) or "0"))
+
+    def _on_cancel(self, session: Any, msg: Any) -> None:
+        self.stats["cancels"] += 1
+        self._publish(self.engine.cancel(session.target_comp_id, msg[11], msg[41]))
+
+    def _on_replace(self, session: Any, msg: Any) -> None:
+        price_text = msg.get(44)
+        self.stats["replaces"] += 1
+        self._publish(self.engine.replace(session.target_comp_id, msg[11], msg[41], float(msg[38]),
+                                          float(price_text) if price_text is not None else None))
+
+    def _on_md_request(self, session: Any, msg: Any) -> None:
+        cp = session.target_comp_id
+        req_id, sub_type = msg[262], msg[263]
+        depth = int(msg.get(264) or 0)
+        if sub_type == "2":
+            self.subscriptions.get(cp, {}).pop(req_id, None)
+            return
+        symbols = [g[55] for g in msg.groups(146, 55) if 55 in g]
+        unknown = [s for s in symbols if s not in self.engine.instruments]
+        if unknown or not symbols:
+            self.stats["md_rejects"] += 1
+            text = f"unknown symbol {', '.join(unknown)}" if unknown else "no symbol requested"
+            self._send("Y", fixtext.md_reject(req_id, text), cp)
+            return
+        sub = Subscription(req_id, symbols, max(depth, 0))
+        for symbol in symbols:
+            self.stats["md_messages"] += 1
+            self._send("W", fixtext.snapshot(req_id, symbol, sub.snapshot(self.engine, symbol)), cp)
+        if sub_type == "1":
+            self.subscriptions.setdefault(cp, {})[req_id] = sub
+
+
+def _store_while_away(handle: Any, msg_type: str, body: str) -> bool:
+    """A report for a counterparty that is away (no connection): stamp it with the next
+    sequence number and put it in the session's store, as quickfix does. Its next Logon
+    then carries a higher MsgSeqNum, the peer asks for a resend, and the report arrives
+    as a PossDup resend. Only with no connection: a live Session owns its numbering.
+    (Works on the store's public interface; the engine should offer this itself.)"""
+    if getattr(handle, "conn", None) is not None or handle.settings.reset_on_logon:
+        return False
+    from gateway.fix.codec import encode, utc_timestamp
+    store = handle.store
+    seq = store.next_sender_seq
+    s = handle.settings
+    header = (f"34={seq}\x0149={s.sender_comp_id}\x0152={utc_timestamp(time.time(), s.timestamp_precision)}"
+              f"\x0156={s.target_comp_id}\x01")
+    store.save(seq, encode(s.begin_string, msg_type, header, body))
+    return True
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
