@@ -18,6 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reset": ("gateway.apps.server.admin", "reset a tripped kill switch (a person decides)"),
     "certify": ("gateway.apps.certify.cli", "run FIX session certification scenarios against a counterparty"),
     "demo": ("gateway.apps.demo.cli", "simulator + gateway + scalping OMS client, live view and report"),
+    "trade": ("gateway.apps.trade.cli", "run a scalping tactic live over FIX (its simulator scenario + a gateway by default)"),
+    "backtest": ("gateway.apps.backtest.cli", "replay recorded market data through a strategy, the router and risk"),
+    "record": ("gateway.apps.backtest.record", "record venues' market data and latency probes to Parquet"),
     "bench": ("gateway.apps.bench", "run a benchmark script (gateway, profile, router, risk, sim)"),
 }
 
