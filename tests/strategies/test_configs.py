@@ -11,7 +11,8 @@ from gateway.core.strategies.scalper import ScalperConfig
 
 def test_demo_scalper_config_loads():
     cfg = load_config(REPO_ROOT / "configs/demo/scalper.toml", ScalperConfig)
-    assert cfg.exits.target_ticks == 1 and cfg.signal == "imbalance"
+    # the demo trades the simulator's lead venue (configs/demo/sim.toml): its moves leave stale quotes
+    assert cfg.exits.target_ticks == 1 and cfg.signal == "lead_move" and cfg.lead_venue == "BRAVO"
 
 
 @pytest.mark.parametrize("name", sorted(TACTICS))
