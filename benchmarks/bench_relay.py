@@ -35,10 +35,14 @@ REPORT = ("37=O{id}\x0111={id}\x0117=E{id}\x01150=F\x0139=2\x0155=EURUSD\x0154=1
           "151=0\x0114=100\x016=1.1\x0131=1.1\x0132=100\x01")
 
 
+VALIDATE = os.environ.get("BENCH_RELAY_VALIDATE", "1") == "1"   # the child inherits it
+
+
 def sessions(sender: str, target: str, role: str) -> list[SessionSettings]:
-    # Same work on both engines: memory stores, dictionary validation on, resets on logon.
+    # Same work on both engines: memory stores, dictionary validation (unless --no-validate),
+    # resets on logon.
     return [SessionSettings(sender_comp_id=sender, target_comp_id=target, role=role, heartbeat_s=30,
-                            reset_on_logon=True, check_latency=False)]
+                            reset_on_logon=True, check_latency=False, validate=VALIDATE)]
 
 
 # ---------------------------------------------------------------- the relay (child process)
@@ -71,8 +75,9 @@ async def run_relay(kind: str, listen: int, venue_port: int) -> None:
                              host="127.0.0.1", port=listen)
     downstream = create_engine(kind, "initiator", sessions("RELAY", "VENUE", "initiator"), app,
                                hosts=[("127.0.0.1", venue_port)])
-    await upstream.start()
     await downstream.start()
+    await downstream.wait_logged_on(timeout=15)   # orders must find the venue session up
+    await upstream.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     import signal
@@ -100,6 +105,9 @@ class Client(BaseApplication):
         self.done_at = 0
 
     def on_message(self, session, msg) -> None:
+        if msg.msg_type != "8":
+            print(f"client got 35={msg.msg_type}: {msg.get(58)}", file=sys.stderr)
+            return
         t0 = self.sent.pop(msg[11], None)
         if t0 is not None:
             self.rtts.append(time.perf_counter() - t0)
@@ -171,7 +179,7 @@ async def bench(args) -> None:
     venue = create_engine("native", "acceptor", venue_sessions, Venue(), host="127.0.0.1", port=0)
     await venue.start()
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
-    print(f"loop: {loop_name}; {args.orders} sequential orders, {args.pipelined} pipelined (window {args.window})")
+    print(f"loop: {loop_name}; validation {'on' if VALIDATE else 'off'}; {args.orders} sequential orders, {args.pipelined} pipelined (window {args.window})")
     try:
         direct, direct_rate = await measure(venue.port, "DIRECT", "VENUE", args.orders, args.pipelined, args.window)
         base = pct(direct, 50)
@@ -213,10 +221,16 @@ def main() -> None:
     parser.add_argument("--pipelined", type=int, default=20000)
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--kinds", default="native,quickfix")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="dictionary validation off on every session (shows the engine without it)")
     parser.add_argument("--relay", help=argparse.SUPPRESS)
     parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--venue", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.no_validate:
+        global VALIDATE
+        VALIDATE = False
+        os.environ["BENCH_RELAY_VALIDATE"] = "0"
     loop = new_event_loop()
     try:
         if args.relay:

@@ -441,9 +441,42 @@ def _tls_settings(tls: object, role: str) -> dict[str, object]:
     return out
 
 
+_ssl_probe: bool | None = None
+
+
 def has_ssl() -> bool:
-    """Whether this quickfix build was compiled with SSL support."""
-    return hasattr(fix, "SSLSocketAcceptor") and hasattr(fix, "SSLSocketInitiator")
+    """Whether this quickfix build was compiled with SSL (HAVE_SSL). The SSL classes exist
+    in every binding; only constructing one tells (nothing is bound or started)."""
+    global _ssl_probe
+    if _ssl_probe is None:
+        _ssl_probe = _probe_ssl()
+    return _ssl_probe
+
+
+def _probe_ssl() -> bool:
+    if not hasattr(fix, "SSLSocketAcceptor"):
+        return False
+
+    class _Null(fix.Application):
+        def onCreate(self, s): pass
+        def onLogon(self, s): pass
+        def onLogout(self, s): pass
+        def toAdmin(self, m, s): pass
+        def fromAdmin(self, m, s): pass
+        def toApp(self, m, s): pass
+        def fromApp(self, m, s): pass
+
+    settings = fix.SessionSettings()
+    settings.setFromString("[DEFAULT]\nConnectionType=acceptor\nStartTime=00:00:00\nEndTime=00:00:00\n"
+                           "SocketAcceptPort=1\nUseDataDictionary=N\n[SESSION]\nBeginString=FIX.4.4\n"
+                           "SenderCompID=PROBE\nTargetCompID=PROBE2\n")
+    try:
+        fix.SSLSocketAcceptor(_Null(), fix.MemoryStoreFactory(), settings)
+    except fix.ConfigError as exc:
+        return "HAVE_SSL" not in str(exc)
+    except Exception:  # noqa: BLE001 - any other refusal: treat as no SSL
+        return False
+    return True
 
 
 class QuickfixSessionHandle(SessionHandle):
@@ -559,8 +592,16 @@ class _Bridge(fix.Application):
 
 
 class QuickfixEngine:
-    """The Engine interface over the quickfix binding (one non-threaded acceptor or initiator:
-    one quickfix thread for every session). Use ``engine.create_engine("quickfix", ...)``."""
+    """The Engine interface over the quickfix binding. Use ``engine.create_engine("quickfix", ...)``.
+
+    Initiator: one SocketInitiator (one quickfix thread for every session). Acceptor: a
+    ThreadedSocketAcceptor (a thread per connection), because the plain SocketAcceptor's
+    stop() closes its socket server from the calling thread while its own thread still
+    uses it: a segfault, seen in our tests whenever a peer had just disconnected. The
+    price (DESIGN.md): the threaded acceptor can abort the process on a crafted pre-logon
+    message, so a quickfix acceptor is for trusted peers; the native engine is not exposed
+    to either problem.
+    """
 
     kind = "quickfix"
 
@@ -582,6 +623,7 @@ class QuickfixEngine:
         self._reconnect_s = reconnect_s
         self.sessions: dict[str, QuickfixSessionHandle] = {}
         self._engine = None
+        self._keep_alive: tuple = ()
         self._bridge: _Bridge | None = None
         base = type(app).check_logon if hasattr(type(app), "check_logon") else None
         from gateway.fix.engine import BaseApplication
@@ -615,9 +657,13 @@ class QuickfixEngine:
         if self.log_dir is not None:
             args.append(fix.FileLogFactory(qf_settings))
         if self.role == "acceptor":
-            cls = fix.SSLSocketAcceptor if self.tls else fix.SocketAcceptor
+            cls = fix.ThreadedSSLSocketAcceptor if self.tls else fix.ThreadedSocketAcceptor
         else:
             cls = fix.SSLSocketInitiator if self.tls else fix.SocketInitiator
+        # quickfix's C++ keeps *references* to the application, store factory, settings and
+        # log factory: they must outlive the acceptor/initiator, or its thread reads freed
+        # memory (a segfault some time later, when the GC has run).
+        self._keep_alive = tuple(args)
         self._engine = cls(*args)
         self._engine.start()
         log.info("quickfix %s started (%d sessions%s)", self.role, len(self.sessions),
@@ -626,10 +672,33 @@ class QuickfixEngine:
     async def stop(self) -> None:
         if self._engine is None:
             return
-        engine, self._engine = self._engine, None
+        engine = self._engine
+        await self._quiesce()
         # quickfix's stop() logs out and joins its thread: off the loop, so the callbacks it
         # triggers (onLogout) can still reach the loop meanwhile.
         await self.loop.run_in_executor(None, engine.stop)
+        # Only now, with quickfix's thread joined, may its objects go (see start()).
+        self._engine = None
+        self._keep_alive = ()
+
+    async def _quiesce(self, timeout: float = 3.0) -> None:
+        """Log out and let quickfix's thread finish with the sockets before stop().
+
+        quickfix 1.16's SocketAcceptor::stop() closes the socket server from the calling
+        thread while quickfix's own thread may still be handling a disconnect on the same
+        socket map: a use-after-free (segfault seen in tests when a peer had just left).
+        Stopping only once every session is logged out and the thread has been idle a
+        moment narrows that window (the acceptor is now threaded, which avoids it; the
+        logout first still makes the peers see a clean Logout).
+        """
+        import asyncio
+        for handle in self.sessions.values():
+            if handle.logged_on:
+                handle.logout("shutting down")
+        deadline = self.loop.time() + timeout
+        while any(h.logged_on for h in self.sessions.values()) and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
 
     async def wait_logged_on(self, key: str | None = None, timeout: float = 5.0):
         import asyncio

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gateway.common.clock import MONOTONIC, Clock
-from gateway.fix.engine import (Address, ErrorCounter, SessionHandle, body_text, call_app,
+from gateway.fix.engine import (ErrorCounter, SessionHandle, body_text, call_app,
                                 dispatch_app_message, normalize_hosts)
 
 log = logging.getLogger("gateway.fix.transport")
@@ -365,15 +365,24 @@ class NativeSession(SessionHandle):
         if not self._sendable():
             return False
         self.session.send(msg_type, body_text(body))
-        self.flush()
+        self._flush_soon()
         return True
 
     def send_test_request(self, test_req_id: str) -> bool:
         if not self._sendable():
             return False
         self.session.send_test_request(test_req_id)
-        self.flush()
+        self._flush_soon()
         return True
+
+    def _flush_soon(self) -> None:
+        """Inside a pump (an application callback): write when the pump ends, so a burst of
+        sends from one received chunk is one write; otherwise write now."""
+        engine = self.engine
+        if engine.pump_depth:
+            engine.dirty.add(self)
+        else:
+            self.flush()
 
     def logout(self, text: str = "") -> None:
         if self.conn is not None:
@@ -435,12 +444,17 @@ class NativeSession(SessionHandle):
             self.flush()
             return
         self._pumping = True
+        engine = self.engine
+        engine.pump_depth += 1
         try:
             self._pump_events()
         finally:
             self._pumping = False
+            engine.pump_depth -= 1
         self.flush()
         self._schedule_timer()
+        if not engine.pump_depth and engine.dirty:
+            engine.flush_dirty()
 
     def _pump_events(self) -> None:
         need_data = self.engine.NEED_DATA
@@ -639,6 +653,14 @@ class NativeEngine:
         self._hosts = (normalize_hosts(hosts, [s.key for s in self._settings])
                        if role == "initiator" else {})
         self.refused = {"pre_logon_limit": 0, "junk": 0, "unknown_comp_id": 0, "duplicate": 0}
+        self.pump_depth = 0                     # > 0 while a session's events are dispatched
+        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+
+    def flush_dirty(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for ns in dirty:
+            ns.flush()
+            ns._schedule_timer()
 
     @property
     def callback_errors(self) -> int:

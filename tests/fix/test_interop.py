@@ -181,7 +181,7 @@ def test_logon_refused_by_the_application_on_quickfix():
 
 def test_tls_native_initiator_with_quickfix_acceptor(tmp_path):
     if not has_ssl():
-        pytest.skip("this quickfix build has no SSL support (no SSLSocketAcceptor); "
+        pytest.skip("this quickfix build has no SSL support (built without HAVE_SSL); "
                     "TLS is covered native <-> native in test_transport.py")
     cert, key = make_cert(tmp_path)
 
