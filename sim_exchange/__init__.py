@@ -1,13 +1,15 @@
 """The simulated FIX 4.4 exchange: one or more venues in one process.
 
-- ``engine``: price-time matching engine (sans-IO, injected clock) and ``events`` it emits,
-- ``flow``: seeded background order flow (model + the thread that drives it),
-- ``marketdata``: subscriptions, snapshots and per-step incremental diffs,
-- ``proxy``: latency model and the per-venue TCP delay proxy,
-- ``fixmsgs`` / ``venue``: the quickfix edge (acceptor, handlers, message builders),
+- ``native`` / ``fixtext``: a venue on our FIX engine (``engine = "native"``, the default);
+  every native venue of a process runs on ONE asyncio loop,
+- ``delayline``: injected latency on that loop (timerfd timer, one line per direction),
+- ``market``: flow sources, fair-value price formation across venues, fast competitors,
+- ``flow``: seeded background order flow (model; a thread drives it for quickfix venues),
+- ``venue`` / ``fixmsgs`` / ``proxy``: the quickfix backend (acceptor, messages, TCP delay proxy),
 - ``exchange``: ``SimExchange``, the programmatic API; ``cli``: ``fixgw sim``;
 - ``config``: ``SimConfig`` (format documented in configs/sim.toml).
 
-Modules are imported explicitly (``from sim_exchange.exchange import SimExchange``) so that
-engine-only users do not load quickfix.
+The matching engine, its events and market-data subscriptions are in ``gateway.core.matching``;
+the latency models in ``gateway.core.models.latency``. Modules are imported explicitly
+(``from sim_exchange.exchange import SimExchange``) so that native-only users never load quickfix.
 """

@@ -109,3 +109,37 @@ def test_config_rules_name_the_field():
     base["symbols"][0]["ref_price"] = 1.005
     with pytest.raises(ConfigError, match="symbols.0"):
         validate_config(base, SimConfig)
+
+
+MARKET = """
+[market]
+enabled = true
+move_rate_per_s = 20
+[[market.competitors]]
+name = "HFT"
+reaction_us = 300
+"""
+
+
+def test_market_spans_the_process_and_one_venue_runs_without_competitors(tmp_path):
+    a, b = procs.free_ports(2)
+    path = write_config(tmp_path, a, b)
+    path.write_text(path.read_text().replace("[[symbols]]", MARKET + "\n[[symbols]]", 1))
+    out = subprocess.run([sys.executable, "-m", "sim_exchange", "--config", str(path), "--duration", "1.5",
+                          "--stats"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "market: fair value moves 20/s per symbol, lead ALPHA,BRAVO; 1 competitor(s) across ALPHA, BRAVO" \
+        in out.stdout
+    assert '"fair_moves"' in out.stdout
+    out = subprocess.run([sys.executable, "-m", "sim_exchange", "--config", str(path), "--venue", "BRAVO",
+                          "--duration", "0.2"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "no cross-venue competitors (one venue in this process)" in out.stdout
+
+
+def test_demo_config_has_the_market_on_and_a_switch_to_turn_it_off():
+    cfg = SimConfig.load(ROOT / "configs" / "demo" / "sim.toml")
+    assert cfg.market.enabled and cfg.market.competitors_enabled and len(cfg.market.competitors) >= 1
+    assert [v.name for v in cfg.venues if v.market.lag_us == 0] == ["BRAVO"]       # one lead venue
+    off = SimConfig.model_validate({**cfg.model_dump(), "market": {**cfg.market.model_dump(), "enabled": False}})
+    assert not off.market.enabled

@@ -299,3 +299,19 @@ def test_one_failing_report_does_not_drop_the_rest_of_the_step(exchange_factory,
         got = reports(c, "BOOM1")                  # the ack failed; the fill still arrives
     assert [m.get(150) for m in got] == [b"F"]
     assert ex.venue("ALPHA").stats["publish_errors"] == 1
+
+
+def test_validation_switches_per_counterparty(exchange_factory, ports):
+    """Issue 17: validate_user_defined_fields per counterparty (native SessionSettings /
+    quickfix ValidateUserDefinedFields). CLIENT validates them (default), LAX does not."""
+    venue = quiet_venue("ALPHA", ports[0])
+    venue["counterparties"] = [{"comp_id": "CLIENT"},
+                               {"comp_id": "LAX", "validate_user_defined_fields": False,
+                                "check_latency": False, "max_latency_s": 5}]
+    exchange_factory([venue])
+    with client(ports[0], "ALPHA") as strict:
+        send_order(strict, "T5", "1", 10, "99.00", extra=[(5999, "x")])
+        assert strict.recv_type("3").get(371) == b"5999"
+    with client(ports[0], "ALPHA", sender="LAX") as lax:
+        cl = send_order(lax, "T5", "1", 10, "99.00", extra=[(5999, "x")])
+        assert reports(lax, cl, n=1)[0].get(39) == b"0"
