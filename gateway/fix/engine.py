@@ -175,13 +175,11 @@ def body_text(body: str | Sequence[tuple[int, Any]]) -> str:
 
 def reject_body(ref_seq: int | None, ref_msg_type: str, reason: str, text: str) -> str:
     """The body of a BusinessMessageReject answering one message."""
-    parts = []
-    if ref_seq is not None:
-        parts.append(f"45={ref_seq}\x01")
-    parts.append(f"372={ref_msg_type or '?'}\x01380={reason}\x01")
+    # Ascending tag order, as QuickFIX writes a body: strict certification compares order.
     # 58 is a plain String: no SOH inside, and keep it short.
-    parts.append("58=" + text.replace("\x01", " ")[:200] + "\x01")
-    return "".join(parts)
+    ref = f"45={ref_seq}\x01" if ref_seq is not None else ""
+    return (f"{ref}58=" + text.replace("\x01", " ")[:200]
+            + f"\x01372={ref_msg_type or '?'}\x01380={reason}\x01")
 
 
 def normalize_hosts(hosts: Sequence[Address] | Mapping[str, Sequence[Address]] | None,
