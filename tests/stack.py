@@ -98,8 +98,10 @@ class Stack:
                              f"{json.dumps(st)[:2000]}")
 
     def post(self, path: str, body: dict) -> dict:
+        token = (self.tmp / "gw-store" / "admin.token").read_text().strip()   # made by the gateway at start
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=json.dumps(body).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
 

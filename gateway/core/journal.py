@@ -1,167 +1,377 @@
-"""The order journal: every order event, appended before anything is sent, replayed on start.
+"""The order journal: every order event, written before it is applied or sent, replayed on start.
 
 quickfix's FileStores keep the sequence numbers and the messages; this journal keeps what
 only the gateway knows: which venue order belongs to which OMS order, and what happened
-to it. Each line is one JSON array written with a single ``os.write`` on an O_APPEND file
+to it. Each line is one JSON object written with a single ``os.write`` on an O_APPEND file
 descriptor: the kernel has it as soon as the call returns, so a SIGKILL loses nothing
 already written (a power cut may; there is no fsync per order, by choice, for latency).
 
-Replay drives the same ``OrderManager`` methods as the live path, with the ids and
-timestamps recorded, and discards their output: the state after a restart is the state
-before the crash, and no venue order is sent again. A torn last line is ignored.
+Record format (one line): ``{"kind": "accepted", "n": 12, "utc": "2026-12-01T14:56:54.123456Z",
+"mono": 8812.5, <the record's fields by name>}``. Each kind is a frozen dataclass below:
+its fields, defined once there, are the JSON keys, and replay rebuilds it by field name
+(``Accepted(**fields)``), never by position. Nested values (``OrderIntent``,
+``ChildOrder``, ``VenueExecutionReport``) are JSON objects keyed by their own field names.
+JSON is written with ``ensure_ascii``: any str a FIX field may carry (bytes decoded as
+latin-1, lone surrogates from surrogateescape) round-trips as ``\\uXXXX`` escapes.
+
+Invariants:
+- replay is TOTAL: any file the gateway wrote replays. A line that does not parse (a torn
+  last line), an unknown kind, or a record the order manager cannot apply is counted,
+  logged with its line number, and skipped; replay never raises for the file's content;
+- replay drives the same ``OrderManager`` methods as the live path with the recorded ids
+  and timestamps and keeps their outputs only to hand back what the LAST record asked to
+  tell the OMS (the hub writes a record before it sends; one that is followed by another
+  was sent, see ``ReplayResult.undelivered``);
+- the pre-issue-13 format (JSON arrays with one-letter kinds) still replays (``_LEGACY``).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from gateway.core.model import ChildOrder, OrderIntent
-from gateway.core.orders import OrderManager, VenueExec
+from gateway.core.orders import OrderManager, RejectOmsCancel, ReportToOms, VenueExecutionReport
 
 log = logging.getLogger("gateway.core.journal")
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
-def intent_record(i: OrderIntent) -> list:
-    return [i.oms_session, i.cl_ord_id, i.symbol, i.side, i.qty, i.ord_type, i.price, i.tif, i.ex_destination]
+# ------------------------------------------------------------ the record kinds
+
+@dataclass(frozen=True, kw_only=True)
+class Accepted:
+    intent: OrderIntent
+    order_id: str
+    children: list[ChildOrder]
+    venue_ids: list[str]
+    policy: str = ""
+    reason: str = ""
+    at: float = 0.0
 
 
-def intent_from(rec: list) -> OrderIntent:
-    return OrderIntent(*rec)
+@dataclass(frozen=True, kw_only=True)
+class Rejected:
+    intent: OrderIntent
+    order_id: str
+    text: str
+    reason: int
+    at: float = 0.0
 
 
-def child_record(c: ChildOrder) -> list:
-    return [c.venue, c.qty, c.price, c.ord_type, c.tif]
+@dataclass(frozen=True, kw_only=True)
+class VenueReport:
+    report: VenueExecutionReport
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancel:
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    venue_ids: list[str]
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelAll:
+    text: str
+    venue_ids: list[str]
+    session: str | None = None        # None: every open order (the kill switch)
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replace:
+    session: str
+    new: OrderIntent
+    orig_cl_ord_id: str
+    venue_id: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retry:
+    order_id: str
+    spec: ChildOrder
+    venue_id: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemainderDone:
+    order_id: str
+    text: str | None = None
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelRejected:
+    venue_cl_ord_id: str
+    text: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendFailed:
+    venue_cl_ord_id: str
+    text: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RiskState:
+    """A kill-switch trip or reset (or one session's suspension): a restart must not quietly resume."""
+    state: str
+    reason: str
+    by: str
+    session: str | None = None
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stopped:
+    """A clean stop: everything before it was sent."""
+    at: float = 0.0
+
+
+KINDS: dict[str, type] = {
+    "accepted": Accepted, "rejected": Rejected, "venue_report": VenueReport, "cancel": Cancel,
+    "cancel_all": CancelAll, "replace": Replace, "retry": Retry, "remainder_done": RemainderDone,
+    "cancel_reject": CancelRejected, "send_failed": SendFailed, "risk_state": RiskState, "stopped": Stopped,
+}
+KIND_OF = {cls: kind for kind, cls in KINDS.items()}
+# nested values, by field name: rebuilt by their own field names
+_NESTED: dict[str, type] = {"intent": OrderIntent, "new": OrderIntent, "spec": ChildOrder,
+                            "report": VenueExecutionReport}
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _build(cls: type, obj: dict) -> Any:
+    """``cls(**obj)`` by field name; unknown keys are ignored, missing ones take their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+def decode(obj: dict) -> Any:
+    """A parsed journal line -> its record dataclass. Raises (KeyError, TypeError, ...) if it is not one."""
+    cls = KINDS[obj["kind"]]
+    fields = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in obj:
+            continue
+        v = obj[f.name]
+        if f.name in _NESTED:
+            v = _build(_NESTED[f.name], v)
+        elif f.name == "children":
+            v = [_build(ChildOrder, c) for c in v]
+        fields[f.name] = v
+    return cls(**fields)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Journal:
-    def __init__(self, path: str | Path) -> None:
+    """Append-only writer. ``write`` raises ``OSError`` if the record did not reach the kernel."""
+
+    def __init__(self, path: str | Path, wall: Callable[[], str] = utc_now,
+                 mono: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._wall, self._mono = wall, mono
+        self.next_n = _count_lines(self.path) + 1
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if not _ends_with_newline(self.path):
+            os.write(self._fd, b"\n")      # a torn last line must not swallow the next record
         self.records_written = 0
 
-    def write(self, record: list) -> None:
+    def write(self, record: Any) -> int:
+        """Append one record; returns its number ``n``."""
         if self._fd is None:
-            return
-        os.write(self._fd, (_dumps(record) + "\n").encode())
+            raise OSError("journal is closed")
+        n = self.next_n
+        line = {"kind": KIND_OF[type(record)], "n": n, "utc": self._wall(), "mono": self._mono()}
+        for f in dataclasses.fields(record):
+            line[f.name] = _encode(getattr(record, f.name))
+        os.write(self._fd, (_dumps(line) + "\n").encode("ascii"))
+        self.next_n += 1
         self.records_written += 1
+        return n
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
-    # ------------------------------------------------------------ the record kinds
 
-    def accepted(self, intent: OrderIntent, order_id: str, children: list[ChildOrder], ids: list[str],
-                 policy: str, reason: str, now: float) -> None:
-        self.write(["A", intent_record(intent), order_id, [child_record(c) for c in children], ids,
-                    policy, reason, now])
-
-    def rejected(self, intent: OrderIntent, order_id: str, text: str, reason: int, now: float) -> None:
-        self.write(["J", intent_record(intent), order_id, text, reason, now])
-
-    def venue_exec(self, ev: VenueExec, now: float) -> None:
-        self.write(["X", ev.venue, ev.cl_ord_id, ev.orig_cl_ord_id, ev.exec_id, ev.exec_type, ev.ord_status,
-                    ev.cum_qty, ev.leaves_qty, ev.avg_px, ev.last_qty, ev.last_px, ev.venue_order_id,
-                    ev.text, now])
-
-    def cancel(self, session: str, cl_ord_id: str, orig: str, ids: list[str]) -> None:
-        self.write(["C", session, cl_ord_id, orig, ids])
-
-    def cancel_all(self, text: str, ids: list[str]) -> None:
-        self.write(["K", text, ids])
-
-    def replace(self, session: str, new: OrderIntent, orig: str, venue_id: str) -> None:
-        self.write(["R", session, intent_record(new), orig, venue_id])
-
-    def retry(self, order_id: str, spec: ChildOrder, venue_id: str, now: float) -> None:
-        self.write(["Y", order_id, child_record(spec), venue_id, now])
-
-    def cancel_reject(self, venue_cl_ord_id: str, text: str) -> None:
-        self.write(["Z", venue_cl_ord_id, text])
-
-    def send_failed(self, venue_cl_ord_id: str, text: str) -> None:
-        self.write(["F", venue_cl_ord_id, text])
-
-    def risk_state(self, state: str, reason: str, by: str) -> None:
-        """A kill-switch trip or reset: a restart must not quietly resume trading."""
-        self.write(["S", state, reason, by])
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
-def read_records(path: str | Path) -> Iterator[list]:
+def _ends_with_newline(path: Path) -> bool:
+    size = path.stat().st_size
+    if size == 0:
+        return True
+    with path.open("rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
+
+
+# ------------------------------------------------------------ replay
+
+@dataclass
+class ReplayResult:
+    applied: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)   # (line number, why)
+    risk_states: list[RiskState] = field(default_factory=list)
+    undelivered: list = field(default_factory=list)   # OMS-bound outputs of the last record, unsent maybe
+    clean_stop: bool = False
+
+
+def read_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, record dataclass or the reason it is unreadable as a str)."""
     p = Path(path)
     if not p.exists():
         return
     with p.open("rb") as fh:
         for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
             try:
-                yield json.loads(raw)
-            except ValueError:
-                log.warning("journal %s line %d unreadable (torn write at a crash?): skipped", p, n)
+                obj = json.loads(raw)
+                yield n, (_legacy(obj) if isinstance(obj, list) else decode(obj))
+            except Exception as exc:   # noqa: BLE001 - replay is total: report and go on
+                yield n, f"unreadable ({type(exc).__name__}: {exc})"
 
 
-def replay(path: str | Path, orders: OrderManager, risk_states: list | None = None) -> int:
-    """Rebuild ``orders`` from the journal; returns the number of records applied.
+def replay(path: str | Path, orders: OrderManager) -> ReplayResult:
+    """Rebuild ``orders`` from the journal; every record is applied or reported and skipped.
 
-    Kill-switch records (state, reason, by) are appended to ``risk_states`` in order.
+    ``orders`` should have no risk attached (risk is restored from the rebuilt orders).
     """
-    risk, retry, reject_hook = orders.risk, orders.retry_route, orders.on_venue_reject
-    # replay reconstructs; it must not re-run risk, re-route or count venue rejects again
-    orders.risk, orders.on_venue_reject = None, None
-    orders.retry_route = lambda order, remaining: None
-    applied = 0
-    try:
-        for rec in read_records(path):
-            if rec[0] == "S":
-                if risk_states is not None:
-                    risk_states.append(tuple(rec[1:4]))
-            else:
-                _apply(rec, orders)
-            applied += 1
-    finally:
-        orders.risk, orders.retry_route, orders.on_venue_reject = risk, retry, reject_hook
-    return applied
+    result = ReplayResult()
+    last_outputs: list = []      # a later line (even a torn one) means the hub went on: these were sent
+    last: Any = None
+    for line, rec in read_records(path):
+        last_outputs = []
+        if isinstance(rec, str):
+            _skip(result, path, line, rec)
+            continue
+        try:
+            outs = apply(rec, orders)
+        except Exception as exc:   # noqa: BLE001 - one bad record must not stop the gateway starting
+            _skip(result, path, line, f"{KIND_OF[type(rec)]} not applied ({type(exc).__name__}: {exc})")
+            continue
+        if isinstance(rec, RiskState):
+            result.risk_states.append(rec)
+        result.applied += 1
+        last, last_outputs = rec, outs
+    result.clean_stop = last is None or isinstance(last, Stopped)
+    result.undelivered = [o for o in last_outputs if isinstance(o, (ReportToOms, RejectOmsCancel))]
+    return result
 
 
-def _ids(ids: list[str]):
+def _skip(result: ReplayResult, path, line: int, why: str) -> None:
+    result.skipped.append((line, why))
+    log.warning("journal %s line %d: %s: skipped", path, line, why)
+
+
+def _ids(ids: list[str], tag: str) -> Callable[[], str]:
+    """The recorded ids in order; if a record holds fewer than replay needs (it was written by a
+    different state), made-up ones rather than StopIteration: replay must go on."""
     it = iter(ids)
-    return lambda: next(it)
+    extra = iter(range(1, 1 << 30))
+    return lambda: next(it, None) or f"{tag}.replay{next(extra)}"
 
 
-def _apply(rec: list, orders: OrderManager) -> None:
-    kind = rec[0]
-    if kind == "A":
-        _, intent, order_id, children, ids, policy, reason, now = rec
-        orders.accept(intent_from(intent), order_id, [ChildOrder(*c) for c in children], ids, policy, reason, now)
-    elif kind == "J":
-        _, intent, order_id, text, reason, now = rec
-        orders.reject_new(intent_from(intent), order_id, text, reason, now)
-    elif kind == "X":
-        ev = VenueExec(*rec[1:14])
-        orders.on_venue_exec(ev, rec[14])
-    elif kind == "C":
-        _, session, cl_ord_id, orig, ids = rec
-        orders.cancel(session, cl_ord_id, orig, _ids(ids))
-    elif kind == "K":
-        _, text, ids = rec
-        orders.cancel_all(_ids(ids), text)
-    elif kind == "R":
-        _, session, intent, orig, venue_id = rec
-        orders.replace(session, intent_from(intent), orig, venue_id)
-    elif kind == "Y":
-        _, order_id, spec, venue_id, now = rec
-        order = orders.by_order_id.get(order_id)
-        if order is not None:
-            order.retried = True
-            orders.add_retry(order, ChildOrder(*spec), venue_id, now)
-    elif kind == "Z":
-        orders.on_venue_cancel_reject(rec[1], rec[2])
-    elif kind == "F":
-        child = orders.find_child(rec[1])
-        if child is not None:
-            orders.send_failed(child, rec[2])
+def apply(rec: Any, orders: OrderManager) -> list:
+    """Apply one record to ``orders``; returns what the live path would have sent."""
+    if isinstance(rec, Accepted):
+        return orders.accept(rec.intent, rec.order_id, rec.children, rec.venue_ids, rec.policy, rec.reason, rec.at)
+    if isinstance(rec, Rejected):
+        return orders.reject_new(rec.intent, rec.order_id, rec.text, rec.reason, rec.at)
+    if isinstance(rec, VenueReport):
+        return orders.on_venue_exec(rec.report, rec.at)
+    if isinstance(rec, Cancel):
+        return orders.cancel(rec.session, rec.cl_ord_id, rec.orig_cl_ord_id, _ids(rec.venue_ids, rec.cl_ord_id))
+    if isinstance(rec, CancelAll):
+        return orders.cancel_all(_ids(rec.venue_ids, "K"), rec.text, rec.session)
+    if isinstance(rec, Replace):
+        return orders.replace(rec.session, rec.new, rec.orig_cl_ord_id, rec.venue_id)
+    if isinstance(rec, Retry):
+        order = orders.by_order_id.get(rec.order_id)
+        if order is None:
+            raise KeyError(f"unknown order {rec.order_id!r}")
+        return orders.add_retry(order, rec.spec, rec.venue_id, rec.at)
+    if isinstance(rec, RemainderDone):
+        order = orders.by_order_id.get(rec.order_id)
+        if order is None:
+            raise KeyError(f"unknown order {rec.order_id!r}")
+        return orders.end_remainder(order, rec.at, rec.text)
+    if isinstance(rec, CancelRejected):
+        return orders.on_venue_cancel_reject(rec.venue_cl_ord_id, rec.text, rec.at)
+    if isinstance(rec, SendFailed):
+        child = orders.find_child(rec.venue_cl_ord_id)
+        if child is None:
+            raise KeyError(f"unknown venue order {rec.venue_cl_ord_id!r}")
+        return orders.send_failed(child, rec.text, rec.at)
+    return []          # RiskState, Stopped: nothing to do to the orders
+
+
+# ------------------------------------------------------------ the first format (arrays, letters)
+
+def _legacy_intent(r: list) -> OrderIntent:
+    return OrderIntent(*r)
+
+
+def _legacy_child(r: list) -> ChildOrder:
+    return ChildOrder(*r)
+
+
+def _legacy(rec: list) -> Any:
+    k = rec[0]
+    if k == "A":
+        _, i, oid, ch, ids, pol, why, at = rec
+        return Accepted(intent=_legacy_intent(i), order_id=oid, children=[_legacy_child(c) for c in ch],
+                        venue_ids=ids, policy=pol, reason=why, at=at)
+    if k == "J":
+        _, i, oid, text, reason, at = rec
+        return Rejected(intent=_legacy_intent(i), order_id=oid, text=text, reason=reason, at=at)
+    if k == "X":
+        names = ("venue", "cl_ord_id", "orig_cl_ord_id", "exec_id", "exec_type", "ord_status", "cum_qty",
+                 "leaves_qty", "avg_px", "last_qty", "last_px", "venue_order_id", "text")
+        return VenueReport(report=VenueExecutionReport(**dict(zip(names, rec[1:14]))), at=rec[14])
+    if k == "C":
+        return Cancel(session=rec[1], cl_ord_id=rec[2], orig_cl_ord_id=rec[3], venue_ids=rec[4])
+    if k == "K":
+        return CancelAll(text=rec[1], venue_ids=rec[2])
+    if k == "R":
+        return Replace(session=rec[1], new=_legacy_intent(rec[2]), orig_cl_ord_id=rec[3], venue_id=rec[4])
+    if k == "Y":
+        return Retry(order_id=rec[1], spec=_legacy_child(rec[2]), venue_id=rec[3], at=rec[4])
+    if k == "Z":
+        return CancelRejected(venue_cl_ord_id=rec[1], text=rec[2])
+    if k == "F":
+        return SendFailed(venue_cl_ord_id=rec[1], text=rec[2])
+    if k == "S":
+        return RiskState(state=rec[1], reason=rec[2], by=rec[3])
+    raise KeyError(f"unknown legacy record kind {k!r}")

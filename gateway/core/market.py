@@ -378,7 +378,11 @@ class MarketState:
         return True
 
     def mark_price(self, symbol: str) -> float | None:
-        """Mean of the mids of fresh books across venues, else the latest trade price."""
+        """A robust mid across venues (``robust_mark`` of the fresh books' mids), else the latest trade.
+
+        Stale books and books of venues that are down are ignored, so one venue's stuck or
+        off-market quotes cannot move the mark that the loss triggers use.
+        """
         with self.lock:
             now = self.clock.now()
             mids, last, last_at = [], None, -INF
@@ -392,7 +396,7 @@ class MarketState:
                         mids.append(m)
                 if book.last_trade_px is not None and (book.last_update or 0.0) > last_at:
                     last, last_at = book.last_trade_px, book.last_update or 0.0
-            return sum(mids) / len(mids) if mids else last
+            return robust_mark(mids) if mids else last
 
     def venue(self, name: str) -> VenueState | None:
         return self.venues.get(name)
@@ -446,3 +450,21 @@ def _split_entries(fields: Iterable[tuple[int, str]], count_tag: int,
         elif entries:
             entries[-1][tag] = value
     return head, entries
+
+
+MARK_BAND_FRAC = 0.01     # a mid more than 1% from the median of the venues' mids is off-market
+
+
+def robust_mark(mids: list[float], band_frac: float = MARK_BAND_FRAC) -> float | None:
+    """Median of the mids within ``band_frac`` of their median (the median itself if none is)."""
+    if not mids:
+        return None
+    med = _median(mids)
+    kept = [m for m in mids if abs(m - med) <= band_frac * abs(med)]
+    return _median(kept) if kept else med
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0

@@ -12,7 +12,7 @@ TimeInForce '0' Day / '3' IOC / '4' FOK.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 BUY, SELL = "1", "2"
 MARKET, LIMIT = "1", "2"
@@ -79,6 +79,21 @@ class RiskReject:
     ord_rej_reason: int = REJ_EXCEEDS_LIMIT
 
 
+@dataclass(slots=True, frozen=True, kw_only=True)
+class TradingStateChanged:
+    """Risk moved trading to another state (ACTIVE, REDUCING, HALTED).
+
+    ``session`` None: the whole firm (the kill switch); a session key: only that OMS
+    session (suspended after its own venue rejects). The hub answers a HALTED with a
+    cancel of every open order in scope and News to the OMS; risk never calls back.
+    """
+    state: str
+    previous: str
+    reason: str
+    by: str
+    session: str | None = None
+
+
 class Router(Protocol):
     def decide(self, intent: OrderIntent) -> RoutingDecision: ...
 
@@ -90,13 +105,17 @@ class RiskGate(Protocol):
         """Run every pre-trade check; on pass, the order counts as open exposure."""
         ...
 
-    def on_fill(self, intent: OrderIntent, last_qty: float, last_px: float) -> None: ...
+    def on_fill(self, intent: OrderIntent, last_qty: float, last_px: float) -> TradingStateChanged | None:
+        """Book a fill once; a loss that trips the kill switch is returned, not called back."""
+        ...
 
     def on_order_done(self, intent: OrderIntent, leaves_qty: float) -> None:
         """The order reached a terminal state; release its remaining open exposure."""
         ...
 
-    def on_venue_reject(self, venue: str) -> None: ...
+    def on_venue_reject(self, venue: str, session: str | None = None) -> TradingStateChanged | None: ...
+
+    def check_replace(self, orig: OrderIntent, new: OrderIntent) -> RiskReject | None: ...
 
 
 class VenueListener(Protocol):
@@ -118,5 +137,3 @@ class VenueListener(Protocol):
         """An application message that is not an ExecutionReport/OrderCancelReject; True if handled."""
         ...
 
-
-TripCallback = Callable[[str], None]

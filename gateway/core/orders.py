@@ -1,13 +1,18 @@
 """Every OMS order and its venue orders: the gateway's order state machine (sans-IO).
 
-``OrderManager`` takes events (an accepted and routed order, a venue ExecutionReport,
-an OMS cancel or replace, a venue OrderCancelReject) and returns what must be sent
-(``OmsExec``, ``OmsCancelReject``, ``VenueNew``, ``VenueCancel``, ``VenueReplace``);
-the quickfix edge (gateway/apps/server/oms.py, gateway/apps/server/venues.py) formats and sends them. No
-sockets, no clock of its own: the caller passes ids and timestamps, so the journal can
-replay the same events after a crash (gateway/core/journal.py) and tests drive it directly.
+``OrderManager`` takes events (an accepted and routed order, a ``VenueExecutionReport``,
+an OMS cancel or replace, a venue OrderCancelReject) and returns commands, frozen
+keyword-only dataclasses named as orders to an edge: ``ReportToOms``, ``RejectOmsCancel``,
+``SendNewOrder``, ``SendCancel``, ``SendReplace``, ``QueryOrderStatus``, plus
+``RouteRemainder`` for its caller (gateway/core/hub.py) and whatever risk answers
+(``TradingStateChanged``). No sockets, no clock of its own: the caller passes ids and
+timestamps, so the journal can replay the same events after a crash
+(gateway/core/journal.py) and tests drive it directly.
 
 Invariants:
+- every status change goes through ``move`` and the one ``TRANSITIONS`` table (OMS and
+  venue orders alike); an illegal change raises ``OrderStateError`` and changes nothing;
+  a venue report that would need one is counted (``unexpected_reports``) and not applied;
 - every OMS order ends in exactly one terminal state the OMS is told about: filled,
   canceled, expired or rejected (``OmsOrder.done``);
 - CumQty/AvgPx of an OMS order are the sums over its venue orders, taken from the venue's
@@ -114,9 +119,37 @@ class OmsOrder:
         return [c for c in self.children if not c.done]
 
 
-@dataclass(slots=True)
-class OmsExec:
-    """An ExecutionReport for the OMS; order figures are copied when it is made."""
+class OrderStateError(Exception):
+    """An order status change the transition table forbids; the order is left as it was."""
+
+
+# One table for OMS orders and venue orders (FIX OrdStatus). NEW -> NEW is a replace;
+# terminal states have no row: nothing leaves them.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING_NEW: frozenset((NEW, PARTIAL, FILLED, REJECTED, CANCELED, EXPIRED)),
+    NEW: frozenset((NEW, PARTIAL, FILLED, REJECTED, CANCELED, EXPIRED)),
+    PARTIAL: frozenset((PARTIAL, FILLED, CANCELED, EXPIRED)),
+}
+
+
+def can_move(status: str, to: str) -> bool:
+    return to in TRANSITIONS.get(status, ())
+
+
+def move(order: "OmsOrder | VenueOrder", to: str) -> None:
+    """The only place an order status changes. Raises ``OrderStateError`` (state unchanged)."""
+    if to not in TRANSITIONS.get(order.status, ()):
+        name = getattr(order, "order_id", None) or getattr(order, "cl_ord_id", "?")
+        raise OrderStateError(f"{name}: {STATUS_NAMES.get(order.status, order.status)} -> "
+                              f"{STATUS_NAMES.get(to, to)} is not a legal order transition")
+    order.status = to
+
+
+# ---------------------------------------------------------------- commands (core -> edges)
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ReportToOms:
+    """Send an ExecutionReport to the OMS; the order figures are copied when it is made."""
     order: OmsOrder
     exec_type: str
     ord_status: str
@@ -131,10 +164,12 @@ class OmsExec:
     venue_order_id: str | None = None
     text: str | None = None
     ord_rej_reason: int | None = None
+    poss_resend: bool = False     # re-sent after a restart: the OMS may have seen it (PossResend 97=Y)
 
 
-@dataclass(slots=True)
-class OmsCancelReject:
+@dataclass(slots=True, frozen=True, kw_only=True)
+class RejectOmsCancel:
+    """Send an OrderCancelReject (35=9) to the OMS."""
     session: str
     cl_ord_id: str
     orig_cl_ord_id: str
@@ -145,20 +180,21 @@ class OmsCancelReject:
     text: str
 
 
-@dataclass(slots=True)
-class VenueNew:
+@dataclass(slots=True, frozen=True, kw_only=True)
+class SendNewOrder:
+    """Send a NewOrderSingle for ``child`` to its venue."""
     child: VenueOrder
 
 
-@dataclass(slots=True)
-class VenueCancel:
+@dataclass(slots=True, frozen=True, kw_only=True)
+class SendCancel:
     child: VenueOrder
     cl_ord_id: str
     orig_cl_ord_id: str
 
 
-@dataclass(slots=True)
-class VenueReplace:
+@dataclass(slots=True, frozen=True, kw_only=True)
+class SendReplace:
     child: VenueOrder
     cl_ord_id: str
     orig_cl_ord_id: str
@@ -166,49 +202,71 @@ class VenueReplace:
     price: float | None
 
 
-@dataclass(slots=True)
-class VenueExec:
-    """The fields of a venue ExecutionReport the order path needs."""
+@dataclass(slots=True, frozen=True, kw_only=True)
+class QueryOrderStatus:
+    """Send an OrderStatusRequest (35=H) for ``child`` (restart reconciliation)."""
+    child: VenueOrder
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class RouteRemainder:
+    """Micro-burst: an IOC venue order ended short; route ``qty`` once more, or end the order.
+
+    The caller answers with ``OrderManager.add_retry`` (a route was found) or
+    ``OrderManager.end_remainder`` (none): routing is not the order manager's business.
+    """
+    order: OmsOrder
+    qty: float
+
+
+VENUE_COMMANDS = (SendNewOrder, SendCancel, SendReplace, QueryOrderStatus)
+
+
+# ---------------------------------------------------------------- events (edges -> core)
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class VenueExecutionReport:
+    """What a venue said in an ExecutionReport (35=8): the fields the order path needs.
+
+    The journal stores it as a JSON object by these field names (gateway/core/journal.py).
+    """
     venue: str
     cl_ord_id: str
-    orig_cl_ord_id: str | None
+    orig_cl_ord_id: str | None = None
     exec_id: str
     exec_type: str
     ord_status: str
-    cum_qty: float
-    leaves_qty: float
-    avg_px: float
+    cum_qty: float = 0.0
+    leaves_qty: float = 0.0
+    avg_px: float = 0.0
     last_qty: float = 0.0
     last_px: float = 0.0
     venue_order_id: str | None = None
     text: str | None = None
 
 
-@dataclass(slots=True)
-class Retry:
-    """Micro-burst: send ``spec`` for ``order``'s remainder (the edge allocates the venue ClOrdID)."""
-    order: OmsOrder
-    spec: ChildOrder
-
-
-RetryRoute = Callable[[OmsOrder, float], "ChildOrder | None"]
-
-
 class OrderManager:
-    """All orders of the gateway, indexed by OMS ClOrdID and by venue ClOrdID."""
+    """All orders of the gateway, indexed by OMS ClOrdID and by venue ClOrdID.
 
-    def __init__(self, risk: RiskGate | None = None, retry_route: RetryRoute | None = None,
-                 on_venue_reject: Callable[[str], None] | None = None) -> None:
+    ``risk`` (a ``RiskGate``) is told about fills and ended orders; what it answers (a
+    ``TradingStateChanged`` when the kill switch trips) is appended to the outputs, never
+    called back. Replay runs with ``risk=None`` and the caller restores risk afterwards.
+    ``micro_burst``: an IOC order that ends short asks once for its remainder to be routed
+    (``RouteRemainder``).
+    """
+
+    def __init__(self, risk: RiskGate | None = None, micro_burst: bool = False) -> None:
         self.risk = risk
-        self.retry_route = retry_route
-        self.on_venue_reject = on_venue_reject
+        self.micro_burst = micro_burst
         self.by_oms: dict[tuple[str, str], OmsOrder] = {}      # every ClOrdID an OMS used
         self.by_order_id: dict[str, OmsOrder] = {}
         self.by_venue_id: dict[str, tuple[VenueOrder, Request | None]] = {}
         self.open: dict[str, OmsOrder] = {}                    # order_id -> live order
         self.seen_exec_ids: set[tuple[str, str, str]] = set()   # (venue, venue ClOrdID, ExecID)
+        self.in_flight: dict[str, int] = {}                    # venue -> orders sent, not yet answered
         self.counts = dict.fromkeys(("total", "filled", "partially_filled", "canceled", "rejected",
-                                     "expired", "replaced", "fills", "ignored_reports"), 0)
+                                     "expired", "replaced", "fills", "ignored_reports",
+                                     "unexpected_reports"), 0)
 
     # ---------------------------------------------------------------- intake
 
@@ -224,20 +282,18 @@ class OrderManager:
             self._index(order)
         self.counts["total"] += 1
         self.counts["rejected"] += 1
-        return [OmsExec(order, REJECTED, REJECTED, intent.cl_ord_id, None, 0.0, 0.0, 0.0,
-                        text=text, ord_rej_reason=reason)]
+        return [ReportToOms(order=order, exec_type=REJECTED, ord_status=REJECTED, cl_ord_id=intent.cl_ord_id,
+                            orig_cl_ord_id=None, cum_qty=0.0, leaves_qty=0.0, avg_px=0.0, text=text,
+                            ord_rej_reason=reason)]
 
     def accept(self, intent: OrderIntent, order_id: str, children: list[ChildOrder],
                child_ids: list[str], policy: str = "", reason: str = "", now: float = 0.0) -> list:
-        """A checked and routed order: one VenueNew per child."""
+        """A checked and routed order: one SendNewOrder per child."""
         order = OmsOrder(intent, order_id, policy=policy, route_reason=reason, created_at=now)
         self._index(order)
         self.open[order_id] = order
         self.counts["total"] += 1
-        out: list = []
-        for spec, vid in zip(children, child_ids):
-            out.append(VenueNew(self._add_child(order, spec, vid, now)))
-        return out
+        return [SendNewOrder(child=self._add_child(order, spec, vid, now)) for spec, vid in zip(children, child_ids)]
 
     def _index(self, order: OmsOrder) -> None:
         self.by_oms[(order.session, order.cl_ord_id)] = order
@@ -248,7 +304,14 @@ class OrderManager:
                            spec.tif, sent_at=now)
         order.children.append(child)
         self.by_venue_id[venue_cl_ord_id] = (child, None)
+        self.in_flight[spec.venue] = self.in_flight.get(spec.venue, 0) + 1
         return child
+
+    def _answered(self, child: VenueOrder) -> None:
+        """The venue answered (ack, fill or end) or never will: the order is no longer in flight."""
+        if not child.acked:
+            child.acked = True
+            self.in_flight[child.venue] = max(self.in_flight.get(child.venue, 1) - 1, 0)
 
     def send_failed(self, child: VenueOrder, text: str, now: float = 0.0) -> list:
         """A venue order that could not be handed to its session (venue went down)."""
@@ -260,19 +323,28 @@ class OrderManager:
         hit = self.by_venue_id.get(venue_cl_ord_id)
         return hit[0] if hit else None
 
-    def on_venue_exec(self, ev: VenueExec, now: float = 0.0) -> list:
+    def on_venue_exec(self, ev: VenueExecutionReport, now: float = 0.0) -> list:
         hit = self.by_venue_id.get(ev.cl_ord_id)
         if hit is None and ev.orig_cl_ord_id:
             hit = self.by_venue_id.get(ev.orig_cl_ord_id)
-        key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
-        if hit is None or key in self.seen_exec_ids:
+        if hit is None:
             self.counts["ignored_reports"] += 1
             return []
-        self.seen_exec_ids.add(key)
         child, request = hit
+        if ev.exec_type == ORDER_STATUS:      # an answer to our OrderStatusRequest: no ExecID to dedupe
+            return self._on_status(child, ev, now)
+        key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
+        if key in self.seen_exec_ids:
+            self.counts["ignored_reports"] += 1
+            return []
+        et = ev.exec_type
+        if child.done and et not in (PENDING_CANCEL, PENDING_REPLACE, PENDING_NEW):
+            # a venue order we consider ended: applying it would move a terminal state
+            self.counts["unexpected_reports"] += 1
+            return []
+        self.seen_exec_ids.add(key)
         if ev.venue_order_id:
             child.venue_order_id = ev.venue_order_id
-        et = ev.exec_type
         if et == TRADE:
             return self._on_fill(child, ev, now)
         if et == NEW:
@@ -280,62 +352,100 @@ class OrderManager:
         if et == REPLACED:
             return self._on_replaced(child, request, ev)
         if et == REJECTED:
-            if self.on_venue_reject is not None:
-                self.on_venue_reject(child.venue)
-            return self._child_finished(child, REJECTED, ev.text or "rejected by venue", now)
+            out = self._risk_venue_reject(child)
+            return out + self._child_finished(child, REJECTED, ev.text or "rejected by venue", now)
         if et in (CANCELED, EXPIRED):
             self._sync_fills(child, ev)
             return self._child_finished(child, et, ev.text, now)
         if et in (PENDING_CANCEL, PENDING_REPLACE, PENDING_NEW):
             return []
-        self.counts["ignored_reports"] += 1      # restated, order status, ...: nothing to forward
+        self.counts["unexpected_reports"] += 1      # restated, done for day, ...: counted, not applied
         return []
+
+    def _risk_venue_reject(self, child: VenueOrder) -> list:
+        if self.risk is None:
+            return []
+        ev = self.risk.on_venue_reject(child.venue, child.parent.session)
+        return [ev] if ev is not None else []
 
     def _on_new(self, child: VenueOrder) -> list:
         order = child.parent
         first = not child.acked
-        child.acked = True
+        self._answered(child)
         if child.status == PENDING_NEW:
-            child.status = NEW
+            move(child, NEW)
         if order.status != PENDING_NEW or not first:
             return []
-        order.status = NEW
+        move(order, NEW)
         return [self._exec(order, NEW, last_mkt=child.venue, venue_order_id=child.venue_order_id)]
 
-    def _sync_fills(self, child: VenueOrder, ev: VenueExec) -> None:
+    def _sync_fills(self, child: VenueOrder, ev: VenueExecutionReport) -> None:
         # the venue's CumQty is authoritative (a fill report may have been lost in a crash)
         if ev.cum_qty > child.cum_qty + EPS:
             child.cum_qty, child.avg_px = ev.cum_qty, ev.avg_px
             self._recompute(child.parent)
 
-    def _on_fill(self, child: VenueOrder, ev: VenueExec, now: float) -> list:
+    def _on_fill(self, child: VenueOrder, ev: VenueExecutionReport, now: float) -> list:
         order = child.parent
-        child.acked = True
+        child_done = ev.ord_status in TERMINAL or ev.leaves_qty <= EPS
         prev_cum = child.cum_qty
-        child.cum_qty = ev.cum_qty if ev.cum_qty > 0 else prev_cum + ev.last_qty
+        cum = ev.cum_qty if ev.cum_qty > 0 else prev_cum + ev.last_qty
+        if not child_done:
+            child_to = PARTIAL
+        elif cum >= child.qty - EPS:
+            child_to = FILLED
+        else:
+            child_to = ev.ord_status if ev.ord_status in TERMINAL else CANCELED
+        if not can_move(child.status, child_to):
+            self.counts["unexpected_reports"] += 1
+            return []
+        self._answered(child)
+        child.cum_qty = cum
         child.avg_px = ev.avg_px if ev.avg_px > 0 else ev.last_px
         last_qty = child.cum_qty - prev_cum if ev.last_qty <= 0 else ev.last_qty
+        move(child, child_to)
         self._recompute(order)
         self.counts["fills"] += 1
+        out: list = []
         if self.risk is not None and last_qty > 0:
-            self.risk.on_fill(order.intent, last_qty, ev.last_px)
-        child_done = ev.ord_status in TERMINAL or ev.leaves_qty <= EPS
-        if not child_done:
-            child.status = PARTIAL
-        elif child.cum_qty >= child.qty - EPS:
-            child.status = FILLED
-        else:
-            child.status = ev.ord_status if ev.ord_status in TERMINAL else CANCELED
+            changed = self.risk.on_fill(order.intent, last_qty, ev.last_px)
+            if changed is not None:
+                out.append(changed)
         if order.done:
-            return []
+            return out
         filled = order.cum_qty >= order.intent.qty - EPS
-        order.status = FILLED if filled else PARTIAL
-        out = [self._exec(order, TRADE, last_qty=last_qty, last_px=ev.last_px, last_mkt=child.venue,
-                          venue_order_id=child.venue_order_id)]
+        move(order, FILLED if filled else PARTIAL)
+        out.append(self._exec(order, TRADE, last_qty=last_qty, last_px=ev.last_px, last_mkt=child.venue,
+                              venue_order_id=child.venue_order_id))
         if filled:
             self._finish(order, FILLED, now)
         elif child_done:
             out += self._after_child_done(child, now, ev.text)
+        return out
+
+    def _on_status(self, child: VenueOrder, ev: VenueExecutionReport, now: float) -> list:
+        """The venue's answer to an OrderStatusRequest: catch up on what we missed."""
+        if child.done:
+            return []
+        if ev.ord_status == REJECTED:
+            # "unknown order": the venue never got it (unacked) or lost it; either way it is over
+            to = REJECTED if not child.acked and child.cum_qty <= EPS else CANCELED
+            return self._child_finished(child, to, ev.text or "unknown order at the venue", now)
+        out: list = []
+        if ev.cum_qty > child.cum_qty + EPS:       # fills we never heard of: book the difference once
+            delta = ev.cum_qty - child.cum_qty
+            px = (ev.cum_qty * ev.avg_px - child.cum_qty * child.avg_px) / delta if ev.avg_px > 0 else ev.last_px
+            leaves = 0.0 if ev.ord_status in TERMINAL else max(child.qty - ev.cum_qty, 0.0)
+            fill = VenueExecutionReport(venue=ev.venue, cl_ord_id=child.cl_ord_id, exec_id=f"status:{ev.cum_qty:g}",
+                                        exec_type=TRADE, ord_status=ev.ord_status, cum_qty=ev.cum_qty,
+                                        leaves_qty=leaves, avg_px=ev.avg_px, last_qty=delta, last_px=px,
+                                        venue_order_id=ev.venue_order_id, text=ev.text)
+            out += self._on_fill(child, fill, now)
+        elif not child.acked and ev.ord_status in (NEW, PARTIAL, PENDING_NEW):
+            out += self._on_new(child)
+        if not child.done and ev.ord_status in (CANCELED, EXPIRED):
+            self._answered(child)
+            out += self._child_finished(child, ev.ord_status, ev.text, now)
         return out
 
     def _recompute(self, order: OmsOrder) -> None:
@@ -349,7 +459,10 @@ class OrderManager:
     def _child_finished(self, child: VenueOrder, status: str, text: str | None, now: float) -> list:
         if child.done:
             return []
-        child.status = status
+        if status == REJECTED and not can_move(child.status, REJECTED):
+            status = CANCELED              # a working order the venue refuses to keep is over, not rejected
+        self._answered(child)
+        move(child, status)
         if status == REJECTED:
             child.reject_text = text
         if child.parent.done:
@@ -357,17 +470,24 @@ class OrderManager:
         return self._after_child_done(child, now, text)
 
     def _after_child_done(self, child: VenueOrder, now: float, text: str | None) -> list:
-        """A venue order ended: retry (micro-burst), or end the OMS order when nothing is live."""
+        """A venue order ended: ask for the remainder to be routed once, or end the OMS order."""
         order = child.parent
         if order.live_children():
             return []
         remaining = order.intent.qty - order.cum_qty
         if (remaining > EPS and child.status != REJECTED and order.cancel_request is None
-                and not order.retried and order.intent.tif == IOC and self.retry_route is not None):
-            spec = self.retry_route(order, remaining)
-            if spec is not None:
-                order.retried = True
-                return [Retry(order, spec)]
+                and not order.retried and order.intent.tif == IOC and self.micro_burst):
+            order.retried = True
+            return [RouteRemainder(order=order, qty=remaining)]
+        return self._end(order, child, now, text)
+
+    def end_remainder(self, order: OmsOrder, now: float = 0.0, text: str | None = None) -> list:
+        """No route for a ``RouteRemainder`` (or it was never answered before a crash): end the order."""
+        if order.done or order.live_children() or not order.children:
+            return []
+        return self._end(order, order.children[-1], now, text)
+
+    def _end(self, order: OmsOrder, child: VenueOrder, now: float, text: str | None) -> list:
         req = order.cancel_request
         if req is not None:
             status = CANCELED
@@ -389,10 +509,12 @@ class OrderManager:
         return out
 
     def add_retry(self, order: OmsOrder, spec: ChildOrder, venue_cl_ord_id: str, now: float = 0.0) -> list:
-        return [VenueNew(self._add_child(order, spec, venue_cl_ord_id, now))]
+        order.retried = True
+        return [SendNewOrder(child=self._add_child(order, spec, venue_cl_ord_id, now))]
 
     def _finish(self, order: OmsOrder, status: str, now: float) -> None:
-        order.status = status
+        if order.status != status:         # a fill already moved it to FILLED for its report
+            move(order, status)
         order.done_at = now
         self.open.pop(order.order_id, None)
         self.counts[STATUS_NAMES[status]] += 1
@@ -407,18 +529,18 @@ class OrderManager:
                text: str | None = None) -> list:
         """An OMS OrderCancelRequest: forward to every live venue order, or refuse."""
         order = self.by_oms.get((session, orig_cl_ord_id))
-        refuse = self._refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
+        refuse = self.refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
         req = Request("cancel", order, cl_ord_id, orig_cl_ord_id, text=text or "canceled at the OMS's request")
         self.by_oms.setdefault((session, cl_ord_id), order)
         return self._cancel_children(order, req, venue_ids)
 
-    def cancel_all(self, venue_ids: Callable[[], str], text: str) -> list:
-        """Gateway-initiated cancel of every open order (the kill switch)."""
+    def cancel_all(self, venue_ids: Callable[[], str], text: str, session: str | None = None) -> list:
+        """Gateway-initiated cancel of every open order (the kill switch), or of one session's."""
         out: list = []
         for order in list(self.open.values()):
-            if order.cancel_request is None:
+            if order.cancel_request is None and (session is None or order.session == session):
                 out += self._cancel_children(order, Request("kill", order, None, order.cl_ord_id, text=text),
                                              venue_ids)
         return out
@@ -432,18 +554,18 @@ class OrderManager:
             vid = venue_ids()
             child.cancel_pending = vid
             self.by_venue_id[vid] = (child, req)
-            out.append(VenueCancel(child, vid, child.cl_ord_id))
+            out.append(SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id))
         if req.kind == "cancel" and order.status not in TERMINAL:
             out.insert(0, self._exec(order, PENDING_CANCEL, cl_ord_id=req.oms_cl_ord_id,
                                      orig=req.oms_orig_cl_ord_id, status=PENDING_CANCEL))
         return out
 
-    def replace(self, session: str, new: OrderIntent, orig_cl_ord_id: str, venue_id: str) -> list:
-        """An OMS OrderCancelReplaceRequest (single-venue orders only)."""
+    def replace_problem(self, session: str, new: OrderIntent, orig_cl_ord_id: str) -> RejectOmsCancel | None:
+        """Why a replace cannot go ahead, as the OMS's answer; None if it can (no state is touched)."""
         order = self.by_oms.get((session, orig_cl_ord_id))
-        refuse = self._refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
+        refuse = self.refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
         if refuse is not None:
-            return [refuse]
+            return refuse
         live = order.live_children()
         problem = None
         if len(order.children) != 1 or len(live) != 1:
@@ -452,45 +574,67 @@ class OrderManager:
             problem = "replace cannot change Symbol or Side"
         elif new.qty < order.cum_qty - EPS:
             problem = f"new OrderQty {new.qty:g} is below the filled quantity {order.cum_qty:g}"
+        if problem is None:
+            return None
+        return RejectOmsCancel(session=session, cl_ord_id=new.cl_ord_id, orig_cl_ord_id=orig_cl_ord_id,
+                               order_id=order.order_id, ord_status=order.status, response_to="2",
+                               reason=CXL_OTHER, text=problem)
+
+    def replace(self, session: str, new: OrderIntent, orig_cl_ord_id: str, venue_id: str) -> list:
+        """An OMS OrderCancelReplaceRequest (single-venue orders only)."""
+        problem = self.replace_problem(session, new, orig_cl_ord_id)
         if problem is not None:
-            return [OmsCancelReject(session, new.cl_ord_id, orig_cl_ord_id, order.order_id, order.status,
-                                    "2", CXL_OTHER, problem)]
+            return [problem]
+        order = self.by_oms[(session, orig_cl_ord_id)]
         if self.risk is not None:
             rej = self.risk.check_replace(order.intent, new)
             if rej is not None:
-                return [OmsCancelReject(session, new.cl_ord_id, orig_cl_ord_id, order.order_id,
-                                        order.status, "2", CXL_OTHER, rej.text)]
-        child = live[0]
+                return [RejectOmsCancel(session=session, cl_ord_id=new.cl_ord_id, orig_cl_ord_id=orig_cl_ord_id,
+                                        order_id=order.order_id, ord_status=order.status, response_to="2",
+                                        reason=CXL_OTHER, text=rej.text)]
+        return self.start_replace(session, new, orig_cl_ord_id, venue_id)
+
+    def start_replace(self, session: str, new: OrderIntent, orig_cl_ord_id: str, venue_id: str) -> list:
+        """Apply a replace already checked (``replace_problem`` and risk): one SendReplace."""
+        order = self.by_oms[(session, orig_cl_ord_id)]
+        child = order.live_children()[0]
         req = Request("replace", order, new.cl_ord_id, orig_cl_ord_id, qty=new.qty, price=new.price,
                       new_intent=new)
         order.replace_request = req
         self.by_oms[(session, new.cl_ord_id)] = order
         self.by_venue_id[venue_id] = (child, req)
-        return [VenueReplace(child, venue_id, child.cl_ord_id, new.qty, new.price)]
+        return [SendReplace(child=child, cl_ord_id=venue_id, orig_cl_ord_id=child.cl_ord_id, qty=new.qty,
+                            price=new.price)]
 
-    def _refusal(self, order: OmsOrder | None, session: str, cl_ord_id: str, orig: str,
-                 response_to: str) -> OmsCancelReject | None:
+    def refusal(self, order: OmsOrder | None, session: str, cl_ord_id: str, orig: str,
+                 response_to: str) -> RejectOmsCancel | None:
+        def refuse(reason: str, text: str) -> RejectOmsCancel:
+            return RejectOmsCancel(session=session, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig,
+                                   order_id=order.order_id if order is not None else "NONE",
+                                   ord_status=order.status if order is not None else REJECTED,
+                                   response_to=response_to, reason=reason, text=text)
         if order is None:
-            return OmsCancelReject(session, cl_ord_id, orig, "NONE", REJECTED, response_to, CXL_UNKNOWN,
-                                   f"unknown order: OrigClOrdID {orig!r}")
+            return refuse(CXL_UNKNOWN, f"unknown order: OrigClOrdID {orig!r}")
         if (session, cl_ord_id) in self.by_oms:
-            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
-                                   CXL_OTHER, f"duplicate ClOrdID {cl_ord_id!r}")
+            return refuse(CXL_OTHER, f"duplicate ClOrdID {cl_ord_id!r}")
         if order.done:
-            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
-                                   CXL_TOO_LATE, f"too late: order is {STATUS_NAMES[order.status]}")
+            return refuse(CXL_TOO_LATE, f"too late: order is {STATUS_NAMES[order.status]}")
         if order.cancel_request is not None or order.replace_request is not None:
-            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
-                                   CXL_PENDING, "a cancel or replace is already pending for this order")
+            return refuse(CXL_PENDING, "a cancel or replace is already pending for this order")
         if orig != order.cl_ord_id:
-            return OmsCancelReject(session, cl_ord_id, orig, order.order_id, order.status, response_to,
-                                   CXL_OTHER, f"OrigClOrdID {orig!r} was replaced; use {order.cl_ord_id!r}")
+            return refuse(CXL_OTHER, f"OrigClOrdID {orig!r} was replaced; use {order.cl_ord_id!r}")
         return None
 
-    def _on_replaced(self, child: VenueOrder, req: Request | None, ev: VenueExec) -> list:
+    def _on_replaced(self, child: VenueOrder, req: Request | None, ev: VenueExecutionReport) -> list:
         order = child.parent
         if req is None or req.kind != "replace":
+            self.counts["unexpected_reports"] += 1
             return []
+        to = PARTIAL if max(order.cum_qty, ev.cum_qty) > EPS else NEW
+        if not can_move(order.status, to):
+            self.counts["unexpected_reports"] += 1
+            return []
+        self._answered(child)
         order.replace_request = None
         child.cl_ord_id = ev.cl_ord_id
         child.qty, child.price = req.qty, req.price
@@ -498,7 +642,9 @@ class OrderManager:
         order.intent = req.new_intent
         self.counts["replaced"] += 1
         self._sync_fills(child, ev)
-        order.status = PARTIAL if order.cum_qty > EPS else NEW
+        if child.status == PENDING_NEW:
+            move(child, NEW)
+        move(order, to)
         return [self._exec(order, REPLACED, orig=req.oms_orig_cl_ord_id, last_mkt=child.venue,
                            venue_order_id=child.venue_order_id)]
 
@@ -518,33 +664,48 @@ class OrderManager:
         if req.oms_cl_ord_id is None or req.answered:
             return []
         req.answered = True     # a request filled or ended meanwhile still gets its answer: too late
-        return [OmsCancelReject(order.session, req.oms_cl_ord_id, req.oms_orig_cl_ord_id, order.order_id,
-                                order.status, "2" if req.kind == "replace" else "1",
-                                CXL_TOO_LATE if order.done else CXL_OTHER, f"{child.venue}: {text}")]
+        return [RejectOmsCancel(session=order.session, cl_ord_id=req.oms_cl_ord_id,
+                                orig_cl_ord_id=req.oms_orig_cl_ord_id, order_id=order.order_id,
+                                ord_status=order.status, response_to="2" if req.kind == "replace" else "1",
+                                reason=CXL_TOO_LATE if order.done else CXL_OTHER, text=f"{child.venue}: {text}")]
 
-    def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str) -> OmsExec:
+    def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str) -> ReportToOms:
         """An OrderStatusRequest's answer (ExecType I); an unknown order is OrdStatus Rejected."""
         order = self.by_oms.get((session, cl_ord_id))
         if order is None:
             unknown = OmsOrder(OrderIntent(session, cl_ord_id, symbol, side, 0.0, LIMIT, None, DAY), "NONE",
                                status=REJECTED)
-            return OmsExec(unknown, ORDER_STATUS, REJECTED, cl_ord_id, None, 0.0, 0.0, 0.0, text="unknown order")
+            return ReportToOms(order=unknown, exec_type=ORDER_STATUS, ord_status=REJECTED, cl_ord_id=cl_ord_id,
+                               orig_cl_ord_id=None, cum_qty=0.0, leaves_qty=0.0, avg_px=0.0, text="unknown order")
         return self._exec(order, ORDER_STATUS, cl_ord_id=cl_ord_id, last_mkt=order.venue or None)
+
+    # ---------------------------------------------------------------- restart reconciliation
+
+    def unanswered_children(self) -> list[VenueOrder]:
+        """Venue orders sent (or with a cancel sent) that the venue has not answered: ask it."""
+        return [c for o in self.open.values() for c in o.live_children() if not c.acked or c.cancel_pending]
+
+    def stranded_orders(self) -> list[OmsOrder]:
+        """Open orders with no live venue order (a crash between a venue's end and our retry)."""
+        return [o for o in self.open.values() if o.children and not o.live_children()]
 
     # ---------------------------------------------------------------- helpers
 
     def _exec(self, order: OmsOrder, exec_type: str, *, cl_ord_id: str | None = None, orig: str | None = None,
               last_qty: float = 0.0, last_px: float = 0.0, last_mkt: str | None = None,
               venue_order_id: str | None = None, text: str | None = None, status: str | None = None,
-              leaves: float | None = None, rej_reason: int | None = None) -> OmsExec:
-        return OmsExec(order, exec_type, status or order.status, cl_ord_id or order.cl_ord_id, orig,
-                       order.cum_qty, order.leaves_qty if leaves is None else leaves, order.avg_px,
-                       last_qty, last_px, last_mkt, venue_order_id, text, rej_reason)
+              leaves: float | None = None, rej_reason: int | None = None) -> ReportToOms:
+        return ReportToOms(order=order, exec_type=exec_type, ord_status=status or order.status,
+                           cl_ord_id=cl_ord_id or order.cl_ord_id, orig_cl_ord_id=orig, cum_qty=order.cum_qty,
+                           leaves_qty=order.leaves_qty if leaves is None else leaves, avg_px=order.avg_px,
+                           last_qty=last_qty, last_px=last_px, last_mkt=last_mkt, venue_order_id=venue_order_id,
+                           text=text, ord_rej_reason=rej_reason)
 
     def summary(self) -> dict:
         return {"total": self.counts["total"], "open": len(self.open),
                 **{k: self.counts[k] for k in ("filled", "partially_filled", "canceled", "rejected",
-                                               "expired", "replaced", "fills", "ignored_reports")}}
+                                               "expired", "replaced", "fills", "ignored_reports",
+                                               "unexpected_reports")}}
 
     def open_by_venue(self) -> dict[str, int]:
         out: dict[str, int] = {}

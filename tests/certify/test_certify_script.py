@@ -36,7 +36,11 @@ def test_soh_lines_are_kept_verbatim():
 @pytest.mark.parametrize("text, line, words", [
     ("iCONNECT\nX8=FIX.4.4|\n", 2, "starts with I, E, i or e"),
     ("iCONNECT\niFOO\n", 2, "expected CONNECT or DISCONNECT"),
-    ("eCONNECT\n", 1, "not supported"),
+    ("eCONNECT\ni2,CONNECT\n", 1, "not both"),
+    ("iCONNECT\nI8=FIX.4.4|37=<CAPTURE:oid>|\n", 2, "only allowed in E"),
+    ("iCONNECT\nE8=FIX.4.4|37=<CAPTURE>|\n", 2, "take a name"),
+    ("iCONNECT\nE8=FIX.4.4|37=<ANY:x>|\n", 2, "take a name"),
+    ("#@compare fuzzy\niCONNECT\n", 1, "expected one of strict, loose, subset"),
     ("iCONNECT\nI8=FIX.4.4|52=<NOW>|\n", 2, "unknown placeholder <NOW>"),
     ("iCONNECT\nE35=0|\n", 2, "starts with 8="),
     ("iCONNECT\nE8=FIX.4.4|garbled|\n", 2, "not tag=value"),
@@ -44,7 +48,7 @@ def test_soh_lines_are_kept_verbatim():
     ("iCONNECT\nI2,8=FIX.4.4|35=0|\n", 2, "connection 2 used before i2,CONNECT"),
     ("iCONNECT\nI8=FIX.4.4|58=<ANY>|\n", 2, "only allowed in E"),
     ("iCONNECT\nI8=FIX.4.4|58=<LEN>|\n", 2, "only allowed as the BodyLength"),
-    ("# nothing\n", 1, "no iCONNECT"),
+    ("# nothing\n", 1, "no iCONNECT or eCONNECT"),
 ])
 def test_syntax_errors_name_the_line(text, line, words):
     with pytest.raises(ScriptError) as err:
@@ -98,7 +102,7 @@ def test_substitute_placeholders_and_compid_map():
 def test_one_clock_reading_per_message(monkeypatch):
     import gateway.apps.certify.script as script
     seen = []
-    monkeypatch.setattr(script, "utc_time", lambda off=0, now=None: seen.append(now) or "T")
+    monkeypatch.setattr(script, "utc_time", lambda off=0, now=None, whole=False: seen.append(now) or "T")
     substitute(f"52=<TIME>{SOH}122=<TIME>{SOH}60=<TIME+1>{SOH}", CTX)
     assert len(seen) == 3 and seen[0] is not None and seen.count(seen[0]) == 3
     mapped = substitute(f"49=TW{SOH}56=ISLD{SOH}58=TW{SOH}", Context("CERT", "ALPHA", 30, {"TW": "CERT", "ISLD": "ALPHA"}))
@@ -224,3 +228,92 @@ def test_counterparties_from_our_configs_and_reset_warnings(tmp_path):
     sim = tmp_path / "sim.toml"
     sim.write_text('[[venues]]\nname = "ALPHA"\nport = 1\ncounterparties = [{ comp_id = "FIXGW" }]\n')
     assert "no entry for CERT" in from_sim_config(sim, "ALPHA")[1][0]
+
+
+# ---------------------------------------------------------------- QuickFIX time rendering, variables, suites
+
+def test_time_is_rendered_in_whole_seconds_as_quickfix_runner_when_a_script_fixes_body_length():
+    import datetime as dt
+
+    from gateway.apps.certify.script import utc_time
+    now = dt.datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=dt.timezone.utc)
+    # QuickFIX's Reflector.rb timify!: Time.now.gmtime (+/- N s).strftime("%Y%m%d-%H:%M:%S")
+    assert utc_time(0, now, whole_seconds=True) == "20260304-05:06:07"
+    assert utc_time(-121, now, whole_seconds=True) == "20260304-05:04:06"
+    assert utc_time(0, now) == "20260304-05:06:07.891"  # our own scripts keep milliseconds
+    assert substitute(f"52=<TIME+3>{SOH}", CTX, now=now, whole_seconds=True) == f"52=20260304-05:06:10{SOH}"
+    fixed = parse_text(f"iCONNECT\nE8=FIX.4.4{SOH}9=51{SOH}35=5{SOH}\n")
+    computed = parse_text("iCONNECT\nE8=FIX.4.4|9=<LEN>|35=5|\nI8=FIX.4.4|35=5|\n")
+    assert fixed.fixes_body_length and not computed.fixes_body_length
+    assert not any(parse_file(p).fixes_body_length for p in discover([builtin_suite()]))
+
+
+def test_capture_and_var_placeholders():
+    from gateway.apps.certify.compare import SUBSET, captures
+    from gateway.apps.certify.script import UnknownVariable
+    exp = expected_bytes("8=FIX.4.4|35=8|37=<CAPTURE:oid>|17=<ANY>|150=0|")
+    got = wire("8=FIX.4.4|35=8|34=2|37=V-17|17=E-1|150=0|60=20260101-00:00:00.000|")
+    assert compare(exp, got, SUBSET) is None
+    assert "unexpected field(s) 34,60" in compare(exp, got, LOOSE)
+    assert captures(exp, got) == {"oid": "V-17"}
+    assert "37=<CAPTURE:oid>" in show(exp)
+    text = substitute(f"37=<VAR:oid>{SOH}34=<VAR:n+2>{SOH}11=A-<RUNID>{SOH}", CTX, variables={"oid": "V-17", "n": "4"})
+    assert text == f"37=V-17{SOH}34=6{SOH}11=A-{CTX.run_id}{SOH}"
+    assert CTX.run_id.isalnum() and len(CTX.run_id) == 8
+    with pytest.raises(UnknownVariable):
+        substitute(f"37=<VAR:nope>{SOH}", CTX)
+    wrong = wire("8=FIX.4.4|35=8|37=OTHER|150=4|")
+    assert "field 37 should be 'V-17' but was 'OTHER'" in compare(
+        fixify(substitute(f"8=FIX.4.4{SOH}35=8{SOH}37=<VAR:oid>{SOH}150=4{SOH}", CTX, variables={"oid": "V-17"})),
+        wrong, SUBSET)
+
+
+def test_bundled_suites_name_their_suite_and_mode():
+    from gateway.apps.certify.script import SUITE_ACCEPTOR, SUITE_APP, SUITE_INITIATOR
+    for kind, suite, listens in (("acceptor", SUITE_ACCEPTOR, False), ("initiator", SUITE_INITIATOR, True),
+                                 ("app", SUITE_APP, False)):
+        scripts = [parse_file(p) for p in discover([builtin_suite(kind)])]
+        assert scripts and {(s.suite, s.listens) for s in scripts} == {(suite, listens)}
+    assert {parse_file(p).compare_mode for p in discover([builtin_suite("app")])} == {"subset"}
+    names = {p.stem for p in discover([builtin_suite()])}
+    assert {"14j_UserDefinedTagInAdminMessage", "2u_PossResend", "2w_ResendApplicationMessagesWithPossDup"} <= names
+
+
+def test_reports_name_the_suite_of_each_case():
+    from gateway.apps.certify.report import Run, summary_table, to_json, to_junit
+    from gateway.apps.certify.runner import Outcome, Target
+    run = Run(Target("127.0.0.1", 1, "CERT", "ISLD"), "strict")
+    run.outcomes = [Outcome("1a", "1a.def", "pass", suite="session acceptor"),
+                    Outcome("a3", "a3.def", "fail", reason="timed out", suite="application")]
+    table = summary_table(run).splitlines()
+    assert table[0].split() == ["suite", "scenario", "result", "time", "reason"]
+    assert table[2].startswith("session acceptor  1a") and table[3].startswith("application       a3")
+    report = to_json(run)
+    assert [s["suite"] for s in report["scenarios"]] == ["session acceptor", "application"]
+    assert report["suites"]["application"] == {"total": 1, "passed": 0, "failed": 1, "errors": 0}
+    suites = to_junit(run)
+    assert [(s.get("tests"), s.get("failures")) for s in suites] == [("1", "0"), ("1", "1")]
+    assert suites[1].get("name").startswith("fixgw certify application:")
+    assert suites[1].find("testcase").get("classname").startswith("certify.application.")
+
+
+def test_logon_fields_added_to_logons_only():
+    from gateway.apps.certify.script import with_logon_fields
+    logon = "8=FIX.4.4\x0135=A\x0134=1\x0149=CERT\x0156=FIXGW\x0198=0\x01108=30\x01"
+    out = with_logon_fields(logon, ((554, "pw\x80"),))
+    assert out.endswith("108=30\x01554=pw\x80\x01")
+    assert with_logon_fields(logon + "554=mine\x01", ((554, "pw"),)).count("554=") == 1   # script's own wins
+    fixed = "8=FIX.4.4\x019=60\x0135=A\x0134=1\x01"
+    assert with_logon_fields(fixed, ((554, "pw"),)) == fixed            # a fixed BodyLength is sent as written
+    heartbeat = "8=FIX.4.4\x0135=0\x0134=2\x01"
+    assert with_logon_fields(heartbeat, ((554, "pw"),)) == heartbeat
+    with_trailer = logon + "10=000\x01"
+    assert with_logon_fields(with_trailer, ((554, "pw"),)).endswith("554=pw\x0110=000\x01")
+
+
+def test_gateway_counterparty_reads_the_clients_password(tmp_path):
+    from gateway.apps.certify.counterparty import from_gateway_config
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[oms]\nport = 9100\nclients = [{ comp_id = "CERT", password = "s3", reset_on_logon = true }]\n')
+    target, warnings = from_gateway_config(cfg)
+    assert target.logon_fields == ((554, "s3"),) and warnings == []

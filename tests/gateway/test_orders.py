@@ -1,15 +1,17 @@
 """The order state machine (sans-IO): every OMS order ends exactly once, figures stay consistent."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
 
+from gateway.core import journal as J
 from gateway.core.journal import Journal, replay
 from gateway.core.model import BUY, DAY, IOC, LIMIT, SELL, ChildOrder, OrderIntent
 from gateway.core.orders import (CANCELED, EXPIRED, FILLED, NEW, PARTIAL, PENDING_CANCEL, REJECTED, REPLACED,
-                            TRADE, OmsCancelReject, OmsExec, OrderManager, Retry, VenueCancel, VenueExec, VenueNew,
-                            VenueReplace)
+                                 TRADE, OrderManager, RejectOmsCancel, ReportToOms, RouteRemainder, SendCancel,
+                                 SendNewOrder, SendReplace, VenueExecutionReport)
 
 S = "FIX.4.4:FIXGW->OMS1"
 _ids = itertools.count(1)
@@ -25,8 +27,9 @@ def intent(cid="c1", qty=100.0, px=10.0, tif=IOC, side=BUY):
 
 def ex(child_id, et, status, cum, leaves, avg=0.0, last_qty=0.0, last_px=0.0, venue="ALPHA", text=None,
        orig=None):
-    return VenueExec(venue, child_id, orig, f"X{next(_ids)}", et, status, cum, leaves, avg, last_qty, last_px,
-                     "VO1", text)
+    return VenueExecutionReport(venue=venue, cl_ord_id=child_id, orig_cl_ord_id=orig, exec_id=f"X{next(_ids)}",
+                                exec_type=et, ord_status=status, cum_qty=cum, leaves_qty=leaves, avg_px=avg,
+                                last_qty=last_qty, last_px=last_px, venue_order_id="VO1", text=text)
 
 
 def route(om, it, *venues_qty):
@@ -34,12 +37,12 @@ def route(om, it, *venues_qty):
         ChildOrder("ALPHA", it.qty, it.price, LIMIT, it.tif)]
     ids = [vid() for _ in children]
     outs = om.accept(it, f"O{next(_ids)}", children, ids)
-    assert [type(o) for o in outs] == [VenueNew] * len(children)
+    assert [type(o) for o in outs] == [SendNewOrder] * len(children)
     return om.by_oms[(S, it.cl_ord_id)], ids
 
 
 def execs(outs):
-    return [o for o in outs if isinstance(o, OmsExec)]
+    return [o for o in outs if isinstance(o, ReportToOms)]
 
 
 def test_fill_in_two_parts_keeps_cum_leaves_avg():
@@ -79,7 +82,7 @@ def test_same_exec_id_on_another_order_is_not_a_duplicate():
     order_b, (b,) = route(om, intent("e2", tif=DAY))
     first = ex(a, TRADE, PARTIAL, 10, 90, 10.0, 10, 10.0)
     om.on_venue_exec(first)
-    again = VenueExec("ALPHA", b, None, first.exec_id, TRADE, PARTIAL, 10, 90, 10.0, 10, 10.0, "VO2", None)
+    again = dataclasses.replace(first, cl_ord_id=b, venue_order_id="VO2")
     assert execs(om.on_venue_exec(again)) and order_b.cum_qty == 10
 
 
@@ -105,14 +108,14 @@ def test_cancel_flow_and_refusals():
     order, (v,) = route(om, intent(tif=DAY))
     om.on_venue_exec(ex(v, NEW, NEW, 0, 100))
     outs = om.cancel(S, "c2", "c1", vid)
-    assert [type(o) for o in outs] == [OmsExec, VenueCancel] and outs[0].ord_status == PENDING_CANCEL
+    assert [type(o) for o in outs] == [ReportToOms, SendCancel] and outs[0].ord_status == PENDING_CANCEL
     cxl = outs[1]
     again = om.cancel(S, "c3", "c1", vid)
-    assert isinstance(again[0], OmsCancelReject) and again[0].reason == "3"
+    assert isinstance(again[0], RejectOmsCancel) and again[0].reason == "3"
     done = execs(om.on_venue_exec(ex(cxl.cl_ord_id, CANCELED, CANCELED, 0, 0, orig=v)))
     assert [(o.exec_type, o.cl_ord_id, o.orig_cl_ord_id) for o in done] == [(CANCELED, "c2", "c1")]
     late = om.cancel(S, "c4", "c1", vid)
-    assert isinstance(late[0], OmsCancelReject) and late[0].reason == "0"
+    assert isinstance(late[0], RejectOmsCancel) and late[0].reason == "0"
     unknown = om.cancel(S, "c5", "nope", vid)
     assert unknown[0].reason == "1"
 
@@ -135,7 +138,7 @@ def test_replace_moves_ids_and_quantity():
     om.on_venue_exec(ex(v, NEW, NEW, 0, 100))
     new = intent("c2", qty=150, px=10.5, tif=DAY)
     outs = om.replace(S, new, "c1", "R1")
-    assert isinstance(outs[0], VenueReplace) and outs[0].orig_cl_ord_id == v
+    assert isinstance(outs[0], SendReplace) and outs[0].orig_cl_ord_id == v
     rep = execs(om.on_venue_exec(ex("R1", REPLACED, NEW, 0, 150, orig=v)))[0]
     assert (rep.cl_ord_id, rep.orig_cl_ord_id, rep.leaves_qty) == ("c2", "c1", 150)
     assert order.intent.price == 10.5 and order.cl_ord_id == "c2"
@@ -148,7 +151,7 @@ def test_kill_cancels_every_open_order():
     route(om, intent("k1", tif=DAY))
     route(om, intent("k2", tif=DAY, side=SELL))
     outs = om.cancel_all(vid, "kill switch: test")
-    assert sum(isinstance(o, VenueCancel) for o in outs) == 2
+    assert sum(isinstance(o, SendCancel) for o in outs) == 2
 
 
 def test_journal_replay_rebuilds_state(tmp_path):
@@ -157,15 +160,17 @@ def test_journal_replay_rebuilds_state(tmp_path):
     om = OrderManager()
     it = intent(tif=DAY)
     ids = [vid()]
-    j.accepted(it, "O1", [ChildOrder("ALPHA", 100, 10.0, LIMIT, DAY)], ids, "dma", "test", 0.0)
+    j.write(J.Accepted(intent=it, order_id="O1", children=[ChildOrder("ALPHA", 100, 10.0, LIMIT, DAY)],
+                       venue_ids=ids, policy="dma", reason="test"))
     om.accept(it, "O1", [ChildOrder("ALPHA", 100, 10.0, LIMIT, DAY)], ids)
     fill = ex(ids[0], TRADE, PARTIAL, 40, 60, 10.0, 40, 10.0)
-    j.venue_exec(fill, 0.0)
+    j.write(J.VenueReport(report=fill))
     j.close()
     with path.open("a") as fh:
-        fh.write('["X", "torn')       # a crash mid-write
+        fh.write('{"kind": "venue_report", "torn')       # a crash mid-write
     fresh = OrderManager()
-    assert replay(path, fresh) == 2
+    result = replay(path, fresh)
+    assert result.applied == 2 and [n for n, _ in result.skipped] == [3]
     order = fresh.by_oms[(S, "c1")]
     assert order.cum_qty == 40 and not order.done and fresh.find_child(ids[0]) is order.children[0]
     assert fresh.on_venue_exec(fill) == []                 # the resent report is not counted twice
@@ -173,19 +178,21 @@ def test_journal_replay_rebuilds_state(tmp_path):
     assert outs[0].ord_status == FILLED and outs[0].cl_ord_id == "c1"
 
 
-def test_micro_burst_retries_an_ioc_remainder_once():
-    calls = []
-
-    def retry(order, remaining):
-        calls.append(remaining)
-        return ChildOrder("BRAVO", remaining, order.intent.price, LIMIT, IOC)
-
-    om = OrderManager(retry_route=retry)
+def test_micro_burst_asks_once_for_an_ioc_remainder_route():
+    om = OrderManager(micro_burst=True)
     order, (v,) = route(om, intent(qty=100))
     om.on_venue_exec(ex(v, TRADE, PARTIAL, 30, 70, 10.0, 30, 10.0))
     outs = om.on_venue_exec(ex(v, CANCELED, CANCELED, 30, 0, 10.0))
-    assert calls == [70] and isinstance(outs[0], Retry) and not order.done      # nothing told yet
-    (new,) = om.add_retry(order, outs[0].spec, "R1")
-    assert isinstance(new, VenueNew) and new.child.venue == "BRAVO" and new.child.qty == 70
+    assert isinstance(outs[0], RouteRemainder) and outs[0].qty == 70 and not order.done   # nothing told yet
+    (new,) = om.add_retry(order, ChildOrder("BRAVO", 70, order.intent.price, LIMIT, IOC), "R1")
+    assert isinstance(new, SendNewOrder) and new.child.venue == "BRAVO" and new.child.qty == 70
     end = execs(om.on_venue_exec(ex("R1", CANCELED, CANCELED, 0, 0, venue="BRAVO")))
-    assert [(e.exec_type, e.cum_qty) for e in end] == [(CANCELED, 30)] and calls == [70]   # only once
+    assert [(e.exec_type, e.cum_qty) for e in end] == [(CANCELED, 30)]                   # only once
+
+
+def test_a_remainder_with_no_route_ends_the_order():
+    om = OrderManager(micro_burst=True)
+    order, (v,) = route(om, intent(qty=100))
+    (rr,) = om.on_venue_exec(ex(v, CANCELED, CANCELED, 0, 0))
+    end = execs(om.end_remainder(rr.order))
+    assert [(e.exec_type, e.text) for e in end] == [(CANCELED, "IOC remainder not filled")] and order.done

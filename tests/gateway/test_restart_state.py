@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from gateway.apps.server.config import GatewayConfig
 from gateway.common.configfile import validate_config
+from gateway.core import journal as J
 from gateway.core.journal import Journal
 from gateway.core.model import BUY, DAY, IOC, LIMIT, ChildOrder, OrderIntent
-from gateway.core.orders import VenueExec
+from gateway.core.orders import VenueExecutionReport
 from gateway.apps.server.app import Gateway
 
 S = "FIX.4.4:FIXGW->OMS1"
@@ -22,12 +23,18 @@ def test_positions_exposure_ids_and_halt_survive_a_restart(tmp_path):
     cfg = config(tmp_path, max_position=120)
     j = Journal(cfg.journal_path)
     filled = OrderIntent(S, "c1", "AAPL", BUY, 100, LIMIT, 190.0, IOC)
-    j.accepted(filled, "O1", [ChildOrder("ALPHA", 100, 190.0, LIMIT, IOC)], ["G1"], "dma", "", 0.0)
-    j.venue_exec(VenueExec("ALPHA", "G1", None, "X1", "F", "2", 100, 0, 190.0, 100, 190.0, "V1"), 0.0)
+    j.write(J.Accepted(intent=filled, order_id="O1", children=[ChildOrder("ALPHA", 100, 190.0, LIMIT, IOC)],
+                       venue_ids=["G1"], policy="dma"))
+    j.write(J.VenueReport(report=VenueExecutionReport(
+        venue="ALPHA", cl_ord_id="G1", exec_id="X1", exec_type="F", ord_status="2", cum_qty=100, leaves_qty=0,
+        avg_px=190.0, last_qty=100, last_px=190.0, venue_order_id="V1")))
     resting = OrderIntent(S, "c2", "AAPL", BUY, 15, LIMIT, 189.0, DAY)
-    j.accepted(resting, "O2", [ChildOrder("ALPHA", 15, 189.0, LIMIT, DAY)], ["G2"], "dma", "", 0.0)
-    j.venue_exec(VenueExec("ALPHA", "G2", None, "X2", "0", "0", 0, 15, 0, 0, 0, "V2"), 0.0)
-    j.risk_state("HALTED", "rolling loss: test", "auto")
+    j.write(J.Accepted(intent=resting, order_id="O2", children=[ChildOrder("ALPHA", 15, 189.0, LIMIT, DAY)],
+                       venue_ids=["G2"], policy="dma"))
+    j.write(J.VenueReport(report=VenueExecutionReport(
+        venue="ALPHA", cl_ord_id="G2", exec_id="X2", exec_type="0", ord_status="0", leaves_qty=15,
+        venue_order_id="V2")))
+    j.write(J.RiskState(state="HALTED", reason="rolling loss: test", by="auto"))
     j.close()
 
     gw = Gateway(cfg)
@@ -46,8 +53,8 @@ def test_positions_exposure_ids_and_halt_survive_a_restart(tmp_path):
 def test_a_reset_before_the_crash_is_kept(tmp_path):
     cfg = config(tmp_path)
     j = Journal(cfg.journal_path)
-    j.risk_state("HALTED", "manual: test", "alice")
-    j.risk_state("ACTIVE", "reset", "alice")
+    j.write(J.RiskState(state="HALTED", reason="manual: test", by="alice"))
+    j.write(J.RiskState(state="ACTIVE", reason="reset", by="alice"))
     j.close()
     gw = Gateway(cfg)
     assert gw.risk.state == "ACTIVE"

@@ -18,11 +18,28 @@ def order(side=BUY, qty=10, price=100.0, symbol="AAPL"):
     return OrderIntent(SESSION, f"k{next(_ids)}", symbol, side, float(qty), LIMIT, price, "0")
 
 
+class Trips:
+    """The firm trips so far, read from the engine's history (risk returns changes, it calls no one)."""
+
+    def __init__(self, eng: RiskEngine) -> None:
+        self.eng = eng
+
+    def _list(self) -> list[str]:
+        return [h["reason"] for h in self.eng.history if h["state"] == HALTED and "session" not in h]
+
+    def __eq__(self, other) -> bool:
+        return self._list() == other
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
+
 def make(clock=None, marks=None, **cfg):
     eng = RiskEngine(RiskConfig.model_validate(cfg), clock or FakeClock(), marks.get if marks is not None else None)
-    trips: list[str] = []
-    eng.on_trip = trips.append
-    return eng, trips
+    return eng, Trips(eng)
 
 
 def fill(eng, side, qty, px, symbol="AAPL"):
@@ -152,7 +169,7 @@ def test_daily_loss_limit():
 
 def test_venue_reject_spike():
     clock = FakeClock()
-    eng, trips = make(clock, venue_reject_threshold=3, venue_reject_window_s=1.0)
+    eng, trips = make(clock, firm_venue_reject_threshold=3, venue_reject_window_s=1.0)
     eng.on_venue_reject("V1")
     clock.advance(0.6)
     eng.on_venue_reject("V2")
@@ -162,11 +179,12 @@ def test_venue_reject_spike():
     clock.advance(0.1)
     eng.on_venue_reject("V2")
     assert eng.state == HALTED
-    assert trips == ["venue reject spike: 3 rejects within 1s (last from V2) >= venue_reject_threshold 3"]
+    assert trips == ["venue reject spike: 3 rejects within 1s (last from V2) >= firm_venue_reject_threshold 3"]
 
 
 def test_kill_switch_disabled_never_trips():
-    eng, trips = make(kill_switch_enabled=False, daily_loss_limit=1, venue_reject_threshold=1)
+    eng, trips = make(kill_switch_enabled=False, daily_loss_limit=1, venue_reject_threshold=1,
+                      firm_venue_reject_threshold=1)
     fill(eng, BUY, 100, 100.0)
     eng.on_mark("AAPL", 50.0)
     eng.on_venue_reject("V1")
@@ -177,8 +195,9 @@ def test_kill_switch_disabled_never_trips():
 
 def test_halted_refuses_new_orders_with_the_reason():
     eng, trips = make()
-    assert eng.trip("operator pressed the button", by="alice") is True
-    assert eng.trip("again", by="bob") is False      # already halted: no second callback
+    changed = eng.trip("operator pressed the button", by="alice")
+    assert (changed.state, changed.previous, changed.by) == (HALTED, ACTIVE, "alice")
+    assert eng.trip("again", by="bob") is None       # already halted: no second change
     assert trips == ["operator pressed the button"]
     rej = eng.check(order())
     assert rej.check == "kill_switch" and "operator pressed the button" in rej.text

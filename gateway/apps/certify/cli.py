@@ -1,4 +1,5 @@
-"""`fixgw certify`: play FIX session scenarios against a counterparty acceptor.
+"""`fixgw certify`: play FIX scenarios against a counterparty acceptor, or (``--listen``)
+against an initiator that connects to us.
 
 Exit status: 0 when every scenario passed, 1 when any failed or errored (or the
 counterparty does not reset sequence numbers on logon), 2 for a usage problem or an
@@ -7,6 +8,7 @@ unreachable counterparty.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from gateway.apps.certify.compare import LOOSE, STRICT
 from gateway.apps.certify.report import LivePrinter, Run, summary_table, write_json, write_junit
 from gateway.apps.certify.runner import Options, ScenarioRunner, Target, Unreachable, check_reachable, reset_check
 from gateway.apps.certify.script import builtin_suite, discover
+from gateway.apps.certify.wire import Listener
 from gateway.common.configfile import ConfigError
 
 
@@ -32,6 +35,17 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     where.add_argument("--gateway", action="store_true", help="the gateway's OMS acceptor from --config "
                                                               "(e.g. configs/gateway.toml)")
     where.add_argument("--config", metavar="TOML", help="the simulator or gateway config to read")
+    where.add_argument("--username", help="Username(553) on our Logons (default: from --gateway's client entry)")
+    where.add_argument("--password-env", metavar="VAR",
+                       help="read Password(554) for our Logons from this environment variable "
+                            "(default: from --gateway's client entry)")
+    where.add_argument("--listen", metavar="HOST:PORT",
+                       help="certify an initiator: be the acceptor on HOST:PORT and wait for it to connect "
+                            "(--target is its CompID, --sender ours); runs the initiator suite by default")
+    p.add_argument("--app", action="store_true",
+                   help="run the bundled application-level suite (order flow) instead of the session suite")
+    p.add_argument("--accept-timeout", type=float, default=30.0, metavar="S",
+                   help="with --listen: seconds to wait for each connection of the initiator (default 30)")
     p.add_argument("--scripts", nargs="+", action="extend", metavar="DIR|FILE",
                    help=f"scenario files or directories of *.def (default: {builtin_suite()})")
     p.add_argument("-k", dest="select", action="append", metavar="TEXT",
@@ -58,8 +72,10 @@ class UsageError(Exception):
 
 
 def resolve_target(args: argparse.Namespace) -> tuple[Target, list[str]]:
-    if args.venue and args.gateway:
-        raise UsageError("--venue and --gateway are exclusive")
+    if sum(map(bool, (args.venue, args.gateway, args.listen))) > 1:
+        raise UsageError("--venue, --gateway and --listen are exclusive")
+    if args.listen:
+        return listen_target(args), []
     if args.venue or args.gateway:
         if not args.config:
             raise UsageError("--venue/--gateway need --config")
@@ -80,11 +96,35 @@ def resolve_target(args: argparse.Namespace) -> tuple[Target, list[str]]:
         target = Target(args.host or "127.0.0.1", args.port, args.sender or counterparty.CERT_COMP_ID, args.target)
         warnings = []
     target.heartbeat = args.heartbeat
+    fields = dict(target.logon_fields)
+    if args.username:
+        fields[553] = args.username
+    if args.password_env:
+        if args.password_env not in os.environ:
+            raise UsageError(f"--password-env {args.password_env}: no such environment variable")
+        fields[554] = os.environ[args.password_env]
+    target.logon_fields = tuple(fields.items())
     return target, warnings
 
 
+def listen_target(args: argparse.Namespace) -> Target:
+    host, sep, port = args.listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--listen {args.listen!r}: expected HOST:PORT")
+    if not args.target:
+        raise UsageError("--listen needs --target (the initiator's CompID)")
+    return Target(host or "127.0.0.1", int(port), args.sender or counterparty.CERT_COMP_ID, args.target,
+                  args.heartbeat, label="initiator", listen=True)
+
+
+def default_suite(args: argparse.Namespace) -> Path:
+    if args.app:
+        return builtin_suite("app")
+    return builtin_suite("initiator" if args.listen else "acceptor")
+
+
 def select_scripts(args: argparse.Namespace) -> list[Path]:
-    sources = args.scripts or [builtin_suite()]
+    sources = args.scripts or [default_suite(args)]
     missing = [s for s in sources if not Path(s).exists()]
     if missing:
         raise UsageError(f"no such script file or directory: {', '.join(map(str, missing))}")
@@ -114,10 +154,13 @@ def main(argv: list[str] | None = None, prog: str = "fixgw certify", command: st
             print("\n".join(str(p) for p in paths))
             return 0
         target, warnings = resolve_target(args)
-        options = Options(mode=LOOSE if args.loose else STRICT, timeout=args.timeout, compid_map=parse_map(args.map))
+        options = Options(mode=LOOSE if args.loose else STRICT, timeout=args.timeout, compid_map=parse_map(args.map),
+                          accept_timeout=args.accept_timeout)
     except (UsageError, ConfigError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    if target.listen:
+        return certify_initiator(target, paths, options, args, prog)
     try:
         check_reachable(target)
     except Unreachable as exc:
@@ -126,8 +169,23 @@ def main(argv: list[str] | None = None, prog: str = "fixgw certify", command: st
     return certify(target, paths, options, args, warnings, prog)
 
 
+def certify_initiator(target: Target, paths: list[Path], options: Options, args: argparse.Namespace,
+                      prog: str) -> int:
+    """--listen: bind first (a taken port is a usage problem, exit 2), then run as certify()."""
+    try:
+        listener = Listener(target.host, target.port)
+    except OSError as exc:
+        print(f"{prog}: cannot listen on {target.host}:{target.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    target.port = listener.port  # port 0 picks a free one
+    try:
+        return certify(target, paths, options, args, [], prog, listener)
+    finally:
+        listener.close()
+
+
 def certify(target: Target, paths: list[Path], options: Options, args: argparse.Namespace,
-            warnings: list[str], prog: str) -> int:
+            warnings: list[str], prog: str, listener: Listener | None = None) -> int:
     out = sys.stdout
     run = Run(target, options.mode, warnings=list(warnings))
     out.write(f"certifying {target.describe()}: {len(paths)} scenario(s), {options.mode} comparison, "
@@ -135,7 +193,10 @@ def certify(target: Target, paths: list[Path], options: Options, args: argparse.
     for w in warnings:
         out.write(f"warning: {w}\n")
     started = time.monotonic()
-    if not args.no_reset_check:
+    if target.listen:
+        out.write(f"note: the initiator must reset sequence numbers after a Logout (QuickFIX: ResetOnLogout=Y) "
+                  f"and reconnect within {options.accept_timeout:g}s; every scenario ends with a Logout\n")
+    elif not args.no_reset_check:
         out.write(f"note: every scenario logs on with MsgSeqNum=1 and no ResetSeqNumFlag, so {target.target} "
                   f"must reset sequence numbers on logon for {target.sender} (ResetOnLogon=Y); checking... ")
         out.flush()
@@ -148,7 +209,7 @@ def certify(target: Target, paths: list[Path], options: Options, args: argparse.
         out.write("ok\n" if run.preflight is None else f"FAILED\n  {run.preflight}\n")
     if run.preflight is None:
         printer = LivePrinter(out, verbose=not args.quiet)
-        runner = ScenarioRunner(target, options)
+        runner = ScenarioRunner(target, options, listener)
         run.outcomes = runner.run_paths(paths, printer.start, printer.done)
     run.wall_seconds = time.monotonic() - started
     out.write("\n" + summary_table(run) + "\n")

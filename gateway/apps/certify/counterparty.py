@@ -59,7 +59,16 @@ def from_gateway_config(path: str | Path, sender: str | None = None) -> tuple[Ta
     target = Target(str(oms.get("host", "127.0.0.1")), int(oms["port"]), sender, str(oms.get("comp_id", "FIXGW")),
                     label="gateway OMS acceptor")
     warnings = _reset_warnings(oms.get("clients"), sender, f"{path}: oms.clients", default_resets=False)
+    target.logon_fields = _logon_fields(oms.get("clients"), sender)
     return target, warnings
+
+
+def _logon_fields(entries, sender: str) -> tuple[tuple[int, str], ...]:
+    """Username(553)/Password(554) the gateway checks for ``sender`` (from its client entry)."""
+    entry = next((e for e in entries or () if isinstance(e, dict) and e.get("comp_id") == sender), None)
+    if entry is None:
+        return ()
+    return tuple((tag, str(entry[key])) for tag, key in ((553, "username"), (554, "password")) if entry.get(key))
 
 
 def _reset_warnings(entries, sender: str, where: str, default_resets: bool) -> list[str]:

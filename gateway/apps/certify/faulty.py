@@ -1,11 +1,16 @@
-"""A deliberately faulty FIX 4.4 acceptor, to prove the certifier catches faults.
+"""Deliberately faulty FIX 4.4 counterparties, to prove the certifier catches faults.
 
-The reference quickfix acceptor, broken in chosen ways: some faults are quickfix
-settings a real counterparty could get wrong, the others are done on the wire by a small
-proxy in front of it (the acceptor's own messages are dropped, or our bad CheckSums are
-repaired before it sees them).
+- FaultyAcceptor: the reference quickfix acceptor, broken in chosen ways: some faults are
+  quickfix settings a real counterparty could get wrong, the others are done on the wire
+  by a small proxy in front of it (the acceptor's own messages are dropped, or our bad
+  CheckSums are repaired before it sees them).
+- FaultyInitiator: the reference quickfix initiator behind a proxy that hides the
+  certifier's ResendRequests from it (``ignore-resend-request``).
+- FaultyVenue: a proxy in front of any order-handling acceptor (a simulator venue) that
+  drops its application messages in chosen ways (``no-ioc-cancel``).
 
     python -m gateway.apps.certify.faulty --port 9200 --comp-id ISLD --fault accept-bad-checksum
+    python -m gateway.apps.certify.faulty --port 9300 --upstream 9101 --fault no-ioc-cancel
 
 Without any --fault it is the plain reference acceptor.
 """
@@ -37,6 +42,12 @@ SETTING_FAULTS = {
     "no-reset-on-logon": {"ResetOnLogon": False, "ResetOnDisconnect": False},
 }
 WIRE_FAULTS = {"no-test-request-reply", "ignore-seq-gaps", "accept-bad-checksum"}
+INITIATOR_FAULTS = {
+    "ignore-resend-request": "never answers a ResendRequest (the certifier's ResendRequests are dropped before it)",
+}
+APP_FAULTS = {
+    "no-ioc-cancel": "never cancels an IOC remainder (its ExecType=4 reports without OrigClOrdID are dropped)",
+}
 
 HEAD_RE = re.compile(rb"8=FIX[^\x01]*\x019=(\d+)\x01")
 TRAILER_RE = re.compile(rb"10=[^\x01]*\x01")
@@ -69,9 +80,17 @@ def drop_outbound(msg: bytes, faults: set[str]) -> bool:
     """True when the acceptor's message ``msg`` must not reach the certifier."""
     if "no-test-request-reply" in faults and b"\x0135=0\x01" in msg and b"\x01112=" in msg:
         return True
-    if "ignore-seq-gaps" in faults and b"\x0135=2\x01" in msg:
+    if faults & {"ignore-seq-gaps", "ignore-resend-request"} and b"\x0135=2\x01" in msg:
+        return True
+    if "no-ioc-cancel" in faults and _is_unsolicited_cancel(msg):
         return True
     return False
+
+
+def _is_unsolicited_cancel(msg: bytes) -> bool:
+    """An ExecutionReport Canceled that answers no cancel request (no OrigClOrdID): an
+    IOC/FOK remainder expiring. A requested cancel carries 41=the canceled ClOrdID."""
+    return b"\x0135=8\x01" in msg and b"\x01150=4\x01" in msg and b"\x0141=" not in msg
 
 
 class FaultProxy:
@@ -184,15 +203,68 @@ class FaultyAcceptor:
         self.stop()
 
 
+@dataclass
+class FaultyInitiator:
+    """The reference initiator connecting to the certifier at ``certifier_port`` through a
+    proxy that applies INITIATOR_FAULTS to what the certifier sends it."""
+    certifier_port: int
+    faults: set[str] = field(default_factory=set)
+    comp_id: str = "CERTI"
+    target: str = "CERT"
+
+    def __post_init__(self) -> None:
+        from gateway.apps.certify.initiator import ReferenceInitiator
+        unknown = self.faults - set(INITIATOR_FAULTS)
+        if unknown:
+            raise ValueError(f"unknown initiator fault(s) {sorted(unknown)}; known: {', '.join(INITIATOR_FAULTS)}")
+        self.proxy = FaultProxy(free_port(), self.certifier_port, self.faults)
+        self.initiator = ReferenceInitiator(self.proxy.listener.getsockname()[1], self.comp_id, self.target)
+
+    def start(self) -> "FaultyInitiator":
+        self.proxy.start()
+        self.initiator.start()
+        return self
+
+    def stop(self) -> None:
+        self.initiator.stop()
+        self.proxy.stop()
+
+
+@dataclass
+class FaultyVenue:
+    """127.0.0.1:``port`` -> an order-handling acceptor at ``upstream_port``, with APP_FAULTS."""
+    port: int
+    upstream_port: int
+    faults: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        unknown = self.faults - set(APP_FAULTS)
+        if unknown:
+            raise ValueError(f"unknown application fault(s) {sorted(unknown)}; known: {', '.join(APP_FAULTS)}")
+        self.proxy = FaultProxy(self.port, self.upstream_port, self.faults)
+
+    def start(self) -> "FaultyVenue":
+        self.proxy.start()
+        return self
+
+    def stop(self) -> None:
+        self.proxy.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gateway.apps.certify.faulty", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--comp-id", default="ISLD", help="the acceptor's CompID (default ISLD)")
     p.add_argument("--client", action="append", help="accepted client CompIDs (default CERT)")
-    p.add_argument("--fault", action="append", default=[], choices=sorted(FAULTS),
+    p.add_argument("--upstream", type=int, metavar="PORT",
+                   help="be a faulty proxy in front of the order-handling acceptor on PORT (application faults)")
+    p.add_argument("--fault", action="append", default=[], choices=sorted({**FAULTS, **APP_FAULTS}),
                    help="a fault to inject (repeatable)")
     args = p.parse_args(argv)
-    acceptor = FaultyAcceptor(args.port, set(args.fault), args.comp_id, tuple(args.client or ["CERT"]))
+    if args.upstream:
+        acceptor = FaultyVenue(args.port, args.upstream, set(args.fault))
+    else:
+        acceptor = FaultyAcceptor(args.port, set(args.fault), args.comp_id, tuple(args.client or ["CERT"]))
     acceptor.start()
     print(f"acceptor {args.comp_id} on 127.0.0.1:{args.port}, faults: {', '.join(sorted(args.fault)) or 'none'}",
           flush=True)

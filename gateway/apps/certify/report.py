@@ -59,16 +59,18 @@ class LivePrinter:
 
 
 def summary_table(run: Run, reason_width: int = 90) -> str:
-    rows = [("scenario", "result", "time", "reason")]
+    """suite | scenario | result | time | reason, one row per case, then the totals."""
+    rows = [("suite", "scenario", "result", "time", "reason")]
     for o in run.outcomes:
         reason = o.reason if len(o.reason) <= reason_width else o.reason[:reason_width - 3] + "..."
-        rows.append((o.name, MARK[o.status], f"{o.seconds:.2f}s", reason))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((o.suite, o.name, MARK[o.status], f"{o.seconds:.2f}s", reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
     for i, r in enumerate(rows):
-        lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip())
+        lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}  "
+                     f"{r[4]}".rstrip())
         if i == 0:
-            lines.append("-" * (sum(widths) + 6))
+            lines.append("-" * (sum(widths) + 8))
     if run.preflight:
         lines.append(f"preflight (sequence reset on logon): FAIL  {run.preflight}")
     lines.append(run.summary_line())
@@ -86,30 +88,51 @@ def to_json(run: Run) -> dict:
         "warnings": run.warnings,
         "summary": {"total": len(run.outcomes), "passed": run.count(PASS), "failed": run.count(FAIL),
                     "errors": run.count(ERROR), "ok": run.ok},
+        "suites": suite_counts(run),
         "scenarios": [o.to_dict() for o in run.outcomes],
     }
+
+
+def suite_counts(run: Run) -> dict[str, dict[str, int]]:
+    """{suite: {total, passed, failed, errors}} in the order the suites ran."""
+    out: dict[str, dict[str, int]] = {}
+    for o in run.outcomes:
+        c = out.setdefault(o.suite, {"total": 0, "passed": 0, "failed": 0, "errors": 0})
+        c["total"] += 1
+        c[{PASS: "passed", FAIL: "failed", ERROR: "errors"}[o.status]] += 1
+    return out
 
 
 def write_json(run: Run, path: str | Path) -> None:
     Path(path).write_text(json.dumps(to_json(run), indent=2) + "\n")
 
 
-def to_junit(run: Run) -> ET.Element:
+def to_junit(run: Run) -> list[ET.Element]:
+    """One <testsuite> per certification suite (session acceptor / session initiator /
+    application); classname certify.<suite>.<counterparty>."""
+    names = list(dict.fromkeys(o.suite for o in run.outcomes)) or ["session acceptor"]
+    return [_junit_suite(run, name, [o for o in run.outcomes if o.suite == name], first=(i == 0))
+            for i, name in enumerate(names)]
+
+
+def _junit_suite(run: Run, suite_name: str, outcomes: list[Outcome], first: bool) -> ET.Element:
     label = run.target.label or f"{run.target.host}:{run.target.port}"
+    preflight = bool(run.preflight) and first
+    failed = sum(1 for o in outcomes if o.status == FAIL)
     suite = ET.Element("testsuite", {
-        "name": f"fixgw certify {label} ({run.target.sender}->{run.target.target})",
-        "tests": str(len(run.outcomes) + (1 if run.preflight else 0)),
-        "failures": str(run.count(FAIL) + (1 if run.preflight else 0)),
-        "errors": str(run.count(ERROR)),
-        "time": f"{run.wall_seconds:.3f}",
+        "name": f"fixgw certify {suite_name}: {label} ({run.target.sender}->{run.target.target})",
+        "tests": str(len(outcomes) + (1 if preflight else 0)),
+        "failures": str(failed + (1 if preflight else 0)),
+        "errors": str(sum(1 for o in outcomes if o.status == ERROR)),
+        "time": f"{sum(o.seconds for o in outcomes) if outcomes else run.wall_seconds:.3f}",
         "timestamp": run.started,
     })
-    classname = "certify." + "".join(c if c.isalnum() else "_" for c in label)
-    if run.preflight:
+    classname = f"certify.{_slug(suite_name)}.{_slug(label)}"
+    if preflight:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": "preflight_sequence_reset",
                                                  "time": "0"})
         ET.SubElement(case, "failure", {"message": _xml_safe(run.preflight)}).text = _xml_safe(run.preflight)
-    for o in run.outcomes:
+    for o in outcomes:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": o.name,
                                                  "file": o.file, "time": f"{o.seconds:.3f}"})
         if o.status == PASS:
@@ -122,9 +145,13 @@ def to_junit(run: Run) -> ET.Element:
     return suite
 
 
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
 def write_junit(run: Run, path: str | Path) -> None:
     tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(to_junit(run))
+    tree.getroot().extend(to_junit(run))
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)
 

@@ -1,4 +1,8 @@
-"""Running scenario scripts against a counterparty acceptor, one connection set per scenario."""
+"""Running scenario scripts against a counterparty, one connection set per scenario.
+
+We connect to a counterparty acceptor (``iCONNECT`` scripts), or, certifying an initiator,
+wait on our Listener for it to connect (``eCONNECT`` scripts).
+"""
 from __future__ import annotations
 
 import socket
@@ -8,13 +12,15 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from gateway.apps.certify import compare as cmp
-from gateway.apps.certify.script import (Context, Script, ScriptError, Step, fixify, parse_file, show,
-                                    split_fields, substitute)
-from gateway.apps.certify.wire import Connection, ConnectionClosed, FramingError
+from gateway.apps.certify.script import (SUITE_ACCEPTOR, Context, Script, ScriptError, Step, UnknownVariable,
+                                         fixify, parse_file, show, split_fields, substitute,
+                                         with_logon_fields)
+from gateway.apps.certify.wire import Connection, ConnectionClosed, FramingError, Listener
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 MSG_TYPES = {"0": "Heartbeat", "1": "TestRequest", "2": "ResendRequest", "3": "Reject",
-             "4": "SequenceReset", "5": "Logout", "A": "Logon", "j": "BusinessMessageReject"}
+             "4": "SequenceReset", "5": "Logout", "A": "Logon", "j": "BusinessMessageReject",
+             "8": "ExecutionReport", "9": "OrderCancelReject", "D": "NewOrderSingle"}
 
 
 class Unreachable(Exception):
@@ -29,10 +35,15 @@ class Target:
     target: str  # the counterparty's CompID
     heartbeat: int = 30
     label: str = ""
+    listen: bool = False  # we are the acceptor: host:port is where we listen
+    # Fields every Logon we send carries (e.g. Password 554 a gateway requires), appended to
+    # scripted Logons that do not fix their BodyLength; never logged or shown in reports.
+    logon_fields: tuple[tuple[int, str], ...] = ()
 
     def describe(self) -> str:
         name = f"{self.label} " if self.label else ""
-        return f"{name}{self.host}:{self.port} ({self.sender} -> {self.target})"
+        where = f"initiators connecting to {self.host}:{self.port}" if self.listen else f"{self.host}:{self.port}"
+        return f"{name}{where} ({self.sender} -> {self.target})"
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Options:
     timeout: float = 10.0  # seconds to wait for each expected message or disconnect
     pause: float = 0.1  # between scenarios, so the counterparty sees the previous close first
     compid_map: dict[str, str] = field(default_factory=dict)
+    accept_timeout: float = 30.0  # eCONNECT: an initiator reconnects on its own timer (ReconnectInterval)
 
 
 @dataclass
@@ -54,6 +66,7 @@ class Outcome:
     expected: str = ""
     received: str = ""
     description: str = ""  # the script's leading comments
+    suite: str = SUITE_ACCEPTOR  # session acceptor | session initiator | application
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,10 +88,14 @@ class _Failure(Exception):
 
 
 class ScenarioRunner:
-    def __init__(self, target: Target, options: Options | None = None) -> None:
+    def __init__(self, target: Target, options: Options | None = None, listener: Listener | None = None) -> None:
         self.target = target
         self.options = options or Options()
         self.ctx = Context(target.sender, target.target, target.heartbeat, self.options.compid_map)
+        self.listener = listener  # required by eCONNECT scripts
+        self.variables: dict[str, str] = {}  # <CAPTURE:name> values, per scenario
+        self.whole_seconds = False  # <TIME> as QuickFIX's runner renders it (the script fixes BodyLength)
+        self.mode = self.options.mode
 
     # -- whole runs
     def run_paths(self, paths: Iterable[Path], on_start: Callable[[int, int, str], None] | None = None,
@@ -109,6 +126,9 @@ class ScenarioRunner:
         conns: dict[int, Connection] = {}
         started = time.monotonic()
         step: Step | None = None
+        self.variables = {}
+        self.whole_seconds = script.fixes_body_length
+        self.mode = script.compare_mode or self.options.mode
         try:
             for step in script.steps:
                 self._do(step, conns, script)
@@ -123,10 +143,15 @@ class ScenarioRunner:
             for c in conns.values():
                 c.close()
         return Outcome(script.name, str(script.path), status, round(time.monotonic() - started, 3),
-                       reason, where, exp, got, script.description)
+                       reason, where, exp, got, script.description, script.suite)
 
     def _do(self, step: Step, conns: dict[int, Connection], script: Script) -> None:
-        if step.kind == "connect":
+        if step.kind == "accept":
+            conns[step.conn] = self._accept(step)
+        elif step.kind == "connect":
+            if self.listener is not None:
+                raise _Failure(ERROR, "iCONNECT in a run that certifies an initiator (--listen): this script "
+                                      "is for certifying an acceptor", step)
             try:
                 conns[step.conn] = Connection(self.target.host, self.target.port)
             except OSError as exc:
@@ -141,8 +166,24 @@ class ScenarioRunner:
         elif step.kind == "expect_disconnect":
             self._expect_disconnect(step, conns.pop(step.conn))
 
+    def _accept(self, step: Step) -> Connection:
+        if self.listener is None:
+            raise _Failure(ERROR, "eCONNECT: this script certifies an initiator; run it with --listen HOST:PORT", step)
+        conn = self.listener.accept(self.options.accept_timeout)
+        if conn is None:
+            raise _Failure(FAIL, f"timed out after {self.options.accept_timeout:g}s waiting for the initiator to "
+                                 f"connect to {self.listener.host}:{self.listener.port}", step)
+        return conn
+
+    def _render(self, step: Step) -> str:
+        try:
+            return substitute(step.text, self.ctx, whole_seconds=self.whole_seconds, variables=self.variables)
+        except UnknownVariable as exc:
+            raise _Failure(ERROR, f"<VAR:{exc.args[0]}> before any <CAPTURE:...> of it in this scenario",
+                           step) from None
+
     def _send(self, step: Step, conn: Connection) -> None:
-        data = fixify(substitute(step.text, self.ctx))
+        data = fixify(with_logon_fields(self._render(step), self.target.logon_fields))
         try:
             conn.send(data)
         except ConnectionClosed:
@@ -150,12 +191,12 @@ class ScenarioRunner:
                                  f"could be sent ({_summary(data)})", step, show(data)) from None
 
     def _expect(self, step: Step, conn: Connection) -> None:
-        rendered = substitute(step.text, self.ctx)
+        rendered = self._render(step)
         explicit_length = any(t == "9" for t, _ in split_fields(rendered))
         expected = fixify(rendered)
         waited = self.options.timeout
         try:
-            received = conn.receive(waited)
+            received = self._receive(conn, expected, waited)
         except ConnectionClosed:
             raise _Failure(FAIL, f"the counterparty closed the connection while we waited for "
                                  f"{_summary(expected)}", step, show(expected)) from None
@@ -164,10 +205,26 @@ class ScenarioRunner:
         if received is None:
             raise _Failure(FAIL, f"timed out after {waited:g}s waiting for {_summary(expected)}",
                            step, show(expected))
-        reason = cmp.compare(expected, received, self.options.mode, explicit_length)
+        reason = cmp.compare(expected, received, self.mode, explicit_length)
         if reason:
             raise _Failure(FAIL, f"{reason} (expected {_summary(expected)}, received {_summary(received)})",
                            step, show(expected), show(received))
+        self.variables.update(cmp.captures(expected, received))
+
+    def _receive(self, conn: Connection, expected: bytes, timeout: float) -> bytes | None:
+        """The next message; in subset mode (application flows) optional messages are skipped
+        unless the script expects one of that kind: a plain Heartbeat (its timing is the
+        counterparty's business) and an ExecutionReport of a pending state (PendingNew,
+        PendingCancel, PendingReplace: FIX 4.4 lets a venue send them or not)."""
+        deadline = time.monotonic() + timeout
+        optional_kind = _optional_kind(expected)
+        while True:
+            received = conn.receive(max(deadline - time.monotonic(), 0.0))
+            if received is None or self.mode != cmp.SUBSET:
+                return received
+            kind = _optional_kind(received)
+            if kind is None or kind == optional_kind:
+                return received
 
     def _expect_disconnect(self, step: Step, conn: Connection) -> None:
         try:
@@ -184,11 +241,24 @@ class ScenarioRunner:
                            "(disconnect)", show(data))
 
 
+PENDING_EXEC_TYPES = {"A": "PendingNew", "6": "PendingCancel", "E": "PendingReplace"}
+
+
+def _optional_kind(data: bytes) -> str | None:
+    """'Heartbeat' or a pending ExecType name when the message is one a venue may omit."""
+    fields = dict(split_fields(data))
+    if fields.get("35") == "0" and "112" not in fields:
+        return "Heartbeat"
+    if fields.get("35") == "8":
+        return PENDING_EXEC_TYPES.get(fields.get("150", ""))
+    return None
+
+
 def _summary(data: bytes) -> str:
     fields = dict(split_fields(data))
     mtype = fields.get("35", "?")
     parts = [f"{MSG_TYPES.get(mtype, 'MsgType')} 35={mtype}"]
-    for tag in ("34", "7", "16", "36", "45", "112", "58"):
+    for tag in ("34", "7", "16", "36", "45", "112", "11", "150", "39", "58"):
         if tag in fields:
             parts.append(f"{tag}={fields[tag]}")
     return " ".join(parts)
@@ -210,8 +280,9 @@ def reset_check(target: Target, timeout: float = 5.0, rounds: int = 2) -> str | 
         except OSError as exc:
             raise Unreachable(f"cannot connect to {target.host}:{target.port}: {exc.strerror or exc}") from None
         try:
-            conn.send(fixify(substitute("8=FIX.4.4\x0135=A\x0134=1\x0149=<SENDER>\x0152=<TIME>\x01"
-                                        "56=<TARGET>\x0198=0\x01108=30\x01", ctx)))
+            conn.send(fixify(with_logon_fields(substitute("8=FIX.4.4\x0135=A\x0134=1\x0149=<SENDER>\x0152=<TIME>\x01"
+                                                          "56=<TARGET>\x0198=0\x01108=30\x01", ctx),
+                                               target.logon_fields)))
             try:
                 answer = conn.receive(timeout)
             except (ConnectionClosed, FramingError):

@@ -9,11 +9,21 @@ One step per line:
 
 Fields are separated by SOH (0x01); ``|`` is accepted too when a line holds no SOH, so
 that people can write scripts in an ordinary editor. Placeholders:
-``<TIME>``, ``<TIME+N>``, ``<TIME-N>`` (UTC now, offset in seconds), ``<SENDER>`` (our
-CompID), ``<TARGET>`` (the counterparty's), ``<HEARTBEAT>`` (HeartBtInt from the command
+``<TIME>``, ``<TIME+N>``, ``<TIME-N>`` (UTC now, offset in seconds; whole seconds
+``YYYYMMDD-HH:MM:SS`` as QuickFIX's runner writes them when the script fixes a BodyLength
+anywhere, milliseconds otherwise), ``<SENDER>`` (our
+CompID), ``<TARGET>`` (the counterparty's), ``<RUNID>`` (a token unique to the run, for
+ClOrdIDs a venue must not have seen before), ``<HEARTBEAT>`` (HeartBtInt from the command
 line), ``<LEN+N>``/``<LEN-N>``/``<LEN>`` (only as a BodyLength value: the true length
 plus or minus N, to send a wrong one on purpose) and, in ``E`` lines only, ``<ANY>`` (any
-non-empty value, for free text whose wording is the counterparty's choice).
+non-empty value, for free text whose wording is the counterparty's choice),
+``<CAPTURE:name>`` (E lines only: any non-empty value, remembered as ``name``) and
+``<VAR:name>`` / ``<VAR:name+N>`` (the value captured earlier in the same scenario, plus N
+when it is an integer; in I lines it is sent, in E lines it must be received exactly).
+
+``eCONNECT`` (certifying an initiator: wait for it to connect to us) opens a connection
+like ``iCONNECT``; a script uses one or the other. Directives in comments, which QuickFIX's
+runner ignores: ``#@suite NAME`` (the report's suite name) and ``#@compare strict|loose|subset``.
 
 BodyLength(9) and CheckSum(10) are computed when absent; an ``I`` line that writes them
 is sent as written. A line that does not start with ``8=`` is sent exactly as written.
@@ -28,9 +38,15 @@ from typing import Iterable, Mapping
 
 SOH = "\x01"
 LINE_RE = re.compile(r"^([IEie])(?:(\d),)?(.*)$", re.S)
-PLACEHOLDER_RE = re.compile(r"<([A-Z]+)(?:([+-])(\d+))?>")
-PLACEHOLDERS = {"TIME", "SENDER", "TARGET", "HEARTBEAT", "LEN", "ANY"}
+# <NAME>, <NAME+N>, <NAME:var>, <NAME:var+N>
+PLACEHOLDER_RE = re.compile(r"<([A-Z]+)(?::([A-Za-z0-9_]+))?(?:([+-])(\d+))?>")
+PLACEHOLDERS = {"TIME", "SENDER", "TARGET", "HEARTBEAT", "LEN", "ANY", "CAPTURE", "VAR", "RUNID"}
 ANY = "\x00ANY\x00"  # marks an <ANY> value after rendering (never valid on the wire)
+CAPTURE_PREFIX = "\x00CAPTURE:"  # <CAPTURE:name> renders as CAPTURE_PREFIX + name + "\x00"
+FIXED_LENGTH_RE = re.compile(r"8=[^\x01]*\x019=\d+\x01")  # a message whose BodyLength is written as a number
+DIRECTIVE_RE = re.compile(r"^#@(suite|compare)\s+(.+?)\s*$")
+SUITE_ACCEPTOR, SUITE_INITIATOR, SUITE_APP = "session acceptor", "session initiator", "application"
+COMPARE_MODES = ("strict", "loose", "subset")
 
 
 class ScriptError(Exception):
@@ -43,14 +59,14 @@ class ScriptError(Exception):
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # connect | disconnect | expect_disconnect | send | expect
+    kind: str  # connect | accept | disconnect | expect_disconnect | send | expect
     conn: int
     line: int
     text: str = ""  # message template for send/expect (SOH separated, ends with SOH)
 
     @property
     def label(self) -> str:
-        letter = {"connect": "i", "disconnect": "i", "expect_disconnect": "e", "send": "I", "expect": "E"}[self.kind]
+        letter = {"connect": "i", "accept": "e", "disconnect": "i", "expect_disconnect": "e", "send": "I", "expect": "E"}[self.kind]
         return f"{letter}{self.conn}"
 
 
@@ -60,10 +76,34 @@ class Script:
     steps: list[Step]
     description: str = ""
     connections: set[int] = field(default_factory=set)
+    directives: dict[str, str] = field(default_factory=dict)  # from #@suite / #@compare comments
 
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def listens(self) -> bool:
+        """True for a script certifying an initiator (eCONNECT: we are the acceptor)."""
+        return any(s.kind == "accept" for s in self.steps)
+
+    @property
+    def suite(self) -> str:
+        return self.directives.get("suite") or (SUITE_INITIATOR if self.listens else SUITE_ACCEPTOR)
+
+    @property
+    def compare_mode(self) -> str | None:
+        return self.directives.get("compare")
+
+    @property
+    def fixes_body_length(self) -> bool:
+        """True when a message line writes BodyLength as a number: a QuickFIX-style script.
+
+        Such a script was written against QuickFIX's runner, which renders <TIME> in whole
+        seconds; rendering milliseconds would make every echoed time 4 bytes longer than
+        the BodyLength the author computed.
+        """
+        return any(FIXED_LENGTH_RE.match(s.text) for s in self.steps if s.kind in ("send", "expect"))
 
     def where(self, step: Step) -> str:
         return f"{self.path}:{step.line}"
@@ -86,21 +126,35 @@ def parse_text(text: str, path: Path | str = "<script>") -> Script:
     comments: list[str] = []
     open_conns: set[int] = set()
     used: set[int] = set()
+    directives: dict[str, str] = {}
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r\n \t")
         if not line.strip():
             continue
         if line.lstrip().startswith("#"):
-            if not steps:
+            directive = DIRECTIVE_RE.match(line.strip())
+            if directive:
+                directives[directive.group(1)] = _check_directive(directive, number, p)
+            elif not steps:
                 comments.append(line.lstrip()[1:].strip())
             continue
         step = _parse_line(line, number, p)
         _check_connection_use(step, open_conns, p)
         used.add(step.conn)
         steps.append(step)
-    if not any(s.kind == "connect" for s in steps):
-        raise ScriptError(p, 1, "no iCONNECT step: nothing would be sent")
-    return Script(p, steps, " ".join(c for c in comments if c), used)
+    kinds = {s.kind for s in steps}
+    if not kinds & {"connect", "accept"}:
+        raise ScriptError(p, 1, "no iCONNECT or eCONNECT step: nothing would be sent")
+    if {"connect", "accept"} <= kinds:
+        raise ScriptError(p, 1, "a script either connects (iCONNECT) or accepts (eCONNECT), not both")
+    return Script(p, steps, " ".join(c for c in comments if c), used, directives)
+
+
+def _check_directive(m: re.Match, number: int, path: Path) -> str:
+    key, value = m.group(1), m.group(2)
+    if key == "compare" and value not in COMPARE_MODES:
+        raise ScriptError(path, number, f"#@compare {value!r}: expected one of {', '.join(COMPARE_MODES)}")
+    return value
 
 
 def _parse_line(line: str, number: int, path: Path) -> Step:
@@ -131,14 +185,13 @@ def _parse_connection_step(letter: str, word: str, conn: int, number: int, path:
     if letter == "e" and word == "DISCONNECT":
         return Step("expect_disconnect", conn, number)
     if letter == "e" and word == "CONNECT":
-        raise ScriptError(path, number, "eCONNECT (a script for testing an initiator) is not supported: "
-                                        "the certifier connects to an acceptor")
+        return Step("accept", conn, number)
     raise ScriptError(path, number, f"syntax error: {letter}{word!r}: expected CONNECT or DISCONNECT")
 
 
 def _check_placeholders(body: str, letter: str, number: int, path: Path) -> None:
     for m in PLACEHOLDER_RE.finditer(body):
-        name = m.group(1)
+        name, var = m.group(1), m.group(2)
         if name not in PLACEHOLDERS:
             raise ScriptError(path, number, f"unknown placeholder {m.group(0)} "
                                             f"(known: {', '.join('<%s>' % n for n in sorted(PLACEHOLDERS))})")
@@ -146,11 +199,15 @@ def _check_placeholders(body: str, letter: str, number: int, path: Path) -> None
             raise ScriptError(path, number, "<ANY> is only allowed in E (expect) lines")
         if name == "LEN" and not _in_tag(body, m.start(), "9"):
             raise ScriptError(path, number, "<LEN> is only allowed as the BodyLength (9) value")
-        if m.group(2) and name not in ("TIME", "LEN"):
-            raise ScriptError(path, number, f"{m.group(0)}: only <TIME> and <LEN> take an offset")
+        if m.group(3) and name not in ("TIME", "LEN", "VAR"):
+            raise ScriptError(path, number, f"{m.group(0)}: only <TIME>, <LEN> and <VAR:name> take an offset")
+        if (name in ("CAPTURE", "VAR")) != bool(var):
+            raise ScriptError(path, number, f"{m.group(0)}: only <CAPTURE:name> and <VAR:name> take a name")
+        if name == "CAPTURE" and letter != "E":
+            raise ScriptError(path, number, "<CAPTURE:name> is only allowed in E (expect) lines")
     stray = re.sub(PLACEHOLDER_RE, "", body)
-    if re.search(r"<[A-Z+\-0-9]*>", stray):
-        raise ScriptError(path, number, "malformed placeholder: " + re.search(r"<[A-Z+\-0-9]*>", stray).group(0))
+    if re.search(r"<[A-Z+\-0-9:]*>", stray):
+        raise ScriptError(path, number, "malformed placeholder: " + re.search(r"<[A-Z+\-0-9:]*>", stray).group(0))
 
 
 def _in_tag(body: str, pos: int, tag: str) -> bool:
@@ -169,14 +226,14 @@ def _check_expected(body: str, number: int, path: Path) -> None:
 
 
 def _check_connection_use(step: Step, open_conns: set[int], path: Path) -> None:
-    if step.kind == "connect":
+    if step.kind in ("connect", "accept"):
         if step.conn in open_conns:
             raise ScriptError(path, step.line, f"connection {step.conn} is already open")
         open_conns.add(step.conn)
         return
     if step.conn not in open_conns:
         raise ScriptError(path, step.line, f"connection {step.conn} used before i{step.conn},CONNECT" if step.conn != 1
-                          else "step before iCONNECT")
+                          else "step before iCONNECT (or eCONNECT)")
     if step.kind in ("disconnect", "expect_disconnect"):
         open_conns.discard(step.conn)
 
@@ -190,31 +247,64 @@ class Context:
     target: str
     heartbeat: int = 30
     compid_map: Mapping[str, str] = field(default_factory=dict)  # e.g. TW->CERT, ISLD->ALPHA
+    run_id: str = field(default_factory=lambda: new_run_id())
 
 
-def utc_time(offset_seconds: int = 0, now: _dt.datetime | None = None) -> str:
+def new_run_id() -> str:
+    """Milliseconds since the epoch in base 36 (8 characters): a venue rejects a ClOrdID it
+    has seen that day, so the application suite's ClOrdIDs must differ from run to run."""
+    n = int(_dt.datetime.now(_dt.timezone.utc).timestamp() * 1000)
+    digits = ""
+    while n:
+        n, r = divmod(n, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r] + digits
+    return digits
+
+
+def utc_time(offset_seconds: int = 0, now: _dt.datetime | None = None, whole_seconds: bool = False) -> str:
+    """UTC ``YYYYMMDD-HH:MM:SS.sss``, or ``YYYYMMDD-HH:MM:SS`` with ``whole_seconds``.
+
+    Whole seconds are what QuickFIX's Ruby runner writes for <TIME> (``strftime
+    ("%Y%m%d-%H:%M:%S")`` of the UTC time, offset by whole seconds), so a script whose
+    author computed BodyLength from that rendering gets the same bytes from us.
+    """
     now = now or _dt.datetime.now(_dt.timezone.utc)
     t = now + _dt.timedelta(seconds=offset_seconds)
+    if whole_seconds:
+        return t.strftime("%Y%m%d-%H:%M:%S")
     return t.strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
 
 
-def substitute(template: str, ctx: Context, now: _dt.datetime | None = None) -> str:
-    """Replace every placeholder except <LEN> (resolved by ``fixify``) and <ANY>.
+class UnknownVariable(KeyError):
+    """<VAR:name> before any <CAPTURE:name> in the scenario."""
+
+
+def substitute(template: str, ctx: Context, now: _dt.datetime | None = None, whole_seconds: bool = False,
+               variables: Mapping[str, str] | None = None) -> str:
+    """Replace every placeholder except <LEN> (resolved by ``fixify``), <ANY> and <CAPTURE>
+    (both become markers for the comparison).
 
     One clock reading per message: SendingTime and OrigSendingTime written as <TIME> must
     be equal, or OrigSendingTime could come out a millisecond later (a real fault).
     """
     now = now or _dt.datetime.now(_dt.timezone.utc)
+    variables = variables or {}
 
     def repl(m: re.Match) -> str:
-        name, sign, num = m.group(1), m.group(2), m.group(3)
+        name, var, sign, num = m.group(1), m.group(2), m.group(3), m.group(4)
+        off = int(num or 0) * (-1 if sign == "-" else 1)
         if name == "TIME":
-            off = int(num or 0) * (-1 if sign == "-" else 1)
-            return utc_time(off, now)
+            return utc_time(off, now, whole_seconds)
+        if name == "CAPTURE":
+            return f"{CAPTURE_PREFIX}{var}\x00"
+        if name == "VAR":
+            return _variable(variables, var, off)
         if name == "SENDER":
             return ctx.sender
         if name == "TARGET":
             return ctx.target
+        if name == "RUNID":
+            return ctx.run_id
         if name == "HEARTBEAT":
             return str(ctx.heartbeat)
         if name == "ANY":
@@ -229,6 +319,24 @@ def substitute(template: str, ctx: Context, now: _dt.datetime | None = None) -> 
 COMPID_TAGS = ("49", "56", "115", "128")
 
 
+def _variable(variables: Mapping[str, str], name: str, offset: int) -> str:
+    if name not in variables:
+        raise UnknownVariable(name)
+    value = variables[name]
+    if offset:
+        if not re.fullmatch(r"-?\d+", value):
+            raise UnknownVariable(f"{name} (value {value!r} is not an integer, cannot add {offset})")
+        return str(int(value) + offset)
+    return value
+
+
+def capture_name(value: str) -> str | None:
+    """The variable name when ``value`` is a rendered <CAPTURE:name>, else None."""
+    if value.startswith(CAPTURE_PREFIX) and value.endswith("\x00"):
+        return value[len(CAPTURE_PREFIX):-1]
+    return None
+
+
 def _map_compids(text: str, mapping: Mapping[str, str]) -> str:
     out = []
     for f in text.split(SOH):
@@ -237,6 +345,22 @@ def _map_compids(text: str, mapping: Mapping[str, str]) -> str:
             f = f"{tag}={mapping[value]}"
         out.append(f)
     return SOH.join(out)
+
+
+def with_logon_fields(text: str, fields: Iterable[tuple[int, str]]) -> str:
+    """``text`` with ``fields`` appended when it is a Logon (35=A) that neither fixes its
+    BodyLength nor carries them already; anything else unchanged."""
+    fields = tuple(fields)
+    if not fields or f"{SOH}35=A{SOH}" not in text:
+        return text
+    present = {tag for tag, _ in split_fields(text)}
+    if "9" in present:
+        return text
+    extra = "".join(f"{tag}={value}{SOH}" for tag, value in fields if str(tag) not in present)
+    body, sep, trailer = text.rpartition(f"{SOH}10=")
+    if sep:
+        return f"{body}{SOH}{extra}10={trailer}"
+    return text + ("" if text.endswith(SOH) else SOH) + extra
 
 
 def checksum(data: bytes) -> int:
@@ -297,7 +421,14 @@ def show(data: bytes | str | Iterable[tuple[str, str]]) -> str:
         pairs = split_fields(data)
     else:
         pairs = list(data)
-    return "|".join(f"{t}={'<ANY>' if v == ANY else v}" if t else v for t, v in pairs)
+    return "|".join(f"{t}={_shown(v)}" if t else v for t, v in pairs)
+
+
+def _shown(value: str) -> str:
+    if value == ANY:
+        return "<ANY>"
+    name = capture_name(value)
+    return f"<CAPTURE:{name}>" if name else value
 
 
 def discover(paths: Iterable[Path | str]) -> list[Path]:
@@ -315,5 +446,10 @@ def _natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def builtin_suite() -> Path:
-    return Path(__file__).resolve().parent / "scenarios" / "fix44"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+
+def builtin_suite(kind: str = "acceptor") -> Path:
+    """The bundled scripts: ``acceptor`` (session layer, we initiate), ``initiator``
+    (session layer, we accept) or ``app`` (order flow)."""
+    return SCENARIOS / {"acceptor": "fix44", "initiator": "fix44-initiator", "app": "fix44-app"}[kind]

@@ -66,12 +66,13 @@ class Framer:
 
 
 class Connection:
-    """One TCP connection to the counterparty."""
+    """One TCP connection to the counterparty (we connected, or it connected to our Listener)."""
 
-    def __init__(self, host: str, port: int, connect_timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, connect_timeout: float = 5.0,
+                 sock: socket.socket | None = None) -> None:
         self.host, self.port = host, port
         self.framer = Framer()
-        self.sock = socket.create_connection((host, port), timeout=connect_timeout)
+        self.sock = sock or socket.create_connection((host, port), timeout=connect_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.peer_closed = False
 
@@ -136,3 +137,32 @@ class Connection:
                 self.sock.close()
             finally:
                 self.sock = None
+
+
+class Listener:
+    """Our listening socket when we certify an initiator: bound once for the whole run, so
+    the initiator's reconnects between scenarios land in the backlog, not on a closed port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(8)
+        except OSError:
+            self.sock.close()
+            raise
+        self.host, self.port = self.sock.getsockname()[:2]
+
+    def accept(self, timeout: float) -> Connection | None:
+        """The next connection from the initiator, or None after ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            sock, (host, port) = self.sock.accept()
+        except socket.timeout:
+            return None
+        sock.settimeout(None)
+        return Connection(host, port, sock=sock)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,40 +1,91 @@
 """The admin interface: HTTP/JSON on loopback inside the gateway, and `fixgw status|kill|reset`.
 
-Endpoints (no authentication, so loopback only; the config refuses other hosts):
+Endpoints:
 - ``GET /status``            sessions, sequence numbers, venues (latency, books), order counts, risk
 - ``GET /orders?n=200``      the last n orders with their venue orders
 - ``GET /decisions?n=50``    the last n routing decisions with the numbers behind them
 - ``POST /kill``  ``{"by": "alice", "reason": "..."}``   trip the kill switch
-- ``POST /reset`` ``{"by": "alice"}``                    reset it (a person must be named)
+- ``POST /reset`` ``{"by": "alice", "session": null}``   reset it, or one suspended session
 
-The server runs in its own thread and only reads the gateway under its lock; it never
-polls (``serve_forever`` blocks in select between requests).
+Lockdown (any local process, or a web page through a browser, can reach loopback):
+- mutating endpoints need ``Authorization: Bearer <token>``; the token is made at first start
+  in ``<store_dir>/admin.token`` (mode 0600) and `fixgw kill|reset` read it from there;
+- POST bodies must be ``Content-Type: application/json`` (a browser's simple text/plain or
+  form POST is refused) and at most ``MAX_BODY`` bytes; a negative, absurd or missing
+  Content-Length is refused; every socket read has a timeout;
+- the Host header must be 127.0.0.1 / localhost [:port] (DNS rebinding).
+
+The server runs in its own thread and knows the gateway only through ``AdminActions``
+(callables); it never polls (``serve_forever`` blocks in select between requests).
 """
 from __future__ import annotations
 
 import argparse
 import getpass
+import hmac
 import json
+import os
+import secrets
 import sys
 import threading
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
-from gateway.common.configfile import load_config
+from gateway.common.configfile import ConfigError, load_config
 
-if TYPE_CHECKING:
-    from gateway.apps.server.app import Gateway
+MAX_BODY = 4096
+REQUEST_TIMEOUT_S = 5.0
+TOKEN_FILE = "admin.token"
+_LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminActions:
+    """What the admin endpoint may do to the gateway (each call takes the gateway's lock itself)."""
+    status: Callable[[], dict]
+    orders: Callable[[int], list]
+    decisions: Callable[[int], list]
+    kill: Callable[[str, str], bool]             # (reason, by) -> changed?
+    reset: Callable[..., bool]                   # (by, session=None) -> changed?; ValueError: no person
+    risk: Callable[[], dict]
+
+
+def token_path(store_dir: str | Path) -> Path:
+    return Path(store_dir) / TOKEN_FILE
+
+
+def ensure_token(store_dir: str | Path) -> str:
+    """The admin bearer token, made on first start (mode 0600) and kept across restarts."""
+    path = token_path(store_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_token(store_dir)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    return read_token(store_dir)
+
+
+def read_token(store_dir: str | Path) -> str:
+    return token_path(store_dir).read_text().strip()
 
 
 class AdminServer:
-    def __init__(self, gateway: "Gateway", host: str, port: int) -> None:
-        handler = type("Handler", (_Handler,), {"gateway": gateway})
+    def __init__(self, actions: AdminActions, host: str, port: int, token: str) -> None:
+        handler = type("Handler", (_Handler,), {"actions": actions, "token": token})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="gw-admin", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
 
     def start(self) -> None:
         self._thread.start()
@@ -45,43 +96,82 @@ class AdminServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    gateway: "Gateway"
+    actions: AdminActions
+    token: str
+    timeout = REQUEST_TIMEOUT_S          # socket timeout for every read (slow or silent clients)
 
     def log_message(self, fmt, *args):  # noqa: D401 - keep the gateway's log clean
         pass
 
+    def _host_ok(self) -> bool:
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if host.count(":") == 1 and not host.rsplit(":", 1)[1].isdigit():
+            return False
+        return name in _LOCAL_HOSTS
+
     def do_GET(self):
+        if not self._host_ok():
+            return self._json(403, {"error": "Host must be 127.0.0.1 or localhost"})
         url = urlparse(self.path)
         n = _int(parse_qs(url.query).get("n", [""])[0])
-        gw = self.gateway
+        a = self.actions
         if url.path == "/status":
-            return self._json(200, gw.status())
+            return self._json(200, a.status())
         if url.path == "/orders":
-            return self._json(200, gw.orders_view(n or 200))
+            return self._json(200, a.orders(min(n or 200, 10_000)))
         if url.path == "/decisions":
-            return self._json(200, gw.decisions.recent(n or 50))
+            return self._json(200, a.decisions(min(n or 50, 10_000)))
         return self._json(404, {"error": f"unknown path {url.path}; try /status, /orders, /decisions"})
 
     def do_POST(self):
+        body, error = self._read_body()
+        if error is not None:
+            self.close_connection = True
+            return self._json(*error)
         url = urlparse(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-        except ValueError:
-            return self._json(400, {"error": "body must be JSON"})
-        by = str(body.get("by") or "").strip()
         if url.path not in ("/kill", "/reset"):
             return self._json(404, {"error": f"unknown path {url.path}; try /kill or /reset"})
+        by = str(body.get("by") or "").strip()
         if not by:
             return self._json(400, {"error": "name the person acting: {\"by\": \"name\"}"})
         if url.path == "/kill":
-            tripped = self.gateway.trip(str(body.get("reason") or "manual kill"), by)
-            return self._json(200, {"tripped": tripped, "risk": self.gateway.risk.snapshot()})
+            tripped = self.actions.kill(str(body.get("reason") or "manual kill"), by)
+            return self._json(200, {"tripped": tripped, "changed": tripped, "risk": self.actions.risk()})
+        session = body.get("session")
         try:
-            self.gateway.reset_risk(by)
+            changed = self.actions.reset(by, str(session) if session else None)
         except ValueError as exc:
             return self._json(400, {"error": str(exc)})
-        return self._json(200, {"reset": True, "risk": self.gateway.risk.snapshot()})
+        return self._json(200, {"reset": changed, "changed": changed, "risk": self.actions.risk()})
+
+    def _read_body(self) -> tuple[dict, tuple[int, dict] | None]:
+        """(JSON object, None) or ({}, (status, error)): every lockdown check before any read."""
+        if not self._host_ok():
+            return {}, (403, {"error": "Host must be 127.0.0.1 or localhost"})
+        auth = self.headers.get("Authorization") or ""
+        given = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+            return {}, (401, {"error": "missing or wrong bearer token (see <store_dir>/admin.token)"})
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return {}, (415, {"error": "Content-Type must be application/json"})
+        raw_len = self.headers.get("Content-Length")
+        try:
+            length = int(raw_len) if raw_len is not None else -1
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            return {}, (411 if raw_len is None else 413,
+                        {"error": f"Content-Length must be 0..{MAX_BODY} (got {raw_len!r})"})
+        try:
+            raw = self.rfile.read(length) if length else b"{}"
+            body = json.loads(raw or b"{}")
+        except (ValueError, OSError):
+            return {}, (400, {"error": "body must be a JSON object"})
+        if not isinstance(body, dict):
+            return {}, (400, {"error": "body must be a JSON object"})
+        return body, None
 
     def _json(self, code: int, payload) -> None:
         data = json.dumps(payload, default=str).encode()
@@ -101,10 +191,13 @@ def _int(text: str) -> int:
 
 # ------------------------------------------------------------ `fixgw status | kill | reset`
 
-def request(base: str, path: str, body: dict | None = None, timeout: float = 5.0):
+def request(base: str, path: str, body: dict | None = None, timeout: float = 5.0, token: str | None = None):
     data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(base + path, data=data, method="POST" if body is not None else "GET",
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -141,38 +234,60 @@ def main(argv: list[str] | None = None, prog: str = "fixgw status", command: str
         "status": "Show a running gateway's sessions, sequence numbers, open orders and risk state.",
         "kill": "Trip the kill switch of a running gateway: reject new orders, cancel open ones.",
         "reset": "Reset a tripped kill switch (a person decides; name yourself with --by)."}[command])
-    ap.add_argument("--config", default="configs/gateway.toml", help="gateway TOML, for the admin port")
+    ap.add_argument("--config", default="configs/gateway.toml", help="gateway TOML, for the admin port and token")
     ap.add_argument("--admin", help="admin address host:port (overrides --config)")
+    ap.add_argument("--token-file", help="admin token file (default: <store_dir>/admin.token from --config)")
     if command == "status":
         ap.add_argument("--json", action="store_true", help="print the raw JSON")
     else:
         ap.add_argument("--by", default=getpass.getuser(), help="who is acting (default: your user name)")
     if command == "kill":
         ap.add_argument("--reason", default="manual kill from the command line")
+    if command == "reset":
+        ap.add_argument("--session", help="reset one suspended OMS session (its session key)")
     args = ap.parse_args(argv)
-    base = _base_url(args)
+    base, store_dir = _base_url(args)
     try:
         if command == "status":
             st = request(base, "/status")
             print(json.dumps(st, indent=2) if args.json else format_status(st))
             return 0
-        body = {"by": args.by, **({"reason": args.reason} if command == "kill" else {})}
-        result = request(base, f"/{command}", body)
+        token = _token(args, store_dir)
+        body = {"by": args.by, **({"reason": args.reason} if command == "kill" else {}),
+                **({"session": args.session} if command == "reset" and args.session else {})}
+        result = request(base, f"/{command}", body, token=token)
     except (urllib.error.URLError, OSError) as exc:
         print(f"{prog}: cannot reach the gateway admin endpoint at {base}: {exc}", file=sys.stderr)
         return 2
     if "error" in result:
         print(f"{prog}: {result['error']}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2, default=str))
+    state = (result.get("risk") or {}).get("state")
+    if not result.get("changed"):
+        print(f"{prog}: nothing changed (risk state {state})")
+        return 1
+    print(f"{prog}: done, risk state now {state}")
     return 0
 
 
-def _base_url(args) -> str:
-    if args.admin:
-        return f"http://{args.admin}"
+def _token(args, store_dir: str | None) -> str:
+    path = Path(args.token_file) if args.token_file else token_path(store_dir) if store_dir else None
+    if path is None or not path.exists():
+        raise OSError(f"no admin token file {path}; pass --token-file or --config of the running gateway")
+    return path.read_text().strip()
+
+
+def _base_url(args) -> tuple[str, str | None]:
     from gateway.apps.server.config import GatewayConfig
-    cfg = load_config(args.config, GatewayConfig)
+    cfg = None
+    if not args.admin or not getattr(args, "token_file", None):
+        try:
+            cfg = load_config(args.config, GatewayConfig)
+        except ConfigError:
+            if not args.admin:
+                raise
+    if args.admin:
+        return f"http://{args.admin}", cfg.store_dir if cfg is not None else None
     if not cfg.admin.port:
         raise SystemExit(f"{args.config}: [admin] port is 0: the gateway has no admin endpoint")
-    return f"http://{cfg.admin.host}:{cfg.admin.port}"
+    return f"http://{cfg.admin.host}:{cfg.admin.port}", cfg.store_dir

@@ -1,28 +1,31 @@
 """The venue side: one quickfix initiator Application for every venue session.
 
 Thin edge: session events and market data / probe answers go to the ``MarketState``
-(the ``VenueListener``), ExecutionReports and OrderCancelRejects to the ``Gateway``;
-outgoing venue orders are formatted here.
+(the ``VenueListener``); ExecutionReports and OrderCancelRejects are decoded into the
+core's events (``VenueExecutionReport``, ``VenueCancelRejected``, ``VenueUp``,
+``VenueDown``) and handed to ``sink``; the core's venue commands are formatted here.
+It holds no reference to the core.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import quickfix as fix
 
 from gateway.fix import quickfix_backend as fixedge
 from gateway.fix.quickfix_backend import fix_number, get, msg_type, number, required
-from gateway.core.orders import VenueCancel, VenueExec, VenueNew, VenueReplace
-
-if TYPE_CHECKING:
-    from gateway.apps.server.app import Gateway
+from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
+from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
 
 
-def parse_exec(venue: str, f: dict[str, str]) -> VenueExec:
-    """The order path's view of a venue ExecutionReport (from ``fixedge.field_map``)."""
-    return VenueExec(venue, required(f, 11), f.get("41"), required(f, 17), required(f, 150), required(f, 39),
-                     number(f, 14, need=False), number(f, 151, need=False), number(f, 6, need=False), number(f, 32, need=False), number(f, 31, need=False),
-                     f.get("37"), f.get("58"))
+def parse_exec(venue: str, f: dict[str, str]) -> VenueExecutionReport:
+    """The order path's view of a venue ExecutionReport (from ``fixedge.field_map``), by field name."""
+    return VenueExecutionReport(
+        venue=venue, cl_ord_id=required(f, 11), orig_cl_ord_id=f.get("41"), exec_id=required(f, 17),
+        exec_type=required(f, 150), ord_status=required(f, 39), cum_qty=number(f, 14, need=False),
+        leaves_qty=number(f, 151, need=False), avg_px=number(f, 6, need=False),
+        last_qty=number(f, 32, need=False), last_px=number(f, 31, need=False),
+        venue_order_id=f.get("37"), text=f.get("58"))
 
 
 class VenueSession:
@@ -41,11 +44,14 @@ class VenueSession:
 
 
 class VenueApplication(fixedge.SafeApplication):
-    def __init__(self, gateway: "Gateway") -> None:
+    """``sink(event)`` receives the order-path events; ``market`` (a ``VenueListener``) the rest."""
+
+    def __init__(self, venues, market, sink: Callable[[object], None],
+                 note: Callable[[str, str, str], None]) -> None:
         super().__init__("gateway.apps.server.venues")
-        self.gw = gateway
-        self.venues = {v.name: VenueSession(v.name) for v in gateway.cfg.venues}
-        self._by_target = {(v.sender_comp_id, v.target): v.name for v in gateway.cfg.venues}
+        self.market, self.sink, self.note = market, sink, note
+        self.venues = {v.name: VenueSession(v.name) for v in venues}
+        self._by_target = {(v.sender_comp_id, v.target): v.name for v in venues}
         self._name_of: dict[str, str] = {}      # session key -> venue name
 
     def venue_of(self, session_id: fix.SessionID) -> str:
@@ -67,29 +73,35 @@ class VenueApplication(fixedge.SafeApplication):
         name = self.venue_of(session_id)
         vs = self.venues[name]
         vs.logged_on, vs.state = True, "logged_on"
-        self.gw.event("venue", name, "logon")
-        self.gw.market.on_venue_up(name, session_id)
+        self.note("venue", name, "logon")
+        self.market.on_venue_up(name, session_id)
+        self.sink(VenueUp(venue=name))
 
     def on_logout(self, session_id):
         name = self.venue_of(session_id)
         vs = self.venues[name]
         was_up = vs.logged_on
         vs.logged_on, vs.state = False, "down"
-        self.gw.event("venue", name, "logout" if was_up else "connect failed or logon refused")
-        self.gw.market.on_venue_down(name)
+        self.note("venue", name, "logout" if was_up else "connect failed or logon refused")
+        self.market.on_venue_down(name)
+        self.sink(VenueDown(venue=name))
 
     def from_admin(self, msg, session_id):
-        self.gw.market.on_venue_admin(self.venue_of(session_id), msg, msg_type(msg))
+        self.market.on_venue_admin(self.venue_of(session_id), msg, msg_type(msg))
 
     def from_app(self, msg, session_id):
         venue = self.venue_of(session_id)
         f = fixedge.field_map(msg)          # one SWIG call for every field, MsgType included
         t = f["35"]
         if t == "8":
-            self.gw.on_venue_exec(parse_exec(venue, f))
+            ev = parse_exec(venue, f)
+            if ev.exec_type == "F":
+                self.venues[venue].fills += 1
+            self.sink(ev)
         elif t == "9":
-            self.gw.on_venue_cancel_reject(venue, required(f, 11), f.get("58") or "cancel rejected")
-        elif not self.gw.market.on_venue_app(venue, msg, t):
+            self.sink(VenueCancelRejected(venue=venue, cl_ord_id=required(f, 11),
+                                          text=f.get("58") or "cancel rejected"))
+        elif not self.market.on_venue_app(venue, msg, t):
             if t == "j":
                 self.log.warning("venue %s BusinessMessageReject: %s", venue, get(msg, 58))
             else:
@@ -98,20 +110,24 @@ class VenueApplication(fixedge.SafeApplication):
     # ------------------------------------------------------------ outgoing
 
     def send(self, out) -> bool:
-        """Send a VenueNew / VenueCancel / VenueReplace; False if the session would not take it."""
+        """Send a SendNewOrder / SendCancel / SendReplace / QueryOrderStatus; False if the session would not take it."""
         child = out.child
         vs = self.venues.get(child.venue)
         if vs is None or not vs.logged_on or vs.session_id is None:
             return False
         intent = child.parent.intent
-        if isinstance(out, VenueNew):
+        if isinstance(out, SendNewOrder):
             vs.orders_routed += 1
             msg_type_, head, qty, price = "D", f"11={child.cl_ord_id}\x01", child.qty, child.price
-        elif isinstance(out, VenueCancel):
+        elif isinstance(out, QueryOrderStatus):
+            head = f"11={child.cl_ord_id}\x01" + (f"37={child.venue_order_id}\x01" if child.venue_order_id else "")
+            body = f"{head}55={intent.symbol}\x0154={intent.side}\x01"
+            return fixedge.send(fixedge.message_from_body("H", body), vs.session_id)
+        elif isinstance(out, SendCancel):
             msg_type_, head, qty, price = "F", f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01", child.qty, None
             if child.venue_order_id:
                 head += f"37={child.venue_order_id}\x01"
-        elif isinstance(out, VenueReplace):
+        elif isinstance(out, SendReplace):
             msg_type_, head, qty, price = "G", f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01", out.qty, out.price
         else:
             raise TypeError(f"not a venue order message: {out!r}")

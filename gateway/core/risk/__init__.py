@@ -23,10 +23,15 @@ thread, or under the lock that already guards the gateway's order map):
   checks and fills; also call ``risk.on_mark(symbol, px)`` on book updates or
   ``risk.refresh_marks()`` on a timer (e.g. every 50 ms) so the loss triggers see price moves
   without fills.
-- ``risk.on_trip = callback``: called once per trip with the reason (numbers included);
-  cancel every open venue order, tell each OMS session (News 35=B or BusinessMessageReject)
-  and log the reason. Admin: ``risk.trip(reason, by=user)``, ``risk.reset(by=user)``,
+- Nothing is called back: ``trip``, ``on_fill``, ``on_mark``, ``refresh_marks`` and
+  ``on_venue_reject`` RETURN a ``TradingStateChanged`` (gateway/core/model.py) once when the
+  state changes (firm-wide, or one session suspended after its own venue rejects); the
+  caller (gateway/core/hub.py) journals it, cancels every open order in scope and tells the
+  OMS (News 35=B). Admin: ``risk.trip(reason, by=user)``, ``risk.reset(by=user, session=None)``,
   ``risk.reduce_only(by=user)``, ``risk.snapshot()``.
+- Transactional intake: ``evaluate(intent)`` / ``evaluate_replace(orig, new)`` decide without
+  booking; ``book(intent)`` / ``book_replace(orig, new)`` book after the journal write.
+  ``check`` / ``check_replace`` do both at once (tests, simple callers).
 """
 from gateway.core.risk.config import RiskConfig, SessionRisk, SymbolRisk
 from gateway.core.risk.engine import ACTIVE, HALTED, REDUCING, RiskEngine

@@ -80,7 +80,10 @@ class RiskConfig(BaseModel):
     loss_threshold: PositiveFloat | None = None    # trip when PnL drops by more than this within the window
     daily_loss_limit: PositiveFloat | None = None  # trip when realized+unrealized since day start < -limit
     venue_reject_window_s: PositiveFloat = 1.0
-    venue_reject_threshold: PositiveInt | None = None  # trip when this many venue rejects land in the window
+    # one client's rejects suspend that client (its OMS session), not the firm:
+    venue_reject_threshold: PositiveInt | None = None       # suspend a session after this many in the window
+    firm_venue_reject_threshold: PositiveInt | None = None  # trip the firm kill switch (all sessions' rejects)
+    max_in_flight_per_venue: PositiveInt | None = None      # back-pressure: orders sent, not yet answered
     pnl_ring_size: PositiveInt = 65536      # bound on PnL samples kept for the rolling window
 
     sessions: dict[str, SessionRisk] = Field(default_factory=dict)

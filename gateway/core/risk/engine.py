@@ -7,7 +7,15 @@ open-order record it must keep.
 
 States (DESIGN.md "Risk states"): ACTIVE; REDUCING (only orders that shrink a position);
 HALTED (every new order refused; cancels never come through ``check``). The kill switch
-moves to HALTED and calls ``on_trip`` once; only a person calls ``reset``.
+moves to HALTED and RETURNS a ``TradingStateChanged`` (from ``trip``, ``on_fill``,
+``on_mark``, ``refresh_marks``, ``on_venue_reject``) exactly once; the caller answers it
+(cancel everything, tell the OMS). Nothing is called back. Only a person calls ``reset``.
+
+A session whose own orders keep being rejected by venues is suspended (its new orders
+refused, reason ``session_suspended``); the firm trips only on ``firm_venue_reject_threshold``.
+
+``check`` = ``evaluate`` (a pure decision: no state changes) + ``book`` (the order counts
+as open exposure). The hub journals between the two, so a failed write books nothing.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ from typing import Callable
 
 from gateway.common.clock import Clock
 from gateway.core.model import (BUY, MARKET, REJ_DUPLICATE, REJ_EXCEEDS_LIMIT, REJ_OTHER,
-                           REJ_UNKNOWN_SYMBOL, OrderIntent, RiskReject, TripCallback)
+                           REJ_UNKNOWN_SYMBOL, OrderIntent, RiskReject, TradingStateChanged)
 from gateway.core.risk.config import RiskConfig
 from gateway.core.risk.killswitch import EventRate, RollingLoss
 from gateway.core.risk.positions import Position
@@ -29,7 +37,7 @@ INF = float("inf")
 _THROTTLE_WINDOW_S = 1.0
 _REL_EPS = 1e-9   # float slack so a price exactly on the band edge passes
 
-CHECK_NAMES = ("kill_switch", "reducing_only", "duplicate_cl_ord_id", "symbol_not_allowed",
+CHECK_NAMES = ("kill_switch", "session_suspended", "reducing_only", "duplicate_cl_ord_id", "symbol_not_allowed",
                "market_orders_not_allowed", "max_order_qty", "max_notional", "no_reference_price",
                "price_band_ticks", "price_band_bps", "max_position", "max_gross_exposure",
                "max_orders_per_second")
@@ -77,7 +85,7 @@ class OpenOrder:
 
 
 class SessionState:
-    __slots__ = ("key", "seen", "open", "sent", "max_rate", "limits", "overrides")
+    __slots__ = ("key", "seen", "open", "sent", "max_rate", "limits", "overrides", "suspended", "rejects")
 
     def __init__(self, key: str, overrides, max_rate: int | None) -> None:
         self.key = key
@@ -87,6 +95,8 @@ class SessionState:
         self.sent: deque[float] | None = deque(maxlen=max_rate) if max_rate else None
         self.limits: dict[str, Limits] = {}
         self.overrides = overrides
+        self.suspended: str | None = None      # why this session may not send new orders
+        self.rejects: EventRate | None = None  # its own venue rejects (created on the first)
 
 
 def _session_overrides(cfg: RiskConfig, key: str):
@@ -105,7 +115,6 @@ class RiskEngine:
         self.cfg = cfg
         self.clock = clock
         self.mark_price = mark_price
-        self.on_trip: TripCallback | None = None
         self.state = ACTIVE
         self.trip_reason: str | None = None
         self.tripped_at: float | None = None
@@ -127,7 +136,7 @@ class RiskEngine:
         self._dup = cfg.check_duplicate_cl_ord_id
         now = clock.now()
         self._loss = RollingLoss(cfg.loss_window_s, cfg.pnl_ring_size, now)
-        self._rejects = EventRate(cfg.venue_reject_window_s, max(cfg.venue_reject_threshold or 1, 1) * 4)
+        self._rejects = EventRate(cfg.venue_reject_window_s, max(cfg.firm_venue_reject_threshold or 1, 1) * 4)
         for sym in cfg.symbol_limits:            # fail at start, not on the first order
             Limits(cfg, None, cfg.symbol_limits[sym], True)
         Limits(cfg, None, None, True)
@@ -138,23 +147,45 @@ class RiskEngine:
 
     def check(self, intent: OrderIntent) -> RiskReject | None:
         """Run every check; on pass the order counts as open exposure until done."""
-        return self._check(intent, intent.qty)
+        rej = self.evaluate(intent)
+        if rej is None:
+            self.book(intent)
+        elif self._dup and rej.check != "duplicate_cl_ord_id":
+            self._session(intent.oms_session).seen.add(intent.cl_ord_id)
+        return rej
+
+    def evaluate(self, intent: OrderIntent, qty: float | None = None) -> RiskReject | None:
+        """Every pre-trade check as a pure decision: nothing is booked (only counters move).
+
+        ``qty`` is the exposure the order adds (less than intent.qty for a replace after fills).
+        """
+        return self._check(intent, intent.qty if qty is None else qty)
+
+    def book(self, intent: OrderIntent, qty: float | None = None) -> None:
+        """The order passed and was journaled: count it as open exposure until it is done."""
+        sess = self._session(intent.oms_session)
+        sess.seen.add(intent.cl_ord_id)
+        pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+        px = intent.price if intent.ord_type != MARKET else self._reference(pos)
+        self._book_open(sess, intent.cl_ord_id, pos, intent.side == BUY, intent.qty,
+                        intent.qty if qty is None else qty, px or 0.0)
+
+    def _session(self, key: str) -> SessionState:
+        return self._sessions.get(key) or self._new_session(key)
 
     def _check(self, intent: OrderIntent, qty: float) -> RiskReject | None:
-        """``qty`` is the exposure the order adds (less than intent.qty for a replace after fills)."""
         self.checks += 1
         state = self.state
         if state == HALTED:
             return self._reject("kill_switch", f"kill switch: trading halted ({self.trip_reason})",
                                 REJ_OTHER)
         sess = self._sessions.get(intent.oms_session) or self._new_session(intent.oms_session)
+        if sess.suspended is not None:
+            return self._reject("session_suspended", f"session_suspended: {sess.suspended}", REJ_OTHER)
         cid = intent.cl_ord_id
-        if self._dup:
-            if cid in sess.seen:
-                return self._reject("duplicate_cl_ord_id",
-                                    f"duplicate_cl_ord_id: {cid} already used by this session",
-                                    REJ_DUPLICATE)
-            sess.seen.add(cid)
+        if self._dup and cid in sess.seen:
+            return self._reject("duplicate_cl_ord_id", f"duplicate_cl_ord_id: {cid} already used by this session",
+                                REJ_DUPLICATE)
         symbol = intent.symbol
         lim = sess.limits.get(symbol) or self._resolve(sess, symbol)
         pos = self._positions.get(symbol) or self._new_position(symbol)
@@ -164,11 +195,7 @@ class RiskEngine:
                                 f"reducing_only: {symbol} position {pos.qty:g}, open buy {pos.open_buy:g} "
                                 f"sell {pos.open_sell:g}; order would not shrink it", REJ_OTHER)
         if self.cfg.enabled:
-            rej = self._check_limits(intent, sess, lim, pos, qty, is_buy)
-            if rej is not None:
-                return rej
-        px = intent.price if intent.ord_type != MARKET else self._reference(pos)
-        self._book_open(sess, cid, pos, is_buy, intent.qty, qty, px or 0.0)
+            return self._check_limits(intent, sess, lim, pos, qty, is_buy)
         return None
 
     def _check_limits(self, intent, sess, lim, pos, qty, is_buy) -> RiskReject | None:
@@ -286,7 +313,7 @@ class RiskEngine:
 
     # ---- order lifecycle ------------------------------------------------------------------
 
-    def on_fill(self, intent: OrderIntent, last_qty: float, last_px: float) -> None:
+    def on_fill(self, intent: OrderIntent, last_qty: float, last_px: float) -> TradingStateChanged | None:
         """Book a fill: release open exposure, move the position, revalue, run the kill switch."""
         pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
         sess = self._sessions.get(intent.oms_session)
@@ -300,7 +327,7 @@ class RiskEngine:
         elif pos.mark is None:
             pos.mark = last_px
         self._revalue(pos)
-        self._evaluate_losses()
+        return self._evaluate_losses()
 
     def on_order_done(self, intent: OrderIntent, leaves_qty: float) -> None:
         """Terminal state: release what remains open (our own count is the authority)."""
@@ -318,20 +345,36 @@ class RiskEngine:
         total, fills included) minus what ``orig`` has filled. On reject ``orig`` stays as it was.
         Later fills and the terminal report should name ``new``.
         """
+        rej = self.evaluate_replace(orig, new)
+        if rej is None:
+            self.book_replace(orig, new)
+        return rej
+
+    def _replace_parts(self, orig: OrderIntent, new: OrderIntent):
         sess = self._sessions.get(orig.oms_session)
         old = sess.open.get(orig.cl_ord_id) if sess is not None else None
         held = old.remaining if old is not None else 0.0
+        filled = old.qty - held if old is not None else 0.0
+        return sess, old, held, max(new.qty - filled, 0.0)
+
+    def evaluate_replace(self, orig: OrderIntent, new: OrderIntent) -> RiskReject | None:
+        """``check_replace`` as a pure decision: the original's exposure is set aside only for the check."""
+        _, old, held, qty = self._replace_parts(orig, new)
         if old is not None:
             self._release(old, held)
-        filled = old.qty - held if old is not None else 0.0
-        rej = self._check(new, max(new.qty - filled, 0.0))
-        if rej is not None:
+        try:
+            return self._check(new, qty)
+        finally:
             if old is not None:
                 self._release(old, -held)   # put the original exposure back
-            return rej
+
+    def book_replace(self, orig: OrderIntent, new: OrderIntent) -> None:
+        """The replace passed and was journaled: ``new`` carries the exposure from now on."""
+        sess, old, held, qty = self._replace_parts(orig, new)
         if old is not None:
+            self._release(old, held)
             del sess.open[orig.cl_ord_id]
-        return None
+        self.book(new, qty)
 
     def _release(self, order: OpenOrder, qty: float) -> None:
         """Drop ``qty`` of an order's open exposure (a negative qty restores it)."""
@@ -344,25 +387,26 @@ class RiskEngine:
         pos.open_notional -= qty * order.px
         self._open_notional -= qty * order.px
 
-    def on_mark(self, symbol: str, price: float) -> None:
+    def on_mark(self, symbol: str, price: float) -> TradingStateChanged | None:
         """A new reference price (mid or last trade); revalues and runs the loss triggers."""
         pos = self._positions.get(symbol) or self._new_position(symbol)
         pos.mark = price
         if pos.qty:
             self._revalue(pos)
-            self._evaluate_losses()
+            return self._evaluate_losses()
+        return None
 
-    def refresh_marks(self) -> None:
+    def refresh_marks(self) -> TradingStateChanged | None:
         """Pull ``mark_price`` for every open position (call on a timer when marks are not pushed)."""
         if self.mark_price is None:
-            return
+            return None
         for pos in self._positions.values():
             if pos.qty:
                 mark = self.mark_price(pos.symbol)
                 if mark is not None:
                     pos.mark = mark
                     self._revalue(pos)
-        self._evaluate_losses()
+        return self._evaluate_losses()
 
     def _revalue(self, pos: Position) -> None:
         self.unrealized_pnl += pos.revalue()
@@ -376,60 +420,107 @@ class RiskEngine:
     def total_pnl(self) -> float:
         return self.realized_pnl + self.unrealized_pnl
 
-    def _evaluate_losses(self) -> None:
+    def _evaluate_losses(self) -> TradingStateChanged | None:
         cfg = self.cfg
         if not cfg.kill_switch_enabled:
-            return
+            return None
         total = self.realized_pnl + self.unrealized_pnl
         if cfg.loss_threshold is not None:
             drop = self._loss.add(self.clock.now(), total)
             if drop > cfg.loss_threshold and self.state != HALTED:
-                self.trip(f"rolling loss: PnL fell {drop:.2f} within {cfg.loss_window_s:g}s "
-                          f"(now {total:.2f}) > loss_threshold {cfg.loss_threshold:g}")
-                return
+                return self.trip(f"rolling loss: PnL fell {drop:.2f} within {cfg.loss_window_s:g}s "
+                                 f"(now {total:.2f}) > loss_threshold {cfg.loss_threshold:g}")
         if cfg.daily_loss_limit is not None:
             day_loss = self._day_start_pnl - total
             if day_loss > cfg.daily_loss_limit and self.state != HALTED:
-                self.trip(f"daily loss: {day_loss:.2f} (realized {self.realized_pnl:.2f}, "
-                          f"unrealized {self.unrealized_pnl:.2f}) > daily_loss_limit {cfg.daily_loss_limit:g}")
+                return self.trip(f"daily loss: {day_loss:.2f} (realized {self.realized_pnl:.2f}, "
+                                 f"unrealized {self.unrealized_pnl:.2f}) > daily_loss_limit {cfg.daily_loss_limit:g}")
+        return None
 
-    def on_venue_reject(self, venue: str) -> None:
+    def on_venue_reject(self, venue: str, session: str | None = None) -> TradingStateChanged | None:
+        """A venue refused one of ``session``'s orders: suspend that session past its threshold;
+        trip the firm only past ``firm_venue_reject_threshold`` (all sessions together)."""
         cfg = self.cfg
+        if not cfg.kill_switch_enabled:
+            return None
+        now = self.clock.now()
+        firm = cfg.firm_venue_reject_threshold
+        if firm is not None:
+            count = self._rejects.add(now)
+            if count >= firm and self.state != HALTED:
+                return self.trip(f"venue reject spike: {count} rejects within {cfg.venue_reject_window_s:g}s "
+                                 f"(last from {venue}) >= firm_venue_reject_threshold {firm}")
         threshold = cfg.venue_reject_threshold
-        if threshold is None or not cfg.kill_switch_enabled:
-            return
-        count = self._rejects.add(self.clock.now())
-        if count >= threshold and self.state != HALTED:
-            self.trip(f"venue reject spike: {count} rejects within {cfg.venue_reject_window_s:g}s "
-                      f"(last from {venue}) >= venue_reject_threshold {threshold}")
+        if threshold is None or session is None:
+            return None
+        sess = self._session(session)
+        if sess.rejects is None:
+            sess.rejects = EventRate(cfg.venue_reject_window_s, max(threshold, 1) * 4)
+        count = sess.rejects.add(now)
+        if count >= threshold and sess.suspended is None:
+            return self.suspend(session, f"{count} of its orders rejected by venues within "
+                                f"{cfg.venue_reject_window_s:g}s (last from {venue}) >= venue_reject_threshold "
+                                f"{threshold}")
+        return None
 
-    def trip(self, reason: str, by: str = "auto") -> bool:
-        """Halt trading; calls ``on_trip(reason)`` once. False if already halted."""
+    def suspend(self, session: str, reason: str, by: str = "auto") -> TradingStateChanged | None:
+        """Refuse new orders from one OMS session (the firm trades on). None if already suspended."""
+        sess = self._session(session)
+        if sess.suspended is not None:
+            return None
+        sess.suspended = reason
+        log.warning("risk: session %s suspended by %s: %s", session, by, reason)
+        self.history.append({"at": self.clock.now(), "state": HALTED, "session": session, "reason": reason,
+                             "by": by})
+        return TradingStateChanged(state=HALTED, previous=ACTIVE, reason=reason, by=by, session=session)
+
+    def suspended_sessions(self) -> dict[str, str]:
+        return {k: s.suspended for k, s in self._sessions.items() if s.suspended is not None}
+
+    def trip(self, reason: str, by: str = "auto") -> TradingStateChanged | None:
+        """Halt trading; returns the change once (None if already halted)."""
         if self.state == HALTED:
-            return False
+            return None
+        previous = self.state
         self._set_state(HALTED, reason, by)
         self.trip_reason = reason
         self.tripped_at = self.clock.now()
         self.tripped_by = by
         self.trips += 1
-        if self.on_trip is not None:
-            self.on_trip(reason)
-        return True
+        return TradingStateChanged(state=HALTED, previous=previous, reason=reason, by=by)
 
     def reduce_only(self, by: str, reason: str = "manual") -> None:
         """Move to REDUCING: only orders that shrink a position pass."""
         self._require_person(by)
         self._set_state(REDUCING, reason, by)
 
-    def reset(self, by: str) -> None:
-        """Back to ACTIVE. Only a person resets: ``by`` names them; automatic trips never reset."""
+    def reset(self, by: str, session: str | None = None) -> TradingStateChanged | None:
+        """Back to ACTIVE (the firm, or one suspended session). Only a person resets.
+
+        Returns the change, or None when there was nothing to reset.
+        """
         self._require_person(by)
+        if session is not None:
+            sess = self._sessions.get(session)
+            if sess is None or sess.suspended is None:
+                return None
+            sess.suspended, sess.rejects = None, None
+            self.history.append({"at": self.clock.now(), "state": ACTIVE, "session": session, "reason": "reset",
+                                 "by": by})
+            return TradingStateChanged(state=ACTIVE, previous=HALTED, reason="reset", by=by, session=session)
+        previous = self.state
+        suspended = self.suspended_sessions()
+        for sess in self._sessions.values():
+            sess.suspended, sess.rejects = None, None
+        if previous == ACTIVE and not suspended:
+            return None
         self._set_state(ACTIVE, "reset", by)
         self.trip_reason = self.tripped_at = self.tripped_by = None
         now = self.clock.now()
         # the loss that tripped the switch must not re-trip it on the next fill
         self._loss = RollingLoss(self.cfg.loss_window_s, self.cfg.pnl_ring_size, now, self.total_pnl)
         self._rejects = EventRate(self.cfg.venue_reject_window_s, self._rejects._times.maxlen or 4)
+        return TradingStateChanged(state=ACTIVE, previous=previous, reason="reset", by=by)
 
     def start_new_day(self, by: str) -> None:
         """New trading day: the daily loss counts from here and ClOrdIDs may be reused."""
@@ -497,6 +588,7 @@ class RiskEngine:
             "gross_exposure": self._position_exposure + self._open_notional,
             "open_orders": sum(len(s.open) for s in self._sessions.values()),
             "rejects_by_check": {k: v for k, v in self.rejects_by_check.items() if v},
+            "suspended_sessions": self.suspended_sessions(),
             "checks": self.checks,
             "history": list(self.history[-20:]),
         }

@@ -1,0 +1,245 @@
+"""GatewayCore without sockets: events in, commands out; compute, journal, apply; restart reconciliation."""
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from gateway.common.clock import FakeClock
+from gateway.core import journal as J
+from gateway.core.hub import (BroadcastNews, GatewayCore, IdGen, KillRequested, OmsCancelRequest, OmsNewOrder,
+                              OmsReplaceRequest, OmsSessionUp, QueryOrderStatus, RejectOmsCancel, ReportToOms,
+                              ResetRequested, SendCancel, SendNewOrder, VenueSendFailed, VenueUp)
+from gateway.core.market import MarketState
+from gateway.core.model import BUY, DAY, LIMIT, SELL, OrderIntent
+from gateway.core.orders import VenueExecutionReport
+from gateway.core.risk import HALTED, RiskConfig
+from gateway.core.router.config import RoutingConfig
+
+S = "FIX.4.4:FIXGW->OMS1"
+S2 = "FIX.4.4:FIXGW->OMS2"
+_n = itertools.count(1)
+
+
+def core(tmp_path, venues=("ALPHA",), **risk) -> GatewayCore:
+    clock = FakeClock(100.0)
+    routing = RoutingConfig.model_validate({"policy": "dma", "default_venue": venues[0]})
+    market = MarketState(routing, clock, sender=lambda *a, **k: True)
+    for v in venues:
+        market.on_venue_up(v, None)
+    return GatewayCore(routing=routing, risk=RiskConfig.model_validate(risk), journal_path=tmp_path / "orders.journal",
+                       market=market, clock=clock, ids=IdGen("t"))
+
+
+def new(cid="c1", qty=100.0, px=10.0, side=BUY, session=S, symbol="AAPL", resend=False) -> OmsNewOrder:
+    return OmsNewOrder(intent=OrderIntent(session, cid, symbol, side, qty, LIMIT, px, DAY), possible_resend=resend)
+
+
+def venue_report(child_id, et, status, cum=0.0, leaves=0.0, avg=0.0, last_qty=0.0, last_px=0.0, text=None,
+                 orig=None, venue="ALPHA") -> VenueExecutionReport:
+    return VenueExecutionReport(venue=venue, cl_ord_id=child_id, orig_cl_ord_id=orig, exec_id=f"X{next(_n)}",
+                                exec_type=et, ord_status=status, cum_qty=cum, leaves_qty=leaves, avg_px=avg,
+                                last_qty=last_qty, last_px=last_px, venue_order_id="V1", text=text)
+
+
+def sent(cmds, kind):
+    return [c for c in cmds if isinstance(c, kind)]
+
+
+def place(gw, cid="c1", **kw):
+    (cmd,) = gw.handle(new(cid, **kw))
+    assert isinstance(cmd, SendNewOrder), cmd
+    gw.handle(venue_report(cmd.child.cl_ord_id, "0", "0", leaves=cmd.child.qty))
+    return cmd.child
+
+
+class FailingWrites:
+    """Stands in for os.write on the journal's descriptor only."""
+
+    def __init__(self, monkeypatch, gw):
+        self.fd = gw.journal._fd
+        real = os.write
+
+        def write(fd, data):
+            if fd == self.fd:
+                raise OSError(28, "No space left on device")
+            return real(fd, data)
+        monkeypatch.setattr(os, "write", write)
+
+
+def open_exposure(gw) -> int:
+    return gw.risk.snapshot()["open_orders"]
+
+
+# ---- compute, journal, apply (issue 13) ---------------------------------------------------------
+
+def test_an_order_whose_journal_write_fails_books_nothing_and_is_rejected(tmp_path, monkeypatch):
+    gw = core(tmp_path)
+    FailingWrites(monkeypatch, gw)
+    (rep,) = gw.handle(new("c1"))
+    assert isinstance(rep, ReportToOms) and rep.ord_status == "8" and "journal" in rep.text
+    assert open_exposure(gw) == 0 and not gw.orders.open and gw.orders.in_flight.get("ALPHA", 0) == 0
+    assert gw.risk.snapshot()["positions"] == {}
+    monkeypatch.undo()
+    assert isinstance(gw.handle(new("c1"))[0], SendNewOrder)     # the ClOrdID was not used up
+
+
+def test_a_cancel_whose_journal_write_fails_sets_no_pending_flag(tmp_path, monkeypatch):
+    gw = core(tmp_path)
+    child = place(gw)
+    FailingWrites(monkeypatch, gw)
+    (rej,) = gw.handle(OmsCancelRequest(session=S, cl_ord_id="x1", orig_cl_ord_id="c1"))
+    assert isinstance(rej, RejectOmsCancel) and "journal" in rej.text
+    order = gw.orders.by_oms[(S, "c1")]
+    assert child.cancel_pending is None and order.cancel_request is None and (S, "x1") not in gw.orders.by_oms
+    monkeypatch.undo()
+    outs = gw.handle(OmsCancelRequest(session=S, cl_ord_id="x1", orig_cl_ord_id="c1"))
+    assert sent(outs, SendCancel)                                  # the OMS may simply try again
+
+
+def test_a_replace_whose_journal_write_fails_changes_nothing(tmp_path, monkeypatch):
+    gw = core(tmp_path)
+    place(gw)
+    before = gw.risk.snapshot()["positions"]
+    FailingWrites(monkeypatch, gw)
+    ev = OmsReplaceRequest(session=S, new=new("c2", qty=150).intent, orig_cl_ord_id="c1")
+    (rej,) = gw.handle(ev)
+    assert isinstance(rej, RejectOmsCancel) and rej.response_to == "2"
+    order = gw.orders.by_oms[(S, "c1")]
+    assert order.replace_request is None and gw.risk.snapshot()["positions"] == before
+
+
+def test_non_utf8_cancel_then_kill_then_restart_replays(tmp_path):
+    gw = core(tmp_path)
+    place(gw, "c1")
+    place(gw, "c2", side=SELL)
+    odd = "\x80\xff\udc80caf\xe9"           # latin-1 bytes and a surrogate-escaped byte
+    assert sent(gw.handle(OmsCancelRequest(session=S, cl_ord_id=odd, orig_cl_ord_id="c1")), SendCancel)
+    outs = gw.handle(KillRequested(by="alice", reason="test"))
+    assert len(sent(outs, SendCancel)) == 1 and sent(outs, BroadcastNews)
+    gw.journal.close()
+    again = core(tmp_path)
+    assert again.recovery.skipped == [] and again.risk.state == HALTED
+    assert again.orders.by_oms[(S, odd)] is again.orders.by_oms[(S, "c1")]
+    assert all(c.cancel_pending for o in again.orders.open.values() for c in o.live_children())
+
+
+# ---- the kill switch answers through values, not callbacks --------------------------------------
+
+def test_a_losing_fill_trips_the_switch_and_the_core_cancels_everything(tmp_path):
+    gw = core(tmp_path, loss_threshold=50, loss_window_s=10)
+    resting = place(gw, "rest", px=9.0)
+    child = place(gw, "c1")
+    gw.risk.on_mark("AAPL", 10.0)
+    outs = gw.handle(venue_report(child.cl_ord_id, "F", "2", 100, 0, 10.0, 100, 10.0))
+    gw.risk.mark_price = lambda sym: 9.0   # the market falls: -100 within the window
+    outs = gw.handle(gw_tick())
+    assert gw.risk.state == HALTED
+    assert [c.child.cl_ord_id for c in sent(outs, SendCancel)] == [resting.cl_ord_id]
+    assert sent(outs, BroadcastNews)[0].headline.startswith("KILL SWITCH")
+    kinds = [r.kind if hasattr(r, "kind") else type(r).__name__ for _, r in J.read_records(gw.journal.path)]
+    assert kinds[-2:] == ["RiskState", "CancelAll"]
+
+
+def gw_tick():
+    from gateway.core.hub import Tick
+    return Tick()
+
+
+def test_manual_kill_twice_changes_once_and_reset_needs_a_person(tmp_path):
+    gw = core(tmp_path)
+    assert gw.handle(KillRequested(by="alice"))
+    assert gw.handle(KillRequested(by="bob")) == []
+    with pytest.raises(ValueError):
+        gw.reset(ResetRequested(by="auto"))
+    assert sent(gw.reset(ResetRequested(by="alice")), BroadcastNews) and gw.risk.state == "ACTIVE"
+    assert gw.reset(ResetRequested(by="alice")) == []            # nothing to reset: nothing changed
+
+
+# ---- risk isolation -----------------------------------------------------------------------------
+
+def test_one_clients_venue_rejects_suspend_that_client_not_the_firm(tmp_path):
+    gw = core(tmp_path, venue_reject_threshold=5, venue_reject_window_s=60)
+    for i in range(250):                                     # an unknown symbol, over and over
+        outs = gw.handle(new(f"u{i}", symbol="NOPE"))
+        for cmd in sent(outs, SendNewOrder):
+            gw.handle(venue_report(cmd.child.cl_ord_id, "8", "8", text="unknown symbol"))
+    assert gw.risk.state == "ACTIVE"
+    assert list(gw.risk.suspended_sessions()) == [S]
+    rep = gw.handle(new("late", symbol="NOPE"))[0]
+    assert rep.ord_status == "8" and "session_suspended" in rep.text
+    assert isinstance(gw.handle(new("other", session=S2))[0], SendNewOrder)   # the firm trades on
+    assert sent(gw.reset(ResetRequested(by="alice", session=S)), BroadcastNews)
+    assert isinstance(gw.handle(new("back"))[0], SendNewOrder)
+
+
+def test_a_venue_with_too_many_orders_in_flight_pushes_back(tmp_path):
+    gw = core(tmp_path, max_in_flight_per_venue=2)
+    first = [gw.handle(new(f"f{i}"))[0] for i in range(2)]
+    rep = gw.handle(new("f2"))[0]
+    assert isinstance(rep, ReportToOms) and "in flight" in rep.text and gw.counts["in_flight_rejects"] == 1
+    gw.handle(venue_report(first[0].child.cl_ord_id, "0", "0", leaves=100))    # an ack frees a slot
+    assert isinstance(gw.handle(new("f3"))[0], SendNewOrder)
+
+
+def test_a_possible_resend_of_a_known_order_gets_its_status(tmp_path):
+    gw = core(tmp_path)
+    place(gw)
+    (rep,) = gw.handle(new("c1", resend=True))
+    assert (rep.exec_type, rep.ord_status, rep.cl_ord_id) == ("I", "0", "c1")
+    assert gw.counts["resends_answered"] == 1
+    dup = gw.handle(new("c1"))[0]
+    assert dup.ord_status == "8" and "duplicate" in dup.text
+
+
+def test_a_venue_that_is_down_ends_the_order_with_a_reject(tmp_path):
+    gw = core(tmp_path)
+    (cmd,) = gw.handle(new("c1"))
+    (rep,) = gw.handle(VenueSendFailed(command=cmd, text="venue ALPHA session is not logged on"))
+    assert rep.ord_status == "8" and "not logged on" in rep.text and open_exposure(gw) == 0
+
+
+# ---- restart reconciliation ---------------------------------------------------------------------
+
+def test_restart_queries_unanswered_venue_orders_and_resolves_unknown_ones(tmp_path):
+    gw = core(tmp_path)
+    (cmd,) = gw.handle(new("c1"))             # sent; the venue never answered before the crash
+    gw.journal.close()
+    again = core(tmp_path)
+    (query,) = again.handle(VenueUp(venue="ALPHA"))
+    assert isinstance(query, QueryOrderStatus) and query.child.cl_ord_id == cmd.child.cl_ord_id
+    outs = again.handle(venue_report(cmd.child.cl_ord_id, "I", "8", text="unknown order"))
+    assert [(r.exec_type, r.ord_status) for r in outs] == [("8", "8")]
+    assert not again.orders.open and open_exposure(again) == 0
+
+
+def test_restart_catches_up_on_fills_the_status_answer_reveals(tmp_path):
+    gw = core(tmp_path)
+    (cmd,) = gw.handle(new("c1"))
+    gw.journal.close()
+    again = core(tmp_path)
+    again.handle(VenueUp(venue="ALPHA"))
+    outs = again.handle(venue_report(cmd.child.cl_ord_id, "I", "2", cum=100, avg=10.0))
+    assert [(r.exec_type, r.ord_status, r.last_qty) for r in outs] == [("F", "2", 100)]
+    assert again.risk.snapshot()["positions"]["AAPL"]["qty"] == 100
+
+
+def test_restart_resends_the_last_report_marked_poss_resend(tmp_path):
+    gw = core(tmp_path)
+    (cmd,) = gw.handle(new("c1"))
+    gw.handle(venue_report(cmd.child.cl_ord_id, "F", "2", 100, 0, 10.0, 100, 10.0))   # crash before the send
+    gw.journal.close()
+    again = core(tmp_path)
+    (rep,) = again.handle(OmsSessionUp(session=S))
+    assert (rep.exec_type, rep.ord_status, rep.poss_resend) == ("F", "2", True)
+    assert again.handle(OmsSessionUp(session=S)) == []         # once
+
+
+def test_a_clean_stop_resends_nothing(tmp_path):
+    gw = core(tmp_path)
+    (cmd,) = gw.handle(new("c1"))
+    gw.handle(venue_report(cmd.child.cl_ord_id, "F", "2", 100, 0, 10.0, 100, 10.0))
+    gw.close()
+    again = core(tmp_path)
+    assert again.recovery.clean_stop and again.handle(OmsSessionUp(session=S)) == []
