@@ -44,7 +44,6 @@ import numpy as np
 
 from gateway.apps.backtest.config import BacktestConfig
 from gateway.apps.backtest.exchange import ExchangeBook, VenueOrder
-from gateway.apps.backtest.lazybook import make_lazy
 from gateway.apps.backtest.ledger import Ledger
 from gateway.core.market import MarketState
 from gateway.core.model import BUY, FOK, IOC, MARKET, OrderIntent
@@ -173,8 +172,6 @@ class Replay:
         self.book_of = {(v, s): i for i, (v, s) in enumerate(zip(self.book_venue, self.book_symbol))}
         self.xbooks = [ExchangeBook(self.queue) for _ in range(self.nbooks)]
         self.lbooks = [self.market.venues[v].books[s] for v, s in zip(self.book_venue, self.book_symbol)]
-        for lb in self.lbooks:
-            make_lazy(lb)       # same L2Book; cumulative depth built on read (lazybook.py)
         self.specs = {v: bt.venue(v) for v in rec.venues}
         self.latency = {}
         for i, v in enumerate(rec.venues):
