@@ -130,35 +130,41 @@ class L2Book:
         self.snapshots += 1
 
     def apply_update(self, action: str, side: str, px: float, qty: float | None) -> None:
-        """One incremental entry: action '0' new / '1' change / '2' delete.
-
-        The hot path of a replay (millions per second of market time): inlined
-        ``set_level``/``remove``, no cumulative rebuild (see ``_Side.cum``)."""
-        if side == BID:
-            s = self.bids
-            key = -float(px)
-        elif side == OFFER:
-            s = self.asks
-            key = float(px)
-        else:
-            raise ValueError(f"book side must be '0' (bid) or '1' (offer), not {side!r}")
+        """One incremental entry: action '0' new / '1' change / '2' delete."""
         if action == DELETE:
             after = 0.0
         elif action == CHANGE or action == NEW:
             after = float(qty or 0.0)
         else:
             raise ValueError(f"MDUpdateAction must be '0', '1' or '2', not {action!r}")
+        if side == BID:
+            self.apply_level(0, float(px), after)
+        elif side == OFFER:
+            self.apply_level(1, float(px), after)
+        else:
+            raise ValueError(f"book side must be '0' (bid) or '1' (offer), not {side!r}")
+
+    def apply_level(self, ask: int, px: float, qty: float) -> None:
+        """The numeric form of ``apply_update`` (a replay's hot path, millions per second of
+        market time): ``ask`` 0 bid / 1 offer, ``qty`` the level's new total (<= 0 deletes).
+        No cumulative rebuild here (see ``_Side.cum``)."""
+        if ask:
+            s = self.asks
+            key = px
+        else:
+            s = self.bids
+            key = -px
         levels = s.qty
         keys = s.keys
         before = levels.get(key, 0.0)
         now = self.clock.now()
-        if after < before and keys[0] == key:      # before > 0: the key is in keys
-            s.deplete(before - after, now, self.tau_s)
-        if after > 0.0:
-            if key not in levels:
+        if qty < before and keys[0] == key:        # before > 0: the key is in keys
+            s.deplete(before - (qty if qty > 0.0 else 0.0), now, self.tau_s)
+        if qty > 0.0:
+            if not before:
                 insort(keys, key)
-            levels[key] = after
-        elif key in levels:
+            levels[key] = qty
+        elif before:
             del levels[key]
             i = bisect_left(keys, key)
             if i < len(keys) and keys[i] == key:

@@ -56,8 +56,8 @@ from gateway.core.strategies.base import BookUpdated, CancelOrder, OrderReport, 
 
 _EPS = 1e-9
 CHUNK = 1 << 16
-_SIDE_CHAR = ("0", "1")          # L2Book sides: '0' bid, '1' offer
-_ACTION_CHAR = ("0", "1", "2")
+
+
 _AGG_SIDE = (None, BUY, "2")     # recording aggressor code -> strategy Side
 # The frozen dataclass __init__ goes through object.__setattr__ per field; writing the slots
 # through their descriptors builds the identical (equal, still frozen) event 3-4x faster.
@@ -351,11 +351,11 @@ class Replay:
                     # the top of book can only move if the update is at or inside the touch
                     ks = (lb.asks if s else lb.bids).keys
                     moved = not ks or (p if s else -p) <= ks[0]
-                    lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
+                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
                     if not moved:
                         continue
                 else:
-                    lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
+                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
                 ev = new(BookUpdated)               # == BookUpdated(venue=, symbol=, at=), 3x cheaper
                 set_v(ev, bven[b])
                 set_s(ev, bsym[b])
@@ -366,7 +366,7 @@ class Replay:
                 cmds = on_trade(TradePrinted(venue=bven[b], symbol=bsym[b], price=p, qty=q,
                                              aggressor_side=_AGG_SIDE[s], at=t), view)
             elif k == SNAPSHOT:
-                lb.apply_update("0", _SIDE_CHAR[s], p, q)
+                lb.apply_level(s, p, q)
                 continue
             else:   # CLEAR: the snapshot's levels follow
                 lb.apply_snapshot((), ())
