@@ -194,3 +194,16 @@ def test_recorded_probes_feed_the_router_and_the_empirical_latency_model():
     assert r.market.venues["A"].lat.last_us == pytest.approx(400.0)
     assert r.view.rtt_us("A") == pytest.approx(400.0)
     assert s.reports[-1].at == pytest.approx(0.001 + 0.0004, abs=1e-12)   # half the RTT each way
+
+
+def test_windowed_empirical_latency_follows_the_regime_of_the_order_time():
+    from gateway.core.models.latency import WindowedEmpiricalLatency
+    times = [0.1 * i for i in range(100)]                  # 10 s of probes, slow from 4 s to 6 s
+    rtts = [0.006 if 4.0 <= t < 6.0 else 0.0002 for t in times]
+    m = WindowedEmpiricalLatency(times, rtts, 0.3, seed=1)
+    assert all(m.entry(2.0) == 0.0001 for _ in range(20))
+    assert all(m.response(5.0) == 0.003 for _ in range(20))
+    assert m.entry(50.0) == 0.0001                         # past the end: the nearest sample
+    import pytest
+    with pytest.raises(ValueError):
+        WindowedEmpiricalLatency([], [], 1.0)

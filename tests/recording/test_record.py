@@ -136,3 +136,15 @@ def test_fixgw_record_against_sim_over_loopback(tmp_path):
     assert np.all(np.diff(rec.ts_local) >= 0)
     assert len(rec.probe_rtt) > 10
     assert np.median(rec.probe_rtt[rec.probe_venue == alpha]) > 0.003      # 2 ms each way
+
+
+def test_start_recording_on_a_running_feed_writes_its_books_first(tmp_path):
+    feed = MarketFeed([VenueAddress(name="ALPHA", host="127.0.0.1", port=1)], ["EURUSD"], {"EURUSD": 0.1})
+    feed.books["ALPHA"].req_symbols["R1"] = "EURUSD"
+    feed.on_message(Session(), msg("W", SNAP))
+    h = start_recording(feed, tmp_path / "r.rec", wall_ns=lambda: 5)
+    feed.on_message(Session(), msg("X", INC))
+    h.close()
+    rec = read_recording(tmp_path / "r.rec")
+    assert rec.kind.tolist() == [CLEAR, SNAPSHOT, SNAPSHOT, TRADE, UPDATE, UPDATE]
+    assert rec.ts_local.tolist() == [5] * 6 and rec.ts_exch[:3].tolist() == [5, 5, 5]

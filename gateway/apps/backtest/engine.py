@@ -174,9 +174,13 @@ class Replay:
         self.lbooks = [self.market.venues[v].books[s] for v, s in zip(self.book_venue, self.book_symbol)]
         self.specs = {v: bt.venue(v) for v in rec.venues}
         self.latency = {}
+        n = len(rec)
+        t0 = int(min(rec.ts_exch.min(), rec.ts_local.min())) if n else 0   # == _prepare's t0
         for i, v in enumerate(rec.venues):
-            rtts = rec.probe_rtt[rec.probe_venue == i] if len(rec.probe_rtt) else ()
-            self.latency[v] = self.specs[v].model(bt.seed + i, rtts)
+            mine = rec.probe_venue == i
+            rtts = rec.probe_rtt[mine] if len(rec.probe_rtt) else ()
+            times = (rec.probe_sent_at[mine] - t0) * 1e-9 if len(rec.probe_rtt) else None
+            self.latency[v] = self.specs[v].model(bt.seed + i, rtts, times)
         self.ledger = Ledger(self.specs)
         self.parents: dict[str, Parent] = {}     # open orders only: memory stays flat over a day
         self._done = [0, 0, 0.0, 0.0]            # orders sent, orders filled, qty sent, qty filled

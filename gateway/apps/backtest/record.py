@@ -246,13 +246,24 @@ class RecordingHandle:
 
 def start_recording(feed: MarketFeed, path: str | Path, meta: dict | None = None,
                     wall_ns: Callable[[], int] = time.time_ns, batch_rows: int = 16_384) -> RecordingHandle:
-    """Record what an existing ``MarketFeed`` receives (call before its engine starts to get
-    the first snapshots). The feed's class is not changed: its ``on_message`` and its
-    ProbeTracker's ``on_heartbeat`` are wrapped on the instance until ``close()``."""
+    """Record what an existing ``MarketFeed`` receives from now on. The feed's class is not
+    changed: its ``on_message`` and its ProbeTracker's ``on_heartbeat`` are wrapped on the
+    instance until ``close()``.
+
+    Call it before the feed's engine starts (the venues' snapshots are then recorded as
+    they arrive), or on the feed's loop thread once it runs (``runtime.call(lambda:
+    start_recording(runtime.feed, path))``): every book the feed already holds is then
+    written first as a snapshot of its current levels, stamped now (both clocks), so the
+    recording replays from a full book."""
     meta = {"source": "start_recording", "venues": list(feed.addresses), "symbols": list(feed.symbols),
             "tick_sizes": dict(feed.ticks), "clock": "ts_local = time.time_ns() at receipt", **(meta or {})}
     writer = RecordingWriter(path, batch_rows=batch_rows, meta=meta)
     tap = MarketTap(writer.recorder, feed.books.get)
+    now = wall_ns()
+    for venue, vb in feed.books.items():
+        for symbol, book in vb.books.items():
+            if not book.stale:
+                writer.recorder.snapshot(venue, symbol, now, now, book.levels("0"), book.levels("1"))
     original = feed.on_message
 
     def on_message(session, msg) -> None:
