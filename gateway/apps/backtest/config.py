@@ -91,7 +91,9 @@ class BacktestSection(BaseModel):
     synthesize_probes: bool = True
     equity_interval_s: float = Field(1.0, gt=0)
     oms_session: str = "BACKTEST"
-    notify: Literal["every", "touch"] = "every"   # touch: on_book only when the venue's top of book moved
+    # every: on_book after each level row; touch: only when the venue's top of book moved;
+    # message: once per venue message (rows of one book with the same receive time), as the live feed
+    notify: Literal["every", "touch", "message"] = "every"
 
     def venue(self, name: str) -> VenueSpec:
         return self.venues.get(name, self.default_venue)

@@ -218,6 +218,7 @@ class Replay:
             rec.ts_exch[idx] = te
             self._idx.append(idx)
             self._te.append((te - t0) * 1e-9)
+        self._pending = (-1, 0.0)     # notify = "message": (book, receive time) of the rows not yet notified
         self._applied = [0] * self.nbooks
         self._seen = [0] * self.nbooks
         self.end_t = float((rec.ts_local.max() - t0) * 1e-9) if n else 0.0
@@ -297,6 +298,10 @@ class Replay:
             self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), ((rec.ts_exch[s] - t0) * 1e-9).tolist(),
                             self._books(s).tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
                             rec.price[s].tolist(), rec.qty[s].tolist(), rec.action[s].tolist())
+        if self._pending[0] >= 0:
+            b, t = self._pending
+            self._pending = (-1, 0.0)
+            self._notify_book(b, t)
         self.stats["events"] = n
         stop = getattr(self.strategy, "stop", None)       # tactics flatten on stop()
         if callable(stop):
@@ -329,9 +334,18 @@ class Replay:
         on_book, on_trade = strat.on_book, strat.on_trade
         commands = self._commands
         touch_only = self.cfg.backtest.notify == "touch"
+        per_message = self.cfg.backtest.notify == "message"
+        pend_b, pend_t = self._pending
         next_due = self._next_due()
         new, set_v, set_s, set_at = object.__new__, _BU_VENUE, _BU_SYMBOL, _BU_AT
         for t, x, b, k, s, p, q, a in zip(tl, te, bk, kd, sd, px, qt, ac):
+            if pend_b >= 0 and (b != pend_b or t != pend_t or t >= next_due):
+                # the rows of one venue message (same book, same receive time) are over:
+                # one on_book for all of them, as the live feed notifies once per message
+                self._pending = (-1, 0.0)
+                self._notify_book(pend_b, pend_t)
+                pend_b = -1
+                next_due = self._next_due()
             if t >= next_due:
                 next_due = self._due(t)
             clock.t = t
@@ -360,6 +374,9 @@ class Replay:
                         continue
                 else:
                     lb.apply_level(s, p, 0.0 if a == DELETE else q)
+                    if per_message:
+                        pend_b, pend_t = b, t
+                        continue
                 ev = new(BookUpdated)               # == BookUpdated(venue=, symbol=, at=), 3x cheaper
                 set_v(ev, bven[b])
                 set_s(ev, bsym[b])
@@ -378,6 +395,13 @@ class Replay:
             if cmds:
                 commands(cmds)
                 next_due = self._next_due()
+        self._pending = (pend_b, pend_t)
+
+    def _notify_book(self, b: int, t: float) -> None:
+        cmds = self.strategy.on_book(BookUpdated(venue=self.book_venue[b], symbol=self.book_symbol[b], at=t),
+                                     self.view)
+        if cmds:
+            self._commands(cmds)
 
     # ------------------------------------------------------------------ exchange side
     def _catch_up(self, b: int, t: float) -> ExchangeBook:
