@@ -150,9 +150,12 @@ def replay_run(rec_path: Path, run: dict, window_s: float, hop_us: float = 0.0, 
     start_ns, stop_ns = run["window_ns"]
     strategy = WindowedStrategy(Scalper(run["scalper_cfg"]), (start_ns - t0) * 1e-9, (stop_ns - t0) * 1e-9)
     replay = Replay(rec, strategy, cfg)
-    if hop_us > 0:            # the client -> gateway -> venue hop the client's own probes do not see
-        for lat in list(replay.latency.values()):
-            _add_hop(lat, hop_us * 1e-6)
+    # the client -> gateway -> venue hop (and back) that the client's own probes do not see:
+    # fixed (--hop-us) or measured per venue from the live orders (order RTT - probe RTT then)
+    hops = {v: hop_us for v in rec.venues} if hop_us >= 0 else order_hops(run, rec, window_s)
+    for v, h in hops.items():
+        if h > 0 and v in replay.latency:
+            _add_hop(replay.latency[v], h * 1e-6)
     res = replay.run()
     st = res["strategy"]
     entries = st.get("round_trips", 0) + st.get("missed", 0)
@@ -163,7 +166,33 @@ def replay_run(rec_path: Path, run: dict, window_s: float, hop_us: float = 0.0, 
             "signal_to_exec_p50_us": st.get("signal_to_exec_p50_us"), "events": res["events"],
             "wall_s": round(res["wall_s"], 3), "risk_state": res["risk"]["state"],
             "kill_switch_trips": res["risk"]["trips"], "routes": res["routes"],
-            "latency": {v: s["latency"] for v, s in res["config"]["latency"].items()}}
+            "latency": {v: s["latency"] for v, s in res["config"]["latency"].items()},
+            "hop_us_each_way": {v: round(h, 1) for v, h in hops.items()}}
+
+
+def order_hops(run: dict, rec, window_s: float) -> dict[str, float]:
+    """Per venue, half the median of (a live order's RTT, sent -> first report on the client's
+    clock, minus the median probe RTT to its venue within ``window_s`` of it): what the gateway
+    path adds to each way beyond the venue's own latency. Empirical, from the live run's
+    own order log (the orders are probes of the full path), not from its fills."""
+    import numpy as np
+    start_ns = run["window_ns"][0]
+    out: dict[str, float] = {}
+    for i, v in enumerate(rec.venues):
+        mine = rec.probe_venue == i
+        sent, rtt = rec.probe_sent_at[mine], rec.probe_rtt[mine]
+        order = np.argsort(sent)
+        sent, rtt = sent[order], rtt[order]
+        diffs = []
+        for o in run.get("orders") or []:
+            if o.get("venue") != v or o.get("sent_at") is None or o.get("first_report_at") is None:
+                continue
+            t = start_ns + int(o["sent_at"] * 1e9)
+            a, b = np.searchsorted(sent, [t - window_s * 1e9, t + window_s * 1e9])
+            if b > a:
+                diffs.append(o["first_report_at"] - o["sent_at"] - float(np.median(rtt[a:b])))
+        out[v] = max(0.0, float(np.median(diffs)) * 1e6 / 2) if diffs else 0.0
+    return out
 
 
 def _add_hop(model: Any, hop_s: float) -> None:
@@ -211,7 +240,9 @@ def main(argv: list[str] | None = None, prog: str = "fixgw backtest fidelity") -
     ap.add_argument("--policy", default="scalp")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--window", type=float, default=0.5, help="empirical latency: probes within +-s of an order")
-    ap.add_argument("--hop-us", type=float, default=0.0, help="added each way to the empirical latency")
+    ap.add_argument("--hop-us", type=float, default=-1.0,
+                    help="added each way to the empirical latency; default -1: measured per venue from the "
+                         "live orders' RTTs (order RTT - probe RTT, halved)")
     ap.add_argument("--no-competitors", action="store_true")
     ap.add_argument("--notify", default="message", choices=["message", "every", "touch"],
                     help="replay on_book per venue message (as live) or per level row")
