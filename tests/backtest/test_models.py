@@ -194,3 +194,53 @@ def test_recorded_probes_feed_the_router_and_the_empirical_latency_model():
     assert r.market.venues["A"].lat.last_us == pytest.approx(400.0)
     assert r.view.rtt_us("A") == pytest.approx(400.0)
     assert s.reports[-1].at == pytest.approx(0.001 + 0.0004, abs=1e-12)   # half the RTT each way
+
+
+def test_windowed_empirical_latency_follows_the_regime_of_the_order_time():
+    from gateway.core.models.latency import WindowedEmpiricalLatency
+    times = [0.1 * i for i in range(100)]                  # 10 s of probes, slow from 4 s to 6 s
+    rtts = [0.006 if 4.0 <= t < 6.0 else 0.0002 for t in times]
+    m = WindowedEmpiricalLatency(times, rtts, 0.3, seed=1)
+    assert all(m.entry(2.0) == 0.0001 for _ in range(20))
+    assert all(m.response(5.0) == 0.003 for _ in range(20))
+    assert m.entry(50.0) == 0.0001                         # past the end: the nearest sample
+    import pytest
+    with pytest.raises(ValueError):
+        WindowedEmpiricalLatency([], [], 1.0)
+
+
+def test_notify_message_calls_on_book_once_per_venue_message_after_its_trades():
+    from helpers import ASK, BID, replay, snap, trade, upd, config
+
+    class Watch:
+        name = "watch"
+        timer_interval_s = 0.0
+
+        def __init__(self):
+            self.seen = []
+
+        def on_book(self, ev, market):
+            b = market.book(ev.venue, ev.symbol)
+            bb, ba = b.best_bid(), b.best_ask()
+            self.seen.append(("book", ev.venue, round(ev.at * 1e6), bb and bb[0], ba and ba[0]))
+            return []
+
+        def on_trade(self, ev, market):
+            self.seen.append(("trade", ev.venue, round(ev.at * 1e6)))
+            return []
+
+        def on_report(self, ev, market):
+            return []
+    rows = snap(0, [(99.0, 5)], [(101.0, 5)]) + snap(0, [(99.0, 5)], [(101.0, 5)], venue="B")
+    # one message at 10 us on A: a trade, the ask moves up (delete + new); then B at 10 us; then A at 20 us
+    rows += trade(10, 101.0, 5, 1) + upd(10, ASK, 101.0, 0) + upd(10, ASK, 102.0, 3, action=0)
+    rows += upd(10, BID, 99.5, 2, venue="B", action=0)
+    rows += upd(20, BID, 100.0, 1, action=0)
+    w = Watch()
+    replay(rows, w, config(**{"backtest.notify": "message"}))
+    assert w.seen == [("trade", "A", 10), ("book", "A", 10, 99.0, 102.0), ("book", "B", 10, 99.5, 101.0),
+                      ("book", "A", 20, 100.0, 102.0)]
+    w2 = Watch()
+    replay(rows, w2, config())                 # every: one call per level row, intermediate states seen
+    books = [s for s in w2.seen if s[0] == "book"]
+    assert len(books) == 4 and books[0] == ("book", "A", 10, 99.0, None)     # the half-applied message

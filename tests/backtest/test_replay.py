@@ -6,7 +6,6 @@ import time
 from bt_strategies import TouchScalper
 from gateway.apps.backtest.config import load_config
 from gateway.apps.backtest.engine import Replay
-from gateway.apps.backtest.lazybook import make_lazy
 from gateway.apps.backtest.report import write_report
 from gateway.apps.backtest.synth import synthetic
 from gateway.core.book import L2Book
@@ -34,19 +33,39 @@ def test_replay_is_deterministic():
     assert a["fills"] == b["fills"] and a["ledger"] == b["ledger"]
 
 
-def test_lazy_book_answers_like_the_eager_one():
+def test_lazy_cumulative_depth_answers_like_a_full_recount():
+    """L2Book builds its cumulative depth on read (book.py): every depth answer equals a
+    recount of the levels after each update, reads interleaved with bursts of updates."""
     import random
     rnd = random.Random(4)
-    eager, lazy = L2Book("X"), make_lazy(L2Book("X"))
-    for _ in range(500):
+    book = L2Book("X")
+    book.apply_snapshot([(99.5, 3.0), (99.0, 4.0)], [(100.5, 2.0), (101.0, 5.0)])
+
+    def recount(order_side, px):
+        side = "1" if order_side == "1" else "0"
+        lv = book.levels(side)
+        ok = [q for p, q in lv if px is None or (p <= px + 1e-9 if order_side == "1" else p >= px - 1e-9)]
+        return float(sum(ok))
+
+    def sweep(order_side, qty):
+        acc = 0.0
+        for p, q in book.levels("1" if order_side == "1" else "0"):
+            acc += q
+            if acc >= qty - 1e-9:
+                return p
+        return None
+    for n in range(800):
         args = (rnd.choice("01"), rnd.choice("01"), 100 + rnd.randint(-5, 5) * 0.5, float(rnd.randint(0, 9)))
         args = ("2" if args[3] == 0 else args[0],) + args[1:]
-        eager.apply_update(*args)
-        lazy.apply_update(*args)
+        book.apply_update(*args)
+        if n % rnd.choice((1, 3, 7)):
+            continue
         for side in ("1", "2"):
             for px in (None, 99.0, 100.0, 101.5):
-                assert eager.qty_available(side, px) == lazy.qty_available(side, px)
-            assert eager.sweep_price(side, 7) == lazy.sweep_price(side, 7)
+                assert book.qty_available(side, px) == recount(side, px)
+            assert book.sweep_price(side, 7) == sweep(side, 7)
+    book.apply_snapshot([], [])
+    assert book.qty_available("1", None) == 0.0 and book.sweep_price("2", 1) is None
 
 
 def test_sweep_of_8_parameter_sets_on_a_local_cluster():

@@ -5,6 +5,7 @@
     fixgw backtest synth --events 1000000 --out synth.rec          # synthetic 3-venue data
     fixgw backtest import-lobster MSG.csv BOOK.csv --out lob.rec [--venue V --symbol S]
     fixgw backtest import-csv events.csv [--probes probes.csv] --out x.rec
+    fixgw backtest fidelity --duration 30 --out var/fidelity   # live demo run, recorded, replayed, compared
 
 ``--data`` takes a recording directory (events.parquet + probes.parquet), a CSV in the
 documented layout (gateway/core/recording.py) or ``synth:N`` (N synthetic events).
@@ -57,9 +58,9 @@ def _overrides(pairs: list[str]) -> dict:
 
 def main(argv: list[str] | None = None, prog: str = "fixgw backtest", command: str = "backtest") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("sweep", "synth", "import-lobster", "import-csv"):
+    if argv and argv[0] in ("sweep", "synth", "import-lobster", "import-csv", "fidelity"):
         return {"sweep": _sweep, "synth": _synth, "import-lobster": _lobster,
-                "import-csv": _csv}[argv[0]](argv[1:], f"{prog} {argv[0]}")
+                "import-csv": _csv, "fidelity": _fidelity}[argv[0]](argv[1:], f"{prog} {argv[0]}")
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--config")
@@ -146,6 +147,11 @@ def _csv(argv: list[str], prog: str) -> int:
     rec = read_csv(args.events, args.probes)
     print(write_recording(rec, args.out), len(rec), "events")
     return 0
+
+
+def _fidelity(argv: list[str], prog: str) -> int:
+    from gateway.apps.backtest.fidelity import main as fidelity_main
+    return fidelity_main(argv, prog)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Example::
 
     [backtest.venues.ALPHA]
     latency = "constant"             # constant | normal | empirical (half the recorded probe RTTs)
+    empirical_window_s = 0           # empirical: > 0 uses only probes sent within +-this of the order
     entry_us = 150
     response_us = 150
     jitter_us = 0                    # normal: one-way = N(entry_us, jitter_us), both ways
@@ -37,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.common.configfile import ConfigError, validate_config
 
-from gateway.core.models.latency import ConstantLatency, EmpiricalLatency, LatencyModel, ScheduledJitterLatency
+from gateway.core.models.latency import (ConstantLatency, EmpiricalLatency, LatencyModel, ScheduledJitterLatency,
+                                         WindowedEmpiricalLatency)
 from gateway.core.risk.config import RiskConfig
 from gateway.core.router.config import RoutingConfig
 
@@ -53,19 +55,22 @@ class VenueSpec(BaseModel):
     taker_bps: float = 0.0
     maker_per_unit: float = 0.0
     taker_per_unit: float = 0.0
+    empirical_window_s: float = Field(0.0, ge=0)   # empirical: > 0 draws from probes within +-window of the order
 
     def fee(self, qty: float, px: float, maker: bool) -> float:
         if maker:
             return qty * px * self.maker_bps * 1e-4 + qty * self.maker_per_unit
         return qty * px * self.taker_bps * 1e-4 + qty * self.taker_per_unit
 
-    def model(self, seed: int, rtt_samples_s=()) -> LatencyModel:
+    def model(self, seed: int, rtt_samples_s=(), sample_times_s=None) -> LatencyModel:
         if self.latency == "constant":
             return ConstantLatency(self.entry_us * 1e-6, self.response_us * 1e-6)
         if self.latency == "normal":
             return ScheduledJitterLatency(self.entry_us, self.jitter_us, "normal", seed=seed)
         if len(rtt_samples_s) == 0:
             raise ValueError("latency = 'empirical' needs probe samples of the venue in the recording")
+        if self.empirical_window_s > 0 and sample_times_s is not None:
+            return WindowedEmpiricalLatency(sample_times_s, rtt_samples_s, self.empirical_window_s, seed)
         return EmpiricalLatency(rtt_samples_s, seed)
 
 
@@ -86,7 +91,9 @@ class BacktestSection(BaseModel):
     synthesize_probes: bool = True
     equity_interval_s: float = Field(1.0, gt=0)
     oms_session: str = "BACKTEST"
-    notify: Literal["every", "touch"] = "every"   # touch: on_book only when the venue's top of book moved
+    # every: on_book after each level row; touch: only when the venue's top of book moved;
+    # message: once per venue message (rows of one book with the same receive time), as the live feed
+    notify: Literal["every", "touch", "message"] = "every"
 
     def venue(self, name: str) -> VenueSpec:
         return self.venues.get(name, self.default_venue)

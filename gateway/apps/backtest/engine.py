@@ -44,7 +44,6 @@ import numpy as np
 
 from gateway.apps.backtest.config import BacktestConfig
 from gateway.apps.backtest.exchange import ExchangeBook, VenueOrder
-from gateway.apps.backtest.lazybook import make_lazy
 from gateway.apps.backtest.ledger import Ledger
 from gateway.core.market import MarketState
 from gateway.core.model import BUY, FOK, IOC, MARKET, OrderIntent
@@ -57,8 +56,8 @@ from gateway.core.strategies.base import BookUpdated, CancelOrder, OrderReport, 
 
 _EPS = 1e-9
 CHUNK = 1 << 16
-_SIDE_CHAR = ("0", "1")          # L2Book sides: '0' bid, '1' offer
-_ACTION_CHAR = ("0", "1", "2")
+
+
 _AGG_SIDE = (None, BUY, "2")     # recording aggressor code -> strategy Side
 # The frozen dataclass __init__ goes through object.__setattr__ per field; writing the slots
 # through their descriptors builds the identical (equal, still frozen) event 3-4x faster.
@@ -173,13 +172,15 @@ class Replay:
         self.book_of = {(v, s): i for i, (v, s) in enumerate(zip(self.book_venue, self.book_symbol))}
         self.xbooks = [ExchangeBook(self.queue) for _ in range(self.nbooks)]
         self.lbooks = [self.market.venues[v].books[s] for v, s in zip(self.book_venue, self.book_symbol)]
-        for lb in self.lbooks:
-            make_lazy(lb)       # same L2Book; cumulative depth built on read (lazybook.py)
         self.specs = {v: bt.venue(v) for v in rec.venues}
         self.latency = {}
+        n = len(rec)
+        t0 = int(min(rec.ts_exch.min(), rec.ts_local.min())) if n else 0   # == _prepare's t0
         for i, v in enumerate(rec.venues):
-            rtts = rec.probe_rtt[rec.probe_venue == i] if len(rec.probe_rtt) else ()
-            self.latency[v] = self.specs[v].model(bt.seed + i, rtts)
+            mine = rec.probe_venue == i
+            rtts = rec.probe_rtt[mine] if len(rec.probe_rtt) else ()
+            times = (rec.probe_sent_at[mine] - t0) * 1e-9 if len(rec.probe_rtt) else None
+            self.latency[v] = self.specs[v].model(bt.seed + i, rtts, times)
         self.ledger = Ledger(self.specs)
         self.parents: dict[str, Parent] = {}     # open orders only: memory stays flat over a day
         self._done = [0, 0, 0.0, 0.0]            # orders sent, orders filled, qty sent, qty filled
@@ -217,6 +218,7 @@ class Replay:
             rec.ts_exch[idx] = te
             self._idx.append(idx)
             self._te.append((te - t0) * 1e-9)
+        self._pending = (-1, 0.0)     # notify = "message": (book, receive time) of the rows not yet notified
         self._applied = [0] * self.nbooks
         self._seen = [0] * self.nbooks
         self.end_t = float((rec.ts_local.max() - t0) * 1e-9) if n else 0.0
@@ -296,6 +298,10 @@ class Replay:
             self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), ((rec.ts_exch[s] - t0) * 1e-9).tolist(),
                             self._books(s).tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
                             rec.price[s].tolist(), rec.qty[s].tolist(), rec.action[s].tolist())
+        if self._pending[0] >= 0:
+            b, t = self._pending
+            self._pending = (-1, 0.0)
+            self._notify_book(b, t)
         self.stats["events"] = n
         stop = getattr(self.strategy, "stop", None)       # tactics flatten on stop()
         if callable(stop):
@@ -328,9 +334,18 @@ class Replay:
         on_book, on_trade = strat.on_book, strat.on_trade
         commands = self._commands
         touch_only = self.cfg.backtest.notify == "touch"
+        per_message = self.cfg.backtest.notify == "message"
+        pend_b, pend_t = self._pending
         next_due = self._next_due()
         new, set_v, set_s, set_at = object.__new__, _BU_VENUE, _BU_SYMBOL, _BU_AT
         for t, x, b, k, s, p, q, a in zip(tl, te, bk, kd, sd, px, qt, ac):
+            if pend_b >= 0 and (b != pend_b or t != pend_t or t >= next_due):
+                # the rows of one venue message (same book, same receive time) are over:
+                # one on_book for all of them, as the live feed notifies once per message
+                self._pending = (-1, 0.0)
+                self._notify_book(pend_b, pend_t)
+                pend_b = -1
+                next_due = self._next_due()
             if t >= next_due:
                 next_due = self._due(t)
             clock.t = t
@@ -354,11 +369,14 @@ class Replay:
                     # the top of book can only move if the update is at or inside the touch
                     ks = (lb.asks if s else lb.bids).keys
                     moved = not ks or (p if s else -p) <= ks[0]
-                    lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
+                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
                     if not moved:
                         continue
                 else:
-                    lb.apply_update(_ACTION_CHAR[a], _SIDE_CHAR[s], p, q)
+                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
+                    if per_message:
+                        pend_b, pend_t = b, t
+                        continue
                 ev = new(BookUpdated)               # == BookUpdated(venue=, symbol=, at=), 3x cheaper
                 set_v(ev, bven[b])
                 set_s(ev, bsym[b])
@@ -369,7 +387,7 @@ class Replay:
                 cmds = on_trade(TradePrinted(venue=bven[b], symbol=bsym[b], price=p, qty=q,
                                              aggressor_side=_AGG_SIDE[s], at=t), view)
             elif k == SNAPSHOT:
-                lb.apply_update("0", _SIDE_CHAR[s], p, q)
+                lb.apply_level(s, p, q)
                 continue
             else:   # CLEAR: the snapshot's levels follow
                 lb.apply_snapshot((), ())
@@ -377,6 +395,13 @@ class Replay:
             if cmds:
                 commands(cmds)
                 next_due = self._next_due()
+        self._pending = (pend_b, pend_t)
+
+    def _notify_book(self, b: int, t: float) -> None:
+        cmds = self.strategy.on_book(BookUpdated(venue=self.book_venue[b], symbol=self.book_symbol[b], at=t),
+                                     self.view)
+        if cmds:
+            self._commands(cmds)
 
     # ------------------------------------------------------------------ exchange side
     def _catch_up(self, b: int, t: float) -> ExchangeBook:

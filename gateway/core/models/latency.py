@@ -14,6 +14,8 @@ start time taken from its injected clock. Three models:
   override ``set()``. It is what the simulator injects per venue, both directions alike.
 - ``EmpiricalLatency(rtt_samples_s, seed)``: half of a sampled round trip each way, e.g.
   from the probe RTTs the gateway recorded.
+- ``WindowedEmpiricalLatency(times_s, rtts_s, window_s, seed)``: the same, drawn only from
+  the probes taken within ``window_s`` of the order (keeps mid-run latency changes).
 
 Invariants: every delay is >= 0; a model with a seed draws the same sequence for the same
 calls; nothing here locks or sleeps (callers on several threads wrap it themselves).
@@ -158,3 +160,41 @@ class EmpiricalLatency:
 
     def response(self, now: float) -> float:  # noqa: ARG002
         return self._half()
+
+
+class WindowedEmpiricalLatency:
+    """Half of a round trip drawn from the recorded probe samples taken near the order's time:
+    those sent within ``window_s`` of ``now`` (replay seconds), or the nearest one when the
+    window holds none. Keeps a venue's latency regime changes (a venue that degrades mid-run)
+    where a time-blind ``EmpiricalLatency`` would mix them over the whole recording."""
+
+    def __init__(self, times_s: Sequence[float], rtt_samples_s: Sequence[float], window_s: float,
+                 seed: int = 0) -> None:
+        pairs = sorted((float(t), float(r)) for t, r in zip(times_s, rtt_samples_s))
+        if not pairs:
+            raise ValueError("WindowedEmpiricalLatency needs at least one RTT sample")
+        if window_s <= 0:
+            raise ValueError("window_s must be > 0")
+        if min(r for _, r in pairs) < 0:
+            raise ValueError("RTT samples cannot be negative")
+        self._t = [t for t, _ in pairs]
+        self._r = [r for _, r in pairs]
+        self.window_s = window_s
+        self._rng = random.Random(seed)
+
+    def _half(self, now: float) -> float:
+        t = self._t
+        i = bisect.bisect_left(t, now - self.window_s)
+        j = bisect.bisect_right(t, now + self.window_s)
+        if j > i:
+            return self._r[i + self._rng.randrange(j - i)] / 2
+        k = min(i, len(t) - 1)
+        if k > 0 and abs(t[k - 1] - now) < abs(t[k] - now):
+            k -= 1
+        return self._r[k] / 2
+
+    def entry(self, now: float) -> float:
+        return self._half(now)
+
+    def response(self, now: float) -> float:
+        return self._half(now)
