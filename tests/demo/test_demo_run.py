@@ -78,6 +78,10 @@ def test_demo_short_run_accounts_for_every_order(tmp_path):
     assert s["router"]["venues_per_order_max"] == 1                 # scalp: one venue per order
     run = report["runs"][0]
     assert run["meta"]["competitors"] and run["meta"]["drained"]
+    # the market data and probes of the run are saved next to the report, ready to replay
+    from gateway.core.recording import read_recording
+    rec = read_recording(out / "recordings" / "scalp-1.rec")
+    assert len(rec) > 0 and set(rec.venues) == {"ALPHA", "BRAVO", "CHARLIE"} and len(rec.probe_rtt) > 0
     assert "| Trade ID | System Type | Signal-to-Execution (us) | Venue(s) Queried | Slippage (ticks) | Outcome |" in md
     assert "Published: scalp" in md and "## Where ours differ" in md
     _assert_no_orphans(report)

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
     run_dir = Path(args.run_dir or f"var/demo/{stamp}")
     out_dir = Path(args.out or f"reports/demo-{stamp}")
     settings = RunSettings(cfg=cfg, run_dir=run_dir, duration_s=duration, seed=args.seed,
-                           tty=False if args.plain else None, view_symbol=args.symbol)
+                           tty=False if args.plain else None, view_symbol=args.symbol,
+                           recording_dir=out_dir / "recordings")
     if args.sim_config:
         settings.sim_template = Path(args.sim_config)
     if args.gateway_config:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from gateway.apps.backtest.record import RecordingHandle, start_recording
 from gateway.common import procs
 from gateway.apps.client.feed import VenueAddress
 from gateway.apps.client.runtime import ClientRuntime
@@ -45,6 +46,7 @@ class RunSettings:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     tty: bool | None = None
     view_symbol: str | None = None     # the book shown in the live view (default: the last client symbol)
+    recording_dir: Path | None = None  # each run's market data and probes recorded here (<label>.rec)
     competitors: bool = True           # False: the control (the simulator's competitors switched off)
     repeat: int = 1                    # shown in the live view
     repeats: int = 1
@@ -152,6 +154,8 @@ class DemoRunner:
                 self.shutdown(run.view, run.client, run.gw_proc, run.sim_proc, run.meta)
             finally:
                 self.cleaning = False
+                if run.recording is not None:       # the client's loop has stopped: the file is complete
+                    run.meta["recording"] = run.recording.close()
                 run.meta["wall_s"] = round(time.monotonic() - t_start, 3)
 
     def prepare(self, policy: str, label: str) -> "_Run":
@@ -203,6 +207,11 @@ class DemoRunner:
                                    heartbeat_s=cfg.heartbeat_s, probe_interval_s=cfg.probe_interval_s,
                                    depth=cfg.md_depth)
         run.client.start(cfg.startup_timeout_s)
+        if self.s.recording_dir is not None:
+            path = Path(self.s.recording_dir) / f"{run.pdir.name}.rec"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            meta = {"source": "fixgw demo", "policy": run.policy, "competitors": run.meta["competitors"]}
+            run.recording = run.client.call(lambda: start_recording(run.client.feed, path, meta=meta))
 
     def trade(self, run: "_Run") -> None:
         """Trade for the duration (or until Ctrl-C or a child dies) with the live view, then drain."""
@@ -341,6 +350,7 @@ class _Run:
     gw_proc: subprocess.Popen | None = None
     client: ClientRuntime | None = None
     view: LiveView | None = None
+    recording: RecordingHandle | None = None
 
     @property
     def admin(self) -> str:
