@@ -351,6 +351,9 @@ class NativeSession(SessionHandle):
         self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
                          "app_in": 0, "disconnects": 0}
         self.logged_on_event = asyncio.Event()
+        # Initiator: cleared by an operator's logout, the session stays down until set() again.
+        self.enabled = asyncio.Event()
+        self.enabled.set()
 
     # -- SessionHandle
     @property
@@ -361,10 +364,10 @@ class NativeSession(SessionHandle):
         # LOGOUT_SENT counts as logged on for the session, but it takes no new messages.
         return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
 
-    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]]) -> bool:
+    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]], *, extra_header: str = "") -> bool:
         if not self._sendable():
             return False
-        self.session.send(msg_type, body_text(body))
+        self.session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
         self._flush_soon()
         return True
 
@@ -776,6 +779,10 @@ class NativeEngine:
         addresses = self._hosts[ns.key]
         attempt, delay, state = 0, self.limits.backoff_initial_s, ""
         while not self._stopping:
+            if not ns.enabled.is_set():          # an operator logged it out: wait for a logon
+                state = self._link_state(ns, state, "held down by an operator")
+                await ns.enabled.wait()
+                continue
             host, port = addresses[attempt % len(addresses)]
             try:
                 _, conn = await asyncio.wait_for(self.loop.create_connection(
