@@ -209,7 +209,7 @@ class RunResult:
 
 def _order_text(o: Order) -> str:
     reps = "; ".join(f"35={r[35].decode()} 11={r[11]!r} 150={(r[150] or b'').decode()} "
-                     f"39={(r[39] or b'').decode()} 97={(r[97] or b'').decode()} 43={(r[43] or b'').decode()} "
+                     f"39={(r[39] or b'').decode()} 17={(r[17] or b'').decode()} 97={(r[97] or b'').decode()} 43={(r[43] or b'').decode()} "
                      f"seq={r[34]} 58={(r[58] or b'')[:60]!r}" for r in o.reports)
     return (f"{o.session} {o.root} {o.tif} {o.side} {o.qty}@{o.price} venue={o.venue} current={o.current} "
             f"state={o.state} reports=[{reps}]")
