@@ -24,7 +24,8 @@ def flat_message(msg_type: str, fields: list[tuple[int, str]]) -> fix.Message:
     return message_from_body(msg_type, "".join(f"{tag}={value}\x01" for tag, value in fields))
 
 
-def execution_report(er: ExecReport, venue: str) -> fix.Message:
+def execution_report(er: ExecReport, venue: str, status_req_id: str | None = None) -> fix.Message:
+    """An ExecutionReport; ``status_req_id`` is echoed as OrdStatusReqID(790) (an answer to 35=H)."""
     f = [(37, er.order_id), (11, er.cl_ord_id)]
     if er.orig_cl_ord_id:
         f.append((41, er.orig_cl_ord_id))
@@ -39,6 +40,8 @@ def execution_report(er: ExecReport, venue: str) -> fix.Message:
         f.append((103, str(er.ord_rej_reason)))
     if er.text:
         f.append((58, _text(er.text)))
+    if status_req_id is not None:
+        f.append((790, status_req_id))
     f.append((60, utc_timestamp()))
     return flat_message("8", f)
 

@@ -27,7 +27,8 @@ def _now() -> str:
     return utc_timestamp(time.time(), 3)
 
 
-def execution_report(er: ExecReport, venue: str) -> str:
+def execution_report(er: ExecReport, venue: str, status_req_id: str | None = None) -> str:
+    """An ExecutionReport body; ``status_req_id`` is echoed as OrdStatusReqID(790) (an answer to 35=H)."""
     parts = [f"37={er.order_id}\x0111={er.cl_ord_id}\x01"]
     if er.orig_cl_ord_id:
         parts.append(f"41={er.orig_cl_ord_id}\x01")
@@ -42,6 +43,8 @@ def execution_report(er: ExecReport, venue: str) -> str:
         parts.append(f"103={er.ord_rej_reason}\x01")
     if er.text:
         parts.append(f"58={_text(er.text)}\x01")
+    if status_req_id is not None:
+        parts.append(f"790={status_req_id}\x01")
     parts.append(f"60={_now()}\x01")
     return "".join(parts)
 

@@ -35,6 +35,7 @@ from gateway.fix import transport
 from gateway.fix.engine import BaseApplication
 from gateway.fix.settings import SessionSettings
 from sim_exchange import fixtext
+from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
 from sim_exchange.delayline import DelayLine, PreciseTimer
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
@@ -202,7 +203,8 @@ class NativeVenue:
         self.latency = ScheduledJitterLatency.from_config(config.latency, seed=config.seed, clock=time.monotonic)
         self.app = VenueApplication(self)
         self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
-                         "V": self._on_md_request}
+                         "H": self._on_status_request, "V": self._on_md_request}
+        self.order_log = OrderLog()
         self.sessions: dict[str, Any] = {}                        # logged-on counterparty -> handle
         self.subscriptions: dict[str, dict[str, Subscription]] = {}
         self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
@@ -268,6 +270,7 @@ class NativeVenue:
         out.update(orders_in=self.engine.orders_in, trades=self.engine.trades, sessions=sorted(self.sessions),
                    flow=dict(self.flow.actions), latency_us=self.latency.current(),
                    callback_errors=self.fix.callback_errors if self.fix else 0)
+        out.update(self.order_log.snapshot())
         return out
 
     def call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -320,6 +323,7 @@ class NativeVenue:
         if isinstance(ev, ExecReport):
             if not ev.owner.startswith(FLOW_OWNER_PREFIX):
                 self.stats["exec_reports"] += 1
+                self.order_log.report(ev)
                 self._send("8", fixtext.execution_report(ev, self.name), ev.owner)
         elif isinstance(ev, (BookTouched, TradePrint)):
             if isinstance(ev, TradePrint):
@@ -367,6 +371,7 @@ class NativeVenue:
         ord_type = msg[40]
         price_text = msg.get(44)
         price = float(price_text) if price_text is not None and ord_type == LIMIT else None
+        self.order_log.new_order(owner, cl_ord_id, msg.poss_dup)
         if msg.poss_dup and self.engine.knows(owner, cl_ord_id):
             self.stats["possdup_ignored"] += 1          # a resent order we have: never a second one
             return
@@ -383,6 +388,13 @@ class NativeVenue:
         self.stats["replaces"] += 1
         self._publish(self.engine.replace(session.target_comp_id, msg[11], msg[41], float(msg[38]),
                                           float(price_text) if price_text is not None else None))
+
+    def _on_status_request(self, session: Any, msg: Any) -> None:
+        """OrderStatusRequest: ExecType I with the order's state, or OrdStatus 8 "unknown order"."""
+        owner = session.target_comp_id
+        self.order_log.status_requests += 1
+        er = status_report(self.engine, owner, msg[11], msg.get(37), msg.get(55), msg.get(54))
+        self._send("8", fixtext.execution_report(er, self.name, msg.get(790)), owner)
 
     def _on_md_request(self, session: Any, msg: Any) -> None:
         cp = session.target_comp_id

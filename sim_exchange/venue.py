@@ -22,6 +22,7 @@ from gateway.fix import quickfix_backend as fixedge
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.common.procs import free_port
 from sim_exchange import fixmsgs
+from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
 from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
 from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
@@ -79,7 +80,8 @@ class Venue:
                                                                          clock=time.perf_counter))
         self.app = VenueApp(self)
         self.handlers = {"D": self._on_new_order, "F": self._on_cancel, "G": self._on_replace,
-                         "V": self._on_md_request}
+                         "H": self._on_status_request, "V": self._on_md_request}
+        self.order_log = OrderLog()
         self.sessions: dict[str, fix.SessionID] = {}          # logged-on counterparty CompID -> session
         # Every configured session, logged on or not: an ExecutionReport for a counterparty
         # that is away is stored by quickfix and reaches it by resend after its next logon.
@@ -173,6 +175,7 @@ class Venue:
             out = dict(self.stats)
             out.update(orders_in=self.engine.orders_in, trades=self.engine.trades, sessions=sessions, flow=dict(self.flow.actions),
                        latency_us=self.latency.current(), callback_errors=self.app.callback_errors)
+            out.update(self.order_log.snapshot())
         return out
 
     def _settings(self) -> fix.SessionSettings:
@@ -235,6 +238,7 @@ class Venue:
         if isinstance(ev, ExecReport):
             if not ev.owner.startswith(FLOW_OWNER_PREFIX):
                 self.stats["exec_reports"] += 1
+                self.order_log.report(ev)
                 self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
         elif isinstance(ev, (BookTouched, TradePrint)):
             if isinstance(ev, TradePrint):
@@ -279,6 +283,7 @@ class Venue:
         tif = fixedge.get(msg, 59, "0")
         poss_dup = fixedge.get(msg.getHeader(), 43) == "Y"
         with self.lock:
+            self.order_log.new_order(owner, cl_ord_id, poss_dup)
             if poss_dup and self.engine.knows(owner, cl_ord_id):
                 # A resent order we already have: never a second order.
                 self.stats["possdup_ignored"] += 1
@@ -305,6 +310,16 @@ class Venue:
         with self.lock:
             self.stats["replaces"] += 1
             self._publish(self.engine.replace(owner, cl_ord_id, orig, qty, price))
+
+    def _on_status_request(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        """OrderStatusRequest: ExecType I with the order's state, or OrdStatus 8 "unknown order"."""
+        owner = sid.getTargetCompID().getValue()
+        cl_ord_id = fixedge.require(msg, 11)
+        with self.lock:
+            self.order_log.status_requests += 1
+            er = status_report(self.engine, owner, cl_ord_id, fixedge.get(msg, 37), fixedge.get(msg, 55),
+                               fixedge.get(msg, 54))
+            self._send(fixmsgs.execution_report(er, self.name, fixedge.get(msg, 790)), owner)
 
     def _on_md_request(self, msg: fix.Message, sid: fix.SessionID) -> None:
         cp = sid.getTargetCompID().getValue()
