@@ -412,3 +412,13 @@ def test_quiet_book_with_silent_session_counts_as_no_depth():
     rows = {r[0]: r for r in d.scores}
     assert rows["ALPHA"][4] == 0 and rows["BRAVO"][4] == 100 and d.children[0].venue == "BRAVO"
     assert m.snapshot()["ALPHA"]["books"]["EURUSD"]["stale"] is True
+
+
+def test_scalp_routes_to_a_venue_with_depth_before_its_first_probe_answer():
+    # a venue up with a book but no RTT sample yet (latency INF): a blind pick, not a crash
+    cfg, clock, _, m = make_market(venues=("ALPHA",), md_symbols=["EURUSD"])
+    up(m, "ALPHA")                                    # logged on, no probe answered
+    snapshot(m, "ALPHA", "EURUSD", [(1.10000, 500)], [(1.10010, 500)])
+    d = build_router(cfg, m, clock).decide(intent(qty=100, price=1.10010))
+    assert [c.venue for c in d.children] == ["ALPHA"]
+    assert "ALPHA ?us" in d.reason

@@ -208,7 +208,8 @@ class ScalpRouter(BaseRouter):
         name, _, lat, stale, _, _, fill, px = pick
         child = ChildOrder(name, qty, px if is_market else limit, LIMIT, FOK if fok else IOC)
         # int() formatting: a float format spec costs ~0.3 us more on the hot path
-        reason = (f"scalp{tag}: {name} {int(lat)}us{' stale' if stale else ''} fill {int(fill * 100)}%"
+        lat_text = "?" if lat == INF else int(lat)      # no probe answered yet (a blind pick)
+        reason = (f"scalp{tag}: {name} {lat_text}us{' stale' if stale else ''} fill {int(fill * 100)}%"
                   f" ({len(viable)} of {len(viable) + len(partial) + len(blind)} venues with enough depth"
                   f"{')' if viable else (', best partial)' if partial else ', none shows depth)')}")
         return [child], reason, scores
