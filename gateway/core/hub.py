@@ -66,6 +66,7 @@ class OmsCancelRequest:
     session: str
     cl_ord_id: str
     orig_cl_ord_id: str
+    possible_resend: bool = False     # PossDupFlag(43) or PossResend(97) was Y
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -73,6 +74,7 @@ class OmsReplaceRequest:
     session: str
     new: OrderIntent
     orig_cl_ord_id: str
+    possible_resend: bool = False     # PossDupFlag(43) or PossResend(97) was Y
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -225,7 +227,8 @@ class GatewayCore:
         if self.orders.is_known(intent.oms_session, intent.cl_ord_id):
             if ev.possible_resend:     # a resend of an order we have: tell its status, never route twice
                 self.counts["resends_answered"] += 1
-                return [self.orders.status_report(intent.oms_session, intent.cl_ord_id, intent.symbol, intent.side)]
+                return [self.orders.status_report(intent.oms_session, intent.cl_ord_id, intent.symbol, intent.side,
+                                                  self.ids.exec())]
             return self._reject(intent, f"duplicate ClOrdID {intent.cl_ord_id!r}", REJ_DUPLICATE)
         if not intent.qty > 0:
             return self._reject(intent, f"OrderQty must be positive (got {intent.qty:g})", REJ_OTHER)
@@ -282,14 +285,25 @@ class GatewayCore:
         order = OmsOrder(intent, self.ids.order(), status="8", text=text)
         return ReportToOms(order=order, exec_type="8", ord_status="8", cl_ord_id=intent.cl_ord_id,
                            orig_cl_ord_id=None, cum_qty=0.0, leaves_qty=0.0, avg_px=0.0, text=text,
-                           ord_rej_reason=REJ_OTHER)
+                           ord_rej_reason=REJ_OTHER, exec_id=order.next_exec_id())
 
     def _journal_failure(self, exc: Exception) -> None:
         self.counts["journal_failures"] += 1
         log.error("journal write failed: %s", exc)
 
+    def _resent_request(self, session: str, cl_ord_id: str) -> list | None:
+        """A PossDup/PossResend cancel or replace whose ClOrdID we know: its current status, not a reject."""
+        if not self.orders.is_known(session, cl_ord_id):
+            return None
+        self.counts["resends_answered"] += 1
+        return [self.orders.status_report(session, cl_ord_id, "?", "1", self.ids.exec())]
+
     def cancel(self, ev: OmsCancelRequest) -> list:
         orders = self.orders
+        if ev.possible_resend:
+            answer = self._resent_request(ev.session, ev.cl_ord_id)
+            if answer is not None:
+                return answer
         order = orders.by_oms.get((ev.session, ev.orig_cl_ord_id))
         refuse = orders.refusal(order, ev.session, ev.cl_ord_id, ev.orig_cl_ord_id, "1")
         if refuse is not None:
@@ -311,6 +325,10 @@ class GatewayCore:
 
     def replace(self, ev: OmsReplaceRequest) -> list:
         orders = self.orders
+        if ev.possible_resend:
+            answer = self._resent_request(ev.session, ev.new.cl_ord_id)
+            if answer is not None:
+                return answer
         problem = orders.replace_problem(ev.session, ev.new, ev.orig_cl_ord_id)
         if problem is not None:
             return [problem]
@@ -331,7 +349,7 @@ class GatewayCore:
         return orders.start_replace(ev.session, ev.new, ev.orig_cl_ord_id, vid)
 
     def status_request(self, ev: OmsStatusRequest) -> list:
-        return [self.orders.status_report(ev.session, ev.cl_ord_id, ev.symbol, ev.side)]
+        return [self.orders.status_report(ev.session, ev.cl_ord_id, ev.symbol, ev.side, self.ids.exec())]
 
     def oms_session_up(self, ev: OmsSessionUp) -> list:
         """Reports a crash may have kept from this session, marked PossResend."""
@@ -373,8 +391,12 @@ class GatewayCore:
         return self._follow_up(self.orders.on_venue_cancel_reject(cmd.cl_ord_id, ev.text, now))
 
     def venue_up(self, ev: VenueUp) -> list:
-        """Ask the venue about every order of ours it has not answered (restart, reconnect)."""
+        """Ask the venue about every order of ours it has not answered (restart, reconnect): new
+        orders and pending cancels by the order's ClOrdID, pending replaces by the replace's
+        (the answers resolve them: ``OrderManager._on_status`` / ``_on_replace_status``)."""
         out = [QueryOrderStatus(child=c) for c in self.orders.unanswered_children() if c.venue == ev.venue]
+        out += [QueryOrderStatus(child=c, cl_ord_id=vid) for c, vid in self.orders.pending_replaces()
+                if c.venue == ev.venue]
         self.counts["status_queries"] += len(out)
         return out
 

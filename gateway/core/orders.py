@@ -18,11 +18,16 @@ Invariants:
 - CumQty/AvgPx of an OMS order are the sums over its venue orders, taken from the venue's
   own CumQty/AvgPx, so a report replayed or resent after a crash cannot double count;
 - a venue ExecID already applied to the same venue order is ignored (PossDup resends
-  after a restart); the key includes the order because a restarted venue may reuse ExecIDs.
+  after a restart); the key includes the order because a restarted venue may reuse ExecIDs;
+- the OMS ExecID of every state-changing report is decided here, ``<OrderID>-<k>`` where k
+  counts the order's reports (``OmsOrder.reports``): replay drives the same methods in the
+  same order, so a report re-sent after a restart (PossResend) carries the ExecID the OMS
+  may already have booked. Status answers (ExecType I) change nothing and take theirs from
+  the caller (``status_report(exec_id=...)``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from gateway.core.model import DAY, FOK, IOC, LIMIT, ChildOrder, OrderIntent, RiskGate
@@ -76,6 +81,7 @@ class Request:
     text: str | None = None
     new_intent: OrderIntent | None = None
     answered: bool = False        # the OMS got its one answer (a report with this ClOrdID or a reject)
+    venue_cl_ord_id: str | None = None   # a replace: our ClOrdID of it at the venue (the latest one sent)
 
 
 @dataclass(slots=True)
@@ -94,6 +100,11 @@ class OmsOrder:
     retried: bool = False
     created_at: float = 0.0
     done_at: float = 0.0
+    reports: int = 0             # state-changing reports made so far: the k of ExecID <order_id>-<k>
+
+    def next_exec_id(self) -> str:
+        self.reports += 1
+        return f"{self.order_id}-{self.reports}"
 
     @property
     def session(self) -> str:
@@ -165,6 +176,7 @@ class ReportToOms:
     text: str | None = None
     ord_rej_reason: int | None = None
     poss_resend: bool = False     # re-sent after a restart: the OMS may have seen it (PossResend 97=Y)
+    exec_id: str = ""             # ExecID(17): stable per report across replay (see the module docstring)
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -204,8 +216,10 @@ class SendReplace:
 
 @dataclass(slots=True, frozen=True, kw_only=True)
 class QueryOrderStatus:
-    """Send an OrderStatusRequest (35=H) for ``child`` (restart reconciliation)."""
+    """Send an OrderStatusRequest (35=H) for ``child`` (restart reconciliation), by ``cl_ord_id``
+    when given (a pending replace's venue ClOrdID: did the venue take it?), else the child's own."""
     child: VenueOrder
+    cl_ord_id: str | None = None
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -266,7 +280,7 @@ class OrderManager:
         self.in_flight: dict[str, int] = {}                    # venue -> orders sent, not yet answered
         self.counts = dict.fromkeys(("total", "filled", "partially_filled", "canceled", "rejected",
                                      "expired", "replaced", "fills", "ignored_reports",
-                                     "unexpected_reports"), 0)
+                                     "unexpected_reports", "resent_requests"), 0)
 
     # ---------------------------------------------------------------- intake
 
@@ -284,7 +298,7 @@ class OrderManager:
         self.counts["rejected"] += 1
         return [ReportToOms(order=order, exec_type=REJECTED, ord_status=REJECTED, cl_ord_id=intent.cl_ord_id,
                             orig_cl_ord_id=None, cum_qty=0.0, leaves_qty=0.0, avg_px=0.0, text=text,
-                            ord_rej_reason=reason)]
+                            ord_rej_reason=reason, exec_id=order.next_exec_id())]
 
     def accept(self, intent: OrderIntent, order_id: str, children: list[ChildOrder],
                child_ids: list[str], policy: str = "", reason: str = "", now: float = 0.0) -> list:
@@ -332,6 +346,8 @@ class OrderManager:
             return []
         child, request = hit
         if ev.exec_type == ORDER_STATUS:      # an answer to our OrderStatusRequest: no ExecID to dedupe
+            if request is not None and request.kind == "replace":
+                return self._on_replace_status(child, request, ev, now)
             return self._on_status(child, ev, now)
         key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
         if key in self.seen_exec_ids:
@@ -446,7 +462,53 @@ class OrderManager:
         if not child.done and ev.ord_status in (CANCELED, EXPIRED):
             self._answered(child)
             out += self._child_finished(child, ev.ord_status, ev.text, now)
+        if child.cancel_pending and not child.done and ev.ord_status not in TERMINAL | {PENDING_CANCEL}:
+            out += self._resend_cancel(child)
         return out
+
+    def _resend_cancel(self, child: VenueOrder) -> list:
+        """Our cancel is open but the venue says the order works: it never got the cancel (a crash
+        between journal and wire, or lost with the connection). Send it again under a new ClOrdID
+        derived from the old one, so replay regenerates the same id without a record of its own.
+        Should the first one reach the venue after all, the second is refused and that refusal is
+        absorbed (``on_venue_cancel_reject``: the OMS request is answered once)."""
+        old = child.cancel_pending
+        req = self.by_venue_id[old][1]
+        vid = _again(old)
+        child.cancel_pending = vid
+        self.by_venue_id[vid] = (child, req)
+        self.counts["resent_requests"] += 1
+        return [SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id)]
+
+    def _on_replace_status(self, child: VenueOrder, req: Request, ev: VenueExecutionReport, now: float) -> list:
+        """The venue's answer to a status query by our pending replace's ClOrdID."""
+        order = child.parent
+        if req.answered or order.replace_request is not req or child.done or order.done:
+            return []
+        if ev.ord_status == REJECTED:
+            # the venue does not know that ClOrdID: it never got the replace; send it again (as a cancel)
+            vid = _again(req.venue_cl_ord_id or ev.cl_ord_id)
+            req.venue_cl_ord_id = vid
+            self.by_venue_id[vid] = (child, req)
+            self.counts["resent_requests"] += 1
+            return [SendReplace(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id, qty=req.qty,
+                                price=req.price)]
+        # the venue took it: fills first (booked once, as reports), then the replace, then its end
+        out = self._on_status(child, replace(ev, cl_ord_id=child.cl_ord_id), now)
+        if child.done or order.done:
+            return out + self._replace_too_late(order, req, child.venue)
+        out += self._on_replaced(child, req, replace(ev, exec_type=REPLACED))
+        return out
+
+    def _replace_too_late(self, order: OmsOrder, req: Request, venue: str) -> list:
+        order.replace_request = None
+        if req.answered or req.oms_cl_ord_id is None:
+            return []
+        req.answered = True
+        return [RejectOmsCancel(session=order.session, cl_ord_id=req.oms_cl_ord_id,
+                                orig_cl_ord_id=req.oms_orig_cl_ord_id, order_id=order.order_id,
+                                ord_status=order.status, response_to="2", reason=CXL_TOO_LATE,
+                                text=f"{venue}: too late: order is {STATUS_NAMES[order.status]}")]
 
     def _recompute(self, order: OmsOrder) -> None:
         cum = notional = 0.0
@@ -599,7 +661,7 @@ class OrderManager:
         order = self.by_oms[(session, orig_cl_ord_id)]
         child = order.live_children()[0]
         req = Request("replace", order, new.cl_ord_id, orig_cl_ord_id, qty=new.qty, price=new.price,
-                      new_intent=new)
+                      new_intent=new, venue_cl_ord_id=venue_id)
         order.replace_request = req
         self.by_oms[(session, new.cl_ord_id)] = order
         self.by_venue_id[venue_id] = (child, req)
@@ -630,12 +692,18 @@ class OrderManager:
         if req is None or req.kind != "replace":
             self.counts["unexpected_reports"] += 1
             return []
+        if req.answered:       # the same replace taken twice (re-sent after a restart): one answer only
+            child.cl_ord_id = ev.cl_ord_id
+            self.by_venue_id[ev.cl_ord_id] = (child, None)
+            self.counts["ignored_reports"] += 1
+            return []
         to = PARTIAL if max(order.cum_qty, ev.cum_qty) > EPS else NEW
         if not can_move(order.status, to):
             self.counts["unexpected_reports"] += 1
             return []
         self._answered(child)
         order.replace_request = None
+        req.answered = True
         child.cl_ord_id = ev.cl_ord_id
         child.qty, child.price = req.qty, req.price
         self.by_venue_id[ev.cl_ord_id] = (child, None)
@@ -669,21 +737,42 @@ class OrderManager:
                                 ord_status=order.status, response_to="2" if req.kind == "replace" else "1",
                                 reason=CXL_TOO_LATE if order.done else CXL_OTHER, text=f"{child.venue}: {text}")]
 
-    def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str) -> ReportToOms:
-        """An OrderStatusRequest's answer (ExecType I); an unknown order is OrdStatus Rejected."""
+    def status_report(self, session: str, cl_ord_id: str, symbol: str, side: str, exec_id: str = "") -> ReportToOms:
+        """An OrderStatusRequest's answer (ExecType I); an unknown order is OrdStatus Rejected.
+
+        ``cl_ord_id`` may be the order's own, or that of a cancel or replace of it: while that
+        request is open the status is its own (PendingCancel / PendingReplace), with OrigClOrdID.
+        """
         order = self.by_oms.get((session, cl_ord_id))
         if order is None:
             unknown = OmsOrder(OrderIntent(session, cl_ord_id, symbol, side, 0.0, LIMIT, None, DAY), "NONE",
                                status=REJECTED)
             return ReportToOms(order=unknown, exec_type=ORDER_STATUS, ord_status=REJECTED, cl_ord_id=cl_ord_id,
-                               orig_cl_ord_id=None, cum_qty=0.0, leaves_qty=0.0, avg_px=0.0, text="unknown order")
-        return self._exec(order, ORDER_STATUS, cl_ord_id=cl_ord_id, last_mkt=order.venue or None)
+                               orig_cl_ord_id=None, cum_qty=0.0, leaves_qty=0.0, avg_px=0.0, text="unknown order",
+                               exec_id=exec_id)
+        status, orig = None, None
+        for req, pending in ((order.cancel_request, PENDING_CANCEL), (order.replace_request, PENDING_REPLACE)):
+            if req is not None and req.oms_cl_ord_id == cl_ord_id:
+                orig = req.oms_orig_cl_ord_id
+                if not order.done and not req.answered:
+                    status = pending
+        return self._exec(order, ORDER_STATUS, cl_ord_id=cl_ord_id, orig=orig, last_mkt=order.venue or None,
+                          status=status, exec_id=exec_id)
 
     # ---------------------------------------------------------------- restart reconciliation
 
     def unanswered_children(self) -> list[VenueOrder]:
         """Venue orders sent (or with a cancel sent) that the venue has not answered: ask it."""
         return [c for o in self.open.values() for c in o.live_children() if not c.acked or c.cancel_pending]
+
+    def pending_replaces(self) -> list[tuple[VenueOrder, str]]:
+        """(venue order, our replace ClOrdID) of every replace the venue has not answered: ask it."""
+        out = []
+        for o in self.open.values():
+            req = o.replace_request
+            if req is not None and not req.answered and req.venue_cl_ord_id and o.live_children():
+                out.append((o.live_children()[0], req.venue_cl_ord_id))
+        return out
 
     def stranded_orders(self) -> list[OmsOrder]:
         """Open orders with no live venue order (a crash between a venue's end and our retry)."""
@@ -694,12 +783,14 @@ class OrderManager:
     def _exec(self, order: OmsOrder, exec_type: str, *, cl_ord_id: str | None = None, orig: str | None = None,
               last_qty: float = 0.0, last_px: float = 0.0, last_mkt: str | None = None,
               venue_order_id: str | None = None, text: str | None = None, status: str | None = None,
-              leaves: float | None = None, rej_reason: int | None = None) -> ReportToOms:
+              leaves: float | None = None, rej_reason: int | None = None, exec_id: str = "") -> ReportToOms:
+        if exec_type != ORDER_STATUS:      # a state change: its ExecID is replayable (module docstring)
+            exec_id = order.next_exec_id()
         return ReportToOms(order=order, exec_type=exec_type, ord_status=status or order.status,
                            cl_ord_id=cl_ord_id or order.cl_ord_id, orig_cl_ord_id=orig, cum_qty=order.cum_qty,
                            leaves_qty=order.leaves_qty if leaves is None else leaves, avg_px=order.avg_px,
                            last_qty=last_qty, last_px=last_px, last_mkt=last_mkt, venue_order_id=venue_order_id,
-                           text=text, ord_rej_reason=rej_reason)
+                           text=text, ord_rej_reason=rej_reason, exec_id=exec_id)
 
     def summary(self) -> dict:
         return {"total": self.counts["total"], "open": len(self.open),
@@ -713,3 +804,11 @@ class OrderManager:
             for c in order.live_children():
                 out[c.venue] = out.get(c.venue, 0) + 1
         return out
+
+
+def _again(venue_cl_ord_id: str) -> str:
+    """The ClOrdID for sending a request again: ``X`` -> ``X~1`` -> ``X~2`` (deterministic for replay)."""
+    base, sep, k = venue_cl_ord_id.rpartition("~")
+    if sep and k.isdigit():
+        return f"{base}~{int(k) + 1}"
+    return f"{venue_cl_ord_id}~1"

@@ -149,7 +149,7 @@ class Gateway:
             i += 1
             cls = cmd.__class__
             if cls is ReportToOms:
-                oms.send_exec(cmd, self._exec_id())
+                oms.send_exec(cmd, cmd.exec_id or self._exec_id())   # the core's ExecID: stable across replay
             elif cls in _VENUE_COMMANDS:
                 if not venues.send(cmd) and budget > 0:
                     budget -= 1

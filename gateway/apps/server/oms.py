@@ -50,9 +50,11 @@ def decode(msg, key: str, now: float):
     if t == "D":
         return OmsNewOrder(intent=_intent(msg, key, now), possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
     if t == "F":
-        return OmsCancelRequest(session=key, cl_ord_id=msg[11], orig_cl_ord_id=msg[41])
+        return OmsCancelRequest(session=key, cl_ord_id=msg[11], orig_cl_ord_id=msg[41],
+                                possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
     if t == "G":
-        return OmsReplaceRequest(session=key, new=_intent(msg, key, now), orig_cl_ord_id=msg[41])
+        return OmsReplaceRequest(session=key, new=_intent(msg, key, now), orig_cl_ord_id=msg[41],
+                                 possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
     if t == "H":
         return OmsStatusRequest(session=key, cl_ord_id=msg[11], symbol=msg.get(55) or "?", side=msg.get(54) or "1")
     raise Unsupported(f"MsgType {t} not supported")

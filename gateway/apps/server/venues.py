@@ -142,7 +142,9 @@ class VenueApplication(BaseApplication):
                     + f"59={child.tif}\x0160={utc_timestamp(time.time(), 6)}\x01")
             msg_type = "D"
         elif cls is QueryOrderStatus:
-            body = (f"11={child.cl_ord_id}\x01" + (f"37={child.venue_order_id}\x01" if child.venue_order_id else "")
+            own = out.cl_ord_id is None     # a pending replace's ClOrdID is asked alone: no OrderID fallback
+            body = (f"11={out.cl_ord_id or child.cl_ord_id}\x01"
+                    + (f"37={child.venue_order_id}\x01" if child.venue_order_id and own else "")
                     + f"55={intent.symbol}\x0154={intent.side}\x01")
             msg_type = "H"
         elif cls is SendCancel:
