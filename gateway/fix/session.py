@@ -412,10 +412,14 @@ class Session:
             self._start_logout()
 
     def _advance_target(self) -> None:
-        self._set_target(self._store.next_target_seq + 1)
+        # In memory until the driver commits, after the application has the message (store.py)
+        self._set_target(self._store.next_target_seq + 1, deferred=True)
 
-    def _set_target(self, n: int) -> None:
-        self._store.set_next_target(n)
+    def _set_target(self, n: int, *, deferred: bool = False) -> None:
+        if deferred:
+            self._store.advance_target(n)
+        else:
+            self._store.set_next_target(n)
         rng = self._resend_range
         if rng is not None and n > rng[1]:
             self._resend_range = None

@@ -4,6 +4,12 @@ A store belongs to one session and one process. ``save(seq, wire)`` records an o
 message *and* moves ``next_sender_seq`` to ``seq + 1``; the Session calls it before the
 bytes go to the wire, so nothing the peer saw is missing from the store.
 
+Inbound, the other way round: ``advance_target(n)`` moves ``next_target_seq`` in memory
+only, and ``commit()`` writes it; the driver commits after the application has handled the
+messages (QuickFIX increments after ``fromApp`` too). A process killed in between asks the
+peer for those messages again after its restart (they arrive as PossDup): at least once,
+never lost. ``set_next_target`` (resets, SequenceReset, operators) writes at once.
+
 MemoryStore: dicts, lost with the process (tests, ``persist_messages`` off, dev).
 
 FileStore(dir, key, fsync=...): three files under ``dir``, named after the session key:
@@ -65,6 +71,8 @@ class Store(Protocol):
 
     def set_next_sender(self, n: int) -> None: ...
     def set_next_target(self, n: int) -> None: ...
+    def advance_target(self, n: int) -> None: ...
+    def commit(self) -> None: ...
     def save(self, seq: int, wire: bytes) -> None: ...
     def load_range(self, begin: int, end: int) -> Iterator[tuple[int, bytes]]: ...
     def reset(self) -> None: ...
@@ -95,6 +103,11 @@ class MemoryStore:
 
     def set_next_target(self, n: int) -> None:
         self.next_target_seq = _check_seq(n)
+
+    advance_target = set_next_target
+
+    def commit(self) -> None:
+        pass
 
     def save(self, seq: int, wire: bytes) -> None:
         self._messages[seq] = wire
@@ -158,6 +171,7 @@ class FileStore:
         self._seq_path = stem + ".seqnums"
         self._lock_fd = self._lock(stem + ".lock")
         self._body_fd = self._seq_fd = -1
+        self._target_dirty = False
         try:
             self._open()
         except BaseException:
@@ -256,7 +270,18 @@ class FileStore:
 
     def set_next_target(self, n: int) -> None:
         self.next_target_seq = _check_seq(n)
+        self._target_dirty = False
         self._write_seq(b"T %d\n" % n)
+
+    def advance_target(self, n: int) -> None:
+        """A message handled in memory; written by ``commit()`` once the application has it."""
+        self.next_target_seq = _check_seq(n)
+        self._target_dirty = True
+
+    def commit(self) -> None:
+        if self._target_dirty:
+            self._target_dirty = False
+            self._write_seq(b"T %d\n" % self.next_target_seq)
 
     def _write_seq(self, line: bytes) -> None:
         os.write(self._seq_fd, line)
@@ -311,6 +336,7 @@ class FileStore:
         self._index.clear()
         self._end = 0
         self.next_sender_seq = self.next_target_seq = 1
+        self._target_dirty = False
         self.creation_time = self._wall()
         self._compact_seqnums()
         if self.fsync != "never":
@@ -323,6 +349,8 @@ class FileStore:
         self._open()
 
     def close(self) -> None:
+        if self._seq_fd >= 0:
+            self.commit()            # an orderly close: the application has had everything
         if self._body_fd >= 0 and self.fsync != "never":
             self._fsync()
         for name in ("_body_fd", "_seq_fd", "_lock_fd"):

@@ -454,6 +454,9 @@ class NativeSession(SessionHandle):
         finally:
             self._pumping = False
             engine.pump_depth -= 1
+            # The application has handled what it was given: now the target number may
+            # reach the store (a crash before this re-asks the peer: at least once).
+            self._guard(self.store.commit)
         self.flush()
         self._schedule_timer()
         if not engine.pump_depth and engine.dirty:
