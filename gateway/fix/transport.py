@@ -351,6 +351,28 @@ class NativeSession(SessionHandle):
         self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
                          "app_in": 0, "disconnects": 0}
         self.logged_on_event = asyncio.Event()
+        self._sched_handle: asyncio.TimerHandle | None = None
+
+    # -- the session schedule (settings.schedule): a loop timer at each boundary
+    def arm_schedule(self) -> None:
+        """Call ``Session.check_schedule`` at the schedule's next boundary (logout at the end,
+        store reset at a new start), then re-arm. At most an hour per sleep, so a wall clock
+        that jumps is noticed."""
+        change = self.session.next_schedule_change()
+        if change is None or self.engine._stopping:
+            return
+        delay = min(max(change - self.engine.wall(), 0.0) + 0.001, 3600.0)
+        self._sched_handle = self.engine.loop.call_later(delay, self._on_schedule)
+
+    def _on_schedule(self) -> None:
+        self._sched_handle = None
+        before = self.session.schedule_resets
+        self._guard(self.session.check_schedule)
+        if self.session.schedule_resets != before:
+            log.info("%s: new session instance: sequence numbers reset to 1", self.key)
+            self.event("new session instance: store reset")
+        self.pump()
+        self.arm_schedule()
 
     # -- SessionHandle
     @property
@@ -401,7 +423,9 @@ class NativeSession(SessionHandle):
         return {"key": self.key, "logged_on": self._logged_on, "state": str(self.session.state),
                 "peer": self.conn.peer if self.conn else None,
                 "next_sender_seq": self.next_sender_seq, "next_target_seq": self.next_target_seq,
-                "last_disconnect": self.last_disconnect, **self.counters}
+                "last_disconnect": self.last_disconnect, **self.counters,
+                **({"schedule": self.settings.schedule.describe(), "in_schedule": self.session.in_schedule()}
+                   if self.settings.schedule is not None else {})}
 
     # -- connection life
     def attach(self, conn: FixProtocol) -> None:
@@ -543,6 +567,8 @@ class NativeSession(SessionHandle):
     def close_files(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._sched_handle is not None:
+            self._sched_handle.cancel()
         if self.slog:
             self.slog.close()
         try:
@@ -673,6 +699,8 @@ class NativeEngine:
             ns = self._make_session(s)
             self.sessions[ns.key] = ns
             self._by_ids[(s.begin_string, s.sender_comp_id, s.target_comp_id)] = ns
+        for ns in self.sessions.values():
+            ns.arm_schedule()
         if self.role == "acceptor":
             # A TLS handshake happens before connection_made: bound it like a pre-logon.
             tls_kw = {"ssl_handshake_timeout": self.limits.pre_logon_timeout_s} if self.ssl else {}
@@ -776,6 +804,15 @@ class NativeEngine:
         addresses = self._hosts[ns.key]
         attempt, delay, state = 0, self.limits.backoff_initial_s, ""
         while not self._stopping:
+            if not ns.session.in_schedule():
+                # Outside the schedule an initiator does not connect: wait for the logon window.
+                at = ns.settings.schedule.next_logon_start(self.wall())
+                from gateway.fix.schedule import utc_iso
+                state = self._link_state(ns, state, f"outside the session schedule "
+                                                    f"({ns.settings.schedule.describe()}); "
+                                                    f"next logon at {utc_iso(at)}")
+                await asyncio.sleep(min(max(at - self.wall(), 0.0) + 0.001, 60.0))
+                continue
             host, port = addresses[attempt % len(addresses)]
             try:
                 _, conn = await asyncio.wait_for(self.loop.create_connection(

@@ -1,0 +1,73 @@
+"""The session schedule through the native transport (real sockets on 127.0.0.1, real clock):
+outside the schedule an initiator does not connect and an acceptor refuses the Logon; at the
+end of the schedule a logged-on session logs out."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from transport_helpers import Recorder, run, settings
+
+from gateway.fix.engine import create_engine
+from gateway.fix.schedule import SessionSchedule
+
+
+def _window(start_in: float, end_in: float) -> SessionSchedule:
+    now = datetime.now(timezone.utc)
+    return SessionSchedule(start_time=(now + timedelta(seconds=start_in)).time(),
+                           end_time=(now + timedelta(seconds=end_in)).time())
+
+
+LATER = dict(start_in=7200, end_in=10800)    # a session two hours from now
+
+
+async def _pair(venue_sched, client_sched):
+    venue_app, client_app = Recorder(), Recorder()
+    venue = create_engine("native", "acceptor", [settings("VENUE", "GW", "acceptor", schedule=venue_sched)],
+                          venue_app, host="127.0.0.1", port=0)
+    await venue.start()
+    client = create_engine("native", "initiator", [settings("GW", "VENUE", "initiator", schedule=client_sched)],
+                           client_app, hosts=[("127.0.0.1", venue.port)], backoff_initial_s=0.05)
+    await client.start()
+    return venue, client, venue_app, client_app
+
+
+def test_initiator_outside_schedule_does_not_connect():
+    async def main():
+        venue, client, venue_app, client_app = await _pair(None, _window(**LATER))
+        try:
+            await asyncio.sleep(0.3)
+            ns = client.sessions["FIX.4.4:GW->VENUE"]
+            assert ns.counters["connects"] == 0 and not venue_app.logons
+            assert ns.status()["in_schedule"] is False
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
+
+
+def test_acceptor_refuses_logon_outside_schedule():
+    async def main():
+        venue, client, venue_app, client_app = await _pair(_window(**LATER), None)
+        try:
+            vs = venue.sessions["FIX.4.4:VENUE->GW"]
+            await client_app.wait(lambda: vs.counters["disconnects"] >= 1, what="refused logon")
+            assert vs.last_disconnect.startswith("logon refused: outside the session schedule")
+            assert not client_app.logons and not venue_app.logons
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
+
+
+def test_logged_on_session_logs_out_at_schedule_end():
+    async def main():
+        venue, client, venue_app, client_app = await _pair(None, _window(-3600, 1.0))
+        try:
+            await client.wait_logged_on()
+            await client_app.wait(lambda: client_app.logouts, timeout=4, what="logout at the end")
+            assert venue_app.logouts and venue_app.logouts[0][1] == "end of session"
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
