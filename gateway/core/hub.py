@@ -9,7 +9,8 @@ no threads, no locks; the clock is injected; nothing is called back.
 
 Events (frozen, keyword-only): ``OmsNewOrder``, ``OmsCancelRequest``, ``OmsReplaceRequest``,
 ``OmsStatusRequest``, ``OmsSessionUp``, ``VenueExecutionReport``, ``VenueCancelRejected``,
-``VenueUp``, ``VenueDown``, ``VenueSendFailed``, ``KillRequested``, ``ResetRequested``, ``Tick``.
+``VenueUp``, ``VenueDown``, ``VenueSendFailed``, ``KillRequested``, ``ResetRequested``, ``Tick``,
+``SessionEnded`` (a venue's scheduled session is over), ``DayEnded`` (the configured day end).
 Commands: ``SendNewOrder``, ``SendCancel``, ``SendReplace``, ``QueryOrderStatus`` (to a
 venue), ``ReportToOms``, ``RejectOmsCancel``, ``BroadcastNews`` (to the OMS).
 
@@ -49,7 +50,7 @@ log = logging.getLogger("gateway.core.hub")
 
 __all__ = ["GatewayCore", "IdGen", "OmsNewOrder", "OmsCancelRequest", "OmsReplaceRequest", "OmsStatusRequest",
            "OmsSessionUp", "VenueExecutionReport", "VenueCancelRejected", "VenueUp", "VenueDown",
-           "VenueSendFailed", "KillRequested", "ResetRequested", "Tick", "SendNewOrder", "SendCancel",
+           "VenueSendFailed", "KillRequested", "ResetRequested", "Tick", "SessionEnded", "DayEnded", "SendNewOrder", "SendCancel",
            "SendReplace", "QueryOrderStatus", "ReportToOms", "RejectOmsCancel", "BroadcastNews"]
 
 
@@ -125,6 +126,21 @@ class ResetRequested:
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
+class SessionEnded:
+    """A venue's scheduled session is over (its schedule's end, not a disconnect): the venue
+    expired its Day orders, so the core expires them to the OMS (ExecType C)."""
+    venue: str
+    text: str = ""
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class DayEnded:
+    """The configured trading-day end (``day_end``): every open Day order is canceled at its
+    venue and expired to the OMS (ExecType C)."""
+    text: str = ""
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
 class Tick:
     """A timer: re-mark positions to the live books (loss triggers see price moves)."""
 
@@ -196,7 +212,8 @@ class GatewayCore:
             OmsStatusRequest: self.status_request, OmsSessionUp: self.oms_session_up,
             VenueExecutionReport: self.venue_report, VenueCancelRejected: self.venue_cancel_rejected,
             VenueUp: self.venue_up, VenueDown: self.venue_down, VenueSendFailed: self.venue_send_failed,
-            KillRequested: self.kill, ResetRequested: self.reset, Tick: self.tick}
+            KillRequested: self.kill, ResetRequested: self.reset, Tick: self.tick,
+            SessionEnded: self.session_ended, DayEnded: self.day_ended}
 
     # ------------------------------------------------------------ the one entry point
 
@@ -380,6 +397,27 @@ class GatewayCore:
 
     def venue_down(self, ev: VenueDown) -> list:
         return []
+
+    # ------------------------------------------------------------ end of the trading day
+
+    def session_ended(self, ev: SessionEnded) -> list:
+        """The venue expired its Day orders at its session end: tell the OMS (ExecType C)."""
+        if not self.orders.day_orders(ev.venue):
+            return []                  # nothing to expire: nothing journaled
+        text = ev.text or f"Day order expired: {ev.venue} session ended"
+        # a failed write still expires: the venue has already dropped these orders
+        self._write(J.DayEnded(text=text, venue=ev.venue, at=self.clock.now()))
+        return self._follow_up(self.orders.expire_day(ev.venue, text, self.clock.now()))
+
+    def day_ended(self, ev: DayEnded) -> list:
+        """The configured day end: cancel every Day order at its venue and expire it to the OMS."""
+        orders = self.orders.day_orders()
+        if not orders:
+            return []
+        text = ev.text or "Day order expired: end of the trading day"
+        ids = [self.ids.venue() for o in orders for c in o.live_children()]
+        self._write(J.DayEnded(text=text, venue_ids=ids, at=self.clock.now()))
+        return self._follow_up(self.orders.expire_day(None, text, self.clock.now(), J._ids(ids, "D")))
 
     # ------------------------------------------------------------ risk and people
 

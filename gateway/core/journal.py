@@ -137,6 +137,16 @@ class RiskState:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DayEnded:
+    """Open Day orders expired: ``venue``'s session ended, or (None) the configured day end,
+    which also sent a cancel per live venue order (ids in ``venue_ids``)."""
+    text: str
+    venue: str | None = None
+    venue_ids: list[str] = field(default_factory=list)
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stopped:
     """A clean stop: everything before it was sent."""
     at: float = 0.0
@@ -146,6 +156,7 @@ KINDS: dict[str, type] = {
     "accepted": Accepted, "rejected": Rejected, "venue_report": VenueReport, "cancel": Cancel,
     "cancel_all": CancelAll, "replace": Replace, "retry": Retry, "remainder_done": RemainderDone,
     "cancel_reject": CancelRejected, "send_failed": SendFailed, "risk_state": RiskState, "stopped": Stopped,
+    "day_ended": DayEnded,
 }
 KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 # nested values, by field name: rebuilt by their own field names
@@ -334,6 +345,9 @@ def apply(rec: Any, orders: OrderManager) -> list:
         if child is None:
             raise KeyError(f"unknown venue order {rec.venue_cl_ord_id!r}")
         return orders.send_failed(child, rec.text, rec.at)
+    if isinstance(rec, DayEnded):
+        ids = _ids(rec.venue_ids, "D") if rec.venue is None else None
+        return orders.expire_day(rec.venue, rec.text, rec.at, ids)
     return []          # RiskState, Stopped: nothing to do to the orders
 
 

@@ -523,6 +523,34 @@ class OrderManager:
         if self.risk is not None:
             self.risk.on_order_done(order.intent, max(order.intent.qty - order.cum_qty, 0.0))
 
+    # ---------------------------------------------------------------- end of the trading day
+
+    def day_orders(self, venue: str | None = None) -> list[OmsOrder]:
+        """Open Day orders (TimeInForce 0) with a live venue order (on ``venue`` when given)."""
+        return [o for o in self.open.values() if o.intent.tif == DAY
+                and any(venue is None or c.venue == venue for c in o.live_children())]
+
+    def expire_day(self, venue: str | None, text: str, now: float = 0.0,
+                   venue_ids: Callable[[], str] | None = None) -> list:
+        """The trading day is over: every open Day order (on ``venue``, or everywhere) is expired
+        to the OMS (ExecType C, OrdStatus C). ``venue``: that venue's session ended, so it
+        expired its own Day orders; None (a configured day end): ``venue_ids`` gives ids for a
+        ``SendCancel`` per live venue order, sent first, so the venue does not keep them. The
+        answers to those cancels find the venue orders ended and are counted, not applied."""
+        out: list = []
+        for order in self.day_orders(venue):
+            for child in order.live_children():
+                if venue is not None and child.venue != venue:
+                    continue
+                if venue_ids is not None:
+                    vid = venue_ids()
+                    # answered=True: a reject of this cancel tells the OMS nothing
+                    self.by_venue_id[vid] = (child, Request("day_end", order, None, order.cl_ord_id,
+                                                            text=text, answered=True))
+                    out.append(SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id))
+                out += self._child_finished(child, EXPIRED, text, now)
+        return out
+
     # ---------------------------------------------------------------- cancel / replace
 
     def cancel(self, session: str, cl_ord_id: str, orig_cl_ord_id: str, venue_ids: Callable[[], str],
