@@ -204,6 +204,7 @@ class GatewayCore:
         self.recovery = J.replay(journal_path, self.orders)       # risk detached: nothing re-run
         self.orders.risk = self.risk
         self._restore_risk(self.recovery.risk_states)
+        self._risk_states: list = list(self.recovery.risk_states)   # for compaction snapshots
         self.journal = journal or J.Journal(journal_path)
         self._pending_oms: dict[str, list] = {}                   # session -> reports to re-send on logon
         self._reconcile()
@@ -434,7 +435,9 @@ class GatewayCore:
         return self._on_state_change(changed) if changed is not None else []
 
     def _on_state_change(self, ev: TradingStateChanged) -> list:
-        self._write(J.RiskState(state=ev.state, reason=ev.reason, by=ev.by, session=ev.session, at=self.clock.now()))
+        rec = J.RiskState(state=ev.state, reason=ev.reason, by=ev.by, session=ev.session, at=self.clock.now())
+        self._write(rec)
+        self._risk_states.append(rec)
         if ev.state != HALTED:
             log.warning("trading resumed%s by %s", f" for {ev.session}" if ev.session else "", ev.by)
             who = f"session {ev.session}" if ev.session else "Kill switch"
@@ -550,6 +553,33 @@ class GatewayCore:
             session = cmd.order.session if isinstance(cmd, ReportToOms) else cmd.session
             self._pending_oms.setdefault(session, []).append(cmd)
 
+    # ------------------------------------------------------------ journal housekeeping
+
+    def compact(self, keep_old: bool = True, keep_done: bool = True) -> tuple[bool, str]:
+        """Replace the journal by one snapshot record if now is a safe point (see journal.py).
+        Returns (done, what happened or why not). Call it between events, e.g. after start-up
+        replay and when ``journal_size()`` passes a limit at a quiet moment."""
+        problem = J.snapshot_problem(self.orders)
+        if problem is None and any(self._pending_oms.values()):
+            problem = "reports are waiting for an OMS session to log on"
+        if problem is not None:
+            return False, f"not compacted: {problem}"
+        states = _in_force(self._risk_states)
+        snap = J.make_snapshot(self.orders, states, at=self.clock.now(), keep_done=keep_done)
+        before = self.journal.size()
+        try:
+            old = self.journal.compact(snap, keep_old=keep_old)
+        except OSError as exc:
+            self._journal_failure(exc)
+            return False, f"journal compaction failed: {exc}"
+        self._risk_states = states
+        kept = f"; the old journal is {old}" if old else ""
+        return True, (f"journal compacted: {before} -> {self.journal.size()} bytes, "
+                      f"{len(snap.orders)} orders in one snapshot{kept}")
+
+    def journal_size(self) -> int:
+        return self.journal.size()
+
     def close(self) -> None:
         """A clean stop: everything journaled was carried out."""
         if self.journal._fd is not None:
@@ -568,6 +598,16 @@ class GatewayCore:
                 "in_flight": dict(self.orders.in_flight),
                 "recovery": {"applied": self.recovery.applied, "skipped": len(self.recovery.skipped),
                              "clean_stop": self.recovery.clean_stop}}
+
+
+def _in_force(states: list) -> list:
+    """The risk-state records that still decide something: the last firm one, the last per session."""
+    firm = [r for r in states if r.session is None][-1:]
+    last: dict[str, Any] = {}
+    for r in states:
+        if r.session is not None:
+            last[r.session] = r
+    return firm + list(last.values())
 
 
 def _poss_resend(cmd):
