@@ -110,6 +110,8 @@ class Limits:
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 5.0
     close_timeout_s: float = 2.0             # a graceful close that does not finish -> abort
+    log_max_bytes: int = 256 << 20           # message/event log rotated past this size (and daily)
+    log_keep: int = 30                       # rotated log files kept per session and kind
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Limits":
@@ -157,24 +159,82 @@ _FRAME_END = re.compile(rb"(?<=\x0110=\d\d\d\x01)")
 
 
 class SessionLog:
-    """Optional per-session files, appended: ``<key>.messages.log`` (every frame in and out,
-    one a line, SOH kept as quickfix does) and ``<key>.events.log`` (state changes)."""
+    """Per-session files, appended: ``<key>.messages.log`` (every frame in and out, one a
+    line, SOH kept as quickfix does) and ``<key>.events.log`` (state changes).
 
-    def __init__(self, directory: str | Path, key: str) -> None:
-        base = Path(directory)
-        base.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
-        self._messages = open(base / f"{name}.messages.log", "ab", buffering=1 << 16)
-        self._events = open(base / f"{name}.events.log", "a", buffering=1, encoding="utf-8")
+    Rotation: when the UTC day changes or a file passes ``max_bytes``, it is renamed to
+    ``<key>.messages.<YYYYMMDD-HHMMSS>.log`` (the UTC time of the rotation; ``.events.``
+    likewise) and a new file is started; only the newest ``keep`` rotated files of each kind
+    are kept (0: keep all). Checked on every write from counters, no stat() per message."""
+
+    def __init__(self, directory: str | Path, key: str, max_bytes: int = 256 << 20, keep: int = 30,
+                 wall: Any = time.time) -> None:
+        self.base = Path(directory)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        self.max_bytes, self.keep, self._wall = max_bytes, keep, wall
+        self._messages = self._open("messages", "ab", 1 << 16)
+        self._events = self._open("events", "a", 1)
+        self._day = int(wall() // 86400)
+        self.rotations = 0
+
+    def _path(self, kind: str) -> Path:
+        return self.base / f"{self.name}.{kind}.log"
+
+    def _open(self, kind: str, mode: str, buffering: int):
+        f = open(self._path(kind), mode, buffering=buffering, **({} if "b" in mode else {"encoding": "utf-8"}))
+        f.seek(0, 2)
+        return f
+
+    def _maybe_rotate(self, now: float) -> None:
+        day = int(now // 86400)
+        if day == self._day and self._messages.tell() < self.max_bytes and self._events.tell() < self.max_bytes:
+            return
+        self._day = day
+        self.rotate(now)
+
+    def rotate(self, now: float | None = None) -> None:
+        """Start new files now (the old ones renamed with the time, the oldest beyond ``keep`` removed)."""
+        now = self._wall() if now is None else now
+        suffix = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        for kind, attr, mode, buffering in (("messages", "_messages", "ab", 1 << 16), ("events", "_events", "a", 1)):
+            f = getattr(self, attr)
+            f.close()
+            target = self.base / f"{self.name}.{kind}.{suffix}.log"
+            n = 1
+            while target.exists() and n < 1000:      # two rotations in one second
+                target = self.base / f"{self.name}.{kind}.{suffix}.{n}.log"
+                n += 1
+            try:
+                self._path(kind).rename(target)
+            except OSError:
+                log.exception("%s: rotating %s", self.name, kind)
+            setattr(self, attr, self._open(kind, mode, buffering))
+            self._prune(kind)
+        self.rotations += 1
+
+    def _prune(self, kind: str) -> None:
+        if self.keep <= 0:
+            return
+        old = sorted(self.base.glob(f"{self.name}.{kind}.2*.log"))
+        for path in old[:-self.keep]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     def wire(self, direction: bytes, data: bytes) -> None:
-        stamp = _stamp().encode()
+        now = self._wall()
+        self._maybe_rotate(now)
+        stamp = _stamp(now).encode()
         for frame in _FRAME_END.split(data):
             if frame:
                 self._messages.write(b"%s %s %s\n" % (stamp, direction, frame))
 
     def event(self, text: str) -> None:
-        self._events.write(f"{_stamp()} {text}\n")
+        now = self._wall()
+        self._maybe_rotate(now)
+        self._events.write(f"{_stamp(now)} {text}\n")
 
     def flush(self) -> None:
         self._messages.flush()
@@ -187,8 +247,8 @@ class SessionLog:
                 pass
 
 
-def _stamp() -> str:
-    now = time.time()
+def _stamp(now: float | None = None) -> str:
+    now = time.time() if now is None else now
     return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
 
 
@@ -721,7 +781,8 @@ class NativeEngine:
         store = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
         dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
         session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
-        slog = SessionLog(self.log_dir, settings.key) if self.log_dir is not None else None
+        slog = (SessionLog(self.log_dir, settings.key, self.limits.log_max_bytes, self.limits.log_keep, self.wall)
+                if self.log_dir is not None else None)
         return NativeSession(self, settings, session, store, slog)
 
     async def stop(self) -> None:

@@ -71,3 +71,29 @@ def test_logged_on_session_logs_out_at_schedule_end():
             await client.stop()
             await venue.stop()
     run(main())
+
+
+def test_session_log_rotates_by_size_and_by_day(tmp_path):
+    from gateway.fix.transport import SessionLog
+    day = 1_800_000_000.0 - 1_800_000_000.0 % 86400 + 3600      # 01:00 UTC on some day
+    now = [day]
+    slog = SessionLog(tmp_path, "FIX.4.4:GW->VENUE", max_bytes=300, keep=2, wall=lambda: now[0])
+    frame = b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01"
+    slog.wire(b"IN ", frame)
+    slog.event("logged on")
+    assert slog.rotations == 0
+    for _ in range(10):                      # past 300 bytes: rotated by size
+        now[0] += 1
+        slog.wire(b"OUT", frame)
+    assert slog.rotations >= 1
+    rotations = slog.rotations
+    now[0] = day + 86400                     # a new UTC day: rotated once
+    slog.wire(b"IN ", frame)
+    assert slog.rotations == rotations + 1
+    slog.flush()
+    slog.close()
+    current = tmp_path / "FIX.4.4_GW-_VENUE.messages.log"
+    assert current.read_bytes().count(b"\n") == 1
+    rotated = sorted(tmp_path.glob("FIX.4.4_GW-_VENUE.messages.2*.log"))
+    assert 1 <= len(rotated) <= 2            # keep=2
+    assert all(b"35=0" in p.read_bytes() for p in rotated)
