@@ -409,7 +409,12 @@ class NativeSession(SessionHandle):
         self.last_disconnect = ""
         self.logout_received = False
         self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
-                         "app_in": 0, "disconnects": 0}
+                         "app_in": 0, "disconnects": 0, "messages_in": 0, "messages_out": 0,
+                         "connect_attempts": 0, "connect_failures": 0}
+        # Wall-clock times (UTC epoch s) for status pages; None until it happens.
+        self.times: dict[str, float | None] = dict.fromkeys(
+            ("last_logon_at", "last_received_at", "last_sent_at", "last_heartbeat_at", "last_disconnect_at"))
+        self.link_state = ""              # the initiator's last logged link state (connect/back-off)
         self.logged_on_event = asyncio.Event()
         self._sched_handle: asyncio.TimerHandle | None = None
 
@@ -480,10 +485,14 @@ class NativeSession(SessionHandle):
         return self.session.next_target_seq
 
     def status(self) -> dict:
+        """JSON-able: state, numbers, counters, link state, and times as UTC ISO 8601 (or None)."""
+        from gateway.fix.schedule import utc_iso
+        times = {k: (utc_iso(v) if v is not None else None) for k, v in self.times.items()}
         return {"key": self.key, "logged_on": self._logged_on, "state": str(self.session.state),
                 "peer": self.conn.peer if self.conn else None,
                 "next_sender_seq": self.next_sender_seq, "next_target_seq": self.next_target_seq,
-                "last_disconnect": self.last_disconnect, **self.counters,
+                "last_disconnect": self.last_disconnect, "link_state": self.link_state, **times,
+                **self.counters,
                 **({"schedule": self.settings.schedule.describe(), "in_schedule": self.session.in_schedule()}
                    if self.settings.schedule is not None else {})}
 
@@ -501,6 +510,7 @@ class NativeSession(SessionHandle):
             return
         self.conn = None
         self.last_disconnect = reason
+        self.times["last_disconnect_at"] = self.engine.wall()
         self.counters["disconnects"] += 1
         self.event(f"disconnected: {reason}")
         self._guard(self.session.connection_lost)
@@ -512,6 +522,8 @@ class NativeSession(SessionHandle):
 
     def receive(self, data: bytes) -> None:
         self.counters["bytes_in"] += len(data)
+        if data:
+            self.times["last_received_at"] = self.engine.wall()
         if self.slog and data:
             self.slog.wire(b"IN ", data)
         self._guard(self.session.receive_data, data)
@@ -576,6 +588,8 @@ class NativeSession(SessionHandle):
             pulls += 1
             transport.write(data)
             self.counters["bytes_out"] += len(data)
+            self.counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
+            self.times["last_sent_at"] = self.engine.wall()
             if self.slog:
                 self.slog.wire(b"OUT", data)
             size = transport.get_write_buffer_size()
@@ -656,6 +670,8 @@ def _on_logon_received(ns: NativeSession, event: Any) -> None:
 def _on_logged_on(ns: NativeSession, event: Any) -> None:
     ns._logged_on = True
     ns.counters["logons"] += 1
+    ns.counters["messages_in"] += 1
+    ns.times["last_logon_at"] = ns.engine.wall()
     ns.logged_on_event.set()
     ns.event(f"logged on (reset={getattr(event, 'reset', False)})")
     log.info("%s: logged on (%s)", ns.key, ns.conn.peer if ns.conn else "?")
@@ -664,11 +680,16 @@ def _on_logged_on(ns: NativeSession, event: Any) -> None:
 
 def _on_app_message(ns: NativeSession, event: Any) -> None:
     ns.counters["app_in"] += 1
+    ns.counters["messages_in"] += 1
     dispatch_app_message(ns.engine.app, ns, event.message, ns.engine.errors)
 
 
 def _on_admin_message(ns: NativeSession, event: Any) -> None:
-    if event.message.msg_type == "5":
+    ns.counters["messages_in"] += 1
+    t = event.message.msg_type
+    if t == "0":
+        ns.times["last_heartbeat_at"] = ns.engine.wall()
+    elif t == "5":
         ns.logout_received = True       # the Disconnect that follows is a routine one
     call_app(ns.engine.app, "on_admin", ns.engine.errors, ns, event.message)
 
@@ -875,13 +896,16 @@ class NativeEngine:
                 await asyncio.sleep(min(max(at - self.wall(), 0.0) + 0.001, 60.0))
                 continue
             host, port = addresses[attempt % len(addresses)]
+            ns.counters["connect_attempts"] += 1
             try:
                 _, conn = await asyncio.wait_for(self.loop.create_connection(
                     lambda: FixProtocol(self, ns), host, port, ssl=self.ssl,
                     server_hostname=(self.server_hostname or host) if self.ssl else None),
                     self.limits.connect_timeout_s)
             except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-                state = self._link_state(ns, state, f"cannot connect ({type(exc).__name__}); "
+                ns.counters["connect_failures"] += 1
+                why = type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
+                state = self._link_state(ns, state, f"cannot connect ({why}); "
                                                     f"retrying every <= {self.limits.backoff_max_s:g} s "
                                                     f"over {len(addresses)} address(es)")
                 attempt += 1
@@ -907,4 +931,5 @@ class NativeEngine:
         if new != old:
             (log.info if new.startswith("connected") else log.warning)("%s: %s", ns.key, new)
             ns.event(new)
+        ns.link_state = new
         return new

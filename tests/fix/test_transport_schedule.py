@@ -21,8 +21,8 @@ def _window(start_in: float, end_in: float) -> SessionSchedule:
 LATER = dict(start_in=7200, end_in=10800)    # a session two hours from now
 
 
-async def _pair(venue_sched, client_sched):
-    venue_app, client_app = Recorder(), Recorder()
+async def _pair(venue_sched, client_sched, echo=False):
+    venue_app, client_app = Recorder(echo=echo), Recorder()
     venue = create_engine("native", "acceptor", [settings("VENUE", "GW", "acceptor", schedule=venue_sched)],
                           venue_app, host="127.0.0.1", port=0)
     await venue.start()
@@ -97,3 +97,30 @@ def test_session_log_rotates_by_size_and_by_day(tmp_path):
     rotated = sorted(tmp_path.glob("FIX.4.4_GW-_VENUE.messages.2*.log"))
     assert 1 <= len(rotated) <= 2            # keep=2
     assert all(b"35=0" in p.read_bytes() for p in rotated)
+
+
+def test_status_explains_times_counters_and_link_state():
+    async def main():
+        from transport_helpers import NEW_ORDER, free_port
+        dead = create_engine("native", "initiator", [settings("GW", "NOBODY", "initiator")], Recorder(),
+                             hosts=[("127.0.0.1", free_port())], backoff_initial_s=0.01, backoff_max_s=0.02)
+        await dead.start()
+        venue, client, venue_app, client_app = await _pair(None, None, echo=True)
+        try:
+            handle = await client.wait_logged_on()
+            handle.send("D", NEW_ORDER.format(id="S1"))
+            await client_app.wait(lambda: client_app.messages, what="report")
+            st = handle.status()
+            assert st["last_logon_at"].endswith("Z") and st["last_received_at"] and st["last_sent_at"]
+            assert st["messages_in"] >= 2 and st["messages_out"] >= 2      # logon + report / logon + order
+            assert st["link_state"].startswith("connected to 127.0.0.1:")
+            assert st["connect_attempts"] == 1 and st["connect_failures"] == 0
+            ds = dead.sessions["FIX.4.4:GW->NOBODY"]
+            await client_app.wait(lambda: ds.counters["connect_failures"] >= 3, what="retries")
+            # logged once per state change, not once per attempt
+            assert ds.status()["link_state"].startswith("cannot connect (ConnectionRefusedError")
+        finally:
+            await client.stop()
+            await venue.stop()
+            await dead.stop()
+    run(main())
