@@ -290,8 +290,10 @@ async def send_order(cfg, client_id: str, msg_type: str, body: str, *, host: str
     fields: list[tuple[int, str]] = []
     if client.username:
         fields.append((553, client.username))
-    if client.password:
-        fields.append((554, client.password))
+    # after the native port, a client's password may come from password_env / password_file
+    password = client.expected_password() if hasattr(client, "expected_password") else client.password
+    if password:
+        fields.append((554, password))
     settings = SessionSettings(sender_comp_id=client.comp_id, target_comp_id=cfg.oms.comp_id, role="initiator",
                                heartbeat_s=30, reset_on_logon=True, logon_fields=tuple(fields))
     loop = asyncio.get_running_loop()
