@@ -19,8 +19,11 @@ The admin endpoint contract (the server implements it; every POST is JSON with
   "last_disconnect_reason"}, ...]`` (times UTC ISO 8601 or null)
 - ``POST /sessions/logout {"session", "text"}``, ``POST /sessions/logon {"session"}``,
   ``POST /sessions/seqnum {"session", "next_in", "next_out"}`` (null: leave as is)
-- answers: ``{"changed": bool, "session": <row as above>, "text": "..."}``; a problem is an
-  HTTP 4xx with ``{"error": "..."}``.
+- answers: 200 with the session's new state (``"changed": bool`` optional), a problem is
+  an HTTP 4xx with ``{"error": "..."}``. Whether anything changed is the server's
+  ``changed`` when it gives one, else the session's row before and after the command
+  (``GET /sessions`` both times): a logout of a session already out and held, a logon of
+  one not held, a seqnum that sets the numbers they already were, change nothing.
 
 Exit status: 0 done; 1 nothing changed, or the gateway refused (the order was rejected);
 2 cannot run (no config, gateway unreachable, logon failed, timeout).
@@ -169,15 +172,24 @@ def session_main(argv: list[str] | None = None, prog: str = "fixgw session", out
         print(f"{prog}: {exc}", file=err)
         return EXIT_CANNOT
     try:
-        if args.action == "list":
-            status, rows = client.call("GET", "/sessions")
-        else:
-            body: dict = {"session": args.session}
+        status, rows = client.call("GET", "/sessions")
+        if status < 400 and args.action != "list" and isinstance(rows, list):
+            before = find_row(rows, args.session)
+            if before is None:
+                names = ", ".join(str(r.get("name") or r.get("key")) for r in rows)
+                print(f"{prog} {args.action}: no session {args.session!r} (have: {names})", file=err)
+                return EXIT_UNCHANGED
+            body: dict = {"session": before.get("key") or args.session}   # the exact key, whatever was typed
             if args.action == "logout":
                 body["text"] = args.text
             elif args.action == "seqnum":
                 body.update(next_in=args.next_in, next_out=args.next_out)
-            status, rows = client.call("POST", f"/sessions/{args.action}", body)
+            status, answer = client.call("POST", f"/sessions/{args.action}", body)
+            if status < 400:
+                _, after_rows = client.call("GET", "/sessions")
+                after = find_row(after_rows if isinstance(after_rows, list) else [], args.session) or {}
+                return _report_change(prog, args.action, before, after, answer, out)
+            rows = answer
     except (urllib.error.URLError, OSError) as exc:
         print(f"{prog}: cannot reach the gateway admin endpoint at {client.base}: "
               f"{getattr(exc, 'reason', None) or exc}", file=err)
@@ -185,17 +197,42 @@ def session_main(argv: list[str] | None = None, prog: str = "fixgw session", out
     if status >= 400 or (isinstance(rows, dict) and "error" in rows):
         print(f"{prog} {args.action}: {rows.get('error') if isinstance(rows, dict) else rows}", file=err)
         return EXIT_UNCHANGED
-    if args.action == "list":
-        if args.json:
-            print(json.dumps(rows, indent=2), file=out)
-        else:
-            print(format_sessions(rows or []), file=out)
-        return EXIT_OK if rows else EXIT_UNCHANGED
-    what = _describe(rows.get("session")) or args.session
-    if not rows.get("changed"):
-        print(f"{prog} {args.action}: nothing changed ({rows.get('text') or what})", file=out)
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=2), file=out)
+    else:
+        print(format_sessions(rows or []), file=out)
+    return EXIT_OK if rows else EXIT_UNCHANGED
+
+
+def find_row(rows: list[dict], session: str) -> dict | None:
+    """The row of a session named by its key, its name, or (case-insensitively) its name."""
+    for r in rows:
+        if session in (r.get("key"), r.get("name")):
+            return r
+    low = session.lower()
+    return next((r for r in rows if str(r.get("name", "")).lower() == low), None)
+
+
+def _changed(action: str, before: dict, after: dict, answer: Any) -> bool:
+    """Did the command change anything? The server's own "changed" when it says so; otherwise
+    the session's row before and after."""
+    if isinstance(answer, dict) and isinstance(answer.get("changed"), bool):
+        return answer["changed"]
+    if action == "seqnum":
+        return any(before.get(k) != after.get(k) for k in ("next_sender_seq", "next_target_seq"))
+    held = lambda r: str(r.get("state", "")).startswith("held")   # noqa: E731
+    if action == "logout":
+        return bool(before.get("logged_on")) or held(after) != held(before)
+    return held(before) and not held(after) or (not before.get("logged_on") and bool(after.get("logged_on")))
+
+
+def _report_change(prog: str, action: str, before: dict, after: dict, answer: Any, out) -> int:
+    what = _describe(after or before)
+    note = answer.get("note") or answer.get("text") if isinstance(answer, dict) else None
+    if not _changed(action, before, after, answer):
+        print(f"{prog} {action}: nothing changed; {what}", file=out)
         return EXIT_UNCHANGED
-    print(f"{prog} {args.action}: done; {rows.get('text') or what}", file=out)
+    print(f"{prog} {action}: done; {what}{f' ({note})' if note else ''}", file=out)
     return EXIT_OK
 
 

@@ -30,11 +30,13 @@ ROWS = [
 
 
 class FakeAdmin:
-    """The server side of the contract, recording what it was asked."""
+    """The server side of the contract, as the native port answers it (the session's new
+    state, no "changed" field; ``say_changed`` adds one), recording what it was asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, say_changed: bool | None = None) -> None:
         self.posts: list[tuple[str, dict, str]] = []
-        self.changed = True
+        self.rows = [dict(r) for r in ROWS]
+        self.say_changed = say_changed
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -51,7 +53,7 @@ class FakeAdmin:
 
             def do_GET(self):
                 if self.path == "/sessions":
-                    return self._send(200, ROWS)
+                    return self._send(200, outer.rows)
                 return self._send(404, {"error": "unknown path"})
 
             def do_POST(self):
@@ -59,10 +61,23 @@ class FakeAdmin:
                 outer.posts.append((self.path, body, self.headers.get("Authorization")))
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._send(401, {"error": "missing or wrong bearer token"})
-                if body.get("session") not in ("ALPHA", "FIX.4.4:FIXGW->OMS1"):
+                row = next((r for r in outer.rows if body.get("session") in (r["key"], r["name"])), None)
+                if row is None:
                     return self._send(404, {"error": f"no session {body.get('session')!r}"})
-                row = dict(ROWS[1], next_target_seq=body.get("next_in") or 41)
-                return self._send(200, {"changed": outer.changed, "session": row})
+                state = row["state"].removeprefix("held: ")
+                if self.path == "/sessions/logout":
+                    row.update(state="held: DISCONNECTED", logged_on=False)
+                elif self.path == "/sessions/logon":
+                    row.update(state=state)
+                elif self.path == "/sessions/seqnum":
+                    if body.get("next_in"):
+                        row["next_target_seq"] = body["next_in"]
+                    if body.get("next_out"):
+                        row["next_sender_seq"] = body["next_out"]
+                answer = {"session": row["key"], "logged_on": row["logged_on"]}
+                if outer.say_changed is not None:
+                    answer["changed"] = outer.say_changed
+                return self._send(200, answer)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
@@ -118,20 +133,28 @@ def test_session_list_prints_one_table(tmp_path):
 def test_session_commands_post_the_contract_with_the_token(tmp_path):
     with FakeAdmin() as admin:
         cfg = write_config(tmp_path, admin.port)
-        assert run_session(["--config", str(cfg), "logout", "ALPHA", "--text", "maintenance"])[0] == 0
-        assert run_session(["--config", str(cfg), "logon", "ALPHA"])[0] == 0
-        code, out, _ = run_session(["--config", str(cfg), "seqnum", "ALPHA", "--set-next-in", "100"])
+        code, out, _ = run_session(["--config", str(cfg), "logout", "OMS1", "--text", "maintenance"])
+        assert code == 0 and out.count("\n") == 1 and "held: DISCONNECTED" in out
+        code, out, _ = run_session(["--config", str(cfg), "logout", "OMS1"])
+        assert code == 1 and "nothing changed" in out               # already out and held
+        assert run_session(["--config", str(cfg), "logon", "OMS1"])[0] == 0
+        assert run_session(["--config", str(cfg), "logon", "OMS1"])[0] == 1   # not held: nothing to do
+        code, out, _ = run_session(["--config", str(cfg), "seqnum", "alpha", "--set-next-in", "100"])
         assert code == 0 and out.count("\n") == 1 and "next in 100" in out
-        assert [(p, b) for p, b, _ in admin.posts] == [
-            ("/sessions/logout", {"session": "ALPHA", "text": "maintenance"}),
-            ("/sessions/logon", {"session": "ALPHA"}),
-            ("/sessions/seqnum", {"session": "ALPHA", "next_in": 100, "next_out": None})]
-        assert {a for _, _, a in admin.posts} == {f"Bearer {TOKEN}"}
-        admin.changed = False
-        code, out, _ = run_session(["--config", str(cfg), "logon", "ALPHA"])
+        code, out, _ = run_session(["--config", str(cfg), "seqnum", "ALPHA", "--set-next-in", "100"])
         assert code == 1 and "nothing changed" in out
+        assert [(p, b) for p, b, _ in admin.posts][:3] == [
+            ("/sessions/logout", {"session": "FIX.4.4:FIXGW->OMS1", "text": "maintenance"}),
+            ("/sessions/logout", {"session": "FIX.4.4:FIXGW->OMS1", "text": ""}),
+            ("/sessions/logon", {"session": "FIX.4.4:FIXGW->OMS1"})]
+        assert admin.posts[4][1] == {"session": "FIX.4.4:FIXGW->ALPHA", "next_in": 100, "next_out": None}
+        assert {a for _, _, a in admin.posts} == {f"Bearer {TOKEN}"}
         code, _, err = run_session(["--config", str(cfg), "logout", "NOPE"])
-        assert code == 1 and "no session 'NOPE'" in err
+        assert code == 1 and "no session 'NOPE'" in err and "OMS1, ALPHA" in err
+    with FakeAdmin(say_changed=False) as admin:              # a server that says so itself
+        cfg = write_config(tmp_path, admin.port)
+        code, out, _ = run_session(["--config", str(cfg), "seqnum", "ALPHA", "--set-next-out", "7"])
+        assert code == 1 and "nothing changed" in out
 
 
 def test_session_without_config_or_gateway_says_why(tmp_path, monkeypatch):
