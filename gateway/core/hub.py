@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -205,6 +206,12 @@ class GatewayCore:
         self.orders.risk = self.risk
         self._restore_risk(self.recovery.risk_states)
         self._risk_states: list = list(self.recovery.risk_states)   # for compaction snapshots
+        # Every timing_sample-th new order, the risk check and the routing decision are timed
+        # (perf_counter) into ``timings`` (("risk" | "route", seconds)), which the process drains
+        # into its metrics; 0 = never. Sampling keeps the clock reads off most orders.
+        self.timing_sample = 0
+        self.timings: deque = deque(maxlen=4096)
+        self._orders_seen = 0
         self.journal = journal or J.Journal(journal_path)
         self._pending_oms: dict[str, list] = {}                   # session -> reports to re-send on logon
         self._reconcile()
@@ -249,10 +256,30 @@ class GatewayCore:
             return self._reject(intent, f"OrderQty must be positive (got {intent.qty:g})", REJ_OTHER)
         if intent.ord_type == LIMIT and not (intent.price or 0) > 0:
             return self._reject(intent, f"limit Price must be positive (got {intent.price or 0:g})", REJ_OTHER)
+        self._orders_seen += 1
+        if self.timing_sample and not self._orders_seen % self.timing_sample:
+            return self._timed_new_order(intent)
         rej = self.risk.evaluate(intent)                        # decide: nothing booked yet
         if rej is not None:
             return self._reject(intent, f"risk: {rej.text}", rej.ord_rej_reason)
         decision = self.router_for(intent.oms_session).decide(intent)
+        return self._route_and_accept(intent, decision)
+
+    def _timed_new_order(self, intent: OrderIntent) -> list:
+        """``new_order`` after the intake checks, with the risk check and the decision timed."""
+        t0 = time.perf_counter()
+        rej = self.risk.evaluate(intent)
+        t1 = time.perf_counter()
+        self.timings.append(("risk", t1 - t0))
+        if rej is not None:
+            return self._reject(intent, f"risk: {rej.text}", rej.ord_rej_reason)
+        router = self.router_for(intent.oms_session)
+        t1 = time.perf_counter()
+        decision = router.decide(intent)
+        self.timings.append(("route", time.perf_counter() - t1))
+        return self._route_and_accept(intent, decision)
+
+    def _route_and_accept(self, intent: OrderIntent, decision) -> list:
         if decision.rejected:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
         busy = self._over_in_flight_cap(decision.children)

@@ -62,3 +62,13 @@ def test_configured_day_end_cancels_at_venue_and_expires(tmp_path):
     gw.close()
     gw2 = core(tmp_path)
     assert gw2.orders.by_oms[(S, "d1")].status == "C" and not gw2.orders.open
+
+
+def test_sampled_timings_of_risk_and_routing(tmp_path):
+    gw = core(tmp_path)
+    gw.timing_sample = 2
+    for i in range(4):
+        place(gw, f"t{i}")
+    kinds = [k for k, _ in gw.timings]
+    assert kinds == ["risk", "route", "risk", "route"]
+    assert all(0 <= s < 1 for _, s in gw.timings)
