@@ -168,7 +168,7 @@ class Oms(RawFixSession):
                 continue
             rep = {t: (v.decode() if v is not None else None)
                    for t, v in ((t, msg.get(t)) for t in (35, 11, 41, 37, 150, 39, 14, 151, 6, 31, 32, 30, 58,
-                                                         103, 434, 102, 198, 43))}
+                                                         103, 434, 102, 198, 43, 97, 790))}
             out.append(rep)
             if until_terminal and (rep[35] == "9" or rep[39] in ("2", "4", "8", "C")):
                 break

@@ -127,9 +127,10 @@ class SessionHandle:
     def logged_on(self) -> bool:
         raise NotImplementedError
 
-    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]]) -> bool:
+    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]], *, extra_header: str = "") -> bool:
         """Send an application message. ``body`` is wire text without header/trailer
-        ('11=X\\x0155=Y\\x01', the fast path) or (tag, value) pairs. False when not logged on."""
+        ('11=X\\x0155=Y\\x01', the fast path) or (tag, value) pairs; ``extra_header``: more
+        header fields as wire text (e.g. '97=Y\\x01' PossResend). False when not logged on."""
         raise NotImplementedError
 
     def send_test_request(self, test_req_id: str) -> bool:

@@ -518,10 +518,15 @@ class QuickfixSessionHandle(SessionHandle):
     def logged_on(self) -> bool:
         return self._logged_on
 
-    def send(self, msg_type_value: str, body) -> bool:
+    def send(self, msg_type_value: str, body, *, extra_header: str = "") -> bool:
         if not self._logged_on:
             return False
-        return send(message_from_body(msg_type_value, body_text(body)), self.session_id)
+        msg = message_from_body(msg_type_value, body_text(body))
+        if extra_header:
+            header = msg.getHeader()
+            for tag, value in field_pairs(extra_header):
+                header.setField(tag, value)
+        return send(msg, self.session_id)
 
     def send_test_request(self, test_req_id: str) -> bool:
         return self.send("1", f"112={test_req_id}{SOH}")

@@ -416,6 +416,9 @@ class NativeSession(SessionHandle):
             ("last_logon_at", "last_received_at", "last_sent_at", "last_heartbeat_at", "last_disconnect_at"))
         self.link_state = ""              # the initiator's last logged link state (connect/back-off)
         self.logged_on_event = asyncio.Event()
+        # Initiator: cleared by an operator's logout, the session stays down until set() again.
+        self.enabled = asyncio.Event()
+        self.enabled.set()
         self._sched_handle: asyncio.TimerHandle | None = None
 
     # -- the session schedule (settings.schedule): a loop timer at each boundary
@@ -448,10 +451,10 @@ class NativeSession(SessionHandle):
         # LOGOUT_SENT counts as logged on for the session, but it takes no new messages.
         return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
 
-    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]]) -> bool:
+    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]], *, extra_header: str = "") -> bool:
         if not self._sendable():
             return False
-        self.session.send(msg_type, body_text(body))
+        self.session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
         self._flush_soon()
         return True
 
@@ -886,6 +889,10 @@ class NativeEngine:
         addresses = self._hosts[ns.key]
         attempt, delay, state = 0, self.limits.backoff_initial_s, ""
         while not self._stopping:
+            if not ns.enabled.is_set():          # an operator logged it out: wait for a logon
+                state = self._link_state(ns, state, "held down by an operator")
+                await ns.enabled.wait()
+                continue
             if not ns.session.in_schedule():
                 # Outside the schedule an initiator does not connect: wait for the logon window.
                 at = ns.settings.schedule.next_logon_start(self.wall())

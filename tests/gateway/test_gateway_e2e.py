@@ -186,11 +186,14 @@ def test_gateway_crash_and_restart_recovers_orders_and_sequence_numbers(live):
     oms.connect()
     ans = oms.logon(reset=False)                                          # same session, sequence continues
     assert ans.get(35) == b"A"
-    # the gateway forwarded the late fill while the OMS was away: it is in the OMS session's store
-    assert int(ans.get(34)) > expected_in
-    oms.send("2", [(7, expected_in), (16, 0)])                            # what an OMS engine does on a gap
+    if int(ans.get(34)) > expected_in:
+        # quickfix stored the late fill in the OMS session while the OMS was away: a gap to fill
+        oms.send("2", [(7, expected_in), (16, 0)])                        # what an OMS engine does on a gap
+        flag = 43                                                          # resent: PossDupFlag
+    else:
+        flag = 97                # native: kept by the gateway and sent after the logon, PossResend
     late = oms.reports("k1")                                              # the fill that happened during the crash
-    assert terminal(late)[39] == "2" and terminal(late)[30] == "ALPHA" and terminal(late)[43] == "Y"
+    assert terminal(late)[39] == "2" and terminal(late)[30] == "ALPHA" and terminal(late)[flag] == "Y"
     oms.cancel("k2c", "k2")
     assert terminal(oms.reports("k2c"))[39] == "4"
     routed = live.status()["venues"][0]["orders_routed"]

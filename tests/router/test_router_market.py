@@ -138,25 +138,20 @@ def test_parse_fields_accepts_bytes():
     assert parse_fields(b"8=FIX.4.4\x0135=0\x01112=x\x01") == [(8, "FIX.4.4"), (35, "0"), (112, "x")]
 
 
-def test_probe_thread_starts_and_stops_without_spinning():
-    import threading
-    import time
-    sent = threading.Event()
+def test_probe_rounds_are_loop_driven_and_capped_per_venue():
+    """No thread: the gateway's loop timer calls probe_round(); however often it is called,
+    a venue gets at most one probe per min_probe_gap_s (real venues throttle TestRequests)."""
+    from gateway.common.clock import FakeClock
     calls = []
-
-    def sender(sess, mt, fields, groups):
-        calls.append(mt)
-        if mt == "1":
-            sent.set()
-        return True
-
-    m = MarketState(RoutingConfig(probe_interval_ms=20, md_symbols=["EURUSD"]), sender=sender)
+    clock = FakeClock(1000.0)
+    m = MarketState(RoutingConfig(probe_interval_ms=20, md_symbols=["EURUSD"]), clock,
+                    sender=lambda sess, mt, fields, groups: calls.append(mt) or True)
     m.register_venue("ALPHA")
-    m.start()
-    try:
-        m.on_venue_up("ALPHA", "s")
-        assert sent.wait(2.0)
-        time.sleep(0.2)
-    finally:
-        m.stop()
-    assert calls[0] == "V" and 3 <= calls.count("1") <= 15
+    m.on_venue_up("ALPHA", "s")                      # subscribes at once, on the caller's loop turn
+    assert calls == ["V"]
+    for _ in range(100):                             # a runaway timer: 100 calls within 10 ms
+        m.probe_round()
+        clock.advance(0.0001)
+    assert calls.count("1") == 1 and m.probes_capped == 99
+    clock.advance(0.02)
+    assert m.probe_round() == 1

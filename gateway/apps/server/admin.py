@@ -6,6 +6,15 @@ Endpoints:
 - ``GET /decisions?n=50``    the last n routing decisions with the numbers behind them
 - ``POST /kill``  ``{"by": "alice", "reason": "..."}``   trip the kill switch
 - ``POST /reset`` ``{"by": "alice", "session": null}``   reset it, or one suspended session
+- ``GET /sessions``          every FIX session: ``[{"key", "kind": "oms"|"venue", "name", "logged_on",
+  "state", "next_sender_seq", "next_target_seq", "last_logon_at", "last_received_at", "last_sent_at",
+  "last_disconnect_reason"}]`` (times UTC ISO 8601 or null)
+- ``POST /sessions/logout`` ``{"session": key or venue/CompID name, "text": "..."}``  log out and hold
+  it down (a venue is not redialled, an OMS client's logons are refused) until:
+- ``POST /sessions/logon``  ``{"session": ...}``      release it (a venue reconnects now)
+- ``POST /sessions/seqnum`` ``{"session": ..., "next_in": int|null, "next_out": int|null}``
+  set the next expected incoming / next outgoing MsgSeqNum
+  Answers: 200 with the session's new state; 404 unknown session; 400 bad body.
 
 Lockdown (any local process, or a web page through a browser, can reach loopback):
 - mutating endpoints need ``Authorization: Bearer <token>``; the token is made at first start
@@ -16,7 +25,8 @@ Lockdown (any local process, or a web page through a browser, can reach loopback
 - the Host header must be 127.0.0.1 / localhost [:port] (DNS rebinding).
 
 The server runs in its own thread and knows the gateway only through ``AdminActions``
-(callables); it never polls (``serve_forever`` blocks in select between requests).
+(callables that run on the gateway's loop); it never polls (``serve_forever`` blocks in
+select between requests).
 """
 from __future__ import annotations
 
@@ -53,6 +63,10 @@ class AdminActions:
     kill: Callable[[str, str], bool]             # (reason, by) -> changed?
     reset: Callable[..., bool]                   # (by, session=None) -> changed?; ValueError: no person
     risk: Callable[[], dict]
+    sessions: Callable[[], list] | None = None
+    session_logout: Callable[[str, str], dict] | None = None
+    session_logon: Callable[[str], dict] | None = None
+    session_seqnum: Callable[[str, int | None, int | None], dict] | None = None
 
 
 def token_path(store_dir: str | Path) -> Path:
@@ -122,7 +136,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, a.orders(min(n or 200, 10_000)))
         if url.path == "/decisions":
             return self._json(200, a.decisions(min(n or 50, 10_000)))
-        return self._json(404, {"error": f"unknown path {url.path}; try /status, /orders, /decisions"})
+        if url.path == "/sessions" and a.sessions is not None:
+            return self._json(200, a.sessions())
+        return self._json(404, {"error": f"unknown path {url.path}; try /status, /orders, /decisions, /sessions"})
 
     def do_POST(self):
         body, error = self._read_body()
@@ -130,8 +146,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._json(*error)
         url = urlparse(self.path)
+        if url.path.startswith("/sessions/") and self.actions.sessions is not None:
+            return self._session_command(url.path, body)
         if url.path not in ("/kill", "/reset"):
-            return self._json(404, {"error": f"unknown path {url.path}; try /kill or /reset"})
+            return self._json(404, {"error": f"unknown path {url.path}; try /kill, /reset or /sessions/..."})
         by = str(body.get("by") or "").strip()
         if not by:
             return self._json(400, {"error": "name the person acting: {\"by\": \"name\"}"})
@@ -144,6 +162,31 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             return self._json(400, {"error": str(exc)})
         return self._json(200, {"reset": changed, "changed": changed, "risk": self.actions.risk()})
+
+    def _session_command(self, path: str, body: dict):
+        a = self.actions
+        session = body.get("session")
+        if not isinstance(session, str) or not session:
+            return self._json(400, {"error": "name the session: {\"session\": \"<key or name>\"}"})
+        try:
+            if path == "/sessions/logout":
+                text = body.get("text") or ""
+                if not isinstance(text, str):
+                    return self._json(400, {"error": "text must be a string"})
+                return self._json(200, a.session_logout(session, text[:200]))
+            if path == "/sessions/logon":
+                return self._json(200, a.session_logon(session))
+            if path == "/sessions/seqnum":
+                n_in, n_out = body.get("next_in"), body.get("next_out")
+                if n_in is None and n_out is None:
+                    return self._json(400, {"error": "give next_in and/or next_out"})
+                return self._json(200, a.session_seqnum(session, n_in, n_out))
+        except KeyError as exc:
+            return self._json(404, {"error": str(exc.args[0]) if exc.args else "unknown session"})
+        except ValueError as exc:
+            return self._json(400, {"error": str(exc)})
+        return self._json(404, {"error": f"unknown path {path}; try /sessions/logout, /sessions/logon, "
+                                         "/sessions/seqnum"})
 
     def _read_body(self) -> tuple[dict, tuple[int, dict] | None]:
         """(JSON object, None) or ({}, (status, error)): every lockdown check before any read."""

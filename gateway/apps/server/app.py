@@ -1,62 +1,112 @@
 """The gateway process: `fixgw run --config configs/gateway.toml`.
 
-``Gateway`` wires the parts: the OMS acceptor and the venue initiator (quickfix edges,
-which decode FIX into the core's events and hand them to ``submit``), the
-``GatewayCore`` (gateway/core/hub.py: orders, journal, risk, routers; sans-IO) and the
-``MarketState`` (live latency and books). ``submit`` runs one event under one lock, in
-the quickfix thread that received it, from FIX message in to FIX messages out: no queue
-hop, no extra thread on the hot path. The lock exists only because two quickfix threads
-(and the admin and housekeeping threads) call in; the core never calls back, so it is
-not re-entrant, and it goes away with the single asyncio loop.
+``Gateway`` wires the parts on ONE asyncio loop (uvloop when installed):
+- the OMS acceptor engine and the venue initiator engine (``create_engine(cfg.engine, ...)``:
+  our native engine by default, quickfix on request), whose Applications (oms.py,
+  venues.py) decode FIX into the core's events and hand them to ``submit``;
+- the ``GatewayCore`` (gateway/core/hub.py: orders, journal, risk, routers; sans-IO);
+- the ``MarketState`` (live latency and books), fed by the venue edge;
+- loop timers: ``Tick`` every ``MARK_REFRESH_S`` (risk re-marks), probe rounds every
+  ``probe_interval_ms``.
 
-Two quickfix threads do the work (the non-threaded SocketAcceptor and SocketInitiator
-each poll their sockets in one thread); the main thread blocks on an Event (GIL trap).
+``submit`` runs one event from FIX message in to FIX messages out: ``core.handle(event)``,
+then every command it returns, in order, before the next event (the core has journaled
+each decision before returning it, so a record reaches the OS before the message it
+explains reaches the wire). No lock, no thread hand-over: with the native engine every
+session callback, timer and order event runs on the loop thread. With quickfix, its C++
+threads hand each callback to the loop (``call_soon_threadsafe``) and the rest is the same.
+
+The admin HTTP server (admin.py) runs in its own thread, blocked in ``select`` between
+requests; each request that touches the gateway runs as a call on the loop
+(``run_coroutine_threadsafe``, bounded wait), never concurrently with the order path.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import signal
 import threading
+import time
 from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
 
-from gateway.fix import quickfix_backend as fixedge
-from gateway.common.clock import MONOTONIC, Clock
 from gateway.apps.server.admin import AdminActions, ensure_token
 from gateway.apps.server.config import GatewayConfig, session_settings
+from gateway.apps.server.oms import OmsApplication
+from gateway.apps.server.venues import VenueApplication
+from gateway.common.clock import MONOTONIC, Clock
 from gateway.common.configfile import load_config
 from gateway.core.hub import (BroadcastNews, GatewayCore, KillRequested, ResetRequested, Tick,
                               VenueSendFailed)
 from gateway.core.market import MarketState
-from gateway.apps.server.oms import OmsApplication
-from gateway.core.orders import VENUE_COMMANDS, RejectOmsCancel, ReportToOms
-from gateway.apps.server.news import risk_state_news
-from gateway.apps.server.venues import VenueApplication
+from gateway.core.orders import QueryOrderStatus, RejectOmsCancel, ReportToOms, SendCancel, SendNewOrder, SendReplace
+from gateway.fix.engine import create_engine
 
 log = logging.getLogger("gateway")
 MARK_REFRESH_S = 0.05     # how often risk re-marks positions to the live books
+ADMIN_CALL_TIMEOUT_S = 5.0
 _MAX_FOLLOW_UPS = 10_000  # bound on send-failure answers chained from one event
+_VENUE_COMMANDS = frozenset((SendNewOrder, SendCancel, SendReplace, QueryOrderStatus))
+
+
+def iso(wall: float | None) -> str | None:
+    """UTC ISO 8601 of an epoch time (None stays None)."""
+    return None if wall is None else datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="microseconds")
+
+
+class SessionTracker:
+    """What operators see of each session that the engines do not keep: wall times, last reason."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+
+    def row(self, key: str) -> dict:
+        r = self.rows.get(key)
+        if r is None:
+            r = self.rows[key] = {"last_logon_at": None, "last_received_at": None, "last_sent_at": None,
+                                  "last_disconnect_reason": None}
+        return r
+
+    def logon(self, key: str) -> None:
+        self.row(key)["last_logon_at"] = time.time()
+
+    def logout(self, key: str, reason: str) -> None:
+        self.row(key)["last_disconnect_reason"] = reason
+
+    def received(self, key: str) -> None:
+        self.row(key)["last_received_at"] = time.time()
+
+    def sent(self, key: str) -> None:
+        self.row(key)["last_sent_at"] = time.time()
 
 
 class Gateway:
     def __init__(self, cfg: GatewayConfig, clock: Clock = MONOTONIC, policy: str | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.lock = threading.Lock()
         self.started_at = clock.now()
         self.events: deque[dict] = deque(maxlen=500)
+        self.tracker = SessionTracker()
         self.market = MarketState(cfg.routing, clock)
         for v in cfg.venues:
             self.market.register_venue(v.name)
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
                                 market=self.market, clock=clock, policy=policy)
         self.policy = self.core.policy
-        self.oms = OmsApplication(cfg.oms.clients, self.submit, self.event, clock.now)
-        self.venues = VenueApplication(cfg.venues, self.market, self.submit, self.event)
-        self._acceptor = self._initiator = self._admin = None
-        self._stop = threading.Event()
-        self._housekeeper: threading.Thread | None = None
+        self.oms = OmsApplication(cfg.oms.clients, self.submit, self.event, self.tracker, clock.now)
+        self.venues = VenueApplication(cfg.venues, self.market, self.submit, self.event, self.tracker)
+        self.market.sender = self.venues.market_sender
+        self._acceptor = None
+        self._initiators: list = []
+        self._admin = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.cpu: int | None = None
+        self._exec_id = self.core.ids.exec
 
     # the core's parts, for status, tests and benchmarks
     @property
@@ -82,148 +132,332 @@ class Gateway:
     def router_for(self, oms_session: str):
         return self.core.router_for(oms_session)
 
-    # ------------------------------------------------------------ the event path (quickfix threads)
+    # ------------------------------------------------------------ the event path (loop thread)
 
     def submit(self, event) -> None:
         """One decoded event: the core decides, this edge carries out its commands, in order."""
-        with self.lock:
-            self._execute(self.core.handle(event))
+        commands = self.core.handle(event)
+        if commands:
+            self._execute(commands)
 
     def _execute(self, commands: list) -> None:
-        todo = deque(commands)
+        oms, venues = self.oms, self.venues
         budget = _MAX_FOLLOW_UPS
-        while todo:
-            cmd = todo.popleft()
-            if isinstance(cmd, ReportToOms):
-                self.oms.send_exec(cmd, self.core.ids.exec())
-            elif isinstance(cmd, RejectOmsCancel):
-                self.oms.send_cancel_reject(cmd)
-            elif isinstance(cmd, BroadcastNews):
-                self.event("risk", "news", cmd.headline)
-                self.oms.broadcast(risk_state_news(cmd.headline, cmd.text), cmd.session)
-            elif isinstance(cmd, VENUE_COMMANDS):
-                if not self.venues.send(cmd) and budget > 0:
+        i = 0
+        while i < len(commands):
+            cmd = commands[i]
+            i += 1
+            cls = cmd.__class__
+            if cls is ReportToOms:
+                oms.send_exec(cmd, self._exec_id())
+            elif cls in _VENUE_COMMANDS:
+                if not venues.send(cmd) and budget > 0:
                     budget -= 1
                     text = f"venue {cmd.child.venue} session is not logged on"
-                    todo.extendleft(reversed(self.core.handle(VenueSendFailed(command=cmd, text=text))))
+                    commands[i:i] = self.core.handle(VenueSendFailed(command=cmd, text=text))
+            elif cls is RejectOmsCancel:
+                oms.send_cancel_reject(cmd)
+            elif cls is BroadcastNews:
+                self.event("risk", "news", cmd.headline)
+                oms.broadcast(cmd.headline, cmd.text, cmd.session)
             else:
                 log.error("unknown command from the core: %r", cmd)
 
-    # ------------------------------------------------------------ people (admin thread)
+    # ------------------------------------------------------------ timers (loop thread)
+
+    def _every(self, interval: float, fn) -> None:
+        def fire() -> None:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a timer must outlive one bad round
+                log.exception("timer %s failed", getattr(fn, "__name__", fn))
+            self._timers[idx] = self.loop.call_later(interval, fire)
+        idx = len(self._timers)
+        self._timers.append(self.loop.call_later(interval, fire))
+
+    def _tick(self) -> None:
+        self.submit(Tick())
+
+    # ------------------------------------------------------------ people (admin thread -> loop)
+
+    def on_loop(self, fn, *args):
+        """Run ``fn(*args)`` on the loop thread and return its result (from any thread; bounded)."""
+        if self.loop is None or threading.get_ident() == self._loop_thread:
+            return fn(*args)
+
+        async def call():
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(ADMIN_CALL_TIMEOUT_S)
 
     def trip(self, reason: str, by: str) -> bool:
-        with self.lock:
+        def run() -> bool:
             commands = self.core.handle(KillRequested(by=by, reason=reason))
             self._execute(commands)
             return bool(commands)
+        return self.on_loop(run)
 
     def reset_risk(self, by: str, session: str | None = None) -> bool:
-        with self.lock:
+        def run() -> bool:
             commands = self.core.reset(ResetRequested(by=by, session=session))   # ValueError: no person named
             self._execute(commands)
             return bool(commands)
+        return self.on_loop(run)
 
     def admin_actions(self) -> AdminActions:
-        return AdminActions(status=self.status, orders=self.orders_view, decisions=self.decisions.recent,
-                            kill=self.trip, reset=self.reset_risk, risk=lambda: self.risk.snapshot())
+        return AdminActions(status=lambda: self.on_loop(self.status),
+                            orders=lambda n: self.on_loop(self.core.orders_view, n),
+                            decisions=lambda n: self.on_loop(self.decisions.recent, n),
+                            kill=self.trip, reset=self.reset_risk, risk=lambda: self.on_loop(self._risk_view),
+                            sessions=lambda: self.on_loop(self.sessions_view),
+                            session_logout=lambda s, text: self.on_loop(self.session_logout, s, text),
+                            session_logon=lambda s: self.on_loop(self.session_logon, s),
+                            session_seqnum=lambda s, n_in, n_out: self.on_loop(self.session_seqnum, s, n_in, n_out))
+
+    # ------------------------------------------------------------ sessions (operators)
+
+    def _handles(self) -> list[tuple[str, str, object]]:
+        """(kind, name, handle) of every session: OMS clients, then venues."""
+        out = []
+        if self._acceptor is not None:
+            out += [("oms", h.target_comp_id, h) for h in self._acceptor.sessions.values()]
+        out += [("venue", name, vs.handle) for name, vs in self.venues.venues.items() if vs.handle is not None]
+        return out
+
+    def _find(self, session: str):
+        for kind, name, h in self._handles():
+            if session in (h.key, name):
+                return kind, name, h
+        raise KeyError(f"no session {session!r}; GET /sessions lists them")
+
+    def sessions_view(self) -> list[dict]:
+        rows = []
+        offset = time.time() - self.clock.now()
+        for kind, name, h in self._handles():
+            t = self.tracker.row(h.key)
+            native = getattr(h, "session", None)
+            last_rx, last_tx = t["last_received_at"], t["last_sent_at"]
+            state = "logged_on" if h.logged_on else "disconnected"
+            if native is not None:          # the native engine knows more than our callbacks see
+                state = str(native.state)
+                if getattr(h, "conn", None) is not None:
+                    last_rx = native.last_received_at + offset
+                    last_tx = native.last_sent_at + offset
+            if kind == "oms" and h.key in self.oms.held or (kind == "venue" and _held(h)):
+                state = "held: " + state
+            rows.append({"key": h.key, "kind": kind, "name": name, "logged_on": h.logged_on, "state": state,
+                         "next_sender_seq": h.next_sender_seq, "next_target_seq": h.next_target_seq,
+                         "last_logon_at": iso(t["last_logon_at"]), "last_received_at": iso(last_rx),
+                         "last_sent_at": iso(last_tx), "last_disconnect_reason": t["last_disconnect_reason"]})
+        return rows
+
+    def session_logout(self, session: str, text: str = "") -> dict:
+        kind, name, h = self._find(session)
+        if kind == "oms":
+            self.oms.held.add(h.key)       # its logons are refused until POST /sessions/logon
+        else:
+            _hold(h, True)
+        h.logout(text or "logout by operator")
+        self.event(kind, name, f"logout by operator: {text}")
+        return {"session": h.key, "logged_on": h.logged_on, "held": True}
+
+    def session_logon(self, session: str) -> dict:
+        kind, name, h = self._find(session)
+        if kind == "oms":
+            self.oms.held.discard(h.key)
+            _hold(h, False)
+            note = "accepting logons again (the OMS initiates)"
+        else:
+            _hold(h, False)
+            note = "reconnecting"
+        self.event(kind, name, "logon enabled by operator")
+        return {"session": h.key, "logged_on": h.logged_on, "held": False, "note": note}
+
+    def session_seqnum(self, session: str, next_in: int | None, next_out: int | None) -> dict:
+        kind, name, h = self._find(session)
+        for n in (next_in, next_out):
+            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+                raise ValueError("next_in / next_out must be integers >= 1 or null")
+        _set_seqs(h, next_in, next_out)
+        self.event(kind, name, f"sequence numbers set by operator: next_in={next_in} next_out={next_out}")
+        return {"session": h.key, "next_sender_seq": h.next_sender_seq, "next_target_seq": h.next_target_seq}
 
     # ------------------------------------------------------------ lifecycle
 
     def event(self, kind: str, name: str, text: str) -> None:
         now = self.clock.now()
-        self.events.append({"at": round(now - self.started_at, 3), "kind": kind, "name": name, "event": text})
+        self.events.append({"at": iso(time.time()), "kind": kind, "name": name, "event": text})
         if kind == "venue" and name in self.venues.venues:
             self.venues.venues[name].events.append((now - self.started_at, text))
         log.info("%s %s: %s", kind, name, text)
 
-    def start(self) -> None:
-        self.cpu = self.cfg.pin_cpu()            # before any thread starts: they inherit it
-        acceptor_settings, initiator_settings = session_settings(self.cfg)
-        files = bool(self.cfg.log_dir)
-        self._acceptor = fixedge.start_engine("acceptor", self.oms, acceptor_settings, log_to_files=files)
-        self._initiator = fixedge.start_engine("initiator", self.venues, initiator_settings, log_to_files=files)
-        self.market.start()
-        if self.cfg.admin.port:
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        cfg = self.cfg
+        self.cpu = cfg.pin_cpu()            # before any thread starts: they inherit it
+        oms_settings, venue_settings = session_settings(cfg)
+        store = Path(cfg.store_dir) / ("fix" if cfg.engine == "quickfix" else "native")
+        log_dir = cfg.log_dir or None
+        extra = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else {}
+        self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
+                                       port=cfg.oms.port, store_dir=store, log_dir=log_dir,
+                                       tls=cfg.oms.tls.to_engine() if cfg.oms.tls else None)
+        await self._acceptor.start()
+        self.oms.handles = self._acceptor.sessions
+        # one initiator engine for every venue (one per distinct TLS setup: TLS is per engine)
+        groups: dict[str, list] = {}
+        for v, s in zip(cfg.venues, venue_settings):
+            groups.setdefault(v.tls.model_dump_json() if v.tls else "", []).append((v, s))
+        for members in groups.values():
+            tls = members[0][0].tls
+            engine = create_engine(cfg.engine, "initiator", [s for _, s in members], self.venues,
+                                   hosts={s.key: v.addresses for v, s in members}, store_dir=store,
+                                   log_dir=log_dir, tls=tls.to_engine() if tls else None, **extra)
+            await engine.start()
+            self.venues.attach(engine.sessions)
+            self._initiators.append(engine)
+        self._every(MARK_REFRESH_S, self._tick)
+        self._every(cfg.routing.probe_interval_s, self.market.probe_round)
+        if cfg.admin.port:
             from gateway.apps.server.admin import AdminServer
-            token = ensure_token(self.cfg.store_dir)
-            self._admin = AdminServer(self.admin_actions(), self.cfg.admin.host, self.cfg.admin.port, token)
+            token = ensure_token(cfg.store_dir)
+            self._admin = AdminServer(self.admin_actions(), cfg.admin.host, cfg.admin.port, token)
             self._admin.start()
-        self._housekeeper = threading.Thread(target=self._housekeeping, name="gw-housekeeping", daemon=True)
-        self._housekeeper.start()
 
-    def _housekeeping(self) -> None:
-        # marks move with the books even without fills, so the loss triggers see price moves
-        while not self._stop.wait(MARK_REFRESH_S):
-            self.submit(Tick())
-
-    def stop(self) -> None:
-        self._stop.set()
-        for engine in (self._initiator, self._acceptor):
-            if engine is not None:
-                engine.stop()        # logs out every session
-        self.market.stop()
+    async def stop(self) -> None:
+        for t in self._timers:
+            t.cancel()
         if self._admin is not None:
-            self._admin.stop()
-        with self.lock:
-            self.core.close()
+            await self.loop.run_in_executor(None, self._admin.stop)
+        for engine in self._initiators + ([self._acceptor] if self._acceptor else []):
+            try:
+                await engine.stop()        # logs out every session
+            except Exception:  # noqa: BLE001 - stop the rest anyway
+                log.exception("stopping an engine")
+        self.core.close()
 
-    # ------------------------------------------------------------ status
+    # ------------------------------------------------------------ status (loop thread)
+
+    def _risk_view(self) -> dict:
+        snap = self.risk.snapshot()
+        at = snap.get("tripped_at")
+        if isinstance(at, (int, float)):
+            snap["tripped_at"] = iso(time.time() - (self.clock.now() - at))
+        return snap
 
     def status(self) -> dict:
-        with self.lock:
-            market = self.market.snapshot()
-            open_by_venue = self.orders.open_by_venue()
-            venues = self.venues.snapshot()
-            for row in venues:
-                row["open_orders"] = open_by_venue.get(row["name"], 0)
-                row["in_flight"] = self.orders.in_flight.get(row["name"], 0)
-                row["market"] = market.get("venues", market).get(row["name"], {})
-            rec = self.core.recovery
-            return {
-                "gateway": {"uptime_s": round(self.clock.now() - self.started_at, 3), "pid": os.getpid(),
-                            "oms_port": self.cfg.oms.port, "policy": self.policy, "cpu": self.cpu,
-                            "journal": str(self.cfg.journal_path), "recovered_records": rec.applied,
-                            "skipped_records": len(rec.skipped),
-                            "callback_errors": self.oms.callback_errors + self.venues.callback_errors,
-                            **self.core.counts},
-                "oms_sessions": [{"session": key, "logged_on": key in self.oms.logged_on,
-                                  **fixedge.seq_nums(sid)} for key, sid in self.oms.sessions.items()],
-                "venues": venues,
-                "orders": self.orders.summary(),
-                "routing": {"policy": self.policy, "decisions": self.decisions.total,
-                            "by_venue": self.decisions.counts_by_venue()},
-                "risk": self.risk.snapshot(),
-                "events": list(self.events)[-30:],
-            }
+        market = self.market.snapshot()
+        open_by_venue = self.orders.open_by_venue()
+        venues = self.venues.snapshot()
+        for row in venues:
+            row["open_orders"] = open_by_venue.get(row["name"], 0)
+            row["in_flight"] = self.orders.in_flight.get(row["name"], 0)
+            row["market"] = market.get(row["name"], {})
+        rec = self.core.recovery
+        acceptor = self._acceptor
+        engines = ([acceptor] if acceptor else []) + self._initiators
+        return {
+            "gateway": {"uptime_s": round(self.clock.now() - self.started_at, 3), "pid": os.getpid(),
+                        "engine": self.cfg.engine, "oms_port": self.cfg.oms.port, "policy": self.policy,
+                        "cpu": self.cpu, "journal": str(self.cfg.journal_path), "recovered_records": rec.applied,
+                        "skipped_records": len(rec.skipped),
+                        "callback_errors": sum(e.callback_errors for e in engines),
+                        "bad_values": self.oms.bad_values, "market": self.market.stats(),
+                        **self.core.counts},
+            "oms_sessions": [{"session": key, "logged_on": h.logged_on, "next_sender_seq": h.next_sender_seq,
+                              "next_target_seq": h.next_target_seq}
+                             for key, h in (acceptor.sessions.items() if acceptor else ())],
+            "venues": venues,
+            "orders": self.orders.summary(),
+            "routing": {"policy": self.policy, "decisions": self.decisions.total,
+                        "by_venue": self.decisions.counts_by_venue()},
+            "risk": self._risk_view(),
+            "events": list(self.events)[-30:],
+        }
 
     def orders_view(self, limit: int = 200) -> list[dict]:
-        with self.lock:
-            return self.core.orders_view(limit)
+        return self.on_loop(self.core.orders_view, limit)
+
+
+# ------------------------------------------------------------ backend-specific session commands
+# (candidates for SessionHandle itself: enable/disable and set_next_seqs on both backends)
+
+def _held(h) -> bool:
+    enabled = getattr(h, "enabled", None)
+    return enabled is not None and not enabled.is_set()
+
+
+def _hold(h, held: bool) -> None:
+    enabled = getattr(h, "enabled", None)        # native: the initiator waits on it
+    if enabled is not None:
+        enabled.clear() if held else enabled.set()
+        return
+    session_id = getattr(h, "session_id", None)  # quickfix: logout() disables, logon() enables
+    if session_id is not None and not held:
+        import quickfix as fix
+        qs = fix.Session.lookupSession(session_id)
+        if qs is not None:
+            qs.logon()
+
+
+def _set_seqs(h, next_in: int | None, next_out: int | None) -> None:
+    native = getattr(h, "session", None)
+    if native is not None:
+        if next_in is not None:
+            native.set_next_target_seq(next_in)
+        if next_out is not None:
+            native.set_next_sender_seq(next_out)
+        return
+    import quickfix as fix
+    qs = fix.Session.lookupSession(h.session_id)
+    if qs is None:
+        raise KeyError(f"quickfix has no session {h.key}")
+    if next_in is not None:
+        qs.setNextTargetMsgSeqNum(next_in)
+    if next_out is not None:
+        qs.setNextSenderMsgSeqNum(next_out)
 
 
 # ------------------------------------------------------------ command line
+
+async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) -> int:
+    gw = Gateway(cfg, policy=policy)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await gw.start()
+    venues = ", ".join(f"{v.name}@{v.host}:{v.port}" for v in cfg.venues)
+    admin = f"http://{cfg.admin.host}:{cfg.admin.port}/status" if cfg.admin.port else "off"
+    print(f"fixgw gateway pid {os.getpid()} ({cfg.engine} engine): OMS acceptor {cfg.oms.host}:{cfg.oms.port} "
+          f"as {cfg.oms.comp_id}; venues {venues}; policy {gw.policy}; admin {admin}; recovered {gw.recovered} "
+          "journal records" + (f"; pinned to CPU {gw.cpu}" if gw.cpu is not None else ""), flush=True)
+    try:
+        await asyncio.wait_for(stop.wait(), duration) if duration else await stop.wait()
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await gw.stop()
+        print("fixgw gateway stopped", flush=True)
+    return 0
+
 
 def main(argv: list[str] | None = None, prog: str = "fixgw run", command: str = "run") -> int:
     ap = argparse.ArgumentParser(prog=prog, description="Run the FIX 4.4 gateway (OMS acceptor + venue initiators).")
     ap.add_argument("--config", default="configs/gateway.toml", help="gateway TOML (default: %(default)s)")
     ap.add_argument("--policy", choices=("scalp", "best_price", "dma"),
                     help="routing policy for every session (overrides [routing])")
+    ap.add_argument("--engine", choices=("native", "quickfix"), help="FIX backend (overrides the config's engine)")
     ap.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, GatewayConfig)
-    gw = Gateway(cfg, policy=args.policy)
-    gw.start()
-    venues = ", ".join(f"{v.name}@{v.host}:{v.port}" for v in cfg.venues)
-    admin = f"http://{cfg.admin.host}:{cfg.admin.port}/status" if cfg.admin.port else "off"
-    print(f"fixgw gateway pid {os.getpid()}: OMS acceptor {cfg.oms.host}:{cfg.oms.port} as {cfg.oms.comp_id}; "
-          f"venues {venues}; policy {gw.policy}; admin {admin}; recovered {gw.recovered} journal records"
-          + (f"; pinned to CPU {gw.cpu}" if gw.cpu is not None else ""),
-          flush=True)
+    if args.engine:
+        cfg = cfg.model_copy(update={"engine": args.engine})
+    from gateway.fix.transport import new_event_loop
+    loop = new_event_loop()
     try:
-        fixedge.wait_for_shutdown(duration=args.duration)
+        return loop.run_until_complete(serve(cfg, args.policy, args.duration))
     finally:
-        gw.stop()
-        print("fixgw gateway stopped", flush=True)
-    return 0
+        loop.close()

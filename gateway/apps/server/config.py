@@ -1,16 +1,21 @@
 """The gateway's configuration (`fixgw run --config configs/gateway.toml`).
 
-One validated model for the whole process; quickfix SessionSettings are built from it
-(``session_settings``), so a config error is reported with its field before any socket
-opens. The ``[routing]`` and ``[risk]`` sections belong to their engines.
+One validated model for the whole process. ``engine = "native" | "quickfix"`` picks the
+FIX backend (both behind ``gateway.fix.engine.create_engine``); every OMS client and every
+venue maps onto one ``SessionSettings`` (``session_settings``), so a config error is
+reported with its field before any socket opens. Secrets (venue Password(554)) come from
+an environment variable (``password_env``) or a file (``password_file``), never the TOML.
+The ``[routing]`` and ``[risk]`` sections belong to their engines.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.fix import quickfix_backend as fixedge
+from gateway.fix.settings import SessionSettings
 from gateway.core.risk.config import RiskConfig
 from gateway.core.router.config import RoutingConfig
 
@@ -27,14 +32,63 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OmsClient(_Strict):
+class TlsSection(_Strict):
+    """TLS for the OMS acceptor or a venue (native engine; quickfix only if built with SSL).
+    PEM files. Acceptor: cert + key, ``ca`` + ``require_client_cert`` to verify client
+    certificates. Initiator: ``ca`` to verify the venue, ``server_name`` to check (default:
+    the host dialed), cert + key for a client certificate."""
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    server_name: str | None = None
+    require_client_cert: bool = False
+    verify: bool = True
+
+    def to_engine(self):
+        from gateway.fix.transport import TlsConfig
+        return TlsConfig(cert_file=self.cert, key_file=self.key, ca_file=self.ca,
+                         require_client_cert=self.require_client_cert, server_hostname=self.server_name,
+                         verify=self.verify)
+
+
+class _SessionOptions(_Strict):
+    """FIX session switches shared by OMS clients and venues (QuickFIX's meaning)."""
+    reset_on_logout: bool | None = None      # None: same as reset_on_logon
+    reset_on_disconnect: bool | None = None  # None: same as reset_on_logon
+    validate_user_defined_fields: bool = True
+    check_latency: bool = True
+    max_latency_s: float = Field(120, gt=0)
+    dictionary: str | None = None            # FIX dictionary (QuickFIX XML); default fix_specs/FIX44.xml
+
+
+def _secret(env: str | None, file: str | None, what: str) -> str | None:
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ValueError(f"{what}: environment variable {env} is not set")
+        return value
+    if file:
+        try:
+            return Path(file).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"{what}: cannot read password_file {file}: {exc}") from None
+    return None
+
+
+class OmsClient(_SessionOptions):
     """An upstream OMS/EMS allowed to log on (its SenderCompID)."""
     comp_id: str
     password: str | None = None          # checked against Password(554) at logon when set
+    password_env: str | None = None      # ... or taken from this environment variable
+    password_file: str | None = None     # ... or from this file
     username: str | None = None          # checked against Username(553) when set
     reset_on_logon: bool = False         # e.g. for certification runs that start every case at 1
 
     _check_id = field_validator("comp_id")(lambda cls, v: _comp_id(v))
+
+    def expected_password(self) -> str | None:
+        return self.password if self.password is not None else _secret(
+            self.password_env, self.password_file, f"client {self.comp_id}")
 
 
 class OmsConfig(_Strict):
@@ -42,6 +96,7 @@ class OmsConfig(_Strict):
     port: int = Field(9100, ge=1, le=65535)
     comp_id: str = "FIXGW"
     heartbeat_s: int = Field(30, ge=1, le=3600)     # counterparties' HeartBtInt is taken from their logon
+    tls: TlsSection | None = None
     clients: list[OmsClient] = Field(min_length=1)
 
     _check_id = field_validator("comp_id")(lambda cls, v: _comp_id(v))
@@ -57,20 +112,48 @@ class OmsConfig(_Strict):
         return clients
 
 
-class VenueConfig(_Strict):
+class VenueConfig(_SessionOptions):
     name: str                            # LastMkt(30) and ExDestination(100) value
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    failover: list[str] = []             # more "host:port" addresses, tried in order after host:port
     sender_comp_id: str = "FIXGW"
     target_comp_id: str | None = None    # default: the venue name
     heartbeat_s: int = Field(30, ge=1, le=3600)
     reconnect_s: int = Field(1, ge=1, le=3600)
+    reset_on_logon: bool = False
+    username: str | None = None          # Username(553) in our Logon
+    password_env: str | None = None      # Password(554) from this environment variable
+    password_file: str | None = None     # ... or from this file (first line)
+    tls: TlsSection | None = None
 
     _check_ids = field_validator("name", "sender_comp_id")(lambda cls, v: _comp_id(v))
+
+    @field_validator("failover")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            host, sep, port = a.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"failover address must be host:port (got {a!r})")
+        return v
 
     @property
     def target(self) -> str:
         return self.target_comp_id or self.name
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port)] + [(a.rpartition(":")[0], int(a.rpartition(":")[2])) for a in self.failover]
+
+    def logon_fields(self) -> tuple[tuple[int, str], ...]:
+        out = []
+        if self.username:
+            out.append((553, self.username))
+        password = _secret(self.password_env, self.password_file, f"venue {self.name}")
+        if password is not None:
+            out.append((554, password))
+        return tuple(out)
 
 
 class AdminConfig(_Strict):
@@ -86,6 +169,7 @@ class AdminConfig(_Strict):
 
 
 class GatewayConfig(_Strict):
+    engine: Literal["native", "quickfix"] = "native"   # the FIX backend of every session
     store_dir: str = "var/gateway/store"       # FileStores of every session + the order journal
     log_dir: str = ""                          # "" = no FIX message logs
     # Pin the process to one CPU (-1 = the last one the process may use; None = no pinning).
@@ -135,27 +219,32 @@ class GatewayConfig(_Strict):
         return Path(self.store_dir) / "orders.journal"
 
 
-def session_settings(cfg: GatewayConfig):
-    """(acceptor settings, initiator settings) for quickfix, from the validated config."""
-    default = fixedge.engine_defaults(Path(cfg.store_dir) / "fix", cfg.log_dir or None)
-    oms_sessions = [{
-        "ConnectionType": "acceptor",
-        "SenderCompID": cfg.oms.comp_id,
-        "TargetCompID": c.comp_id,
-        "SocketAcceptHost": cfg.oms.host,
-        "SocketAcceptPort": cfg.oms.port,
-        "HeartBtInt": cfg.oms.heartbeat_s,
-        "ResetOnLogon": c.reset_on_logon,
-        "ResetOnLogout": c.reset_on_logon,
-        "ResetOnDisconnect": c.reset_on_logon,
-    } for c in cfg.oms.clients]
-    venue_sessions = [{
-        "ConnectionType": "initiator",
-        "SenderCompID": v.sender_comp_id,
-        "TargetCompID": v.target,
-        "SocketConnectHost": v.host,
-        "SocketConnectPort": v.port,
-        "HeartBtInt": v.heartbeat_s,
-        "ReconnectInterval": v.reconnect_s,
-    } for v in cfg.venues]
-    return fixedge.build_settings(default, oms_sessions), fixedge.build_settings(default, venue_sessions)
+def _resets(o, reset_on_logon: bool) -> dict:
+    return {"reset_on_logon": reset_on_logon,
+            "reset_on_logout": reset_on_logon if o.reset_on_logout is None else o.reset_on_logout,
+            "reset_on_disconnect": reset_on_logon if o.reset_on_disconnect is None else o.reset_on_disconnect}
+
+
+def _common(o) -> dict:
+    return {"validate_user_defined_fields": o.validate_user_defined_fields, "check_latency": o.check_latency,
+            "max_latency_s": o.max_latency_s, "dictionary_path": o.dictionary}
+
+
+def oms_session_settings(cfg: GatewayConfig) -> list[SessionSettings]:
+    """One acceptor ``SessionSettings`` per OMS client."""
+    return [SessionSettings(sender_comp_id=cfg.oms.comp_id, target_comp_id=c.comp_id, role="acceptor",
+                            heartbeat_s=cfg.oms.heartbeat_s, timestamp_precision=6,
+                            **_resets(c, c.reset_on_logon), **_common(c))
+            for c in cfg.oms.clients]
+
+
+def venue_session_settings(v: VenueConfig) -> SessionSettings:
+    """The initiator ``SessionSettings`` of one venue (secrets resolved now: ValueError names them)."""
+    return SessionSettings(sender_comp_id=v.sender_comp_id, target_comp_id=v.target, role="initiator",
+                           heartbeat_s=v.heartbeat_s, timestamp_precision=6, logon_fields=v.logon_fields(),
+                           **_resets(v, v.reset_on_logon), **_common(v))
+
+
+def session_settings(cfg: GatewayConfig) -> tuple[list[SessionSettings], list[SessionSettings]]:
+    """(OMS acceptor settings, venue initiator settings), validated, for either engine."""
+    return oms_session_settings(cfg), [venue_session_settings(v) for v in cfg.venues]

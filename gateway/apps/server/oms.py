@@ -1,30 +1,41 @@
-"""The OMS side: a quickfix acceptor Application for upstream OMS/EMS sessions.
+"""The OMS side: an ``Application`` (gateway/fix/engine.py) for upstream OMS/EMS sessions.
 
-Thin edge: it checks logons (allowed CompIDs, Username/Password, a per-CompID back-off
-after failed logons), decodes NewOrderSingle / OrderCancelRequest /
-OrderCancelReplaceRequest / OrderStatusRequest into the core's events
-(gateway/core/hub.py) and hands them to ``sink``; it formats the core's ``ReportToOms``,
-``RejectOmsCancel`` and News commands. It holds no reference to the core. Anything else
-at the application level is refused with a BusinessMessageReject (UnsupportedMessageType);
-malformed fields raise quickfix's own exceptions, which quickfix answers with a Reject.
+Thin edge, the same for both engines: it checks logons (allowed CompIDs, Username/Password,
+a per-CompID back-off after failed logons, sessions an operator holds down), decodes
+NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest / OrderStatusRequest
+(our codec's ``Message``) into the core's events (gateway/core/hub.py) and hands them to
+``sink``; it formats the core's ``ReportToOms``, ``RejectOmsCancel`` and News commands as
+preformatted body text. It holds no reference to the core. Missing or malformed fields
+never reach it: the engine's dictionary validation answers those with a Reject (35=3).
+A value the gateway does not support (an OrdType or TimeInForce it cannot honour) gets a
+BusinessMessageReject (35=j, 380=0) naming the tag; another MsgType, 380=3.
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable
 
-import quickfix as fix
-
-from gateway.fix import quickfix_backend as fixedge
-from gateway.fix.quickfix_backend import fix_number, get, msg_type, number, required
 from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, OmsSessionUp, OmsStatusRequest
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
+from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.engine import BaseApplication, Unsupported, reject_body
 
 _SIDES = frozenset("12")
 _ORD_TYPES = frozenset((MARKET, LIMIT))
 _TIFS = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling)
 LOGON_BACKOFF_S = (0.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0)   # after n failures in a row; capped at the last
+_TEXT_CHUNK = 900
+MAX_UNDELIVERED = 100_000      # reports kept per OMS session while it is logged out
+
+
+class BadValue(Exception):
+    """A field holds a value the gateway does not support: answered with 35=j naming the tag."""
+
+    def __init__(self, tag: int, value: str | None) -> None:
+        super().__init__(f"value {value!r} of tag {tag} is not supported")
+        self.tag = tag
 
 
 def _text(text: str) -> str:
@@ -32,34 +43,38 @@ def _text(text: str) -> str:
     return text.replace("\x01", " ")[:400]
 
 
-def decode(f: dict[str, str], key: str, now: float):
-    """One OMS application message (``fixedge.field_map``) -> the core's event. Raises quickfix errors."""
-    t = f["35"]
+def decode(msg, key: str, now: float):
+    """One OMS application message (codec ``Message``) -> the core's event. Raises BadValue,
+    KeyError (a required tag missing: the dictionary catches it first) or Unsupported."""
+    t = msg.msg_type
     if t == "D":
-        return OmsNewOrder(intent=_intent(f, key, now), possible_resend=f.get("43") == "Y" or f.get("97") == "Y")
+        return OmsNewOrder(intent=_intent(msg, key, now), possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
     if t == "F":
-        return OmsCancelRequest(session=key, cl_ord_id=required(f, 11), orig_cl_ord_id=required(f, 41))
+        return OmsCancelRequest(session=key, cl_ord_id=msg[11], orig_cl_ord_id=msg[41])
     if t == "G":
-        return OmsReplaceRequest(session=key, new=_intent(f, key, now), orig_cl_ord_id=required(f, 41))
+        return OmsReplaceRequest(session=key, new=_intent(msg, key, now), orig_cl_ord_id=msg[41])
     if t == "H":
-        return OmsStatusRequest(session=key, cl_ord_id=required(f, 11), symbol=f.get("55", "?"),
-                                side=f.get("54", "1"))
-    raise fix.UnsupportedMessageType()
+        return OmsStatusRequest(session=key, cl_ord_id=msg[11], symbol=msg.get(55) or "?", side=msg.get(54) or "1")
+    raise Unsupported(f"MsgType {t} not supported")
 
 
-def _intent(f: dict[str, str], key: str, now: float) -> OrderIntent:
-    side = required(f, 54)
+def _intent(msg, key: str, now: float) -> OrderIntent:
+    get = msg.get
+    side = msg[54]
     if side not in _SIDES:
-        raise fix.IncorrectTagValue(54)
-    ord_type = required(f, 40)
+        raise BadValue(54, side)
+    ord_type = msg[40]
     if ord_type not in _ORD_TYPES:
-        raise fix.IncorrectTagValue(40)
-    tif = f.get("59", DAY)
+        raise BadValue(40, ord_type)
+    tif = get(59) or DAY
     if tif not in _TIFS:
-        raise fix.IncorrectTagValue(59)
-    price = number(f, 44) if ord_type == LIMIT else None
-    return OrderIntent(key, required(f, 11), required(f, 55), side, number(f, 38), ord_type, price, tif,
-                       f.get("100"), now)
+        raise BadValue(59, tif)
+    try:
+        qty = float(msg[38])
+        price = float(msg[44]) if ord_type == LIMIT else None
+    except ValueError:
+        raise BadValue(38, get(38)) from None
+    return OrderIntent(key, msg[11], msg[55], side, qty, ord_type, price, tif, get(100), now)
 
 
 class LogonGuard:
@@ -85,114 +100,152 @@ class LogonGuard:
         self.failures.pop(comp_id, None)
 
 
-class OmsApplication(fixedge.SafeApplication):
-    """``sink(event)`` receives every decoded event; ``note(kind, name, text)`` session news for status."""
+class OmsApplication(BaseApplication):
+    """``sink(event)`` receives every decoded event; ``note(kind, name, text)`` session news for status;
+    ``tracker`` (``SessionTracker``) keeps the operator's view of each session."""
 
     def __init__(self, clients, sink: Callable[[object], None], note: Callable[[str, str, str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__("gateway.apps.server.oms")
-        self.sink, self.note, self.clock = sink, note, clock
-        self.sessions: dict[str, fix.SessionID] = {}     # session key -> SessionID
+                 tracker, clock: Callable[[], float] = time.monotonic) -> None:
+        self.sink, self.note, self.tracker, self.clock = sink, note, tracker, clock
+        self.handles: dict = {}                    # session key -> SessionHandle (set by the gateway)
         self.logged_on: set[str] = set()
         self.clients = {c.comp_id: c for c in clients}
+        self.passwords = {c.comp_id: c.expected_password() for c in clients}
         self.logons = LogonGuard(clock)
+        self.held: set[str] = set()                # keys an operator logged out: refused until logon
+        self.bad_values = 0
+        # Reports for a session that is not logged on: sent on its next logon, marked PossResend.
+        # Memory only (bounded): a crash meanwhile loses them from here, not from the journal; the
+        # OMS learns the state with an OrderStatusRequest (answered from the replayed orders).
+        self.undelivered: dict[str, deque] = {}
+        self.undelivered_dropped = 0
 
     # ------------------------------------------------------------ session events
 
-    def on_create(self, session_id):
-        self.sessions[fixedge.session_key(session_id)] = session_id
-
-    def on_logon(self, session_id):
-        key = fixedge.session_key(session_id)
-        self.logged_on.add(key)
-        self.note("oms", key, "logon")
-        self.sink(OmsSessionUp(session=key))
-
-    def on_logout(self, session_id):
-        key = fixedge.session_key(session_id)
-        self.logged_on.discard(key)
-        self.note("oms", key, "logout")
-
-    def from_admin(self, msg, session_id):
-        if msg_type(msg) != "A":
-            return
-        comp_id = session_id.getTargetCompID().getValue()
+    def check_logon(self, session, logon) -> str | None:
+        comp_id = session.target_comp_id
         client = self.clients.get(comp_id)
-        if client is None:      # quickfix refuses unknown sessions first; this is belt and braces
-            raise fix.RejectLogon("unknown CompID")
+        if client is None:                         # the engine refuses unknown sessions first
+            return "unknown CompID"
+        if session.key in self.held:
+            self.note("oms", session.key, "logon refused: held down by an operator")
+            return "logon refused: session disabled by an operator"
         wait = self.logons.wait_s(comp_id)
-        if wait > 0:            # answered with a Logout carrying the text, like every refusal here
-            self.note("oms", fixedge.session_key(session_id), f"logon refused: backing off {wait:.1f}s")
-            raise fix.RejectLogon(f"logon refused: too many failed logons; retry in {wait:.0f}s")
+        if wait > 0:
+            self.note("oms", session.key, f"logon refused: backing off {wait:.1f}s")
+            return f"logon refused: too many failed logons; retry in {wait:.0f}s"
         problem = None
-        if client.username is not None and get(msg, 553) != client.username:
+        if client.username is not None and logon.get(553) != client.username:
             problem = "bad Username(553)"
-        elif client.password is not None and get(msg, 554) != client.password:
+        elif self.passwords[comp_id] is not None and logon.get(554) != self.passwords[comp_id]:
             problem = "bad Password(554)"
         if problem is not None:
             self.logons.failed(comp_id)
-            self.note("oms", fixedge.session_key(session_id), f"logon refused: {problem}")
-            raise fix.RejectLogon(f"logon refused: {problem}")
+            self.note("oms", session.key, f"logon refused: {problem}")
+            return f"logon refused: {problem}"
         self.logons.succeeded(comp_id)
+        return None
+
+    def on_logon(self, session) -> None:
+        key = session.key
+        self.logged_on.add(key)
+        self.tracker.logon(key)
+        self.note("oms", key, "logon")
+        queued = self.undelivered.pop(key, None)
+        while queued:
+            msg_type, body = queued.popleft()
+            self._send(msg_type, body, key, "97=Y\x01")
+        self.sink(OmsSessionUp(session=key))
+
+    def on_logout(self, session, reason: str) -> None:
+        key = session.key
+        self.logged_on.discard(key)
+        self.tracker.logout(key, reason)
+        self.note("oms", key, "logout")
+
+    def on_admin(self, session, msg) -> None:
+        self.tracker.received(session.key)
 
     # ------------------------------------------------------------ application messages
 
-    def from_app(self, msg, session_id):
-        f = fixedge.field_map(msg)          # one SWIG call for every field, MsgType included
-        if f["35"] not in ("D", "F", "G", "H"):
-            raise fix.UnsupportedMessageType()
-        self.sink(decode(f, fixedge.session_key(session_id), self.clock()))
+    def on_message(self, session, msg) -> None:
+        self.tracker.received(session.key)
+        try:
+            ev = decode(msg, session.key, self.clock())
+        except BadValue as exc:
+            self.bad_values += 1
+            session.send("j", reject_body(msg.seq_num, msg.msg_type, "0", str(exc)))
+            return
+        self.sink(ev)
 
     # ------------------------------------------------------------ outgoing
 
     def send_exec(self, ex: ReportToOms, exec_id: str) -> bool:
-        """An ExecutionReport, formatted in one string (see fixedge.message_from_body)."""
+        """An ExecutionReport as one preformatted body."""
         order = ex.order
         intent = order.intent
-        parts = [f"37={order.order_id}\x0111={ex.cl_ord_id}\x01"]
-        if ex.orig_cl_ord_id:
-            parts.append(f"41={ex.orig_cl_ord_id}\x01")
-        parts.append(f"17={exec_id}\x01150={ex.exec_type}\x0139={ex.ord_status}\x0155={intent.symbol}\x01"
-                     f"54={intent.side}\x0138={fix_number(intent.qty)}\x0140={intent.ord_type}\x01")
-        if intent.price is not None:
-            parts.append(f"44={fix_number(intent.price)}\x01")
-        parts.append(f"59={intent.tif}\x01")
-        if ex.last_qty:
-            parts.append(f"32={fix_number(ex.last_qty)}\x0131={fix_number(ex.last_px)}\x01")
-        if ex.last_mkt:
-            parts.append(f"30={ex.last_mkt}\x01")
-        if ex.venue_order_id:
-            parts.append(f"198={ex.venue_order_id}\x01")
-        parts.append(f"151={fix_number(ex.leaves_qty)}\x0114={fix_number(ex.cum_qty)}\x016={fix_number(ex.avg_px)}\x01")
-        if ex.ord_rej_reason is not None:
-            parts.append(f"103={ex.ord_rej_reason}\x01")
-        if ex.text:
-            parts.append(f"58={_text(ex.text)}\x01")
-        parts.append(f"60={fixedge.utc_timestamp()}\x01")
-        msg = fixedge.message_from_body("8", "".join(parts))
-        if ex.poss_resend:      # re-sent after a restart: the OMS may have it already
-            msg.getHeader().setField(97, "Y")
-        return self._send(msg, intent.oms_session)
+        body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01"
+                + (f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else "")
+                + f"17={exec_id}\x01150={ex.exec_type}\x0139={ex.ord_status}\x01{_order_fields(intent)}"
+                + (f"32={fix_number(ex.last_qty)}\x0131={fix_number(ex.last_px)}\x01" if ex.last_qty else "")
+                + (f"30={ex.last_mkt}\x01" if ex.last_mkt else "")
+                + (f"198={ex.venue_order_id}\x01" if ex.venue_order_id else "")
+                + f"151={fix_number(ex.leaves_qty)}\x0114={fix_number(ex.cum_qty)}\x016={fix_number(ex.avg_px)}\x01"
+                + (f"103={ex.ord_rej_reason}\x01" if ex.ord_rej_reason is not None else "")
+                + (f"58={_text(ex.text)}\x01" if ex.text else "")
+                + f"60={utc_timestamp(time.time(), 6)}\x01")
+        # re-sent after a restart: the OMS may have it already (PossResend)
+        return self._send("8", body, intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
 
     def send_cancel_reject(self, rej: RejectOmsCancel) -> bool:
-        msg = fixedge.new_message("9")
-        msg.setField(37, rej.order_id)
-        msg.setField(11, rej.cl_ord_id)
-        msg.setField(41, rej.orig_cl_ord_id)
-        msg.setField(39, rej.ord_status)
-        msg.setField(434, rej.response_to)
-        msg.setField(102, rej.reason)
-        msg.setField(58, rej.text[:400])
-        return self._send(msg, rej.session)
+        body = (f"37={rej.order_id}\x0111={rej.cl_ord_id}\x0141={rej.orig_cl_ord_id}\x0139={rej.ord_status}\x01"
+                f"434={rej.response_to}\x01102={rej.reason}\x0158={_text(rej.text)}\x01")
+        return self._send("9", body, rej.session)
 
-    def broadcast(self, msg: fix.Message, session: str | None = None) -> int:
-        """Send ``msg`` (e.g. News) to every logged-on OMS session (or one); returns how many took it."""
+    def broadcast(self, headline: str, text: str, session: str | None = None) -> int:
+        """News (35=B) to every logged-on OMS session (or one); returns how many took it."""
+        body = news_body(headline, text)
         sent = 0
-        for key in ([session] if session is not None else list(self.logged_on)):
-            sent += self._send(fix.Message(msg), key)
+        for key in ([session] if session is not None else sorted(self.logged_on)):
+            sent += self._send("B", body, key)
         return sent
 
-    def _send(self, msg: fix.Message, key: str) -> bool:
-        session_id = self.sessions.get(key)
-        return session_id is not None and fixedge.send(msg, session_id)
+    def _send(self, msg_type: str, body: str, key: str, extra_header: str = "") -> bool:
+        handle = self.handles.get(key)
+        if handle is None:
+            return False
+        ok = handle.send(msg_type, body, extra_header=extra_header) if extra_header else handle.send(msg_type, body)
+        if ok:
+            self.tracker.sent(key)
+        elif msg_type in ("8", "9"):
+            queue = self.undelivered.get(key)
+            if queue is None:
+                queue = self.undelivered[key] = deque(maxlen=MAX_UNDELIVERED)
+            if len(queue) == MAX_UNDELIVERED:
+                self.undelivered_dropped += 1
+            queue.append((msg_type, body))
+        return ok
 
+
+_ORDER_FIELDS: dict = {}     # OrderIntent id -> its preformatted 55/54/38/40/44/59 (bounded, see below)
+
+
+def _order_fields(intent: OrderIntent) -> str:
+    """55, 54, 38, 40, [44,] 59 of an order: formatted once per order, reused by its every report."""
+    key = id(intent)
+    cached = _ORDER_FIELDS.get(key)
+    if cached is not None and cached[0] is intent:
+        return cached[1]
+    text = (f"55={intent.symbol}\x0154={intent.side}\x0138={fix_number(intent.qty)}\x0140={intent.ord_type}\x01"
+            + (f"44={fix_number(intent.price)}\x01" if intent.price is not None else "") + f"59={intent.tif}\x01")
+    if len(_ORDER_FIELDS) > 50_000:
+        _ORDER_FIELDS.clear()
+    _ORDER_FIELDS[key] = (intent, text)
+    return text
+
+
+def news_body(headline: str, text: str) -> str:
+    """A News (35=B) body: OrigTime, Urgency Flash, Headline, LinesOfText."""
+    chunks = [text[i:i + _TEXT_CHUNK] for i in range(0, len(text), _TEXT_CHUNK)] or [""]
+    return (f"42={utc_timestamp(time.time(), 3)}\x0161=1\x01148={_text(headline)}\x0133={len(chunks)}\x01"
+            + "".join(f"58={c.replace(chr(1), ' ')}\x01" for c in chunks))
