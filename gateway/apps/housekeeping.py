@@ -7,8 +7,8 @@
 - ``DayEnd``: the ``day_end`` config (time of day in a time zone, optionally on some days
   only) -> the next moment it happens.
 - ``JournalKeeper``: compaction of the order journal at a safe point: once after start-up
-  replay, then whenever the journal is over ``max_bytes`` at a quiet moment (no order event
-  for ``quiet_s``). The core decides whether now is safe (``GatewayCore.compact``).
+  replay, then whenever the journal is over ``max_bytes`` at a quiet moment (no journal
+  record since the previous check). The core decides whether now is safe (``GatewayCore.compact``).
 """
 from __future__ import annotations
 
@@ -112,36 +112,39 @@ def _weekday(t: float, zone: str) -> int:
 
 
 class JournalKeeper:
-    """Compacts the order journal at safe, quiet points (see the module docstring)."""
+    """Compacts the order journal at safe, quiet points (see the module docstring).
 
-    def __init__(self, core: Any, max_bytes: int, quiet_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, keep_old: bool = True) -> None:
-        self.core, self.max_bytes, self.quiet_s, self.clock, self.keep_old = core, max_bytes, quiet_s, clock, keep_old
-        self.last_event = clock()
+    Quiet means: no journal record written since the previous ``check()`` (the caller runs
+    it from a timer every ``quiet_s``), so nothing is added to the order path."""
+
+    def __init__(self, core: Any, max_bytes: int, quiet_s: float = 1.0, keep_old: bool = True) -> None:
+        self.core, self.max_bytes, self.quiet_s, self.keep_old = core, max_bytes, quiet_s, keep_old
+        self._last_n = self._records()
         self.compactions = 0
         self.last_result = ""
 
-    def touch(self) -> None:
-        """An order event happened (cheap: one clock read)."""
-        self.last_event = self.clock()
+    def _records(self) -> int:
+        return getattr(getattr(self.core, "journal", None), "next_n", 0)
 
     def at_start(self) -> tuple[bool, str]:
-        return self._compact("after start-up replay")
+        result = self._compact("after start-up replay")
+        self._last_n = self._records()
+        return result
 
     def check(self) -> tuple[bool, str] | None:
         """Call from a timer: compacts if the journal is over the limit and the flow is quiet."""
-        if self.max_bytes <= 0 or self.core.journal_size() <= self.max_bytes:
+        n = self._records()
+        quiet, self._last_n = n == self._last_n, n
+        if not quiet or self.max_bytes <= 0 or self.core.journal_size() <= self.max_bytes:
             return None
-        if self.clock() - self.last_event < self.quiet_s:
-            return None
-        return self._compact(f"journal over {self.max_bytes} bytes")
+        result = self._compact(f"journal over {self.max_bytes} bytes")
+        self._last_n = self._records()
+        return result
 
     def _compact(self, why: str) -> tuple[bool, str]:
         done, text = self.core.compact(keep_old=self.keep_old)
         self.last_result = f"{utc_iso(time.time())} {why}: {text}"
         if done:
             self.compactions += 1
-            log.info("%s: %s", why, text)
-        else:
-            log.info("%s: %s", why, text)
+        log.info("%s: %s", why, text)
         return done, text

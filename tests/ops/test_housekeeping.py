@@ -66,9 +66,13 @@ def test_day_end_next_moment_in_zone_and_days():
         DayEnd(time="17:00", time_zone="Nowhere/Town")
 
 
+class FakeJournal:
+    next_n = 1
+
+
 class FakeCore:
     def __init__(self):
-        self.size, self.calls = 10, []
+        self.size, self.calls, self.journal = 10, [], FakeJournal()
 
     def journal_size(self):
         return self.size
@@ -76,18 +80,17 @@ class FakeCore:
     def compact(self, keep_old=True):
         self.calls.append(keep_old)
         self.size = 1
+        self.journal.next_n = 2
         return True, "journal compacted"
 
 
 def test_journal_keeper_waits_for_size_and_quiet():
-    now = [100.0]
     core = FakeCore()
-    keeper = JournalKeeper(core, max_bytes=50, quiet_s=1.0, clock=lambda: now[0])
+    keeper = JournalKeeper(core, max_bytes=50)
     assert keeper.at_start() == (True, "journal compacted") and keeper.compactions == 1
     core.size = 100
-    keeper.touch()
+    core.journal.next_n = 40                      # records written since the last check
     assert keeper.check() is None                 # over the limit but not quiet
-    now[0] += 2
     assert keeper.check() == (True, "journal compacted")
     assert keeper.check() is None                 # under the limit again
     assert "over 50 bytes" in keeper.last_result
