@@ -138,6 +138,7 @@ class Session:
         self._pending_logon: Message | None = None
         self._reset_flag = False              # the pending Logon resets the numbers
         self._sent_logout = False
+        self._logout_text = ""                # why we logged out (the peer's answer may say nothing)
         self._sent_reset = False
         self._test_requests = 0               # our unanswered timer TestRequests
         self._eof = False
@@ -561,7 +562,7 @@ class Session:
         if self.settings.reset_on_logout:
             self._store.reset()
         self._events.append(ev.AdminMessageReceived(message=msg))
-        self._disconnect(msg.get(58) or "logout")
+        self._disconnect(msg.get(58) or self._logout_text or "logout")
 
     def _on_resend_request(self, msg: Message) -> None:
         """Answer from the store, streamed; count the request if it is in sequence."""
@@ -681,6 +682,7 @@ class Session:
         if self._sent_logout:
             return
         self._send_logout(text)
+        self._logout_text = text
         self.state = LOGOUT_SENT
         self._logout_deadline = self._clock.now() + self.settings.logout_timeout_s
 
