@@ -127,6 +127,8 @@ class JournalKeeper:
         return getattr(getattr(self.core, "journal", None), "next_n", 0)
 
     def at_start(self) -> tuple[bool, str]:
+        if self._records() <= 2:          # empty, or one record (a snapshot already): nothing to gain
+            return False, "journal not compacted: it holds at most one record"
         result = self._compact("after start-up replay")
         self._last_n = self._records()
         return result

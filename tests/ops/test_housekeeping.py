@@ -67,7 +67,7 @@ def test_day_end_next_moment_in_zone_and_days():
 
 
 class FakeJournal:
-    next_n = 1
+    next_n = 10
 
 
 class FakeCore:
@@ -88,6 +88,7 @@ def test_journal_keeper_waits_for_size_and_quiet():
     core = FakeCore()
     keeper = JournalKeeper(core, max_bytes=50)
     assert keeper.at_start() == (True, "journal compacted") and keeper.compactions == 1
+    assert keeper.at_start()[0] is False          # one record (the snapshot): nothing to gain
     core.size = 100
     core.journal.next_n = 40                      # records written since the last check
     assert keeper.check() is None                 # over the limit but not quiet
