@@ -62,6 +62,7 @@ class VenueApplication(BaseApplication):
         self.venues = {v.name: VenueSession(v.name) for v in venues}
         self._by_ids = {(v.sender_comp_id, v.target): v.name for v in venues}
         self._name_of: dict[str, str] = {}      # session key -> venue name
+        self.on_md_reject: Callable[[str], None] | None = None   # metrics: a venue refused our MD request
 
     def attach(self, handles: dict) -> None:
         """The engine's handles, once it exists: each venue learns its session."""
@@ -108,11 +109,30 @@ class VenueApplication(BaseApplication):
             self.sink(ev)
         elif t == "9":
             self.sink(VenueCancelRejected(venue=venue, cl_ord_id=msg[11], text=msg.get(58) or "cancel rejected"))
+        elif t == "j" and msg.get(372) == "V":
+            self._md_business_reject(venue, msg)
         elif not self.market.on_venue_app(venue, msg, t):
             if t == "j":
-                log.warning("venue %s BusinessMessageReject: %s", venue, msg.get(58))
+                log.warning("venue %s BusinessMessageReject of our 35=%s: %s", venue, msg.get(372), msg.get(58))
+                self.note("venue", venue, f"BusinessMessageReject of 35={msg.get(372)}: {msg.get(58)}")
             else:
                 raise Unsupported(f"MsgType {t} not supported")
+        elif t == "Y" and self.on_md_reject is not None:
+            self.on_md_reject(venue)
+
+    def _md_business_reject(self, venue: str, msg) -> None:
+        """A BusinessMessageReject of our MarketDataRequest: shown in status beside the 35=Y ones."""
+        v = self.market.venues.get(venue)
+        ref = msg.get(379) or ""                      # BusinessRejectRefID: our MDReqID, when the venue says
+        symbol = (v.md_req.get(ref) if v is not None else None) or (f"MDReqID {ref}" if ref else
+                                                                    f"request seq {msg.get(45) or '?'}")
+        reason = msg.get(58) or f"BusinessRejectReason {msg.get(380) or '?'}"
+        if v is not None:
+            v.md_rejects[symbol] = f"BusinessMessageReject: {reason}"
+        log.warning("venue %s rejected market data for %s: %s", venue, symbol, reason)
+        self.note("venue", venue, f"market data for {symbol} rejected: {reason}")
+        if self.on_md_reject is not None:
+            self.on_md_reject(venue)
 
     # ------------------------------------------------------------ outgoing
 
