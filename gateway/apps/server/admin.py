@@ -360,5 +360,5 @@ def _base_url(args) -> tuple[str, str | None]:
     if args.admin:
         return f"http://{args.admin}", cfg.store_dir if cfg is not None else None
     if not cfg.admin.port:
-        raise SystemExit(f"{args.config}: [admin] port is 0: the gateway has no admin endpoint")
+        raise SystemExit(f"{find_config(args.config)}: [admin] port is 0: the gateway has no admin endpoint")
     return f"http://{cfg.admin.host}:{cfg.admin.port}", cfg.store_dir
