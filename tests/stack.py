@@ -6,7 +6,9 @@ stopped by its own Popen at teardown. Every wait is bounded.
 from __future__ import annotations
 
 import json
+import os
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -20,9 +22,15 @@ SYMBOLS = [{"symbol": "AAPL", "tick_size": 0.01, "ref_price": 190.00},
 BOOK = {"enabled": False, "initial_levels": 5, "level_qty": 500, "spread_ticks": 1}
 
 
+ENGINES = ("native", "quickfix")
+
+
 class Stack:
-    def __init__(self, tmp: Path) -> None:
+    """``engine``: the gateway's FIX backend (default: $FIXGW_TEST_ENGINE or native)."""
+
+    def __init__(self, tmp: Path, engine: str | None = None) -> None:
         self.tmp = tmp
+        self.engine = engine or os.environ.get("FIXGW_TEST_ENGINE", "native")
         self.procs: list = []
         self.venue_ports: dict[str, int] = {}
         self.sims: dict[str, object] = {}
@@ -51,6 +59,7 @@ class Stack:
                       clients: list[dict] | None = None, wait_venues: bool = True):
         if not self.gw_cfg:
             self.gw_cfg = {
+                "engine": self.engine,
                 "store_dir": str(self.tmp / "gw-store"),
                 "oms": {"port": procs.free_port(), "heartbeat_s": 30,
                         "clients": clients or [{"comp_id": "OMS1"}, {"comp_id": "OMS2", "password": "pw"},
@@ -97,13 +106,20 @@ class Stack:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last status: "
                              f"{json.dumps(st)[:2000]}")
 
-    def post(self, path: str, body: dict) -> dict:
+    def post(self, path: str, body: dict, status: bool = False):
+        """POST with the admin token; ``status=True``: (HTTP status, answer) even for errors."""
         token = (self.tmp / "gw-store" / "admin.token").read_text().strip()   # made by the gateway at start
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json",
                                                              "Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return json.loads(resp.read())
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                answer = (resp.status, json.loads(resp.read()))
+        except urllib.error.HTTPError as exc:
+            if not status:
+                raise
+            answer = (exc.code, json.loads(exc.read() or b"{}"))
+        return answer if status else answer[1]
 
     # ------------------------------------------------------------ clients
     def oms(self, sender: str = "OMS1", reset: bool = True, extra=()) -> "Oms":

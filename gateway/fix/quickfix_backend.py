@@ -172,6 +172,19 @@ def message_from_body(msg_type_value: str, body: str) -> fix.Message:
     return fix.Message(f"8={BEGIN_STRING}{SOH}9={len(text)}{SOH}{text}10=000{SOH}", False)
 
 
+_FLAT_TYPES = frozenset("DFGH89")     # order flow: no repeating groups, the fast path
+_DICTIONARY: list = []
+
+
+def message_with_groups(msg_type_value: str, body: str) -> fix.Message:
+    """Like ``message_from_body`` but parsed with the FIX 4.4 dictionary, so repeating groups
+    (MarketDataRequest 267/146, News 33) survive; without it quickfix keeps one entry per tag."""
+    if not _DICTIONARY:
+        _DICTIONARY.append(fix.DataDictionary(str(dictionary_path())))
+    text = f"35={msg_type_value}{SOH}{body}"
+    return fix.Message(f"8={BEGIN_STRING}{SOH}9={len(text)}{SOH}{text}10=000{SOH}", _DICTIONARY[0], False)
+
+
 def field_pairs(text: str) -> list[tuple[int, str]]:
     """(tag, value) pairs of a message's wire text in order, repeats kept (for groups);
     malformed pieces are skipped."""
@@ -521,7 +534,9 @@ class QuickfixSessionHandle(SessionHandle):
     def send(self, msg_type_value: str, body, *, extra_header: str = "") -> bool:
         if not self._logged_on:
             return False
-        msg = message_from_body(msg_type_value, body_text(body))
+        text = body_text(body)
+        msg = (message_from_body(msg_type_value, text) if msg_type_value in _FLAT_TYPES
+               else message_with_groups(msg_type_value, text))
         if extra_header:
             header = msg.getHeader()
             for tag, value in field_pairs(extra_header):

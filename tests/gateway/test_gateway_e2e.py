@@ -1,7 +1,8 @@
 """End to end over loopback: raw OMS client -> gateway process -> simulator processes.
 
 Two simulator processes (ALPHA, BRAVO) so that one venue can go down alone. Background
-flow is off: the seeded initial book is the only liquidity, so outcomes are exact.
+flow is off: the seeded initial book is the only liquidity, so outcomes are exact. Every
+test runs against the gateway on both FIX engines (``engine = "native" | "quickfix"``).
 """
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 
 from gateway.common import procs
 from gateway.fix.raw import ConnectionClosed, utc_now
-from stack import Oms
+from stack import ENGINES, Oms
 
 TERMINAL = {"2", "4", "8", "C"}
 
 
-@pytest.fixture
-def live(stack):
+@pytest.fixture(params=ENGINES)
+def live(stack, request):
+    stack.engine = request.param
     stack.start_sim("a", [{"name": "ALPHA", "seed": 1}])
     stack.start_sim("b", [{"name": "BRAVO", "seed": 2}])
     stack.start_gateway()
@@ -130,11 +132,12 @@ def test_cancel_and_replace_follow_the_order_to_its_venue(live):
     assert rej[35] == "9" and rej[102] == "0" and rej[434] == "1"
     oms.cancel("x1", "never-sent")
     assert oms.reports("x1")[0][102] == "1"
-    oms.send("H", [(11, "d1"), (55, "AAPL"), (54, "1")])                  # OrderStatusRequest
+    oms.send("H", [(11, "d1"), (55, "AAPL"), (54, "1"), (790, "sr-1")])  # OrderStatusRequest
     st = oms.reports("d1", timeout=3, until_terminal=False)
-    assert [(r[150], r[39]) for r in st] == [("I", "4")]
+    assert [(r[150], r[39], r[790]) for r in st] == [("I", "4", "sr-1")]   # OrdStatusReqID echoed
     oms.send("H", [(11, "nope"), (55, "AAPL"), (54, "1")])
-    assert [(r[150], r[39], r[58]) for r in oms.reports("nope", timeout=3)] == [("I", "8", "unknown order")]
+    assert [(r[150], r[39], r[58], r[790]) for r in oms.reports("nope", timeout=3)] == [
+        ("I", "8", "unknown order", None)]                                 # no 790 asked: none echoed
 
     oms.order("d2", qty=100, price=passive, tif="0")
     oms.reports("d2", timeout=2, until_terminal=False)

@@ -2,9 +2,14 @@
 canceled, the OMS is told, later orders are rejected, and a person's reset restores trading."""
 from __future__ import annotations
 
+import pytest
+
+from stack import ENGINES
 
 
-def test_losing_burst_trips_cancels_everything_and_reset_restores(stack):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_losing_burst_trips_cancels_everything_and_reset_restores(stack, engine):
+    stack.engine = engine
     stack.start_sim("a", [{"name": "ALPHA", "seed": 1}])
     stack.start_sim("b", [{"name": "BRAVO", "seed": 2}])
     stack.start_gateway(routing={"policy": "dma"},

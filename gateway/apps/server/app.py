@@ -66,8 +66,11 @@ def iso(wall: float | None) -> str | None:
 class SessionTracker:
     """What operators see of each session that the engines do not keep: wall times, last reason."""
 
-    def __init__(self) -> None:
+    def __init__(self, by_callbacks: bool = True) -> None:
         self.rows: dict[str, dict] = {}
+        # last received/sent from our callbacks: only for engines that do not keep them
+        # (quickfix); the native Session keeps both, for free, and sessions_view reads them.
+        self.by_callbacks = by_callbacks
 
     def row(self, key: str) -> dict:
         r = self.rows.get(key)
@@ -95,7 +98,7 @@ class Gateway:
         self.clock = clock
         self.started_at = clock.now()
         self.events: deque[dict] = deque(maxlen=500)
-        self.tracker = SessionTracker()
+        self.tracker = SessionTracker(by_callbacks=cfg.engine != "native")
         self.market = MarketState(cfg.routing, clock)
         for v in cfg.venues:
             self.market.register_venue(v.name)

@@ -19,7 +19,8 @@ from typing import Callable
 from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, OmsSessionUp, OmsStatusRequest
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
-from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.codec import utc_timestamp
+from gateway.apps.server.wire import num as fix_number
 from gateway.fix.engine import BaseApplication, Unsupported, reject_body
 
 _SIDES = frozenset("12")
@@ -119,6 +120,7 @@ class OmsApplication(BaseApplication):
         # OMS learns the state with an OrderStatusRequest (answered from the replayed orders).
         self.undelivered: dict[str, deque] = {}
         self.undelivered_dropped = 0
+        self._status_req_id: str | None = None    # OrdStatusReqID(790) of the request being answered
 
     # ------------------------------------------------------------ session events
 
@@ -164,17 +166,27 @@ class OmsApplication(BaseApplication):
         self.note("oms", key, "logout")
 
     def on_admin(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
 
     # ------------------------------------------------------------ application messages
 
     def on_message(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
         try:
             ev = decode(msg, session.key, self.clock())
         except BadValue as exc:
             self.bad_values += 1
             session.send("j", reject_body(msg.seq_num, msg.msg_type, "0", str(exc)))
+            return
+        if msg.msg_type == "H":
+            # the core's answer is carried out before sink returns (one loop): echo 790 in it
+            self._status_req_id = msg.get(790)
+            try:
+                self.sink(ev)
+            finally:
+                self._status_req_id = None
             return
         self.sink(ev)
 
@@ -193,6 +205,7 @@ class OmsApplication(BaseApplication):
                 + f"151={fix_number(ex.leaves_qty)}\x0114={fix_number(ex.cum_qty)}\x016={fix_number(ex.avg_px)}\x01"
                 + (f"103={ex.ord_rej_reason}\x01" if ex.ord_rej_reason is not None else "")
                 + (f"58={_text(ex.text)}\x01" if ex.text else "")
+                + (f"790={self._status_req_id}\x01" if self._status_req_id and ex.exec_type == "I" else "")
                 + f"60={utc_timestamp(time.time(), 6)}\x01")
         # re-sent after a restart: the OMS may have it already (PossResend)
         return self._send("8", body, intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
@@ -216,7 +229,8 @@ class OmsApplication(BaseApplication):
             return False
         ok = handle.send(msg_type, body, extra_header=extra_header) if extra_header else handle.send(msg_type, body)
         if ok:
-            self.tracker.sent(key)
+            if self.tracker.by_callbacks:
+                self.tracker.sent(key)
         elif msg_type in ("8", "9"):
             queue = self.undelivered.get(key)
             if queue is None:

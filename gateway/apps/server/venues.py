@@ -17,7 +17,8 @@ from typing import Callable
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.codec import utc_timestamp
+from gateway.apps.server.wire import num as fix_number
 from gateway.fix.engine import BaseApplication, Unsupported
 
 log = logging.getLogger("gateway.apps.server.venues")
@@ -94,12 +95,14 @@ class VenueApplication(BaseApplication):
         self.sink(VenueDown(venue=name))
 
     def on_admin(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
         if msg.msg_type == "0":
             self.market.on_venue_admin(self._name_of[session.key], msg, "0")
 
     def on_message(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
         venue = self._name_of[session.key]
         t = msg.msg_type
         if t == "8":
@@ -142,7 +145,7 @@ class VenueApplication(BaseApplication):
             ok = session.send_test_request(str(fields[0][1]))
         else:
             ok = session.send(msg_type, body_text(fields, groups))
-        if ok:
+        if ok and self.tracker.by_callbacks:
             self.tracker.sent(session.key)
         return ok
 
@@ -180,7 +183,7 @@ class VenueApplication(BaseApplication):
         else:
             raise TypeError(f"not a venue order message: {out!r}")
         ok = vs.handle.send(msg_type, body)
-        if ok:
+        if ok and self.tracker.by_callbacks:
             self.tracker.sent(vs.key)
         return ok
 
