@@ -86,3 +86,22 @@ def test_find_config_order_and_where_it_looked(tmp_path):
         find_config(None, environ={"FIXGW_CONFIG": "missing.toml"}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="given with --config"):
         find_config("missing.toml", environ={}, cwd=tmp_path)
+
+
+def test_gateway_start_with_port_in_use_is_one_line_exit_2(tmp_path):
+    import subprocess
+
+    from gateway.common import procs
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "gateway.toml"
+        cfg.write_text(f'store_dir = "{tmp_path / "store"}"\n[oms]\nport = {port}\nclients = [{{ comp_id = "OMS1" }}]\n'
+                       '[[venues]]\nname = "ALPHA"\nport = 9\n[admin]\nport = 0\n')
+        run = subprocess.run(procs.fixgw_command("run", "--config", str(cfg)), capture_output=True, text=True,
+                             timeout=60)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines == [f"fixgw run: OMS acceptor port 127.0.0.1:{port} is already in use "
+                     "(another gateway running? change the port or stop it)"], run.stderr
