@@ -315,7 +315,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", type=int, default=200, help="orders in flight for the throughput test")
     ap.add_argument("--quick", action="store_true", help="300 orders, 1 run")
-    ap.add_argument("--cpu", type=int, default=-1, help="pin the gateway to this CPU (-1: the last one; "
+    ap.add_argument("--cpu", type=lambda v: None if v == "none" else int(v), default=-1,
+                    help="pin the gateway to this CPU (-1: the last one; none: no pinning; "
                                                         "default %(default)s)")
     ap.add_argument("--engines", default="native,quickfix", help="backends to measure (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="last line: the JSON summary")

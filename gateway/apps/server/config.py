@@ -57,6 +57,8 @@ class _SessionOptions(_Strict):
     """FIX session switches shared by OMS clients and venues (QuickFIX's meaning)."""
     reset_on_logout: bool | None = None      # None: same as reset_on_logon
     reset_on_disconnect: bool | None = None  # None: same as reset_on_logon
+    validate_incoming: bool = True           # dictionary validation of what the peer sends (a trusted
+                                             # venue's reports: false saves ~15 us per message here)
     validate_user_defined_fields: bool = True
     check_latency: bool = True
     max_latency_s: float = Field(120, gt=0)
@@ -248,8 +250,9 @@ def _resets(o, reset_on_logon: bool) -> dict:
 
 
 def _common(o) -> dict:
-    return {"validate_user_defined_fields": o.validate_user_defined_fields, "check_latency": o.check_latency,
-            "max_latency_s": o.max_latency_s, "dictionary_path": o.dictionary, "schedule": o.schedule}
+    return {"validate_messages": o.validate_incoming, "validate_user_defined_fields": o.validate_user_defined_fields,
+            "check_latency": o.check_latency, "max_latency_s": o.max_latency_s, "dictionary_path": o.dictionary,
+            "schedule": o.schedule}
 
 
 def oms_session_settings(cfg: GatewayConfig) -> list[SessionSettings]:
