@@ -137,7 +137,7 @@ class SessionEnded:
 @dataclass(slots=True, frozen=True, kw_only=True)
 class DayEnded:
     """The configured trading-day end (``day_end``): every open Day order is canceled at its
-    venue and expired to the OMS (ExecType C)."""
+    venue and expired to the OMS (ExecType C) when the venue confirms."""
     text: str = ""
 
 
@@ -438,14 +438,24 @@ class GatewayCore:
         return self._follow_up(self.orders.expire_day(ev.venue, text, self.clock.now()))
 
     def day_ended(self, ev: DayEnded) -> list:
-        """The configured day end: cancel every Day order at its venue and expire it to the OMS."""
-        orders = self.orders.day_orders()
-        if not orders:
+        """The configured day end: every open Day order is canceled at its venue and expired to
+        the OMS (ExecType C) when the venue confirms; on a venue that is not logged on (it will
+        not answer) it is expired at once."""
+        orders = self.orders
+        if not orders.day_orders():
             return []
         text = ev.text or "Day order expired: end of the trading day"
-        ids = [self.ids.venue() for o in orders for c in o.live_children()]
-        self._write(J.DayEnded(text=text, venue_ids=ids, at=self.clock.now()))
-        return self._follow_up(self.orders.expire_day(None, text, self.clock.now(), J._ids(ids, "D")))
+        up = set(self.market.up_venues()) if hasattr(self.market, "up_venues") else None
+        down = sorted({c.venue for o in orders.day_orders() for c in o.live_children()
+                       if up is not None and c.venue not in up})
+        ids = [self.ids.venue() for o in orders.day_orders() if o.cancel_request is None
+               for c in o.live_children() if c.venue not in down and not c.cancel_pending]
+        now = self.clock.now()
+        self._write(J.DayEnded(text=text, venue_ids=ids, down_venues=down, at=now))
+        out: list = []
+        for venue in down:
+            out += orders.expire_day(venue, text, now)
+        return self._follow_up(out + orders.cancel_day(J._ids(ids, "D"), text))
 
     # ------------------------------------------------------------ risk and people
 

@@ -150,11 +150,13 @@ class RiskState:
 
 @dataclass(frozen=True, kw_only=True)
 class DayEnded:
-    """Open Day orders expired: ``venue``'s session ended, or (None) the configured day end,
-    which also sent a cancel per live venue order (ids in ``venue_ids``)."""
+    """Open Day orders end: ``venue``'s session ended (expired there), or (None) the configured
+    day end: expired at once on ``down_venues``, a cancel per live venue order elsewhere (ids
+    in ``venue_ids``), each order expired when its venue confirms."""
     text: str
     venue: str | None = None
     venue_ids: list[str] = field(default_factory=list)
+    down_venues: list[str] = field(default_factory=list)
     at: float = 0.0
 
 
@@ -418,8 +420,12 @@ def apply(rec: Any, orders: OrderManager) -> list:
         restore_snapshot(rec, orders)
         return []
     if isinstance(rec, DayEnded):
-        ids = _ids(rec.venue_ids, "D") if rec.venue is None else None
-        return orders.expire_day(rec.venue, rec.text, rec.at, ids)
+        if rec.venue is not None:
+            return orders.expire_day(rec.venue, rec.text, rec.at)
+        out: list = []
+        for venue in rec.down_venues:
+            out += orders.expire_day(venue, rec.text, rec.at)
+        return out + orders.cancel_day(_ids(rec.venue_ids, "D"), rec.text)
     return []          # RiskState, Stopped: nothing to do to the orders
 
 

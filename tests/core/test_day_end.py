@@ -11,7 +11,7 @@ from test_hub import S, core, new, place, sent, venue_report  # noqa: E402
 from gateway.core import journal as J  # noqa: E402
 from gateway.core.hub import DayEnded, ReportToOms, SendCancel, SendNewOrder, SessionEnded  # noqa: E402
 from gateway.core.model import IOC, LIMIT, BUY, OrderIntent  # noqa: E402
-from gateway.core.hub import OmsNewOrder  # noqa: E402
+from gateway.core.hub import OmsNewOrder, VenueCancelRejected  # noqa: E402
 
 
 def _ioc(gw, cid="i1"):
@@ -46,22 +46,44 @@ def test_venue_session_end_expires_day_orders_only(tmp_path):
     assert gw2.recovery.skipped == []
 
 
-def test_configured_day_end_cancels_at_venue_and_expires(tmp_path):
+def test_configured_day_end_cancels_at_venue_and_expires_on_confirmation(tmp_path):
     gw = core(tmp_path)
     child = place(gw, "d1")
     out = gw.handle(DayEnded())
     (cxl,) = sent(out, SendCancel)
-    assert cxl.orig_cl_ord_id == child.cl_ord_id
-    (rep,) = sent(out, ReportToOms)
-    assert (rep.exec_type, rep.ord_status) == ("C", "C")
-    assert out.index(cxl) < out.index(rep)                        # the venue is told first
-    # the venue's answer to that cancel finds the order ended: nothing more to the OMS
-    assert gw.handle(venue_report(cxl.cl_ord_id, "4", "4", orig=child.cl_ord_id)) == []
-    assert gw.handle(DayEnded()) == []                            # idempotent: nothing open
-    assert gw.risk.snapshot() is not None
+    assert cxl.orig_cl_ord_id == child.cl_ord_id and not sent(out, ReportToOms)   # the venue first
+    assert gw.compact()[0] is False                               # a cancel in flight: not a safe point
+    # the venue confirms the cancel: the OMS hears Expired, once
+    (rep,) = sent(gw.handle(venue_report(cxl.cl_ord_id, "4", "4", orig=child.cl_ord_id)), ReportToOms)
+    assert (rep.exec_type, rep.ord_status, rep.cl_ord_id) == ("C", "C", "d1") and "end of the trading day" in rep.text
+    assert gw.handle(DayEnded()) == []                            # nothing open any more
     gw.close()
     gw2 = core(tmp_path)
     assert gw2.orders.by_oms[(S, "d1")].status == "C" and not gw2.orders.open
+    assert gw2.recovery.skipped == []
+
+
+def test_day_end_fill_racing_the_cancel_is_kept(tmp_path):
+    gw = core(tmp_path)
+    child = place(gw, "d1")
+    (cxl,) = sent(gw.handle(DayEnded()), SendCancel)
+    (fill,) = sent(gw.handle(venue_report(child.cl_ord_id, "F", "2", cum=100, avg=10, last_qty=100, last_px=10)),
+                   ReportToOms)
+    assert (fill.exec_type, fill.ord_status) == ("F", "2")       # the fill reaches the OMS
+    assert gw.handle(VenueCancelRejected(venue="ALPHA", cl_ord_id=cxl.cl_ord_id, text="too late")) == []
+    assert gw.risk.snapshot()["positions"]["AAPL"]["qty"] == 100
+
+
+def test_day_end_on_a_venue_that_is_down_expires_at_once(tmp_path):
+    gw = core(tmp_path, venues=("ALPHA", "BRAVO"))
+    place(gw, "d1")
+    gw.market.on_venue_down("ALPHA")
+    out = gw.handle(DayEnded())
+    assert not sent(out, SendCancel)
+    (rep,) = sent(out, ReportToOms)
+    assert (rep.exec_type, rep.ord_status) == ("C", "C")
+    gw.close()
+    assert core(tmp_path, venues=("ALPHA", "BRAVO")).orders.by_oms[(S, "d1")].status == "C"
 
 
 def test_sampled_timings_of_risk_and_routing(tmp_path):
