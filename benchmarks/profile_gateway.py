@@ -128,7 +128,9 @@ def stub_gateway(tmp: Path):
     gw.oms.handles = {oms.key: oms}
     gw.venues.attach({venue.key: venue})
     gw.oms.on_logon(oms)
-    gw.venues.on_logon(venue)
+    gw.market.on_venue_up("FAKE", venue)           # (on_logon needs a running loop)
+    vs = gw.venues.venues["FAKE"]
+    vs.logged_on, vs.state = True, "logged_on"
     return gw, oms, venue
 
 

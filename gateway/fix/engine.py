@@ -179,9 +179,10 @@ def reject_body(ref_seq: int | None, ref_msg_type: str, reason: str, text: str) 
     parts = []
     if ref_seq is not None:
         parts.append(f"45={ref_seq}\x01")
-    parts.append(f"372={ref_msg_type or '?'}\x01380={reason}\x01")
-    # 58 is a plain String: no SOH inside, and keep it short.
+    # 58 is a plain String: no SOH inside, and keep it short. QuickFIX's field order (45, 58,
+    # 372, 380): strict certification scripts compare the order too.
     parts.append("58=" + text.replace("\x01", " ")[:200] + "\x01")
+    parts.append(f"372={ref_msg_type or '?'}\x01380={reason}\x01")
     return "".join(parts)
 
 

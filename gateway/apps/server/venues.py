@@ -10,6 +10,7 @@ formatted here as preformatted body text. It holds no reference to the core.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Callable
@@ -22,6 +23,10 @@ from gateway.apps.server.wire import num as fix_number
 from gateway.fix.engine import BaseApplication, Unsupported
 
 log = logging.getLogger("gateway.apps.server.venues")
+# MarketDataRequests go out this long after a logon, not inside the logon callback: the logon
+# exchange settles first (a venue that answers our Logon with a Logout, a resend, a sequence
+# reset, sees those answered before any application message of ours).
+SUBSCRIBE_DELAY_S = 0.02
 
 
 def _num(msg, tag: int) -> float:
@@ -81,8 +86,15 @@ class VenueApplication(BaseApplication):
         vs.logged_on, vs.state = True, "logged_on"
         self.tracker.logon(session.key)
         self.note("venue", name, "logon")
-        self.market.on_venue_up(name, session)
+        self.market.on_venue_up(name, session, subscribe=False)
+        asyncio.get_running_loop().call_later(SUBSCRIBE_DELAY_S, self._subscribe)
         self.sink(VenueUp(venue=name))
+
+    def _subscribe(self) -> None:
+        try:
+            self.market.subscribe_pending()
+        except Exception:  # noqa: BLE001 - a loop callback must not raise
+            log.exception("market data subscription failed")
 
     def on_logout(self, session, reason: str) -> None:
         name = self._name_of[session.key]
