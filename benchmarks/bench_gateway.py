@@ -1,6 +1,14 @@
-"""Gateway latency and throughput over loopback (prints numbers; asserts nothing).
+"""Gateway latency and throughput over loopback, BOTH FIX backends (prints numbers; asserts nothing).
 
-    .venv/bin/python benchmarks/bench_gateway.py [--orders 2000] [--runs 3] [--quick]
+    fixgw bench gateway [--orders 2000] [--runs 3] [--quick] [--cpu -1] [--json] [--vs-direct]
+
+Each run starts the gateway with ``engine = "native"`` then ``engine = "quickfix"`` against
+the same kind of fake venue, and measures both the same way (below). Per backend it prints
+added p50/p99 (round trip through the gateway minus the same raw endpoints wired straight
+together), sustained orders/s and lost orders (sent but never terminal at the OMS), and the
+native/quickfix ratio within the run. ``--json``: the last line is one JSON object
+``{"native": {"added_p50_us", "added_p99_us", "orders_per_s", "lost"}, "quickfix": {...}}``
+(medians over the runs).
 
 1. Hop latency at the socket edges. A raw OMS client and a raw fake venue (simplefix, in
    this process, one thread each) sit on either side of a real gateway process (DMA,
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -101,9 +110,14 @@ class FakeVenue(threading.Thread):
 CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
 
 
-def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma") -> tuple[Path, dict]:
+ENGINE = "native"           # the backend of the gateways started next (main() sets it per measurement)
+
+
+def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
+                   engine: str | None = None) -> tuple[Path, dict]:
     n = len(list(tmp.iterdir()))
-    cfg = {"store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
+    cfg = {"engine": engine or ENGINE,
+           "store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
            "oms": {"port": procs.free_port(), "clients": [{"comp_id": "OMS1"}]},
            "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in venues.items()],
            "admin": {"port": procs.free_port()},
@@ -291,44 +305,80 @@ def throughput_floor(n: int, window: int) -> float:
         procs.stop(venue)
 
 
+def median(xs):
+    return float(np.median(xs)) if xs else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", type=int, default=200, help="orders in flight for the throughput test")
     ap.add_argument("--quick", action="store_true", help="300 orders, 1 run")
-    ap.add_argument("--cpu", type=int, help="pin the gateway to this CPU (-1: the last one)")
+    ap.add_argument("--cpu", type=lambda v: None if v == "none" else int(v), default=-1,
+                    help="pin the gateway to this CPU (-1: the last one; none: no pinning; "
+                                                        "default %(default)s)")
+    ap.add_argument("--engines", default="native,quickfix", help="backends to measure (default %(default)s)")
+    ap.add_argument("--json", action="store_true", help="last line: the JSON summary")
+    ap.add_argument("--vs-direct", action="store_true", help="also: simulator round trip via gateway vs direct")
     args = ap.parse_args()
-    global CPU
+    global CPU, ENGINE
     CPU = args.cpu
     if args.quick:
         args.orders, args.runs = 300, 1
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    results: dict[str, dict[str, list]] = {e: {"added_p50_us": [], "added_p99_us": [], "orders_per_s": [],
+                                               "lost": []} for e in engines}
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as d:
         tmp = Path(d)
-        print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, FileStore on, loopback, "
-              f"gateway CPU pinning: {CPU}")
+        print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, backends {engines}, FileStore on, "
+              f"loopback, gateway pinned to CPU {CPU}; load average {os.getloadavg()[0]:.2f} "
+              f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
         for run in range(args.runs):
             floor = bench_floor(args.orders)
-            hops = bench_hops(tmp, args.orders, run)
-            print(f"\nrun {run + 1}: edge-to-edge latency in us (raw client and raw venue timestamps)")
-            for k, label in (("in", "OMS order in -> venue order out"), ("out", "venue fill in -> OMS fill out"),
-                             ("rtt", "round trip")):
-                print(f"  gateway {label:34} {pct(hops[k])}")
-                print(f"  floor   {label:34} {pct(floor[k])}")
-            added = np.percentile(hops["rtt"], [50, 99]) - np.percentile(floor["rtt"], [50, 99])
-            print(f"  gateway adds to a round trip: p50 {added[0]:.1f} us, p99 {added[1]:.1f} us")
-            vs = bench_vs_direct(tmp, args.orders // 2, run)
-            g50, g99 = np.percentile(vs["gateway"], [50, 99])
-            d50, d99 = np.percentile(vs["direct"], [50, 99])
-            print(f"  simulator round trip via gateway  {pct(vs['gateway'])}")
-            print(f"  simulator round trip direct       {pct(vs['direct'])}")
-            print(f"  via/direct: p50 x{g50 / d50:.2f} (+{g50 - d50:.0f} us), p99 x{g99 / d99:.2f} (+{g99 - d99:.0f} us)")
-            tp = bench_throughput(tmp, args.orders * 5, args.window, run)
-            ok = ("every order accounted for" if tp["terminal"] == tp["orders"] == tp["venue_orders"]
-                  and tp["gateway_open"] == 0 else "ORDERS MISSING")
-            print(f"  throughput: {tp['terminal']}/{tp['orders']} terminal, {tp['venue_orders']} venue orders, "
-                  f"{tp['per_s']:.0f} orders/s ({ok}); harness alone "
-                  f"{throughput_floor(args.orders * 5, args.window):.0f} orders/s")
+            f50, f99 = np.percentile(floor["rtt"], [50, 99])
+            print(f"\nrun {run + 1}: floor (raw client <-> raw venue) round trip p50 {f50:.1f} p99 {f99:.1f} us; "
+                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+            for engine in engines:
+                ENGINE = engine
+                hops = bench_hops(tmp, args.orders, run)
+                print(f"  [{engine}] edge-to-edge latency in us (raw client and raw venue timestamps)")
+                for k, label in (("in", "OMS order in -> venue order out"),
+                                 ("out", "venue fill in -> OMS fill out"), ("rtt", "round trip")):
+                    print(f"    gateway {label:34} {pct(hops[k])}")
+                added = np.percentile(hops["rtt"], [50, 99]) - np.array([f50, f99])
+                tp = bench_throughput(tmp, args.orders * 5, args.window, run)
+                lost = tp["orders"] - tp["terminal"]
+                ok = ("every order accounted for" if tp["terminal"] == tp["orders"] == tp["venue_orders"]
+                      and tp["gateway_open"] == 0 else "ORDERS MISSING")
+                print(f"    adds to a round trip: p50 {added[0]:.1f} us, p99 {added[1]:.1f} us; throughput "
+                      f"{tp['terminal']}/{tp['orders']} terminal, {tp['venue_orders']} venue orders, "
+                      f"{tp['per_s']:.0f} orders/s ({ok})", flush=True)
+                r = results[engine]
+                r["added_p50_us"].append(float(added[0]))
+                r["added_p99_us"].append(float(added[1]))
+                r["orders_per_s"].append(float(tp["per_s"]))
+                r["lost"].append(lost)
+                if args.vs_direct:
+                    vs = bench_vs_direct(tmp, args.orders // 2, run)
+                    g50, d50 = np.percentile(vs["gateway"], 50), np.percentile(vs["direct"], 50)
+                    print(f"    simulator round trip via gateway p50 {g50:.0f} us, direct {d50:.0f} us")
+            if "native" in results and "quickfix" in results:
+                n, q = results["native"], results["quickfix"]
+                print(f"  run {run + 1} native/quickfix: added p50 x{n['added_p50_us'][-1] / q['added_p50_us'][-1]:.2f}, "
+                      f"p99 x{n['added_p99_us'][-1] / q['added_p99_us'][-1]:.2f}, "
+                      f"orders/s x{n['orders_per_s'][-1] / q['orders_per_s'][-1]:.2f}")
+        print(f"\nharness alone (loadgen client <-> venue): {throughput_floor(args.orders * 5, args.window):.0f} "
+              f"orders/s; load average {os.getloadavg()[0]:.2f}")
+    summary = {e: {"added_p50_us": round(median(r["added_p50_us"]), 1),
+                   "added_p99_us": round(median(r["added_p99_us"]), 1),
+                   "orders_per_s": round(median(r["orders_per_s"])), "lost": int(sum(r["lost"]))}
+               for e, r in results.items()}
+    print(f"medians over {args.runs} run(s): " + "; ".join(
+        f"{e}: +{v['added_p50_us']} us p50, +{v['added_p99_us']} us p99, {v['orders_per_s']} orders/s, "
+        f"{v['lost']} lost" for e, v in summary.items()))
+    if args.json:
+        print(json.dumps(summary))
     return 0
 
 

@@ -1,110 +1,320 @@
-"""Where a gateway order's time goes: stage timers around the order path (prints a table).
+"""Where a gateway order's time goes: the real gateway under load, profiled in-process (prints tables).
 
-    .venv/bin/python benchmarks/profile_gateway.py [--orders 2000]
+    fixgw bench profile [--orders 20000] [--window 50] [--engine native] [--top 30]
 
-The gateway runs in this process with perf_counter timers wrapped around each stage of
-the order path; the load (a raw OMS client sending one IOC order at a time, and a raw fake
-venue that fills each at once) runs in a child process, so that it does not compete for
-this process's GIL. The venue socket is up before the gateway starts (the child opens it). Times are per call, in microseconds, inclusive of nested stages:
-``quickfix send`` is the C++ ``sendToTarget`` (header, serialise, FileStore, socket).
-What the timers cannot see (quickfix parsing and validating the incoming message before
-our callback, and the GIL hand-over between quickfix's threads) is the remainder of the
-edge-to-edge figures of bench_gateway.py.
+The gateway (``Gateway`` from gateway/apps/server/app.py, DMA, FileStores on) runs on its
+loop in this process under cProfile; the load comes from benchmarks/loadgen.py (a fake venue
+that fills every order at once and an OMS client keeping ``--window`` orders in flight), each
+in its own process so they do not compete for this process's interpreter.
+
+Printed:
+1. per-order CPU time of the gateway process (process_time / orders, profiler off: run once
+   without the profiler first), i.e. everything Python and the kernel do for one NewOrderSingle
+   in and one ExecutionReport out, both directions, sockets included;
+2. the cProfile table (tottime), to see which functions to cut;
+3. a per-stage breakdown (us per order) of the same profile: engine (parse, validate,
+   session, send), core (risk, route, orders, journal), edges (decode, format).
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gateway.fix import quickfix_backend as fixedge, procs  # noqa: E402
+from gateway.common import procs  # noqa: E402
 from gateway.common.configfile import load_config  # noqa: E402
 
-TIMES: dict[str, list[float]] = {}
+HERE = Path(__file__).resolve().parent
+
+STAGES = [   # (label, predicate on (file, function name)) in order; first match wins per function
+    ("engine: framing + parse", lambda f, n: f.endswith("fix/codec.py") and n in ("parse", "_split_fast", "_split_careful", "feed", "next_message", "_compact", "__init__", "_build_index", "get", "__getitem__", "__contains__", "index", "seq_num", "poss_dup", "poss_resend")),
+    ("engine: dictionary validate", lambda f, n: f.endswith("fix/dictionary.py")),
+    ("engine: encode + timestamps", lambda f, n: f.endswith("fix/codec.py")),
+    ("engine: session state machine", lambda f, n: f.endswith("fix/session.py")),
+    ("engine: store (seqnums, messages)", lambda f, n: f.endswith("fix/store.py")),
+    ("engine: transport + dispatch", lambda f, n: f.endswith("fix/transport.py") or f.endswith("fix/engine.py")),
+    ("core: journal", lambda f, n: f.endswith("core/journal.py")),
+    ("core: risk", lambda f, n: "/core/risk/" in f),
+    ("core: router", lambda f, n: "/core/router/" in f or f.endswith("core/market.py") or f.endswith("core/latency.py") or f.endswith("core/book.py")),
+    ("core: orders + hub", lambda f, n: f.endswith("core/orders.py") or f.endswith("core/hub.py") or f.endswith("core/model.py")),
+    ("edges: decode + format (apps/server)", lambda f, n: "/apps/server/" in f),
+    ("OS: socket writes", lambda f, n: n in ("<method 'write' of 'uvloop.loop.UVStream' objects>",) or "write" in n and "uvloop" in n),
+    ("OS: file writes (os.write)", lambda f, n: n == "<built-in method posix.write>"),
+    ("other Python (dataclasses, builtins, loop)", lambda f, n: True),
+]
 
 
-def timed(name: str, obj, attr: str) -> None:
-    fn = getattr(obj, attr)
-    bucket = TIMES.setdefault(name, [])
-
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            bucket.append((time.perf_counter() - t0) * 1e6)
-    setattr(obj, attr, wrapper)
+def run_load(tmp: Path, oms_port: int, orders: int, window: int) -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "loadgen.py"), "client", str(oms_port), "FIXGW", str(orders),
+                          str(window)], capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def drive(oms_port: int, venue_port: int, n: int) -> None:
-    """Child process: the fake venue and the OMS client (one order at a time)."""
-    from bench_gateway import FakeVenue, client, send_order, wait_terminal
-    venue = FakeVenue("FAKE", venue_port)
-    venue.start()
-    if not venue.logged_on.wait(30):
-        raise SystemExit("the gateway did not log on to the fake venue")
-    procs.wait_for_ports([oms_port], 30)
-    c = client(oms_port, "FIXGW")
+async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | None) -> dict:
+    from gateway.apps.server.app import Gateway
+    gw = Gateway(cfg)
+    await gw.start()
+    deadline = time.monotonic() + 20
+    while not all(v.logged_on for v in gw.venues.venues.values()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("venue not logged on")
+        await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
+    if profiler:
+        profiler.enable()
+    result = await loop.run_in_executor(None, run_load, None, cfg.oms.port, orders, window)
+    if profiler:
+        profiler.disable()
+    wall, cpu, o1 = time.perf_counter() - t0, time.process_time() - c0, os.times()
+    await gw.stop()
+    result.update(cpu_us_per_order=cpu / orders * 1e6, wall_s=wall, gateway_cpu_share=cpu / wall,
+                  user_us=(o1.user - o0.user) / orders * 1e6, sys_us=(o1.system - o0.system) / orders * 1e6)
+    return result
+
+
+def gateway(tmp: Path, engine: str, run: int):
+    from bench_gateway import gateway_config
+    from gateway.apps.server.config import GatewayConfig
+    vport = procs.free_port()
+    venue = procs.start([sys.executable, str(HERE / "loadgen.py"), "venue", str(vport), "FAKE"], tmp / f"v{run}.log")
+    procs.wait_for_ports([vport], 10, venue)
+    path, _ = gateway_config(tmp, {"FAKE": vport}, engine=engine)
+    cfg = load_config(path, GatewayConfig).model_copy(update={"admin": load_config(path, GatewayConfig).admin.model_copy(update={"port": 0}), "cpu": None})
+    return venue, cfg
+
+
+# ------------------------------------------------------------------ sockets stubbed out
+
+class StubHandle:
+    """A logged-on SessionHandle that keeps what is sent (no engine, no socket)."""
+
+    def __init__(self, key: str, sender: str, target: str) -> None:
+        self.key, self.sender_comp_id, self.target_comp_id = key, sender, target
+        self.logged_on = True
+        self.next_sender_seq = self.next_target_seq = 1
+        self.last = None
+
+    def send(self, msg_type: str, body: str, *, extra_header: str = "") -> bool:
+        self.last = body
+        return True
+
+    def send_test_request(self, test_req_id: str) -> bool:
+        return True
+
+
+def stub_gateway(tmp: Path):
+    """A Gateway whose OMS and venue sessions are stub handles: only our Python runs."""
+    from bench_gateway import gateway_config
+    from gateway.apps.server.app import Gateway
+    from gateway.apps.server.config import GatewayConfig
+    tmp.mkdir(parents=True, exist_ok=True)
+    path, _ = gateway_config(tmp, {"FAKE": 1}, engine="native")
+    gw = Gateway(load_config(path, GatewayConfig))
+    oms = StubHandle("FIX.4.4:FIXGW->OMS1", "FIXGW", "OMS1")
+    venue = StubHandle("FIX.4.4:FIXGW->FAKE", "FIXGW", "FAKE")
+    gw.oms.handles = {oms.key: oms}
+    gw.venues.attach({venue.key: venue})
+    gw.oms.on_logon(oms)
+    gw.market.on_venue_up("FAKE", venue)           # (on_logon needs a running loop)
+    vs = gw.venues.venues["FAKE"]
+    vs.logged_on, vs.state = True, "logged_on"
+    return gw, oms, venue
+
+
+def stub_orders(gw, oms, venue, n: int) -> float:
+    """n orders: NOS decoded by the OMS edge -> core -> venue order formatted; the venue's fill
+    decoded -> core -> ER formatted. Messages are pre-parsed (the engine's part is measured apart).
+    Returns seconds."""
+    from gateway.fix.codec import Message
+    nos = [Message([(8, "FIX.4.4"), (9, "0"), (35, "D"), (34, str(i + 2)), (49, "OMS1"), (52, "20260101-00:00:00"),
+                    (56, "FIXGW"), (11, f"c{i}"), (55, "AAPL"), (54, "1"), (38, "100"), (40, "2"), (44, "190.01"),
+                    (59, "3"), (60, "20260101-00:00:00"), (10, "000")], msg_type="D") for i in range(n)]
+    on_oms, on_venue = gw.oms.on_message, gw.venues.on_message
+    t0 = time.thread_time()            # CPU time of this thread: other processes' load does not count
     for i in range(n):
-        send_order(c, f"p{i}")
-        wait_terminal(c, f"p{i}")
-    c.logout()
+        on_oms(oms, nos[i])
+        body = venue.last
+        cid = body[3:body.index("\x01")]
+        er = Message([(8, "FIX.4.4"), (9, "0"), (35, "8"), (34, str(i + 2)), (49, "FAKE"), (52, "20260101-00:00:00"),
+                      (56, "FIXGW"), (37, f"V{i}"), (11, cid), (17, f"X{i}"), (150, "F"), (39, "2"), (55, "AAPL"),
+                      (54, "1"), (38, "100"), (32, "100"), (31, "190.01"), (151, "0"), (14, "100"), (6, "190.01"),
+                      (60, "20260101-00:00:00"), (10, "000")], msg_type="8")
+        on_venue(venue, er)
+    return time.thread_time() - t0
+
+
+def compact_journal() -> None:
+    """A positional journal (one JSON array per event: kind, n, mono, then each field's value
+    in the record class's field order, nested records as arrays too), to measure what the
+    "one compact record per event" rewrite of gateway/core/journal.py would save. Not
+    replayable by today's journal.decode: a measurement, not a format."""
+    import dataclasses
+    import gateway.core.journal as J
+    names: dict[type, tuple] = {}
+    plain = (str, int, float, bool, type(None))
+
+    def enc(v):
+        cls = v.__class__
+        if cls in plain:
+            return v
+        if cls is list:
+            return [enc(x) for x in v]
+        fields = names.get(cls)
+        if fields is None:
+            fields = names[cls] = tuple(f.name for f in dataclasses.fields(cls)
+                                        if f.name != "parent")
+        return [enc(getattr(v, f)) for f in fields]
+
+    def write(self, record):
+        n = self.next_n
+        os.write(self._fd, (J._dumps([J.KIND_OF[record.__class__], n, self._mono(), *enc(record)]) + "\n")
+                 .encode("ascii"))
+        self.next_n += 1
+        return n
+    J.Journal.write = write
+
+
+def proposed_journal() -> None:
+    """The journal change recommended for gateway/core/journal.py, applied here to measure it:
+    the same JSON line, byte for byte, but field names cached per record class (no
+    ``dataclasses.fields``/``is_dataclass`` per value) and the UTC text formatted once a second."""
+    import dataclasses
+    import gateway.core.journal as J
+    from gateway.fix.codec import utc_timestamp
+    names: dict[type, tuple] = {}
+    plain = (str, int, float, bool, type(None))
+
+    def enc(v):
+        cls = v.__class__
+        if cls in plain:
+            return v
+        if cls is list:
+            return [enc(x) for x in v]
+        fields = names.get(cls)
+        if fields is None:
+            if not dataclasses.is_dataclass(v):
+                return v
+            fields = names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        return {f: enc(getattr(v, f)) for f in fields}
+
+    def utc() -> str:
+        t = utc_timestamp(time.time(), 6)
+        return f"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[9:]}Z"
+
+    def write(self, record):
+        if self._fd is None:
+            raise OSError("journal is closed")
+        n = self.next_n
+        line = {"kind": J.KIND_OF[record.__class__], "n": n, "utc": utc(), "mono": self._mono()}
+        for f in names.get(record.__class__) or [f.name for f in dataclasses.fields(record)]:
+            line[f] = enc(getattr(record, f))
+        os.write(self._fd, (J._dumps(line) + "\n").encode("ascii"))
+        self.next_n += 1
+        self.records_written += 1
+        return n
+    for cls in J.KINDS.values():
+        names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    J.Journal.write = write
+
+
+def stub_main(n: int, top: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="prof-stub-") as d:
+        runs = []
+        for r in range(5):
+            gw, oms, venue = stub_gateway(Path(d) / f"r{r}")
+            stub_orders(gw, oms, venue, 500)                         # warm up
+            runs.append(stub_orders(gw, oms, venue, n) / n * 1e6)
+            gw.core.close()
+        print(f"# gateway Python work per order (NOS in + ER out, sockets and FIX engine stubbed out): "
+              f"median {sorted(runs)[2]:.1f} us over 5 runs of {n} ({', '.join(f'{x:.1f}' for x in runs)}); "
+              f"load average {os.getloadavg()[0]:.2f}")
+        gw, oms, venue = stub_gateway(Path(d) / "prof")
+        prof = cProfile.Profile()
+        prof.enable()
+        stub_orders(gw, oms, venue, n)
+        prof.disable()
+        gw.core.close()
+        stats = pstats.Stats(prof)
+        per: dict[str, float] = {}
+        for (file, _line, name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+            for label, pred in STAGES:
+                if pred(file, name):
+                    per[label] = per.get(label, 0.0) + tt
+                    break
+        print(f"# profiled self time per order (us, inflated by the profiler): total {sum(per.values()) / n * 1e6:.1f}")
+        for label, _ in STAGES:
+            if label in per:
+                print(f"  {label:44} {per[label] / n * 1e6:7.2f}")
+        if top:
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--orders", type=int, default=2000)
-    ap.add_argument("--drive", type=int, nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--orders", type=int, default=20000)
+    ap.add_argument("--window", type=int, default=50)
+    ap.add_argument("--engine", default="native")
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--stub", action="store_true", help="sockets and engine stubbed out: our Python work only")
+    ap.add_argument("--proposed-journal", action="store_true",
+                    help="measure with the journal change recommended for gateway/core/journal.py")
+    ap.add_argument("--compact-journal", action="store_true",
+                    help="measure with a positional (array) journal record: what a format change would save")
     args = ap.parse_args()
-    if args.drive:
-        drive(args.drive[0], args.drive[1], args.orders)
+    if args.proposed_journal:
+        proposed_journal()
+    if args.compact_journal:
+        compact_journal()
+    if args.stub:
+        stub_main(args.orders, args.top)
         return 0
-    from bench_gateway import gateway_config
-    from gateway.apps.server.config import GatewayConfig
-    from gateway.apps.server.app import Gateway
-
+    from gateway.fix.transport import new_event_loop
     with tempfile.TemporaryDirectory(prefix="prof-gw-") as d:
         tmp = Path(d)
-        vport = procs.free_port()
-        path, cfg = gateway_config(tmp, {"FAKE": vport})
-        load = subprocess.Popen([sys.executable, __file__, "--drive", str(cfg["oms"]["port"]), str(vport),
-                                 "--orders", str(args.orders)])
-        gw = Gateway(load_config(path, GatewayConfig))
-        timed("OMS NewOrderSingle callback", gw.oms, "from_app")
-        timed("  risk check", gw.risk, "check")
-        timed("  journal write", gw.journal, "write")
-        timed("  order state (accept)", gw.orders, "accept")
-        timed("  venue order build+send", gw.venues, "send")
-        timed("venue ExecutionReport callback", gw.venues, "from_app")
-        timed("  order state (exec)", gw.orders, "on_venue_exec")
-        timed("  OMS report build+send", gw.oms, "send_exec")
-        timed("quickfix send (C++ sendToTarget)", fixedge, "send")
-        timed("  toApp callback (venue)", gw.venues, "toApp")
-        timed("  toApp callback (OMS)", gw.oms, "toApp")
-        gw.start()
-        router = gw.router_for("FIX.4.4:FIXGW->OMS1")
-        timed("  route decision", router, "decide")
-        try:
-            load.wait(300)
-        finally:
-            procs.stop(load)
-            gw.stop()
-    print(f"# gateway order path, {args.orders} orders one at a time (us per call, inclusive)")
-    print(f"{'stage':36} {'calls':>6} {'p50':>8} {'p90':>8} {'p99':>8}")
-    for name, xs in TIMES.items():
-        if xs:
-            a = np.asarray(xs)
-            print(f"{name:36} {len(a):6d} {np.percentile(a, 50):8.1f} {np.percentile(a, 90):8.1f} "
-                  f"{np.percentile(a, 99):8.1f}")
+        print(f"# gateway order path, {args.engine} engine, {args.orders} orders, window {args.window}; "
+              f"load average {os.getloadavg()[0]:.2f}")
+        for run, prof in ((0, None), (1, cProfile.Profile())):
+            venue, cfg = gateway(tmp, args.engine, run)
+            loop = new_event_loop()
+            try:
+                res = loop.run_until_complete(measure(cfg, args.orders, args.window, prof))
+            finally:
+                loop.close()
+                procs.stop(venue)
+            tag = "profiled" if prof else "plain"
+            print(f"[{tag}] {res['terminal']}/{res['orders']} terminal, {res['per_s']:.0f} orders/s, gateway CPU "
+                  f"{res['cpu_us_per_order']:.1f} us per order (NOS in + ER out, both sides, sockets included), "
+                  f"{res['gateway_cpu_share'] * 100:.0f}% of a core (user {res['user_us']:.1f} us, kernel {res['sys_us']:.1f} us)")
+        stats = pstats.Stats(prof)
+        per_stage: dict[str, float] = {}
+        for (file, _line, name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+            for label, pred in STAGES:
+                if pred(file, name):
+                    per_stage[label] = per_stage.get(label, 0.0) + tt
+                    break
+        total = sum(per_stage.values())
+        print(f"\n# profiled self time per order (us; profiler overhead inflates small calls): total "
+              f"{total / args.orders * 1e6:.1f}")
+        for label, _ in STAGES:
+            if label in per_stage:
+                print(f"  {label:44} {per_stage[label] / args.orders * 1e6:7.2f}")
+        print()
+        stats.sort_stats("tottime").print_stats(args.top)
+        stats.sort_stats("cumulative").print_stats(args.top)
     return 0
 
 

@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("gateway.apps.server.admin", "show the status of a running gateway"),
     "kill": ("gateway.apps.server.admin", "trip the kill switch of a running gateway"),
     "reset": ("gateway.apps.server.admin", "reset a tripped kill switch (a person decides)"),
+    "session": ("gateway.apps.ops", "list the running gateway's FIX sessions; log one out or in; set its sequence numbers"),
+    "order": ("gateway.apps.ops", "send one order (or cancel/replace) through the running gateway and print its reports"),
     "certify": ("gateway.apps.certify.cli", "run FIX session certification scenarios against a counterparty"),
     "demo": ("gateway.apps.demo.cli", "simulator + gateway + scalping OMS client, live view and report"),
     "trade": ("gateway.apps.trade.cli", "run a scalping tactic live over FIX (its simulator scenario + a gateway by default)"),

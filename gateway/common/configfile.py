@@ -46,3 +46,38 @@ def validate_config(data: dict, model: type[M], source: str = "<config>") -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(source, exc)) from None
+
+
+ENV_CONFIG = "FIXGW_CONFIG"
+DEFAULT_CONFIG = Path("configs") / "gateway.toml"
+
+
+def find_config(explicit: str | Path | None = None, *, env: str = ENV_CONFIG,
+                default: str | Path = DEFAULT_CONFIG, environ: dict | None = None,
+                cwd: str | Path | None = None) -> Path:
+    """The config file a command should use: ``--config``, then ``$FIXGW_CONFIG``, then
+    ``./configs/gateway.toml``. Raises ``ConfigError`` saying where it looked.
+
+    An explicit path or the variable is used as given (a missing file is an error that names
+    it, never a silent fall-through to the default)."""
+    import os
+    environ = os.environ if environ is None else environ
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    if explicit:
+        p = Path(explicit)
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            raise ConfigError(f"{explicit}: config file not found (given with --config)")
+        return p
+    from_env = environ.get(env)
+    if from_env:
+        p = Path(from_env)
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            raise ConfigError(f"{from_env}: config file not found (from ${env})")
+        return p
+    p = base / default
+    if p.is_file():
+        return p
+    raise ConfigError(f"no config file found; looked at: --config (not given), ${env} (not set), "
+                      f"{p} (not found). Pass --config PATH or set {env}=PATH")

@@ -9,7 +9,8 @@ no threads, no locks; the clock is injected; nothing is called back.
 
 Events (frozen, keyword-only): ``OmsNewOrder``, ``OmsCancelRequest``, ``OmsReplaceRequest``,
 ``OmsStatusRequest``, ``OmsSessionUp``, ``VenueExecutionReport``, ``VenueCancelRejected``,
-``VenueUp``, ``VenueDown``, ``VenueSendFailed``, ``KillRequested``, ``ResetRequested``, ``Tick``.
+``VenueUp``, ``VenueDown``, ``VenueSendFailed``, ``KillRequested``, ``ResetRequested``, ``Tick``,
+``SessionEnded`` (a venue's scheduled session is over), ``DayEnded`` (the configured day end).
 Commands: ``SendNewOrder``, ``SendCancel``, ``SendReplace``, ``QueryOrderStatus`` (to a
 venue), ``ReportToOms``, ``RejectOmsCancel``, ``BroadcastNews`` (to the OMS).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -49,7 +51,7 @@ log = logging.getLogger("gateway.core.hub")
 
 __all__ = ["GatewayCore", "IdGen", "OmsNewOrder", "OmsCancelRequest", "OmsReplaceRequest", "OmsStatusRequest",
            "OmsSessionUp", "VenueExecutionReport", "VenueCancelRejected", "VenueUp", "VenueDown",
-           "VenueSendFailed", "KillRequested", "ResetRequested", "Tick", "SendNewOrder", "SendCancel",
+           "VenueSendFailed", "KillRequested", "ResetRequested", "Tick", "SessionEnded", "DayEnded", "SendNewOrder", "SendCancel",
            "SendReplace", "QueryOrderStatus", "ReportToOms", "RejectOmsCancel", "BroadcastNews"]
 
 
@@ -127,6 +129,21 @@ class ResetRequested:
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
+class SessionEnded:
+    """A venue's scheduled session is over (its schedule's end, not a disconnect): the venue
+    expired its Day orders, so the core expires them to the OMS (ExecType C)."""
+    venue: str
+    text: str = ""
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class DayEnded:
+    """The configured trading-day end (``day_end``): every open Day order is canceled at its
+    venue and expired to the OMS (ExecType C) when the venue confirms."""
+    text: str = ""
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
 class Tick:
     """A timer: re-mark positions to the live books (loss triggers see price moves)."""
 
@@ -190,6 +207,13 @@ class GatewayCore:
         self.recovery = J.replay(journal_path, self.orders)       # risk detached: nothing re-run
         self.orders.risk = self.risk
         self._restore_risk(self.recovery.risk_states)
+        self._risk_states: list = list(self.recovery.risk_states)   # for compaction snapshots
+        # Every timing_sample-th new order, the risk check and the routing decision are timed
+        # (perf_counter) into ``timings`` (("risk" | "route", seconds)), which the process drains
+        # into its metrics; 0 = never. Sampling keeps the clock reads off most orders.
+        self.timing_sample = 0
+        self.timings: deque = deque(maxlen=4096)
+        self._orders_seen = 0
         self.journal = journal or J.Journal(journal_path)
         self._pending_oms: dict[str, list] = {}                   # session -> reports to re-send on logon
         self._reconcile()
@@ -198,7 +222,8 @@ class GatewayCore:
             OmsStatusRequest: self.status_request, OmsSessionUp: self.oms_session_up,
             VenueExecutionReport: self.venue_report, VenueCancelRejected: self.venue_cancel_rejected,
             VenueUp: self.venue_up, VenueDown: self.venue_down, VenueSendFailed: self.venue_send_failed,
-            KillRequested: self.kill, ResetRequested: self.reset, Tick: self.tick}
+            KillRequested: self.kill, ResetRequested: self.reset, Tick: self.tick,
+            SessionEnded: self.session_ended, DayEnded: self.day_ended}
 
     # ------------------------------------------------------------ the one entry point
 
@@ -234,10 +259,30 @@ class GatewayCore:
             return self._reject(intent, f"OrderQty must be positive (got {intent.qty:g})", REJ_OTHER)
         if intent.ord_type == LIMIT and not (intent.price or 0) > 0:
             return self._reject(intent, f"limit Price must be positive (got {intent.price or 0:g})", REJ_OTHER)
+        self._orders_seen += 1
+        if self.timing_sample and not self._orders_seen % self.timing_sample:
+            return self._timed_new_order(intent)
         rej = self.risk.evaluate(intent)                        # decide: nothing booked yet
         if rej is not None:
             return self._reject(intent, f"risk: {rej.text}", rej.ord_rej_reason)
         decision = self.router_for(intent.oms_session).decide(intent)
+        return self._route_and_accept(intent, decision)
+
+    def _timed_new_order(self, intent: OrderIntent) -> list:
+        """``new_order`` after the intake checks, with the risk check and the decision timed."""
+        t0 = time.perf_counter()
+        rej = self.risk.evaluate(intent)
+        t1 = time.perf_counter()
+        self.timings.append(("risk", t1 - t0))
+        if rej is not None:
+            return self._reject(intent, f"risk: {rej.text}", rej.ord_rej_reason)
+        router = self.router_for(intent.oms_session)
+        t1 = time.perf_counter()
+        decision = router.decide(intent)
+        self.timings.append(("route", time.perf_counter() - t1))
+        return self._route_and_accept(intent, decision)
+
+    def _route_and_accept(self, intent: OrderIntent, decision) -> list:
         if decision.rejected:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
         busy = self._over_in_flight_cap(decision.children)
@@ -403,6 +448,37 @@ class GatewayCore:
     def venue_down(self, ev: VenueDown) -> list:
         return []
 
+    # ------------------------------------------------------------ end of the trading day
+
+    def session_ended(self, ev: SessionEnded) -> list:
+        """The venue expired its Day orders at its session end: tell the OMS (ExecType C)."""
+        if not self.orders.day_orders(ev.venue):
+            return []                  # nothing to expire: nothing journaled
+        text = ev.text or f"Day order expired: {ev.venue} session ended"
+        # a failed write still expires: the venue has already dropped these orders
+        self._write(J.DayEnded(text=text, venue=ev.venue, at=self.clock.now()))
+        return self._follow_up(self.orders.expire_day(ev.venue, text, self.clock.now()))
+
+    def day_ended(self, ev: DayEnded) -> list:
+        """The configured day end: every open Day order is canceled at its venue and expired to
+        the OMS (ExecType C) when the venue confirms; on a venue that is not logged on (it will
+        not answer) it is expired at once."""
+        orders = self.orders
+        if not orders.day_orders():
+            return []
+        text = ev.text or "Day order expired: end of the trading day"
+        up = set(self.market.up_venues()) if hasattr(self.market, "up_venues") else None
+        down = sorted({c.venue for o in orders.day_orders() for c in o.live_children()
+                       if up is not None and c.venue not in up})
+        ids = [self.ids.venue() for o in orders.day_orders() if o.cancel_request is None
+               for c in o.live_children() if c.venue not in down and not c.cancel_pending]
+        now = self.clock.now()
+        self._write(J.DayEnded(text=text, venue_ids=ids, down_venues=down, at=now))
+        out: list = []
+        for venue in down:
+            out += orders.expire_day(venue, text, now)
+        return self._follow_up(out + orders.cancel_day(J._ids(ids, "D"), text))
+
     # ------------------------------------------------------------ risk and people
 
     def kill(self, ev: KillRequested) -> list:
@@ -418,7 +494,9 @@ class GatewayCore:
         return self._on_state_change(changed) if changed is not None else []
 
     def _on_state_change(self, ev: TradingStateChanged) -> list:
-        self._write(J.RiskState(state=ev.state, reason=ev.reason, by=ev.by, session=ev.session, at=self.clock.now()))
+        rec = J.RiskState(state=ev.state, reason=ev.reason, by=ev.by, session=ev.session, at=self.clock.now())
+        self._write(rec)
+        self._risk_states.append(rec)
         if ev.state != HALTED:
             log.warning("trading resumed%s by %s", f" for {ev.session}" if ev.session else "", ev.by)
             who = f"session {ev.session}" if ev.session else "Kill switch"
@@ -534,6 +612,33 @@ class GatewayCore:
             session = cmd.order.session if isinstance(cmd, ReportToOms) else cmd.session
             self._pending_oms.setdefault(session, []).append(cmd)
 
+    # ------------------------------------------------------------ journal housekeeping
+
+    def compact(self, keep_old: bool = True, keep_done: bool = True) -> tuple[bool, str]:
+        """Replace the journal by one snapshot record if now is a safe point (see journal.py).
+        Returns (done, what happened or why not). Call it between events, e.g. after start-up
+        replay and when ``journal_size()`` passes a limit at a quiet moment."""
+        problem = J.snapshot_problem(self.orders)
+        if problem is None and any(self._pending_oms.values()):
+            problem = "reports are waiting for an OMS session to log on"
+        if problem is not None:
+            return False, f"not compacted: {problem}"
+        states = _in_force(self._risk_states)
+        snap = J.make_snapshot(self.orders, states, at=self.clock.now(), keep_done=keep_done)
+        before = self.journal.size()
+        try:
+            old = self.journal.compact(snap, keep_old=keep_old)
+        except OSError as exc:
+            self._journal_failure(exc)
+            return False, f"journal compaction failed: {exc}"
+        self._risk_states = states
+        kept = f"; the old journal is {old}" if old else ""
+        return True, (f"journal compacted: {before} -> {self.journal.size()} bytes, "
+                      f"{len(snap.orders)} orders in one snapshot{kept}")
+
+    def journal_size(self) -> int:
+        return self.journal.size()
+
     def close(self) -> None:
         """A clean stop: everything journaled was carried out."""
         if self.journal._fd is not None:
@@ -552,6 +657,16 @@ class GatewayCore:
                 "in_flight": dict(self.orders.in_flight),
                 "recovery": {"applied": self.recovery.applied, "skipped": len(self.recovery.skipped),
                              "clean_stop": self.recovery.clean_stop}}
+
+
+def _in_force(states: list) -> list:
+    """The risk-state records that still decide something: the last firm one, the last per session."""
+    firm = [r for r in states if r.session is None][-1:]
+    last: dict[str, Any] = {}
+    for r in states:
+        if r.session is not None:
+            last[r.session] = r
+    return firm + list(last.values())
 
 
 def _poss_resend(cmd):

@@ -23,6 +23,18 @@ Invariants:
   tell the OMS (the hub writes a record before it sends; one that is followed by another
   was sent, see ``ReplayResult.undelivered``);
 - the pre-issue-13 format (JSON arrays with one-letter kinds) still replays (``_LEGACY``).
+
+Compaction (``Journal.compact``, asked for by ``GatewayCore.compact`` at a safe point: no
+cancel or replace in flight, no report waiting for an OMS session): one ``snapshot`` record
+(every order of the day with its venue orders, as ``OrderManager`` holds them; the ExecIDs
+seen on live venue orders; the kill-switch and suspension states in force; the counters) is
+written to ``<journal>.tmp`` and fsynced, the old file is hard-linked to ``<journal>.1``
+(the previous ``.1`` is replaced; ``keep_old=False`` removes it instead), and the new file
+is renamed over the journal, so a crash at any step leaves a journal that replays to the
+same state. Replaying a ``snapshot`` replaces the order manager's state with it. Positions
+and PnL are rebuilt from the venue orders' fills as before, so done orders stay in the
+snapshot (one entry per order instead of one line per event); a new trading day may drop
+them with ``keep_done=False``, at the cost of the day's positions.
 """
 from __future__ import annotations
 
@@ -137,6 +149,29 @@ class RiskState:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DayEnded:
+    """Open Day orders end: ``venue``'s session ended (expired there), or (None) the configured
+    day end: expired at once on ``down_venues``, a cancel per live venue order elsewhere (ids
+    in ``venue_ids``), each order expired when its venue confirms."""
+    text: str
+    venue: str | None = None
+    venue_ids: list[str] = field(default_factory=list)
+    down_venues: list[str] = field(default_factory=list)
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """The whole order state at a safe point: the first record of a compacted journal."""
+    orders: list = field(default_factory=list)        # export_order() of every order kept
+    aliases: list = field(default_factory=list)       # [session, ClOrdID, order_id]: replaced/cancel ids
+    exec_ids: list = field(default_factory=list)      # [venue, venue ClOrdID, ExecID] of live venue orders
+    risk_states: list = field(default_factory=list)   # RiskState fields in force (firm, per session)
+    counts: dict = field(default_factory=dict)
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stopped:
     """A clean stop: everything before it was sent."""
     at: float = 0.0
@@ -146,6 +181,7 @@ KINDS: dict[str, type] = {
     "accepted": Accepted, "rejected": Rejected, "venue_report": VenueReport, "cancel": Cancel,
     "cancel_all": CancelAll, "replace": Replace, "retry": Retry, "remainder_done": RemainderDone,
     "cancel_reject": CancelRejected, "send_failed": SendFailed, "risk_state": RiskState, "stopped": Stopped,
+    "day_ended": DayEnded, "snapshot": Snapshot,
 }
 KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 # nested values, by field name: rebuilt by their own field names
@@ -219,6 +255,48 @@ class Journal:
             os.close(self._fd)
             self._fd = None
 
+    def size(self) -> int:
+        """Bytes in the journal file now (0 when closed)."""
+        return os.fstat(self._fd).st_size if self._fd is not None else 0
+
+    def compact(self, snapshot: "Snapshot", keep_old: bool = True) -> Path | None:
+        """Replace the journal by one ``snapshot`` record (see the module docstring).
+        Returns the old file's new name (``<journal>.1``) or None. Raises OSError; the
+        journal is then unchanged and still open."""
+        if self._fd is None:
+            raise OSError("journal is closed")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        old = self.path.with_name(self.path.name + ".1")
+        line = {"kind": "snapshot", "n": 1, "utc": self._wall(), "mono": self._mono()}
+        for f in dataclasses.fields(snapshot):
+            line[f.name] = _encode(getattr(snapshot, f.name))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, (_dumps(line) + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if old.exists():
+            old.unlink()
+        os.link(self.path, old)            # the old journal survives under .1 ...
+        os.replace(tmp, self.path)         # ... before the new one takes its name (atomic)
+        _fsync_dir(self.path.parent)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
+        self.next_n = 2
+        if not keep_old:
+            old.unlink()
+            return None
+        return old
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 def _count_lines(path: Path) -> int:
     if not path.exists():
@@ -245,6 +323,7 @@ class ReplayResult:
     risk_states: list[RiskState] = field(default_factory=list)
     undelivered: list = field(default_factory=list)   # OMS-bound outputs of the last record, unsent maybe
     clean_stop: bool = False
+    snapshots: int = 0            # compaction snapshots applied
 
 
 def read_records(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -283,6 +362,9 @@ def replay(path: str | Path, orders: OrderManager) -> ReplayResult:
             continue
         if isinstance(rec, RiskState):
             result.risk_states.append(rec)
+        elif isinstance(rec, Snapshot):
+            result.risk_states = [_build(RiskState, r) for r in rec.risk_states]
+            result.snapshots += 1
         result.applied += 1
         last, last_outputs = rec, outs
     result.clean_stop = last is None or isinstance(last, Stopped)
@@ -334,7 +416,89 @@ def apply(rec: Any, orders: OrderManager) -> list:
         if child is None:
             raise KeyError(f"unknown venue order {rec.venue_cl_ord_id!r}")
         return orders.send_failed(child, rec.text, rec.at)
+    if isinstance(rec, Snapshot):
+        restore_snapshot(rec, orders)
+        return []
+    if isinstance(rec, DayEnded):
+        if rec.venue is not None:
+            return orders.expire_day(rec.venue, rec.text, rec.at)
+        out: list = []
+        for venue in rec.down_venues:
+            out += orders.expire_day(venue, rec.text, rec.at)
+        return out + orders.cancel_day(_ids(rec.venue_ids, "D"), rec.text)
     return []          # RiskState, Stopped: nothing to do to the orders
+
+
+# ------------------------------------------------------------ snapshots (compaction)
+
+_CHILD_STATE = ("venue", "cl_ord_id", "qty", "price", "ord_type", "tif", "status", "cum_qty", "avg_px",
+                "venue_order_id", "sent_at", "acked", "reject_text")
+_ORDER_STATE = ("order_id", "status", "cum_qty", "avg_px", "policy", "route_reason", "text", "retried",
+                "created_at", "done_at")
+
+
+def snapshot_problem(orders: OrderManager) -> str | None:
+    """Why now is not a safe point for a snapshot (None: it is)."""
+    for o in orders.open.values():
+        if o.cancel_request is not None or o.replace_request is not None:
+            return f"order {o.order_id} has a cancel or replace in flight"
+        if any(c.cancel_pending for c in o.children):
+            return f"order {o.order_id} has a venue cancel in flight"
+    return None
+
+
+def make_snapshot(orders: OrderManager, risk_states: list, at: float = 0.0, keep_done: bool = True) -> Snapshot:
+    """The order state as a ``Snapshot`` (call ``snapshot_problem`` first)."""
+    kept = [o for o in orders.by_order_id.values() if keep_done or not o.done]
+    ids = {o.order_id for o in kept}
+    out = []
+    for o in kept:
+        d = {k: getattr(o, k) for k in _ORDER_STATE}
+        d["intent"] = _encode(o.intent)
+        d["children"] = [{k: getattr(c, k) for k in _CHILD_STATE} for c in o.children]
+        out.append(d)
+    aliases = [[s, cid, o.order_id] for (s, cid), o in orders.by_oms.items()
+               if o.order_id in ids and cid != o.cl_ord_id]
+    live = {c.cl_ord_id for o in orders.open.values() for c in o.live_children()}
+    exec_ids = [list(k) for k in orders.seen_exec_ids if k[1] in live]
+    return Snapshot(orders=out, aliases=aliases, exec_ids=exec_ids,
+                    risk_states=[_encode(r) for r in risk_states], counts=dict(orders.counts), at=at)
+
+
+def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
+    """Replace ``orders``' state by the snapshot's (the inverse of ``make_snapshot``)."""
+    from gateway.core.orders import OmsOrder, VenueOrder
+    orders.by_oms.clear()
+    orders.by_order_id.clear()
+    orders.by_venue_id.clear()
+    orders.open.clear()
+    orders.seen_exec_ids.clear()
+    orders.in_flight.clear()
+    for d in snap.orders:
+        order = OmsOrder(_build(OrderIntent, d["intent"]), d["order_id"])
+        for k in _ORDER_STATE[1:]:
+            setattr(order, k, d.get(k, getattr(order, k)))
+        for cd in d.get("children", []):
+            child = VenueOrder(order, cd["venue"], cd["cl_ord_id"], cd["qty"], cd["price"], cd["ord_type"],
+                               cd["tif"])
+            for k in _CHILD_STATE[6:]:
+                setattr(child, k, cd.get(k, getattr(child, k)))
+            order.children.append(child)
+            orders.by_venue_id[child.cl_ord_id] = (child, None)
+            if not child.acked and not child.done:
+                orders.in_flight[child.venue] = orders.in_flight.get(child.venue, 0) + 1
+        orders.by_oms[(order.session, order.cl_ord_id)] = order
+        orders.by_order_id[order.order_id] = order
+        if not order.done:
+            orders.open[order.order_id] = order
+    for session, cid, order_id in snap.aliases:
+        order = orders.by_order_id.get(order_id)
+        if order is not None:
+            orders.by_oms.setdefault((session, cid), order)
+    orders.seen_exec_ids.update(tuple(k) for k in snap.exec_ids)
+    for k, v in snap.counts.items():
+        if k in orders.counts:
+            orders.counts[k] = v
 
 
 # ------------------------------------------------------------ the first format (arrays, letters)

@@ -13,7 +13,7 @@ MarketDataRequest via ``SessionHandle.send``). The edge drives:
   112=PRB-<venue>-<n>) per logged-on venue, never more often than ``min_probe_gap_s``
   per venue however often it is called (real venues throttle TestRequests); the Heartbeat
   answer (35=0 with that 112) is one RTT sample;
-- ``subscribe_pending()`` right after a logon (``on_venue_up`` calls it): one
+- ``subscribe_pending()`` after a logon (``on_venue_up`` calls it, or the edge a moment later): one
   MarketDataRequest per configured symbol (263=1 snapshot+updates, 264=md_depth, 265=1
   incremental, 267: bid, offer, trade) with a unique MDReqID (262). A reconnect subscribes
   again; books stay stale until the new snapshot (W) arrives.
@@ -136,7 +136,9 @@ class MarketState:
             self.venue_list = [*self.venue_list, v]
         return v
 
-    def on_venue_up(self, venue: str, session_id: Any) -> None:
+    def on_venue_up(self, venue: str, session_id: Any, subscribe: bool = True) -> None:
+        """A venue logged on. ``subscribe=False``: the caller runs ``subscribe_pending()`` later
+        (the gateway does, a moment after the logon exchange has settled)."""
         v = self.register_venue(venue)
         v.up = True
         v.session_id = session_id
@@ -145,7 +147,8 @@ class MarketState:
         self.probes.clear(venue)
         v.feed.mark_stale()             # until the new subscription's snapshot
         v.needs_subscribe = True
-        self.subscribe_pending()
+        if subscribe:
+            self.subscribe_pending()
 
     def on_venue_down(self, venue: str) -> None:
         v = self.register_venue(venue)

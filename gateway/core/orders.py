@@ -72,7 +72,7 @@ class VenueOrder:
 @dataclass(slots=True)
 class Request:
     """An OMS cancel or replace in flight at a venue (or a gateway-initiated cancel)."""
-    kind: str                     # "cancel" | "replace" | "kill"
+    kind: str                     # "cancel" | "replace" | "kill" | "day_end"
     order: "OmsOrder"
     oms_cl_ord_id: str | None     # the OMS's ClOrdID of the request (None for gateway cancels)
     oms_orig_cl_ord_id: str
@@ -551,7 +551,10 @@ class OrderManager:
 
     def _end(self, order: OmsOrder, child: VenueOrder, now: float, text: str | None) -> list:
         req = order.cancel_request
-        if req is not None:
+        if req is not None and req.kind == "day_end":
+            status = EXPIRED
+            out = [self._exec(order, EXPIRED, text=req.text, status=EXPIRED, leaves=0.0)]
+        elif req is not None:
             status = CANCELED
             own = req.oms_cl_ord_id is not None and not req.answered
             out = [self._exec(order, CANCELED, cl_ord_id=req.oms_cl_ord_id if own else order.cl_ord_id,
@@ -584,6 +587,35 @@ class OrderManager:
             self.counts["partially_filled"] += 1     # ended with a partial fill
         if self.risk is not None:
             self.risk.on_order_done(order.intent, max(order.intent.qty - order.cum_qty, 0.0))
+
+    # ---------------------------------------------------------------- end of the trading day
+
+    def day_orders(self, venue: str | None = None) -> list[OmsOrder]:
+        """Open Day orders (TimeInForce 0) with a live venue order (on ``venue`` when given)."""
+        return [o for o in self.open.values() if o.intent.tif == DAY
+                and any(venue is None or c.venue == venue for c in o.live_children())]
+
+    def expire_day(self, venue: str, text: str, now: float = 0.0) -> list:
+        """``venue``'s session ended, so it expired its own Day orders: expire our venue orders
+        there, and each OMS order with nothing live left ends EXPIRED (ExecType C, OrdStatus C)."""
+        out: list = []
+        for order in self.day_orders(venue):
+            for child in order.live_children():
+                if child.venue == venue:
+                    out += self._child_finished(child, EXPIRED, text, now)
+        return out
+
+    def cancel_day(self, venue_ids: Callable[[], str], text: str) -> list:
+        """The configured day end: cancel every open Day order at its venue, as the kill switch
+        does; when the venue confirms, the order ends EXPIRED to the OMS (ExecType C). An order
+        the OMS is already canceling is left to that cancel. A venue that refuses the cancel
+        (too late: filled) leaves the order to its fills."""
+        out: list = []
+        for order in self.day_orders():
+            if order.cancel_request is None:
+                out += self._cancel_children(order, Request("day_end", order, None, order.cl_ord_id, text=text),
+                                             venue_ids)
+        return out
 
     # ---------------------------------------------------------------- cancel / replace
 

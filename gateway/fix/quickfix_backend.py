@@ -394,6 +394,26 @@ def _qf(settings: object, name: str, default: object) -> object:
     return getattr(settings, name, default)
 
 
+_QF_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def quickfix_schedule(sched: object) -> dict[str, object]:
+    """QuickFIX's session time settings for a ``schedule.SessionSchedule`` (empty for None:
+    the defaults' StartTime = EndTime = 00:00:00 stay)."""
+    if sched is None:
+        return {}
+    out: dict[str, object] = {"StartTime": sched.start_time.strftime("%H:%M:%S"),
+                              "EndTime": sched.end_time.strftime("%H:%M:%S"),
+                              "TimeZone": sched.time_zone}
+    if sched.start_day is not None:
+        out["StartDay"], out["EndDay"] = _QF_DAYS[sched.start_day], _QF_DAYS[sched.end_day]
+    if sched.logon_time is not None:
+        out["LogonTime"] = sched.logon_time.strftime("%H:%M:%S")
+    if sched.logout_time is not None:
+        out["LogoutTime"] = sched.logout_time.strftime("%H:%M:%S")
+    return out
+
+
 def quickfix_session_settings(s: object, role: str, *, port: int | None = None,
                               addresses: list[tuple[str, int]] | None = None,
                               reconnect_s: int = 1) -> dict[str, object]:
@@ -424,6 +444,7 @@ def quickfix_session_settings(s: object, role: str, *, port: int | None = None,
     }
     if _qf(s, "dictionary_path", None):
         out["DataDictionary"] = str(s.dictionary_path)
+    out.update(quickfix_schedule(_qf(s, "schedule", None)))
     if role == "acceptor":
         out["SocketAcceptPort"] = port
     else:

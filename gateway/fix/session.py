@@ -100,6 +100,8 @@ class Session:
         self._data_tags = getattr(dictionary, "data_tags", None)
         self.state = DISCONNECTED
         self.heartbeat_s = s.heartbeat_s
+        self._schedule = s.schedule           # None: always in session, never reset by time
+        self.schedule_resets = 0              # store resets at a new session instance (status)
         self.last_received_at = self.last_sent_at = clock.now()
         self._reset_connection()
 
@@ -136,6 +138,7 @@ class Session:
         self._pending_logon: Message | None = None
         self._reset_flag = False              # the pending Logon resets the numbers
         self._sent_logout = False
+        self._logout_text = ""                # why we logged out (the peer's answer may say nothing)
         self._sent_reset = False
         self._test_requests = 0               # our unanswered timer TestRequests
         self._eof = False
@@ -149,6 +152,12 @@ class Session:
         self.last_received_at = self.last_sent_at = now
         self._logon_deadline = now + self.settings.logon_timeout_s
         self._events.append(ev.Connected(session_key=self.key))
+        if self._schedule is not None:
+            self._new_instance_reset()
+            if self._initiator and not self._schedule.is_logon_time(self._wall()):
+                self.state = LOGON_SENT          # so that _disconnect applies; nothing was sent
+                self._disconnect("outside the session schedule: not logging on")
+                return
         if self._initiator:
             self.heartbeat_s = self.settings.heartbeat_s
             reset = self.settings.reset_on_logon
@@ -451,6 +460,12 @@ class Session:
         if not (self._good_time(msg) and self._good_comp_ids(msg)):
             self._disconnect("Logon with a wrong CompID or SendingTime")
             return
+        if self._schedule is not None and not self._schedule.is_logon_time(self._wall()):
+            # QuickFIX: "Logon outside of valid logon time", disconnected without an answer
+            # (a Logout would consume a number of an instance that is over or not begun).
+            self._disconnect("logon refused: outside the session schedule "
+                             f"({self._schedule.describe()})")
+            return
         hb = _int_or_none(msg.get(108))
         if hb is None:
             self._disconnect("Logon without a valid HeartBtInt (108)")
@@ -551,7 +566,7 @@ class Session:
         if self.settings.reset_on_logout:
             self._store.reset()
         self._events.append(ev.AdminMessageReceived(message=msg))
-        self._disconnect(msg.get(58) or "logout")
+        self._disconnect(msg.get(58) or self._logout_text or "logout")
 
     def _on_resend_request(self, msg: Message) -> None:
         """Answer from the store, streamed; count the request if it is in sequence."""
@@ -671,6 +686,7 @@ class Session:
         if self._sent_logout:
             return
         self._send_logout(text)
+        self._logout_text = text
         self.state = LOGOUT_SENT
         self._logout_deadline = self._clock.now() + self.settings.logout_timeout_s
 
@@ -745,6 +761,39 @@ class Session:
     def set_next_sender_seq(self, n: int) -> None:
         self._store.set_next_sender(n)
 
+    # -- schedule (QuickFIX Session::checkSessionTime / isLogonTime) ----------------------------
+
+    def in_schedule(self) -> bool:
+        """A logon may happen (or stay up) now: no schedule, or inside its logon window."""
+        return self._schedule is None or self._schedule.is_logon_time(self._wall())
+
+    def next_schedule_change(self) -> float | None:
+        """Wall-clock time (UTC epoch s) of the next schedule boundary; None without a schedule."""
+        return None if self._schedule is None else self._schedule.next_boundary(self._wall())
+
+    def check_schedule(self) -> None:
+        """Apply the schedule now (the driver calls it at each boundary; on_timer does too):
+        logged on past the logout time, or into a new session instance -> Logout; not
+        connected at the start of a new instance -> the store is reset (numbers back to 1)."""
+        sched = self._schedule
+        if sched is None:
+            return
+        now = self._wall()
+        if self.state in (ACTIVE, RESENDING):
+            if not sched.is_logon_time(now):
+                self._start_logout("end of session")
+            elif not sched.same_session(now, self._store.creation_time):
+                self._start_logout("new session instance: sequence numbers reset")
+        elif self.state == DISCONNECTED:
+            self._new_instance_reset()
+
+    def _new_instance_reset(self) -> None:
+        """Inside a session instance the store was not created in: reset it (seq 1)."""
+        sched, now = self._schedule, self._wall()
+        if sched.session_start(now) is not None and not sched.same_session(now, self._store.creation_time):
+            self._store.reset()
+            self.schedule_resets += 1
+
     def set_next_target_seq(self, n: int) -> None:
         self._set_target(n)
 
@@ -758,6 +807,10 @@ class Session:
         deadlines = []
         if self._logout_deadline is not None:
             deadlines.append(self._logout_deadline)
+        if self._schedule is not None and self.logged_on and not self._sent_logout:
+            # the schedule's next boundary, on the monotonic scale the driver's timer uses
+            change = self._schedule.next_boundary(self._wall())
+            deadlines.append(self._clock.now() + max(change - self._wall(), 0.0))
         hb = self.heartbeat_s
         if hb > 0 and self.logged_on:
             if self._test_requests == 0:
@@ -779,6 +832,10 @@ class Session:
         if self._logout_deadline is not None and now >= self._logout_deadline:
             self._disconnect("timed out waiting for logout response")
             return
+        if self._schedule is not None:
+            self.check_schedule()
+            if self._sent_logout:
+                return
         hb = self.heartbeat_s
         if hb <= 0:
             return

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.fix.schedule import SessionSchedule
+
 
 class SessionSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -52,6 +54,10 @@ class SessionSettings(BaseModel):
     send_redundant_resend_requests: bool = False
     max_out_of_order: int = Field(10000, ge=0)      # messages queued ahead of a gap (capped)
     dictionary_path: str | None = None              # default fix_specs/FIX44.xml
+    # When the session runs (QuickFIX StartTime/EndTime/StartDay/EndDay/TimeZone/LogonTime/
+    # LogoutTime, see schedule.py). None: always (QuickFIX's NonStopSession); the store is
+    # reset (seq 1) when a new session instance starts.
+    schedule: SessionSchedule | None = None
 
     @field_validator("sender_comp_id", "target_comp_id", "begin_string")
     @classmethod

@@ -110,6 +110,8 @@ class Limits:
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 5.0
     close_timeout_s: float = 2.0             # a graceful close that does not finish -> abort
+    log_max_bytes: int = 256 << 20           # message/event log rotated past this size (and daily)
+    log_keep: int = 30                       # rotated log files kept per session and kind
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Limits":
@@ -157,24 +159,82 @@ _FRAME_END = re.compile(rb"(?<=\x0110=\d\d\d\x01)")
 
 
 class SessionLog:
-    """Optional per-session files, appended: ``<key>.messages.log`` (every frame in and out,
-    one a line, SOH kept as quickfix does) and ``<key>.events.log`` (state changes)."""
+    """Per-session files, appended: ``<key>.messages.log`` (every frame in and out, one a
+    line, SOH kept as quickfix does) and ``<key>.events.log`` (state changes).
 
-    def __init__(self, directory: str | Path, key: str) -> None:
-        base = Path(directory)
-        base.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
-        self._messages = open(base / f"{name}.messages.log", "ab", buffering=1 << 16)
-        self._events = open(base / f"{name}.events.log", "a", buffering=1, encoding="utf-8")
+    Rotation: when the UTC day changes or a file passes ``max_bytes``, it is renamed to
+    ``<key>.messages.<YYYYMMDD-HHMMSS>.log`` (the UTC time of the rotation; ``.events.``
+    likewise) and a new file is started; only the newest ``keep`` rotated files of each kind
+    are kept (0: keep all). Checked on every write from counters, no stat() per message."""
+
+    def __init__(self, directory: str | Path, key: str, max_bytes: int = 256 << 20, keep: int = 30,
+                 wall: Any = time.time) -> None:
+        self.base = Path(directory)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        self.max_bytes, self.keep, self._wall = max_bytes, keep, wall
+        self._messages = self._open("messages", "ab", 1 << 16)
+        self._events = self._open("events", "a", 1)
+        self._day = int(wall() // 86400)
+        self.rotations = 0
+
+    def _path(self, kind: str) -> Path:
+        return self.base / f"{self.name}.{kind}.log"
+
+    def _open(self, kind: str, mode: str, buffering: int):
+        f = open(self._path(kind), mode, buffering=buffering, **({} if "b" in mode else {"encoding": "utf-8"}))
+        f.seek(0, 2)
+        return f
+
+    def _maybe_rotate(self, now: float) -> None:
+        day = int(now // 86400)
+        if day == self._day and self._messages.tell() < self.max_bytes and self._events.tell() < self.max_bytes:
+            return
+        self._day = day
+        self.rotate(now)
+
+    def rotate(self, now: float | None = None) -> None:
+        """Start new files now (the old ones renamed with the time, the oldest beyond ``keep`` removed)."""
+        now = self._wall() if now is None else now
+        suffix = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        for kind, attr, mode, buffering in (("messages", "_messages", "ab", 1 << 16), ("events", "_events", "a", 1)):
+            f = getattr(self, attr)
+            f.close()
+            target = self.base / f"{self.name}.{kind}.{suffix}.log"
+            n = 1
+            while target.exists() and n < 1000:      # two rotations in one second
+                target = self.base / f"{self.name}.{kind}.{suffix}.{n}.log"
+                n += 1
+            try:
+                self._path(kind).rename(target)
+            except OSError:
+                log.exception("%s: rotating %s", self.name, kind)
+            setattr(self, attr, self._open(kind, mode, buffering))
+            self._prune(kind)
+        self.rotations += 1
+
+    def _prune(self, kind: str) -> None:
+        if self.keep <= 0:
+            return
+        old = sorted(self.base.glob(f"{self.name}.{kind}.2*.log"))
+        for path in old[:-self.keep]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     def wire(self, direction: bytes, data: bytes) -> None:
-        stamp = _stamp().encode()
+        now = self._wall()
+        self._maybe_rotate(now)
+        stamp = _stamp(now).encode()
         for frame in _FRAME_END.split(data):
             if frame:
                 self._messages.write(b"%s %s %s\n" % (stamp, direction, frame))
 
     def event(self, text: str) -> None:
-        self._events.write(f"{_stamp()} {text}\n")
+        now = self._wall()
+        self._maybe_rotate(now)
+        self._events.write(f"{_stamp(now)} {text}\n")
 
     def flush(self) -> None:
         self._messages.flush()
@@ -187,8 +247,8 @@ class SessionLog:
                 pass
 
 
-def _stamp() -> str:
-    now = time.time()
+def _stamp(now: float | None = None) -> str:
+    now = time.time() if now is None else now
     return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
 
 
@@ -349,11 +409,38 @@ class NativeSession(SessionHandle):
         self.last_disconnect = ""
         self.logout_received = False
         self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
-                         "app_in": 0, "disconnects": 0}
+                         "app_in": 0, "disconnects": 0, "messages_in": 0, "messages_out": 0,
+                         "connect_attempts": 0, "connect_failures": 0}
+        # Wall-clock times (UTC epoch s) for status pages; None until it happens.
+        self.times: dict[str, float | None] = dict.fromkeys(
+            ("last_logon_at", "last_received_at", "last_sent_at", "last_heartbeat_at", "last_disconnect_at"))
+        self.link_state = ""              # the initiator's last logged link state (connect/back-off)
         self.logged_on_event = asyncio.Event()
         # Initiator: cleared by an operator's logout, the session stays down until set() again.
         self.enabled = asyncio.Event()
         self.enabled.set()
+        self._sched_handle: asyncio.TimerHandle | None = None
+
+    # -- the session schedule (settings.schedule): a loop timer at each boundary
+    def arm_schedule(self) -> None:
+        """Call ``Session.check_schedule`` at the schedule's next boundary (logout at the end,
+        store reset at a new start), then re-arm. At most an hour per sleep, so a wall clock
+        that jumps is noticed."""
+        change = self.session.next_schedule_change()
+        if change is None or self.engine._stopping:
+            return
+        delay = min(max(change - self.engine.wall(), 0.0) + 0.001, 3600.0)
+        self._sched_handle = self.engine.loop.call_later(delay, self._on_schedule)
+
+    def _on_schedule(self) -> None:
+        self._sched_handle = None
+        before = self.session.schedule_resets
+        self._guard(self.session.check_schedule)
+        if self.session.schedule_resets != before:
+            log.info("%s: new session instance: sequence numbers reset to 1", self.key)
+            self.event("new session instance: store reset")
+        self.pump()
+        self.arm_schedule()
 
     # -- SessionHandle
     @property
@@ -401,10 +488,16 @@ class NativeSession(SessionHandle):
         return self.session.next_target_seq
 
     def status(self) -> dict:
+        """JSON-able: state, numbers, counters, link state, and times as UTC ISO 8601 (or None)."""
+        from gateway.fix.schedule import utc_iso
+        times = {k: (utc_iso(v) if v is not None else None) for k, v in self.times.items()}
         return {"key": self.key, "logged_on": self._logged_on, "state": str(self.session.state),
                 "peer": self.conn.peer if self.conn else None,
                 "next_sender_seq": self.next_sender_seq, "next_target_seq": self.next_target_seq,
-                "last_disconnect": self.last_disconnect, **self.counters}
+                "last_disconnect": self.last_disconnect, "link_state": self.link_state, **times,
+                **self.counters,
+                **({"schedule": self.settings.schedule.describe(), "in_schedule": self.session.in_schedule()}
+                   if self.settings.schedule is not None else {})}
 
     # -- connection life
     def attach(self, conn: FixProtocol) -> None:
@@ -420,6 +513,7 @@ class NativeSession(SessionHandle):
             return
         self.conn = None
         self.last_disconnect = reason
+        self.times["last_disconnect_at"] = self.engine.wall()
         self.counters["disconnects"] += 1
         self.event(f"disconnected: {reason}")
         self._guard(self.session.connection_lost)
@@ -431,6 +525,8 @@ class NativeSession(SessionHandle):
 
     def receive(self, data: bytes) -> None:
         self.counters["bytes_in"] += len(data)
+        if data:
+            self.times["last_received_at"] = self.engine.wall()
         if self.slog and data:
             self.slog.wire(b"IN ", data)
         self._guard(self.session.receive_data, data)
@@ -498,6 +594,8 @@ class NativeSession(SessionHandle):
             pulls += 1
             transport.write(data)
             self.counters["bytes_out"] += len(data)
+            self.counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
+            self.times["last_sent_at"] = self.engine.wall()
             if self.slog:
                 self.slog.wire(b"OUT", data)
             size = transport.get_write_buffer_size()
@@ -549,6 +647,8 @@ class NativeSession(SessionHandle):
     def close_files(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._sched_handle is not None:
+            self._sched_handle.cancel()
         if self.slog:
             self.slog.close()
         try:
@@ -576,6 +676,8 @@ def _on_logon_received(ns: NativeSession, event: Any) -> None:
 def _on_logged_on(ns: NativeSession, event: Any) -> None:
     ns._logged_on = True
     ns.counters["logons"] += 1
+    ns.counters["messages_in"] += 1
+    ns.times["last_logon_at"] = ns.engine.wall()
     ns.logged_on_event.set()
     ns.event(f"logged on (reset={getattr(event, 'reset', False)})")
     log.info("%s: logged on (%s)", ns.key, ns.conn.peer if ns.conn else "?")
@@ -584,11 +686,16 @@ def _on_logged_on(ns: NativeSession, event: Any) -> None:
 
 def _on_app_message(ns: NativeSession, event: Any) -> None:
     ns.counters["app_in"] += 1
+    ns.counters["messages_in"] += 1
     dispatch_app_message(ns.engine.app, ns, event.message, ns.engine.errors)
 
 
 def _on_admin_message(ns: NativeSession, event: Any) -> None:
-    if event.message.msg_type == "5":
+    ns.counters["messages_in"] += 1
+    t = event.message.msg_type
+    if t == "0":
+        ns.times["last_heartbeat_at"] = ns.engine.wall()
+    elif t == "5":
         ns.logout_received = True       # the Disconnect that follows is a routine one
     call_app(ns.engine.app, "on_admin", ns.engine.errors, ns, event.message)
 
@@ -679,6 +786,8 @@ class NativeEngine:
             ns = self._make_session(s)
             self.sessions[ns.key] = ns
             self._by_ids[(s.begin_string, s.sender_comp_id, s.target_comp_id)] = ns
+        for ns in self.sessions.values():
+            ns.arm_schedule()
         if self.role == "acceptor":
             # A TLS handshake happens before connection_made: bound it like a pre-logon.
             tls_kw = {"ssl_handshake_timeout": self.limits.pre_logon_timeout_s} if self.ssl else {}
@@ -699,7 +808,8 @@ class NativeEngine:
         store = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
         dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
         session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
-        slog = SessionLog(self.log_dir, settings.key) if self.log_dir is not None else None
+        slog = (SessionLog(self.log_dir, settings.key, self.limits.log_max_bytes, self.limits.log_keep, self.wall)
+                if self.log_dir is not None else None)
         return NativeSession(self, settings, session, store, slog)
 
     async def stop(self) -> None:
@@ -786,14 +896,26 @@ class NativeEngine:
                 state = self._link_state(ns, state, "held down by an operator")
                 await ns.enabled.wait()
                 continue
+            if not ns.session.in_schedule():
+                # Outside the schedule an initiator does not connect: wait for the logon window.
+                at = ns.settings.schedule.next_logon_start(self.wall())
+                from gateway.fix.schedule import utc_iso
+                state = self._link_state(ns, state, f"outside the session schedule "
+                                                    f"({ns.settings.schedule.describe()}); "
+                                                    f"next logon at {utc_iso(at)}")
+                await asyncio.sleep(min(max(at - self.wall(), 0.0) + 0.001, 60.0))
+                continue
             host, port = addresses[attempt % len(addresses)]
+            ns.counters["connect_attempts"] += 1
             try:
                 _, conn = await asyncio.wait_for(self.loop.create_connection(
                     lambda: FixProtocol(self, ns), host, port, ssl=self.ssl,
                     server_hostname=(self.server_hostname or host) if self.ssl else None),
                     self.limits.connect_timeout_s)
             except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-                state = self._link_state(ns, state, f"cannot connect ({type(exc).__name__}); "
+                ns.counters["connect_failures"] += 1
+                why = type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
+                state = self._link_state(ns, state, f"cannot connect ({why}); "
                                                     f"retrying every <= {self.limits.backoff_max_s:g} s "
                                                     f"over {len(addresses)} address(es)")
                 attempt += 1
@@ -819,4 +941,5 @@ class NativeEngine:
         if new != old:
             (log.info if new.startswith("connected") else log.warning)("%s: %s", ns.key, new)
             ns.event(new)
+        ns.link_state = new
         return new

@@ -48,6 +48,9 @@ def every_kind() -> list:
         J.CancelRejected(venue_cl_ord_id="G2", text=ODD, at=9.0),
         J.SendFailed(venue_cl_ord_id="G6", text=ODD, at=10.0),
         J.RiskState(state="HALTED", reason=ODD, by=ODD, session=S, at=11.0),
+        J.DayEnded(text=ODD, venue="ALPHA", venue_ids=["G7"], at=11.5),
+        J.Snapshot(orders=[{"order_id": "O1", "text": ODD}], aliases=[[S, ODD, "O1"]], exec_ids=[["A", "G", ODD]],
+                   risk_states=[{"state": "HALTED", "reason": ODD}], counts={"total": 1}, at=11.7),
         J.Stopped(at=12.0),
     ]
 

@@ -24,7 +24,8 @@ def test_engine_defaults_to_native_and_settings_map_per_session(monkeypatch, tmp
     o1, o2 = oms
     assert (o1.role, o1.sender_comp_id, o1.target_comp_id) == ("acceptor", "FIXGW", "OMS1")
     assert o1.reset_on_logon and o1.reset_on_logout and o1.reset_on_disconnect and not o1.check_latency
-    assert not o2.reset_on_logon and o2.validate_user_defined_fields and o2.check_latency
+    assert not o2.reset_on_logon and o2.validate_user_defined_fields and o2.check_latency and o2.validate
+    assert not session_settings(cfg(validate_incoming=False))[1][0].validate
     v = venues[0]
     assert (v.role, v.target_comp_id, v.heartbeat_s, v.max_latency_s) == ("initiator", "ALPHA", 5, 30)
     assert v.logon_fields == ((553, "gw"), (554, "s3cret")) and not v.validate_user_defined_fields

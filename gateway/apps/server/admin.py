@@ -6,6 +6,7 @@ Endpoints:
 - ``GET /decisions?n=50``    the last n routing decisions with the numbers behind them
 - ``POST /kill``  ``{"by": "alice", "reason": "..."}``   trip the kill switch
 - ``POST /reset`` ``{"by": "alice", "session": null}``   reset it, or one suspended session
+- ``GET /metrics``           Prometheus text format (gateway/apps/metrics.py; read-only, no token)
 - ``GET /sessions``          every FIX session: ``[{"key", "kind": "oms"|"venue", "name", "logged_on",
   "state", "next_sender_seq", "next_target_seq", "last_logon_at", "last_received_at", "last_sent_at",
   "last_disconnect_reason"}]`` (times UTC ISO 8601 or null)
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
-from gateway.common.configfile import ConfigError, load_config
+from gateway.common.configfile import ConfigError, find_config, load_config
 
 MAX_BODY = 4096
 REQUEST_TIMEOUT_S = 5.0
@@ -67,6 +68,7 @@ class AdminActions:
     session_logout: Callable[[str, str], dict] | None = None
     session_logon: Callable[[str], dict] | None = None
     session_seqnum: Callable[[str, int | None, int | None], dict] | None = None
+    metrics: Callable[[], bytes] | None = None   # Prometheus text format (gateway/apps/metrics.py)
 
 
 def token_path(store_dir: str | Path) -> Path:
@@ -136,6 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, a.orders(min(n or 200, 10_000)))
         if url.path == "/decisions":
             return self._json(200, a.decisions(min(n or 50, 10_000)))
+        if url.path == "/metrics" and a.metrics is not None:
+            from gateway.apps.metrics import CONTENT_TYPE
+            return self._send(200, a.metrics(), CONTENT_TYPE)
         if url.path == "/sessions" and a.sessions is not None:
             return self._json(200, a.sessions())
         return self._json(404, {"error": f"unknown path {url.path}; try /status, /orders, /decisions, /sessions"})
@@ -217,9 +222,11 @@ class _Handler(BaseHTTPRequestHandler):
         return body, None
 
     def _json(self, code: int, payload) -> None:
-        data = json.dumps(payload, default=str).encode()
+        self._send(code, json.dumps(payload, default=str).encode(), "application/json")
+
+    def _send(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -248,6 +255,13 @@ def request(base: str, path: str, body: dict | None = None, timeout: float = 5.0
         return json.loads(exc.read() or b"{}")
 
 
+def _hms(iso_time: str | None) -> str:
+    """'2026-12-01T15:00:01.123456+00:00' -> '15:00:01Z' (status lines are read by people)."""
+    if not iso_time:
+        return "-"
+    return iso_time[11:19] + "Z" if len(iso_time) >= 19 and iso_time[10:11] == "T" else str(iso_time)
+
+
 def format_status(st: dict) -> str:
     g = st.get("gateway", {})
     lines = [f"gateway pid {g.get('pid')} up {g.get('uptime_s', 0):.0f}s, OMS port {g.get('oms_port')}, "
@@ -264,6 +278,19 @@ def format_status(st: dict) -> str:
         lines.append(f"  {v['name']:<8} {v.get('state', '?'):<10} next out {v.get('next_sender_seq')} "
                      f"next in {v.get('next_target_seq')}  open {v.get('open_orders', 0)}  "
                      f"routed {v.get('orders_routed', 0)}  fills {v.get('fills', 0)}  {rtt}")
+        link = v.get("link") or {}
+        seen = ", ".join(f"{label} {_hms(link.get(k))}" for label, k in (
+            ("logon", "last_logon_at"), ("in", "last_received_at"), ("out", "last_sent_at"),
+            ("heartbeat", "last_heartbeat_at")) if link.get(k))
+        if seen:
+            lines.append(f"           last {seen}")
+        if not v.get("logged_on"):
+            why = link.get("link_state") or link.get("last_disconnect") or "not connected yet"
+            attempts = link.get("connect_attempts")
+            lines.append(f"           down: {why}"
+                         + (f" ({attempts} connect attempts)" if attempts else ""))
+        for symbol, reason in ((v.get("market") or {}).get("md_rejects") or {}).items():
+            lines.append(f"           market data {symbol} rejected by the venue: {reason}")
     o = st.get("orders", {})
     lines.append("orders: " + ", ".join(f"{k} {v}" for k, v in o.items()))
     r = st.get("risk", {})
@@ -277,7 +304,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw status", command: str
         "status": "Show a running gateway's sessions, sequence numbers, open orders and risk state.",
         "kill": "Trip the kill switch of a running gateway: reject new orders, cancel open ones.",
         "reset": "Reset a tripped kill switch (a person decides; name yourself with --by)."}[command])
-    ap.add_argument("--config", default="configs/gateway.toml", help="gateway TOML, for the admin port and token")
+    ap.add_argument("--config", help="gateway TOML, for the admin port and token "
+                                     "(default: $FIXGW_CONFIG, then ./configs/gateway.toml)")
     ap.add_argument("--admin", help="admin address host:port (overrides --config)")
     ap.add_argument("--token-file", help="admin token file (default: <store_dir>/admin.token from --config)")
     if command == "status":
@@ -325,12 +353,12 @@ def _base_url(args) -> tuple[str, str | None]:
     cfg = None
     if not args.admin or not getattr(args, "token_file", None):
         try:
-            cfg = load_config(args.config, GatewayConfig)
+            cfg = load_config(find_config(args.config), GatewayConfig)
         except ConfigError:
             if not args.admin:
                 raise
     if args.admin:
         return f"http://{args.admin}", cfg.store_dir if cfg is not None else None
     if not cfg.admin.port:
-        raise SystemExit(f"{args.config}: [admin] port is 0: the gateway has no admin endpoint")
+        raise SystemExit(f"{find_config(args.config)}: [admin] port is 0: the gateway has no admin endpoint")
     return f"http://{cfg.admin.host}:{cfg.admin.port}", cfg.store_dir

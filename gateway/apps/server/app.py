@@ -33,13 +33,16 @@ from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gateway.apps.housekeeping import JournalKeeper, WallTimer
+from gateway.apps.metrics import OUTCOMES, GatewayMetrics, reject_reason
 from gateway.apps.server.admin import AdminActions, ensure_token
 from gateway.apps.server.config import GatewayConfig, session_settings
 from gateway.apps.server.oms import OmsApplication
 from gateway.apps.server.venues import VenueApplication
 from gateway.common.clock import MONOTONIC, Clock
-from gateway.common.configfile import load_config
-from gateway.core.hub import (BroadcastNews, GatewayCore, KillRequested, ResetRequested, Tick,
+from gateway.common.configfile import find_config, load_config
+from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
+from gateway.core.hub import (BroadcastNews, DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick,
                               VenueSendFailed)
 from gateway.core.market import MarketState
 from gateway.core.orders import QueryOrderStatus, RejectOmsCancel, ReportToOms, SendCancel, SendNewOrder, SendReplace
@@ -50,6 +53,9 @@ MARK_REFRESH_S = 0.05     # how often risk re-marks positions to the live books
 ADMIN_CALL_TIMEOUT_S = 5.0
 _MAX_FOLLOW_UPS = 10_000  # bound on send-failure answers chained from one event
 _VENUE_COMMANDS = frozenset((SendNewOrder, SendCancel, SendReplace, QueryOrderStatus))
+_ENDED = frozenset(OUTCOMES)   # terminal OrdStatus: filled, canceled, expired, rejected
+TIMING_SAMPLE = 64        # every 64th order's risk check and routing decision are timed (metrics)
+JOURNAL_CHECK_S = 1.0     # journal size check; compaction when over the limit and no record since the last check
 
 
 def iso(wall: float | None) -> str | None:
@@ -60,8 +66,11 @@ def iso(wall: float | None) -> str | None:
 class SessionTracker:
     """What operators see of each session that the engines do not keep: wall times, last reason."""
 
-    def __init__(self) -> None:
+    def __init__(self, by_callbacks: bool = True) -> None:
         self.rows: dict[str, dict] = {}
+        # last received/sent from our callbacks: only for engines that do not keep them
+        # (quickfix); the native Session keeps both, for free, and sessions_view reads them.
+        self.by_callbacks = by_callbacks
 
     def row(self, key: str) -> dict:
         r = self.rows.get(key)
@@ -89,7 +98,7 @@ class Gateway:
         self.clock = clock
         self.started_at = clock.now()
         self.events: deque[dict] = deque(maxlen=500)
-        self.tracker = SessionTracker()
+        self.tracker = SessionTracker(by_callbacks=cfg.engine != "native")
         self.market = MarketState(cfg.routing, clock)
         for v in cfg.venues:
             self.market.register_venue(v.name)
@@ -107,6 +116,14 @@ class Gateway:
         self._loop_thread: int | None = None
         self.cpu: int | None = None
         self._exec_id = self.core.ids.exec
+        # metrics: counters on the order path; latency samples, timings and gauges read on scrape
+        self.metrics = GatewayMetrics()
+        self.metrics.watch_sessions(self._session_metric_rows)
+        self.venues.on_md_reject = self.metrics.on_md_reject
+        self.core.timing_sample = TIMING_SAMPLE
+        self._samples_seen: dict[int, int] = {}
+        self.keeper = JournalKeeper(self.core, cfg.journal_compact_mb << 20, quiet_s=JOURNAL_CHECK_S)
+        self._wall_timers: list[WallTimer] = []
 
     # the core's parts, for status, tests and benchmarks
     @property
@@ -150,6 +167,8 @@ class Gateway:
             cls = cmd.__class__
             if cls is ReportToOms:
                 oms.send_exec(cmd, cmd.exec_id or self._exec_id())   # the core's ExecID: stable across replay
+                if cmd.ord_status in _ENDED and cmd.exec_type != "I" and not cmd.poss_resend:
+                    self._order_ended(cmd)
             elif cls in _VENUE_COMMANDS:
                 if not venues.send(cmd) and budget > 0:
                     budget -= 1
@@ -174,6 +193,44 @@ class Gateway:
             self._timers[idx] = self.loop.call_later(interval, fire)
         idx = len(self._timers)
         self._timers.append(self.loop.call_later(interval, fire))
+
+    def _order_ended(self, cmd: ReportToOms) -> None:
+        """Metrics of an OMS order's one terminal report (cached counters: no allocation)."""
+        self.metrics.on_order_done(OUTCOMES[cmd.ord_status], cmd.order.policy)
+        if cmd.exec_type == "8":
+            self.metrics.on_reject(reject_reason(cmd.text))
+
+    # ------------------------------------------------------------ metrics (loop thread, on scrape)
+
+    def _session_metric_rows(self) -> list[dict]:
+        rows = []
+        for kind, name, h in self._handles():
+            st = h.status() if hasattr(h, "status") else {}
+            rows.append({"name": name, "kind": kind, "logged_on": h.logged_on,
+                         "messages_in": st.get("messages_in", 0), "messages_out": st.get("messages_out", 0)})
+        return rows
+
+    def _drain_samples(self, key: int, est, observe, venue: str) -> None:
+        """New samples of a LatencyEstimator since the last scrape (its ring holds the newest)."""
+        seen = self._samples_seen.get(key, 0)
+        new = min(est.count - seen, est.window)
+        self._samples_seen[key] = est.count
+        ring, pos, window = est._ring, est._pos, est.window
+        for i in range(new, 0, -1):
+            observe(venue, float(ring[(pos - i) % window]) / 1e6)
+
+    def metrics_text(self) -> bytes:
+        m = self.metrics
+        m.set_risk_state(self.risk.state)
+        m.set_journal_bytes(self.core.journal_size())
+        timings = self.core.timings
+        while timings:
+            kind, seconds = timings.popleft()
+            (m.observe_risk if kind == "risk" else m.observe_router)(seconds)
+        for v in self.market.venue_list:
+            self._drain_samples(id(v.lat), v.lat, m.observe_probe, v.name)
+            self._drain_samples(id(v.ack), v.ack, m.observe_ack, v.name)
+        return m.exposition()
 
     def _tick(self) -> None:
         self.submit(Tick())
@@ -211,7 +268,8 @@ class Gateway:
                             sessions=lambda: self.on_loop(self.sessions_view),
                             session_logout=lambda s, text: self.on_loop(self.session_logout, s, text),
                             session_logon=lambda s: self.on_loop(self.session_logon, s),
-                            session_seqnum=lambda s, n_in, n_out: self.on_loop(self.session_seqnum, s, n_in, n_out))
+                            session_seqnum=lambda s, n_in, n_out: self.on_loop(self.session_seqnum, s, n_in, n_out),
+                            metrics=lambda: self.on_loop(self.metrics_text))
 
     # ------------------------------------------------------------ sessions (operators)
 
@@ -297,7 +355,10 @@ class Gateway:
         self.cpu = cfg.pin_cpu()            # before any thread starts: they inherit it
         oms_settings, venue_settings = session_settings(cfg)
         store = Path(cfg.store_dir) / ("fix" if cfg.engine == "quickfix" else "native")
-        log_dir = cfg.log_dir or None
+        log_dir = cfg.log_path
+        # the journal replayed in __init__: compact it now, before any new event (a safe point
+        # unless a cancel was in flight or reports wait for an OMS; then the size check does it)
+        self.event("gateway", "journal", self.keeper.at_start()[1])
         extra = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else {}
         self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
                                        port=cfg.oms.port, store_dir=store, log_dir=log_dir,
@@ -318,6 +379,15 @@ class Gateway:
             self._initiators.append(engine)
         self._every(MARK_REFRESH_S, self._tick)
         self._every(cfg.routing.probe_interval_s, self.market.probe_round)
+        self._every(JOURNAL_CHECK_S, self.keeper.check)
+        for v in cfg.venues:          # a venue's scheduled end expires its Day orders (ExecType C)
+            if v.schedule is not None:
+                self._wall_timers.append(WallTimer(
+                    self.loop, v.schedule.next_end, lambda name=v.name: self.submit(SessionEnded(venue=name)),
+                    name=f"venue {v.name} session end").start())
+        if cfg.day_end is not None:
+            self._wall_timers.append(WallTimer(self.loop, cfg.day_end.next_at, lambda: self.submit(DayEnded()),
+                                               name="day end").start())
         if cfg.admin.port:
             from gateway.apps.server.admin import AdminServer
             token = ensure_token(cfg.store_dir)
@@ -327,6 +397,8 @@ class Gateway:
     async def stop(self) -> None:
         for t in self._timers:
             t.cancel()
+        for w in self._wall_timers:
+            w.cancel()
         if self._admin is not None:
             await self.loop.run_in_executor(None, self._admin.stop)
         for engine in self._initiators + ([self._acceptor] if self._acceptor else []):
@@ -353,6 +425,9 @@ class Gateway:
             row["open_orders"] = open_by_venue.get(row["name"], 0)
             row["in_flight"] = self.orders.in_flight.get(row["name"], 0)
             row["market"] = market.get(row["name"], {})
+            handle = self.venues.venues[row["name"]].handle
+            if handle is not None and hasattr(handle, "status"):
+                row["link"] = handle.status()    # times (UTC), link state, connect attempts, last reason
         rec = self.core.recovery
         acceptor = self._acceptor
         engines = ([acceptor] if acceptor else []) + self._initiators
@@ -420,7 +495,28 @@ def _set_seqs(h, next_in: int | None, next_out: int | None) -> None:
 
 # ------------------------------------------------------------ command line
 
+def preflight(cfg: GatewayConfig) -> None:
+    """What a start needs, checked before anything opens: one ``StartupError`` line if not."""
+    check_store_dir(cfg.store_dir)
+    if cfg.log_path is not None:
+        check_store_dir(cfg.log_path, what="log directory")
+    check_port_free(cfg.oms.host, cfg.oms.port, "OMS acceptor port")
+    if cfg.admin.port:
+        check_port_free(cfg.admin.host, cfg.admin.port, "admin port")
+    if cfg.oms.tls is not None:
+        t = cfg.oms.tls
+        check_certificate(t.cert, t.key, t.ca, what="[oms.tls]")
+    for v in cfg.venues:
+        if v.tls is not None:
+            check_certificate(v.tls.cert, v.tls.key, v.tls.ca, what=f"venue {v.name} TLS")
+    try:
+        session_settings(cfg)              # secrets from the environment or files resolve here
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
 async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) -> int:
+    preflight(cfg)
     gw = Gateway(cfg, policy=policy)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -444,7 +540,7 @@ async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) 
 
 def main(argv: list[str] | None = None, prog: str = "fixgw run", command: str = "run") -> int:
     ap = argparse.ArgumentParser(prog=prog, description="Run the FIX 4.4 gateway (OMS acceptor + venue initiators).")
-    ap.add_argument("--config", default="configs/gateway.toml", help="gateway TOML (default: %(default)s)")
+    ap.add_argument("--config", help="gateway TOML (default: $FIXGW_CONFIG, then ./configs/gateway.toml)")
     ap.add_argument("--policy", choices=("scalp", "best_price", "dma"),
                     help="routing policy for every session (overrides [routing])")
     ap.add_argument("--engine", choices=("native", "quickfix"), help="FIX backend (overrides the config's engine)")
@@ -452,12 +548,17 @@ def main(argv: list[str] | None = None, prog: str = "fixgw run", command: str = 
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config, GatewayConfig)
+    cfg = load_config(find_config(args.config), GatewayConfig)
     if args.engine:
         cfg = cfg.model_copy(update={"engine": args.engine})
     from gateway.fix.transport import new_event_loop
-    loop = new_event_loop()
-    try:
-        return loop.run_until_complete(serve(cfg, args.policy, args.duration))
-    finally:
-        loop.close()
+
+    def run() -> int:
+        loop = new_event_loop()
+        try:
+            return loop.run_until_complete(serve(cfg, args.policy, args.duration))
+        finally:
+            loop.close()
+    # a port in use, a store directory that cannot be made, a bad certificate, a store locked
+    # by another gateway: one line naming it, exit 2
+    return run_cleanly(run, prog)

@@ -19,7 +19,8 @@ from typing import Callable
 from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, OmsSessionUp, OmsStatusRequest
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
-from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.codec import utc_timestamp
+from gateway.apps.server.wire import num as fix_number
 from gateway.fix.engine import BaseApplication, Unsupported, reject_body
 
 _SIDES = frozenset("12")
@@ -167,12 +168,14 @@ class OmsApplication(BaseApplication):
         self.note("oms", key, "logout")
 
     def on_admin(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
 
     # ------------------------------------------------------------ application messages
 
     def on_message(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
         try:
             ev = decode(msg, session.key, self.clock())
         except BadValue as exc:
@@ -228,7 +231,8 @@ class OmsApplication(BaseApplication):
             return False
         ok = handle.send(msg_type, body, extra_header=extra_header) if extra_header else handle.send(msg_type, body)
         if ok:
-            self.tracker.sent(key)
+            if self.tracker.by_callbacks:
+                self.tracker.sent(key)
         elif msg_type in ("8", "9"):
             queue = self.undelivered.get(key)
             if queue is None:

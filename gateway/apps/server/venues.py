@@ -10,6 +10,7 @@ formatted here as preformatted body text. It holds no reference to the core.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Callable
@@ -17,10 +18,15 @@ from typing import Callable
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.codec import utc_timestamp
+from gateway.apps.server.wire import num as fix_number
 from gateway.fix.engine import BaseApplication, Unsupported
 
 log = logging.getLogger("gateway.apps.server.venues")
+# MarketDataRequests go out this long after a logon, not inside the logon callback: the logon
+# exchange settles first (a venue that answers our Logon with a Logout, a resend, a sequence
+# reset, sees those answered before any application message of ours).
+SUBSCRIBE_DELAY_S = 0.02
 
 
 def _num(msg, tag: int) -> float:
@@ -62,6 +68,7 @@ class VenueApplication(BaseApplication):
         self.venues = {v.name: VenueSession(v.name) for v in venues}
         self._by_ids = {(v.sender_comp_id, v.target): v.name for v in venues}
         self._name_of: dict[str, str] = {}      # session key -> venue name
+        self.on_md_reject: Callable[[str], None] | None = None   # metrics: a venue refused our MD request
 
     def attach(self, handles: dict) -> None:
         """The engine's handles, once it exists: each venue learns its session."""
@@ -79,8 +86,15 @@ class VenueApplication(BaseApplication):
         vs.logged_on, vs.state = True, "logged_on"
         self.tracker.logon(session.key)
         self.note("venue", name, "logon")
-        self.market.on_venue_up(name, session)
+        self.market.on_venue_up(name, session, subscribe=False)
+        asyncio.get_running_loop().call_later(SUBSCRIBE_DELAY_S, self._subscribe)
         self.sink(VenueUp(venue=name))
+
+    def _subscribe(self) -> None:
+        try:
+            self.market.subscribe_pending()
+        except Exception:  # noqa: BLE001 - a loop callback must not raise
+            log.exception("market data subscription failed")
 
     def on_logout(self, session, reason: str) -> None:
         name = self._name_of[session.key]
@@ -93,12 +107,14 @@ class VenueApplication(BaseApplication):
         self.sink(VenueDown(venue=name))
 
     def on_admin(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
         if msg.msg_type == "0":
             self.market.on_venue_admin(self._name_of[session.key], msg, "0")
 
     def on_message(self, session, msg) -> None:
-        self.tracker.received(session.key)
+        if self.tracker.by_callbacks:
+            self.tracker.received(session.key)
         venue = self._name_of[session.key]
         t = msg.msg_type
         if t == "8":
@@ -108,11 +124,30 @@ class VenueApplication(BaseApplication):
             self.sink(ev)
         elif t == "9":
             self.sink(VenueCancelRejected(venue=venue, cl_ord_id=msg[11], text=msg.get(58) or "cancel rejected"))
+        elif t == "j" and msg.get(372) == "V":
+            self._md_business_reject(venue, msg)
         elif not self.market.on_venue_app(venue, msg, t):
             if t == "j":
-                log.warning("venue %s BusinessMessageReject: %s", venue, msg.get(58))
+                log.warning("venue %s BusinessMessageReject of our 35=%s: %s", venue, msg.get(372), msg.get(58))
+                self.note("venue", venue, f"BusinessMessageReject of 35={msg.get(372)}: {msg.get(58)}")
             else:
                 raise Unsupported(f"MsgType {t} not supported")
+        elif t == "Y" and self.on_md_reject is not None:
+            self.on_md_reject(venue)
+
+    def _md_business_reject(self, venue: str, msg) -> None:
+        """A BusinessMessageReject of our MarketDataRequest: shown in status beside the 35=Y ones."""
+        v = self.market.venues.get(venue)
+        ref = msg.get(379) or ""                      # BusinessRejectRefID: our MDReqID, when the venue says
+        symbol = (v.md_req.get(ref) if v is not None else None) or (f"MDReqID {ref}" if ref else
+                                                                    f"request seq {msg.get(45) or '?'}")
+        reason = msg.get(58) or f"BusinessRejectReason {msg.get(380) or '?'}"
+        if v is not None:
+            v.md_rejects[symbol] = f"BusinessMessageReject: {reason}"
+        log.warning("venue %s rejected market data for %s: %s", venue, symbol, reason)
+        self.note("venue", venue, f"market data for {symbol} rejected: {reason}")
+        if self.on_md_reject is not None:
+            self.on_md_reject(venue)
 
     # ------------------------------------------------------------ outgoing
 
@@ -122,7 +157,7 @@ class VenueApplication(BaseApplication):
             ok = session.send_test_request(str(fields[0][1]))
         else:
             ok = session.send(msg_type, body_text(fields, groups))
-        if ok:
+        if ok and self.tracker.by_callbacks:
             self.tracker.sent(session.key)
         return ok
 
@@ -162,7 +197,7 @@ class VenueApplication(BaseApplication):
         else:
             raise TypeError(f"not a venue order message: {out!r}")
         ok = vs.handle.send(msg_type, body)
-        if ok:
+        if ok and self.tracker.by_callbacks:
             self.tracker.sent(vs.key)
         return ok
 

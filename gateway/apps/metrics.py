@@ -1,0 +1,167 @@
+"""Prometheus metrics of the gateway: ``GatewayMetrics`` owns one ``CollectorRegistry``.
+
+The server calls a few small methods on its order path and gives two read-only callbacks
+for what it already counts (sessions), and the admin endpoint serves ``exposition()`` at
+``GET /metrics`` (Prometheus text format, ``CONTENT_TYPE``). configs/grafana/fixgw.json
+is a dashboard over exactly these names.
+
+==============================================  =========  ==================================
+metric                                          type       labels
+==============================================  =========  ==================================
+fixgw_session_up                                gauge      session, kind (oms | venue)
+fixgw_messages_total                            counter    session, direction (in | out)
+fixgw_orders_total                              counter    outcome (filled, canceled, expired,
+                                                           rejected), policy
+fixgw_rejects_total                             counter    reason (risk, no_route, duplicate,
+                                                           invalid, venue_busy, journal, venue,
+                                                           other)
+fixgw_md_requests_rejected_total                counter    venue
+fixgw_probe_rtt_seconds                         histogram  venue (sub-ms buckets)
+fixgw_order_ack_seconds                         histogram  venue (NewOrderSingle -> first report)
+fixgw_router_decision_seconds                   histogram  -
+fixgw_risk_check_seconds                        histogram  -
+fixgw_risk_state                                gauge      - (0 ACTIVE, 1 REDUCING, 2 HALTED)
+fixgw_kill_switch_tripped                       gauge      - (1 while HALTED)
+fixgw_journal_bytes                             gauge      -
+==============================================  =========  ==================================
+
+Cost on the order path: a counter increment is a dict lookup in this object (label children
+are cached per label tuple, so no ``labels()`` call and no allocation per order) plus
+prometheus-client's own lock and add, about 0.3-0.5 us. Sessions up and messages in/out are
+not counted per message here at all: they are read from the engine's own counters when
+Prometheus scrapes (``watch_sessions``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+__all__ = ["GatewayMetrics", "CONTENT_TYPE", "reject_reason", "OUTCOMES"]
+
+# Network latency buckets: 10 us .. 1 s, dense below a millisecond.
+LATENCY_BUCKETS = (10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 2e-3, 5e-3, 10e-3,
+                   25e-3, 50e-3, 100e-3, 250e-3, 1.0)
+# In-process decision times: 1 us .. 5 ms.
+CPU_BUCKETS = (1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3)
+RISK_STATE_CODES = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
+OUTCOMES = {"2": "filled", "4": "canceled", "C": "expired", "8": "rejected"}    # terminal OrdStatus
+
+_REJECT_PREFIXES = (("risk:", "risk"), ("no route", "no_route"), ("duplicate", "duplicate"),
+                    ("orderqty", "invalid"), ("limit price", "invalid"),
+                    ("venue busy", "venue_busy"), ("gateway journal", "journal"),
+                    ("rejected by venue", "venue"), ("gateway error", "other"))
+
+
+def reject_reason(text: str | None) -> str:
+    """A low-cardinality label for a reject text of the core (``GatewayCore._reject``)."""
+    t = (text or "").strip().lower()
+    for prefix, reason in _REJECT_PREFIXES:
+        if t.startswith(prefix):
+            return reason
+    return "other"
+
+
+class _SessionCollector:
+    """Sessions up and messages in/out, read from the engine when scraped."""
+
+    def __init__(self, source: Callable[[], Iterable[dict]]) -> None:
+        self.source = source
+
+    def collect(self):
+        up = GaugeMetricFamily("fixgw_session_up", "1 while the FIX session is logged on",
+                               labels=["session", "kind"])
+        msgs = CounterMetricFamily("fixgw_messages", "FIX messages received and sent per session",
+                                   labels=["session", "direction"])
+        try:
+            rows = list(self.source())
+        except Exception:  # noqa: BLE001 - a scrape must never take the gateway down
+            rows = []
+        for row in rows:
+            name = str(row.get("name") or row.get("key"))
+            up.add_metric([name, str(row.get("kind", ""))], 1.0 if row.get("logged_on") else 0.0)
+            msgs.add_metric([name, "in"], float(row.get("messages_in", 0) or 0))
+            msgs.add_metric([name, "out"], float(row.get("messages_out", 0) or 0))
+        yield up
+        yield msgs
+
+
+class GatewayMetrics:
+    """Every gateway metric in one registry (its own: tests and two gateways in one process
+    do not collide)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.orders = Counter("fixgw_orders", "OMS orders ended, by outcome and routing policy",
+                              ["outcome", "policy"], registry=r)
+        self.rejects = Counter("fixgw_rejects", "OMS orders rejected by the gateway, by reason", ["reason"],
+                               registry=r)
+        self.md_rejects = Counter("fixgw_md_requests_rejected",
+                                  "MarketDataRequests the venue rejected (35=Y or 35=j)", ["venue"], registry=r)
+        self.probe_rtt = Histogram("fixgw_probe_rtt_seconds", "TestRequest -> Heartbeat round trip per venue",
+                                   ["venue"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ack_latency = Histogram("fixgw_order_ack_seconds", "NewOrderSingle -> first ExecutionReport per venue",
+                                     ["venue"], buckets=LATENCY_BUCKETS, registry=r)
+        self.router_time = Histogram("fixgw_router_decision_seconds", "time to route one order",
+                                     buckets=CPU_BUCKETS, registry=r)
+        self.risk_time = Histogram("fixgw_risk_check_seconds", "time of one pre-trade risk check",
+                                   buckets=CPU_BUCKETS, registry=r)
+        self.risk_state = Gauge("fixgw_risk_state", "trading state: 0 ACTIVE, 1 REDUCING, 2 HALTED", registry=r)
+        self.kill_switch = Gauge("fixgw_kill_switch_tripped", "1 while the kill switch has trading HALTED",
+                                 registry=r)
+        self.journal_bytes = Gauge("fixgw_journal_bytes", "size of the order journal file", registry=r)
+        self._children: dict[tuple, Any] = {}
+        self._sessions: _SessionCollector | None = None
+
+    # -- the server's calls (cheap: cached label children, no allocation once warm)
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def on_order_done(self, outcome: str, policy: str) -> None:
+        """An OMS order ended: outcome filled | canceled | expired | rejected (see ``OUTCOMES``)."""
+        self._child(self.orders, outcome, policy or "none").inc()
+
+    def on_reject(self, reason: str) -> None:
+        """A gateway reject of a new order (``reject_reason(text)`` gives the label)."""
+        self._child(self.rejects, reason).inc()
+
+    def on_md_reject(self, venue: str) -> None:
+        self._child(self.md_rejects, venue).inc()
+
+    def observe_probe(self, venue: str, seconds: float) -> None:
+        self._child(self.probe_rtt, venue).observe(seconds)
+
+    def observe_ack(self, venue: str, seconds: float) -> None:
+        self._child(self.ack_latency, venue).observe(seconds)
+
+    def observe_router(self, seconds: float) -> None:
+        self.router_time.observe(seconds)
+
+    def observe_risk(self, seconds: float) -> None:
+        self.risk_time.observe(seconds)
+
+    def set_risk_state(self, state: str) -> None:
+        self.risk_state.set(RISK_STATE_CODES.get(state, -1))
+        self.kill_switch.set(1 if state == "HALTED" else 0)
+
+    def set_journal_bytes(self, n: int) -> None:
+        self.journal_bytes.set(n)
+
+    def watch_sessions(self, source: Callable[[], Iterable[dict]]) -> None:
+        """``source()`` -> one dict per session: name (or key), kind, logged_on, messages_in,
+        messages_out; read at scrape time. Call once."""
+        if self._sessions is not None:
+            self.registry.unregister(self._sessions)
+        self._sessions = _SessionCollector(source)
+        self.registry.register(self._sessions)
+
+    # -- the scrape
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric (serve with ``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)

@@ -1,0 +1,126 @@
+"""The session schedule through the native transport (real sockets on 127.0.0.1, real clock):
+outside the schedule an initiator does not connect and an acceptor refuses the Logon; at the
+end of the schedule a logged-on session logs out."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from transport_helpers import Recorder, run, settings
+
+from gateway.fix.engine import create_engine
+from gateway.fix.schedule import SessionSchedule
+
+
+def _window(start_in: float, end_in: float) -> SessionSchedule:
+    now = datetime.now(timezone.utc)
+    return SessionSchedule(start_time=(now + timedelta(seconds=start_in)).time(),
+                           end_time=(now + timedelta(seconds=end_in)).time())
+
+
+LATER = dict(start_in=7200, end_in=10800)    # a session two hours from now
+
+
+async def _pair(venue_sched, client_sched, echo=False):
+    venue_app, client_app = Recorder(echo=echo), Recorder()
+    venue = create_engine("native", "acceptor", [settings("VENUE", "GW", "acceptor", schedule=venue_sched)],
+                          venue_app, host="127.0.0.1", port=0)
+    await venue.start()
+    client = create_engine("native", "initiator", [settings("GW", "VENUE", "initiator", schedule=client_sched)],
+                           client_app, hosts=[("127.0.0.1", venue.port)], backoff_initial_s=0.05)
+    await client.start()
+    return venue, client, venue_app, client_app
+
+
+def test_initiator_outside_schedule_does_not_connect():
+    async def main():
+        venue, client, venue_app, client_app = await _pair(None, _window(**LATER))
+        try:
+            await asyncio.sleep(0.3)
+            ns = client.sessions["FIX.4.4:GW->VENUE"]
+            assert ns.counters["connects"] == 0 and not venue_app.logons
+            assert ns.status()["in_schedule"] is False
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
+
+
+def test_acceptor_refuses_logon_outside_schedule():
+    async def main():
+        venue, client, venue_app, client_app = await _pair(_window(**LATER), None)
+        try:
+            vs = venue.sessions["FIX.4.4:VENUE->GW"]
+            await client_app.wait(lambda: vs.counters["disconnects"] >= 1, what="refused logon")
+            assert vs.last_disconnect.startswith("logon refused: outside the session schedule")
+            assert not client_app.logons and not venue_app.logons
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
+
+
+def test_logged_on_session_logs_out_at_schedule_end():
+    async def main():
+        venue, client, venue_app, client_app = await _pair(None, _window(-3600, 1.0))
+        try:
+            await client.wait_logged_on()
+            await client_app.wait(lambda: client_app.logouts, timeout=4, what="logout at the end")
+            assert venue_app.logouts and venue_app.logouts[0][1] == "end of session"
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
+
+
+def test_session_log_rotates_by_size_and_by_day(tmp_path):
+    from gateway.fix.transport import SessionLog
+    day = 1_800_000_000.0 - 1_800_000_000.0 % 86400 + 3600      # 01:00 UTC on some day
+    now = [day]
+    slog = SessionLog(tmp_path, "FIX.4.4:GW->VENUE", max_bytes=300, keep=2, wall=lambda: now[0])
+    frame = b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01"
+    slog.wire(b"IN ", frame)
+    slog.event("logged on")
+    assert slog.rotations == 0
+    for _ in range(10):                      # past 300 bytes: rotated by size
+        now[0] += 1
+        slog.wire(b"OUT", frame)
+    assert slog.rotations >= 1
+    rotations = slog.rotations
+    now[0] = day + 86400                     # a new UTC day: rotated once
+    slog.wire(b"IN ", frame)
+    assert slog.rotations == rotations + 1
+    slog.flush()
+    slog.close()
+    current = tmp_path / "FIX.4.4_GW-_VENUE.messages.log"
+    assert current.read_bytes().count(b"\n") == 1
+    rotated = sorted(tmp_path.glob("FIX.4.4_GW-_VENUE.messages.2*.log"))
+    assert 1 <= len(rotated) <= 2            # keep=2
+    assert all(b"35=0" in p.read_bytes() for p in rotated)
+
+
+def test_status_explains_times_counters_and_link_state():
+    async def main():
+        from transport_helpers import NEW_ORDER, free_port
+        dead = create_engine("native", "initiator", [settings("GW", "NOBODY", "initiator")], Recorder(),
+                             hosts=[("127.0.0.1", free_port())], backoff_initial_s=0.01, backoff_max_s=0.02)
+        await dead.start()
+        venue, client, venue_app, client_app = await _pair(None, None, echo=True)
+        try:
+            handle = await client.wait_logged_on()
+            handle.send("D", NEW_ORDER.format(id="S1"))
+            await client_app.wait(lambda: client_app.messages, what="report")
+            st = handle.status()
+            assert st["last_logon_at"].endswith("Z") and st["last_received_at"] and st["last_sent_at"]
+            assert st["messages_in"] >= 2 and st["messages_out"] >= 2      # logon + report / logon + order
+            assert st["link_state"].startswith("connected to 127.0.0.1:")
+            assert st["connect_attempts"] == 1 and st["connect_failures"] == 0
+            ds = dead.sessions["FIX.4.4:GW->NOBODY"]
+            await client_app.wait(lambda: ds.counters["connect_failures"] >= 3, what="retries")
+            # logged once per state change, not once per attempt
+            assert ds.status()["link_state"].startswith("cannot connect (ConnectionRefusedError")
+        finally:
+            await client.stop()
+            await venue.stop()
+            await dead.stop()
+    run(main())
