@@ -16,6 +16,11 @@ BENCHMARKS = {
     "router": ("bench_router.py", "router decision time, probe RTT accuracy"),
     "risk": ("bench_risk.py", "pre-trade risk check and fill cost per order"),
     "sim": ("bench_sim.py", "matching engine, simulator round trip, injected-latency accuracy"),
+    "codec": ("bench_codec.py", "parse + validate a NewOrderSingle, encode an ExecutionReport (vs quickfix, simplefix)"),
+    "relay": ("bench_relay.py", "a one-thread relay through the native engine vs through quickfix"),
+    "backtest": ("bench_backtest.py", "backtest replay events/s and memory for 10M events"),
+    "fuzz": ("fuzz_acceptor.py", "fuzz a native acceptor over loopback (100,000 messages)"),
+    "chaos": ("chaos_recovery.py", "SIGKILL the gateway under load, restart, check every order"),
 }
 
 
