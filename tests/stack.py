@@ -56,7 +56,8 @@ class Stack:
 
     # ------------------------------------------------------------ gateway
     def start_gateway(self, routing: dict | None = None, risk: dict | None = None, policy: str | None = None,
-                      clients: list[dict] | None = None, wait_venues: bool = True):
+                      clients: list[dict] | None = None, wait_venues: bool = True,
+                      venue_options: dict | None = None):
         if not self.gw_cfg:
             self.gw_cfg = {
                 "engine": self.engine,
@@ -64,7 +65,8 @@ class Stack:
                 "oms": {"port": procs.free_port(), "heartbeat_s": 30,
                         "clients": clients or [{"comp_id": "OMS1"}, {"comp_id": "OMS2", "password": "pw"},
                                                {"comp_id": "CERT", "reset_on_logon": True}]},
-                "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in self.venue_ports.items()],
+                "venues": [{"name": n, "port": p, "reconnect_s": 1, **(venue_options or {})}
+                           for n, p in self.venue_ports.items()],
                 "admin": {"port": procs.free_port()},
                 "routing": {"policy": "dma", "default_venue": next(iter(self.venue_ports)),
                             "md_symbols": ["AAPL"], "probe_interval_ms": 50, **(routing or {})},

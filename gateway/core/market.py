@@ -80,10 +80,14 @@ class VenueState:
     """Everything known about one venue."""
 
     __slots__ = ("name", "up", "session_id", "lat", "ack", "feed", "books", "pending_since",
-                 "needs_subscribe", "md_req", "md_rejects", "logons", "last_md_at", "last_probe_at")
+                 "needs_subscribe", "md_req", "md_rejects", "logons", "last_md_at", "last_probe_at",
+                 "probe", "market_data")
 
-    def __init__(self, name: str, cfg: "RoutingConfig", clock: Clock) -> None:
+    def __init__(self, name: str, cfg: "RoutingConfig", clock: Clock, *, probe: bool = True,
+                 market_data: bool = True) -> None:
         self.name = name
+        self.probe = probe                # our TestRequests on this session (off: a venue that throttles them)
+        self.market_data = market_data    # subscribe to its books on logon
         self.up = False
         self.session_id: Any = None
         self.lat = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha,
@@ -129,10 +133,10 @@ class MarketState:
         return self._errors + sum(v.feed.skipped for v in self.venue_list)
 
     # ------------------------------------------------------------ venue lifecycle
-    def register_venue(self, venue: str) -> VenueState:
+    def register_venue(self, venue: str, *, probe: bool = True, market_data: bool = True) -> VenueState:
         v = self.venues.get(venue)
         if v is None:
-            v = self.venues[venue] = VenueState(venue, self.cfg, self.clock)
+            v = self.venues[venue] = VenueState(venue, self.cfg, self.clock, probe=probe, market_data=market_data)
             self.venue_list = [*self.venue_list, v]
         return v
 
@@ -214,7 +218,7 @@ class MarketState:
         now = self.clock.now()
         sent = 0
         for v in self.venue_list:
-            if not v.up or v.session_id is None:
+            if not v.up or v.session_id is None or not v.probe:
                 continue
             if now - v.last_probe_at < self.min_probe_gap_s:
                 self.probes_capped += 1
@@ -235,7 +239,7 @@ class MarketState:
         """Send the MarketDataRequests of venues that logged on since the last call."""
         n = 0
         for v in self.venue_list:
-            if not (v.needs_subscribe and v.up):
+            if not (v.needs_subscribe and v.up and v.market_data):
                 continue
             v.needs_subscribe = False
             v.md_rejects.clear()
@@ -264,12 +268,17 @@ class MarketState:
 
     # ------------------------------------------------------------ reads (router, risk, status)
     def route_latency(self, v: VenueState, now: float) -> tuple[float, bool]:
-        """(latency in us the router ranks by, stale?). 
+        """(latency in us the router ranks by, stale?).
 
         A probe unanswered for more than half a probe interval raises the estimate to its
         age: a venue that hangs is seen before it goes stale. Shorter delays are left to the
         samples (two slow answers), so a scheduling hiccup of a few ms moves nothing.
         """
+        if not v.probe:
+            # Probes off: the passive figure, order acknowledgement time (NewOrderSingle ->
+            # first report), which only moves when we trade, so it never goes stale.
+            ack = v.ack
+            return (ack.route_us if self.rank_recent else ack.ewma_us), False
         lat = v.lat
         us = lat.route_us if self.rank_recent else lat.ewma_us
         last = lat.last_at

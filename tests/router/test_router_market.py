@@ -1,5 +1,6 @@
 import pytest
 
+from gateway.core.latency import INF
 from gateway.core.market import MarketState, parse_fields
 from gateway.core.router.config import RoutingConfig
 
@@ -155,3 +156,19 @@ def test_probe_rounds_are_loop_driven_and_capped_per_venue():
     assert calls.count("1") == 1 and m.probes_capped == 99
     clock.advance(0.02)
     assert m.probe_round() == 1
+
+
+def test_a_venue_without_probes_or_market_data_is_ranked_by_order_acks():
+    cfg, clock, sender, m = make_market(venues=())
+    m.register_venue("QUIET", probe=False, market_data=False)
+    m.register_venue("LOUD")
+    for v in ("QUIET", "LOUD"):
+        m.on_venue_up(v, f"sess-{v}")
+    m.subscribe_pending()
+    assert m.probe_round() == 1                               # LOUD only
+    assert {s[0] for s in sender.of_type("1")} == {"sess-LOUD"}
+    assert {s[0] for s in sender.of_type("V")} == {"sess-LOUD"}
+    quiet = m.venues["QUIET"]
+    assert m.route_latency(quiet, clock.now()) == (INF, False)   # nothing measured yet, not stale
+    m.record_ack("QUIET", 0.000350)
+    assert m.route_latency(quiet, clock.now())[0] == pytest.approx(350.0)

@@ -101,7 +101,7 @@ class Gateway:
         self.tracker = SessionTracker(by_callbacks=cfg.engine != "native")
         self.market = MarketState(cfg.routing, clock)
         for v in cfg.venues:
-            self.market.register_venue(v.name)
+            self.market.register_venue(v.name, probe=v.probes, market_data=v.market_data)
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
                                 market=self.market, clock=clock, policy=policy)
         self.policy = self.core.policy

@@ -134,6 +134,11 @@ class VenueConfig(_SessionOptions):
     password_env: str | None = None      # Password(554) from this environment variable
     password_file: str | None = None     # ... or from this file (first line)
     tls: TlsSection | None = None
+    # Our TestRequest latency probes on this session. Off for a venue that throttles
+    # TestRequests (or a certification run): the router then ranks it by order
+    # acknowledgement time (NewOrderSingle -> first ExecutionReport) instead.
+    probes: bool = True
+    market_data: bool = True             # subscribe to its books (routing.md_symbols) on logon
 
     _check_ids = field_validator("name", "sender_comp_id")(lambda cls, v: _comp_id(v))
 
