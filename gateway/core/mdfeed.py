@@ -82,7 +82,7 @@ class VenueBooks:
             return []
         bids, asks, trade = [], [], None
         for e in entries:
-            px, qty = _num(e.get(270)), _num(e.get(271)) or 0.0
+            px, qty = md_number(e.get(270)), md_number(e.get(271)) or 0.0
             kind = e.get(269)
             if px is None:
                 self.skipped += 1
@@ -109,7 +109,7 @@ class VenueBooks:
         before: dict[str, tuple] = {}      # symbol -> (best bid, best ask) before this message
         for e in entries:
             symbol = e.get(55) or default
-            px = _num(e.get(270))
+            px = md_number(e.get(270))
             if not symbol or px is None:
                 self.skipped += 1
                 continue
@@ -118,10 +118,10 @@ class VenueBooks:
                 continue
             if symbol not in before:
                 before[symbol] = (book.best_bid(), book.best_ask())
-            kind, qty = e.get(269), _num(e.get(271))
+            kind, qty = e.get(269), md_number(e.get(271))
             if kind == TRADE:
                 if e.get(279) != DELETE:
-                    out.append((symbol, "trade", px, qty or 0.0, _aggressor(*before[symbol], px)))
+                    out.append((symbol, "trade", px, qty or 0.0, aggressor(*before[symbol], px)))
                     book.on_trade(px, qty or 0.0)
             elif kind in (BID, OFFER):
                 try:
@@ -136,7 +136,8 @@ class VenueBooks:
         return out
 
 
-def _aggressor(bid: tuple | None, ask: tuple | None, px: float) -> str | None:
+def aggressor(bid: tuple | None, ask: tuple | None, px: float) -> str | None:
+    """BUY / SELL / None from the touch (best bid, best ask) before the print (rules above)."""
     if ask is not None and px >= ask[0] - 1e-12:
         return BUY
     if bid is not None and px <= bid[0] + 1e-12:
@@ -144,7 +145,8 @@ def _aggressor(bid: tuple | None, ask: tuple | None, px: float) -> str | None:
     return None
 
 
-def _num(text: str | None) -> float | None:
+def md_number(text: str | None) -> float | None:
+    """A price or size field, None when absent or unreadable (the entry is then skipped)."""
     if not text:
         return None
     try:

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gateway.apps.client.feed import MarketFeed, VenueAddress
-from gateway.core.mdfeed import md_entries
+from gateway.core.mdfeed import aggressor, md_entries, md_number
+from gateway.core.model import BUY, SELL
 from gateway.core.recording import (AGG_BUY, AGG_SELL, AGG_UNKNOWN, ASK, BID, CHANGE, DELETE, NEW, Recorder,
                                     RecordingWriter)
 
@@ -112,7 +113,7 @@ class MarketTap:
                 ts = self._ts(entries[0] if entries else {}, sending, head, ts_local)
                 bids, asks = [], []
                 for e in entries:
-                    px, qty = _num(e.get(270)), _num(e.get(271)) or 0.0
+                    px, qty = md_number(e.get(270)), md_number(e.get(271)) or 0.0
                     if px is None:
                         continue
                     if e.get(269) == "0":
@@ -124,7 +125,7 @@ class MarketTap:
                 before: dict[str, tuple] = {}
                 for e in entries:
                     symbol = e.get(55) or default
-                    px = _num(e.get(270))
+                    px = md_number(e.get(270))
                     if not symbol or px is None:
                         continue
                     book = vb.books.get(symbol) if vb is not None else None
@@ -137,14 +138,14 @@ class MarketTap:
                     ts = self._ts(e, sending, head, ts_local)
                     if kind == "2":
                         if e.get(279) != "2":
-                            rec.trade(venue, symbol, ts, ts_local, px, _num(e.get(271)) or 0.0,
-                                      _aggressor(*before[symbol], px))
+                            rec.trade(venue, symbol, ts, ts_local, px, md_number(e.get(271)) or 0.0,
+                                      _AGG_CODE[aggressor(*before[symbol], px)])
                     elif kind in ("0", "1"):
                         action = _ACTION.get(e.get(279, "0"))
                         if action is None:
                             continue
                         rec.update(venue, symbol, ts, ts_local, BID if kind == "0" else ASK, px,
-                                   _num(e.get(271)) or 0.0, action)
+                                   md_number(e.get(271)) or 0.0, action)
             self.stats["rows"] += rec.events - n0
 
     def _ts(self, entry: dict, sending: int | None, head: dict, ts_local: int) -> int:
@@ -164,21 +165,7 @@ class MarketTap:
             self.stats["probes"] += 1
 
 
-def _aggressor(bid, ask, px: float) -> int:
-    if ask is not None and px >= ask[0] - 1e-12:
-        return AGG_BUY
-    if bid is not None and px <= bid[0] + 1e-12:
-        return AGG_SELL
-    return AGG_UNKNOWN
-
-
-def _num(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+_AGG_CODE = {BUY: AGG_BUY, SELL: AGG_SELL, None: AGG_UNKNOWN}
 
 
 def _tap_probes(feed: MarketFeed, tap: MarketTap, wall_ns: Callable[[], int]) -> Callable[[], None]:
