@@ -120,6 +120,13 @@ class Strategy(Protocol):
 
     def on_timer(self, now: float, market: MarketView) -> list[Command]: ...
 
+    def stop(self, now: float, market: MarketView) -> list[Command]:
+        """No new entries; every open position starts its exit. The driver keeps delivering
+        reports and timers until ``is_flat()`` (or its deadline) before it logs out."""
+        ...
+
+    def is_flat(self) -> bool: ...
+
     def stats(self) -> dict:
         """Counters and results for views and reports (JSON-safe)."""
         ...

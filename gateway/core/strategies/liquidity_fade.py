@@ -31,10 +31,9 @@ from statistics import median
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.core.book import BID, OFFER, L2Book
-from gateway.core.strategies.base import (
-    BUY, SELL, BookUpdated, Command, MarketView, OrderReport, TradePrinted,
-)
-from gateway.core.strategies.roundtrip import ExitConfig, RoundTripBook
+from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView, TradePrinted
+from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import best_ask, best_bid, on_grid, to_ticks
 
 
@@ -77,18 +76,11 @@ class Wall:
     trip_id: str | None = None
 
 
-class LiquidityFade:
-    """Implements ``gateway.core.strategies.base.Strategy``; call ``stop()`` before ending a run."""
-
+class LiquidityFade(RoundTripTactic):
     def __init__(self, cfg: LiquidityFadeConfig) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
-        self.timer_interval_s = cfg.timer_interval_s
-        self.trips = RoundTripBook(cfg.name, cfg.exits, cfg.id_prefix)
-        self._symbols = set(cfg.symbols)
+        super().__init__(cfg, {"walls_seen": 0, "spoofs": 0, "held": 0, "broken": 0, "fades": 0})
         self.walls: dict[tuple[str, str, str, float], Wall] = {}
         self._traded: dict[tuple[str, str, float], float] = {}   # qty printed per price since the last book update
-        self.counts = {"walls_seen": 0, "spoofs": 0, "held": 0, "broken": 0, "fades": 0}
 
     # ------------------------------------------------------------------ Strategy
     def on_book(self, ev: BookUpdated, market: MarketView) -> list[Command]:
@@ -109,18 +101,6 @@ class LiquidityFade:
             self._traded[key] = self._traded.get(key, 0.0) + ev.qty
         return []
 
-    def on_report(self, ev: OrderReport, market: MarketView) -> list[Command]:
-        return self.trips.on_report(ev, market)
-
-    def on_timer(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.on_market(now, market)
-
-    def stop(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.stop(now, market)
-
-    def is_flat(self) -> bool:
-        return self.trips.is_flat()
-
     def classify(self, wall: Wall, now: float) -> str:
         if wall.status in ("spoof", "broken"):
             return wall.status
@@ -128,9 +108,8 @@ class LiquidityFade:
             return "wall"
         return "candidate" if wall.present else "gone"
 
-    def stats(self) -> dict:
-        return {"tactic": self.name, "signals": dict(self.counts), **self.trips.stats(),
-                "walls_tracked": len(self.walls), "recent": self.trips.trip_dicts(last=10)}
+    def extra_stats(self) -> dict:
+        return {"walls_tracked": len(self.walls)}
 
     # ------------------------------------------------------------------ wall tracking
     def _track(self, venue: str, symbol: str, book: L2Book, now: float, market: MarketView) -> list[Command]:

@@ -22,10 +22,9 @@ from math import isfinite
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.core.strategies.base import (
-    BUY, SELL, BookUpdated, Command, MarketView, OrderReport, TradePrinted,
-)
-from gateway.core.strategies.roundtrip import ExitConfig, RoundTripBook
+from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView, TradePrinted
+from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import live_books, touch_for
 
 
@@ -49,20 +48,13 @@ class MomentumConfig(BaseModel):
     exits: ExitConfig = Field(default_factory=ExitConfig)
 
 
-class Momentum:
-    """Implements ``gateway.core.strategies.base.Strategy``; call ``stop()`` before ending a run."""
-
+class Momentum(RoundTripTactic):
     def __init__(self, cfg: MomentumConfig) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
-        self.timer_interval_s = cfg.timer_interval_s
-        self.trips = RoundTripBook(cfg.name, cfg.exits, cfg.id_prefix)
-        self._symbols = set(cfg.symbols)
+        super().__init__(cfg, {"bursts": 0, "entries": 0, "skipped_rtt": 0, "skipped_no_venue": 0,
+                               "skipped_busy": 0, "skipped_cooldown": 0})
         self._tape: dict[str, deque] = {s: deque() for s in cfg.symbols}   # (at, qty, +1 buy / -1 sell)
         self._in_burst: dict[str, bool] = {}
         self._last_entry: dict[str, float] = {}
-        self.counts = {"bursts": 0, "entries": 0, "skipped_rtt": 0, "skipped_no_venue": 0,
-                       "skipped_busy": 0, "skipped_cooldown": 0}
 
     # ------------------------------------------------------------------ Strategy
     def on_book(self, ev: BookUpdated, market: MarketView) -> list[Command]:
@@ -80,24 +72,11 @@ class Momentum:
         self.counts["bursts"] += 1
         return self._enter(ev.symbol, burst, ev.at, market)
 
-    def on_report(self, ev: OrderReport, market: MarketView) -> list[Command]:
-        return self.trips.on_report(ev, market)
-
     def on_timer(self, now: float, market: MarketView) -> list[Command]:
         for s in self._symbols:
             if self._in_burst.get(s) and self.burst(s, now) is None:
                 self._in_burst[s] = False     # a quiet spell ends the burst even without trades
         return self.trips.on_market(now, market)
-
-    def stop(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.stop(now, market)
-
-    def is_flat(self) -> bool:
-        return self.trips.is_flat()
-
-    def stats(self) -> dict:
-        return {"tactic": self.name, "signals": dict(self.counts), **self.trips.stats(),
-                "recent": self.trips.trip_dicts(last=10)}
 
     # ------------------------------------------------------------------ burst detection
     def burst(self, symbol: str, now: float) -> dict | None:

@@ -20,10 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.core.strategies.base import (
-    BUY, SELL, BookUpdated, Command, MarketView, OrderReport, TradePrinted,
-)
-from gateway.core.strategies.roundtrip import ExitConfig, RoundTripBook
+from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView
+from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import Quote, best_ask, best_bid, to_ticks
 
 
@@ -54,18 +53,11 @@ class ScalperConfig(BaseModel):
         return self
 
 
-class Scalper:
-    """Implements ``gateway.core.strategies.base.Strategy``; call ``stop()`` before ending a run."""
-
+class Scalper(RoundTripTactic):
     def __init__(self, cfg: ScalperConfig) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
-        self.timer_interval_s = cfg.timer_interval_s
-        self.trips = RoundTripBook(cfg.name, cfg.exits, cfg.id_prefix)
-        self._symbols = set(cfg.symbols)
+        super().__init__(cfg, {"signals": 0, "skipped_cooldown": 0, "skipped_busy": 0, "skipped_spread": 0})
         self._last_entry: dict[str, float] = {}
         self._lead_mid: dict[str, float] = {}
-        self.counts = {"signals": 0, "skipped_cooldown": 0, "skipped_busy": 0, "skipped_spread": 0}
 
     # ------------------------------------------------------------------ Strategy
     def on_book(self, ev: BookUpdated, market: MarketView) -> list[Command]:
@@ -76,25 +68,6 @@ class Scalper:
         if side is not None:
             out += self._enter(ev.symbol, side, detail, ev.at, market)
         return out
-
-    def on_trade(self, ev: TradePrinted, market: MarketView) -> list[Command]:
-        return []
-
-    def on_report(self, ev: OrderReport, market: MarketView) -> list[Command]:
-        return self.trips.on_report(ev, market)
-
-    def on_timer(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.on_market(now, market)
-
-    def stop(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.stop(now, market)
-
-    def is_flat(self) -> bool:
-        return self.trips.is_flat()
-
-    def stats(self) -> dict:
-        return {"tactic": self.name, "signals": dict(self.counts), **self.trips.stats(),
-                "recent": self.trips.trip_dicts(last=10)}
 
     # ------------------------------------------------------------------ signals
     def _signal(self, ev: BookUpdated, market: MarketView) -> tuple[str | None, dict]:

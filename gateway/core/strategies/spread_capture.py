@@ -20,10 +20,9 @@ from math import floor, isfinite
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.core.strategies.base import (
-    BUY, SELL, BookUpdated, Command, MarketView, OrderReport, TradePrinted,
-)
-from gateway.core.strategies.roundtrip import ExitConfig, RoundTripBook
+from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView
+from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import live_books, to_ticks
 
 
@@ -44,18 +43,11 @@ class SpreadCaptureConfig(BaseModel):
     exits: ExitConfig = Field(default_factory=lambda: ExitConfig(max_hold_s=0.5))
 
 
-class SpreadCapture:
-    """Implements ``gateway.core.strategies.base.Strategy``; call ``stop()`` before ending a run."""
-
+class SpreadCapture(RoundTripTactic):
     def __init__(self, cfg: SpreadCaptureConfig) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
-        self.timer_interval_s = cfg.timer_interval_s
-        self.trips = RoundTripBook(cfg.name, cfg.exits, cfg.id_prefix)
-        self._symbols = set(cfg.symbols)
+        super().__init__(cfg, {"crossed_seen": 0, "below_threshold": 0, "pairs_sent": 0, "skipped_busy": 0,
+                               "skipped_cooldown": 0})
         self._last_entry: dict[str, float] = {}
-        self.counts = {"crossed_seen": 0, "below_threshold": 0, "pairs_sent": 0, "skipped_busy": 0,
-                       "skipped_cooldown": 0}
 
     # ------------------------------------------------------------------ Strategy
     def on_book(self, ev: BookUpdated, market: MarketView) -> list[Command]:
@@ -66,25 +58,6 @@ class SpreadCapture:
         if opp is not None:
             out += self._enter(ev.symbol, opp, ev.at, market)
         return out
-
-    def on_trade(self, ev: TradePrinted, market: MarketView) -> list[Command]:
-        return []
-
-    def on_report(self, ev: OrderReport, market: MarketView) -> list[Command]:
-        return self.trips.on_report(ev, market)
-
-    def on_timer(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.on_market(now, market)
-
-    def stop(self, now: float, market: MarketView) -> list[Command]:
-        return self.trips.stop(now, market)
-
-    def is_flat(self) -> bool:
-        return self.trips.is_flat()
-
-    def stats(self) -> dict:
-        return {"tactic": self.name, "signals": dict(self.counts), **self.trips.stats(),
-                "recent": self.trips.trip_dicts(last=10)}
 
     # ------------------------------------------------------------------ opportunity
     def required_edge_ticks(self, rtt_a_us: float, rtt_b_us: float) -> float:
