@@ -111,6 +111,7 @@ CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
 
 
 ENGINE = "native"           # the backend of the gateways started next (main() sets it per measurement)
+MESSAGE_LOGS = True         # FIX message logs on, as the shipped config has them (--no-logs: off)
 
 
 def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
@@ -123,6 +124,8 @@ def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
            "admin": {"port": procs.free_port()},
            "routing": {"policy": policy, "default_venue": next(iter(venues)), "md_symbols": ["AAPL"]},
            "risk": {}, "cpu": CPU}
+    if not MESSAGE_LOGS:
+        cfg["log_dir"] = ""
     path = tmp / f"gw-{policy}-{n}.toml"
     path.write_text(dumps(cfg))
     return path, cfg
@@ -321,9 +324,11 @@ def main() -> int:
     ap.add_argument("--engines", default="native,quickfix", help="backends to measure (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="last line: the JSON summary")
     ap.add_argument("--vs-direct", action="store_true", help="also: simulator round trip via gateway vs direct")
+    ap.add_argument("--no-logs", action="store_true", help="FIX message logs off (the shipped config logs)")
     args = ap.parse_args()
-    global CPU, ENGINE
+    global CPU, ENGINE, MESSAGE_LOGS
     CPU = args.cpu
+    MESSAGE_LOGS = not args.no_logs
     if args.quick:
         args.orders, args.runs = 300, 1
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]

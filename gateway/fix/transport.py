@@ -112,6 +112,8 @@ class Limits:
     close_timeout_s: float = 2.0             # a graceful close that does not finish -> abort
     log_max_bytes: int = 256 << 20           # message/event log rotated past this size (and daily)
     log_keep: int = 30                       # rotated log files kept per session and kind
+    store_fsync: str = "never"               # FileStore: "never" | "interval" | "always" (store.py says
+                                             # what each survives: SIGKILL vs power loss)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Limits":
@@ -805,7 +807,8 @@ class NativeEngine:
         from gateway.fix.dictionary import Dictionary
         from gateway.fix.session import Session
         from gateway.fix.store import FileStore, MemoryStore
-        store = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
+        store = (FileStore(self.store_dir, settings.key, fsync=self.limits.store_fsync)
+                 if self.store_dir is not None else MemoryStore())
         dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
         session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
         slog = (SessionLog(self.log_dir, settings.key, self.limits.log_max_bytes, self.limits.log_keep, self.wall)

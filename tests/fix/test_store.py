@@ -238,3 +238,13 @@ def test_session_receiving_over_a_file_store_commits_after_the_driver_does(tmp_p
     assert any(isinstance(e, AppMessageReceived) for e in events)
     assert store.next_target_seq == 3
     assert _reopened_target(tmp_path, store) == 2   # not yet handled by the application: asked again
+
+
+def test_engine_passes_the_fsync_policy_to_its_stores(tmp_path):
+    from gateway.fix.engine import BaseApplication, create_engine
+    from gateway.fix.settings import SessionSettings
+    s = SessionSettings(sender_comp_id="A", target_comp_id="B", role="acceptor")
+    engine = create_engine("native", "acceptor", [s], BaseApplication(), store_dir=tmp_path, store_fsync="always")
+    handle = engine._make_session(s)            # what start() makes per session
+    assert handle.store.fsync == "always"
+    handle.store.close()

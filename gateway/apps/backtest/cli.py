@@ -24,21 +24,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def load_data(spec: str):
-    from gateway.core.recording import read_csv, read_recording
-    s = str(spec)
-    if s.startswith("synth:"):
-        from gateway.apps.backtest.synth import synthetic
-        n, _, seed = s[6:].partition(":")
-        return synthetic(int(float(n)), seed=int(seed or 1))
-    p = Path(s)
-    if p.is_dir():
-        return read_recording(p)
-    if p.suffix == ".csv":
-        return read_csv(p)
-    raise SystemExit(f"--data {s}: not a recording directory, a .csv or synth:N")
-
-
 def _value(text: str):
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -69,6 +54,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw backtest", command: s
     ap.add_argument("--out", default="backtest-report")
     args = ap.parse_args(argv)
     from gateway.apps.backtest.config import load_config
+    from gateway.apps.backtest.data import load_data
     from gateway.apps.backtest.engine import run_backtest
     from gateway.apps.backtest.report import summarize, write_report
     over = _overrides(args.set)
@@ -77,7 +63,12 @@ def main(argv: list[str] | None = None, prog: str = "fixgw backtest", command: s
     cfg = load_config(args.config, over)
     if not cfg.backtest.strategy:
         raise SystemExit("no strategy: set backtest.strategy in the config or pass --strategy module:Class")
-    result = run_backtest(load_data(args.data), cfg)
+    try:
+        data = load_data(args.data)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    result = run_backtest(data, cfg)
     paths = write_report(result, args.out)
     print(json.dumps(summarize(result), indent=2))
     print(f"report: {paths['markdown']}")

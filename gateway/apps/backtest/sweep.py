@@ -28,7 +28,7 @@ def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 
 def run_one(data: str, overrides: dict[str, Any], config_path: str | None = None) -> dict:
-    from gateway.apps.backtest.cli import load_data
+    from gateway.apps.backtest.data import load_data
     from gateway.apps.backtest.config import load_config
     from gateway.apps.backtest.engine import run_backtest
     from gateway.apps.backtest.report import summarize

@@ -359,10 +359,11 @@ class Gateway:
         # the journal replayed in __init__: compact it now, before any new event (a safe point
         # unless a cancel was in flight or reports wait for an OMS; then the size check does it)
         self.event("gateway", "journal", self.keeper.at_start()[1])
-        extra = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else {}
+        native = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
+        extra = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else native
         self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
                                        port=cfg.oms.port, store_dir=store, log_dir=log_dir,
-                                       tls=cfg.oms.tls.to_engine() if cfg.oms.tls else None)
+                                       tls=cfg.oms.tls.to_engine() if cfg.oms.tls else None, **native)
         await self._acceptor.start()
         self.oms.handles = self._acceptor.sessions
         # one initiator engine for every venue (one per distinct TLS setup: TLS is per engine)

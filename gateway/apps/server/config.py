@@ -187,6 +187,10 @@ class GatewayConfig(_Strict):
     # FIX message and event logs per session, rotated daily and by size: None (default) =
     # <store_dir>/../log, i.e. var/gateway/log beside var/gateway/store; "" = no logs.
     log_dir: str | None = None
+    # Session stores (native engine): "never" (records reach the OS before their bytes reach
+    # the wire: survives SIGKILL, not a power cut), "interval" (fsync at most every second),
+    # "always" (fsync per record: survives a power cut, costs a disk flush per message).
+    store_fsync: Literal["never", "interval", "always"] = "never"
     # The trading-day end: every open Day order is canceled at its venue and expired to the
     # OMS, e.g. { time = "17:00:00", time_zone = "America/New_York" }. None: only venue
     # schedules end Day orders.
