@@ -433,8 +433,10 @@ def apply(rec: Any, orders: OrderManager) -> list:
 
 _CHILD_STATE = ("venue", "cl_ord_id", "qty", "price", "ord_type", "tif", "status", "cum_qty", "avg_px",
                 "venue_order_id", "sent_at", "acked", "reject_text")
+# "reports" is the k of the next ExecID <order_id>-<k>: without it a restart after a compaction
+# would issue ExecIDs the OMS already has, and drop a PossResend report as a repeat
 _ORDER_STATE = ("order_id", "status", "cum_qty", "avg_px", "policy", "route_reason", "text", "retried",
-                "created_at", "done_at")
+                "created_at", "done_at", "reports")
 
 
 def snapshot_problem(orders: OrderManager) -> str | None:

@@ -154,3 +154,30 @@ def test_restart_applies_a_replace_the_venue_did_take(tmp_path):
     order = again.orders.by_oms[(S, "r1")]
     assert order.replace_request is None and order.intent.qty == 120 and order.cum_qty == 30
     assert not sent(outs, SendNewOrder)
+
+
+# ---- F1 across a compaction: the snapshot keeps each order's report count ---------------------------
+
+def test_exec_ids_continue_across_a_compaction_and_restart(tmp_path):
+    """Chaos finding: the start-up compaction's snapshot dropped ``OmsOrder.reports``, so after the
+    next restart an order's ExecIDs started again at <OrderID>-1. A PossResend terminal report then
+    reused an ExecID the OMS already had (its ack or its PendingCancel) and was dropped as a repeat:
+    the order never ended at the OMS."""
+    gw = core(tmp_path)
+    child = place(gw)                                           # -1: the ack
+    (sent_replace,) = gw.handle(OmsReplaceRequest(session=S, new=new("r1", qty=120).intent, orig_cl_ord_id="c1"))
+    (replaced,) = reports(gw.handle(venue_report(sent_replace.cl_ord_id, "5", "0", leaves=120,
+                                                 orig=child.cl_ord_id)))        # -2: the replace
+    issued = [f"{replaced.order.order_id}-1", replaced.exec_id]
+    again = restart(gw, tmp_path)
+    again.handle(OmsSessionUp(session=S))                       # the replace's report, PossResend
+    assert again.compact()[0]                                   # what the gateway does at a safe point
+    third = restart(again, tmp_path)                            # replays the snapshot only
+    (pending,) = reports(third.handle(OmsCancelRequest(session=S, cl_ord_id="x1", orig_cl_ord_id="r1")))
+    assert pending.exec_id not in issued
+    vid = third.orders.find_child(sent_replace.cl_ord_id).cancel_pending
+    (done,) = reports(third.handle(venue_report(vid, "4", "4", orig=sent_replace.cl_ord_id)))
+    assert done.exec_id not in issued + [pending.exec_id]
+    fourth = restart(third, tmp_path)                           # killed before the report went out
+    (resent,) = reports(fourth.handle(OmsSessionUp(session=S)))
+    assert (resent.ord_status, resent.exec_id, resent.poss_resend) == ("4", done.exec_id, True)
