@@ -156,80 +156,6 @@ def stub_orders(gw, oms, venue, n: int) -> float:
     return time.thread_time() - t0
 
 
-def compact_journal() -> None:
-    """A positional journal (one JSON array per event: kind, n, mono, then each field's value
-    in the record class's field order, nested records as arrays too), to measure what the
-    "one compact record per event" rewrite of gateway/core/journal.py would save. Not
-    replayable by today's journal.decode: a measurement, not a format."""
-    import dataclasses
-    import gateway.core.journal as J
-    names: dict[type, tuple] = {}
-    plain = (str, int, float, bool, type(None))
-
-    def enc(v):
-        cls = v.__class__
-        if cls in plain:
-            return v
-        if cls is list:
-            return [enc(x) for x in v]
-        fields = names.get(cls)
-        if fields is None:
-            fields = names[cls] = tuple(f.name for f in dataclasses.fields(cls)
-                                        if f.name != "parent")
-        return [enc(getattr(v, f)) for f in fields]
-
-    def write(self, record):
-        n = self.next_n
-        os.write(self._fd, (J._dumps([J.KIND_OF[record.__class__], n, self._mono(), *enc(record)]) + "\n")
-                 .encode("ascii"))
-        self.next_n += 1
-        return n
-    J.Journal.write = write
-
-
-def proposed_journal() -> None:
-    """The journal change recommended for gateway/core/journal.py, applied here to measure it:
-    the same JSON line, byte for byte, but field names cached per record class (no
-    ``dataclasses.fields``/``is_dataclass`` per value) and the UTC text formatted once a second."""
-    import dataclasses
-    import gateway.core.journal as J
-    from gateway.fix.codec import utc_timestamp
-    names: dict[type, tuple] = {}
-    plain = (str, int, float, bool, type(None))
-
-    def enc(v):
-        cls = v.__class__
-        if cls in plain:
-            return v
-        if cls is list:
-            return [enc(x) for x in v]
-        fields = names.get(cls)
-        if fields is None:
-            if not dataclasses.is_dataclass(v):
-                return v
-            fields = names[cls] = tuple(f.name for f in dataclasses.fields(cls))
-        return {f: enc(getattr(v, f)) for f in fields}
-
-    def utc() -> str:
-        t = utc_timestamp(time.time(), 6)
-        return f"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[9:]}Z"
-
-    def write(self, record):
-        if self._fd is None:
-            raise OSError("journal is closed")
-        n = self.next_n
-        line = {"kind": J.KIND_OF[record.__class__], "n": n, "utc": utc(), "mono": self._mono()}
-        for f in names.get(record.__class__) or [f.name for f in dataclasses.fields(record)]:
-            line[f] = enc(getattr(record, f))
-        os.write(self._fd, (J._dumps(line) + "\n").encode("ascii"))
-        self.next_n += 1
-        self.records_written += 1
-        return n
-    for cls in J.KINDS.values():
-        names[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    J.Journal.write = write
-
-
 def stub_main(n: int, top: int) -> None:
     with tempfile.TemporaryDirectory(prefix="prof-stub-") as d:
         runs = []
@@ -270,15 +196,7 @@ def main() -> int:
     ap.add_argument("--engine", default="native")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--stub", action="store_true", help="sockets and engine stubbed out: our Python work only")
-    ap.add_argument("--proposed-journal", action="store_true",
-                    help="measure with the journal change recommended for gateway/core/journal.py")
-    ap.add_argument("--compact-journal", action="store_true",
-                    help="measure with a positional (array) journal record: what a format change would save")
     args = ap.parse_args()
-    if args.proposed_journal:
-        proposed_journal()
-    if args.compact_journal:
-        compact_journal()
     if args.stub:
         stub_main(args.orders, args.top)
         return 0

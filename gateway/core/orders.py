@@ -242,7 +242,7 @@ VENUE_COMMANDS = (SendNewOrder, SendCancel, SendReplace, QueryOrderStatus)
 class VenueExecutionReport:
     """What a venue said in an ExecutionReport (35=8): the fields the order path needs.
 
-    The journal stores it as a JSON object by these field names (gateway/core/journal.py).
+    The journal stores it as a JSON array in this field order (gateway/core/journal.py).
     """
     venue: str
     cl_ord_id: str

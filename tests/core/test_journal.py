@@ -4,7 +4,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import shutil
+import subprocess
+import sys
 
 from gateway.common.clock import FakeClock
 from gateway.core import journal as J
@@ -69,15 +72,50 @@ def test_every_record_kind_round_trips_field_by_field(tmp_path):
             assert getattr(got, f.name) == getattr(want, f.name), (type(want).__name__, f.name)
 
 
-def test_lines_are_ascii_json_objects_with_a_word_kind_and_utc_time(tmp_path):
+def test_lines_are_ascii_json_arrays_with_a_word_kind_and_utc_time(tmp_path):
     j = J.Journal(tmp_path / "j")
     j.write(every_kind()[2])
+    j.write(every_kind()[0])
     j.close()
     raw = (tmp_path / "j").read_bytes()
     assert raw.isascii()
-    line = json.loads(raw)
-    assert line["kind"] == "venue_report" and line["n"] == 1 and line["utc"].endswith("Z")
-    assert isinstance(line["mono"], float) and line["report"]["text"] == ODD
+    for line in raw.splitlines():        # each line is JSON on its own (python -m json.tool reads it)
+        subprocess.run([sys.executable, "-m", "json.tool"], input=line, check=True, capture_output=True)
+    kind, n, utc, mono, report, at = json.loads(raw.splitlines()[0])
+    assert (kind, n, at) == ("venue_report", 1, 3.0) and isinstance(mono, float)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc)
+    names = [f.name for f in dataclasses.fields(VenueExecutionReport)]
+    assert dict(zip(names, report, strict=True)) == dataclasses.asdict(every_kind()[2].report)
+
+
+def test_the_object_format_still_replays_field_by_field(tmp_path):
+    """Journals written before the array format: one JSON object per record, fields by name."""
+    path = tmp_path / "j"
+    records = every_kind()
+    with path.open("w") as fh:
+        for i, r in enumerate(records, 1):
+            fh.write(json.dumps({"kind": J.KIND_OF[type(r)], "n": i, "utc": "2026-12-01T00:00:00.000000Z",
+                                 "mono": 1.0, **{f.name: J._encode(getattr(r, f.name))
+                                                 for f in dataclasses.fields(r)}}) + "\n")
+    back = [r for _, r in J.read_records(path)]
+    assert back == records
+
+
+def test_an_array_record_of_the_wrong_length_is_unreadable_not_misread(tmp_path):
+    path = tmp_path / "j"
+    j = J.Journal(path)
+    j.write(J.RemainderDone(order_id="O1", text="t", at=1.0))
+    j.write(J.Retry(order_id="O1", spec=ChildOrder("ALPHA", 1.0, 1.0, LIMIT, IOC), venue_id="G", at=2.0))
+    j.close()
+    good = path.read_text().splitlines()
+    short, nested = json.loads(good[0]), json.loads(good[1])
+    nested[5] = nested[5][:4]                                  # a ChildOrder missing a value
+    path.write_text("\n".join([json.dumps(short[:-1]), json.dumps(short + [0]), json.dumps(nested),
+                               json.dumps(["no_such_kind", 1, "", 0.0]), good[0]]) + "\n")
+    got = list(J.read_records(path))
+    assert [isinstance(r, str) for _, r in got] == [True, True, True, True, False]
+    assert "expected 3 (order_id, text, at)" in got[0][1] and "ChildOrder" in got[2][1]
+    assert J.replay(path, OrderManager()).skipped[0][0] == 1
 
 
 def scenario(om: OrderManager, j: J.Journal) -> None:
