@@ -1,8 +1,8 @@
 """The gateway's decisions as one sans-IO object: events in, commands out.
 
 ``GatewayCore`` owns the ``OrderManager``, the ``Journal``, the ``RiskEngine``, the
-routers and the ids. An edge (today the quickfix Applications in gateway/apps/server,
-next one asyncio loop driving our own FIX engine) decodes what arrives into one of the
+routers and the ids. An edge (gateway/apps/server: the OMS and venue Applications on the
+process's one asyncio loop, either FIX backend) decodes what arrives into one of the
 events below, calls ``GatewayCore.handle(event)`` (or the named method) and carries out
 the commands it returns, in order, before it hands the core the next event. No sockets,
 no threads, no locks; the clock is injected; nothing is called back.

@@ -4,7 +4,8 @@ How the gateway wires it::
 
     market = MarketState(cfg.routing, clock)          # gateway/core/market.py
     for venue in venues: market.register_venue(venue)
-    market.start()                                    # probe/subscribe thread (blocks between rounds)
+    # the process's loop calls market.probe_round() every probe_interval_ms and
+    # market.subscribe_pending() after a venue logs on (gateway/apps/server/app.py)
     log = DecisionLog(cfg.routing.decision_log_size, cfg.routing.decision_log_path)
     router = build_router(cfg.routing, market, log=log)                  # per gateway, or
     router = build_router(cfg.routing, market, log=log,
@@ -12,7 +13,7 @@ How the gateway wires it::
     decision = router.decide(intent)   # recorded in router.log already; children empty = reject
     retry = router.retry(intent, decision, leaves)    # IOC remainder, once (scalp + micro_burst)
     ...
-    market.stop(); log.close()
+    log.close()
 
 ``decide`` and ``retry`` record the decision themselves; the gateway does not record again.
 ``decision.scores`` holds tuples (see ``decisions.SCORE_FIELDS``); ``router.log.recent(n)``
