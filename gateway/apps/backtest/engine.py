@@ -295,9 +295,9 @@ class Replay:
         t0 = self.t0
         for a in range(0, n, CHUNK):
             s = slice(a, a + CHUNK)
-            self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), ((rec.ts_exch[s] - t0) * 1e-9).tolist(),
-                            self._books(s).tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
-                            rec.price[s].tolist(), rec.qty[s].tolist(), rec.action[s].tolist())
+            self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), self._books(s).tolist(),
+                            rec.kind[s].tolist(), rec.side[s].tolist(), rec.price[s].tolist(),
+                            rec.qty[s].tolist(), rec.action[s].tolist())
         if self._pending[0] >= 0:
             b, t = self._pending
             self._pending = (-1, 0.0)
@@ -325,7 +325,7 @@ class Replay:
             return rec.venue[s]
         return rec.venue[s].astype(np.int32) * self._nsym + rec.symbol[s]
 
-    def _run_chunk(self, tl, te, bk, kd, sd, px, qt, ac) -> None:
+    def _run_chunk(self, tl, bk, kd, sd, px, qt, ac) -> None:
         clock = self.clock
         xbooks, lbooks = self.xbooks, self.lbooks
         applied, seen = self._applied, self._seen
@@ -338,7 +338,8 @@ class Replay:
         pend_b, pend_t = self._pending
         next_due = self._next_due()
         new, set_v, set_s, set_at = object.__new__, _BU_VENUE, _BU_SYMBOL, _BU_AT
-        for t, x, b, k, s, p, q, a in zip(tl, te, bk, kd, sd, px, qt, ac):
+        te = self._te     # per book: ts_exch in seconds (only read when our resting orders fill)
+        for t, b, k, s, p, q, a in zip(tl, bk, kd, sd, px, qt, ac):
             if pend_b >= 0 and (b != pend_b or t != pend_t or t >= next_due):
                 # the rows of one venue message (same book, same receive time) are over:
                 # one on_book for all of them, as the live feed notifies once per message
@@ -361,7 +362,7 @@ class Replay:
                     else:
                         lv[p] = q
                 elif xb.apply(k, s, p, q, a):
-                    self._resting_fills(xb, x, b)
+                    self._resting_fills(xb, float(te[b][m]), b)
                     next_due = self._next_due()
             lb = lbooks[b]
             if k == UPDATE:
@@ -369,11 +370,11 @@ class Replay:
                     # the top of book can only move if the update is at or inside the touch
                     ks = (lb.asks if s else lb.bids).keys
                     moved = not ks or (p if s else -p) <= ks[0]
-                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
+                    lb.apply_level(s, p, 0.0 if a == DELETE else q, t)
                     if not moved:
                         continue
                 else:
-                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
+                    lb.apply_level(s, p, 0.0 if a == DELETE else q, t)
                     if per_message:
                         pend_b, pend_t = b, t
                         continue
@@ -387,7 +388,7 @@ class Replay:
                 cmds = on_trade(TradePrinted(venue=bven[b], symbol=bsym[b], price=p, qty=q,
                                              aggressor_side=_AGG_SIDE[s], at=t), view)
             elif k == SNAPSHOT:
-                lb.apply_level(s, p, q)
+                lb.apply_level(s, p, q, t)
                 continue
             else:   # CLEAR: the snapshot's levels follow
                 lb.apply_snapshot((), ())
