@@ -144,9 +144,10 @@ class L2Book:
         else:
             raise ValueError(f"book side must be '0' (bid) or '1' (offer), not {side!r}")
 
-    def apply_level(self, ask: int, px: float, qty: float) -> None:
+    def apply_level(self, ask: int, px: float, qty: float, now: float | None = None) -> None:
         """The numeric form of ``apply_update`` (a replay's hot path, millions per second of
-        market time): ``ask`` 0 bid / 1 offer, ``qty`` the level's new total (<= 0 deletes).
+        market time): ``ask`` 0 bid / 1 offer, ``qty`` the level's new total (<= 0 deletes);
+        ``now`` the clock's time when the caller has it (saves the clock call).
         No cumulative rebuild here (see ``_Side.cum``)."""
         if ask:
             s = self.asks
@@ -155,20 +156,26 @@ class L2Book:
             s = self.bids
             key = -px
         levels = s.qty
-        keys = s.keys
         before = levels.get(key, 0.0)
-        now = self.clock.now()
-        if qty < before and keys[0] == key:        # before > 0: the key is in keys
-            s.deplete(before - (qty if qty > 0.0 else 0.0), now, self.tau_s)
+        if now is None:
+            now = self.clock.now()
         if qty > 0.0:
-            if not before:
-                insort(keys, key)
+            if before:                             # a change; a decrease at the touch depletes it
+                if qty < before and s.keys[0] == key:
+                    s.deplete(before - qty, now, self.tau_s)
+            else:
+                insort(s.keys, key)
             levels[key] = qty
-        elif before:
+        elif before:                               # a delete; before > 0: the key is in keys
             del levels[key]
-            i = bisect_left(keys, key)
-            if i < len(keys) and keys[i] == key:
-                del keys[i]
+            keys = s.keys
+            if keys[0] == key:
+                s.deplete(before, now, self.tau_s)
+                del keys[0]
+            else:
+                i = bisect_left(keys, key)
+                if i < len(keys) and keys[i] == key:
+                    del keys[i]
         s.dirty = True
         self.last_update = now
         self.updates += 1

@@ -9,7 +9,8 @@ timeline); the exchange side of each (venue, symbol) book is kept exact lazily:
   ``ts_exch <= T`` (``_catch_up`` looks ahead in the columns: quantity still in flight
   to us is already gone at the venue: an IOC arriving after the quote vanished misses);
 - otherwise an event is applied at the venue when we receive it (never later than we
-  see it; never twice: per-book counters ``_applied`` / ``_seen``).
+  see it; never twice: per-book counters ``_seen`` (rows the loop reached) and ``_applied``
+  (rows a look-ahead applied; the book has applied ``max(_seen, _applied)`` rows).
 Fills of resting orders are stamped with the trade's ``ts_exch``; their report reaches
 us ``response`` later, but never before the replay has processed that trade (exact
 when the response latency is at least the feed latency; else delivered that late).
@@ -295,9 +296,12 @@ class Replay:
         t0 = self.t0
         for a in range(0, n, CHUNK):
             s = slice(a, a + CHUNK)
-            self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), ((rec.ts_exch[s] - t0) * 1e-9).tolist(),
-                            self._books(s).tolist(), rec.kind[s].tolist(), rec.side[s].tolist(),
-                            rec.price[s].tolist(), rec.qty[s].tolist(), rec.action[s].tolist())
+            kind, action = rec.kind[s], rec.action[s]
+            # an update's new level size, 0 for a delete (the loop passes it to apply_level as is)
+            qty = np.where((kind == UPDATE) & (action == DELETE), 0.0, rec.qty[s])
+            self._run_chunk(((rec.ts_local[s] - t0) * 1e-9).tolist(), self._books(s).tolist(),
+                            kind.tolist(), rec.side[s].tolist(), rec.price[s].tolist(),
+                            qty.tolist(), action.tolist())
         if self._pending[0] >= 0:
             b, t = self._pending
             self._pending = (-1, 0.0)
@@ -325,7 +329,7 @@ class Replay:
             return rec.venue[s]
         return rec.venue[s].astype(np.int32) * self._nsym + rec.symbol[s]
 
-    def _run_chunk(self, tl, te, bk, kd, sd, px, qt, ac) -> None:
+    def _run_chunk(self, tl, bk, kd, sd, px, qt, ac) -> None:
         clock = self.clock
         xbooks, lbooks = self.xbooks, self.lbooks
         applied, seen = self._applied, self._seen
@@ -338,7 +342,8 @@ class Replay:
         pend_b, pend_t = self._pending
         next_due = self._next_due()
         new, set_v, set_s, set_at = object.__new__, _BU_VENUE, _BU_SYMBOL, _BU_AT
-        for t, x, b, k, s, p, q, a in zip(tl, te, bk, kd, sd, px, qt, ac):
+        te = self._te     # per book: ts_exch in seconds (only read when our resting orders fill)
+        for t, b, k, s, p, q, a in zip(tl, bk, kd, sd, px, qt, ac):
             if pend_b >= 0 and (b != pend_b or t != pend_t or t >= next_due):
                 # the rows of one venue message (same book, same receive time) are over:
                 # one on_book for all of them, as the live feed notifies once per message
@@ -352,7 +357,6 @@ class Replay:
             m = seen[b]
             seen[b] = m + 1
             if m >= applied[b]:                     # not yet applied by a look-ahead
-                applied[b] = m + 1
                 xb = xbooks[b]
                 if k <= SNAPSHOT and xb.plain:      # ExchangeBook.apply's plain case, inline
                     lv = xb.asks if s else xb.bids
@@ -361,7 +365,7 @@ class Replay:
                     else:
                         lv[p] = q
                 elif xb.apply(k, s, p, q, a):
-                    self._resting_fills(xb, x, b)
+                    self._resting_fills(xb, float(te[b][m]), b)
                     next_due = self._next_due()
             lb = lbooks[b]
             if k == UPDATE:
@@ -369,11 +373,11 @@ class Replay:
                     # the top of book can only move if the update is at or inside the touch
                     ks = (lb.asks if s else lb.bids).keys
                     moved = not ks or (p if s else -p) <= ks[0]
-                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
+                    lb.apply_level(s, p, q, t)
                     if not moved:
                         continue
                 else:
-                    lb.apply_level(s, p, 0.0 if a == DELETE else q)
+                    lb.apply_level(s, p, q, t)
                     if per_message:
                         pend_b, pend_t = b, t
                         continue
@@ -387,7 +391,7 @@ class Replay:
                 cmds = on_trade(TradePrinted(venue=bven[b], symbol=bsym[b], price=p, qty=q,
                                              aggressor_side=_AGG_SIDE[s], at=t), view)
             elif k == SNAPSHOT:
-                lb.apply_level(s, p, q)
+                lb.apply_level(s, p, q, t)
                 continue
             else:   # CLEAR: the snapshot's levels follow
                 lb.apply_snapshot((), ())
@@ -407,7 +411,7 @@ class Replay:
     def _catch_up(self, b: int, t: float) -> ExchangeBook:
         """Invariant X: apply book ``b``'s events with ts_exch <= t that the loop has not reached."""
         xb = self.xbooks[b]
-        n = self._applied[b]
+        n = max(self._applied[b], self._seen[b])
         te = self._te[b]
         k = int(np.searchsorted(te, t, side="right"))
         if k > n:
