@@ -52,10 +52,11 @@ def test_generated_configs_validate(tmp_path):
                               SimConfig)
     assert control.market.enabled and not control.market.competitors_enabled
     gw = validate_config(gateway_config(gw_t, ports, 20010, 20011, tmp_path / "g", "best_price",
-                                        cfg.kill_switch.model_dump()), GatewayConfig)
+                                        cfg.kill_switch.model_dump(), client=("DEMO", "pw-run1")), GatewayConfig)
     assert gw.risk.loss_threshold == cfg.kill_switch.loss_threshold and gw.risk.kill_switch_enabled
     assert (gw.oms.port, gw.admin.port, gw.routing.policy) == (20010, 20011, "best_price")
-    assert "DEMO" in [c.comp_id for c in gw.oms.clients]
+    demo = [c for c in gw.oms.clients if c.comp_id == "DEMO"]
+    assert len(demo) == 1 and demo[0].password == "pw-run1"   # every OMS client logs on with a password
     assert {v.name: v.port for v in gw.venues} == ports
 
 

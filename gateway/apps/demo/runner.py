@@ -8,6 +8,7 @@ Every child is started with ``gateway.common.procs`` and stopped by its Popen in
 from __future__ import annotations
 
 import copy
+import secrets
 import json
 import logging
 import subprocess
@@ -79,9 +80,11 @@ def sim_config(template: dict, ports: dict[str, int], store_dir: Path, duration_
 
 
 def gateway_config(template: dict, venue_ports: dict[str, int], oms_port: int, admin_port: int,
-                   store_dir: Path, policy: str, kill_switch: dict | None = None) -> dict:
-    """The run's gateway TOML: free ports, run-local store, the policy, the DEMO client, and the
-    kill switch armed (``kill_switch``: loss_window_s / loss_threshold) unless the template arms it."""
+                   store_dir: Path, policy: str, kill_switch: dict | None = None,
+                   client: tuple[str, str] = ("DEMO", "")) -> dict:
+    """The run's gateway TOML: free ports, run-local store, the policy, our own OMS client
+    (``client``: comp id and the password generated for this run), and the kill switch armed
+    (``kill_switch``: loss_window_s / loss_threshold) unless the template arms it."""
     data = copy.deepcopy(template)
     risk = data.setdefault("risk", {})
     if kill_switch and risk.get("loss_threshold") is None:
@@ -91,9 +94,10 @@ def gateway_config(template: dict, venue_ports: dict[str, int], oms_port: int, a
     data.setdefault("oms", {})["port"] = oms_port
     data.setdefault("admin", {})["port"] = admin_port
     data.setdefault("routing", {})["policy"] = policy
-    clients = data["oms"].setdefault("clients", [])
-    if not any(c.get("comp_id") == "DEMO" for c in clients):
-        clients.append({"comp_id": "DEMO", "reset_on_logon": True})
+    comp_id, password = client
+    clients = [c for c in data["oms"].get("clients", []) if c.get("comp_id") != comp_id]
+    clients.append({"comp_id": comp_id, "reset_on_logon": True, **({"password": password} if password else {})})
+    data["oms"]["clients"] = clients
     for venue in data["venues"]:
         venue["port"] = venue_ports[venue["name"]]
     return data
@@ -125,6 +129,7 @@ class DemoRunner:
     def __init__(self, settings: RunSettings) -> None:
         self.s = settings
         self.stop = threading.Event()
+        self.password = secrets.token_urlsafe(16)   # our DEMO client's, written into each run's gateway TOML
         self.interrupted = False
         self.cleaning = False     # stopping the children: a second Ctrl-C must not cut that short
         self.scalper_cfg: ScalperConfig = settings.cfg.scalper()
@@ -170,7 +175,7 @@ class DemoRunner:
         oms_port, admin_port = ports[-2:]
         sim = sim_config(sim_t, venue_ports, pdir / "sim-store", s.duration_s, s.cfg, s.seed, s.competitors)
         gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", policy,
-                            s.cfg.kill_switch.model_dump())
+                            s.cfg.kill_switch.model_dump(), client=("DEMO", self.password))
         (pdir / "sim.toml").write_text(dumps(sim))
         (pdir / "gateway.toml").write_text(dumps(gw))
         market = sim.get("market") or {}
@@ -205,7 +210,7 @@ class DemoRunner:
         run.client = ClientRuntime(strategy, oms=("127.0.0.1", run.oms_port), venues=venues,
                                    symbols=self.scalper_cfg.symbols, ticks=tick_sizes(run.sim), comp_id="DEMO",
                                    heartbeat_s=cfg.heartbeat_s, probe_interval_s=cfg.probe_interval_s,
-                                   depth=cfg.md_depth)
+                                   depth=cfg.md_depth, logon_fields=((554, self.password),))
         run.client.start(cfg.startup_timeout_s)
         if self.s.recording_dir is not None:
             path = Path(self.s.recording_dir) / f"{run.pdir.name}.rec"

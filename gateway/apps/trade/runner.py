@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -140,8 +141,10 @@ class TradeRunner:
             v["name"] = rename.get(v["name"], v["name"])
         gw_t.setdefault("routing", {})["default_venue"] = names[0]
         gw_t["routing"]["md_symbols"] = sorted({x["symbol"] for x in sim["symbols"]})
-        gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", "scalp")
-        gw["oms"]["clients"] = [{"comp_id": "TRADE", "reset_on_logon": True}]
+        password = secrets.token_urlsafe(16)           # our TRADE client's, for this run only
+        gw = gateway_config(gw_t, venue_ports, oms_port, admin_port, pdir / "gateway-store", "scalp",
+                            client=("TRADE", password))
+        gw["oms"]["clients"] = [c for c in gw["oms"]["clients"] if c["comp_id"] == "TRADE"]
         (pdir / "sim.toml").write_text(dumps(sim))
         (pdir / "gateway.toml").write_text(dumps(gw))
         if self.scenario is not None:
@@ -160,7 +163,7 @@ class TradeRunner:
         admin = f"http://127.0.0.1:{admin_port}"
         wait_gateway_ready(admin, names, s.startup_timeout_s, self.gw_proc, self.stop)
         venues = [VenueAddress(name=n, host="127.0.0.1", port=p) for n, p in venue_ports.items()]
-        return ("127.0.0.1", oms_port), venues, admin, tick_sizes(sim), "FIXGW", "TRADE", None
+        return ("127.0.0.1", oms_port), venues, admin, tick_sizes(sim), "FIXGW", "TRADE", password
 
     def trade(self, oms, venues, admin, ticks, gw_id, comp, password) -> None:
         s = self.s
