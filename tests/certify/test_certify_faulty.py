@@ -40,9 +40,13 @@ def test_settings_and_checksum_faults_fail_exactly_their_scenarios(faulty, tmp_p
     assert set(failed) == {"3b_InvalidChecksum", "1d_InvalidLogonBadSendingTime", "2o_SendingTimeValueOutOfRange",
                            "2k_CompIDDoesNotMatchProfile"}
     # the reasons say what the counterparty did instead
-    assert "expected ResendRequest 35=2 34=2 7=3" in failed["3b_InvalidChecksum"]
-    # it took the bad-CheckSum message as 2, so the good 2 was "too low"
-    assert "received Logout 35=5 34=2 58=MsgSeqNum too low, expecting 3 but received 2" in failed["3b_InvalidChecksum"]
+    # It took the bad-CheckSum message as 2, so the good 2 was "too low": Logout, then it
+    # closes. Which of the two the certifier sees first is a race with our next send (both
+    # seen in CI): the Logout where the ResendRequest should be, or the closed connection.
+    reason = failed["3b_InvalidChecksum"]
+    assert (("expected ResendRequest 35=2 34=2 7=3" in reason
+             and "received Logout 35=5 34=2 58=MsgSeqNum too low, expecting 3 but received 2" in reason)
+            or reason.startswith("the counterparty had closed the connection before this message could be sent")), reason
     assert failed["1d_InvalidLogonBadSendingTime"] == "expected a disconnect, received Logon 35=A 34=1"
     assert "waiting for Reject 35=3 34=2 45=2 58=SendingTime accuracy problem" in failed["2o_SendingTimeValueOutOfRange"]
     assert "expected Reject 35=3 34=2 45=2 58=CompID problem" in failed["2k_CompIDDoesNotMatchProfile"]
