@@ -26,6 +26,7 @@ ENGINES = ("native", "quickfix")
 
 
 class Stack:
+    sim_args: tuple[str, ...] = ()     # extra `fixgw sim` arguments (e.g. --stats)
     """``engine``: the gateway's FIX backend (default: $FIXGW_TEST_ENGINE or native)."""
 
     def __init__(self, tmp: Path, engine: str | None = None) -> None:
@@ -48,7 +49,8 @@ class Stack:
             cfg["venues"].append({"flow": dict(BOOK), **v, "port": port})
         path = self.tmp / f"sim-{name}.toml"
         path.write_text(dumps(cfg))
-        proc = procs.start(procs.fixgw_command("sim", "--config", str(path)), self.tmp / f"sim-{name}.log")
+        proc = procs.start(procs.fixgw_command("sim", "--config", str(path), *self.sim_args),
+                           self.tmp / f"sim-{name}.log")
         self.procs.append(proc)
         self.sims[name] = proc
         procs.wait_for_ports([self.venue_ports[v["name"]] for v in venues], 20, proc)

@@ -21,10 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.apps.demo.tomlout import dumps
 from gateway.common import procs
 from tests.chaos.oms import ChaosOms
-from tests.stack import BOOK, SYMBOLS, Stack
+from tests.stack import Stack
 
 TERMINAL = {b"2", b"4", b"8", b"C"}
 PASSWORDS = {"OMS1": "chaos-pw-1", "OMS2": "chaos-pw-2"}
@@ -33,20 +32,7 @@ PASSWORDS = {"OMS1": "chaos-pw-1", "OMS2": "chaos-pw-2"}
 class ChaosStack(Stack):
     """Stack whose simulator prints its statistics (``--stats``) when stopped."""
 
-    def start_sim(self, name: str, venues: list[dict], symbols: list[dict] | None = None):
-        cfg = {"store_dir": str(self.tmp / f"sim-{name}-store"), "symbols": symbols or SYMBOLS, "venues": []}
-        for v in venues:
-            port = self.venue_ports.get(v["name"]) or procs.free_port()
-            self.venue_ports[v["name"]] = port
-            cfg["venues"].append({"flow": dict(BOOK), **v, "port": port})
-        path = self.tmp / f"sim-{name}.toml"
-        path.write_text(dumps(cfg))
-        proc = procs.start(procs.fixgw_command("sim", "--config", str(path), "--stats"),
-                           self.tmp / f"sim-{name}.log")
-        self.procs.append(proc)
-        self.sims[name] = proc
-        procs.wait_for_ports([self.venue_ports[v["name"]] for v in venues], 20, proc)
-        return proc
+    sim_args = ("--stats",)
 
     def stop_sim_stats(self, name: str) -> dict:
         """SIGTERM the sim and read the JSON statistics it prints on its way out."""
