@@ -10,9 +10,12 @@ touch depletion; every policy decides a stream of buy/sell IOC/FOK/market orders
 time is ``RoutingDecision.decision_us`` (perf_counter around the whole decision, lock
 included) plus the outer call time (with the decision-log append).
 
-``probes``: starts one simulator process per injected one-way delay (delay proxy on, no
-jitter) and the gateway (our TestRequest probes every probe_interval_ms on its quickfix
-initiator sessions); prints the measured RTT p50/p99 against 2 x the injected delay.
+``probes``: starts one simulator process per injected one-way delay (delay line on, no
+jitter) and the gateway (our TestRequest probes every probe_interval_ms on its venue
+sessions, ``--engine native|quickfix``); prints per venue the probe RTT p50/p99 as we see
+it, the venue's part (socket write -> answer read) against 2 x the injected delay, and our
+own floor (send + receive path per probe) apart. ``--delays-ms 0 --no-proxy`` is the
+zero-latency venue of issue 12's target.
 """
 from __future__ import annotations
 
@@ -116,40 +119,52 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
     return results
 
 
-def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float) -> None:
+def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
+                 proxy: bool = True) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
-    gateway's probe RTTs (admin /status) against 2 x the injected delay."""
+    gateway's probe figures (admin /status) against 2 x the injected delay.
+
+    Per venue: ``rtt`` (decided -> answer handled, the whole probe as we see it), ``venue``
+    (our bytes in the socket -> the answer's bytes read: what the router ranks by) and the
+    process's ``floor`` (our send + receive path per probe) apart."""
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "router"))
     from live_rig import LiveRig  # noqa: PLC0415 - sockets and processes only for this part
 
-    venues = [{"name": f"D{i}", "base_us": d * 1000.0, "jitter_us": 0.0} for i, d in enumerate(delays_ms)]
+    venues = [{"name": f"D{i}", "base_us": d * 1000.0, "jitter_us": 0.0, "proxy": proxy or d > 0,
+               "probe_max_per_s": 1000.0} for i, d in enumerate(delays_ms)]
+    routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000}
     with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
-        with LiveRig(Path(tmp), venues, {"probe_interval_ms": interval_ms, "latency_window": 10_000}) as rig:
+        with LiveRig(Path(tmp), venues, routing, engine=engine) as rig:
             rig.wait_ready(30.0, samples=1)
             time.sleep(seconds)
-            snap = rig.market()
-    print(f"probe RTT vs injected latency ({seconds:.0f}s, probe every {interval_ms:.0f} ms, "
-          f"simulator delay proxy both ways, no jitter)")
-    print("net = p50 minus the p50 of the zero-delay venue (the path's own cost: quickfix + Python on both")
-    print("sides + the proxy's thread hand-offs); expect = 2 x injected one-way delay")
-    print(f"{'venue':<6} {'one-way ms':>10} {'expect us':>9} {'samples':>7} {'p50 us':>8} {'p99 us':>8} "
-          f"{'ewma us':>8} {'jitter us':>9} {'net us':>8} {'net err':>8} {'ack p50':>8}")
-    floor = None
+            st = rig.get("/status")
+    snap = {row["name"]: row.get("market", {}) for row in st["venues"]}
+    floor = st["gateway"].get("probe_floor") or {}
+    print(f"probe figures vs injected latency ({engine} engine, {seconds:.0f}s, probe every {interval_ms:.0f} ms, "
+          f"no jitter{', zero-delay venue through its delay line' if proxy else ''})")
+    print("rtt = decided -> answer handled; venue = our bytes in the socket -> the answer's bytes read; "
+          "expect = 2 x one-way delay")
+    print(f"our floor (send + receive path per probe): p50 {_f(floor.get('p50_us'))} us, "
+          f"p99 {_f(floor.get('p99_us'))} us, {floor.get('samples', 0)} samples; send path p50/p99 "
+          f"{_f(floor.get('send_p50_us'))}/{_f(floor.get('send_p99_us'))} us, receive path "
+          f"{_f(floor.get('receive_p50_us'))}/{_f(floor.get('receive_p99_us'))} us")
+    print(f"{'venue':<6} {'one-way ms':>10} {'expect us':>9} {'samples':>7} {'rtt p50':>8} {'rtt p99':>8} "
+          f"{'venue p50':>9} {'venue p99':>9} {'jitter us':>9} {'venue-exp':>9}")
+    out = {"floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"), "venues": {}}
     for v, d_ms in zip(venues, delays_ms):
-        if d_ms == 0:
-            floor = snap[v["name"]]["latency"]["p50_us"]
-    for v, d_ms in zip(venues, delays_ms):
-        lat = snap[v["name"]]["latency"]
-        ack = snap[v["name"]].get("ack", {})
+        lat, rtt = snap[v["name"]]["latency"], snap[v["name"]].get("rtt", {})
         expect = 2 * d_ms * 1000
         p50 = lat["p50_us"]
-        net = None if p50 is None or floor is None else p50 - floor
-        err = None if net is None else net - expect
-        print(f"{v['name']:<6} {d_ms:10.2f} {expect:9.0f} {lat['samples']:7d} {_f(p50):>8} {_f(lat['p99_us']):>8} "
-              f"{_f(lat['ewma_us']):>8} {_f(lat['jitter_us']):>9} {_f(net):>8} {_f(err):>8} "
-              f"{_f(ack.get('p50_us')):>8}")
+        err = None if p50 is None else p50 - expect
+        print(f"{v['name']:<6} {d_ms:10.2f} {expect:9.0f} {lat['samples']:7d} {_f(rtt.get('p50_us')):>8} "
+              f"{_f(rtt.get('p99_us')):>8} {_f(p50):>9} {_f(lat['p99_us']):>9} {_f(lat['jitter_us']):>9} "
+              f"{_f(err):>9}")
+        out["venues"][v["name"]] = {"one_way_ms": d_ms, "rtt_p50_us": rtt.get("p50_us"),
+                                    "rtt_p99_us": rtt.get("p99_us"), "venue_p50_us": p50,
+                                    "venue_p99_us": lat["p99_us"]}
+    return out
 
 
 def _f(x) -> str:
@@ -165,11 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delays-ms", default="0,0.5,2,5", help="one-way delay per simulated venue")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--interval-ms", type=float, default=100.0)
+    ap.add_argument("--engine", choices=("native", "quickfix"), default="native")
+    ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
+    ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
     a = ap.parse_args(argv)
     if a.what in ("decide", "all"):
         bench_decide(a.venues, a.levels, a.orders)
     if a.what in ("probes", "all"):
-        bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms)
+        out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
+                           a.engine, proxy=not a.no_proxy)
+        if a.json:
+            import json  # noqa: PLC0415
+            print(json.dumps(out))
     return 0
 
 

@@ -18,6 +18,9 @@ fixgw_rejects_total                             counter    reason (risk, no_rout
 fixgw_md_requests_rejected_total                counter    venue
 fixgw_probe_rtt_seconds                         histogram  venue (sub-ms buckets)
 fixgw_order_ack_seconds                         histogram  venue (NewOrderSingle -> first report)
+fixgw_venue_latency_seconds                     histogram  venue (probe RTT net of our floor: the router's input)
+fixgw_probe_floor_seconds                       histogram  (our own send + receive path per probe)
+fixgw_heartbeat_jitter_seconds                  gauge      venue (p90 - p10 of the venue's Heartbeat intervals)
 fixgw_router_decision_seconds                   histogram  -
 fixgw_risk_check_seconds                        histogram  -
 fixgw_risk_state                                gauge      - (0 ACTIVE, 1 REDUCING, 2 HALTED)
@@ -104,6 +107,15 @@ class GatewayMetrics:
                                    ["venue"], buckets=LATENCY_BUCKETS, registry=r)
         self.ack_latency = Histogram("fixgw_order_ack_seconds", "NewOrderSingle -> first ExecutionReport per venue",
                                      ["venue"], buckets=LATENCY_BUCKETS, registry=r)
+        # --- probe floor split (issue 12) ---
+        self.venue_latency = Histogram("fixgw_venue_latency_seconds",
+                                       "probe RTT net of our own floor (socket write -> answer read) per venue",
+                                       ["venue"], buckets=LATENCY_BUCKETS, registry=r)
+        self.probe_floor = Histogram("fixgw_probe_floor_seconds",
+                                     "our own part of a probe RTT: send path + receive path",
+                                     buckets=LATENCY_BUCKETS, registry=r)
+        self.hb_jitter = Gauge("fixgw_heartbeat_jitter_seconds",
+                               "p90 - p10 of the venue's Heartbeat arrival intervals", ["venue"], registry=r)
         self.router_time = Histogram("fixgw_router_decision_seconds", "time to route one order",
                                      buckets=CPU_BUCKETS, registry=r)
         self.risk_time = Histogram("fixgw_risk_check_seconds", "time of one pre-trade risk check",
@@ -139,6 +151,16 @@ class GatewayMetrics:
 
     def observe_ack(self, venue: str, seconds: float) -> None:
         self._child(self.ack_latency, venue).observe(seconds)
+
+    def observe_venue_latency(self, venue: str, seconds: float) -> None:
+        self._child(self.venue_latency, venue).observe(seconds)
+
+    def observe_probe_floor(self, seconds: float) -> None:
+        self.probe_floor.observe(seconds)
+
+    def set_heartbeat_jitter(self, venue: str, jitter_us: float | None) -> None:
+        if jitter_us is not None:
+            self._child(self.hb_jitter, venue).set(jitter_us / 1e6)
 
     def observe_router(self, seconds: float) -> None:
         self.router_time.observe(seconds)

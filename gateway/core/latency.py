@@ -145,6 +145,11 @@ class ProbeTracker:
     retires any older probe of the same venue still pending (it was lost with a
     dropped connection). Each venue keeps at most ``max_pending`` probes, none older
     than ``max_age_s``.
+
+    Two times per probe: ``new_probe`` stamps when we decided to send it (the RTT runs
+    from there), ``handed(rid, at)`` when its bytes were handed to the socket. After a
+    matching ``on_heartbeat``, ``answered_handed_at`` holds the latter (None if never
+    given): the estimator's floor split (``MarketState.on_venue_admin``).
     """
 
     def __init__(self, clock: Clock = MONOTONIC, prefix: str = "PRB", max_pending: int = 64,
@@ -155,6 +160,8 @@ class ProbeTracker:
         self.max_age_s = max_age_s
         self._seq = itertools.count(1)
         self._pending: dict[str, OrderedDict[str, float]] = {}
+        self._handed: dict[str, float] = {}     # TestReqID -> bytes handed to the socket at
+        self.answered_handed_at: float | None = None
         self.unmatched = 0      # heartbeats with our prefix but no pending probe
         self.expired = 0
 
@@ -169,6 +176,10 @@ class ProbeTracker:
         pend[test_req_id] = now
         return test_req_id
 
+    def handed(self, test_req_id: str, at: float) -> None:
+        """The probe's bytes reached the socket at ``at`` (same clock)."""
+        self._handed[test_req_id] = at
+
     def on_heartbeat(self, venue: str, test_req_id: str | None) -> float | None:
         """The RTT in seconds when ``test_req_id`` is a pending probe of ``venue``; else None."""
         pend = self._pending.get(venue)
@@ -177,9 +188,12 @@ class ProbeTracker:
                 self.unmatched += 1
             return None
         now = self.clock.now()
+        handed = self._handed
         while pend:
             rid, sent = pend.popitem(last=False)
+            at = handed.pop(rid, None)
             if rid == test_req_id:
+                self.answered_handed_at = at
                 return now - sent
             self.expired += 1
         return None  # pragma: no cover - the id was in the map
@@ -196,9 +210,11 @@ class ProbeTracker:
 
     def clear(self, venue: str) -> None:
         """The session dropped: its pending probes will never be answered."""
-        self._pending.pop(venue, None)
+        for rid in self._pending.pop(venue, ()):
+            self._handed.pop(rid, None)
 
     def _expire(self, pend: OrderedDict[str, float], now: float) -> None:
         while pend and (len(pend) >= self.max_pending or now - next(iter(pend.values())) > self.max_age_s):
-            pend.popitem(last=False)
+            rid, _ = pend.popitem(last=False)
+            self._handed.pop(rid, None)
             self.expired += 1

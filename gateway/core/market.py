@@ -11,12 +11,23 @@ edge turns them into FIX (a TestRequest via ``SessionHandle.send_test_request``,
 MarketDataRequest via ``SessionHandle.send``). The edge drives:
 - ``probe_round()`` from a loop timer every ``probe_interval_ms``: one TestRequest (35=1,
   112=PRB-<venue>-<n>) per logged-on venue, never more often than ``min_probe_gap_s``
-  per venue however often it is called (real venues throttle TestRequests); the Heartbeat
-  answer (35=0 with that 112) is one RTT sample;
+  per venue however often it is called, nor above the venue's ``probe_max_per_s`` (real
+  venues throttle TestRequests); the Heartbeat answer (35=0 with that 112) is one sample;
 - ``subscribe_pending()`` after a logon (``on_venue_up`` calls it, or the edge a moment later): one
   MarketDataRequest per configured symbol (263=1 snapshot+updates, 264=md_depth, 265=1
   incremental, 267: bid, offer, trade) with a unique MDReqID (262). A reconnect subscribes
   again; books stay stale until the new snapshot (W) arrives.
+
+Each probe answer is split at the transport edge (see "Our floor" in
+docs/operations.md): ``decided`` (``new_probe``), ``handed`` (the sender returned: the bytes
+are in the socket), ``received`` (the session handle's ``received_at``: the Heartbeat's
+bytes came off the socket, before parsing) and ``handled`` (here). Per venue:
+- ``rtt``: handled - decided, the whole round trip as we see it;
+- ``lat``: received - handed, the venue's part (kernel, link, the venue's software and any
+  time its answer waited for our loop): what the router ranks by and status shows;
+and once for the process, ``floor``: (handed - decided) + (handled - received), our own
+send and receive path per probe. Without ``received_at`` (quickfix) ``lat`` is rtt minus
+the send path and ``floor`` gets no sample.
 
 Market data (W, X, Y) is applied by ``gateway.core.mdfeed.VenueBooks``, the one parser of
 W/X in the gateway; messages may be our codec's ``Message`` (``.pairs``), raw text or bytes.
@@ -30,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.core.book import BID, OFFER, TRADE, L2Book
 from gateway.common.clock import MONOTONIC, Clock
-from gateway.core.latency import INF, LatencyEstimator, ProbeTracker
+from gateway.core.latency import INF, LatencyEstimator, ProbeTracker, _num
 from gateway.core.mdfeed import VenueBooks
 
 if TYPE_CHECKING:  # the router package imports this module; no import cycle at run time
@@ -41,6 +52,9 @@ Fields = list[tuple[int, str]]
 # sender(session, msg_type, body_fields, groups) -> sent?; groups: [(count_tag, [entry_fields, ...])]
 Sender = Callable[[Any, str, Fields, list[tuple[int, list[Fields]]]], bool]
 MIN_PROBE_GAP_S = 0.01      # at most 100 probes/s per venue, whatever probe_interval_ms says
+PROBE_MAX_PER_S = 20.0      # default per-venue cap (VenueConfig.probe_max_per_s)
+CAP_TOLERANCE = 0.1         # a probe may go this fraction of its gap early (timer jitter)
+HB_MIN_SAMPLES = 3          # heartbeat intervals before their jitter is shown
 
 
 def parse_fields(msg: Any) -> Fields:
@@ -79,20 +93,35 @@ def body_text(fields: Fields, groups: list[tuple[int, list[Fields]]] = ()) -> st
 class VenueState:
     """Everything known about one venue."""
 
-    __slots__ = ("name", "up", "session_id", "lat", "ack", "feed", "books", "pending_since",
+    __slots__ = ("name", "up", "session_id", "lat", "rtt", "ack", "hb", "feed", "books", "pending_since",
                  "needs_subscribe", "md_req", "md_rejects", "logons", "last_md_at", "last_probe_at",
-                 "probe", "market_data")
+                 "probe", "market_data", "probe_gap_s", "probe_tat", "stale_after_s", "last_hb_at",
+                 "probes_capped")
 
     def __init__(self, name: str, cfg: "RoutingConfig", clock: Clock, *, probe: bool = True,
-                 market_data: bool = True) -> None:
+                 market_data: bool = True, probe_max_per_s: float = PROBE_MAX_PER_S) -> None:
+        if not probe_max_per_s > 0:
+            raise ValueError("probe_max_per_s must be > 0")
         self.name = name
         self.probe = probe                # our TestRequests on this session (off: a venue that throttles them)
         self.market_data = market_data    # subscribe to its books on logon
         self.up = False
         self.session_id: Any = None
+        # The cap, as a virtual schedule (GCRA): the next probe is due at probe_tat.
+        self.probe_gap_s = 1.0 / probe_max_per_s
+        self.probe_tat = -INF
+        self.probes_capped = 0
+        # A cap slower than the probe timer stretches staleness with it: the router must
+        # not drop a venue only because we probe it as often as it allows.
+        self.stale_after_s = max(cfg.latency_stale_after_s, cfg.stale_after_intervals * self.probe_gap_s)
         self.lat = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha,
-                                    cfg.latency_stale_after_s, cfg.recent_samples)
+                                    self.stale_after_s, cfg.recent_samples)
+        self.rtt = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha,
+                                    self.stale_after_s, cfg.recent_samples)
         self.ack = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
+        # Passive: intervals between the venue's own Heartbeats (its jitter is p90 - p10).
+        self.hb = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
+        self.last_hb_at: float | None = None
         self.feed = VenueBooks(name, lambda s: L2Book(s, clock, cfg.depletion_tau_s))
         self.books: dict[str, L2Book] = self.feed.books       # the same dict: the router reads it
         for s in cfg.md_symbols:
@@ -117,6 +146,10 @@ class MarketState:
         self.venues: dict[str, VenueState] = {}
         self.venue_list: list[VenueState] = []    # stable order, for the router's loop
         self.probes = ProbeTracker(clock)
+        # Our own floor per probe (send path + receive path), all venues together.
+        self.floor = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
+        self.floor_send = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
+        self.floor_receive = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
         self.rank_recent = cfg.rank_latency == "recent"
         self.stale_after_s = cfg.latency_stale_after_s
         self.inflight_grace_s = cfg.probe_interval_s / 2
@@ -133,10 +166,12 @@ class MarketState:
         return self._errors + sum(v.feed.skipped for v in self.venue_list)
 
     # ------------------------------------------------------------ venue lifecycle
-    def register_venue(self, venue: str, *, probe: bool = True, market_data: bool = True) -> VenueState:
+    def register_venue(self, venue: str, *, probe: bool = True, market_data: bool = True,
+                       probe_max_per_s: float = PROBE_MAX_PER_S) -> VenueState:
         v = self.venues.get(venue)
         if v is None:
-            v = self.venues[venue] = VenueState(venue, self.cfg, self.clock, probe=probe, market_data=market_data)
+            v = self.venues[venue] = VenueState(venue, self.cfg, self.clock, probe=probe, market_data=market_data,
+                                                probe_max_per_s=probe_max_per_s)
             self.venue_list = [*self.venue_list, v]
         return v
 
@@ -148,6 +183,7 @@ class MarketState:
         v.session_id = session_id
         v.logons += 1
         v.pending_since = None
+        v.last_hb_at = None
         self.probes.clear(venue)
         v.feed.mark_stale()             # until the new subscription's snapshot
         v.needs_subscribe = True
@@ -169,14 +205,46 @@ class MarketState:
             return
         test_req_id = get_field(msg, 112)
         if not self.probes.is_ours(test_req_id):
+            if test_req_id is None:
+                self._on_venue_heartbeat(venue)
             return
-        rtt = self.probes.on_heartbeat(venue, test_req_id)
+        probes = self.probes
+        rtt = probes.on_heartbeat(venue, test_req_id)
         v = self.venues.get(venue)
         if v is None:
             return
-        v.pending_since = self.probes.oldest_pending_at(venue)
+        v.pending_since = probes.oldest_pending_at(venue)
         if rtt is not None:
+            self._probe_sample(v, rtt, probes.answered_handed_at)
+
+    def _probe_sample(self, v: VenueState, rtt: float, handed: float | None) -> None:
+        """Split one answered probe into the venue's part and ours (module docstring)."""
+        v.rtt.add(rtt)
+        if handed is None:               # no send stamp (a sender that failed late): all venue
             v.lat.add(rtt)
+            return
+        now = self.clock.now()
+        decided = now - rtt
+        received = getattr(v.session_id, "received_at", None)
+        if received is None or not handed <= received <= now:
+            v.lat.add(now - handed)      # the receive path is not separable on this backend
+            return
+        v.lat.add(received - handed)
+        self.floor.add((handed - decided) + (now - received))
+        self.floor_send.add(handed - decided)
+        self.floor_receive.add(now - received)
+
+    def _on_venue_heartbeat(self, venue: str) -> None:
+        """The venue's own periodic Heartbeat (no 112): its arrival interval, for jitter.
+        An interval with market data in it is not one heartbeat period: skipped."""
+        v = self.venues.get(venue)
+        if v is None:
+            return
+        now = self.clock.now()
+        last = v.last_hb_at
+        if last is not None and (v.last_md_at is None or v.last_md_at < last):
+            v.hb.add(now - last)
+        v.last_hb_at = now
 
     def on_venue_app(self, venue: str, msg: Any, msg_type: str) -> bool:
         """W / X / Y from a venue: applied, True. Anything else: False (not market data)."""
@@ -217,17 +285,24 @@ class MarketState:
         returns how many went out. Call it from a loop timer every ``probe_interval_s``."""
         now = self.clock.now()
         sent = 0
+        clock = self.clock
         for v in self.venue_list:
             if not v.up or v.session_id is None or not v.probe:
                 continue
-            if now - v.last_probe_at < self.min_probe_gap_s:
+            gap = v.probe_gap_s
+            if now - v.last_probe_at < self.min_probe_gap_s or now < v.probe_tat - gap * CAP_TOLERANCE:
                 self.probes_capped += 1
+                v.probes_capped += 1
                 continue
             rid = self.probes.new_probe(v.name)
             if v.pending_since is None:
                 v.pending_since = self.probes.oldest_pending_at(v.name)
             v.last_probe_at = now
+            v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + gap
             if self._send(v, "1", [(112, rid)], []):
+                # The sender returns once the bytes are in the socket (the native engine
+                # writes at once outside a pump): the transport edge of the way out.
+                self.probes.handed(rid, clock.now())
                 sent += 1
             else:
                 self.probes.clear(v.name)
@@ -282,7 +357,7 @@ class MarketState:
         lat = v.lat
         us = lat.route_us if self.rank_recent else lat.ewma_us
         last = lat.last_at
-        stale = last is None or now - last > self.stale_after_s
+        stale = last is None or now - last > v.stale_after_s
         pend = v.pending_since
         if pend is not None and now - pend > self.inflight_grace_s:
             age = (now - pend) * 1e6
@@ -328,12 +403,14 @@ class MarketState:
 
     def snapshot(self) -> dict:
         now = self.clock.now()
+        floor_p50 = _num(self.floor.p50_us)
         out = {}
         for v in self.venue_list:
             route_us, stale = self.route_latency(v, now)
             lat = v.lat.snapshot()
             lat["route_us"] = None if route_us == INF else round(route_us, 3)
             lat["stale"] = stale
+            lat["floor_p50_us"] = floor_p50
             books = {}
             for symbol, book in v.books.items():
                 b = book.snapshot()
@@ -341,13 +418,31 @@ class MarketState:
                 books[symbol] = b
             out[v.name] = {
                 "up": v.up, "logons": v.logons, "pending_probes": self.probes.pending(v.name),
-                "latency": lat, "ack": v.ack.snapshot(), "books": books,
+                "latency": lat, "rtt": v.rtt.snapshot(), "ack": v.ack.snapshot(),
+                "heartbeat": self.heartbeat_figures(v), "probe_max_per_s": round(1.0 / v.probe_gap_s, 3),
+                "probes_capped": v.probes_capped, "books": books,
                 "md_rejects": dict(v.md_rejects),
             }
         return out
 
+    def heartbeat_figures(self, v: VenueState) -> dict:
+        """The passive figure beside order-ack time: the venue's Heartbeat arrival interval
+        and its jitter (p90 - p10), once there are a few intervals."""
+        hb = v.hb
+        if hb.count < HB_MIN_SAMPLES:
+            return {"intervals": hb.count, "interval_p50_us": None, "jitter_us": None}
+        return {"intervals": hb.count, "interval_p50_us": _num(hb.p50_us), "jitter_us": _num(hb.jitter_us)}
+
+    def floor_snapshot(self) -> dict:
+        """Our own floor per probe (send path + receive path); see the module docstring."""
+        snap = self.floor.snapshot()
+        for name, est in (("send", self.floor_send), ("receive", self.floor_receive)):
+            snap[f"{name}_p50_us"], snap[f"{name}_p99_us"] = _num(est.p50_us), _num(est.p99_us)
+        return snap
+
     def stats(self) -> dict:
         return {"probes_sent": self.probes_sent, "probes_capped": self.probes_capped,
+                "probe_floor_p50_us": _num(self.floor.p50_us),
                 "send_failures": self.send_failures,
                 "probe_answers_unmatched": self.probes.unmatched, "probes_expired": self.probes.expired,
                 "md_parse_errors": self.parse_errors}

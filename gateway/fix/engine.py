@@ -122,6 +122,10 @@ class SessionHandle:
     key: str                 # "FIX.4.4:SENDER->TARGET"
     sender_comp_id: str
     target_comp_id: str
+    # --- transport-edge timestamp (latency probes' floor split; added for issue 12) ---
+    # Engine clock time at which the bytes now being handled were read from the socket,
+    # before parsing; None when the backend cannot say (quickfix).
+    received_at: float | None = None
 
     @property
     def logged_on(self) -> bool:

@@ -526,6 +526,7 @@ class NativeSession(SessionHandle):
             self.slog.flush()
 
     def receive(self, data: bytes) -> None:
+        self.received_at = self.engine.clock.now()    # transport edge (SessionHandle.received_at)
         self.counters["bytes_in"] += len(data)
         if data:
             self.times["last_received_at"] = self.engine.wall()

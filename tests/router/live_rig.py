@@ -40,9 +40,10 @@ def _section(name: str, d: dict) -> str:
 class LiveRig:
     """venues: [{"name", "base_us", "jitter_us", "schedule", "level_qty", "levels"}]."""
 
-    def __init__(self, tmp: Path, venues: list[dict], routing: dict | None = None) -> None:
+    def __init__(self, tmp: Path, venues: list[dict], routing: dict | None = None, engine: str = "native") -> None:
         self.tmp = Path(tmp)
         self.venues = venues
+        self.engine = engine
         self.routing = {"md_symbols": ["EURUSD"], "probe_interval_ms": 50, **(routing or {})}
         self.sims: dict[str, object] = {}
         self.sim_started: dict[str, float] = {}
@@ -69,11 +70,13 @@ class LiveRig:
         return path
 
     def _gateway_toml(self) -> Path:
-        text = (f'store_dir = {json.dumps(str(self.tmp / "gw"))}\nlog_dir = ""\n'
+        text = (f'store_dir = {json.dumps(str(self.tmp / "gw"))}\nlog_dir = ""\nengine = "{self.engine}"\n'
                 + _section("oms", {"host": "127.0.0.1", "port": self.oms_port, "comp_id": "FIXGW",
                                    "clients": [{"comp_id": "OMS1", "reset_on_logon": True}]})
                 + "".join(_section("[venues]", {"name": v["name"], "port": self.venue_ports[v["name"]],
-                                                "reconnect_s": 1}) for v in self.venues)
+                                                "reconnect_s": 1,
+                                                "probe_max_per_s": v.get("probe_max_per_s", 20.0)})
+                          for v in self.venues)
                 + _section("admin", {"host": "127.0.0.1", "port": self.admin_port})
                 + _section("routing", self.routing))
         path = self.tmp / "gateway.toml"

@@ -147,7 +147,7 @@ def test_probe_rounds_are_loop_driven_and_capped_per_venue():
     clock = FakeClock(1000.0)
     m = MarketState(RoutingConfig(probe_interval_ms=20, md_symbols=["EURUSD"]), clock,
                     sender=lambda sess, mt, fields, groups: calls.append(mt) or True)
-    m.register_venue("ALPHA")
+    m.register_venue("ALPHA", probe_max_per_s=100)   # the cap is not what this test is about
     m.on_venue_up("ALPHA", "s")                      # subscribes at once, on the caller's loop turn
     assert calls == ["V"]
     for _ in range(100):                             # a runaway timer: 100 calls within 10 ms
@@ -172,3 +172,109 @@ def test_a_venue_without_probes_or_market_data_is_ranked_by_order_acks():
     assert m.route_latency(quiet, clock.now()) == (INF, False)   # nothing measured yet, not stale
     m.record_ack("QUIET", 0.000350)
     assert m.route_latency(quiet, clock.now())[0] == pytest.approx(350.0)
+
+
+def test_probe_rate_is_capped_per_venue_and_staleness_follows_the_cap():
+    """probe_max_per_s caps our TestRequests per venue whatever the probe timer asks; a
+    probe may go a tenth of its gap early (timer jitter) but the long-run rate holds."""
+    from gateway.common.clock import FakeClock
+    clock = FakeClock(1000.0)
+    calls = []
+    m = MarketState(RoutingConfig(probe_interval_ms=10, md_symbols=[]), clock,
+                    sender=lambda sess, mt, fields, groups: calls.append(sess) or True)
+    m.register_venue("SLOW", probe_max_per_s=2)      # a venue that allows 2 TestRequests a second
+    m.register_venue("FAST", probe_max_per_s=1000)
+    for v in ("SLOW", "FAST"):
+        m.on_venue_up(v, v)
+    for _ in range(1000):                            # 10 s of a 10 ms probe timer
+        m.probe_round()
+        clock.advance(0.0101)
+    assert 20 <= calls.count("SLOW") <= 21           # 10.1 s at 2/s (one now, the next a little early)
+    assert calls.count("FAST") == 1000
+    slow = m.venues["SLOW"]
+    assert slow.probes_capped == 1000 - calls.count("SLOW")
+    assert slow.stale_after_s == pytest.approx(5 * 0.5)     # stale_after_intervals x the capped gap
+    assert m.venues["FAST"].stale_after_s == pytest.approx(5 * 0.01)
+    assert m.snapshot()["SLOW"]["probe_max_per_s"] == 2
+
+
+class _Handle:
+    """A session handle with the native engine's transport-edge stamp."""
+    received_at = None
+
+
+def test_probe_answer_is_split_into_the_venue_and_our_floor():
+    """decided -> handed (send path, ours) -> received (the venue's part) -> handled
+    (receive path, ours): the router ranks by the venue's part, the floor is shown apart."""
+    from gateway.common.clock import FakeClock
+    clock = FakeClock(1000.0)
+    h = _Handle()
+    sent = []
+
+    def sender(sess, mt, fields, groups):
+        clock.advance(0.000030)                      # 30 us: encode and write
+        sent.append(dict(fields)[112])
+        return True
+
+    m = MarketState(RoutingConfig(md_symbols=[]), clock, sender=sender)
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", h)
+    m.probe_round()
+    clock.advance(0.000100)                          # 100 us on the wire and in the venue
+    h.received_at = clock.now()
+    clock.advance(0.000020)                          # 20 us: read, parse, dispatch
+    m.on_venue_admin("ALPHA", fix((35, "0"), (112, sent[0])), "0")
+    v = m.venues["ALPHA"]
+    assert v.rtt.last_us == pytest.approx(150)
+    assert v.lat.last_us == pytest.approx(100)
+    assert m.floor.last_us == pytest.approx(50)
+    snap = m.snapshot()["ALPHA"]
+    assert snap["latency"]["p50_us"] == pytest.approx(100) and snap["rtt"]["p50_us"] == pytest.approx(150)
+    assert snap["latency"]["floor_p50_us"] == pytest.approx(50)
+    assert m.route_latency(v, clock.now())[0] == pytest.approx(100)
+    assert m.stats()["probe_floor_p50_us"] == pytest.approx(50)
+
+
+def test_without_a_receive_stamp_only_the_send_path_is_taken_off():
+    """quickfix gives no transport-edge stamp: the venue's figure keeps our receive path and
+    the floor gets no sample (never a guess)."""
+    from gateway.common.clock import FakeClock
+    clock = FakeClock(1000.0)
+    sent = []
+
+    def sender(sess, mt, fields, groups):
+        clock.advance(0.000030)
+        sent.append(dict(fields)[112])
+        return True
+
+    m = MarketState(RoutingConfig(md_symbols=[]), clock, sender=sender)
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", "a quickfix session id")
+    m.probe_round()
+    clock.advance(0.000120)
+    m.on_venue_admin("ALPHA", fix((35, "0"), (112, sent[0])), "0")
+    v = m.venues["ALPHA"]
+    assert v.rtt.last_us == pytest.approx(150) and v.lat.last_us == pytest.approx(120)
+    assert m.floor.count == 0 and m.snapshot()["ALPHA"]["latency"]["floor_p50_us"] is None
+
+
+def test_heartbeat_arrival_jitter_is_a_passive_figure():
+    """The venue's own Heartbeats (no 112): their arrival interval and its spread; an
+    interval with market data in it is not a heartbeat period and is left out."""
+    cfg, clock, sender, m = make_market(venues=())
+    m.register_venue("QUIET", probe=False, market_data=False)
+    m.on_venue_up("QUIET", "s")
+    hb = fix((35, "0"))
+    assert m.snapshot()["QUIET"]["heartbeat"]["jitter_us"] is None
+    for gap in (1.0, 1.002, 0.999, 1.001, 1.0, 1.003):
+        m.on_venue_admin("QUIET", hb, "0")
+        clock.advance(gap)
+    m.on_venue_admin("QUIET", hb, "0")
+    fig = m.snapshot()["QUIET"]["heartbeat"]
+    assert fig["intervals"] == 6
+    assert fig["interval_p50_us"] == pytest.approx(1_000_500, abs=1)
+    assert 1_000 < fig["jitter_us"] < 4_000
+    m.venues["QUIET"].last_md_at = clock.now() + 0.5   # market data inside the next interval
+    clock.advance(1.0)
+    m.on_venue_admin("QUIET", hb, "0")
+    assert m.snapshot()["QUIET"]["heartbeat"]["intervals"] == 6

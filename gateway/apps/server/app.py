@@ -101,7 +101,8 @@ class Gateway:
         self.tracker = SessionTracker(by_callbacks=cfg.engine != "native")
         self.market = MarketState(cfg.routing, clock)
         for v in cfg.venues:
-            self.market.register_venue(v.name, probe=v.probes, market_data=v.market_data)
+            self.market.register_venue(v.name, probe=v.probes, market_data=v.market_data,
+                                       probe_max_per_s=v.probe_max_per_s)
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
                                 market=self.market, clock=clock, policy=policy)
         self.policy = self.core.policy
@@ -227,9 +228,14 @@ class Gateway:
         while timings:
             kind, seconds = timings.popleft()
             (m.observe_risk if kind == "risk" else m.observe_router)(seconds)
+        # --- latency (issue 12): raw probe RTT, the venue's part, our floor, heartbeat jitter ---
         for v in self.market.venue_list:
-            self._drain_samples(id(v.lat), v.lat, m.observe_probe, v.name)
+            self._drain_samples(id(v.rtt), v.rtt, m.observe_probe, v.name)
+            self._drain_samples(id(v.lat), v.lat, m.observe_venue_latency, v.name)
             self._drain_samples(id(v.ack), v.ack, m.observe_ack, v.name)
+            m.set_heartbeat_jitter(v.name, self.market.heartbeat_figures(v)["jitter_us"])
+        floor = self.market.floor
+        self._drain_samples(id(floor), floor, lambda _venue, s: m.observe_probe_floor(s), "")
         return m.exposition()
 
     def _tick(self) -> None:
@@ -439,6 +445,7 @@ class Gateway:
                         "skipped_records": len(rec.skipped),
                         "callback_errors": sum(e.callback_errors for e in engines),
                         "bad_values": self.oms.bad_values, "market": self.market.stats(),
+                        "probe_floor": self.market.floor_snapshot(),   # our own per-probe cost (issue 12)
                         **self.core.counts},
             "oms_sessions": [{"session": key, "logged_on": h.logged_on, "next_sender_seq": h.next_sender_seq,
                               "next_target_seq": h.next_target_seq}

@@ -138,6 +138,11 @@ class VenueConfig(_SessionOptions):
     # TestRequests (or a certification run): the router then ranks it by order
     # acknowledgement time (NewOrderSingle -> first ExecutionReport) instead.
     probes: bool = True
+    # --- probe rate cap (issue 12) ---
+    # At most this many of our TestRequests per second on this session, whatever
+    # routing.probe_interval_ms asks (real venues throttle them; set the venue's limit).
+    # A cap below the probe interval's rate stretches the venue's staleness window with it.
+    probe_max_per_s: float = Field(20.0, gt=0, le=1000)
     market_data: bool = True             # subscribe to its books (routing.md_symbols) on logon
 
     _check_ids = field_validator("name", "sender_comp_id")(lambda cls, v: _comp_id(v))
