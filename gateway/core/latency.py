@@ -50,32 +50,37 @@ class LatencyEstimator:
         self.last_us = INF
         self.prev_us = INF
         self.last_at: float | None = None
-        self._ring = np.empty(window, dtype=np.float64)
+        self._ring = [0.0] * window     # the newest ``window`` samples (us), oldest overwritten
         self._pos = 0
         self._recent: list[float] = []
         self._recent_n = recent_samples
         self._cache: tuple[float, float, float, float] | None = None  # p50, p99, jitter, mean
 
-    def add(self, rtt_seconds: float) -> None:
+    def add(self, rtt_seconds: float, at: float | None = None) -> None:
+        """One sample; ``at``: when it was taken (default: the clock now, one more read)."""
         us = rtt_seconds * 1e6
         if us < 0:
             return  # a clock that went backwards is not a sample
-        self.ewma_us = us if self.count == 0 else self.ewma_us + self.alpha * (us - self.ewma_us)
-        self.count += 1
-        self.prev_us = self.last_us
+        count = self.count
+        self.ewma_us = us if count == 0 else self.ewma_us + self.alpha * (us - self.ewma_us)
+        self.count = count + 1
+        prev = self.prev_us = self.last_us
         self.last_us = us
-        self.last_at = self.clock.now()
-        self._ring[self._pos] = us
-        self._pos = (self._pos + 1) % self.window
+        self.last_at = self.clock.now() if at is None else at
+        pos = self._pos
+        self._ring[pos] = us            # a list: a float store, no numpy scalar per sample
+        pos += 1
+        self._pos = 0 if pos == self.window else pos
         recent = self._recent
         recent.append(us)
         if len(recent) > self._recent_n:
             del recent[0]
         ordered = sorted(recent)
         n = len(ordered)
-        self.recent_us = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
-        confirmed = us if us < self.prev_us else self.prev_us     # both of the last two were this slow
-        self.route_us = confirmed if confirmed > self.recent_us else self.recent_us
+        median = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+        self.recent_us = median
+        confirmed = us if us < prev else prev      # both of the last two were this slow
+        self.route_us = confirmed if confirmed > median else median
         self._cache = None
 
     def reset(self) -> None:
@@ -96,14 +101,14 @@ class LatencyEstimator:
             if n == 0:
                 self._cache = (INF, INF, INF, INF)
             else:
-                data = self._ring[:n]
+                data = np.array(self._ring[:n], dtype=np.float64)
                 p10, p50, p90, p99 = np.percentile(data, (10, 50, 90, 99))
                 self._cache = (float(p50), float(p99), float(p90 - p10), float(data.mean()))
         return self._cache
 
     def percentile_us(self, q: float) -> float:
         n = min(self.count, self.window)
-        return INF if n == 0 else float(np.percentile(self._ring[:n], q))
+        return INF if n == 0 else float(np.percentile(np.array(self._ring[:n], dtype=np.float64), q))
 
     @property
     def p50_us(self) -> float:
@@ -162,6 +167,7 @@ class ProbeTracker:
         self._pending: dict[str, OrderedDict[str, float]] = {}
         self._handed: dict[str, float] = {}     # TestReqID -> bytes handed to the socket at
         self.answered_handed_at: float | None = None
+        self.answered_at = 0.0                  # clock time of the last matched answer
         self.unmatched = 0      # heartbeats with our prefix but no pending probe
         self.expired = 0
 
@@ -194,6 +200,7 @@ class ProbeTracker:
             at = handed.pop(rid, None)
             if rid == test_req_id:
                 self.answered_handed_at = at
+                self.answered_at = now
                 return now - sent
             self.expired += 1
         return None  # pragma: no cover - the id was in the map

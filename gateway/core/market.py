@@ -218,21 +218,23 @@ class MarketState:
             self._probe_sample(v, rtt, probes.answered_handed_at)
 
     def _probe_sample(self, v: VenueState, rtt: float, handed: float | None) -> None:
-        """Split one answered probe into the venue's part and ours (module docstring)."""
-        v.rtt.add(rtt)
+        """Split one answered probe into the venue's part and ours (module docstring).
+        Every figure comes from the answer's one clock stamp (``answered_at``)."""
+        now = self.probes.answered_at
+        v.rtt.add(rtt, now)
         if handed is None:               # no send stamp (a sender that failed late): all venue
-            v.lat.add(rtt)
+            v.lat.add(rtt, now)
             return
-        now = self.clock.now()
         decided = now - rtt
         received = getattr(v.session_id, "received_at", None)
         if received is None or not handed <= received <= now:
-            v.lat.add(now - handed)      # the receive path is not separable on this backend
+            v.lat.add(now - handed, now)  # the receive path is not separable on this backend
             return
-        v.lat.add(received - handed)
-        self.floor.add((handed - decided) + (now - received))
-        self.floor_send.add(handed - decided)
-        self.floor_receive.add(now - received)
+        v.lat.add(received - handed, now)
+        send, receive = handed - decided, now - received
+        self.floor.add(send + receive, now)
+        self.floor_send.add(send, now)
+        self.floor_receive.add(receive, now)
 
     def _on_venue_heartbeat(self, venue: str) -> None:
         """The venue's own periodic Heartbeat (no 112): its arrival interval, for jitter.
