@@ -3,6 +3,11 @@
 - orders go to the fastest venue with enough depth;
 - the fastest venue's latency schedule degrades then recovers: routing moves away and back;
 - a venue killed mid-run is routed around, and used again once it is back (resubscribed).
+
+Timing: the venues' injected delays are milliseconds apart (RTT 2 / 8 / 16 ms, 30 ms when
+slow) so that a loaded 2-core box, whose probe answers can spike by several ms, cannot
+reorder them; probes every 100 ms keep the in-flight grace (half an interval, 50 ms) above
+the slow venues' RTT plus such a spike. The orderings are waited for, then asserted.
 """
 from __future__ import annotations
 
@@ -13,15 +18,45 @@ import pytest
 from live_rig import LiveRig
 
 # ALPHA fastest but thin; BRAVO medium and deep; CHARLIE slow and deep.
-SLOW_AT, FAST_AT = 7.0, 11.0
+SLOW_AT, FAST_AT = 9.0, 14.0
+ROUTING = {"probe_interval_ms": 100}
 
 
 def venues(alpha_schedule=None):
     return [
-        {"name": "ALPHA", "base_us": 200, "level_qty": 100, "schedule": alpha_schedule or []},
-        {"name": "BRAVO", "base_us": 1000, "level_qty": 5000},
-        {"name": "CHARLIE", "base_us": 2500, "level_qty": 5000},
+        {"name": "ALPHA", "base_us": 1000, "level_qty": 100, "schedule": alpha_schedule or []},
+        {"name": "BRAVO", "base_us": 4000, "level_qty": 5000},
+        {"name": "CHARLIE", "base_us": 8000, "level_qty": 5000},
     ]
+
+
+def ranked(rig: LiveRig, *names: str) -> dict | None:
+    """The market view once the venues' route figures are in this order (else None)."""
+    m = rig.market()
+    figures = [m[n]["latency"]["route_us"] for n in names]
+    if None in figures or any(m[n]["latency"]["stale"] for n in names):
+        return None
+    return m if figures == sorted(figures) else None
+
+
+SUSTAIN = 3          # decisions in a row that make a change of venue
+MOSTLY = 0.8         # share of the decisions of a phase that must go to its expected venue
+
+
+def _sustained(history: list[tuple[float, str]], pred, after: float) -> float | None:
+    """Time of the first of SUSTAIN decisions in a row (all after ``after``) whose venue meets ``pred``."""
+    run: list[float] = []
+    for t, v in history:
+        if t <= after:
+            continue
+        run = run + [t] if pred(v) else []
+        if len(run) == SUSTAIN:
+            return run[0]
+    return None
+
+
+def _mostly(venues: list[str], want: str) -> bool:
+    return venues.count(want) >= MOSTLY * len(venues)
 
 
 def routed_venue(rig: LiveRig, c, qty, price, tif="3") -> tuple[str, bytes]:
@@ -46,12 +81,12 @@ def decided_venue(rig: LiveRig, c, qty, price) -> str | None:
 
 @pytest.mark.timeout(90)
 def test_fastest_with_depth_then_degrade_and_recover(tmp_path):
-    schedule = [{"at_s": SLOW_AT, "base_us": 6000.0, "jitter_us": 0.0},
-                {"at_s": FAST_AT, "base_us": 200.0, "jitter_us": 0.0}]
-    with LiveRig(tmp_path, venues(schedule)) as rig:
-        m = rig.wait_ready()
-        assert m["ALPHA"]["latency"]["route_us"] < m["BRAVO"]["latency"]["route_us"] \
-            < m["CHARLIE"]["latency"]["route_us"]
+    schedule = [{"at_s": SLOW_AT, "base_us": 15000.0, "jitter_us": 0.0},
+                {"at_s": FAST_AT, "base_us": 1000.0, "jitter_us": 0.0}]
+    with LiveRig(tmp_path, venues(schedule), ROUTING) as rig:
+        rig.wait_ready()
+        rig.wait_until(lambda: ranked(rig, "ALPHA", "BRAVO", "CHARLIE"), 5,
+                       what="route figures ALPHA < BRAVO < CHARLIE")
         c = rig.oms()
         # small order: the fastest venue (ALPHA)
         assert routed_venue(rig, c, 10, 1.10005) == ("ALPHA", b"2")
@@ -69,30 +104,36 @@ def test_fastest_with_depth_then_degrade_and_recover(tmp_path):
             history.append((time.monotonic() - t0, venue))
             decisions.append(rig.last_decision)
             time.sleep(0.1)
-        away = [t for t, v in history if v != "ALPHA"]
-        assert away, f"never moved away from ALPHA: {history}"
-        first_away = away[0]
-        assert SLOW_AT - 0.3 < first_away < SLOW_AT + 1.5, [
-            (round(t, 2), d["reason"], d["scores"]) for (t, v), d in zip(history, decisions) if t == first_away]
-        back = [t for t, v in history if t > first_away and v == "ALPHA"]
-        assert back, f"never came back to ALPHA: {history}"
-        assert FAST_AT - 0.3 < back[0] < FAST_AT + 1.5, history
-        print(f"moved away {first_away - SLOW_AT:+.2f}s after the slowdown, back {back[0] - FAST_AT:+.2f}s "
-              f"after the recovery ({len(history)} orders)")
-        late = [(round(t, 2), d["reason"], d["scores"]) for (t, v), d in zip(history, decisions)
-                if t > back[0] + 0.5 and v != "ALPHA"]
-        assert not late, late
-        during = [(round(t, 2), v, d["reason"], d["scores"]) for (t, v), d in zip(history, decisions)
-                  if SLOW_AT + 0.6 < t < FAST_AT - 0.3]
-        assert during and all(v == "BRAVO" for _, v, _, _ in during), [x for x in during if x[1] != "BRAVO"]
+        # A loaded box can stall a process for tens of ms: a single decision away from the
+        # expected venue is a blip (counted, bounded); a change of venue is SUSTAIN decisions in a row.
+        def detail(pred):
+            return [(round(t, 2), v, d["reason"], d["scores"]) for (t, v), d in zip(history, decisions) if pred(t, v)]
+
+        first_away = _sustained(history, lambda v: v != "ALPHA", after=0.0)
+        assert first_away is not None, f"never moved away from ALPHA: {history}"
+        assert SLOW_AT - 0.3 < first_away < SLOW_AT + 1.5, detail(lambda t, v: t <= first_away and v != "ALPHA")
+        back = _sustained(history, lambda v: v == "ALPHA", after=first_away)
+        assert back is not None, f"never came back to ALPHA: {history}"
+        assert FAST_AT - 0.3 < back < FAST_AT + 1.5, history
+        before = [v for t, v in history if t < SLOW_AT - 0.3]
+        during = [v for t, v in history if SLOW_AT + 0.6 < t < FAST_AT - 0.3]
+        late = [v for t, v in history if t > back + 0.5]
+        print(f"moved away {first_away - SLOW_AT:+.2f}s after the slowdown, back {back - FAST_AT:+.2f}s "
+              f"after the recovery ({len(history)} orders; blips: {len(before) - before.count('ALPHA')} before, "
+              f"{len(during) - during.count('BRAVO')} during, {len(late) - late.count('ALPHA')} after)")
+        assert before and _mostly(before, "ALPHA"), detail(lambda t, v: t < SLOW_AT - 0.3 and v != "ALPHA")
+        assert during and _mostly(during, "BRAVO"), detail(lambda t, v: SLOW_AT + 0.6 < t < FAST_AT - 0.3
+                                                           and v != "BRAVO")
+        assert late and _mostly(late, "ALPHA"), detail(lambda t, v: t > back + 0.5 and v != "ALPHA")
         snap = rig.get("/status")
         assert snap["routing"]["by_venue"]["ALPHA"] >= 5
 
 
 @pytest.mark.timeout(60)
 def test_venue_killed_mid_run_is_routed_around(tmp_path):
-    with LiveRig(tmp_path, venues()) as rig:
+    with LiveRig(tmp_path, venues(), ROUTING) as rig:
         rig.wait_ready()
+        rig.wait_until(lambda: ranked(rig, "ALPHA", "BRAVO"), 5, what="route figures ALPHA < BRAVO")
         c = rig.oms()
         assert routed_venue(rig, c, 5, 1.10005)[0] == "ALPHA"
         rig.kill_venue("ALPHA")
@@ -103,6 +144,7 @@ def test_venue_killed_mid_run_is_routed_around(tmp_path):
         rig.wait_until(lambda: (lambda a: a["up"] and not a["books"]["EURUSD"]["stale"]
                                 and not a["latency"]["stale"])(rig.market()["ALPHA"]), 20,
                        what="ALPHA reconnected with a fresh book and fresh probe answers")
+        rig.wait_until(lambda: ranked(rig, "ALPHA", "BRAVO"), 5, what="ALPHA measured fast again")
         # (decision only: the restarted simulator reuses its ExecIDs, which the gateway drops as
         # duplicates of the first run's fills, so this order's reports never reach the OMS)
         assert decided_venue(rig, c, 5, 1.10005) == "ALPHA"
