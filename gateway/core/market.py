@@ -419,7 +419,7 @@ class MarketState:
                 b["stale"] = not self.book_usable(v, book, now)
                 books[symbol] = b
             out[v.name] = {
-                "up": v.up, "logons": v.logons, "pending_probes": self.probes.pending(v.name),
+                "up": v.up, "logons": v.logons, "probes": v.probe, "pending_probes": self.probes.pending(v.name),
                 "latency": lat, "rtt": v.rtt.snapshot(), "ack": v.ack.snapshot(),
                 "heartbeat": self.heartbeat_figures(v), "probe_max_per_s": round(1.0 / v.probe_gap_s, 3),
                 "probes_capped": v.probes_capped, "books": books,

@@ -81,3 +81,17 @@ def test_grafana_dashboard_uses_only_exported_metrics():
     assert used <= names, used - names
     assert {"fixgw_session_up", "fixgw_orders_total", "fixgw_probe_rtt_seconds_bucket",
             "fixgw_kill_switch_tripped", "fixgw_journal_bytes"} <= used
+
+
+def test_probe_floor_split_and_heartbeat_jitter_metrics():
+    """Issue 12: the venue's part of a probe RTT, our own floor apart, heartbeat jitter."""
+    m = GatewayMetrics()
+    m.observe_venue_latency("ALPHA", 0.00008)
+    m.observe_probe_floor(0.00004)
+    m.set_heartbeat_jitter("ALPHA", None)               # not enough heartbeats yet: no sample
+    assert ("fixgw_heartbeat_jitter_seconds", (("venue", "ALPHA"),)) not in scrape(m)
+    m.set_heartbeat_jitter("ALPHA", 1500.0)
+    after = scrape(m)
+    assert after[("fixgw_venue_latency_seconds_bucket", (("le", "0.0001"), ("venue", "ALPHA")))] == 1
+    assert after[("fixgw_probe_floor_seconds_bucket", (("le", "5e-05"),))] == 1
+    assert after[("fixgw_heartbeat_jitter_seconds", (("venue", "ALPHA"),))] == 0.0015

@@ -271,10 +271,25 @@ def format_status(st: dict) -> str:
         lines.append(f"  {s['session']:<28} {'UP  ' if s.get('logged_on') else 'down'} "
                      f"next out {s.get('next_sender_seq')} next in {s.get('next_target_seq')}")
     lines.append("venues:")
+    # --- latency (issue 12): the venue's part of the probe RTT; our own floor on its own line ---
+    floor = g.get("probe_floor") or {}
+    if floor.get("p50_us") is not None:
+        lines[-1] = (f"venues (latency = probe RTT net of our floor; floor p50 {floor['p50_us']:.0f}us "
+                     f"p99 {floor['p99_us']:.0f}us over {floor.get('samples', 0)} probes):")
     for v in st.get("venues", []):
-        lat = (v.get("market") or {}).get("latency") or {}
+        mkt = v.get("market") or {}
+        lat = mkt.get("latency") or {}
         p50, p99 = lat.get("p50_us"), lat.get("p99_us")
-        rtt = f"rtt p50 {p50:.0f}us p99 {p99:.0f}us" if p50 is not None and p99 is not None else "rtt -"
+        rtt = f"latency p50 {p50:.0f}us p99 {p99:.0f}us" if p50 is not None and p99 is not None else "latency -"
+        raw = (mkt.get("rtt") or {}).get("p50_us")
+        if raw is not None:
+            rtt += f" (rtt p50 {raw:.0f}us)"
+        if mkt.get("probes") is False:
+            rtt = "probes off"
+        ack = (mkt.get("ack") or {}).get("p50_us")         # the passive figures
+        jit = (mkt.get("heartbeat") or {}).get("jitter_us")
+        rtt += (f"  ack p50 {ack:.0f}us" if ack is not None else "") + \
+            (f"  heartbeat jitter {jit:.0f}us" if jit is not None else "")
         lines.append(f"  {v['name']:<8} {v.get('state', '?'):<10} next out {v.get('next_sender_seq')} "
                      f"next in {v.get('next_target_seq')}  open {v.get('open_orders', 0)}  "
                      f"routed {v.get('orders_routed', 0)}  fills {v.get('fills', 0)}  {rtt}")
