@@ -12,7 +12,8 @@ matching Heartbeat into one RTT sample. ``LatencyEstimator`` keeps, per venue:
   its second slow answer (and, in ``MarketState``, once a probe is unanswered for over
   half a probe interval), a recovery needs the median to come down (3 of 5 fast answers).
   A single spike (p99 RTTs of several ms happen on a loaded 2-core box) moves nothing,
-- ``p50_us`` / ``p99_us`` / ``jitter_us`` (p90 - p10) over the last ``window`` samples,
+- ``p50_us`` / ``p99_us`` / ``jitter_us`` (p90 - p10) over the last ``window`` samples
+  (a plain list ring: ``add`` is a few float stores and a sort of ``recent_samples``),
   computed with numpy lazily when asked (status, reports), never per order,
 - staleness: no sample for ``stale_after_s`` -> ``is_stale()``.
 
