@@ -9,7 +9,8 @@ reads ``with market.lock:`` (one loop: nothing to exclude).
 Sends go through the injected ``sender(session, msg_type, fields, groups) -> bool``; the
 edge turns them into FIX (a TestRequest via ``SessionHandle.send_test_request``, a
 MarketDataRequest via ``SessionHandle.send``). The edge drives:
-- ``probe_round()`` from a loop timer every ``probe_interval_ms``: one TestRequest (35=1,
+- ``probe_next()`` from a loop timer (``probe_schedule()``: each venue in turn, once per
+  ``probe_interval_ms``, spread over it) or ``probe_round()`` (all at once): one TestRequest (35=1,
   112=PRB-<venue>-<n>) per logged-on venue, never more often than ``min_probe_gap_s``
   per venue however often it is called, nor above the venue's ``probe_max_per_s`` (real
   venues throttle TestRequests); the Heartbeat answer (35=0 with that 112) is one sample;
@@ -54,6 +55,7 @@ Sender = Callable[[Any, str, Fields, list[tuple[int, list[Fields]]]], bool]
 MIN_PROBE_GAP_S = 0.01      # at most 100 probes/s per venue, whatever probe_interval_ms says
 PROBE_MAX_PER_S = 20.0      # default per-venue cap (VenueConfig.probe_max_per_s)
 CAP_TOLERANCE = 0.1         # a probe may go this fraction of its gap early (timer jitter)
+MIN_PROBE_TICK_S = 0.002    # probe_next's timer no finer than this (loop timers are ~ms)
 HB_MIN_SAMPLES = 3          # heartbeat intervals before their jitter is shown
 
 
@@ -155,6 +157,7 @@ class MarketState:
         self.inflight_grace_s = cfg.probe_interval_s / 2
         self.min_probe_gap_s = max(MIN_PROBE_GAP_S, cfg.probe_interval_s * 0.5)
         self._md_seq = itertools.count(1)
+        self._turn = 0                  # probe_next's rotation
         self.probes_sent = 0
         self.probes_capped = 0
         self.send_failures = 0
@@ -283,34 +286,60 @@ class MarketState:
 
     # ------------------------------------------------------------ probing / subscribing (loop-driven)
     def probe_round(self) -> int:
-        """One TestRequest on each logged-on venue not probed within ``min_probe_gap_s``;
-        returns how many went out. Call it from a loop timer every ``probe_interval_s``."""
+        """One TestRequest on each logged-on venue not probed within ``min_probe_gap_s``
+        (nor over its cap); returns how many went out. ``probe_next`` spreads the same
+        probes over the interval instead (what the gateway's timer does)."""
         now = self.clock.now()
         sent = 0
-        clock = self.clock
         for v in self.venue_list:
-            if not v.up or v.session_id is None or not v.probe:
-                continue
-            gap = v.probe_gap_s
-            if now - v.last_probe_at < self.min_probe_gap_s or now < v.probe_tat - gap * CAP_TOLERANCE:
-                self.probes_capped += 1
-                v.probes_capped += 1
-                continue
-            rid = self.probes.new_probe(v.name)
-            if v.pending_since is None:
-                v.pending_since = self.probes.oldest_pending_at(v.name)
-            v.last_probe_at = now
-            v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + gap
-            if self._send(v, "1", [(112, rid)], []):
-                # The sender returns once the bytes are in the socket (the native engine
-                # writes at once outside a pump): the transport edge of the way out.
-                self.probes.handed(rid, clock.now())
-                sent += 1
-            else:
-                self.probes.clear(v.name)
-                v.pending_since = None
-        self.probes_sent += sent
+            sent += self._probe(v, now)
         return sent
+
+    def probe_schedule(self) -> tuple[float, int]:
+        """(tick in seconds, venues per tick) for ``probe_next``: every probed venue once per
+        ``probe_interval_s``, their probes spread over it rather than sent back to back, so a
+        venue's answer never waits in our socket while we encode the next venue's probe (that
+        wait would count as the venue's latency, more for the venues probed first)."""
+        n = max(1, sum(1 for v in self.venue_list if v.probe))
+        interval = self.cfg.probe_interval_s
+        per_tick = max(1, -(-int(n * MIN_PROBE_TICK_S * 1e6) // int(interval * 1e6)))   # ceil
+        return interval * per_tick / n, per_tick
+
+    def probe_next(self, count: int = 1) -> int:
+        """The next ``count`` probed venues in turn get their probe (see ``probe_schedule``)."""
+        probed = [v for v in self.venue_list if v.probe]
+        if not probed:
+            return 0
+        now = self.clock.now()
+        sent = 0
+        for _ in range(min(count, len(probed))):
+            v = probed[self._turn % len(probed)]
+            self._turn += 1
+            sent += self._probe(v, now)
+        return sent
+
+    def _probe(self, v: VenueState, now: float) -> int:
+        if not v.up or v.session_id is None or not v.probe:
+            return 0
+        gap = v.probe_gap_s
+        if now - v.last_probe_at < self.min_probe_gap_s or now < v.probe_tat - gap * CAP_TOLERANCE:
+            self.probes_capped += 1
+            v.probes_capped += 1
+            return 0
+        rid = self.probes.new_probe(v.name)
+        if v.pending_since is None:
+            v.pending_since = self.probes.oldest_pending_at(v.name)
+        v.last_probe_at = now
+        v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + gap
+        if not self._send(v, "1", [(112, rid)], []):
+            self.probes.clear(v.name)
+            v.pending_since = None
+            return 0
+        # The sender returns once the bytes are in the socket (the native engine writes at
+        # once outside a pump): the transport edge of the way out.
+        self.probes.handed(rid, self.clock.now())
+        self.probes_sent += 1
+        return 1
 
     def subscribe_pending(self) -> int:
         """Send the MarketDataRequests of venues that logged on since the last call."""

@@ -278,3 +278,27 @@ def test_heartbeat_arrival_jitter_is_a_passive_figure():
     clock.advance(1.0)
     m.on_venue_admin("QUIET", hb, "0")
     assert m.snapshot()["QUIET"]["heartbeat"]["intervals"] == 6
+
+
+def test_probes_are_spread_over_the_interval_one_venue_per_tick():
+    """probe_next: each probed venue once per interval, in turn, never two back to back
+    (a venue's answer must not wait in our socket while we send the next venue's probe)."""
+    from gateway.common.clock import FakeClock
+    clock = FakeClock(1000.0)
+    calls = []
+    m = MarketState(RoutingConfig(probe_interval_ms=20, md_symbols=[]), clock,
+                    sender=lambda sess, mt, fields, groups: calls.append(sess) or True)
+    for name in ("A", "B", "C", "D", "OFF"):
+        m.register_venue(name, probe=name != "OFF", probe_max_per_s=100)
+        m.on_venue_up(name, name)
+    tick, per_tick = m.probe_schedule()
+    assert (tick, per_tick) == (pytest.approx(0.005), 1)
+    for _ in range(8):
+        assert m.probe_next(per_tick) == 1
+        clock.advance(tick)
+    assert calls == ["A", "B", "C", "D"] * 2
+    big = MarketState(RoutingConfig(probe_interval_ms=100, md_symbols=[]), clock)
+    for i in range(120):
+        big.register_venue(f"V{i}")
+    tick, per_tick = big.probe_schedule()                 # loop timers are ~1 ms: a few per tick
+    assert tick >= 0.002 and tick * 120 / per_tick == pytest.approx(0.1)

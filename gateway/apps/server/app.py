@@ -6,8 +6,8 @@
   venues.py) decode FIX into the core's events and hand them to ``submit``;
 - the ``GatewayCore`` (gateway/core/hub.py: orders, journal, risk, routers; sans-IO);
 - the ``MarketState`` (live latency and books), fed by the venue edge;
-- loop timers: ``Tick`` every ``MARK_REFRESH_S`` (risk re-marks), probe rounds every
-  ``probe_interval_ms``.
+- loop timers: ``Tick`` every ``MARK_REFRESH_S`` (risk re-marks), probes (each venue once
+  per ``probe_interval_ms``, spread over it: ``MarketState.probe_schedule``).
 
 ``submit`` runs one event from FIX message in to FIX messages out: ``core.handle(event)``,
 then every command it returns, in order, before the next event (the core has journaled
@@ -385,7 +385,9 @@ class Gateway:
             self.venues.attach(engine.sessions)
             self._initiators.append(engine)
         self._every(MARK_REFRESH_S, self._tick)
-        self._every(cfg.routing.probe_interval_s, self.market.probe_round)
+        # probes spread over the interval, a few venues per tick (issue 12: MarketState.probe_schedule)
+        tick_s, per_tick = self.market.probe_schedule()
+        self._every(tick_s, lambda: self.market.probe_next(per_tick))
         self._every(JOURNAL_CHECK_S, self.keeper.check)
         for v in cfg.venues:          # a venue's scheduled end expires its Day orders (ExecType C)
             if v.schedule is not None:
