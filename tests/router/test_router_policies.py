@@ -406,3 +406,30 @@ def test_scalp_routes_to_a_venue_with_depth_before_its_first_probe_answer():
     d = build_router(cfg, m, clock).decide(intent(qty=100, price=1.10010))
     assert [c.venue for c in d.children] == ["ALPHA"]
     assert "ALPHA ?us" in d.reason
+
+
+def test_scalp_ranks_a_venue_without_probes_by_its_order_acks_and_a_capped_one_by_its_own_staleness():
+    """The scalp policy's inlined ranking follows MarketState.route_latency: a venue with
+    probes off is ranked by order-ack time (never stale); a venue whose probe rate is capped
+    is stale only after stale_after_intervals of its capped gap."""
+    cfg, clock, sender, m = make_market(venues=())
+    m.register_venue("QUIET", probe=False)
+    m.register_venue("SLOWCAP", probe_max_per_s=1)          # probed once a second at most
+    m.register_venue("LOUD")
+    up(m, "QUIET")
+    up(m, "SLOWCAP", 600)
+    up(m, "LOUD", 900)
+    for name in ("QUIET", "SLOWCAP", "LOUD"):
+        snapshot(m, name, "EURUSD", BIDS, ASKS)
+    m.record_ack("QUIET", 0.000350)
+    router = scalp(m, cfg, clock)
+    d = router.decide(intent(qty=100, price=1.10010))
+    assert d.children[0].venue == "QUIET", d.scores
+    assert m.route_latency(m.venues["QUIET"], clock.now()) == \
+        (pytest.approx(350.0), False)
+    m.venues["QUIET"].up = False
+    clock.advance(1.0)          # over LOUD's window (5 x 100 ms), inside SLOWCAP's (5 x 1 s)
+    d = router.decide(intent(qty=100, price=1.10010))
+    assert m.route_latency(m.venues["SLOWCAP"], clock.now())[1] is False
+    assert m.route_latency(m.venues["LOUD"], clock.now())[1] is True
+    assert d.children[0].venue == "SLOWCAP", d.scores

@@ -133,7 +133,6 @@ class ScalpRouter(BaseRouter):
         ceiling = cfg.latency_ceiling_us
         min_fill = cfg.min_fill_prob
         rank_recent = m.rank_recent
-        stale_s = m.stale_after_s
         grace = m.inflight_grace_s
         max_age = cfg.book_stale_after_s
         scores: list[tuple] = []
@@ -148,9 +147,17 @@ class ScalpRouter(BaseRouter):
                     scores.append((name, False, None, True, 0.0, 0.0, 0.0, None))
                     continue
                 est = v.lat
-                lat = est.route_us if rank_recent else est.ewma_us
                 last = est.last_at
-                stale = last is None or now - last > stale_s
+                # --- issue 12 (helper probes): as MarketState.route_latency: a venue without
+                # probes ranks by order-ack time and is never stale; a capped one has its own window
+                if v.probe:
+                    lat = est.route_us if rank_recent else est.ewma_us
+                    stale = last is None or now - last > v.stale_after_s
+                else:
+                    ack = v.ack
+                    lat = ack.route_us if rank_recent else ack.ewma_us
+                    stale = False
+                # ---
                 pend = v.pending_since
                 if pend is not None and now - pend > grace:
                     age = (now - pend) * 1e6
