@@ -1,0 +1,154 @@
+"""Where a simulated venue's time goes per order (prints tables, asserts nothing).
+
+    python benchmarks/profile_sim.py [--orders 3000] [--flow 0] [--md] [--latency-us 0] [--top 25]
+
+One native venue (``SimExchange``, its loop on its own thread) in this process; the load
+comes from a raw-bytes client in a child process (one IOC order at a time, waiting for its
+terminal report), so the client does not compete for this interpreter. Printed:
+
+1. the venue loop thread's CPU time per order (thread_time / orders, profiler off), with
+   the client's NOS -> first ER p50 as it saw it;
+2. the same run under cProfile (enabled on the loop thread): the top functions by tottime
+   and a per-stage breakdown (us per order): matching engine, publishing (reports, market
+   data), background flow and market, FIX engine (parse, validate, session, store, transport),
+   delay line.
+
+``--flow R``: background flow at R orders/s per symbol; ``--md``: the client subscribes to
+market data (so every order that touches the book publishes an X).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+STAGES = [
+    ("matching engine", lambda f, n: "/core/matching/" in f),
+    ("publish: reports + md (native.py, fixtext)", lambda f, n: f.endswith(("sim_exchange/native.py", "sim_exchange/fixtext.py", "sim_exchange/status.py"))),
+    ("flow + market", lambda f, n: f.endswith(("sim_exchange/flow.py", "sim_exchange/market.py", "sim_exchange/exchange.py"))),
+    ("delay line + timer", lambda f, n: f.endswith("sim_exchange/delayline.py")),
+    ("fix: codec", lambda f, n: f.endswith("fix/codec.py")),
+    ("fix: dictionary validate", lambda f, n: f.endswith("fix/dictionary.py")),
+    ("fix: session", lambda f, n: f.endswith("fix/session.py")),
+    ("fix: store", lambda f, n: f.endswith("fix/store.py")),
+    ("fix: transport + engine", lambda f, n: f.endswith(("fix/transport.py", "fix/engine.py"))),
+    ("OS: writes (socket, file)", lambda f, n: "write" in n),
+    ("other", lambda f, n: True),
+]
+
+
+def client_main(port: int, target: str, n: int, md: bool) -> None:
+    """The child: log on, optionally subscribe, send n IOC orders one at a time, print p50."""
+    from bench_sim import WireClient, pct, wire_round_trips
+    c = WireClient(port, "CLIENT", target).logon()
+    if md:
+        c.send("V", "262=md1\x01263=1\x01264=5\x01267=2\x01269=0\x01269=1\x01146=1\x0155=EURUSD\x01")
+        c.wait_for(b"\x0135=W\x01")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    rt = wire_round_trips(c, n)
+    print(f"p50 {pct(rt, 50):.0f}", flush=True)
+    c.close()
+
+
+def write_config(tmp: Path, port: int, flow: float, latency_us: float) -> Path:
+    path = tmp / "sim.toml"
+    path.write_text(
+        f'store_dir = "{tmp / "store"}"\nengine = "native"\n'
+        '[[symbols]]\nsymbol = "EURUSD"\ntick_size = 0.00001\nref_price = 1.1\n'
+        f'[[venues]]\nname = "V"\nport = {port}\n'
+        f'[venues.latency]\nbase_us = {latency_us}\njitter_us = 0\njitter = "none"\n'
+        f'[venues.flow]\nenabled = {"true" if flow > 0 else "false"}\nrate_per_s = {flow}\n'
+        'initial_levels = 5\nlevel_qty = 1000000\n')
+    return path
+
+
+def run(args: argparse.Namespace, profile: bool) -> tuple[float, str, pstats.Stats | None]:
+    from gateway.common import procs
+    from sim_exchange.config import SimConfig
+    from sim_exchange.exchange import SimExchange
+    with tempfile.TemporaryDirectory(prefix="profile_sim_") as tmpdir:
+        tmp = Path(tmpdir)
+        port = procs.free_ports(1)[0]
+        ex = SimExchange(SimConfig.load(write_config(tmp, port, args.flow, args.latency_us))).start()
+        try:
+            client = subprocess.Popen([sys.executable, __file__, "--client", str(port), str(args.orders),
+                                       *(["--md"] if args.md else [])],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            assert client.stdout is not None and client.stdin is not None
+            client.stdout.readline()                       # ready (logged on)
+            prof = cProfile.Profile() if profile else None
+            loop = ex._loop.loop
+            venue = ex.venue("V")
+
+            def start() -> float:
+                if prof is not None:
+                    prof.enable()
+                return time.thread_time()
+
+            def stop() -> float:
+                if prof is not None:
+                    prof.disable()
+                return time.thread_time()
+
+            t0 = venue.call(start)
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            line = client.stdout.readline().strip()
+            t1 = venue.call(stop)
+            client.wait(30)
+            cpu_us = (t1 - t0) / args.orders * 1e6
+            stats = pstats.Stats(prof) if prof is not None else None
+            del loop
+            return cpu_us, line, stats
+        finally:
+            ex.stop()
+
+
+def stage_table(stats: pstats.Stats, orders: int) -> list[tuple[str, float]]:
+    totals = {label: 0.0 for label, _ in STAGES}
+    for (f, _line, name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        for label, pred in STAGES:
+            if pred(f, name):
+                totals[label] += tt
+                break
+    return [(label, totals[label] / orders * 1e6) for label, _ in STAGES]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=3000)
+    ap.add_argument("--flow", type=float, default=0.0, help="background flow, orders/s per symbol")
+    ap.add_argument("--md", action="store_true", help="the client subscribes to market data")
+    ap.add_argument("--latency-us", type=float, default=0.0, help="injected one-way latency")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--client", nargs=2, metavar=("PORT", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.client:
+        client_main(int(args.client[0]), "V", int(args.client[1]), args.md)
+        return 0
+    cpu_us, line, _ = run(args, profile=False)
+    print(f"venue loop CPU per order (profiler off): {cpu_us:.1f} us; client NOS -> first ER {line} us")
+    cpu_p, _, stats = run(args, profile=True)
+    assert stats is not None
+    print(f"\nunder cProfile: {cpu_p:.1f} us per order; by stage (tottime, us per order):")
+    for label, us in stage_table(stats, args.orders):
+        print(f"  {label:44s} {us:7.1f}")
+    print()
+    stats.sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "main"
+    sys.exit(main())
