@@ -15,6 +15,11 @@ terminal report), so the client does not compete for this interpreter. Printed:
 
 ``--flow R``: background flow at R orders/s per symbol; ``--md``: the client subscribes to
 market data (so every order that touches the book publishes an X).
+
+``--inproc``: no sockets and no client process: the venue's acceptor gets a fake transport
+(bytes written are kept in memory) and the orders' wire bytes are fed to it directly, on
+the venue's loop. Prints the Python CPU per order only (stable enough for A/B runs and
+for ``valgrind --tool=callgrind``).
 """
 from __future__ import annotations
 
@@ -115,6 +120,78 @@ def run(args: argparse.Namespace, profile: bool) -> tuple[float, str, pstats.Sta
             ex.stop()
 
 
+class _FakeTransport:
+    """Just enough of an asyncio transport for ``FixProtocol``: writes are counted."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.frames = 0
+
+    def get_extra_info(self, name: str, default=None):
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self.frames += data.count(b"\x0110=")
+
+    def close(self) -> None:
+        pass
+
+    abort = close
+
+
+def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, pstats.Stats | None]:
+    """Python CPU per order of the venue, sockets faked (see the module docstring)."""
+    from bench_sim import WireClient
+    from gateway.common import procs
+    from gateway.fix.transport import FixProtocol
+    from sim_exchange.config import SimConfig
+    from sim_exchange.exchange import SimExchange
+    with tempfile.TemporaryDirectory(prefix="profile_sim_") as tmpdir:
+        tmp = Path(tmpdir)
+        port = procs.free_ports(1)[0]
+        ex = SimExchange(SimConfig.load(write_config(tmp, port, args.flow, 0.0))).start()
+        try:
+            venue = ex.venue("V")
+            wc = WireClient.__new__(WireClient)
+            wc.sender, wc.target, wc.seq = "CLIENT", "V", 1
+            logon = wc.wire("A", "98=0\x01108=30\x01141=Y\x01")
+            orders = [wc.wire("D", f"11=o{i}\x0155=EURUSD\x0154=1\x0138=100\x0140=2\x0144=1.09\x0159=3\x01"
+                                   f"60=20260101-00:00:00.000\x01") for i in range(args.orders)]
+            fake = _FakeTransport()
+            prof = cProfile.Profile() if profile else None
+
+            def drive() -> tuple[float, int]:
+                conn = FixProtocol(venue.fix, None)
+                conn.connection_made(fake)
+                conn.data_received(logon)
+                warm = 200
+                for data in orders[:warm]:
+                    conn.data_received(data)
+                before = fake.frames
+                if prof is not None:
+                    prof.enable()
+                t0 = time.thread_time()
+                for data in orders[warm:]:
+                    conn.data_received(data)
+                t1 = time.thread_time()
+                if prof is not None:
+                    prof.disable()
+                return (t1 - t0) / (len(orders) - warm) * 1e6, fake.frames - before
+
+            cpu_us, frames = venue.call(drive, timeout=120)
+            assert frames == 2 * (args.orders - 200), frames        # ack + IOC cancel per order
+            return cpu_us, (pstats.Stats(prof) if prof is not None else None)
+        finally:
+            ex.stop()
+
+
 def stage_table(stats: pstats.Stats, orders: int) -> list[tuple[str, float]]:
     totals = {label: 0.0 for label, _ in STAGES}
     for (f, _line, name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
@@ -132,21 +209,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", action="store_true", help="the client subscribes to market data")
     ap.add_argument("--latency-us", type=float, default=0.0, help="injected one-way latency")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--inproc", action="store_true", help="fake transport, Python CPU per order only")
+    ap.add_argument("--profile", action="store_true", help="with --inproc: also a cProfile run")
     ap.add_argument("--client", nargs=2, metavar=("PORT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.client:
         client_main(int(args.client[0]), "V", int(args.client[1]), args.md)
         return 0
+    if args.inproc:
+        print(f"venue Python CPU per order, sockets faked: {run_inproc(args)[0]:.1f} us")
+        if args.profile:
+            cpu_p, stats = run_inproc(args, profile=True)
+            print_profile(stats, cpu_p, args.orders - 200, args.top)
+        return 0
     cpu_us, line, _ = run(args, profile=False)
     print(f"venue loop CPU per order (profiler off): {cpu_us:.1f} us; client NOS -> first ER {line} us")
     cpu_p, _, stats = run(args, profile=True)
+    print_profile(stats, cpu_p, args.orders, args.top)
+    return 0
+
+
+def print_profile(stats: pstats.Stats | None, cpu_p: float, orders: int, top: int) -> None:
     assert stats is not None
     print(f"\nunder cProfile: {cpu_p:.1f} us per order; by stage (tottime, us per order):")
-    for label, us in stage_table(stats, args.orders):
+    for label, us in stage_table(stats, orders):
         print(f"  {label:44s} {us:7.1f}")
     print()
-    stats.sort_stats("tottime").print_stats(args.top)
-    return 0
+    stats.sort_stats("tottime").print_stats(top)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ Injected latency sits *around* the session (``DelayedEngine``): inbound bytes wa
 see the venue's latency, as a network would add it. A venue with no latency configured
 (and ``always_proxy`` off) runs the plain engine: zero cost.
 
-Invariants:
-- every event of an engine step is published even if one report fails (each one is
-  caught, counted in ``stats["publish_errors"]`` and logged);
+Invariants (and those of ``publish.EventPublisher``, shared with the quickfix venue):
 - per counterparty, reports and market data leave in engine order;
 - ids and symbols are ``str`` decoded as latin-1: any byte goes through.
 """
@@ -28,8 +26,8 @@ from typing import Any, Callable
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
-from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
-from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
+from gateway.core.matching.events import CancelReject, ExecReport
+from gateway.core.matching.marketdata import MDEntry, Subscription
 from gateway.core.models.latency import ScheduledJitterLatency
 from gateway.fix import transport
 from gateway.fix.engine import BaseApplication
@@ -39,6 +37,7 @@ from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
 from sim_exchange.delayline import DelayLine, PreciseTimer
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
+from sim_exchange.publish import EventPublisher
 
 log = logging.getLogger("sim.native")
 
@@ -188,7 +187,7 @@ class VenueApplication(BaseApplication):
         handler(session, msg)
 
 
-class NativeVenue:
+class NativeVenue(EventPublisher):
     kind = "native"
 
     def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
@@ -303,54 +302,29 @@ class NativeVenue:
         self._publish(events)
         return events
 
-    # ------------------------------------------------------------------ publishing
-    def _publish(self, events: list) -> None:
-        touched: list[str] = []
-        trades: dict[str, list[TradePrint]] = {}
-        for ev in events:
-            try:
-                self._publish_one(ev, touched, trades)
-            except Exception:  # noqa: BLE001 - one bad report must not drop the rest of the step
-                self.stats["publish_errors"] += 1
-                log.exception("%s: cannot publish %r", self.name, ev)
-        if touched:
-            self._publish_md(touched, trades)
-            if self.on_book_change is not None:
-                for symbol in touched:
-                    self.on_book_change(self.name, symbol)
+    # ------------------------------------------------------------------ publishing (publish.py)
+    def _send_report(self, er: ExecReport) -> None:
+        self._send("8", fixtext.execution_report(er, self.name), er.owner)
 
-    def _publish_one(self, ev: Any, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
-        if isinstance(ev, ExecReport):
-            if not ev.owner.startswith(FLOW_OWNER_PREFIX):
-                self.stats["exec_reports"] += 1
-                self.order_log.report(ev)
-                self._send("8", fixtext.execution_report(ev, self.name), ev.owner)
-        elif isinstance(ev, (BookTouched, TradePrint)):
-            if isinstance(ev, TradePrint):
-                trades.setdefault(ev.symbol, []).append(ev)
-            if ev.symbol not in touched:
-                touched.append(ev.symbol)
-        elif isinstance(ev, CancelReject):
-            self._send("9", fixtext.cancel_reject(ev), ev.owner)
+    def _send_cancel_reject(self, cr: CancelReject) -> None:
+        self._send("9", fixtext.cancel_reject(cr), cr.owner)
 
-    def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
-        """One X per subscription per engine step, with every level change and trade."""
-        for cp, subs in list(self.subscriptions.items()):
-            for sub in list(subs.values()):
-                try:
-                    entries: list[MDEntry] = []
-                    for symbol in touched:
-                        if symbol not in sub.symbols:
-                            continue
-                        for t in trades.get(symbol, ()):
-                            entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
-                        entries += sub.update(self.engine, symbol)
-                    if entries:
-                        self.stats["md_messages"] += 1
-                        self._send("X", fixtext.incremental(sub.req_id, entries), cp)
-                except Exception:  # noqa: BLE001
-                    self.stats["publish_errors"] += 1
-                    log.exception("%s: cannot publish market data to %s", self.name, cp)
+    def _send_incremental(self, counterparty: str, req_id: str, entries: list[MDEntry]) -> None:
+        self._send("X", fixtext.incremental(req_id, entries), counterparty)
+
+    def _md_targets(self) -> list[tuple[str, list[Subscription]]]:
+        return [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
+
+    def _first_out(self, owner: str) -> None:
+        # Inside a pump the engine writes at the pump's end; the acknowledgement goes now.
+        handle = self.fix.sessions.get(self._key(owner)) if self.fix else None
+        if handle is not None and handle.conn is not None:
+            handle.flush()
+
+    def _after_publish(self, touched: list[str]) -> None:
+        if self.on_book_change is not None:
+            for symbol in touched:
+                self.on_book_change(self.name, symbol)
 
     def _send(self, msg_type: str, body: str, counterparty: str) -> None:
         handle = self.fix.sessions.get(self._key(counterparty)) if self.fix else None
