@@ -116,18 +116,31 @@ class NoResendStore:
     gap-fills them, as quickfix's DoNotSend does, because a replayed book would be stale.
     Everything else is the wrapped store's (sequence numbers included)."""
 
+    _DELEGATED = ("set_next_sender", "set_next_target", "advance_target", "commit", "load_range",
+                  "reset", "refresh", "sync", "close")
+
     def __init__(self, store: Any, msg_types: tuple[str, ...] = ("W", "X", "Y")) -> None:
         self._store = store
-        self._markers = tuple(f"\x0135={t}\x01".encode() for t in msg_types)
+        self._skip = frozenset(t.encode() for t in msg_types)
+        # Bound once: a __getattr__ hop on every call costs more than the call on the order path.
+        for name in self._DELEGATED:
+            if hasattr(store, name):
+                setattr(self, name, getattr(store, name))
+        self._save = store.save
+
+    # live values of the wrapped store (never copies)
+    next_sender_seq = property(lambda self: self._store.next_sender_seq)
+    next_target_seq = property(lambda self: self._store.next_target_seq)
+    creation_time = property(lambda self: self._store.creation_time)
 
     def save(self, seq: int, wire: bytes) -> None:
-        head = wire[:40]        # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
-        if any(m in head for m in self._markers):
+        at = wire.find(b"\x0135=", 0, 40) + 4   # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
+        if at > 3 and wire[at:wire.find(b"\x01", at, at + 8)] in self._skip:
             # Not kept, but the number is spent: the store must still move past it.
             if seq >= self._store.next_sender_seq:
                 self._store.set_next_sender(seq + 1)
             return
-        self._store.save(seq, wire)
+        self._save(seq, wire)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -209,6 +222,7 @@ class NativeVenue(EventPublisher):
         self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
                       "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0, "publish_errors": 0}
         self.fix: Any = None
+        self._handles: dict[str, Any] = {}                        # counterparty -> session handle
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_book_change: Callable[[str, str], None] | None = None   # the market's hook
 
@@ -219,6 +233,7 @@ class NativeVenue(EventPublisher):
         kwargs = dict(host="127.0.0.1", port=self.port, store_dir=self._store_dir(),
                       log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None)
         settings = self._settings()
+        self._handles.clear()
         if self.cfg.latency.needs_proxy:
             self.fix = VenueEngine("acceptor", settings, self.app, delay_model=self.latency,
                                    delay_timer=timer, **kwargs)
@@ -237,6 +252,7 @@ class NativeVenue(EventPublisher):
         if self.fix is not None:
             await self.fix.stop()
             self.fix = None
+            self._handles.clear()
 
     def _store_dir(self) -> Path:
         path = Path(self.sim.store_dir) / self.name / "native"
@@ -317,7 +333,7 @@ class NativeVenue(EventPublisher):
 
     def _first_out(self, owner: str) -> None:
         # Inside a pump the engine writes at the pump's end; the acknowledgement goes now.
-        handle = self.fix.sessions.get(self._key(owner)) if self.fix else None
+        handle = self._handle(owner)
         if handle is not None and handle.conn is not None:
             handle.flush()
 
@@ -327,7 +343,7 @@ class NativeVenue(EventPublisher):
                 self.on_book_change(self.name, symbol)
 
     def _send(self, msg_type: str, body: str, counterparty: str) -> None:
-        handle = self.fix.sessions.get(self._key(counterparty)) if self.fix else None
+        handle = self._handle(counterparty)
         if handle is not None and handle.send(msg_type, body):
             return
         if handle is not None and msg_type in ("8", "9") and _store_while_away(handle, msg_type, body):
@@ -335,8 +351,16 @@ class NativeVenue(EventPublisher):
             return
         self.stats["send_failures"] += 1
 
-    def _key(self, counterparty: str) -> str:
-        return f"FIX.4.4:{self.comp_id}->{counterparty}"
+    def _handle(self, counterparty: str) -> Any:
+        """The session of ``counterparty`` (configured ones only, so the cache is bounded)."""
+        if self.fix is None:
+            return None
+        handle = self._handles.get(counterparty)
+        if handle is None:
+            handle = self.fix.sessions.get(f"FIX.4.4:{self.comp_id}->{counterparty}")
+            if handle is not None:
+                self._handles[counterparty] = handle
+        return handle
 
     # ------------------------------------------------------------------ FIX handlers
     def _on_new_order(self, session: Any, msg: Any) -> None:
