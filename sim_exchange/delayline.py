@@ -9,13 +9,13 @@ wake-up lateness (a clipped EWMA of ``now - armed target``: a median-like locati
 loaded moment moves by at most ``_LATENESS_STEP_S``) and arms that much early; a wake-up that
 still comes early spins the rest, at most ``MAX_SPIN_S``, so nothing fires before it is due,
 and about half the wake-ups spin a few microseconds (one much earlier re-arms instead).
-Elsewhere (not Linux) it falls back to ``call_later``. ``errors`` keeps the last
-``ERROR_WINDOW`` firing errors (fired minus due, seconds) for ``error_stats``.
+Elsewhere (not Linux) it falls back to ``call_later``.
 
 ``DelayLine`` is one direction of one connection: ``push(data)`` stamps
 ``due = max(now + model.sample(now), previous due)`` (so order is preserved) and hands the
 bytes to ``deliver`` when due. A push that is due at once with nothing pending is
-delivered inline (zero latency costs one clock read). ``then(fn)`` runs ``fn`` after
+delivered inline (zero latency costs one clock read). Given an ``errors`` deque, each
+delivery appends its error (delivered minus due, seconds): ``error_stats`` summarises it. ``then(fn)`` runs ``fn`` after
 everything pushed so far (e.g. close the socket after the Logout left).
 
 Invariants: nothing is delivered before its due time (within the clock's resolution);
@@ -37,7 +37,7 @@ from typing import Any, Callable
 log = logging.getLogger("sim.delay")
 
 MAX_SPIN_S = 40e-6           # a wake-up this close to due spins the rest (bounded)
-ERROR_WINDOW = 4096          # firing errors kept for error_stats()
+ERROR_WINDOW = 4096          # delivery errors a venue keeps for error_stats()
 _LATENESS_INIT_S = 20e-6
 _LATENESS_ALPHA = 0.1
 _LATENESS_STEP_S = 20e-6     # one sample moves the estimate by at most ALPHA * this
@@ -83,7 +83,6 @@ class PreciseTimer:
         self._fallback: Any = None
         self.lateness = _LATENESS_INIT_S
         self.fired = 0
-        self.errors: deque[float] = deque(maxlen=ERROR_WINDOW)
         self._libc = _libc()
         self._fd = -1
         self._spec = _Itimerspec()                    # reused by every _arm (no allocation)
@@ -104,15 +103,6 @@ class PreciseTimer:
         heapq.heappush(self._heap, (when, next(self._seq), fn))
         if self._armed_for is None or when < self._armed_for:
             self._arm(when)
-
-    def error_stats(self) -> dict[str, float]:
-        """Firing error (fired minus due, us) over the last ``ERROR_WINDOW`` firings."""
-        xs = sorted(self.errors)
-        if not xs:
-            return {"n": 0}
-        at = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1e6, 1)  # noqa: E731
-        return {"n": len(xs), "p1": at(0.01), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
-                "max": round(xs[-1] * 1e6, 1), "lateness_est": round(self.lateness * 1e6, 1)}
 
     def close(self) -> None:
         self._heap.clear()
@@ -176,9 +166,8 @@ class PreciseTimer:
         for _ in range(len(heap)):
             if not heap or heap[0][0] > now:
                 break
-            due, _, fn = heapq.heappop(heap)
+            _, _, fn = heapq.heappop(heap)
             self.fired += 1
-            self.errors.append(now - due)
             try:
                 fn()
             except Exception:  # noqa: BLE001 - one failing delivery must not stop the others
@@ -189,11 +178,23 @@ class PreciseTimer:
             self._arm(heap[0][0])
 
 
+def error_stats(errors: Any) -> dict[str, float]:
+    """Delivery errors (delivered minus due, seconds) as us percentiles: p1 < 0 never (not early)."""
+    xs = sorted(errors)
+    if not xs:
+        return {"n": 0}
+    at = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1e6, 1)  # noqa: E731
+    return {"n": len(xs), "p1": at(0.01), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
+            "max": round(xs[-1] * 1e6, 1)}
+
+
 class DelayLine:
     """One direction of one connection (see the module docstring)."""
 
-    def __init__(self, timer: PreciseTimer, model: Any, deliver: Callable[[bytes], None]) -> None:
+    def __init__(self, timer: PreciseTimer, model: Any, deliver: Callable[[bytes], None],
+                 errors: deque | None = None) -> None:
         self.timer = timer
+        self.errors = errors
         self.model = model
         self.deliver = deliver
         self.clock = timer.clock
@@ -213,6 +214,8 @@ class DelayLine:
         due = max(now + self.model.sample(now), self.last_due)
         self.last_due = due
         if not self._queue and due <= now:
+            if self.errors is not None:
+                self.errors.append(0.0)
             self._deliver(data)
             return
         self._enqueue(due, data)
@@ -241,10 +244,12 @@ class DelayLine:
         for _ in range(len(queue)):
             if self.closed or not queue or queue[0][0] > now:
                 break
-            _, item = queue.popleft()
+            due, item = queue.popleft()
             if callable(item):
                 item()
             else:
+                if self.errors is not None:
+                    self.errors.append(now - due)
                 self._deliver(item)
         if queue and not self.closed:
             self.timer.call_at(queue[0][0], self._release)

@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +36,7 @@ from gateway.fix.settings import SessionSettings
 from sim_exchange import fixtext
 from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
-from sim_exchange.delayline import DelayLine, PreciseTimer
+from sim_exchange.delayline import ERROR_WINDOW, DelayLine, PreciseTimer, error_stats
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
 from sim_exchange.publish import EventPublisher
 
@@ -53,8 +54,9 @@ class DelayedSession(transport.NativeSession):
     def attach(self, conn: Any) -> None:
         # Fresh lines per connection: bytes of a dead connection never reach a new one.
         timer, model = self.engine.delay_timer, self.engine.delay_model
-        self.line_in = DelayLine(timer, model, super().receive)
-        self.line_out = DelayLine(timer, model, self._write)
+        errors = self.engine.delay_errors
+        self.line_in = DelayLine(timer, model, super().receive, errors)
+        self.line_out = DelayLine(timer, model, self.write_out, errors)
         super().attach(conn)
 
     def detach(self, conn: Any, reason: str) -> None:
@@ -81,18 +83,6 @@ class DelayedSession(transport.NativeSession):
             if not data:
                 break
             self.line_out.push(data)
-
-    def _write(self, data: bytes) -> None:
-        conn = self.conn
-        if conn is None or conn.closing or conn.transport is None:
-            return
-        conn.transport.write(data)
-        self.counters["bytes_out"] += len(data)
-        if self.slog:
-            self.slog.wire(b"OUT", data)
-        limit = self.engine.limits.max_outbound_bytes
-        if conn.transport.get_write_buffer_size() > limit:
-            conn.close(f"outbound buffer over {limit} bytes: peer not reading", abort=True)
 
     def close_after_sent(self, reason: str, quiet: bool) -> None:
         conn = self.conn
@@ -155,6 +145,7 @@ class VenueEngine(transport.NativeEngine):
         super().__init__(*args, **kwargs)
         self.delay_model = delay_model
         self.delay_timer = delay_timer
+        self.delay_errors: deque[float] = deque(maxlen=ERROR_WINDOW)   # every line's, for stats
         if delay_model is not None:
             self.handlers = {**transport.HANDLERS, "Disconnect": _delayed_disconnect}
 
@@ -285,6 +276,9 @@ class NativeVenue(EventPublisher):
         out.update(orders_in=self.engine.orders_in, trades=self.engine.trades, sessions=sorted(self.sessions),
                    flow=dict(self.flow.actions), latency_us=self.latency.current(),
                    callback_errors=self.fix.callback_errors if self.fix else 0)
+        if self.fix is not None and self.fix.delay_model is not None:
+            out["delay_error_us"] = error_stats(self.fix.delay_errors)
+            out["delay_error_us"]["timer_lateness_est"] = round(self.fix.delay_timer.lateness * 1e6, 1)
         out.update(self.order_log.snapshot())
         return out
 
