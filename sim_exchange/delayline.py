@@ -141,11 +141,14 @@ class PreciseTimer:
         except BlockingIOError:      # a re-arm raced the expiry: nothing to read
             pass
         if self._armed_for is not None and self._learn:
-            # Lateness of this wake-up against what the timerfd was armed for (compensated
-            # or not), clipped: a loaded moment must not make every later wake-up spin.
-            step = min(max(self.clock() - self._target - self.lateness, -_LATENESS_STEP_S), _LATENESS_STEP_S)
-            self.lateness = min(max(self.lateness + _LATENESS_ALPHA * step, 0.0), _LATENESS_MAX_S)
+            self._learn_lateness(self.clock())
         self._run()
+
+    def _learn_lateness(self, now: float) -> None:
+        """Lateness of this wake-up against what the timerfd was armed for (compensated or
+        not), clipped: a loaded moment must not make every later wake-up spin."""
+        step = min(max(now - self._target - self.lateness, -_LATENESS_STEP_S), _LATENESS_STEP_S)
+        self.lateness = min(max(self.lateness + _LATENESS_ALPHA * step, 0.0), _LATENESS_MAX_S)
 
     def _run(self) -> None:
         self._fallback = None
