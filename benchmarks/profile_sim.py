@@ -147,18 +147,26 @@ class _FakeTransport:
 
 
 def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, pstats.Stats | None]:
-    """Python CPU per order of the venue, sockets faked (see the module docstring)."""
+    """Python CPU per order of the venue, sockets faked (see the module docstring). One
+    thread: the venue starts on a loop in this thread and is driven between loop runs."""
+    import asyncio
+
     from bench_sim import WireClient
     from gateway.common import procs
-    from gateway.fix.transport import FixProtocol
+    from gateway.fix.transport import FixProtocol, new_event_loop
     from sim_exchange.config import SimConfig
-    from sim_exchange.exchange import SimExchange
+    from sim_exchange.delayline import PreciseTimer
+    from sim_exchange.native import NativeVenue
     with tempfile.TemporaryDirectory(prefix="profile_sim_") as tmpdir:
         tmp = Path(tmpdir)
         port = procs.free_ports(1)[0]
-        ex = SimExchange(SimConfig.load(write_config(tmp, port, args.flow, 0.0))).start()
+        config = SimConfig.load(write_config(tmp, port, args.flow, 0.0))
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        venue = NativeVenue(config.venues[0], config)
+        timer = PreciseTimer(loop)
+        loop.run_until_complete(venue.start(timer))
         try:
-            venue = ex.venue("V")
             wc = WireClient.__new__(WireClient)
             wc.sender, wc.target, wc.seq = "CLIENT", "V", 1
             logon = wc.wire("A", "98=0\x01108=30\x01141=Y\x01")
@@ -166,30 +174,29 @@ def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, 
                                    f"60=20260101-00:00:00.000\x01") for i in range(args.orders)]
             fake = _FakeTransport()
             prof = cProfile.Profile() if profile else None
-
-            def drive() -> tuple[float, int]:
-                conn = FixProtocol(venue.fix, None)
-                conn.connection_made(fake)
-                conn.data_received(logon)
-                warm = 200
-                for data in orders[:warm]:
-                    conn.data_received(data)
-                before = fake.frames
-                if prof is not None:
-                    prof.enable()
-                t0 = time.thread_time()
-                for data in orders[warm:]:
-                    conn.data_received(data)
-                t1 = time.thread_time()
-                if prof is not None:
-                    prof.disable()
-                return (t1 - t0) / (len(orders) - warm) * 1e6, fake.frames - before
-
-            cpu_us, frames = venue.call(drive, timeout=120)
-            assert frames == 2 * (args.orders - 200), frames        # ack + IOC cancel per order
-            return cpu_us, (pstats.Stats(prof) if prof is not None else None)
+            conn = FixProtocol(venue.fix, None)
+            conn.connection_made(fake)
+            conn.data_received(logon)
+            warm = 200
+            for data in orders[:warm]:
+                conn.data_received(data)
+            loop.run_until_complete(asyncio.sleep(0))
+            before = fake.frames
+            if prof is not None:
+                prof.enable()
+            t0 = time.thread_time()
+            for data in orders[warm:]:
+                conn.data_received(data)
+            t1 = time.thread_time()
+            if prof is not None:
+                prof.disable()
+            frames = fake.frames - before
+            assert frames == 2 * (args.orders - warm), frames        # ack + IOC cancel per order
+            return (t1 - t0) / (args.orders - warm) * 1e6, (pstats.Stats(prof) if prof is not None else None)
         finally:
-            ex.stop()
+            loop.run_until_complete(venue.stop())
+            timer.close()
+            loop.close()
 
 
 def stage_table(stats: pstats.Stats, orders: int) -> list[tuple[str, float]]:
