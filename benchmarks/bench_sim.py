@@ -142,10 +142,12 @@ def bench_wire(n_orders: int, n_probes: int, tmp: Path, engine: str = "native") 
         rt = wire_round_trips(z, n_orders)
         print(f"[{engine}] NOS -> first ER, zero latency, one at a time (us): {fmt(rt)}")
         # Interleaved rounds (one probe per venue per round): a loaded moment hits every venue
-        # alike, so "minus the baseline" compares like with like.
+        # alike, so "minus the baseline" compares like with like. The order rotates each
+        # round: a probe right after the 5 ms one (a long idle wait of this client) is slower,
+        # and in a fixed order that would always be the baseline's.
         rtts: dict[str, list[float]] = {name: [] for name in names}
-        for _ in range(n_probes):
-            for name in names:
+        for r in range(n_probes):
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 rtts[name] += wire_probes(clients[name], 1)
         base = rtts["L0"]
         b50, b99 = pct(base, 50), pct(base, 99)

@@ -38,9 +38,9 @@ log = logging.getLogger("sim.delay")
 
 MAX_SPIN_S = 40e-6           # a wake-up this close to due spins the rest (bounded)
 ERROR_WINDOW = 4096          # delivery errors a venue keeps for error_stats()
+LATENESS_QUANTILE = 0.75     # arm this quantile of the wake-up lateness early
 _LATENESS_INIT_S = 20e-6
-_LATENESS_ALPHA = 0.1
-_LATENESS_STEP_S = 20e-6     # one sample moves the estimate by at most ALPHA * this
+_LATENESS_STEP_S = 2e-6      # per wake-up: up by QUANTILE * this, down by (1 - QUANTILE) * this
 _LATENESS_MAX_S = 200e-6
 
 _CLOCK_MONOTONIC = 1
@@ -146,9 +146,10 @@ class PreciseTimer:
 
     def _learn_lateness(self, now: float) -> None:
         """Lateness of this wake-up against what the timerfd was armed for (compensated or
-        not), clipped: a loaded moment must not make every later wake-up spin."""
-        step = min(max(now - self._target - self.lateness, -_LATENESS_STEP_S), _LATENESS_STEP_S)
-        self.lateness = min(max(self.lateness + _LATENESS_ALPHA * step, 0.0), _LATENESS_MAX_S)
+        not) moves the quantile estimate one bounded step (Robbins-Monro): a loaded moment
+        must not make every later wake-up spin."""
+        q = LATENESS_QUANTILE if now - self._target > self.lateness else LATENESS_QUANTILE - 1.0
+        self.lateness = min(max(self.lateness + q * _LATENESS_STEP_S, 0.0), _LATENESS_MAX_S)
 
     def _run(self) -> None:
         self._fallback = None

@@ -76,18 +76,25 @@ def test_sub_millisecond_delay_is_accurate_on_the_loop():
     assert errs[0] >= -1 and errs[len(errs) // 2] < 400
 
 
-def test_learned_lateness_comes_down_after_a_loaded_moment():
+def test_learned_lateness_tracks_its_quantile_and_comes_down_after_a_loaded_moment():
     """The estimate follows the wake-up lateness against what the timerfd was armed for
-    (compensated or not); one very late wake-up moves it by a bounded step. (The old estimate
-    measured uncompensated wake-ups against the compensated target and stuck at its cap.)"""
+    (compensated or not) to its LATENESS_QUANTILE; one very late wake-up moves it by one
+    bounded step. (The old estimate measured uncompensated wake-ups against the compensated
+    target and stuck at its cap.)"""
+    import random
+
+    from sim_exchange.delayline import LATENESS_QUANTILE
     timer = PreciseTimer.__new__(PreciseTimer)       # the learning rule only: no loop, no fd
     timer.lateness = 200e-6
-    for i in range(200):                              # from the cap down: 2 us a wake-up at most
+    rng = random.Random(1)
+    for i in range(3000):                             # lateness uniform in 10..30 us
         timer._target = 10.0 if i % 2 else 10.0 - timer.lateness   # uncompensated / compensated
-        timer._learn_lateness(timer._target + 20e-6)
-    assert abs(timer.lateness - 20e-6) < 3e-6
+        timer._learn_lateness(timer._target + rng.uniform(10e-6, 30e-6))
+    expected = 10e-6 + LATENESS_QUANTILE * 20e-6
+    assert abs(timer.lateness - expected) < 3e-6, timer.lateness
+    before = timer.lateness
     timer._learn_lateness(timer._target + 5e-3)       # one loaded moment
-    assert timer.lateness < 25e-6
+    assert timer.lateness - before < 2e-6
 
 
 def test_delivery_errors_are_recorded_and_summarised():
