@@ -16,6 +16,10 @@ terminal report), so the client does not compete for this interpreter. Printed:
 ``--flow R``: background flow at R orders/s per symbol; ``--md``: the client subscribes to
 market data (so every order that touches the book publishes an X).
 
+``--inproc --first-write``: also the wall time inside the venue from an order's bytes
+arriving (``data_received``) to its first ExecutionReport's socket write, and to the end of
+that callback (p50/p90 over the orders; the fake transport, so no kernel time).
+
 ``--inproc``: no sockets and no client process: the venue's acceptor gets a fake transport
 (bytes written are kept in memory) and the orders' wire bytes are fed to it directly, on
 the venue's loop. Prints the Python CPU per order only (stable enough for A/B runs and
@@ -184,10 +188,33 @@ def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, 
             before = fake.frames
             if prof is not None:
                 prof.enable()
+            first_write: list[float] = []
+            whole: list[float] = []
             t0 = time.thread_time()
-            for data in orders[warm:]:
-                conn.data_received(data)
+            if args.first_write:
+                clock = time.perf_counter
+                write = fake.write
+                mark = [0.0, 0.0]
+
+                def timed_write(data: bytes) -> None:
+                    if not mark[1]:
+                        mark[1] = clock()
+                    write(data)
+                fake.write = timed_write                       # type: ignore[method-assign]
+                for data in orders[warm:]:
+                    mark[0], mark[1] = clock(), 0.0
+                    conn.data_received(data)
+                    end = clock()
+                    first_write.append((mark[1] - mark[0]) * 1e6)
+                    whole.append((end - mark[0]) * 1e6)
+            else:
+                for data in orders[warm:]:
+                    conn.data_received(data)
             t1 = time.thread_time()
+            if first_write:
+                qs = lambda xs: f"p50 {sorted(xs)[len(xs) // 2]:.1f} p90 {sorted(xs)[len(xs) * 9 // 10]:.1f}"  # noqa: E731
+                print(f"in the venue, bytes in -> first report written: {qs(first_write)} us; "
+                      f"-> callback done: {qs(whole)} us")
             if prof is not None:
                 prof.disable()
             frames = fake.frames - before
@@ -218,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--inproc", action="store_true", help="fake transport, Python CPU per order only")
     ap.add_argument("--profile", action="store_true", help="with --inproc: also a cProfile run")
+    ap.add_argument("--first-write", action="store_true", help="with --inproc: time to the first write")
     ap.add_argument("--client", nargs=2, metavar=("PORT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.client:
