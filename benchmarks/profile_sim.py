@@ -116,6 +116,8 @@ def run(args: argparse.Namespace, profile: bool) -> tuple[float, str, pstats.Sta
             line = client.stdout.readline().strip()
             t1 = venue.call(stop)
             client.wait(30)
+            if args.latency_us > 0:
+                print(f"delay lines, per delivery (us): {venue.snapshot_stats().get('delay_error_us')}")
             cpu_us = (t1 - t0) / args.orders * 1e6
             stats = pstats.Stats(prof) if prof is not None else None
             del loop
