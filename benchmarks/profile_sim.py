@@ -1,6 +1,7 @@
 """Where a simulated venue's time goes per order (prints tables, asserts nothing).
 
     python benchmarks/profile_sim.py [--orders 3000] [--flow 0] [--md] [--latency-us 0] [--top 25]
+                                     [--no-profile] [--inproc [--first-write] [--profile]]
 
 One native venue (``SimExchange``, its loop on its own thread) in this process; the load
 comes from a raw-bytes client in a child process (one IOC order at a time, waiting for its
@@ -16,14 +17,14 @@ terminal report), so the client does not compete for this interpreter. Printed:
 ``--flow R``: background flow at R orders/s per symbol; ``--md``: the client subscribes to
 market data (so every order that touches the book publishes an X).
 
-``--inproc --first-write``: also the wall time inside the venue from an order's bytes
-arriving (``data_received``) to its first ExecutionReport's socket write, and to the end of
-that callback (p50/p90 over the orders; the fake transport, so no kernel time).
+``--no-profile``: only (1). ``--latency-us``: with a delay line; its delivery errors are printed.
 
 ``--inproc``: no sockets and no client process: the venue's acceptor gets a fake transport
-(bytes written are kept in memory) and the orders' wire bytes are fed to it directly, on
-the venue's loop. Prints the Python CPU per order only (stable enough for A/B runs and
-for ``valgrind --tool=callgrind``).
+(bytes written are counted) and the orders' wire bytes are fed to it directly, in this one
+thread. Prints the Python CPU per order only (stable enough for A/B runs and for
+``valgrind --tool=callgrind``); ``--profile`` adds the cProfile tables; ``--first-write`` the
+wall time inside the venue from an order's bytes arriving (``data_received``) to its first
+ExecutionReport's write, and to the end of that callback (p50/p90; no kernel time).
 """
 from __future__ import annotations
 
