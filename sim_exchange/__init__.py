@@ -2,6 +2,7 @@
 
 - ``native`` / ``fixtext``: a venue on our FIX engine (``engine = "native"``, the default);
   every native venue of a process runs on ONE asyncio loop,
+- ``publish``: engine events -> reports and market data, shared by both venue engines,
 - ``delayline``: injected latency on that loop (timerfd timer, one line per direction),
 - ``market``: flow sources, fair-value price formation across venues, fast competitors,
 - ``flow``: seeded background order flow (model; a thread drives it for quickfix venues),

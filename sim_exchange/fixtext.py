@@ -27,26 +27,37 @@ def _now() -> str:
     return utc_timestamp(time.time(), 3)
 
 
+_NUM_CACHE: dict[float, str] = {}     # prices and quantities repeat: format each once
+
+
+def _num(value: float | int) -> str:
+    """``fix_number`` with a bounded cache (a venue formats the same few prices all day)."""
+    text = _NUM_CACHE.get(value)
+    if text is None:
+        if len(_NUM_CACHE) >= 4096:
+            _NUM_CACHE.clear()
+        text = _NUM_CACHE[value] = num(value)
+    return text
+
+
 def execution_report(er: ExecReport, venue: str, status_req_id: str | None = None) -> str:
     """An ExecutionReport body; ``status_req_id`` is echoed as OrdStatusReqID(790) (an answer to 35=H)."""
-    parts = [f"37={er.order_id}\x0111={er.cl_ord_id}\x01"]
-    if er.orig_cl_ord_id:
-        parts.append(f"41={er.orig_cl_ord_id}\x01")
-    parts.append(f"17={er.exec_id}\x01150={er.exec_type}\x0139={er.ord_status}\x0155={er.symbol}\x01"
-                 f"54={er.side}\x0138={num(er.order_qty)}\x0140={er.ord_type}\x01")
-    if er.price is not None:
-        parts.append(f"44={num(er.price)}\x01")
-    parts.append(f"59={er.tif}\x0114={num(er.cum_qty)}\x01151={num(er.leaves_qty)}\x016={num(er.avg_px)}\x01")
+    orig = f"41={er.orig_cl_ord_id}\x01" if er.orig_cl_ord_id else ""
+    price = f"44={_num(er.price)}\x01" if er.price is not None else ""
+    head = (f"37={er.order_id}\x0111={er.cl_ord_id}\x01{orig}17={er.exec_id}\x01150={er.exec_type}\x01"
+            f"39={er.ord_status}\x0155={er.symbol}\x0154={er.side}\x0138={_num(er.order_qty)}\x01"
+            f"40={er.ord_type}\x01{price}59={er.tif}\x0114={_num(er.cum_qty)}\x01"
+            f"151={_num(er.leaves_qty)}\x016={_num(er.avg_px)}\x01")
+    tail = f"60={_now()}\x01"
     if er.exec_type == TRADE:
-        parts.append(f"31={num(er.last_px)}\x0132={num(er.last_qty)}\x0130={venue}\x01")
+        head += f"31={_num(er.last_px)}\x0132={_num(er.last_qty)}\x0130={venue}\x01"
     if er.ord_rej_reason is not None:
-        parts.append(f"103={er.ord_rej_reason}\x01")
+        head += f"103={er.ord_rej_reason}\x01"
     if er.text:
-        parts.append(f"58={_text(er.text)}\x01")
+        head += f"58={_text(er.text)}\x01"
     if status_req_id is not None:
-        parts.append(f"790={status_req_id}\x01")
-    parts.append(f"60={_now()}\x01")
-    return "".join(parts)
+        head += f"790={status_req_id}\x01"
+    return head + tail
 
 
 def cancel_reject(cr: CancelReject) -> str:

@@ -11,9 +11,7 @@ Injected latency sits *around* the session (``DelayedEngine``): inbound bytes wa
 see the venue's latency, as a network would add it. A venue with no latency configured
 (and ``always_proxy`` off) runs the plain engine: zero cost.
 
-Invariants:
-- every event of an engine step is published even if one report fails (each one is
-  caught, counted in ``stats["publish_errors"]`` and logged);
+Invariants (and those of ``publish.EventPublisher``, shared with the quickfix venue):
 - per counterparty, reports and market data leave in engine order;
 - ids and symbols are ``str`` decoded as latin-1: any byte goes through.
 """
@@ -23,13 +21,14 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
-from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
-from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
+from gateway.core.matching.events import CancelReject, ExecReport
+from gateway.core.matching.marketdata import MDEntry, Subscription
 from gateway.core.models.latency import ScheduledJitterLatency
 from gateway.fix import transport
 from gateway.fix.engine import BaseApplication
@@ -37,8 +36,9 @@ from gateway.fix.settings import SessionSettings
 from sim_exchange import fixtext
 from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
-from sim_exchange.delayline import DelayLine, PreciseTimer
+from sim_exchange.delayline import ERROR_WINDOW, DelayLine, PreciseTimer, error_stats
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
+from sim_exchange.publish import EventPublisher
 
 log = logging.getLogger("sim.native")
 
@@ -54,8 +54,9 @@ class DelayedSession(transport.NativeSession):
     def attach(self, conn: Any) -> None:
         # Fresh lines per connection: bytes of a dead connection never reach a new one.
         timer, model = self.engine.delay_timer, self.engine.delay_model
-        self.line_in = DelayLine(timer, model, super().receive)
-        self.line_out = DelayLine(timer, model, self._write)
+        errors = self.engine.delay_errors
+        self.line_in = DelayLine(timer, model, super().receive, errors)
+        self.line_out = DelayLine(timer, model, self.write_out, errors)
         super().attach(conn)
 
     def detach(self, conn: Any, reason: str) -> None:
@@ -83,18 +84,6 @@ class DelayedSession(transport.NativeSession):
                 break
             self.line_out.push(data)
 
-    def _write(self, data: bytes) -> None:
-        conn = self.conn
-        if conn is None or conn.closing or conn.transport is None:
-            return
-        conn.transport.write(data)
-        self.counters["bytes_out"] += len(data)
-        if self.slog:
-            self.slog.wire(b"OUT", data)
-        limit = self.engine.limits.max_outbound_bytes
-        if conn.transport.get_write_buffer_size() > limit:
-            conn.close(f"outbound buffer over {limit} bytes: peer not reading", abort=True)
-
     def close_after_sent(self, reason: str, quiet: bool) -> None:
         conn = self.conn
         if conn is None:
@@ -117,18 +106,31 @@ class NoResendStore:
     gap-fills them, as quickfix's DoNotSend does, because a replayed book would be stale.
     Everything else is the wrapped store's (sequence numbers included)."""
 
+    _DELEGATED = ("set_next_sender", "set_next_target", "advance_target", "commit", "load_range",
+                  "reset", "refresh", "sync", "close")
+
     def __init__(self, store: Any, msg_types: tuple[str, ...] = ("W", "X", "Y")) -> None:
         self._store = store
-        self._markers = tuple(f"\x0135={t}\x01".encode() for t in msg_types)
+        self._skip = frozenset(t.encode() for t in msg_types)
+        # Bound once: a __getattr__ hop on every call costs more than the call on the order path.
+        for name in self._DELEGATED:
+            if hasattr(store, name):
+                setattr(self, name, getattr(store, name))
+        self._save = store.save
+
+    # live values of the wrapped store (never copies)
+    next_sender_seq = property(lambda self: self._store.next_sender_seq)
+    next_target_seq = property(lambda self: self._store.next_target_seq)
+    creation_time = property(lambda self: self._store.creation_time)
 
     def save(self, seq: int, wire: bytes) -> None:
-        head = wire[:40]        # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
-        if any(m in head for m in self._markers):
+        at = wire.find(b"\x0135=", 0, 40) + 4   # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
+        if at > 3 and wire[at:wire.find(b"\x01", at, at + 8)] in self._skip:
             # Not kept, but the number is spent: the store must still move past it.
             if seq >= self._store.next_sender_seq:
                 self._store.set_next_sender(seq + 1)
             return
-        self._store.save(seq, wire)
+        self._save(seq, wire)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -143,6 +145,7 @@ class VenueEngine(transport.NativeEngine):
         super().__init__(*args, **kwargs)
         self.delay_model = delay_model
         self.delay_timer = delay_timer
+        self.delay_errors: deque[float] = deque(maxlen=ERROR_WINDOW)   # every line's, for stats
         if delay_model is not None:
             self.handlers = {**transport.HANDLERS, "Disconnect": _delayed_disconnect}
 
@@ -188,7 +191,7 @@ class VenueApplication(BaseApplication):
         handler(session, msg)
 
 
-class NativeVenue:
+class NativeVenue(EventPublisher):
     kind = "native"
 
     def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
@@ -210,6 +213,7 @@ class NativeVenue:
         self.stats = {"orders": 0, "cancels": 0, "replaces": 0, "exec_reports": 0, "md_messages": 0,
                       "md_rejects": 0, "send_failures": 0, "possdup_ignored": 0, "publish_errors": 0}
         self.fix: Any = None
+        self._handles: dict[str, Any] = {}                        # counterparty -> session handle
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_book_change: Callable[[str, str], None] | None = None   # the market's hook
 
@@ -220,6 +224,7 @@ class NativeVenue:
         kwargs = dict(host="127.0.0.1", port=self.port, store_dir=self._store_dir(),
                       log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None)
         settings = self._settings()
+        self._handles.clear()
         if self.cfg.latency.needs_proxy:
             self.fix = VenueEngine("acceptor", settings, self.app, delay_model=self.latency,
                                    delay_timer=timer, **kwargs)
@@ -238,6 +243,7 @@ class NativeVenue:
         if self.fix is not None:
             await self.fix.stop()
             self.fix = None
+            self._handles.clear()
 
     def _store_dir(self) -> Path:
         path = Path(self.sim.store_dir) / self.name / "native"
@@ -270,6 +276,9 @@ class NativeVenue:
         out.update(orders_in=self.engine.orders_in, trades=self.engine.trades, sessions=sorted(self.sessions),
                    flow=dict(self.flow.actions), latency_us=self.latency.current(),
                    callback_errors=self.fix.callback_errors if self.fix else 0)
+        if self.fix is not None and self.fix.delay_model is not None:
+            out["delay_error_us"] = error_stats(self.fix.delay_errors)
+            out["delay_error_us"]["timer_lateness_est"] = round(self.fix.delay_timer.lateness * 1e6, 1)
         out.update(self.order_log.snapshot())
         return out
 
@@ -303,57 +312,32 @@ class NativeVenue:
         self._publish(events)
         return events
 
-    # ------------------------------------------------------------------ publishing
-    def _publish(self, events: list) -> None:
-        touched: list[str] = []
-        trades: dict[str, list[TradePrint]] = {}
-        for ev in events:
-            try:
-                self._publish_one(ev, touched, trades)
-            except Exception:  # noqa: BLE001 - one bad report must not drop the rest of the step
-                self.stats["publish_errors"] += 1
-                log.exception("%s: cannot publish %r", self.name, ev)
-        if touched:
-            self._publish_md(touched, trades)
-            if self.on_book_change is not None:
-                for symbol in touched:
-                    self.on_book_change(self.name, symbol)
+    # ------------------------------------------------------------------ publishing (publish.py)
+    def _send_report(self, er: ExecReport) -> None:
+        self._send("8", fixtext.execution_report(er, self.name), er.owner)
 
-    def _publish_one(self, ev: Any, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
-        if isinstance(ev, ExecReport):
-            if not ev.owner.startswith(FLOW_OWNER_PREFIX):
-                self.stats["exec_reports"] += 1
-                self.order_log.report(ev)
-                self._send("8", fixtext.execution_report(ev, self.name), ev.owner)
-        elif isinstance(ev, (BookTouched, TradePrint)):
-            if isinstance(ev, TradePrint):
-                trades.setdefault(ev.symbol, []).append(ev)
-            if ev.symbol not in touched:
-                touched.append(ev.symbol)
-        elif isinstance(ev, CancelReject):
-            self._send("9", fixtext.cancel_reject(ev), ev.owner)
+    def _send_cancel_reject(self, cr: CancelReject) -> None:
+        self._send("9", fixtext.cancel_reject(cr), cr.owner)
 
-    def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
-        """One X per subscription per engine step, with every level change and trade."""
-        for cp, subs in list(self.subscriptions.items()):
-            for sub in list(subs.values()):
-                try:
-                    entries: list[MDEntry] = []
-                    for symbol in touched:
-                        if symbol not in sub.symbols:
-                            continue
-                        for t in trades.get(symbol, ()):
-                            entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
-                        entries += sub.update(self.engine, symbol)
-                    if entries:
-                        self.stats["md_messages"] += 1
-                        self._send("X", fixtext.incremental(sub.req_id, entries), cp)
-                except Exception:  # noqa: BLE001
-                    self.stats["publish_errors"] += 1
-                    log.exception("%s: cannot publish market data to %s", self.name, cp)
+    def _send_incremental(self, counterparty: str, req_id: str, entries: list[MDEntry]) -> None:
+        self._send("X", fixtext.incremental(req_id, entries), counterparty)
+
+    def _md_targets(self) -> list[tuple[str, list[Subscription]]]:
+        return [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
+
+    def _first_out(self, owner: str) -> None:
+        # Inside a pump the engine writes at the pump's end; the acknowledgement goes now.
+        handle = self._handle(owner)
+        if handle is not None and handle.conn is not None:
+            handle.flush()
+
+    def _after_publish(self, touched: list[str]) -> None:
+        if self.on_book_change is not None:
+            for symbol in touched:
+                self.on_book_change(self.name, symbol)
 
     def _send(self, msg_type: str, body: str, counterparty: str) -> None:
-        handle = self.fix.sessions.get(self._key(counterparty)) if self.fix else None
+        handle = self._handle(counterparty)
         if handle is not None and handle.send(msg_type, body):
             return
         if handle is not None and msg_type in ("8", "9") and _store_while_away(handle, msg_type, body):
@@ -361,8 +345,16 @@ class NativeVenue:
             return
         self.stats["send_failures"] += 1
 
-    def _key(self, counterparty: str) -> str:
-        return f"FIX.4.4:{self.comp_id}->{counterparty}"
+    def _handle(self, counterparty: str) -> Any:
+        """The session of ``counterparty`` (configured ones only, so the cache is bounded)."""
+        if self.fix is None:
+            return None
+        handle = self._handles.get(counterparty)
+        if handle is None:
+            handle = self.fix.sessions.get(f"FIX.4.4:{self.comp_id}->{counterparty}")
+            if handle is not None:
+                self._handles[counterparty] = handle
+        return handle
 
     # ------------------------------------------------------------------ FIX handlers
     def _on_new_order(self, session: Any, msg: Any) -> None:

@@ -25,9 +25,9 @@ from sim_exchange import fixmsgs
 from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
 from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
-from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowDriver, FlowModel
-from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
+from gateway.core.matching.marketdata import MDEntry, Subscription
+from sim_exchange.publish import EventPublisher
 from gateway.core.models.latency import ScheduledJitterLatency
 from sim_exchange.proxy import DelayProxy, LockedLatency
 
@@ -64,7 +64,7 @@ class VenueApp(fixedge.SafeApplication):
         handler(msg, session_id)
 
 
-class Venue:
+class Venue(EventPublisher):
     def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
         self.cfg = config
         self.sim = sim
@@ -218,52 +218,19 @@ class Venue:
             self._publish(events)
         return events
 
-    def _publish(self, events: list) -> None:
-        touched: list[str] = []
-        trades: dict[str, list[TradePrint]] = {}
-        for ev in events:
-            try:
-                self._publish_one(ev, touched, trades)
-            except Exception:  # noqa: BLE001 - one bad report must not drop the rest of the step
-                self.stats["publish_errors"] += 1
-                log.exception("%s: cannot publish %r", self.name, ev)
-        if touched:
-            try:
-                self._publish_md(touched, trades)
-            except Exception:  # noqa: BLE001
-                self.stats["publish_errors"] += 1
-                log.exception("%s: cannot publish market data", self.name)
+    # ------------------------------------------------------------------ publishing (publish.py)
+    def _send_report(self, er) -> None:
+        self._send(fixmsgs.execution_report(er, self.name), er.owner)
 
-    def _publish_one(self, ev, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
-        if isinstance(ev, ExecReport):
-            if not ev.owner.startswith(FLOW_OWNER_PREFIX):
-                self.stats["exec_reports"] += 1
-                self.order_log.report(ev)
-                self._send(fixmsgs.execution_report(ev, self.name), ev.owner)
-        elif isinstance(ev, (BookTouched, TradePrint)):
-            if isinstance(ev, TradePrint):
-                trades.setdefault(ev.symbol, []).append(ev)
-            if ev.symbol not in touched:
-                touched.append(ev.symbol)
-        elif isinstance(ev, CancelReject):
-            self._send(fixmsgs.cancel_reject(ev), ev.owner)
+    def _send_cancel_reject(self, cr) -> None:
+        self._send(fixmsgs.cancel_reject(cr), cr.owner)
 
-    def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
-        """One X per subscription per engine step, with every level change and trade."""
+    def _send_incremental(self, counterparty: str, req_id: str, entries: list[MDEntry]) -> None:
+        self._send(fixmsgs.incremental(req_id, entries), counterparty)
+
+    def _md_targets(self) -> list[tuple[str, list[Subscription]]]:
         with self._slock:
-            subs_by_cp = [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
-        for cp, subs in subs_by_cp:
-            for sub in subs:
-                entries: list[MDEntry] = []
-                for symbol in touched:
-                    if symbol not in sub.symbols:
-                        continue
-                    for t in trades.get(symbol, ()):
-                        entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
-                    entries += sub.update(self.engine, symbol)
-                if entries:
-                    self.stats["md_messages"] += 1
-                    self._send(fixmsgs.incremental(sub.req_id, entries), cp)
+            return [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
 
     def _send(self, msg: fix.Message, counterparty: str) -> None:
         sid = self.session_ids.get(counterparty)

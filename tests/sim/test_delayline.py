@@ -74,3 +74,47 @@ def test_sub_millisecond_delay_is_accurate_on_the_loop():
     errs = _run(main())
     print(f"300 us delay: error p50 {errs[len(errs) // 2]:.0f} us, max {errs[-1]:.0f} us")
     assert errs[0] >= -1 and errs[len(errs) // 2] < 400
+
+
+def test_learned_lateness_tracks_its_quantile_and_comes_down_after_a_loaded_moment():
+    """The estimate follows the wake-up lateness against what the timerfd was armed for
+    (compensated or not) to its LATENESS_QUANTILE; one very late wake-up moves it by one
+    bounded step. (The old estimate measured uncompensated wake-ups against the compensated
+    target and stuck at its cap.)"""
+    import random
+
+    from sim_exchange.delayline import LATENESS_QUANTILE
+    timer = PreciseTimer.__new__(PreciseTimer)       # the learning rule only: no loop, no fd
+    timer.lateness = 200e-6
+    rng = random.Random(1)
+    for i in range(3000):                             # lateness uniform in 10..30 us
+        timer._target = 10.0 if i % 2 else 10.0 - timer.lateness   # uncompensated / compensated
+        timer._learn_lateness(timer._target + rng.uniform(10e-6, 30e-6))
+    expected = 10e-6 + LATENESS_QUANTILE * 20e-6
+    assert abs(timer.lateness - expected) < 3e-6, timer.lateness
+    before = timer.lateness
+    timer._learn_lateness(timer._target + 5e-3)       # one loaded moment
+    assert timer.lateness - before < 2e-6
+
+
+def test_delivery_errors_are_recorded_and_summarised():
+    from collections import deque
+
+    from sim_exchange.delayline import error_stats
+
+    async def main():
+        timer = PreciseTimer(asyncio.get_running_loop())
+        errors: deque = deque(maxlen=100)
+        got: list[bytes] = []
+        line = DelayLine(timer, ScheduledJitterLatency(200, 0, "none"), got.append, errors)
+        for i in range(5):
+            line.push(b"%d" % i)
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+        timer.close()
+        return got, errors
+
+    got, errors = _run(main())
+    assert len(got) == 5 and len(errors) == 5 and min(errors) >= 0     # never early
+    stats = error_stats(errors)
+    assert stats["n"] == 5 and stats["p1"] >= 0 and error_stats([]) == {"n": 0}

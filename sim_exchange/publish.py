@@ -1,0 +1,109 @@
+"""Engine events -> a venue's messages: one place for both venue engines (native, quickfix).
+
+``EventPublisher`` is mixed into ``native.NativeVenue`` and ``venue.Venue``; they supply how
+one message goes out (``_send_report``, ``_send_cancel_reject``, ``_send_incremental``), who
+is subscribed (``_md_targets``) and what follows a step (``_after_publish``).
+
+Invariants (both engines):
+- every event of an engine step is published even if one fails: each report and each
+  market-data message is caught, counted in ``stats["publish_errors"]`` and logged;
+- per counterparty, reports leave in engine order, then one X per subscription per step
+  (trades first, then the level changes);
+- background flow (owners starting with ``FLOW_OWNER_PREFIX``) gets no ExecutionReports;
+- the first report of a step goes out at once (``_first_out``), before the later ones are
+  formatted: an order's acknowledgement does not wait for its fills or its IOC cancel.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
+from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
+from sim_exchange.flow import FLOW_OWNER_PREFIX
+
+log = logging.getLogger("sim.publish")
+
+
+class EventPublisher:
+    name: str
+    engine: Any
+    stats: dict
+    order_log: Any
+
+    # -- what each engine provides
+    def _send_report(self, er: ExecReport) -> None:
+        raise NotImplementedError
+
+    def _send_cancel_reject(self, cr: CancelReject) -> None:
+        raise NotImplementedError
+
+    def _send_incremental(self, counterparty: str, req_id: str, entries: list[MDEntry]) -> None:
+        raise NotImplementedError
+
+    def _md_targets(self) -> Iterable[tuple[str, list[Subscription]]]:
+        """(counterparty, its subscriptions), a copy safe to iterate while sending."""
+        raise NotImplementedError
+
+    def _first_out(self, owner: str) -> None:
+        """The first report of a multi-event step was queued for ``owner``: send it now."""
+
+    def _after_publish(self, touched: list[str]) -> None:
+        """Books of ``touched`` symbols changed in this step (the market's hook)."""
+
+    # -- the shared part
+    def _publish(self, events: list) -> None:
+        touched: list[str] = []
+        trades: dict[str, list[TradePrint]] = {}
+        first = len(events) > 1
+        for ev in events:
+            try:
+                owner = self._publish_one(ev, touched, trades)
+            except Exception:  # noqa: BLE001 - one bad report must not drop the rest of the step
+                self.stats["publish_errors"] += 1
+                log.exception("%s: cannot publish %r", self.name, ev)
+                continue
+            if first and owner is not None:
+                first = False
+                self._first_out(owner)
+        if touched:
+            self._publish_md(touched, trades)
+            self._after_publish(touched)
+
+    def _publish_one(self, ev: Any, touched: list[str], trades: dict[str, list[TradePrint]]) -> str | None:
+        """Publish one event; the owner a report went to, else None."""
+        if isinstance(ev, ExecReport):
+            if ev.owner.startswith(FLOW_OWNER_PREFIX):
+                return None
+            self.stats["exec_reports"] += 1
+            self.order_log.report(ev)
+            self._send_report(ev)
+            return ev.owner
+        if isinstance(ev, (BookTouched, TradePrint)):
+            if isinstance(ev, TradePrint):
+                trades.setdefault(ev.symbol, []).append(ev)
+            if ev.symbol not in touched:
+                touched.append(ev.symbol)
+        elif isinstance(ev, CancelReject):
+            self._send_cancel_reject(ev)
+            return ev.owner
+        return None
+
+    def _publish_md(self, touched: list[str], trades: dict[str, list[TradePrint]]) -> None:
+        """One X per subscription per engine step, with every level change and trade."""
+        for cp, subs in self._md_targets():
+            for sub in subs:
+                try:
+                    entries: list[MDEntry] = []
+                    for symbol in touched:
+                        if symbol not in sub.symbols:
+                            continue
+                        for t in trades.get(symbol, ()):
+                            entries.append(MDEntry("0", TRADE, symbol, t.price, t.qty))
+                        entries += sub.update(self.engine, symbol)
+                    if entries:
+                        self.stats["md_messages"] += 1
+                        self._send_incremental(cp, sub.req_id, entries)
+                except Exception:  # noqa: BLE001
+                    self.stats["publish_errors"] += 1
+                    log.exception("%s: cannot publish market data to %s", self.name, cp)
