@@ -16,6 +16,7 @@ BENCHMARKS = {
     "router": ("bench_router.py", "router decision time, probe RTT accuracy"),
     "risk": ("bench_risk.py", "pre-trade risk check and fill cost per order"),
     "sim": ("bench_sim.py", "matching engine, simulator round trip, injected-latency accuracy"),
+    "profile-sim": ("profile_sim.py", "where a simulator venue's time per order goes (CPU, stages, first write)"),
     "codec": ("bench_codec.py", "parse + validate a NewOrderSingle, encode an ExecutionReport (vs quickfix, simplefix)"),
     "relay": ("bench_relay.py", "a one-thread relay through the native engine vs through quickfix"),
     "backtest": ("bench_backtest.py", "backtest replay events/s and memory for 10M events"),
@@ -25,7 +26,7 @@ BENCHMARKS = {
 
 
 def usage(prog: str) -> str:
-    rows = "\n".join(f"  {name:<8} {help_}" for name, (_, help_) in BENCHMARKS.items())
+    rows = "\n".join(f"  {name:<11} {help_}" for name, (_, help_) in BENCHMARKS.items())
     return f"usage: {prog} NAME [ARGS...]   (NAME --help for its options)\n\nbenchmarks:\n{rows}"
 
 
