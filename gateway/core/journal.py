@@ -8,7 +8,7 @@ already written (a power cut may; there is no fsync per order, by choice, for la
 
 Record format (one line, issue 12): a JSON array ``[kind, n, utc, mono, <the record's fields>]``,
 e.g. ``["cancel_reject", 12, "2026-12-01T14:56:54.123456Z", 8812.5, "G7", "too late", 8812.5]``.
-``kind`` is a word; each kind is a frozen dataclass below, registered with ``@kind(word)``, and
+``kind`` is a word; each kind is a dataclass below (a value, never changed), registered with ``@kind(word)``, and
 its fields IN DATACLASS ORDER are the positions: that order, defined once by the dataclass,
 is what the writer and replay both use (``_LAYOUT``). Nested values (``OrderIntent``,
 ``ChildOrder``, ``VenueExecutionReport``, found from the field's type) are arrays in their
@@ -121,7 +121,7 @@ def kind(word: str) -> Callable[[type], type]:
 
 
 @kind("accepted")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Accepted:
     intent: OrderIntent
     order_id: str
@@ -133,7 +133,7 @@ class Accepted:
 
 
 @kind("rejected")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Rejected:
     intent: OrderIntent
     order_id: str
@@ -143,14 +143,14 @@ class Rejected:
 
 
 @kind("venue_report")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class VenueReport:
     report: VenueExecutionReport
     at: float = 0.0
 
 
 @kind("cancel")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Cancel:
     session: str
     cl_ord_id: str
@@ -160,7 +160,7 @@ class Cancel:
 
 
 @kind("cancel_all")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CancelAll:
     text: str
     venue_ids: list[str]
@@ -169,7 +169,7 @@ class CancelAll:
 
 
 @kind("replace")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Replace:
     session: str
     new: OrderIntent
@@ -179,7 +179,7 @@ class Replace:
 
 
 @kind("retry")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Retry:
     order_id: str
     spec: ChildOrder
@@ -188,7 +188,7 @@ class Retry:
 
 
 @kind("remainder_done")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RemainderDone:
     order_id: str
     text: str | None = None
@@ -196,7 +196,7 @@ class RemainderDone:
 
 
 @kind("cancel_reject")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CancelRejected:
     venue_cl_ord_id: str
     text: str
@@ -204,7 +204,7 @@ class CancelRejected:
 
 
 @kind("send_failed")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendFailed:
     venue_cl_ord_id: str
     text: str
@@ -212,7 +212,7 @@ class SendFailed:
 
 
 @kind("risk_state")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RiskState:
     """A kill-switch trip or reset (or one session's suspension): a restart must not quietly resume."""
     state: str
@@ -223,7 +223,7 @@ class RiskState:
 
 
 @kind("day_ended")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DayEnded:
     """Open Day orders end: ``venue``'s session ended (expired there), or (None) the configured
     day end: expired at once on ``down_venues``, a cancel per live venue order elsewhere (ids
@@ -236,7 +236,7 @@ class DayEnded:
 
 
 @kind("snapshot")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Snapshot:
     """The whole order state at a safe point: the first record of a compacted journal."""
     orders: list = field(default_factory=list)        # export_order() of every order kept
@@ -248,7 +248,7 @@ class Snapshot:
 
 
 @kind("stopped")
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Stopped:
     """A clean stop: everything before it was sent."""
     at: float = 0.0
