@@ -286,27 +286,28 @@ class GatewayCore:
         return self._route_and_accept(intent, decision)
 
     def _route_and_accept(self, intent: OrderIntent, decision) -> list:
-        if decision.rejected:
+        children = decision.children
+        if not children:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
-        busy = self._over_in_flight_cap(decision.children)
-        if busy is not None:
-            self.counts["in_flight_rejects"] += 1
-            return self._reject(intent, busy, REJ_OTHER)
+        if self._max_in_flight is not None:
+            busy = self._over_in_flight_cap(children)
+            if busy is not None:
+                self.counts["in_flight_rejects"] += 1
+                return self._reject(intent, busy, REJ_OTHER)
         now = self.clock.now()
-        order_id = self.ids.order()
-        vids = [self.ids.venue() for _ in decision.children]
+        ids = self.ids
+        order_id = ids.order()
+        vids = [ids.venue()] if len(children) == 1 else [ids.venue() for _ in children]
         try:                                                    # journal
-            self.journal.write(J.Accepted(intent=intent, order_id=order_id, children=decision.children,
+            self.journal.write(J.Accepted(intent=intent, order_id=order_id, children=children,
                                           venue_ids=vids, policy=decision.policy, reason=decision.reason, at=now))
         except OSError as exc:
             return self._journal_failed_reject(intent, exc)
         self.risk.book(intent)                                  # apply
-        return self.orders.accept(intent, order_id, decision.children, vids, decision.policy, decision.reason, now)
+        return self.orders.accept(intent, order_id, children, vids, decision.policy, decision.reason, now)
 
     def _over_in_flight_cap(self, children: list[ChildOrder]) -> str | None:
         cap = self._max_in_flight
-        if cap is None:
-            return None
         for c in children:
             n = self.orders.in_flight.get(c.venue, 0)
             if n >= cap:
@@ -409,14 +410,14 @@ class GatewayCore:
 
     def venue_report(self, ev: VenueExecutionReport) -> list:
         now = self.clock.now()
-        child = self.orders.find_child(ev.cl_ord_id)
         try:
             self.journal.write(J.VenueReport(report=ev, at=now))
         except OSError as exc:
             # a venue's report is a fact: losing it from memory too would be worse than from the journal
             self._journal_failure(exc)
-        if child is not None and not child.acked:
-            self.market.record_ack(child.venue, now - child.sent_at)
+        hit = self.orders.by_venue_id.get(ev.cl_ord_id)
+        if hit is not None and not hit[0].acked:
+            self.market.record_ack(hit[0].venue, now - hit[0].sent_at)
         return self._follow_up(self.orders.on_venue_exec(ev, now))
 
     def venue_cancel_rejected(self, ev: VenueCancelRejected) -> list:
@@ -529,8 +530,11 @@ class GatewayCore:
 
     def _follow_up(self, outs: list) -> list:
         """Resolve what the order manager handed back for the core: risk changes, remainders."""
-        if not any(isinstance(o, (TradingStateChanged, RouteRemainder)) for o in outs):
-            return outs
+        for o in outs:
+            if o.__class__ is TradingStateChanged or o.__class__ is RouteRemainder:
+                break
+        else:
+            return outs                # the usual case: only commands for the edges
         done: list = []
         for o in outs:
             if isinstance(o, TradingStateChanged):

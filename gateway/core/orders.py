@@ -304,13 +304,18 @@ class OrderManager:
                child_ids: list[str], policy: str = "", reason: str = "", now: float = 0.0) -> list:
         """A checked and routed order: one SendNewOrder per child."""
         order = OmsOrder(intent, order_id, policy=policy, route_reason=reason, created_at=now)
-        self._index(order)
+        self.by_oms[(intent.oms_session, intent.cl_ord_id)] = order
+        self.by_order_id[order_id] = order
         self.open[order_id] = order
         self.counts["total"] += 1
-        return [SendNewOrder(child=self._add_child(order, spec, vid, now)) for spec, vid in zip(children, child_ids)]
+        out = []
+        for spec, vid in zip(children, child_ids):
+            out.append(SendNewOrder(child=self._add_child(order, spec, vid, now)))
+        return out
 
     def _index(self, order: OmsOrder) -> None:
-        self.by_oms[(order.session, order.cl_ord_id)] = order
+        intent = order.intent
+        self.by_oms[(intent.oms_session, intent.cl_ord_id)] = order
         self.by_order_id[order.order_id] = order
 
     def _add_child(self, order: OmsOrder, spec: ChildOrder, venue_cl_ord_id: str, now: float) -> VenueOrder:
