@@ -1,10 +1,10 @@
 """Routing policies: ``ScalpRouter`` (default), ``BestPriceRouter`` (classic SOR), ``DmaRouter``.
 
 Each reads ``MarketState`` (no lock: the gateway's one loop runs routing and market data
-alike), decides, and records the decision (with one
-score tuple per venue, see ``decisions.SCORE_FIELDS``) in its ``DecisionLog``. A venue
-whose session is down is never chosen; when nothing is usable the decision has no
-children and ``reason`` is the Text(58) of the reject.
+alike), decides, and records the decision (with one score tuple per venue, see
+``decisions.SCORE_FIELDS``) in its ``DecisionLog``. A venue whose session is down is never
+chosen; when nothing is usable the decision has no children and ``reason`` is the Text(58)
+of the reject.
 
 Scalp ranking, best first:
 1. depth class: enough (fill probability >= ``min_fill_prob``, default 0.5: expected to
