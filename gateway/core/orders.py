@@ -2,8 +2,9 @@
 
 ``OrderManager`` takes events (an accepted and routed order, a ``VenueExecutionReport``,
 an OMS cancel or replace, a venue OrderCancelReject) and returns commands, keyword-only
-slotted dataclasses (values, never changed once made; see gateway/core/hub.py) named as orders to an edge: ``ReportToOms``, ``RejectOmsCancel``,
-``SendNewOrder``, ``SendCancel``, ``SendReplace``, ``QueryOrderStatus``, plus
+slotted dataclasses (values, never changed once made; see gateway/core/hub.py) named as
+orders to an edge: ``ReportToOms``, ``RejectOmsCancel``, ``SendNewOrder``, ``SendCancel``,
+``SendReplace``, ``QueryOrderStatus``, plus
 ``RouteRemainder`` for its caller (gateway/core/hub.py) and whatever risk answers
 (``TradingStateChanged``). No sockets, no clock of its own: the caller passes ids and
 timestamps, so the journal can replay the same events after a crash
