@@ -1,9 +1,10 @@
 """Every OMS order and its venue orders: the gateway's order state machine (sans-IO).
 
 ``OrderManager`` takes events (an accepted and routed order, a ``VenueExecutionReport``,
-an OMS cancel or replace, a venue OrderCancelReject) and returns commands, frozen
-keyword-only dataclasses named as orders to an edge: ``ReportToOms``, ``RejectOmsCancel``,
-``SendNewOrder``, ``SendCancel``, ``SendReplace``, ``QueryOrderStatus``, plus
+an OMS cancel or replace, a venue OrderCancelReject) and returns commands, keyword-only
+slotted dataclasses (values, never changed once made; see gateway/core/hub.py) named as
+orders to an edge: ``ReportToOms``, ``RejectOmsCancel``, ``SendNewOrder``, ``SendCancel``,
+``SendReplace``, ``QueryOrderStatus``, plus
 ``RouteRemainder`` for its caller (gateway/core/hub.py) and whatever risk answers
 (``TradingStateChanged``). No sockets, no clock of its own: the caller passes ids and
 timestamps, so the journal can replay the same events after a crash
@@ -158,7 +159,7 @@ def move(order: "OmsOrder | VenueOrder", to: str) -> None:
 
 # ---------------------------------------------------------------- commands (core -> edges)
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ReportToOms:
     """Send an ExecutionReport to the OMS; the order figures are copied when it is made."""
     order: OmsOrder
@@ -179,7 +180,7 @@ class ReportToOms:
     exec_id: str = ""             # ExecID(17): stable per report across replay (see the module docstring)
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RejectOmsCancel:
     """Send an OrderCancelReject (35=9) to the OMS."""
     session: str
@@ -192,20 +193,20 @@ class RejectOmsCancel:
     text: str
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendNewOrder:
     """Send a NewOrderSingle for ``child`` to its venue."""
     child: VenueOrder
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendCancel:
     child: VenueOrder
     cl_ord_id: str
     orig_cl_ord_id: str
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendReplace:
     child: VenueOrder
     cl_ord_id: str
@@ -214,7 +215,7 @@ class SendReplace:
     price: float | None
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class QueryOrderStatus:
     """Send an OrderStatusRequest (35=H) for ``child`` (restart reconciliation), by ``cl_ord_id``
     when given (a pending replace's venue ClOrdID: did the venue take it?), else the child's own."""
@@ -222,7 +223,7 @@ class QueryOrderStatus:
     cl_ord_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RouteRemainder:
     """Micro-burst: an IOC venue order ended short; route ``qty`` once more, or end the order.
 
@@ -238,7 +239,7 @@ VENUE_COMMANDS = (SendNewOrder, SendCancel, SendReplace, QueryOrderStatus)
 
 # ---------------------------------------------------------------- events (edges -> core)
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class VenueExecutionReport:
     """What a venue said in an ExecutionReport (35=8): the fields the order path needs.
 
@@ -304,13 +305,18 @@ class OrderManager:
                child_ids: list[str], policy: str = "", reason: str = "", now: float = 0.0) -> list:
         """A checked and routed order: one SendNewOrder per child."""
         order = OmsOrder(intent, order_id, policy=policy, route_reason=reason, created_at=now)
-        self._index(order)
+        self.by_oms[(intent.oms_session, intent.cl_ord_id)] = order
+        self.by_order_id[order_id] = order
         self.open[order_id] = order
         self.counts["total"] += 1
-        return [SendNewOrder(child=self._add_child(order, spec, vid, now)) for spec, vid in zip(children, child_ids)]
+        out = []
+        for spec, vid in zip(children, child_ids):
+            out.append(SendNewOrder(child=self._add_child(order, spec, vid, now)))
+        return out
 
     def _index(self, order: OmsOrder) -> None:
-        self.by_oms[(order.session, order.cl_ord_id)] = order
+        intent = order.intent
+        self.by_oms[(intent.oms_session, intent.cl_ord_id)] = order
         self.by_order_id[order.order_id] = order
 
     def _add_child(self, order: OmsOrder, spec: ChildOrder, venue_cl_ord_id: str, now: float) -> VenueOrder:

@@ -53,7 +53,7 @@ def _first(*values):
 class Limits:
     """Effective limits of one (session, symbol) pair; floats with ``inf`` for no limit."""
     __slots__ = ("allowed", "allow_market", "max_order_qty", "max_notional", "max_position",
-                 "band_ticks", "tick_size", "band_abs", "band_bps", "band_frac")
+                 "band_ticks", "tick_size", "band_abs", "band_bps", "band_frac", "banded")
 
     def __init__(self, cfg: RiskConfig, sess, sym, allowed: bool) -> None:
         layers = [x for x in (sym, sess) if x is not None]
@@ -73,6 +73,7 @@ class Limits:
         self.band_abs = self.band_ticks * self.tick_size if self.band_ticks is not None else INF
         self.band_bps = pick("price_band_bps")
         self.band_frac = self.band_bps / 1e4 if self.band_bps is not None else INF
+        self.banded = self.band_abs < INF or self.band_frac < INF   # a limit order needs a reference price
 
 
 class OpenOrder:
@@ -210,7 +211,8 @@ class RiskEngine:
         size = intent.qty
         if size > lim.max_order_qty:
             return self._reject("max_order_qty", f"max_order_qty: {size:g} > limit {lim.max_order_qty:g}")
-        ref = self._reference(pos)
+        # the reference (a robust mark across venues) only when something here uses it
+        ref = self._reference(pos) if is_market or lim.banded else None
         px = ref if is_market else intent.price
         if px is None:
             if self.cfg.reject_without_reference and (lim.max_notional < INF or self._max_gross < INF):
@@ -222,7 +224,7 @@ class RiskEngine:
                 return self._reject("max_notional",
                                     f"max_notional: {size * px:.2f} > limit {lim.max_notional:.2f}")
             notional = qty * px
-        if not is_market and px is not None:
+        if lim.banded and not is_market and px is not None:
             rej = self._check_band(symbol, lim, px, ref)
             if rej is not None:
                 return rej

@@ -1,9 +1,10 @@
 """Routing policies: ``ScalpRouter`` (default), ``BestPriceRouter`` (classic SOR), ``DmaRouter``.
 
-Each reads ``MarketState`` under its lock, decides, and records the decision (with one
-score tuple per venue, see ``decisions.SCORE_FIELDS``) in its ``DecisionLog``. A venue
-whose session is down is never chosen; when nothing is usable the decision has no
-children and ``reason`` is the Text(58) of the reject.
+Each reads ``MarketState`` (no lock: the gateway's one loop runs routing and market data
+alike), decides, and records the decision (with one score tuple per venue, see
+``decisions.SCORE_FIELDS``) in its ``DecisionLog``. A venue whose session is down is never
+chosen; when nothing is usable the decision has no children and ``reason`` is the Text(58)
+of the reject.
 
 Scalp ranking, best first:
 1. depth class: enough (fill probability >= ``min_fill_prob``, default 0.5: expected to
@@ -139,75 +140,73 @@ class ScalpRouter(BaseRouter):
         viable: list[tuple] = []     # fill probability >= min_fill_prob
         partial: list[tuple] = []    # some depth
         blind: list[tuple] = []      # no depth shown at the limit (limit orders only)
-        with m.lock:
-            now = self.clock.now()
-            for v in m.venue_list:
-                name = v.name
-                if not v.up:
-                    scores.append((name, False, None, True, 0.0, 0.0, 0.0, None))
-                    continue
-                est = v.lat
-                last = est.last_at
-                # --- issue 12 (helper probes): as MarketState.route_latency: a venue without
-                # probes ranks by order-ack time and is never stale; a capped one has its own window
-                if v.probe:
-                    lat = est.route_us if rank_recent else est.ewma_us
-                    stale = last is None or now - last > v.stale_after_s
-                else:
-                    ack = v.ack
-                    lat = ack.route_us if rank_recent else ack.ewma_us
-                    stale = False
-                # ---
-                pend = v.pending_since
-                if pend is not None and now - pend > grace:
-                    age = (now - pend) * 1e6
-                    if age > lat:
-                        lat = age                 # a probe unanswered for over half an interval
-                px = None
-                avail = vanish = fill = 0.0
-                book = v.books.get(symbol)
-                usable = book is not None and not book.stale
-                if usable and max_age > 0:      # MarketState.book_usable, inlined
-                    lu = book.last_update
-                    if lu is None or now - lu > max_age:
-                        usable = last is not None and now - last <= max_age
-                if usable:
-                    s = book.asks if buy else book.bids
-                    cum = s.cum
-                    if cum:
-                        if bound is None:
-                            avail = cum[-1]
+        now = self.clock.now()
+        for v in m.venue_list:
+            name = v.name
+            if not v.up:
+                scores.append((name, False, None, True, 0.0, 0.0, 0.0, None))
+                continue
+            est = v.lat
+            last = est.last_at
+            # as MarketState.route_latency: a venue without probes ranks by order-ack time and
+            # is never stale; a capped one has its own staleness window
+            if v.probe:
+                lat = est.route_us if rank_recent else est.ewma_us
+                stale = last is None or now - last > v.stale_after_s
+            else:
+                ack = v.ack
+                lat = ack.route_us if rank_recent else ack.ewma_us
+                stale = False
+            pend = v.pending_since
+            if pend is not None and now - pend > grace:
+                age = (now - pend) * 1e6
+                if age > lat:
+                    lat = age                 # a probe unanswered for over half an interval
+            px = None
+            avail = vanish = fill = 0.0
+            book = v.books.get(symbol)
+            usable = book is not None and not book.stale
+            if usable and max_age > 0:      # MarketState.book_usable, inlined
+                lu = book.last_update
+                if lu is None or now - lu > max_age:
+                    usable = last is not None and now - last <= max_age
+            if usable:
+                s = book.asks if buy else book.bids
+                cum = s.cum
+                if cum:
+                    if bound is None:
+                        avail = cum[-1]
+                    else:
+                        i = bisect_right(s.keys, bound)
+                        avail = cum[i - 1] if i else 0.0
+                if avail > 0:
+                    if is_market:
+                        px = book.sweep_price(side, qty)
+                        if px is None:
+                            px = s.sign * s.keys[-1]   # not enough depth: take all that shows
+                    else:
+                        px = s.sign * s.keys[0]
+                    rate = s.rate
+                    if rate:
+                        vanish = rate * exp((s.rate_at - now) / book.tau_s) * lat * 0.5e-6
+                        if avail - qty > 30.0 * vanish:
+                            fill = 1.0                # depth to spare: exp(-30) ~ 1e-13 short of 1
                         else:
-                            i = bisect_right(s.keys, bound)
-                            avail = cum[i - 1] if i else 0.0
-                    if avail > 0:
-                        if is_market:
-                            px = book.sweep_price(side, qty)
-                            if px is None:
-                                px = s.sign * s.keys[-1]   # not enough depth: take all that shows
-                        else:
-                            px = s.sign * s.keys[0]
-                        rate = s.rate
-                        if rate:
-                            vanish = rate * exp((s.rate_at - now) / book.tau_s) * lat * 0.5e-6
-                            if avail - qty > 30.0 * vanish:
-                                fill = 1.0                # depth to spare: exp(-30) ~ 1e-13 short of 1
-                            else:
-                                fill = fill_probability(avail, qty, vanish, fok)
-                        elif avail + _EPS >= qty:
-                            fill = 1.0
-                        else:
-                            fill = 0.0 if fok else avail / qty
-                row = (name, True, lat, stale, avail, vanish, fill, px)
-                scores.append(row)
-                if exclude and name in exclude:
-                    continue
-                if ceiling is not None and (stale or lat > ceiling):
-                    continue
-                if fill > 0:
-                    (viable if fill >= min_fill else partial).append(row)
-                elif not is_market:
-                    blind.append(row)
+                            fill = fill_probability(avail, qty, vanish, fok)
+                    elif avail + _EPS >= qty:
+                        fill = 1.0
+                    else:
+                        fill = 0.0 if fok else avail / qty
+            row = (name, True, lat, stale, avail, vanish, fill, px)
+            scores.append(row)
+            if exclude and name in exclude:
+                continue
+            if ceiling is not None and (stale or lat > ceiling):
+                continue
+            if fill > 0:
+                (viable if fill >= min_fill else partial).append(row)
+            elif not is_market:
+                blind.append(row)
         tol = cfg.latency_tie_tolerance_us
         pick = _best(viable, tol, buy) or _best(partial, tol, buy) or _best(blind, tol, buy)
         if pick is None:
@@ -279,42 +278,41 @@ class BestPriceRouter(BaseRouter):
         scores: list[tuple] = []
         heads: list[tuple] = []      # (key, latency, n, keys, qty map, level index, venue)
         fastest: list[tuple] = []
-        with m.lock:
-            now = self.clock.now()
-            for n, v in enumerate(m.venue_list):
-                if not v.up:
-                    scores.append((v.name, False, None, True, 0.0, 0.0, 0.0, None))
-                    continue
-                lat, stale = m.route_latency(v, now)
-                fastest.append((stale, lat, v.name))
-                book = v.books.get(symbol)
-                avail, px = 0.0, None
-                if book is not None and not book.stale and (not check_age or m.book_usable(v, book, now)):
-                    s = book.asks if buy else book.bids
-                    keys = s.keys
-                    if keys:
-                        px = s.sign * keys[0]
-                        i = bisect_right(keys, bound)
-                        avail = s.cum[i - 1] if i else 0.0
-                        heads.append((keys[0], lat, n, keys, s.qty, 0, v.name))
-                scores.append((v.name, True, lat, stale, avail, 0.0, None, px))
-            if not fastest:
-                down = ", ".join(r[0] for r in scores) or "none configured"
-                return self._reject(intent, f"no venue available (down: {down})", scores)
-            heads.sort()
-            best_head = heads[0] if heads else None
-            alloc: dict[str, float] = {}
-            left = intent.qty
-            heap = [h for h in heads if h[0] <= bound]
-            while heap and left > _EPS:
-                key, lat, n, keys, qty, i, name = heappop(heap)
-                q = qty[key]
-                take = q if q < left else left
-                alloc[name] = alloc.get(name, 0.0) + take
-                left -= take
-                i += 1
-                if i < len(keys) and keys[i] <= bound:
-                    heappush(heap, (keys[i], lat, n, keys, qty, i, name))
+        now = self.clock.now()
+        for n, v in enumerate(m.venue_list):
+            if not v.up:
+                scores.append((v.name, False, None, True, 0.0, 0.0, 0.0, None))
+                continue
+            lat, stale = m.route_latency(v, now)
+            fastest.append((stale, lat, v.name))
+            book = v.books.get(symbol)
+            avail, px = 0.0, None
+            if book is not None and not book.stale and (not check_age or m.book_usable(v, book, now)):
+                s = book.asks if buy else book.bids
+                keys = s.keys
+                if keys:
+                    px = s.sign * keys[0]
+                    i = bisect_right(keys, bound)
+                    avail = s.cum[i - 1] if i else 0.0
+                    heads.append((keys[0], lat, n, keys, s.qty, 0, v.name))
+            scores.append((v.name, True, lat, stale, avail, 0.0, None, px))
+        if not fastest:
+            down = ", ".join(r[0] for r in scores) or "none configured"
+            return self._reject(intent, f"no venue available (down: {down})", scores)
+        heads.sort()
+        best_head = heads[0] if heads else None
+        alloc: dict[str, float] = {}
+        left = intent.qty
+        heap = [h for h in heads if h[0] <= bound]
+        while heap and left > _EPS:
+            key, lat, n, keys, qty, i, name = heappop(heap)
+            q = qty[key]
+            take = q if q < left else left
+            alloc[name] = alloc.get(name, 0.0) + take
+            left -= take
+            i += 1
+            if i < len(keys) and keys[i] <= bound:
+                heappush(heap, (keys[i], lat, n, keys, qty, i, name))
         if alloc:
             best_venue = best_head[6]
             how = f"{len(alloc)} venue(s) by displayed depth"
@@ -342,13 +340,12 @@ class DmaRouter(BaseRouter):
         venue = intent.ex_destination or self.cfg.default_venue
         if not venue:
             return self._reject(intent, "no ExDestination(100) on the order and no default_venue configured", [])
-        with m.lock:
-            v = m.venues.get(venue)
-            if v is None:
-                return self._reject(intent, f"unknown venue {venue!r} (known: {', '.join(m.venues)})", [])
-            if not v.up:
-                return self._reject(intent, f"venue {venue} is down", [_down_row(venue)])
-            lat, stale = m.route_latency(v, self.clock.now())
+        v = m.venues.get(venue)
+        if v is None:
+            return self._reject(intent, f"unknown venue {venue!r} (known: {', '.join(m.venues)})", [])
+        if not v.up:
+            return self._reject(intent, f"venue {venue} is down", [_down_row(venue)])
+        lat, stale = m.route_latency(v, self.clock.now())
         child = ChildOrder(venue, intent.qty, intent.price, intent.ord_type, intent.tif)
         how = "ExDestination" if intent.ex_destination else "default_venue"
         return [child], f"dma: {venue} from {how}", [(venue, True, lat, stale, None, None, None, None)]
