@@ -5,7 +5,7 @@
 Each run starts the gateway with ``engine = "native"`` then ``engine = "quickfix"`` against
 the same kind of fake venue, and measures both the same way (below). Per backend it prints
 added p50/p99 (round trip through the gateway minus the same raw endpoints wired straight
-together), sustained orders/s and lost orders (sent but never terminal at the OMS), and the
+together, their orders interleaved with the gateway's), sustained orders/s and lost orders (sent but never terminal at the OMS), and the
 native/quickfix ratio within the run. ``--json``: the last line is one JSON object
 ``{"native": {"added_p50_us", "added_p99_us", "orders_per_s", "lost"}, "quickfix": {...}}``
 (medians over the runs).
@@ -16,7 +16,8 @@ native/quickfix ratio within the run. ``--json``: the last line is one JSON obje
    stamps it right after ``recv`` and answers a fill at once; the client stamps the fill on
    ``recv``. in-hop = OMS order on the wire -> venue order off the wire; out-hop = venue fill
    on the wire -> OMS fill off the wire. The same pair of raw endpoints wired straight to
-   each other gives the floor (Python + loopback without a gateway), printed alongside.
+   each other gives the floor (Python + loopback without a gateway), printed alongside; its
+   orders alternate with the gateway's (one each, in turn), so a noisy moment hits both.
 2. Order round trip (NOS -> terminal ExecutionReport) through the gateway vs straight to
    the simulator (zero-latency venue, no background flow), one order at a time, in the same
    run so the machine's noise hits both.
@@ -200,31 +201,34 @@ def gateway_on_fake_venue(tmp: Path, log_name: str):
 
 # ------------------------------------------------------------------ 1. hop latency
 
-def bench_hops(tmp: Path, n: int, run: int) -> dict:
-    with gateway_on_fake_venue(tmp, f"gw{run}.log") as (venue, c):
-        sent, got = {}, {}
+def bench_hops(tmp: Path, n: int, run: int) -> tuple[dict, dict]:
+    """Orders one at a time through the gateway, each followed by one over the floor (the same raw
+    endpoints wired straight together), so that both see the same moment's noise."""
+    with floor_pair() as (floor_venue, fc), gateway_on_fake_venue(tmp, f"gw{run}.log") as (venue, c):
+        sent, got, fsent, fgot = {}, {}, {}, {}
         for i in range(n + 100):
             cid = f"h{run}-{i}"
             sent[cid] = send_order(c, cid)
             got[cid] = wait_terminal(c, cid)
-    return _edges(sent, got, venue)
+            fid = f"f{run}-{i}"
+            fsent[fid] = send_order(fc, fid)
+            fgot[fid] = wait_terminal(fc, fid)
+    return _edges(sent, got, venue), _edges(fsent, fgot, floor_venue)
 
 
-def bench_floor(n: int) -> dict:
-    """The same raw endpoints wired straight together: Python + loopback, no gateway."""
+@contextlib.contextmanager
+def floor_pair():
+    """A raw client logged on straight to a fake venue: Python + loopback, no gateway."""
     port = procs.free_port()
     venue = FakeVenue("FLOOR", port)
     venue.start()
     c = RawFixSession(port=port, sender="FIXGW", target="FLOOR", timeout=5).connect()
-    c.logon(reset=True)
-    sent, got = {}, {}
-    for i in range(n + 100):
-        cid = f"f{i}"
-        sent[cid] = send_order(c, cid)
-        got[cid] = wait_terminal(c, cid)
-    venue.stop.set()
-    c.close()
-    return _edges(sent, got, venue)
+    try:
+        c.logon(reset=True)
+        yield venue, c
+    finally:
+        venue.stop.set()
+        c.close()
 
 
 def _edges(sent: dict, got: dict, venue: FakeVenue, warmup: int = 100) -> dict:
@@ -340,25 +344,26 @@ def main() -> int:
               f"loopback, gateway pinned to CPU {CPU}; load average {os.getloadavg()[0]:.2f} "
               f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
         for run in range(args.runs):
-            floor = bench_floor(args.orders)
-            f50, f99 = np.percentile(floor["rtt"], [50, 99])
-            print(f"\nrun {run + 1}: floor (raw client <-> raw venue) round trip p50 {f50:.1f} p99 {f99:.1f} us; "
-                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+            print(f"\nrun {run + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
             for engine in engines:
                 ENGINE = engine
-                hops = bench_hops(tmp, args.orders, run)
+                hops, floor = bench_hops(tmp, args.orders, run)
+                f50, f99 = np.percentile(floor["rtt"], [50, 99])
                 print(f"  [{engine}] edge-to-edge latency in us (raw client and raw venue timestamps)")
+                print(f"    floor round trip (raw client <-> raw venue, interleaved) {pct(floor['rtt'])}")
                 for k, label in (("in", "OMS order in -> venue order out"),
                                  ("out", "venue fill in -> OMS fill out"), ("rtt", "round trip")):
                     print(f"    gateway {label:34} {pct(hops[k])}")
                 added = np.percentile(hops["rtt"], [50, 99]) - np.array([f50, f99])
                 tp = bench_throughput(tmp, args.orders * 5, args.window, run)
                 lost = tp["orders"] - tp["terminal"]
-                ok = ("every order accounted for" if tp["terminal"] == tp["orders"] == tp["venue_orders"]
-                      and tp["gateway_open"] == 0 else "ORDERS MISSING")
+                # every order reached the venue once, came back filled once, and none is left open
+                ok = ("every order accounted for" if tp["filled"] == tp["orders"] == tp["venue_orders"]
+                      and not tp["duplicates"] and tp["gateway_open"] == 0 else "ORDERS MISSING OR NOT FILLED")
                 print(f"    adds to a round trip: p50 {added[0]:.1f} us, p99 {added[1]:.1f} us; throughput "
-                      f"{tp['terminal']}/{tp['orders']} terminal, {tp['venue_orders']} venue orders, "
-                      f"{tp['per_s']:.0f} orders/s ({ok})", flush=True)
+                      f"{tp['terminal']}/{tp['orders']} terminal ({tp['filled']} filled, {tp['duplicates']} "
+                      f"duplicate reports), {tp['venue_orders']} venue orders, {tp['per_s']:.0f} orders/s ({ok})",
+                      flush=True)
                 r = results[engine]
                 r["added_p50_us"].append(float(added[0]))
                 r["added_p99_us"].append(float(added[1]))

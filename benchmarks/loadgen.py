@@ -5,6 +5,10 @@ process top out near 4,000 orders/s, below what the gateway can take).
     python benchmarks/loadgen.py venue PORT NAME            # fills every NewOrderSingle at once
     python benchmarks/loadgen.py client PORT TARGET N WINDOW   # prints a JSON result line
 
+The client's result: ``terminal`` orders (distinct ClOrdIDs with a terminal report), how many of
+them ``filled``, ``duplicates`` (terminal reports beyond an order's first) and ``per_s``
+(terminal orders per second).
+
 Only what a throughput run needs: Logon, Heartbeat answers to TestRequests, D -> 8 fills.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 import time
 
 SOH = b"\x01"
+TERMINAL = (b"2", b"4", b"8", b"C")     # OrdStatus filled, canceled, rejected, expired
 
 
 def frame(msg_type: str, seq: int, sender: str, target: str, body: str) -> bytes:
@@ -108,7 +113,8 @@ def client(port: int, target: str, n: int, window: int, sender: str = "OMS1") ->
     buf, seq = bytearray(), 2
     while not any(field(m, b"35") == b"A" for m in messages(buf)):
         buf += sock.recv(65536)
-    sent = done = 0
+    sent = done = filled = duplicates = 0
+    ended: set[bytes] = set()           # ClOrdIDs with a terminal report: each order counts once
     t0 = time.perf_counter()
     deadline = time.monotonic() + 120
     while done < n and time.monotonic() < deadline:
@@ -125,12 +131,19 @@ def client(port: int, target: str, n: int, window: int, sender: str = "OMS1") ->
             break
         buf += data
         for msg in messages(buf):
-            if field(msg, b"35") == b"8" and field(msg, b"39") in (b"2", b"4", b"8", b"C"):
+            if field(msg, b"35") == b"8" and (status := field(msg, b"39")) in TERMINAL:
+                cid = field(msg, b"11")
+                if cid in ended:            # a second terminal report of one order: counted, not as done
+                    duplicates += 1
+                    continue
+                ended.add(cid)
                 done += 1
+                filled += status == b"2"
     elapsed = time.perf_counter() - t0
     sock.sendall(frame("5", seq, sender, target, ""))
     sock.close()
-    return {"orders": n, "terminal": done, "seconds": elapsed, "per_s": done / elapsed}
+    return {"orders": n, "terminal": done, "filled": filled, "duplicates": duplicates, "seconds": elapsed,
+            "per_s": done / elapsed}
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ STAGES = [   # (label, predicate on (file, function name)) in order; first match
     ("core: router", lambda f, n: "/core/router/" in f or f.endswith("core/market.py") or f.endswith("core/latency.py") or f.endswith("core/book.py")),
     ("core: orders + hub", lambda f, n: f.endswith("core/orders.py") or f.endswith("core/hub.py") or f.endswith("core/model.py")),
     ("edges: decode + format (apps/server)", lambda f, n: "/apps/server/" in f),
+    ("edges: metrics (apps/metrics.py)", lambda f, n: f.endswith("apps/metrics.py") or "prometheus_client" in f),
     ("OS: socket writes", lambda f, n: n in ("<method 'write' of 'uvloop.loop.UVStream' objects>",) or "write" in n and "uvloop" in n),
     ("OS: file writes (os.write)", lambda f, n: n == "<built-in method posix.write>"),
     ("other Python (dataclasses, builtins, loop)", lambda f, n: True),

@@ -28,11 +28,12 @@ fixgw_kill_switch_tripped                       gauge      - (1 while HALTED)
 fixgw_journal_bytes                             gauge      -
 ==============================================  =========  ==================================
 
-Cost on the order path: a counter increment is a dict lookup in this object (label children
-are cached per label tuple, so no ``labels()`` call and no allocation per order) plus
-prometheus-client's own lock and add, about 0.3-0.5 us. Sessions up and messages in/out are
-not counted per message here at all: they are read from the engine's own counters when
-Prometheus scrapes (``watch_sessions``).
+Cost on the order path: orders ended and rejects are plain ints in a dict (about 0.1 us, no
+lock), folded into their prometheus counters when Prometheus scrapes (``exposition``). The
+rarer counters go straight to prometheus-client (a cached label child: a dict lookup plus its
+own lock and add, about 0.5 us). Sessions up and messages in/out are not counted per message
+here at all: they are read from the engine's own counters when Prometheus scrapes
+(``watch_sessions``).
 """
 from __future__ import annotations
 
@@ -126,6 +127,9 @@ class GatewayMetrics:
         self.journal_bytes = Gauge("fixgw_journal_bytes", "size of the order journal file", registry=r)
         self._children: dict[tuple, Any] = {}
         self._sessions: _SessionCollector | None = None
+        # order-path counts not yet in the counters above: (outcome, policy) / reason -> n
+        self._orders_done: dict[tuple[str, str], int] = {}
+        self._rejected: dict[str, int] = {}
 
     # -- the server's calls (cheap: cached label children, no allocation once warm)
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -137,11 +141,21 @@ class GatewayMetrics:
 
     def on_order_done(self, outcome: str, policy: str) -> None:
         """An OMS order ended: outcome filled | canceled | expired | rejected (see ``OUTCOMES``)."""
-        self._child(self.orders, outcome, policy or "none").inc()
+        key = (outcome, policy)
+        self._orders_done[key] = self._orders_done.get(key, 0) + 1
 
     def on_reject(self, reason: str) -> None:
         """A gateway reject of a new order (``reject_reason(text)`` gives the label)."""
-        self._child(self.rejects, reason).inc()
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+
+    def _fold_counts(self) -> None:
+        """The order path's plain counts into their prometheus counters (on scrape)."""
+        done, self._orders_done = self._orders_done, {}
+        for (outcome, policy), n in done.items():
+            self._child(self.orders, outcome, policy or "none").inc(n)
+        rejected, self._rejected = self._rejected, {}
+        for reason, n in rejected.items():
+            self._child(self.rejects, reason).inc(n)
 
     def on_md_reject(self, venue: str) -> None:
         self._child(self.md_rejects, venue).inc()
@@ -186,4 +200,5 @@ class GatewayMetrics:
     # -- the scrape
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (serve with ``CONTENT_TYPE``)."""
+        self._fold_counts()
         return generate_latest(self.registry)

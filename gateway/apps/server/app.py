@@ -39,7 +39,7 @@ from gateway.apps.server.admin import AdminActions, ensure_token
 from gateway.apps.server.config import GatewayConfig, session_settings
 from gateway.apps.server.oms import OmsApplication
 from gateway.apps.server.venues import VenueApplication
-from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.common.configfile import find_config, load_config
 from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
 from gateway.core.hub import (BroadcastNews, DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick,
@@ -106,7 +106,9 @@ class Gateway:
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
                                 market=self.market, clock=clock, policy=policy)
         self.policy = self.core.policy
-        self.oms = OmsApplication(cfg.oms.clients, self.submit, self.event, self.tracker, clock.now)
+        # the real clock's now() is time.perf_counter: called directly, one Python frame less per order
+        now = time.perf_counter if type(clock) is MonotonicClock else clock.now
+        self.oms = OmsApplication(cfg.oms.clients, self.submit, self.event, self.tracker, now)
         self.venues = VenueApplication(cfg.venues, self.market, self.submit, self.event, self.tracker)
         self.market.sender = self.venues.market_sender
         self._acceptor = None

@@ -20,7 +20,7 @@ from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, O
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import utc_timestamp
-from gateway.apps.server.wire import num as fix_number
+from gateway.apps.server.wire import NUM, transact_time
 from gateway.fix.engine import BaseApplication, Unsupported, reject_body
 
 _SIDES = frozenset("12")
@@ -47,37 +47,54 @@ def _text(text: str) -> str:
 def decode(msg, key: str, now: float):
     """One OMS application message (codec ``Message``) -> the core's event. Raises BadValue,
     KeyError (a required tag missing: the dictionary catches it first) or Unsupported."""
-    t = msg.msg_type
-    if t == "D":
-        return OmsNewOrder(intent=_intent(msg, key, now), possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
-    if t == "F":
-        return OmsCancelRequest(session=key, cl_ord_id=msg[11], orig_cl_ord_id=msg[41],
-                                possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
-    if t == "G":
-        return OmsReplaceRequest(session=key, new=_intent(msg, key, now), orig_cl_ord_id=msg[41],
-                                 possible_resend=msg.get(43) == "Y" or msg.get(97) == "Y")
-    if t == "H":
-        return OmsStatusRequest(session=key, cl_ord_id=msg[11], symbol=msg.get(55) or "?", side=msg.get(54) or "1")
-    raise Unsupported(f"MsgType {t} not supported")
+    decoder = _DECODERS.get(msg.msg_type)
+    if decoder is None:
+        raise Unsupported(f"MsgType {msg.msg_type} not supported")
+    return decoder(msg.index, key, now)      # {tag: first value}: plain dict reads, no call per field
 
 
-def _intent(msg, key: str, now: float) -> OrderIntent:
-    get = msg.get
-    side = msg[54]
+def _resend(f: dict) -> bool:
+    """PossDupFlag(43) or PossResend(97) is Y."""
+    return f.get(43) == "Y" or f.get(97) == "Y"
+
+
+def _new_order(f: dict, key: str, now: float) -> OmsNewOrder:
+    return OmsNewOrder(intent=_intent(f, key, now), possible_resend=_resend(f))
+
+
+def _cancel(f: dict, key: str, now: float) -> OmsCancelRequest:
+    return OmsCancelRequest(session=key, cl_ord_id=f[11], orig_cl_ord_id=f[41], possible_resend=_resend(f))
+
+
+def _replace(f: dict, key: str, now: float) -> OmsReplaceRequest:
+    return OmsReplaceRequest(session=key, new=_intent(f, key, now), orig_cl_ord_id=f[41],
+                             possible_resend=_resend(f))
+
+
+def _status(f: dict, key: str, now: float) -> OmsStatusRequest:
+    return OmsStatusRequest(session=key, cl_ord_id=f[11], symbol=f.get(55) or "?", side=f.get(54) or "1")
+
+
+_DECODERS = {"D": _new_order, "F": _cancel, "G": _replace, "H": _status}
+
+
+def _intent(f: dict, key: str, now: float) -> OrderIntent:
+    """The order fields of a NewOrderSingle or a CancelReplaceRequest (``f``: tag -> value)."""
+    side = f[54]
     if side not in _SIDES:
         raise BadValue(54, side)
-    ord_type = msg[40]
+    ord_type = f[40]
     if ord_type not in _ORD_TYPES:
         raise BadValue(40, ord_type)
-    tif = get(59) or DAY
+    tif = f.get(59) or DAY
     if tif not in _TIFS:
         raise BadValue(59, tif)
     try:
-        qty = float(msg[38])
-        price = float(msg[44]) if ord_type == LIMIT else None
+        qty = float(f[38])
+        price = float(f[44]) if ord_type == LIMIT else None
     except ValueError:
-        raise BadValue(38, get(38)) from None
-    return OrderIntent(key, msg[11], msg[55], side, qty, ord_type, price, tif, get(100), now)
+        raise BadValue(38, f.get(38)) from None
+    return OrderIntent(key, f[11], f[55], side, qty, ord_type, price, tif, f.get(100), now)
 
 
 class LogonGuard:
@@ -182,7 +199,7 @@ class OmsApplication(BaseApplication):
             self.bad_values += 1
             session.send("j", reject_body(msg.seq_num, msg.msg_type, "0", str(exc)))
             return
-        if msg.msg_type == "H":
+        if ev.__class__ is OmsStatusRequest:
             # the core's answer is carried out before sink returns (one loop): echo 790 in it
             self._status_req_id = msg.get(790)
             try:
@@ -195,22 +212,26 @@ class OmsApplication(BaseApplication):
     # ------------------------------------------------------------ outgoing
 
     def send_exec(self, ex: ReportToOms, exec_id: str) -> bool:
-        """An ExecutionReport as one preformatted body."""
+        """An ExecutionReport: one f-string over the report's figures; the order's own fields
+        (55..59) are formatted once per order (``_order_fields``), numbers come from ``NUM``."""
         order = ex.order
-        intent = order.intent
-        body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01"
-                + (f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else "")
-                + f"17={exec_id}\x01150={ex.exec_type}\x0139={ex.ord_status}\x01{_order_fields(intent)}"
-                + (f"32={fix_number(ex.last_qty)}\x0131={fix_number(ex.last_px)}\x01" if ex.last_qty else "")
-                + (f"30={ex.last_mkt}\x01" if ex.last_mkt else "")
-                + (f"198={ex.venue_order_id}\x01" if ex.venue_order_id else "")
-                + f"151={fix_number(ex.leaves_qty)}\x0114={fix_number(ex.cum_qty)}\x016={fix_number(ex.avg_px)}\x01"
-                + (f"103={ex.ord_rej_reason}\x01" if ex.ord_rej_reason is not None else "")
-                + (f"58={_text(ex.text)}\x01" if ex.text else "")
-                + (f"790={self._status_req_id}\x01" if self._status_req_id and ex.exec_type == "I" else "")
-                + f"60={utc_timestamp(time.time(), 6)}\x01")
+        orig = f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else ""
+        fill = f"32={NUM[ex.last_qty]}\x0131={NUM[ex.last_px]}\x01" if ex.last_qty else ""
+        market = f"30={ex.last_mkt}\x01" if ex.last_mkt else ""
+        venue_id = f"198={ex.venue_order_id}\x01" if ex.venue_order_id else ""
+        rare = self._rare_fields(ex) if ex.text or ex.ord_rej_reason is not None or self._status_req_id else ""
+        body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01{orig}17={exec_id}\x01150={ex.exec_type}\x01"
+                f"39={ex.ord_status}\x01{_order_fields(order.intent)}{fill}{market}{venue_id}"
+                f"151={NUM[ex.leaves_qty]}\x0114={NUM[ex.cum_qty]}\x016={NUM[ex.avg_px]}\x01{rare}"
+                f"60={transact_time()}\x01")
         # re-sent after a restart: the OMS may have it already (PossResend)
-        return self._send("8", body, intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
+        return self._send("8", body, order.intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
+
+    def _rare_fields(self, ex: ReportToOms) -> str:
+        """OrdRejReason(103), Text(58) and, answering an OrderStatusRequest, OrdStatusReqID(790)."""
+        return ((f"103={ex.ord_rej_reason}\x01" if ex.ord_rej_reason is not None else "")
+                + (f"58={_text(ex.text)}\x01" if ex.text else "")
+                + (f"790={self._status_req_id}\x01" if self._status_req_id and ex.exec_type == "I" else ""))
 
     def send_cancel_reject(self, rej: RejectOmsCancel) -> bool:
         body = (f"37={rej.order_id}\x0111={rej.cl_ord_id}\x0141={rej.orig_cl_ord_id}\x0139={rej.ord_status}\x01"
@@ -243,20 +264,19 @@ class OmsApplication(BaseApplication):
         return ok
 
 
-_ORDER_FIELDS: dict = {}     # OrderIntent id -> its preformatted 55/54/38/40/44/59 (bounded, see below)
+_ORDER_FIELDS: dict = {}     # OrderIntent id -> (intent, its preformatted 55/54/38/40/44/59); bounded below
 
 
 def _order_fields(intent: OrderIntent) -> str:
     """55, 54, 38, 40, [44,] 59 of an order: formatted once per order, reused by its every report."""
-    key = id(intent)
-    cached = _ORDER_FIELDS.get(key)
+    cached = _ORDER_FIELDS.get(id(intent))
     if cached is not None and cached[0] is intent:
         return cached[1]
-    text = (f"55={intent.symbol}\x0154={intent.side}\x0138={fix_number(intent.qty)}\x0140={intent.ord_type}\x01"
-            + (f"44={fix_number(intent.price)}\x01" if intent.price is not None else "") + f"59={intent.tif}\x01")
+    text = (f"55={intent.symbol}\x0154={intent.side}\x0138={NUM[intent.qty]}\x0140={intent.ord_type}\x01"
+            + (f"44={NUM[intent.price]}\x01" if intent.price is not None else "") + f"59={intent.tif}\x01")
     if len(_ORDER_FIELDS) > 50_000:
         _ORDER_FIELDS.clear()
-    _ORDER_FIELDS[key] = (intent, text)
+    _ORDER_FIELDS[id(intent)] = (intent, text)
     return text
 
 

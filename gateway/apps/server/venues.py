@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Callable
 
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.fix.codec import utc_timestamp
-from gateway.apps.server.wire import num as fix_number
+from gateway.apps.server.wire import NUM, transact_time
 from gateway.fix.engine import BaseApplication, Unsupported
 
 log = logging.getLogger("gateway.apps.server.venues")
@@ -29,18 +27,15 @@ log = logging.getLogger("gateway.apps.server.venues")
 SUBSCRIBE_DELAY_S = 0.02
 
 
-def _num(msg, tag: int) -> float:
-    v = msg.get(tag)
-    return float(v) if v else 0.0
-
-
 def parse_exec(venue: str, msg) -> VenueExecutionReport:
-    """The order path's view of a venue ExecutionReport (codec ``Message``)."""
-    get = msg.get
+    """The order path's view of a venue ExecutionReport (codec ``Message``); an absent or
+    empty quantity or price reads 0."""
+    f = msg.index                     # {tag: first value}: plain dict reads, no call per field
+    get = f.get
     return VenueExecutionReport(
-        venue=venue, cl_ord_id=msg[11], orig_cl_ord_id=get(41), exec_id=msg[17],
-        exec_type=msg[150], ord_status=msg[39], cum_qty=_num(msg, 14), leaves_qty=_num(msg, 151),
-        avg_px=_num(msg, 6), last_qty=_num(msg, 32), last_px=_num(msg, 31),
+        venue=venue, cl_ord_id=f[11], orig_cl_ord_id=get(41), exec_id=f[17],
+        exec_type=f[150], ord_status=f[39], cum_qty=float(get(14) or 0), leaves_qty=float(get(151) or 0),
+        avg_px=float(get(6) or 0), last_qty=float(get(32) or 0), last_px=float(get(31) or 0),
         venue_order_id=get(37), text=get(58))
 
 
@@ -171,10 +166,9 @@ class VenueApplication(BaseApplication):
         cls = out.__class__
         if cls is SendNewOrder:
             vs.orders_routed += 1
-            body = (f"11={child.cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}\x0138={fix_number(child.qty)}"
-                    f"\x0140={child.ord_type}\x01"
-                    + (f"44={fix_number(child.price)}\x01" if child.price is not None else "")
-                    + f"59={child.tif}\x0160={utc_timestamp(time.time(), 6)}\x01")
+            price = f"44={NUM[child.price]}\x01" if child.price is not None else ""
+            body = (f"11={child.cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}\x0138={NUM[child.qty]}\x01"
+                    f"40={child.ord_type}\x01{price}59={child.tif}\x0160={transact_time()}\x01")
             msg_type = "D"
         elif cls is QueryOrderStatus:
             own = out.cl_ord_id is None     # a pending replace's ClOrdID is asked alone: no OrderID fallback
@@ -185,14 +179,14 @@ class VenueApplication(BaseApplication):
         elif cls is SendCancel:
             body = (f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01"
                     + (f"37={child.venue_order_id}\x01" if child.venue_order_id else "")
-                    + f"55={intent.symbol}\x0154={intent.side}\x0138={fix_number(child.qty)}\x01"
-                    f"60={utc_timestamp(time.time(), 6)}\x01")
+                    + f"55={intent.symbol}\x0154={intent.side}\x0138={NUM[child.qty]}\x01"
+                    f"60={transact_time()}\x01")
             msg_type = "F"
         elif cls is SendReplace:
             body = (f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}"
-                    f"\x0138={fix_number(out.qty)}\x0140={child.ord_type}\x01"
-                    + (f"44={fix_number(out.price)}\x01" if out.price is not None else "")
-                    + f"59={child.tif}\x0160={utc_timestamp(time.time(), 6)}\x01")
+                    f"\x0138={NUM[out.qty]}\x0140={child.ord_type}\x01"
+                    + (f"44={NUM[out.price]}\x01" if out.price is not None else "")
+                    + f"59={child.tif}\x0160={transact_time()}\x01")
             msg_type = "G"
         else:
             raise TypeError(f"not a venue order message: {out!r}")
