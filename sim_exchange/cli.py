@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import signal
@@ -10,6 +9,7 @@ import sys
 import threading
 
 from gateway.common.configfile import ConfigError
+from gateway.common.procs import freeze_startup_heap
 from sim_exchange.config import SimConfig
 from sim_exchange.exchange import SimExchange
 
@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
     except Exception as exc:  # noqa: BLE001 - e.g. a port in use: say so, exit non-zero
         print(f"{prog}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    # What start-up built (config, FIX dictionaries, books, stores) lives as long as the
-    # process: keep it out of the collector's full passes (a pause on the order path).
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()
     for v in ex.venues.values():
         print(listening_line(v), flush=True)
     line = market_line(ex)

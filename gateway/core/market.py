@@ -3,8 +3,7 @@
 ``MarketState`` implements ``gateway.core.model.VenueListener``. It is sans-IO and
 single-threaded: the gateway's one asyncio loop calls every method (venue edge: up/down,
 admin and market data messages, the probe timer; router and risk: reads), so there is
-no lock and no thread. ``lock`` remains as a no-op context manager because the router
-reads ``with market.lock:`` (one loop: nothing to exclude).
+no lock and no thread.
 
 Sends go through the injected ``sender(session, msg_type, fields, groups) -> bool``; the
 edge turns them into FIX (a TestRequest via ``SessionHandle.send_test_request``, a
@@ -37,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.core.book import BID, OFFER, TRADE, L2Book
@@ -144,7 +142,6 @@ class MarketState:
         self.cfg = cfg
         self.clock = clock
         self.sender: Sender = sender or _no_sender
-        self.lock = nullcontext()     # one loop, one thread: the router's `with m.lock:` excludes nothing
         self.venues: dict[str, VenueState] = {}
         self.venue_list: list[VenueState] = []    # stable order, for the router's loop
         self.probes = ProbeTracker(clock)

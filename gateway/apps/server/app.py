@@ -42,6 +42,7 @@ from gateway.apps.server.venues import VenueApplication
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.common.configfile import find_config, load_config
 from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
+from gateway.common.procs import freeze_startup_heap
 from gateway.core.hub import (BroadcastNews, DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick,
                               VenueSendFailed)
 from gateway.core.market import MarketState
@@ -535,6 +536,7 @@ async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await gw.start()
+    freeze_startup_heap()
     venues = ", ".join(f"{v.name}@{v.host}:{v.port}" for v in cfg.venues)
     admin = f"http://{cfg.admin.host}:{cfg.admin.port}/status" if cfg.admin.port else "off"
     print(f"fixgw gateway pid {os.getpid()} ({cfg.engine} engine): OMS acceptor {cfg.oms.host}:{cfg.oms.port} "
