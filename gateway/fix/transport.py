@@ -175,9 +175,13 @@ class SessionLog:
         self.base.mkdir(parents=True, exist_ok=True)
         self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
         self.max_bytes, self.keep, self._wall = max_bytes, keep, wall
+        # Sizes counted as we write (tell() costs a syscall, and a text file's much more).
+        self._sizes = {"messages": 0, "events": 0}
         self._messages = self._open("messages", "ab", 1 << 16)
         self._events = self._open("events", "a", 1)
         self._day = int(wall() // 86400)
+        self._second = -1                 # the whole second _second_text spells
+        self._second_text = b""
         self.rotations = 0
 
     def _path(self, kind: str) -> Path:
@@ -185,14 +189,14 @@ class SessionLog:
 
     def _open(self, kind: str, mode: str, buffering: int):
         f = open(self._path(kind), mode, buffering=buffering, **({} if "b" in mode else {"encoding": "utf-8"}))
-        f.seek(0, 2)
+        self._sizes[kind] = f.seek(0, 2)
         return f
 
     def _maybe_rotate(self, now: float) -> None:
-        day = int(now // 86400)
-        if day == self._day and self._messages.tell() < self.max_bytes and self._events.tell() < self.max_bytes:
+        sizes = self._sizes
+        if now // 86400 == self._day and sizes["messages"] < self.max_bytes and sizes["events"] < self.max_bytes:
             return
-        self._day = day
+        self._day = int(now // 86400)
         self.rotate(now)
 
     def rotate(self, now: float | None = None) -> None:
@@ -228,15 +232,23 @@ class SessionLog:
     def wire(self, direction: bytes, data: bytes) -> None:
         now = self._wall()
         self._maybe_rotate(now)
-        stamp = _stamp(now).encode()
+        second = int(now)
+        if second != self._second:        # strftime once a second, not once a message
+            self._second, self._second_text = second, _stamp(second)[:-7].encode()
+        stamp = b"%s.%06d" % (self._second_text, int(now % 1 * 1e6))
+        write = self._messages.write
+        n = 0
         for frame in _FRAME_END.split(data):
             if frame:
-                self._messages.write(b"%s %s %s\n" % (stamp, direction, frame))
+                n += write(b"%s %s %s\n" % (stamp, direction, frame))
+        self._sizes["messages"] += n
 
     def event(self, text: str) -> None:
         now = self._wall()
         self._maybe_rotate(now)
-        self._events.write(f"{_stamp(now)} {text}\n")
+        line = f"{_stamp(now)} {text}\n"
+        self._events.write(line)
+        self._sizes["events"] += len(line.encode())
 
     def flush(self) -> None:
         self._messages.flush()
@@ -454,10 +466,16 @@ class NativeSession(SessionHandle):
         return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
 
     def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]], *, extra_header: str = "") -> bool:
-        if not self._sendable():
+        session = self.session
+        # _sendable() inlined: this is the order path.
+        if not (self._logged_on and self.conn is not None and session.state in _SENDABLE):
             return False
-        self.session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
-        self._flush_soon()
+        session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
+        engine = self.engine
+        if engine.pump_depth:              # _flush_soon() inlined
+            engine.dirty.add(self)
+        else:
+            self.flush()
         return True
 
     def send_test_request(self, test_req_id: str) -> bool:
@@ -554,17 +572,29 @@ class NativeSession(SessionHandle):
             engine.pump_depth -= 1
             # The application has handled what it was given: now the target number may
             # reach the store (a crash before this re-asks the peer: at least once).
-            self._guard(self.store.commit)
+            try:
+                self.store.commit()
+            except Exception:  # noqa: BLE001 - as _guard, without its call per pump
+                log.exception("%s: session error in commit; dropping the connection", self.key)
+                if self.conn is not None:
+                    self.conn.close("internal session error", abort=True)
         self.flush()
         self._schedule_timer()
         if not engine.pump_depth and engine.dirty:
             engine.flush_dirty()
 
     def _pump_events(self) -> None:
-        need_data = self.engine.NEED_DATA
-        for _ in range(self.engine.limits.max_events_per_pump):
+        engine = self.engine
+        need_data = engine.NEED_DATA
+        next_event = self.session.next_event
+        # Application messages, the bulk, skip the handler table (unless a subclass engine
+        # replaced their handler): the same work as _on_app_message, inline.
+        app_fast = engine.handlers.get("AppMessageReceived") is _on_app_message
+        app_event = engine.AppMessageReceived
+        counters = self.counters
+        for _ in range(engine.limits.max_events_per_pump):
             try:
-                event = self.session.next_event()
+                event = next_event()
             except Exception:  # noqa: BLE001 - a session bug must not end the process
                 log.exception("%s: session error; dropping the connection", self.key)
                 if self.conn is not None:
@@ -572,8 +602,13 @@ class NativeSession(SessionHandle):
                 return
             if event is need_data:
                 return
-            self._dispatch(event)
-        self.engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
+            if app_fast and event.__class__ is app_event:
+                counters["app_in"] += 1
+                counters["messages_in"] += 1
+                dispatch_app_message(engine.app, self, event.message, engine.errors)
+            else:
+                self._dispatch(event)
+        engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
 
     def _dispatch(self, event: Any) -> None:
         handler = self.engine.handlers.get(type(event).__name__)
@@ -583,28 +618,41 @@ class NativeSession(SessionHandle):
             self.event(repr(event))
 
     def flush(self) -> None:
-        """Move the session's outbound bytes to the socket, honouring back-pressure."""
+        """Move the session's outbound bytes to the socket, honouring back-pressure: all
+        that is queued goes in one write (the session joins its frames)."""
         conn = self.conn
         if conn is None or conn.closing:
             return
-        transport = conn.transport
+        data_to_send = self.session.data_to_send
         pulls = 0
         while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
-            data = self.session.data_to_send()
-            if not data:
+            data = data_to_send()
+            if not data or not self.write_out(data):
                 break
             pulls += 1
-            transport.write(data)
-            self.counters["bytes_out"] += len(data)
-            self.counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
-            self.times["last_sent_at"] = self.engine.wall()
-            if self.slog:
-                self.slog.wire(b"OUT", data)
-            size = transport.get_write_buffer_size()
-            if size > self.engine.limits.max_outbound_bytes:
-                conn.close(f"outbound buffer over {self.engine.limits.max_outbound_bytes} bytes "
-                           f"({size} unsent): peer not reading", abort=True)
-                return
+
+    def write_out(self, data: bytes) -> bool:
+        """Bytes the session produced, onto the socket now: the one place they leave
+        (counters, message log, outbound limit). A subclass that delays or diverts bytes
+        (the simulator's injected latency) calls this when they are due. False: not
+        written (no connection) or the connection was closed over the outbound limit."""
+        conn = self.conn
+        if conn is None or conn.closing or conn.transport is None:
+            return False
+        transport = conn.transport
+        transport.write(data)
+        counters = self.counters
+        counters["bytes_out"] += len(data)
+        counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
+        self.times["last_sent_at"] = self.engine.wall()
+        if self.slog:
+            self.slog.wire(b"OUT", data)
+        size = transport.get_write_buffer_size()
+        limit = self.engine.limits.max_outbound_bytes
+        if size > limit:
+            conn.close(f"outbound buffer over {limit} bytes ({size} unsent): peer not reading", abort=True)
+            return False
+        return True
 
     def _schedule_timer(self) -> None:
         deadline = self.session.next_deadline()
@@ -745,8 +793,9 @@ class NativeEngine:
                  tls: TlsConfig | ssl.SSLContext | None = None, log_dir: str | Path | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, clock: Clock = MONOTONIC,
                  wall: Any = time.time, **options: Any) -> None:
-        from gateway.fix.events import NEED_DATA   # late: lets this module import before events.py exists
+        from gateway.fix.events import NEED_DATA, AppMessageReceived   # late: lets this module import before events.py exists
         self.NEED_DATA = NEED_DATA
+        self.AppMessageReceived = AppMessageReceived
         self.role = role
         self.app = app
         self.host, self.port = host, (port if role == "acceptor" else None)
