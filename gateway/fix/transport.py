@@ -237,10 +237,14 @@ class SessionLog:
             self._second, self._second_text = second, _stamp(second)[:-7].encode()
         stamp = b"%s.%06d" % (self._second_text, int(now % 1 * 1e6))
         write = self._messages.write
-        n = 0
-        for frame in _FRAME_END.split(data):
-            if frame:
-                n += write(b"%s %s %s\n" % (stamp, direction, frame))
+        end = len(data) - 8           # where the trailer "\x0110=nnn\x01" of a lone frame starts
+        if data.find(b"\x0110=") == end and data[end + 4:end + 7].isdigit() and data[-1:] == b"\x01":
+            n = write(b"%s %s %s\n" % (stamp, direction, data))     # one frame: the usual chunk
+        else:
+            n = 0
+            for frame in _FRAME_END.split(data):
+                if frame:
+                    n += write(b"%s %s %s\n" % (stamp, direction, frame))
         self._sizes["messages"] += n
 
     def event(self, text: str) -> None:
