@@ -846,19 +846,22 @@ class Session:
             return None
         if self._logon_deadline is not None and not self.logged_on:
             return self._logon_deadline
-        deadlines = []
-        if self._logout_deadline is not None:
-            deadlines.append(self._logout_deadline)
-        if self._schedule is not None and self.logged_on and not self._sent_logout:
+        # Called after every batch of input: the earliest of at most four times, no list.
+        at = self._logout_deadline
+        logged_on = self.state in LOGGED_ON_STATES
+        if self._schedule is not None and logged_on and not self._sent_logout:
             # the schedule's next boundary, on the monotonic scale the driver's timer uses
             change = self._schedule.next_boundary(self._wall())
-            deadlines.append(self._clock.now() + max(change - self._wall(), 0.0))
+            t = self._clock.now() + max(change - self._wall(), 0.0)
+            at = t if at is None or t < at else at
         hb = self.heartbeat_s
-        if hb > 0 and self.logged_on:
+        if hb > 0 and logged_on:
             if self._test_requests == 0:
-                deadlines.append(self.last_sent_at + hb)
-            deadlines.append(self.last_received_at + hb * 1.2 * (self._test_requests + 1))
-        return min(deadlines) if deadlines else None
+                t = self.last_sent_at + hb
+                at = t if at is None or t < at else at
+            t = self.last_received_at + hb * 1.2 * (self._test_requests + 1)
+            at = t if at is None or t < at else at
+        return at
 
     def on_timer(self) -> None:
         sync = getattr(self._store, "sync", None)

@@ -553,7 +553,12 @@ class NativeSession(SessionHandle):
             self.times["last_received_at"] = self.engine.wall()
         if self.slog and data:
             self.slog.wire(b"IN ", data)
-        self._guard(self.session.receive_data, data)
+        try:
+            self.session.receive_data(data)
+        except Exception:  # noqa: BLE001 - as _guard, without its call per chunk
+            log.exception("%s: session error in receive_data; dropping the connection", self.key)
+            if self.conn is not None:
+                self.conn.close("internal session error", abort=True)
         self.pump()
 
     def event(self, text: str) -> None:
