@@ -30,6 +30,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -401,6 +402,41 @@ class FixProtocol(asyncio.Protocol):
         session.receive(buffered)
 
 
+# ---------------------------------------------------------------- writes batched per input
+
+class SendBatch:
+    """Sends made while input is dispatched wait for the dispatch to end, then each session
+    written to makes one socket write: a burst of orders from one received chunk is one
+    write per session, not one per order. Shared by every engine driven by one thread's
+    loop (the gateway's OMS acceptor and venue initiator are two engines): an order read on
+    one and sent on the other is batched too. Nothing waits for a later loop iteration:
+    the writes happen before the callback that read the input returns."""
+
+    __slots__ = ("depth", "dirty")
+
+    def __init__(self) -> None:
+        self.depth = 0                          # > 0 while some session's events are dispatched
+        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+
+    def flush_dirty(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for ns in dirty:
+            ns.flush()
+            ns._schedule_timer()
+
+
+_THREAD = threading.local()
+
+
+def loop_batch() -> SendBatch:
+    """This thread's batch: one loop runs per thread at a time, and a dispatch begins and
+    ends within one of its callbacks, so the batch is empty between callbacks."""
+    batch = getattr(_THREAD, "batch", None)
+    if batch is None:
+        batch = _THREAD.batch = SendBatch()
+    return batch
+
+
 # ---------------------------------------------------------------- one configured session
 
 _SENDABLE = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
@@ -475,9 +511,9 @@ class NativeSession(SessionHandle):
         if not (self._logged_on and self.conn is not None and session.state in _SENDABLE):
             return False
         session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
-        engine = self.engine
-        if engine.pump_depth:              # _flush_soon() inlined
-            engine.dirty.add(self)
+        batch = self.engine.batch
+        if batch.depth:                    # _flush_soon() inlined
+            batch.dirty.add(self)
         else:
             self.flush()
         return True
@@ -492,9 +528,9 @@ class NativeSession(SessionHandle):
     def _flush_soon(self) -> None:
         """Inside a pump (an application callback): write when the pump ends, so a burst of
         sends from one received chunk is one write; otherwise write now."""
-        engine = self.engine
-        if engine.pump_depth:
-            engine.dirty.add(self)
+        batch = self.engine.batch
+        if batch.depth:
+            batch.dirty.add(self)
         else:
             self.flush()
 
@@ -572,25 +608,26 @@ class NativeSession(SessionHandle):
             self.flush()
             return
         self._pumping = True
-        engine = self.engine
-        engine.pump_depth += 1
+        batch = self.engine.batch
+        batch.depth += 1
         try:
             self._pump_events()
         finally:
             self._pumping = False
-            engine.pump_depth -= 1
-            # The application has handled what it was given: now the target number may
-            # reach the store (a crash before this re-asks the peer: at least once).
-            try:
-                self.store.commit()
-            except Exception:  # noqa: BLE001 - as _guard, without its call per pump
-                log.exception("%s: session error in commit; dropping the connection", self.key)
-                if self.conn is not None:
-                    self.conn.close("internal session error", abort=True)
+            batch.depth -= 1
+        # What the application sent goes out first (the order path), then the bookkeeping.
         self.flush()
+        if not batch.depth and batch.dirty:
+            batch.flush_dirty()
+        # The application has handled what it was given: now the target number may reach
+        # the store (a crash before this re-asks the peer: at least once).
+        try:
+            self.store.commit()
+        except Exception:  # noqa: BLE001 - as _guard, without its call per pump
+            log.exception("%s: session error in commit; dropping the connection", self.key)
+            if self.conn is not None:
+                self.conn.close("internal session error", abort=True)
         self._schedule_timer()
-        if not engine.pump_depth and engine.dirty:
-            engine.flush_dirty()
 
     def _pump_events(self) -> None:
         engine = self.engine
@@ -826,14 +863,11 @@ class NativeEngine:
         self._hosts = (normalize_hosts(hosts, [s.key for s in self._settings])
                        if role == "initiator" else {})
         self.refused = {"pre_logon_limit": 0, "junk": 0, "unknown_comp_id": 0, "duplicate": 0}
-        self.pump_depth = 0                     # > 0 while a session's events are dispatched
-        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+        self.batch = loop_batch()               # replaced in start(), on the loop's thread
 
-    def flush_dirty(self) -> None:
-        dirty, self.dirty = self.dirty, set()
-        for ns in dirty:
-            ns.flush()
-            ns._schedule_timer()
+    @property
+    def pump_depth(self) -> int:
+        return self.batch.depth
 
     @property
     def callback_errors(self) -> int:
@@ -842,6 +876,7 @@ class NativeEngine:
     # -- start / stop
     async def start(self) -> None:
         self.loop = self.loop or asyncio.get_running_loop()
+        self.batch = loop_batch()
         for s in self._settings:
             ns = self._make_session(s)
             self.sessions[ns.key] = ns
