@@ -4,8 +4,15 @@ One ``NativeEngine`` per role drives every configured session on one asyncio loo
 
     socket bytes -> FixProtocol.data_received -> Session.receive_data
                  -> Session.next_event() until NEED_DATA -> Application callbacks
-                 -> Session.data_to_send() -> transport.write (bounded) -> socket
+                 -> Session.data_to_send() -> NativeSession.write_out -> transport.write
+                    (bounded) -> socket
     one loop timer per session at Session.next_deadline() -> Session.on_timer()
+
+Sends made by an application callback are written when the dispatch of that input ends,
+one write per session written to (``SendBatch``, shared by every engine on the thread's
+loop); a send outside any dispatch is written at once. Then the inbound target number is
+committed to the store. ``write_out(data)`` is the one place bytes reach the socket: a
+subclass that delays them (the simulator's injected latency) calls it when they are due.
 
 Invariants:
 - Nothing here blocks: no thread, no blocking socket call, no sleep outside coroutines.
