@@ -36,6 +36,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -98,6 +99,15 @@ class Session:
         self._precision = s.timestamp_precision
         self._persist = s.persist_messages
         self._data_tags = getattr(dictionary, "data_tags", None)
+        self._now = clock.now
+        # The checks of the in-sequence fast path (_fast_app), resolved once.
+        self._their_id, self._our_id = s.target_comp_id, s.sender_comp_id
+        self._validator = (functools.partial(
+            dictionary.validate, check_fields_out_of_order=s.validate_fields_out_of_order,
+            check_fields_have_values=s.validate_fields_have_values,
+            check_user_defined_fields=s.validate_user_defined_fields,
+            allow_unknown_msg_fields=s.allow_unknown_msg_fields)
+            if s.validate_messages and dictionary is not None else None)
         self.state = DISCONNECTED
         self.heartbeat_s = s.heartbeat_s
         self._schedule = s.schedule           # None: always in session, never reset by time
@@ -210,12 +220,15 @@ class Session:
         while not events:
             if self.state in (CLOSED, DISCONNECTED) or self._pending_logon is not None:
                 return NEED_DATA
-            msg = self._queue.pop(self._store.next_target_seq, None)
-            if msg is not None:
-                self._process(msg, queued=True)
-                continue
-            frame = self._framer.next_message()
-            self._check_garbled()
+            if self._queue:
+                msg = self._queue.pop(self._store.next_target_seq, None)
+                if msg is not None:
+                    self._process(msg, queued=True)
+                    continue
+            framer = self._framer
+            frame = framer.next_message()
+            if framer.garbled != self._garbled_seen:
+                self._check_garbled()
             if frame is None:
                 if events:
                     break
@@ -259,9 +272,11 @@ class Session:
                 return
             self._dispatch(msg, t)
             return
+        if self.state == ACTIVE and t not in ADMIN_TYPES and self._fast_app(msg, t):
+            return
         if not self._prechecks(msg, t):
             return
-        if self.settings.validate_messages and self._dict is not None:
+        if self._validator is not None:
             try:
                 self._validate(msg)
             except GarbledMessage:
@@ -275,11 +290,38 @@ class Session:
         self._dispatch(msg, t)
 
     def _validate(self, msg: Message) -> None:
+        self._validator(msg)
+
+    def _fast_app(self, msg: Message, t: str) -> bool:
+        """The common case in one pass: a valid application message carrying the expected
+        number, no gap open. The same checks as _prechecks + _validate + _verify, side
+        effects only once all passed; False (nothing done) sends the message down the
+        general path, which checks everything again and answers what is wrong."""
+        store = self._store
+        seq = msg.seq_num
+        if seq != store.next_target_seq or self._queue or self._resend_range is not None or not t:
+            return False
+        get = msg.get
         s = self.settings
-        self._dict.validate(msg, check_fields_out_of_order=s.validate_fields_out_of_order,
-                            check_fields_have_values=s.validate_fields_have_values,
-                            check_user_defined_fields=s.validate_user_defined_fields,
-                            allow_unknown_msg_fields=s.allow_unknown_msg_fields)
+        if get(8) != self._begin:
+            return False
+        if s.check_comp_id:
+            if get(49) != self._their_id or get(56) != self._our_id:
+                return False
+        elif 49 not in msg or 56 not in msg:
+            return False
+        if self._validator is not None:
+            try:
+                self._validator(msg)
+            except FixError:
+                return False
+        if s.check_latency and not self._good_time(msg):
+            return False
+        self.last_received_at = self._now()
+        self._test_requests = 0
+        store.advance_target(seq + 1)      # in memory: the driver commits after the application
+        self._events.append(ev.app_message_received(msg, msg.poss_dup))
+        return True
 
     def _prechecks(self, msg: Message, t: str) -> bool:
         """BeginString, CompIDs present, Logon first. False: handled (answered or dropped)."""
@@ -671,7 +713,7 @@ class Session:
         else:
             store.set_next_sender(seq + 1)
         (self._held if self._resends else self._out).append(wire)
-        self.last_sent_at = self._clock.now()
+        self.last_sent_at = self._now()
         return seq
 
     def _send_admin(self, msg_type: str, pairs) -> int:
@@ -804,19 +846,22 @@ class Session:
             return None
         if self._logon_deadline is not None and not self.logged_on:
             return self._logon_deadline
-        deadlines = []
-        if self._logout_deadline is not None:
-            deadlines.append(self._logout_deadline)
-        if self._schedule is not None and self.logged_on and not self._sent_logout:
+        # Called after every batch of input: the earliest of at most four times, no list.
+        at = self._logout_deadline
+        logged_on = self.state in LOGGED_ON_STATES
+        if self._schedule is not None and logged_on and not self._sent_logout:
             # the schedule's next boundary, on the monotonic scale the driver's timer uses
             change = self._schedule.next_boundary(self._wall())
-            deadlines.append(self._clock.now() + max(change - self._wall(), 0.0))
+            t = self._clock.now() + max(change - self._wall(), 0.0)
+            at = t if at is None or t < at else at
         hb = self.heartbeat_s
-        if hb > 0 and self.logged_on:
+        if hb > 0 and logged_on:
             if self._test_requests == 0:
-                deadlines.append(self.last_sent_at + hb)
-            deadlines.append(self.last_received_at + hb * 1.2 * (self._test_requests + 1))
-        return min(deadlines) if deadlines else None
+                t = self.last_sent_at + hb
+                at = t if at is None or t < at else at
+            t = self.last_received_at + hb * 1.2 * (self._test_requests + 1)
+            at = t if at is None or t < at else at
+        return at
 
     def on_timer(self) -> None:
         sync = getattr(self._store, "sync", None)

@@ -274,8 +274,9 @@ class FileStore:
         self._write_seq(b"T %d\n" % n)
 
     def advance_target(self, n: int) -> None:
-        """A message handled in memory; written by ``commit()`` once the application has it."""
-        self.next_target_seq = _check_seq(n)
+        """A message handled in memory; written by ``commit()`` once the application has it.
+        Only the Session calls it, with the expected number + 1: no argument check per message."""
+        self.next_target_seq = n
         self._target_dirty = True
 
     def commit(self) -> None:
@@ -295,7 +296,8 @@ class FileStore:
         self._end += len(record)
         if seq >= self.next_sender_seq:
             self.next_sender_seq = seq + 1
-        self._after_write()
+        if self.fsync != "never":
+            self._after_write()
 
     def _after_write(self) -> None:
         if self.fsync == "never":

@@ -4,8 +4,15 @@ One ``NativeEngine`` per role drives every configured session on one asyncio loo
 
     socket bytes -> FixProtocol.data_received -> Session.receive_data
                  -> Session.next_event() until NEED_DATA -> Application callbacks
-                 -> Session.data_to_send() -> transport.write (bounded) -> socket
+                 -> Session.data_to_send() -> NativeSession.write_out -> transport.write
+                    (bounded) -> socket
     one loop timer per session at Session.next_deadline() -> Session.on_timer()
+
+Sends made by an application callback are written when the dispatch of that input ends,
+one write per session written to (``SendBatch``, shared by every engine on the thread's
+loop); a send outside any dispatch is written at once. Then the inbound target number is
+committed to the store. ``write_out(data)`` is the one place bytes reach the socket: a
+subclass that delays them (the simulator's injected latency) calls it when they are due.
 
 Invariants:
 - Nothing here blocks: no thread, no blocking socket call, no sleep outside coroutines.
@@ -30,6 +37,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -175,9 +183,13 @@ class SessionLog:
         self.base.mkdir(parents=True, exist_ok=True)
         self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
         self.max_bytes, self.keep, self._wall = max_bytes, keep, wall
+        # Sizes counted as we write (tell() costs a syscall, and a text file's much more).
+        self._sizes = {"messages": 0, "events": 0}
         self._messages = self._open("messages", "ab", 1 << 16)
         self._events = self._open("events", "a", 1)
         self._day = int(wall() // 86400)
+        self._second = -1                 # the whole second _second_text spells
+        self._second_text = b""
         self.rotations = 0
 
     def _path(self, kind: str) -> Path:
@@ -185,14 +197,14 @@ class SessionLog:
 
     def _open(self, kind: str, mode: str, buffering: int):
         f = open(self._path(kind), mode, buffering=buffering, **({} if "b" in mode else {"encoding": "utf-8"}))
-        f.seek(0, 2)
+        self._sizes[kind] = f.seek(0, 2)
         return f
 
     def _maybe_rotate(self, now: float) -> None:
-        day = int(now // 86400)
-        if day == self._day and self._messages.tell() < self.max_bytes and self._events.tell() < self.max_bytes:
+        sizes = self._sizes
+        if now // 86400 == self._day and sizes["messages"] < self.max_bytes and sizes["events"] < self.max_bytes:
             return
-        self._day = day
+        self._day = int(now // 86400)
         self.rotate(now)
 
     def rotate(self, now: float | None = None) -> None:
@@ -228,15 +240,27 @@ class SessionLog:
     def wire(self, direction: bytes, data: bytes) -> None:
         now = self._wall()
         self._maybe_rotate(now)
-        stamp = _stamp(now).encode()
-        for frame in _FRAME_END.split(data):
-            if frame:
-                self._messages.write(b"%s %s %s\n" % (stamp, direction, frame))
+        second = int(now)
+        if second != self._second:        # strftime once a second, not once a message
+            self._second, self._second_text = second, _stamp(second)[:-7].encode()
+        stamp = b"%s.%06d" % (self._second_text, int(now % 1 * 1e6))
+        write = self._messages.write
+        end = len(data) - 8           # where the trailer "\x0110=nnn\x01" of a lone frame starts
+        if data.find(b"\x0110=") == end and data[end + 4:end + 7].isdigit() and data[-1:] == b"\x01":
+            n = write(b"%s %s %s\n" % (stamp, direction, data))     # one frame: the usual chunk
+        else:
+            n = 0
+            for frame in _FRAME_END.split(data):
+                if frame:
+                    n += write(b"%s %s %s\n" % (stamp, direction, frame))
+        self._sizes["messages"] += n
 
     def event(self, text: str) -> None:
         now = self._wall()
         self._maybe_rotate(now)
-        self._events.write(f"{_stamp(now)} {text}\n")
+        line = f"{_stamp(now)} {text}\n"
+        self._events.write(line)
+        self._sizes["events"] += len(line.encode())
 
     def flush(self) -> None:
         self._messages.flush()
@@ -385,6 +409,41 @@ class FixProtocol(asyncio.Protocol):
         session.receive(buffered)
 
 
+# ---------------------------------------------------------------- writes batched per input
+
+class SendBatch:
+    """Sends made while input is dispatched wait for the dispatch to end, then each session
+    written to makes one socket write: a burst of orders from one received chunk is one
+    write per session, not one per order. Shared by every engine driven by one thread's
+    loop (the gateway's OMS acceptor and venue initiator are two engines): an order read on
+    one and sent on the other is batched too. Nothing waits for a later loop iteration:
+    the writes happen before the callback that read the input returns."""
+
+    __slots__ = ("depth", "dirty")
+
+    def __init__(self) -> None:
+        self.depth = 0                          # > 0 while some session's events are dispatched
+        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+
+    def flush_dirty(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for ns in dirty:
+            ns.flush()
+            ns._schedule_timer()
+
+
+_THREAD = threading.local()
+
+
+def loop_batch() -> SendBatch:
+    """This thread's batch: one loop runs per thread at a time, and a dispatch begins and
+    ends within one of its callbacks, so the batch is empty between callbacks."""
+    batch = getattr(_THREAD, "batch", None)
+    if batch is None:
+        batch = _THREAD.batch = SendBatch()
+    return batch
+
+
 # ---------------------------------------------------------------- one configured session
 
 _SENDABLE = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
@@ -454,10 +513,16 @@ class NativeSession(SessionHandle):
         return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
 
     def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]], *, extra_header: str = "") -> bool:
-        if not self._sendable():
+        session = self.session
+        # _sendable() inlined: this is the order path.
+        if not (self._logged_on and self.conn is not None and session.state in _SENDABLE):
             return False
-        self.session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
-        self._flush_soon()
+        session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
+        batch = self.engine.batch
+        if batch.depth:                    # _flush_soon() inlined
+            batch.dirty.add(self)
+        else:
+            self.flush()
         return True
 
     def send_test_request(self, test_req_id: str) -> bool:
@@ -470,9 +535,9 @@ class NativeSession(SessionHandle):
     def _flush_soon(self) -> None:
         """Inside a pump (an application callback): write when the pump ends, so a burst of
         sends from one received chunk is one write; otherwise write now."""
-        engine = self.engine
-        if engine.pump_depth:
-            engine.dirty.add(self)
+        batch = self.engine.batch
+        if batch.depth:
+            batch.dirty.add(self)
         else:
             self.flush()
 
@@ -532,7 +597,12 @@ class NativeSession(SessionHandle):
             self.times["last_received_at"] = self.engine.wall()
         if self.slog and data:
             self.slog.wire(b"IN ", data)
-        self._guard(self.session.receive_data, data)
+        try:
+            self.session.receive_data(data)
+        except Exception:  # noqa: BLE001 - as _guard, without its call per chunk
+            log.exception("%s: session error in receive_data; dropping the connection", self.key)
+            if self.conn is not None:
+                self.conn.close("internal session error", abort=True)
         self.pump()
 
     def event(self, text: str) -> None:
@@ -546,26 +616,39 @@ class NativeSession(SessionHandle):
             self.flush()
             return
         self._pumping = True
-        engine = self.engine
-        engine.pump_depth += 1
+        batch = self.engine.batch
+        batch.depth += 1
         try:
             self._pump_events()
         finally:
             self._pumping = False
-            engine.pump_depth -= 1
-            # The application has handled what it was given: now the target number may
-            # reach the store (a crash before this re-asks the peer: at least once).
-            self._guard(self.store.commit)
+            batch.depth -= 1
+        # What the application sent goes out first (the order path), then the bookkeeping.
         self.flush()
+        if not batch.depth and batch.dirty:
+            batch.flush_dirty()
+        # The application has handled what it was given: now the target number may reach
+        # the store (a crash before this re-asks the peer: at least once).
+        try:
+            self.store.commit()
+        except Exception:  # noqa: BLE001 - as _guard, without its call per pump
+            log.exception("%s: session error in commit; dropping the connection", self.key)
+            if self.conn is not None:
+                self.conn.close("internal session error", abort=True)
         self._schedule_timer()
-        if not engine.pump_depth and engine.dirty:
-            engine.flush_dirty()
 
     def _pump_events(self) -> None:
-        need_data = self.engine.NEED_DATA
-        for _ in range(self.engine.limits.max_events_per_pump):
+        engine = self.engine
+        need_data = engine.NEED_DATA
+        next_event = self.session.next_event
+        # Application messages, the bulk, skip the handler table (unless a subclass engine
+        # replaced their handler): the same work as _on_app_message, inline.
+        app_fast = engine.handlers.get("AppMessageReceived") is _on_app_message
+        app_event = engine.AppMessageReceived
+        counters = self.counters
+        for _ in range(engine.limits.max_events_per_pump):
             try:
-                event = self.session.next_event()
+                event = next_event()
             except Exception:  # noqa: BLE001 - a session bug must not end the process
                 log.exception("%s: session error; dropping the connection", self.key)
                 if self.conn is not None:
@@ -573,8 +656,13 @@ class NativeSession(SessionHandle):
                 return
             if event is need_data:
                 return
-            self._dispatch(event)
-        self.engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
+            if app_fast and event.__class__ is app_event:
+                counters["app_in"] += 1
+                counters["messages_in"] += 1
+                dispatch_app_message(engine.app, self, event.message, engine.errors)
+            else:
+                self._dispatch(event)
+        engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
 
     def _dispatch(self, event: Any) -> None:
         handler = self.engine.handlers.get(type(event).__name__)
@@ -584,28 +672,41 @@ class NativeSession(SessionHandle):
             self.event(repr(event))
 
     def flush(self) -> None:
-        """Move the session's outbound bytes to the socket, honouring back-pressure."""
+        """Move the session's outbound bytes to the socket, honouring back-pressure: all
+        that is queued goes in one write (the session joins its frames)."""
         conn = self.conn
         if conn is None or conn.closing:
             return
-        transport = conn.transport
+        data_to_send = self.session.data_to_send
         pulls = 0
         while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
-            data = self.session.data_to_send()
-            if not data:
+            data = data_to_send()
+            if not data or not self.write_out(data):
                 break
             pulls += 1
-            transport.write(data)
-            self.counters["bytes_out"] += len(data)
-            self.counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
-            self.times["last_sent_at"] = self.engine.wall()
-            if self.slog:
-                self.slog.wire(b"OUT", data)
-            size = transport.get_write_buffer_size()
-            if size > self.engine.limits.max_outbound_bytes:
-                conn.close(f"outbound buffer over {self.engine.limits.max_outbound_bytes} bytes "
-                           f"({size} unsent): peer not reading", abort=True)
-                return
+
+    def write_out(self, data: bytes) -> bool:
+        """Bytes the session produced, onto the socket now: the one place they leave
+        (counters, message log, outbound limit). A subclass that delays or diverts bytes
+        (the simulator's injected latency) calls this when they are due. False: not
+        written (no connection) or the connection was closed over the outbound limit."""
+        conn = self.conn
+        if conn is None or conn.closing or conn.transport is None:
+            return False
+        transport = conn.transport
+        transport.write(data)
+        counters = self.counters
+        counters["bytes_out"] += len(data)
+        counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
+        self.times["last_sent_at"] = self.engine.wall()
+        if self.slog:
+            self.slog.wire(b"OUT", data)
+        size = transport.get_write_buffer_size()
+        limit = self.engine.limits.max_outbound_bytes
+        if size > limit:
+            conn.close(f"outbound buffer over {limit} bytes ({size} unsent): peer not reading", abort=True)
+            return False
+        return True
 
     # -- public hook: bytes the session produced, written by someone else (begin)
     def write_out(self, data: bytes) -> bool:
@@ -769,8 +870,9 @@ class NativeEngine:
                  tls: TlsConfig | ssl.SSLContext | None = None, log_dir: str | Path | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, clock: Clock = MONOTONIC,
                  wall: Any = time.time, **options: Any) -> None:
-        from gateway.fix.events import NEED_DATA   # late: lets this module import before events.py exists
+        from gateway.fix.events import NEED_DATA, AppMessageReceived   # late: lets this module import before events.py exists
         self.NEED_DATA = NEED_DATA
+        self.AppMessageReceived = AppMessageReceived
         self.role = role
         self.app = app
         self.host, self.port = host, (port if role == "acceptor" else None)
@@ -792,14 +894,11 @@ class NativeEngine:
         self._hosts = (normalize_hosts(hosts, [s.key for s in self._settings])
                        if role == "initiator" else {})
         self.refused = {"pre_logon_limit": 0, "junk": 0, "unknown_comp_id": 0, "duplicate": 0}
-        self.pump_depth = 0                     # > 0 while a session's events are dispatched
-        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+        self.batch = loop_batch()               # replaced in start(), on the loop's thread
 
-    def flush_dirty(self) -> None:
-        dirty, self.dirty = self.dirty, set()
-        for ns in dirty:
-            ns.flush()
-            ns._schedule_timer()
+    @property
+    def pump_depth(self) -> int:
+        return self.batch.depth
 
     @property
     def callback_errors(self) -> int:
@@ -808,6 +907,7 @@ class NativeEngine:
     # -- start / stop
     async def start(self) -> None:
         self.loop = self.loop or asyncio.get_running_loop()
+        self.batch = loop_batch()
         for s in self._settings:
             ns = self._make_session(s)
             self.sessions[ns.key] = ns
