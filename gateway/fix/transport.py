@@ -708,28 +708,6 @@ class NativeSession(SessionHandle):
             return False
         return True
 
-    # -- public hook: bytes the session produced, written by someone else (begin)
-    def write_out(self, data: bytes) -> bool:
-        """Write ``data`` (bytes this session's ``data_to_send`` gave) to the current
-        connection now, counted and logged as ``flush`` does, under the same outbound limit.
-        For wrappers that hold bytes back before the wire (the simulator's delay lines).
-        False when there is no open connection (the bytes are dropped, as on a disconnect)."""
-        conn = self.conn
-        if conn is None or conn.closing or conn.transport is None:
-            return False
-        transport = conn.transport
-        transport.write(data)
-        self.counters["bytes_out"] += len(data)
-        self.counters["messages_out"] += data.count(b"\x0110=")
-        self.times["last_sent_at"] = self.engine.wall()
-        if self.slog:
-            self.slog.wire(b"OUT", data)
-        size = transport.get_write_buffer_size()
-        if size > self.engine.limits.max_outbound_bytes:
-            conn.close(f"outbound buffer over {self.engine.limits.max_outbound_bytes} bytes "
-                       f"({size} unsent): peer not reading", abort=True)
-        return True
-    # -- public hook (end)
 
     def _schedule_timer(self) -> None:
         deadline = self.session.next_deadline()
