@@ -18,8 +18,6 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Iterable, Mapping
-from itertools import repeat
-from operator import itemgetter
 
 from gateway.fix.errors import (
     INVALID_TAG_NUMBER,
@@ -380,7 +378,7 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
-    pairs = _split_fast(text, data_tags)
+    pairs = _split_fast(text, _tag_table(data_tags))
     if pairs is None:
         pairs = _split_careful(text, data_tags)
     msg = Message.__new__(Message)
@@ -392,46 +390,40 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     return msg
 
 
-_part = str.partition
-_tag_text = itemgetter(0)
-_sep = itemgetter(1)
-_value = itemgetter(2)
 _TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
+_last_table: tuple[object, dict[str, int]] = (None, {})
 
 
 def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
     """'0'..'9999' -> int, minus the data-length tags: a miss (data tag, '-1', '035', ' 9',
     a big tag) sends parse to the careful path. Also stricter than int() ('+1', '1_0')."""
-    key = frozenset(data_tags)
-    table = _TAG_TABLES.get(key)
-    if table is None:
-        table = {str(i): i for i in range(10000) if i not in key}
-        if len(_TAG_TABLES) > 8:
-            _TAG_TABLES.clear()
-        _TAG_TABLES[key] = table
-    return table
-
-
-_last_table: tuple[object, dict[str, int]] = (None, {})
-
-
-def _split_fast(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, str]] | None:
-    """One split on SOH, a partition per field and a table lookup per tag, all in C loops;
-    None when the careful path is needed (a data-length tag, an ill-formed field)."""
-    pieces = text.split(SOH)
-    pieces.pop()          # the "" after the final SOH
-    parts = list(map(_part, pieces, repeat("=")))
     global _last_table
     owner, table = _last_table
-    if owner is not data_tags:    # one-entry identity cache: no hashing on the hot path
-        table = _tag_table(data_tags)
-        _last_table = (data_tags, table)
-    try:
-        pairs = list(zip(map(table.__getitem__, map(_tag_text, parts)), map(_value, parts)))
-    except KeyError:
-        return None
-    if not all(map(_sep, parts)):
-        return None       # a piece without '='
+    if owner is data_tags:        # one-entry identity cache: no hashing on the hot path
+        return table
+    key = frozenset(data_tags)
+    cached = _TAG_TABLES.get(key)
+    if cached is None:
+        cached = {str(i): i for i in range(10000) if i not in key}
+        if len(_TAG_TABLES) > 8:
+            _TAG_TABLES.clear()
+        _TAG_TABLES[key] = cached
+    _last_table = (data_tags, cached)
+    return cached
+
+
+def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
+    """One split on SOH, a partition and a table lookup per field; None when the careful
+    path is needed (a data-length tag, an ill-formed field)."""
+    pairs: list[tuple[int, str]] = []
+    pieces = text.split(SOH)
+    pieces.pop()          # the "" after the final SOH
+    for piece in pieces:
+        tag, sep, value = piece.partition("=")
+        number = table.get(tag)
+        if number is None or not sep:
+            return None
+        pairs.append((number, value))
     return pairs
 
 
@@ -488,7 +480,10 @@ def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
         data = f"8={begin_string}\x019={len(payload)}\x01{payload}".encode("latin-1")
     except UnicodeEncodeError as err:
         raise LocalFixError(f"not latin-1 text in a field: {err}") from None
-    return data + b"10=%03d\x01" % (sum(data) & 255)
+    return data + _TRAILERS[sum(data) & 255]
+
+
+_TRAILERS = tuple(b"10=%03d\x01" % n for n in range(256))   # CheckSum fields, formatted once
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,6 +499,7 @@ def fix_number(value: float | int) -> str:
 
 
 _second: tuple[int, str] = (-1, "")   # (UTC second, its text): strftime once a second
+_MILLIS = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
 
 
 def utc_timestamp(wall: float, precision: int = 3) -> str:
@@ -515,9 +511,11 @@ def utc_timestamp(wall: float, precision: int = 3) -> str:
         text = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec))
         _second = (sec, text)
     # round to the microsecond first: float noise must not turn .678912 into .678911
-    micros = min(round((wall - sec) * 1_000_000), 999_999)
+    micros = round((wall - sec) * 1_000_000)
+    if micros > 999_999:
+        micros = 999_999
     if precision == 3:
-        return f"{text}.{micros // 1000:03d}"
+        return text + _MILLIS[micros // 1000]
     if precision == 6:
         return f"{text}.{micros:06d}"
     if precision == 0:
@@ -543,18 +541,35 @@ def _day_start(date: str) -> int:
     return start
 
 
+# ('YYYYMMDD-HH:MM:SS', its epoch second): SendingTime repeats its second many times over
+_last_second: tuple[str, int] = ("19700101-00:00:00", 0)
+_SCALE = tuple(10 ** n for n in range(10))
+
+
 def parse_utc_timestamp(text: str) -> float:
     """YYYYMMDD-HH:MM:SS[.f{1,9}] -> epoch seconds; ValueError on a bad format or range."""
+    global _last_second
+    whole = text[:17]
+    cached, seconds = _last_second    # one tuple: never a half-updated pair
+    if whole == cached:
+        return seconds + _fraction(text)
     if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
         raise ValueError(f"bad UTCTimestamp {text!r}")
-    seconds = _time_of_day(text[9:17])
-    frac = 0.0
-    if len(text) > 17:
-        digits = text[18:]
-        if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
-            raise ValueError(f"bad UTCTimestamp {text!r}")
-        frac = int(digits) / 10 ** len(digits)
-    return _day_start(text[:8]) + seconds + frac
+    time_of_day = _time_of_day(text[9:17])
+    frac = _fraction(text)
+    seconds = _day_start(text[:8]) + time_of_day
+    _last_second = (whole, seconds)
+    return seconds + frac
+
+
+def _fraction(text: str) -> float:
+    """The '.f{1,9}' after a UTCTimestamp's seconds (text[17:]) -> a fraction of a second."""
+    if len(text) == 17:
+        return 0.0
+    digits = text[18:]
+    if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
+        raise ValueError(f"bad UTCTimestamp {text!r}")
+    return int(digits) / _SCALE[len(digits)]
 
 
 def _time_of_day(text: str) -> int:
