@@ -213,7 +213,7 @@ class Dictionary:
         self._enums: dict[int, frozenset[str]] = {}
         self._load_fields(root.find("fields"))
         components = root.find("components")
-        self._components = {c.get("name"): c for c in (components if components is not None else ())}
+        self._components = {c.get("name", ""): c for c in (components if components is not None else ())}
         self._formats: dict[int, Checker] = {t: _FORMATS[ty] for t, ty in self._types.items()
                                              if ty in _FORMATS}
         self._enum_checks: dict[int, Checker] = {
@@ -230,7 +230,8 @@ class Dictionary:
         self.header_tags = frozenset(h_order) | _nested_fields(self._header_groups)
         self.trailer_tags = frozenset(t_order) | _nested_fields(self._trailer_groups)
         self._messages: dict[str, MessageSpec] = {}
-        for node in root.find("messages"):
+        messages = root.find("messages")
+        for node in messages if messages is not None else ():
             spec = self._message(node)
             self._messages[spec.msg_type] = spec
         self.msg_types = frozenset(self._messages)
@@ -245,12 +246,12 @@ class Dictionary:
 
     def _load_fields(self, node: ET.Element | None) -> None:
         for f in node if node is not None else ():
-            tag = int(f.get("number"))
-            name = f.get("name")
+            tag = int(f.get("number", ""))
+            name = f.get("name", "")
             self._tags[name] = tag
             self._names[tag] = name
             self._types[tag] = f.get("type", "STRING").upper()
-            values = [v.get("enum") for v in f if v.get("enum") is not None]
+            values = [v.get("enum", "") for v in f if v.get("enum") is not None]
             if values:
                 self._enums[tag] = frozenset(values)
 
@@ -270,7 +271,7 @@ class Dictionary:
             if child is None:
                 stack.pop()
                 continue
-            name = child.get("name")
+            name = child.get("name", "")
             is_req = ctx and child.get("required", "N") in ("Y", "y")
             if child.tag == "component":
                 stack.append((iter(self._components[name]), is_req))
@@ -301,7 +302,7 @@ class Dictionary:
         for tag in (*groups, *self._header_groups, *self._trailer_groups):
             fast.pop(tag, None)
         return MessageSpec(
-            msg_type=node.get("msgtype"), name=node.get("name"),
+            msg_type=node.get("msgtype", ""), name=node.get("name", ""),
             admin=node.get("msgcat") == "admin", fields=body,
             required=tuple(sorted(required & body)), groups=groups, fast=fast,
             required_all=frozenset(self._header_required) | frozenset(self._trailer_required)
@@ -578,7 +579,8 @@ def _walk_group(spec: GroupSpec, count: str, items: list[tuple[int, str]], i: in
         if tag == spec.delim or fields is None or tag in seen:
             if tag != spec.delim and run.bad_tag is None:
                 run.bad_tag = tag
-            fields, nested = [], []
+            fields = []
+            nested: list[_Run] = []
             run.entries.append((fields, nested))
             seen = set()
             last_rank = -1
