@@ -6,7 +6,7 @@
 
 The ``.py`` files stay the source. ``build`` (accel_build.py) compiles ``MODULES`` with mypyc, in place: Python's
 import then finds ``codec.<abi>.so`` before ``codec.py`` beside it. ``build`` also writes
-``accel.json``: the SHA-256 of each source as compiled and of each compiled file.
+``accel.json``: the SHA-256 of each source as compiled, the size and mtime of each compiled file.
 
 A stale or foreign compiled file never shadows newer source: ``install()`` (run by
 ``gateway/fix/__init__.py``, before any of these modules can load) checks every hash; on any
@@ -63,6 +63,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _stamp(path: Path) -> str:
+    """A compiled file's identity, cheap to check at every start: size and modification time
+    (a copied-in or rebuilt file gets a new one); sources are hashed in full."""
+    info = path.stat()
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
 def _ext_suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
@@ -89,7 +96,7 @@ def check(directory: Path = HERE) -> tuple[str, str]:
     if sorted(expected) != sorted(f.name for f in files):
         return "stale", f"compiled files {sorted(f.name for f in files)} != {MANIFEST}'s"
     for f in files:
-        if _sha256(f) != expected[f.name]:
+        if _stamp(f) != expected[f.name]:
             return "stale", f"{f.name} is not the file that was built"
     for name, digest in manifest.get("sources", {}).items():
         if _sha256(directory / f"{name}.py") != digest:

@@ -24,6 +24,7 @@ from gateway.fix.accel import (
     PURE_ENV,
     _ext_suffix,
     _sha256,
+    _stamp,
     check,
     compiled_files,
 )
@@ -72,7 +73,7 @@ def build(python: str = sys.executable, quiet: bool = True) -> float:
         "mypy": _mypy_version(python),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "sources": sources,
-        "files": {f.name: _sha256(f) for f in compiled_files()},
+        "files": {f.name: _stamp(f) for f in compiled_files()},
     }
     (HERE / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return time.monotonic() - started

@@ -30,7 +30,7 @@ def _fake_build(directory: Path) -> dict:
     manifest = {
         "suffix": suffix, "mypy": "test", "built": "now",
         "sources": {n: accel._sha256(directory / f"{n}.py") for n in accel.MODULES},
-        "files": {f.name: accel._sha256(f) for f in accel.compiled_files(directory)},
+        "files": {f.name: accel._stamp(f) for f in accel.compiled_files(directory)},
     }
     (directory / accel.MANIFEST).write_text(json.dumps(manifest))
     return manifest
@@ -48,7 +48,7 @@ def test_check_accepts_only_a_build_that_matches_its_sources(tmp_path):
 
 def test_check_rejects_a_foreign_compiled_file_or_a_missing_manifest(tmp_path):
     _fake_build(tmp_path)
-    (tmp_path / f"dictionary{accel._ext_suffix()}").write_bytes(b"\x7fELF other build")
+    (tmp_path / f"dictionary{accel._ext_suffix()}").write_bytes(b"\x7fELF another build")
     assert accel.check(tmp_path) == ("stale", f"dictionary{accel._ext_suffix()} is not the file that was built")
     _fake_build(tmp_path)
     (tmp_path / accel.MANIFEST).unlink()
