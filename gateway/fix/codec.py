@@ -260,34 +260,34 @@ class Framer:
                     return None   # maybe the start of a frame: wait
                 self._skip(pos)
                 continue
-            soh1 = buf.find(_SOH_B, pos, pos + _HEADER_MAX)
-            soh2 = buf.find(_SOH_B, soh1 + 1, pos + _HEADER_MAX) if soh1 >= 0 else -1
-            if soh2 < 0:
+            # BeginString, BodyLength and the rest, from the first _HEADER_MAX bytes
+            fields = buf[pos:pos + _HEADER_MAX].split(b"\x01", 2)
+            if len(fields) < 3:
                 if end - pos >= _HEADER_MAX:
                     self._skip(pos + 1)
                     continue
                 if self._eof:
                     self._drop_rest()
                 return None
+            begin, length = fields[0], fields[1]
+            digits = length[2:]
             # a '=' inside BeginString means junk glued to a real frame ("8=FIX8=FIX.4.4")
-            if not buf.startswith(b"9=", soh1 + 1) or buf.find(b"=", pos + 2, soh1) >= 0:
-                self._skip(pos + 1)
-                continue
-            digits = bytes(buf[soh1 + 3:soh2])
-            if not digits.isdigit() or len(digits) > 9:
+            if (not length.startswith(b"9=") or begin.count(b"=") != 1
+                    or not digits.isdigit() or len(digits) > 9):
                 self._skip(pos + 1)
                 continue
             body_len = int(digits)
             if body_len > self.max_message_size:
                 self._skip(pos + 1)
                 continue
+            soh2 = pos + len(begin) + 1 + len(length)
             stop = soh2 + 1 + body_len
             if end < stop + _TRAILER_LEN:
                 if self._eof:
                     self._drop_rest()
                 return None
-            if (not buf.startswith(b"10=", stop) or buf[stop + 6] != _SOH_B
-                    or not bytes(buf[stop + 3:stop + 6]).isdigit()):
+            trailer = buf[stop:stop + _TRAILER_LEN]
+            if not trailer.startswith(b"10=") or trailer[6] != _SOH_B or not trailer[3:6].isdigit():
                 if not self._drop_to_checksum(pos, soh2, stop):
                     return None
                 continue
