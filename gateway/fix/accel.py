@@ -14,6 +14,10 @@ mismatch, a compiled file without a manifest, or ``FIXGW_PURE=1`` in the environ
 finder first on ``sys.meta_path`` that loads the ``.py`` files instead (with a warning unless
 pure mode was asked for). All modules fall back together: compiled modules call each other
 directly, so a fresh ``dictionary`` must not run beside a stale ``codec``.
+
+Compiled code enforces the annotations at its boundaries: ``parse`` takes ``bytes`` (not a
+bytearray), ``Message`` and ``Dictionary`` are native classes (no new attributes, no
+interpreted subclasses, no ``Message.__new__`` without ``__init__``). The tests run both ways.
 """
 from __future__ import annotations
 
