@@ -2,6 +2,8 @@
 
 Ours (gateway.fix.codec/dictionary) next to the quickfix binding and simplefix in the same run,
 p50/p99 in microseconds per operation (each op timed alone), median over several runs.
+When the mypyc build is in use (gateway/fix/accel.py), ours runs twice: compiled, and the
+pure-Python modules loaded beside it, with the ratio pure / compiled of the p50s.
 Prints a table; asserts nothing.
 
     PYTHONPATH=. python benchmarks/bench_codec.py [--runs 5] [--iters 20000]
@@ -12,10 +14,13 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from types import ModuleType
 
+import gateway.fix.codec as codec_module
+import gateway.fix.dictionary as dictionary_module
 from gateway.common.paths import FIX44_XML
-from gateway.fix.codec import encode, fix_number, parse, utc_timestamp
-from gateway.fix.dictionary import Dictionary
+from gateway.fix import accel
+from gateway.fix.codec import encode, fix_number
 
 HEADER = "49=CLIENT\x0156=GATEWAY\x0134=12345\x0152=20240102-03:04:05.678\x01"
 NOS_BODY = ("11=ORD-000012345\x011=ACC-1\x0121=1\x0138=1000\x0140=2\x0144=1.10525\x0154=1"
@@ -44,9 +49,12 @@ def pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def ours() -> dict[str, Callable[[], object]]:
-    dd = Dictionary.load(FIX44_XML)
+def ours(codec: ModuleType = codec_module, dictionary: ModuleType = dictionary_module,
+         ) -> dict[str, Callable[[], object]]:
+    dd = dictionary.Dictionary.load(FIX44_XML)
     wall = time.time()
+    parse, encode, fix_number, utc_timestamp = (
+        codec.parse, codec.encode, codec.fix_number, codec.utc_timestamp)
 
     def parse_validate():
         dd.validate(parse(NOS))
@@ -123,13 +131,24 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--iters", type=int, default=20000)
     args = ap.parse_args()
-    engines = {"ours": ours(), "quickfix": quickfix_ops(), "simplefix": simplefix_ops()}
+    mode, why = accel.mode()
+    engines: dict[str, dict[str, Callable[[], object]] | str] = {}
+    if mode == "compiled":
+        pure = accel.load_pure()
+        engines["ours-mypyc"] = ours()
+        engines["ours-pure"] = ours(pure["codec"], pure["dictionary"])
+    else:
+        engines["ours"] = ours()
+    engines["quickfix"] = quickfix_ops()
+    engines["simplefix"] = simplefix_ops()
     print(f"NewOrderSingle {len(NOS)} bytes, {NOS.count(1)} fields; "
           f"{args.runs} runs x {args.iters} ops; us per op, median over runs")
-    print(f"{'engine':<10} {'operation':<16} {'p50':>8} {'p99':>8}")
+    print(f"gateway.fix codec/dictionary: {mode} ({why})")
+    print(f"{'engine':<11} {'operation':<16} {'p50':>8} {'p99':>8}")
+    p50_of: dict[tuple[str, str], float] = {}
     for name, ops in engines.items():
         if isinstance(ops, str):
-            print(f"{name:<10} {ops}")
+            print(f"{name:<11} {ops}")
             continue
         for op_name, op in ops.items():
             measure(op, 1000)   # warm up
@@ -138,8 +157,13 @@ def main() -> None:
                 times = sorted(measure(op, args.iters))
                 p50s.append(pct(times, 0.50))
                 p99s.append(pct(times, 0.99))
-            print(f"{name:<10} {op_name:<16} {statistics.median(p50s):8.2f} "
+            p50_of[name, op_name] = statistics.median(p50s)
+            print(f"{name:<11} {op_name:<16} {statistics.median(p50s):8.2f} "
                   f"{statistics.median(p99s):8.2f}")
+    for op_name in ("parse", "parse+validate", "encode ER"):
+        if ("ours-mypyc", op_name) in p50_of:
+            ratio = p50_of["ours-pure", op_name] / p50_of["ours-mypyc", op_name]
+            print(f"pure / mypyc p50, {op_name}: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import calendar
 import time
+from zlib import adler32
 from collections.abc import Iterable, Mapping
-from itertools import repeat
-from operator import itemgetter
 
 from gateway.fix.errors import (
     INVALID_TAG_NUMBER,
@@ -164,10 +163,10 @@ class Message:
         else:
             pairs = [(35, msg_type)]
             parts = []
-            for tag, value in body:
-                text_value = value if isinstance(value, str) else fix_value(value)
-                pairs.append((int(tag), text_value))
-                parts.append(f"{tag}={text_value}\x01")
+            for number, item in body:
+                text_value = item if isinstance(item, str) else fix_value(item)
+                pairs.append((int(number), text_value))
+                parts.append(f"{number}={text_value}\x01")
             text = "".join(parts)
         return cls(pairs, b"", msg_type, text)
 
@@ -261,34 +260,34 @@ class Framer:
                     return None   # maybe the start of a frame: wait
                 self._skip(pos)
                 continue
-            soh1 = buf.find(_SOH_B, pos, pos + _HEADER_MAX)
-            soh2 = buf.find(_SOH_B, soh1 + 1, pos + _HEADER_MAX) if soh1 >= 0 else -1
-            if soh2 < 0:
+            # BeginString, BodyLength and the rest, from the first _HEADER_MAX bytes
+            fields = buf[pos:pos + _HEADER_MAX].split(b"\x01", 2)
+            if len(fields) < 3:
                 if end - pos >= _HEADER_MAX:
                     self._skip(pos + 1)
                     continue
                 if self._eof:
                     self._drop_rest()
                 return None
+            begin, length = fields[0], fields[1]
+            digits = length[2:]
             # a '=' inside BeginString means junk glued to a real frame ("8=FIX8=FIX.4.4")
-            if not buf.startswith(b"9=", soh1 + 1) or buf.find(b"=", pos + 2, soh1) >= 0:
-                self._skip(pos + 1)
-                continue
-            digits = bytes(buf[soh1 + 3:soh2])
-            if not digits.isdigit() or len(digits) > 9:
+            if (not length.startswith(b"9=") or begin.count(b"=") != 1
+                    or not digits.isdigit() or len(digits) > 9):
                 self._skip(pos + 1)
                 continue
             body_len = int(digits)
             if body_len > self.max_message_size:
                 self._skip(pos + 1)
                 continue
+            soh2 = pos + len(begin) + 1 + len(length)
             stop = soh2 + 1 + body_len
             if end < stop + _TRAILER_LEN:
                 if self._eof:
                     self._drop_rest()
                 return None
-            if (not buf.startswith(b"10=", stop) or buf[stop + 6] != _SOH_B
-                    or not bytes(buf[stop + 3:stop + 6]).isdigit()):
+            trailer = buf[stop:stop + _TRAILER_LEN]
+            if not trailer.startswith(b"10=") or trailer[6] != _SOH_B or not trailer[3:6].isdigit():
                 if not self._drop_to_checksum(pos, soh2, stop):
                     return None
                 continue
@@ -366,7 +365,7 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     digits = frame[-4:-1]
     if not digits.isdigit():
         raise _garbled("CheckSum is not 3 digits")
-    if sum(frame[:-7]) & 255 != int(digits):
+    if _checksum(frame, n - 7) != int(digits):
         raise _garbled("CheckSum mismatch")
     text = frame.decode("latin-1")
     if not text.startswith("8="):
@@ -380,58 +379,46 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
-    pairs = _split_fast(text, data_tags)
+    pairs = _split_fast(text, _tag_table(data_tags))
     if pairs is None:
         pairs = _split_careful(text, data_tags)
-    msg = Message.__new__(Message)
-    msg.pairs = pairs
-    msg.raw = frame
-    msg.msg_type = pairs[2][1]
-    msg._index = None
-    msg._body = None
-    return msg
+    return Message(pairs, frame, pairs[2][1])
 
 
-_part = str.partition
-_tag_text = itemgetter(0)
-_sep = itemgetter(1)
-_value = itemgetter(2)
 _TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
+_last_table: tuple[object, dict[str, int]] = (None, {})
 
 
 def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
     """'0'..'9999' -> int, minus the data-length tags: a miss (data tag, '-1', '035', ' 9',
     a big tag) sends parse to the careful path. Also stricter than int() ('+1', '1_0')."""
-    key = frozenset(data_tags)
-    table = _TAG_TABLES.get(key)
-    if table is None:
-        table = {str(i): i for i in range(10000) if i not in key}
-        if len(_TAG_TABLES) > 8:
-            _TAG_TABLES.clear()
-        _TAG_TABLES[key] = table
-    return table
-
-
-_last_table: tuple[object, dict[str, int]] = (None, {})
-
-
-def _split_fast(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, str]] | None:
-    """One split on SOH, a partition per field and a table lookup per tag, all in C loops;
-    None when the careful path is needed (a data-length tag, an ill-formed field)."""
-    pieces = text.split(SOH)
-    pieces.pop()          # the "" after the final SOH
-    parts = list(map(_part, pieces, repeat("=")))
     global _last_table
     owner, table = _last_table
-    if owner is not data_tags:    # one-entry identity cache: no hashing on the hot path
-        table = _tag_table(data_tags)
-        _last_table = (data_tags, table)
-    try:
-        pairs = list(zip(map(table.__getitem__, map(_tag_text, parts)), map(_value, parts)))
-    except KeyError:
-        return None
-    if not all(map(_sep, parts)):
-        return None       # a piece without '='
+    if owner is data_tags:        # one-entry identity cache: no hashing on the hot path
+        return table
+    key = frozenset(data_tags)
+    cached = _TAG_TABLES.get(key)
+    if cached is None:
+        cached = {str(i): i for i in range(10000) if i not in key}
+        if len(_TAG_TABLES) > 8:
+            _TAG_TABLES.clear()
+        _TAG_TABLES[key] = cached
+    _last_table = (data_tags, cached)
+    return cached
+
+
+def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
+    """One split on SOH, a partition and a table lookup per field; None when the careful
+    path is needed (a data-length tag, an ill-formed field)."""
+    pairs: list[tuple[int, str]] = []
+    pieces = text.split(SOH)
+    pieces.pop()          # the "" after the final SOH
+    for piece in pieces:
+        tag, sep, value = piece.partition("=")
+        number = table.get(tag)
+        if number is None or not sep:
+            return None
+        pairs.append((number, value))
     return pairs
 
 
@@ -488,7 +475,21 @@ def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
         data = f"8={begin_string}\x019={len(payload)}\x01{payload}".encode("latin-1")
     except UnicodeEncodeError as err:
         raise LocalFixError(f"not latin-1 text in a field: {err}") from None
-    return data + b"10=%03d\x01" % (sum(data) & 255)
+    return data + _TRAILERS[_checksum(data, len(data))]
+
+
+def _checksum(data: bytes, end: int) -> int:
+    """CheckSum(10) of data[:end]: the byte sum mod 256, summed in C. zlib.adler32's low half
+    is 1 + (byte sum mod 65521): the exact sum for up to 256 bytes (255 * 256 < 65521), so one
+    call per 256-byte chunk."""
+    view = memoryview(data)
+    total = 0
+    for start in range(0, end, 256):
+        total += (adler32(view[start:min(start + 256, end)]) & 0xFFFF) - 1
+    return total & 255
+
+
+_TRAILERS = tuple(b"10=%03d\x01" % n for n in range(256))   # CheckSum fields, formatted once
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,6 +505,7 @@ def fix_number(value: float | int) -> str:
 
 
 _second: tuple[int, str] = (-1, "")   # (UTC second, its text): strftime once a second
+_MILLIS = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
 
 
 def utc_timestamp(wall: float, precision: int = 3) -> str:
@@ -515,9 +517,11 @@ def utc_timestamp(wall: float, precision: int = 3) -> str:
         text = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec))
         _second = (sec, text)
     # round to the microsecond first: float noise must not turn .678912 into .678911
-    micros = min(round((wall - sec) * 1_000_000), 999_999)
+    micros = round((wall - sec) * 1_000_000)
+    if micros > 999_999:
+        micros = 999_999
     if precision == 3:
-        return f"{text}.{micros // 1000:03d}"
+        return text + _MILLIS[micros // 1000]
     if precision == 6:
         return f"{text}.{micros:06d}"
     if precision == 0:
@@ -543,18 +547,35 @@ def _day_start(date: str) -> int:
     return start
 
 
+# ('YYYYMMDD-HH:MM:SS', its epoch second): SendingTime repeats its second many times over
+_last_second: tuple[str, int] = ("19700101-00:00:00", 0)
+_SCALE = tuple(10 ** n for n in range(10))
+
+
 def parse_utc_timestamp(text: str) -> float:
     """YYYYMMDD-HH:MM:SS[.f{1,9}] -> epoch seconds; ValueError on a bad format or range."""
+    global _last_second
+    whole = text[:17]
+    cached, seconds = _last_second    # one tuple: never a half-updated pair
+    if whole == cached:
+        return seconds + _fraction(text)
     if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
         raise ValueError(f"bad UTCTimestamp {text!r}")
-    seconds = _time_of_day(text[9:17])
-    frac = 0.0
-    if len(text) > 17:
-        digits = text[18:]
-        if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
-            raise ValueError(f"bad UTCTimestamp {text!r}")
-        frac = int(digits) / 10 ** len(digits)
-    return _day_start(text[:8]) + seconds + frac
+    time_of_day = _time_of_day(text[9:17])
+    frac = _fraction(text)
+    seconds = _day_start(text[:8]) + time_of_day
+    _last_second = (whole, seconds)
+    return seconds + frac
+
+
+def _fraction(text: str) -> float:
+    """The '.f{1,9}' after a UTCTimestamp's seconds (text[17:]) -> a fraction of a second."""
+    if len(text) == 17:
+        return 0.0
+    digits = text[18:]
+    if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
+        raise ValueError(f"bad UTCTimestamp {text!r}")
+    return int(digits) / _SCALE[len(digits)]
 
 
 def _time_of_day(text: str) -> int:

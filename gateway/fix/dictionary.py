@@ -26,7 +26,14 @@ from operator import itemgetter
 from pathlib import Path
 
 from gateway.common.paths import FIX44_XML
-from gateway.fix.codec import DEFAULT_DATA_TAGS, Message, _day_start, _days, _time_of_day
+from gateway.fix.codec import (
+    DEFAULT_DATA_TAGS,
+    Message,
+    _day_start,
+    _days,
+    _time_of_day,
+    parse_utc_timestamp,
+)
 from gateway.fix.errors import (
     INCORRECT_DATA_FORMAT,
     INCORRECT_NUM_IN_GROUP,
@@ -48,6 +55,9 @@ USER_MIN = 5000           # QuickFIX FIELD::UserMin: user-defined tags start her
 HEADER, BODY, TRAILER = 0, 1, 2
 
 Checker = Callable[[str], bool]
+# The value checks of one accepted tag sequence: (position, checker) for each checked field.
+_Plan = tuple[tuple[int, Checker], ...]
+_MAX_SHAPES = 256         # per message type; a peer cycling layouts only clears the cache
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,6 +70,8 @@ def _is_int(v: str) -> bool:
 
 
 def _is_float(v: str) -> bool:
+    if v.isdigit() and v.isascii():     # most quantities are whole numbers
+        return True
     digits = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
     return digits.isdigit() and digits.isascii()
 
@@ -72,13 +84,14 @@ def _is_bool(v: str) -> bool:
     return v == "Y" or v == "N"
 
 
-_TIMESTAMP = re.compile(r"(\d{8})-(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?\Z", re.ASCII)
-
-
 def _is_timestamp(v: str) -> bool:
-    """YYYYMMDD-HH:MM:SS[.f{1,9}]: one regex, the date checked once per day (cached)."""
-    match = _TIMESTAMP.match(v)
-    return match is not None and _is_date(match.group(1))
+    """YYYYMMDD-HH:MM:SS[.f{1,9}]: exactly what parse_utc_timestamp accepts (which checks the
+    date and time once per second of SendingTime, cached)."""
+    try:
+        parse_utc_timestamp(v)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_date(v: str) -> bool:
@@ -130,15 +143,19 @@ _MULTI_VALUE = frozenset({"MULTIPLEVALUESTRING", "MULTIPLESTRINGVALUE", "MULTIPL
 
 def _enum_checker(enums: frozenset[str], multi: bool) -> Checker:
     if multi:   # space-separated values, each from the enum (QuickFIX checkValue)
-        return lambda v: all(part in enums for part in v.split(" "))
+        return lambda v: enums.issuperset(v.split(" "))
     return enums.__contains__
 
 
-def _combine(fmt: Checker | None, enum: Checker | None) -> Checker | None:
+def _combine(fmt: Checker | None, enum: Checker | None, enums: frozenset[str] | None,
+             ) -> Checker | None:
+    """Format and enum check in one; the enum alone when all its values are well formed."""
     if fmt is None:
         return enum
     if enum is None:
         return fmt
+    if enums is not None and all(map(fmt, enums)):
+        return enum
     return lambda v: fmt(v) and enum(v)
 
 
@@ -167,6 +184,10 @@ class MessageSpec:
     groups: dict[int, GroupSpec]
     fast: dict[int, tuple[int, Checker | None]] = field(repr=False)   # see _fast_ok
     required_all: frozenset[int] = field(repr=False)                   # header+trailer+body
+    # tag sequence -> its value checks (or None: take the careful path); see _fast_ok
+    shapes: dict[tuple[int, ...], _Plan | None] = field(default_factory=dict, repr=False,
+                                                         compare=False)
+
 
 
 @dataclass(slots=True)
@@ -192,13 +213,15 @@ class Dictionary:
         self._enums: dict[int, frozenset[str]] = {}
         self._load_fields(root.find("fields"))
         components = root.find("components")
-        self._components = {c.get("name"): c for c in (components if components is not None else ())}
+        self._components = {c.get("name", ""): c for c in (components if components is not None else ())}
         self._formats: dict[int, Checker] = {t: _FORMATS[ty] for t, ty in self._types.items()
                                              if ty in _FORMATS}
         self._enum_checks: dict[int, Checker] = {
             t: _enum_checker(e, self._types.get(t) in _MULTI_VALUE) for t, e in self._enums.items()}
         self._checks: dict[int, Checker | None] = {
-            t: _combine(self._formats.get(t), self._enum_checks.get(t)) for t in self._names}
+            t: _combine(self._formats.get(t), self._enum_checks.get(t),
+                        None if self._types.get(t) in _MULTI_VALUE else self._enums.get(t))
+            for t in self._names}
 
         h_order, h_req, self._header_groups = self._members(root.find("header"), True)
         t_order, t_req, self._trailer_groups = self._members(root.find("trailer"), True)
@@ -207,7 +230,8 @@ class Dictionary:
         self.header_tags = frozenset(h_order) | _nested_fields(self._header_groups)
         self.trailer_tags = frozenset(t_order) | _nested_fields(self._trailer_groups)
         self._messages: dict[str, MessageSpec] = {}
-        for node in root.find("messages"):
+        messages = root.find("messages")
+        for node in messages if messages is not None else ():
             spec = self._message(node)
             self._messages[spec.msg_type] = spec
         self.msg_types = frozenset(self._messages)
@@ -222,12 +246,12 @@ class Dictionary:
 
     def _load_fields(self, node: ET.Element | None) -> None:
         for f in node if node is not None else ():
-            tag = int(f.get("number"))
-            name = f.get("name")
+            tag = int(f.get("number", ""))
+            name = f.get("name", "")
             self._tags[name] = tag
             self._names[tag] = name
             self._types[tag] = f.get("type", "STRING").upper()
-            values = [v.get("enum") for v in f if v.get("enum") is not None]
+            values = [v.get("enum", "") for v in f if v.get("enum") is not None]
             if values:
                 self._enums[tag] = frozenset(values)
 
@@ -247,7 +271,7 @@ class Dictionary:
             if child is None:
                 stack.pop()
                 continue
-            name = child.get("name")
+            name = child.get("name", "")
             is_req = ctx and child.get("required", "N") in ("Y", "y")
             if child.tag == "component":
                 stack.append((iter(self._components[name]), is_req))
@@ -278,7 +302,7 @@ class Dictionary:
         for tag in (*groups, *self._header_groups, *self._trailer_groups):
             fast.pop(tag, None)
         return MessageSpec(
-            msg_type=node.get("msgtype"), name=node.get("name"),
+            msg_type=node.get("msgtype", ""), name=node.get("name", ""),
             admin=node.get("msgcat") == "admin", fields=body,
             required=tuple(sorted(required & body)), groups=groups, fast=fast,
             required_all=frozenset(self._header_required) | frozenset(self._trailer_required)
@@ -354,25 +378,31 @@ class Dictionary:
 
     def _fast_ok(self, msg: Message) -> bool:
         """True only for a plainly valid message: no group, no repeat, every tag allowed, values
-        well formed, sections in order, required tags present."""
+        well formed, sections in order, required tags present.
+
+        Everything but the values depends only on the sequence of tags, which a counterparty
+        repeats message after message: that part is decided once per sequence (``_plan``)."""
         spec = self._messages.get(msg.msg_type)
         pairs = msg.pairs
         if spec is None or pairs[0][1] != self.begin_string:
             return False
-        table = spec.fast
-        section = HEADER
-        for tag, value in pairs:
-            entry = table.get(tag)
-            if entry is None or not value:
+        tags = tuple(map(_TAG, pairs))
+        shapes = spec.shapes
+        if tags in shapes:
+            plan = shapes[tags]
+        else:
+            plan = _plan(spec, tags)
+            if len(shapes) >= _MAX_SHAPES:
+                shapes.clear()
+            shapes[tags] = plan
+        if plan is None:
+            return False
+        if not all(map(_VALUE, pairs)):
+            return False
+        for i, check in plan:
+            if not check(pairs[i][1]):
                 return False
-            where, check = entry
-            if where < section:
-                return False
-            section = where
-            if check is not None and not check(value):
-                return False
-        index = msg.index
-        return len(index) == len(pairs) and index.keys() >= spec.required_all
+        return True
 
     def _sections(self, pairs: list[tuple[int, str]]):
         """Header, trailer and body fields by tag (as QuickFIX files them), and the first tag
@@ -463,10 +493,30 @@ class Dictionary:
                                    user_defined=user_defined, allow_unknown=allow_unknown)
 
 
+def _plan(spec: MessageSpec, tags: tuple[int, ...]) -> _Plan | None:
+    """The value checks for messages of this tag sequence, or None when the sequence itself
+    needs the careful path (a tag outside the fast table, a repeat, sections out of order, a
+    required tag missing)."""
+    table = spec.fast
+    if len(set(tags)) != len(tags) or not spec.required_all.issubset(tags):
+        return None
+    checks: list[tuple[int, Checker]] = []
+    section = HEADER
+    for i, tag in enumerate(tags):
+        entry = table.get(tag)
+        if entry is None or entry[0] < section:
+            return None
+        section, check = entry
+        if check is not None:
+            checks.append((i, check))
+    return tuple(checks)
+
+
 # --------------------------------------------------------------------------------------------
 # group walk (pure functions over pairs)
 
 _TAG = itemgetter(0)
+_VALUE = itemgetter(1)
 
 
 def _header_key(pair: tuple[int, str]) -> int:
@@ -529,7 +579,8 @@ def _walk_group(spec: GroupSpec, count: str, items: list[tuple[int, str]], i: in
         if tag == spec.delim or fields is None or tag in seen:
             if tag != spec.delim and run.bad_tag is None:
                 run.bad_tag = tag
-            fields, nested = [], []
+            fields = []
+            nested: list[_Run] = []
             run.entries.append((fields, nested))
             seen = set()
             last_rank = -1
