@@ -3,6 +3,7 @@ fake venue (market data, probes) and fake gateway (fills, then BusinessMessageRe
 from __future__ import annotations
 
 import asyncio
+import time
 import threading
 
 import pytest
@@ -121,7 +122,9 @@ def test_orders_filled_and_refused_are_all_accounted_for_over_loopback():
         assert rt.drain(timeout=10), rt.call(lambda: [e.status for e in rt.driver.log.entries()])
         rt.stop_trading()
         entries = rt.call(rt.driver.log.entries)
-        rtt = rt.call(lambda: rt.feed.latency["ALPHA"].count)
+        deadline = time.monotonic() + 5      # the orders may finish before the first probe (every 20 ms) is answered
+        while (rtt := rt.call(lambda: rt.feed.latency["ALPHA"].count)) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         rt.stop()
         fakes.stop()

@@ -219,11 +219,13 @@ def test_latency_schedule_degrades_a_venue_while_running(exchange_factory, ports
                                   schedule=[{"at_s": 1.5, "base_us": 3000, "jitter_us": 0}])])
     t0 = time.monotonic()     # the schedule's clock started a little earlier, inside start()
     with client(ports[0], "ALPHA") as c:
-        before = median(tr_rtts(c, 5))
+        before = tr_rtts(c, 5)
         assert time.monotonic() - t0 < 1.4, "too slow to measure before the step"
         time.sleep(max(0.0, 1.6 - (time.monotonic() - t0)))
-        after = median(tr_rtts(c, 5))
-    assert before < 2.5 and 6.0 <= after < 15.0, (before, after)
+        after = tr_rtts(c, 5)
+    # a delay is never delivered early, so the fastest round trip shows the configured one
+    # (a loaded box only adds: a median of 5 once read 3.4 ms for the 0.3 ms before the step)
+    assert min(before) < 2.5 and 6.0 <= min(after) and median(after) < 15.0, (before, after)
 
 
 def test_stop_is_bounded_when_a_counterparty_ignores_the_logout(exchange_factory, ports):
