@@ -518,11 +518,7 @@ class NativeSession(SessionHandle):
         if not (self._logged_on and self.conn is not None and session.state in _SENDABLE):
             return False
         session.send(msg_type, body if body.__class__ is str else body_text(body), extra_header=extra_header)
-        batch = self.engine.batch
-        if batch.depth:                    # _flush_soon() inlined
-            batch.dirty.add(self)
-        else:
-            self.flush()
+        self._flush_soon()
         return True
 
     def send_test_request(self, test_req_id: str) -> bool:
@@ -597,12 +593,7 @@ class NativeSession(SessionHandle):
             self.times["last_received_at"] = self.engine.wall()
         if self.slog and data:
             self.slog.wire(b"IN ", data)
-        try:
-            self.session.receive_data(data)
-        except Exception:  # noqa: BLE001 - as _guard, without its call per chunk
-            log.exception("%s: session error in receive_data; dropping the connection", self.key)
-            if self.conn is not None:
-                self.conn.close("internal session error", abort=True)
+        self._guard(self.session.receive_data, data)
         self.pump()
 
     def event(self, text: str) -> None:
@@ -629,12 +620,7 @@ class NativeSession(SessionHandle):
             batch.flush_dirty()
         # The application has handled what it was given: now the target number may reach
         # the store (a crash before this re-asks the peer: at least once).
-        try:
-            self.store.commit()
-        except Exception:  # noqa: BLE001 - as _guard, without its call per pump
-            log.exception("%s: session error in commit; dropping the connection", self.key)
-            if self.conn is not None:
-                self.conn.close("internal session error", abort=True)
+        self._guard(self.store.commit)
         self._schedule_timer()
 
     def _pump_events(self) -> None:
@@ -873,10 +859,6 @@ class NativeEngine:
                        if role == "initiator" else {})
         self.refused = {"pre_logon_limit": 0, "junk": 0, "unknown_comp_id": 0, "duplicate": 0}
         self.batch = loop_batch()               # replaced in start(), on the loop's thread
-
-    @property
-    def pump_depth(self) -> int:
-        return self.batch.depth
 
     @property
     def callback_errors(self) -> int:
