@@ -455,40 +455,34 @@ def _text(v: Any) -> str:
     return _dumps(v)                   # bool, dict, subclasses, anything else: the json module
 
 
-def _num(v: Any) -> str:
-    if v.__class__ is float:
-        return _FLOATS.get(v) or _float_text(v)
-    return _text(v)                    # an int, or anything else, as json writes it
-
-
 # The two kinds written per order, as fixed templates (no walk over the layout, no call per str).
 # Their field lists are checked against the dataclasses at import (_check_hot), so a change of a
 # record's fields cannot silently write a different layout; a value of an unexpected type (a str
 # field holding None, say) raises TypeError inside and the generic writer takes the record.
 
 def _intent_text(i: OrderIntent) -> str:
-    return (f"[{_esc(i.oms_session)},{_esc(i.cl_ord_id)},{_esc(i.symbol)},{_esc(i.side)},{_num(i.qty)},"
-            f"{_esc(i.ord_type)},{'null' if i.price is None else _num(i.price)},{_esc(i.tif)},"
-            f"{'null' if i.ex_destination is None else _esc(i.ex_destination)},{_num(i.received_at)}]")
+    return (f"[{_esc(i.oms_session)},{_esc(i.cl_ord_id)},{_esc(i.symbol)},{_esc(i.side)},{_text(i.qty)},"
+            f"{_esc(i.ord_type)},{'null' if i.price is None else _text(i.price)},{_esc(i.tif)},"
+            f"{'null' if i.ex_destination is None else _esc(i.ex_destination)},{_text(i.received_at)}]")
 
 
 def _child_text(c: ChildOrder) -> str:
-    return (f"[{_esc(c.venue)},{_num(c.qty)},{'null' if c.price is None else _num(c.price)},{_esc(c.ord_type)},"
+    return (f"[{_esc(c.venue)},{_text(c.qty)},{'null' if c.price is None else _text(c.price)},{_esc(c.ord_type)},"
             f"{_esc(c.tif)}]")
 
 
 def _accepted_text(r: "Accepted") -> str:
     return (f"{_intent_text(r.intent)},{_esc(r.order_id)},[{','.join(map(_child_text, r.children))}],"
-            f"[{','.join(map(_esc, r.venue_ids))}],{_esc(r.policy)},{_esc(r.reason)},{_num(r.at)}")
+            f"[{','.join(map(_esc, r.venue_ids))}],{_esc(r.policy)},{_esc(r.reason)},{_text(r.at)}")
 
 
 def _venue_report_text(r: "VenueReport") -> str:
     e = r.report
     return (f"[{_esc(e.venue)},{_esc(e.cl_ord_id)},{'null' if e.orig_cl_ord_id is None else _esc(e.orig_cl_ord_id)},"
-            f"{_esc(e.exec_id)},{_esc(e.exec_type)},{_esc(e.ord_status)},{_num(e.cum_qty)},{_num(e.leaves_qty)},"
-            f"{_num(e.avg_px)},{_num(e.last_qty)},{_num(e.last_px)},"
+            f"{_esc(e.exec_id)},{_esc(e.exec_type)},{_esc(e.ord_status)},{_text(e.cum_qty)},{_text(e.leaves_qty)},"
+            f"{_text(e.avg_px)},{_text(e.last_qty)},{_text(e.last_px)},"
             f"{'null' if e.venue_order_id is None else _esc(e.venue_order_id)},"
-            f"{'null' if e.text is None else _esc(e.text)}],{_num(r.at)}")
+            f"{'null' if e.text is None else _esc(e.text)}],{_text(r.at)}")
 
 
 _HOT: dict[type, Callable[[Any], str]] = {Accepted: _accepted_text, VenueReport: _venue_report_text}
