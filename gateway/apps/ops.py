@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.common.configfile import ConfigError, find_config, load_config
+from gateway.fix.codec import utc_timestamp
 
 EXIT_OK, EXIT_UNCHANGED, EXIT_CANNOT = 0, 1, 2
 TOKEN_FILE = "admin.token"
@@ -246,8 +247,7 @@ TERMINAL = frozenset("248C")
 
 
 def _transact_time() -> str:
-    now = time.time()
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
+    return utc_timestamp(time.time())
 
 
 def order_body(args) -> tuple[str, str]:

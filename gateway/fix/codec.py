@@ -522,8 +522,8 @@ def utc_timestamp(wall: float, precision: int = 3) -> str:
         micros = 999_999
     if precision == 3:
         return text + _MILLIS[micros // 1000]
-    if precision == 6:
-        return f"{text}.{micros:06d}"
+    if precision == 6:       # 1xxxxxx -> six digits: cheaper than a :06d format spec
+        return text + "." + str(micros + 1_000_000)[1:]
     if precision == 0:
         return text
     raise ValueError(f"timestamp precision must be 0, 3 or 6, not {precision}")
