@@ -120,8 +120,8 @@ class ScalpRouter(BaseRouter):
         return d
 
     def _route(self, intent: OrderIntent, qty: float, exclude: tuple, tag: str):
-        # Hot path: MarketState.route_latency / book_usable / L2Book.qty_available are
-        # inlined here (same rules), a function call per venue costs more than the work.
+        # Hot path: MarketState.book_usable / L2Book.qty_available are inlined here (same
+        # rules); the latency figure is MarketState.route_latency itself, one rule for both.
         m = self.market
         cfg = self.cfg
         side = intent.side
@@ -133,8 +133,7 @@ class ScalpRouter(BaseRouter):
         symbol = intent.symbol
         ceiling = cfg.latency_ceiling_us
         min_fill = cfg.min_fill_prob
-        rank_recent = m.rank_recent
-        grace = m.inflight_grace_s
+        route_latency = m.route_latency
         max_age = cfg.book_stale_after_s
         scores: list[tuple] = []
         viable: list[tuple] = []     # fill probability >= min_fill_prob
@@ -146,22 +145,8 @@ class ScalpRouter(BaseRouter):
             if not v.up:
                 scores.append((name, False, None, True, 0.0, 0.0, 0.0, None))
                 continue
-            est = v.lat
-            last = est.last_at
-            # as MarketState.route_latency: a venue without probes ranks by order-ack time and
-            # is never stale; a capped one has its own staleness window
-            if v.probe:
-                lat = est.route_us if rank_recent else est.ewma_us
-                stale = last is None or now - last > v.stale_after_s
-            else:
-                ack = v.ack
-                lat = ack.route_us if rank_recent else ack.ewma_us
-                stale = False
-            pend = v.pending_since
-            if pend is not None and now - pend > grace:
-                age = (now - pend) * 1e6
-                if age > lat:
-                    lat = age                 # a probe unanswered for over half an interval
+            lat, stale = route_latency(v, now)
+            last = v.lat.last_at
             px = None
             avail = vanish = fill = 0.0
             book = v.books.get(symbol)
