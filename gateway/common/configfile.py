@@ -63,19 +63,13 @@ def find_config(explicit: str | Path | None = None, *, env: str = ENV_CONFIG,
     import os
     environ = os.environ if environ is None else environ
     base = Path(cwd) if cwd is not None else Path.cwd()
-    if explicit:
-        p = Path(explicit)
-        p = p if p.is_absolute() else base / p
-        if not p.is_file():
-            raise ConfigError(f"{explicit}: config file not found (given with --config)")
-        return p
-    from_env = environ.get(env)
-    if from_env:
-        p = Path(from_env)
-        p = p if p.is_absolute() else base / p
-        if not p.is_file():
-            raise ConfigError(f"{from_env}: config file not found (from ${env})")
-        return p
+    for given, source in ((explicit, "given with --config"), (environ.get(env), f"from ${env}")):
+        if given:
+            p = Path(given)
+            p = p if p.is_absolute() else base / p
+            if not p.is_file():
+                raise ConfigError(f"{given}: config file not found ({source})")
+            return p
     p = base / default
     if p.is_file():
         return p
