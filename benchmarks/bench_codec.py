@@ -2,7 +2,7 @@
 
 Ours (gateway.fix.codec/dictionary) next to the quickfix binding and simplefix in the same run,
 p50/p99 in microseconds per operation (each op timed alone), median over several runs.
-When the mypyc build is in use (gateway/fix/accel.py), ours runs twice: compiled, and the
+When the mypyc build is in use (gateway/common/accel.py), ours runs twice: compiled, and the
 pure-Python modules loaded beside it, with the ratio pure / compiled of the p50s.
 Prints a table; asserts nothing.
 
@@ -19,7 +19,7 @@ from types import ModuleType
 import gateway.fix.codec as codec_module
 import gateway.fix.dictionary as dictionary_module
 from gateway.common.paths import FIX44_XML
-from gateway.fix import accel
+from gateway.common import accel
 from gateway.fix.codec import encode, fix_number
 
 HEADER = "49=CLIENT\x0156=GATEWAY\x0134=12345\x0152=20240102-03:04:05.678\x01"
@@ -134,7 +134,7 @@ def main() -> None:
     mode, why = accel.mode()
     engines: dict[str, dict[str, Callable[[], object]] | str] = {}
     if mode == "compiled":
-        pure = accel.load_pure()
+        pure = accel.load_pure(["gateway.fix.codec", "gateway.fix.dictionary"])
         engines["ours-mypyc"] = ours()
         engines["ours-pure"] = ours(pure["codec"], pure["dictionary"])
     else:

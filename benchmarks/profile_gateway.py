@@ -159,10 +159,11 @@ def stub_orders(gw, oms, venue, n: int) -> float:
 
 def codec_note() -> str:
     """Compiled (mypyc) codec and dictionary functions are invisible to cProfile: say so."""
-    from gateway.fix import accel
+    from gateway.common import accel
     mode, _why = accel.mode()
-    return "" if mode == "pure" else ("; codec/dictionary compiled (mypyc): cProfile does not see them, "
-                                      "their time counts in their callers")
+    return "" if mode == "pure" else (f"; {len(accel.MODULES)} modules compiled (mypyc: "
+                                      f"{', '.join(m.rsplit('.', 1)[-1] for m in accel.MODULES)}): cProfile "
+                                      "does not see them, their time counts in their callers")
 
 
 def stage_times(stats: pstats.Stats) -> dict[str, float]:

@@ -14,11 +14,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Compiled (mypyc) or pure-Python codec and dictionary: decided here, before either can load.
-from gateway.fix import accel as _accel
-
-_accel.install()
-
 _EXPORTS = {
     # engine.py: what processes use
     "create_engine": "engine", "Application": "engine", "BaseApplication": "engine",

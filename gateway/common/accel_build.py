@@ -1,8 +1,8 @@
-"""Build, inspect or remove the mypyc-compiled protocol modules (see accel.py).
+"""Build, inspect or remove the mypyc-compiled modules (see accel.py).
 
-    python -m gateway.fix.accel_build build [PYTHON]   # PYTHON: an interpreter with mypy (default: this one)
-    python -m gateway.fix.accel_build status
-    python -m gateway.fix.accel_build clean
+    python -m gateway.common.accel_build build [PYTHON]   # PYTHON: an interpreter with mypy (default: this one)
+    python -m gateway.common.accel_build status
+    python -m gateway.common.accel_build clean
 """
 from __future__ import annotations
 
@@ -15,18 +15,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.fix.accel import (
+from gateway.common.accel import (
     GROUP,
-    HERE,
     MANIFEST,
     MODULES,
-    PACKAGE,
     PURE_ENV,
+    ROOT,
     _ext_suffix,
+    _key,
     _sha256,
     _stamp,
     check,
     compiled_files,
+    source,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -49,23 +50,20 @@ def build(python: str = sys.executable, quiet: bool = True) -> float:
     """Compile ``MODULES`` in place with mypyc and write the manifest; returns seconds taken.
     Raises SystemExit with the compiler's output when the build fails (the .py files keep
     working either way)."""
-    root = HERE.parents[1]           # the directory holding gateway/
-    rel = HERE.relative_to(root)
     clean()
-    sources = {name: _sha256(HERE / f"{name}.py") for name in MODULES}
+    sources = {name: _sha256(source(name)) for name in MODULES}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fixgw-accel-") as tmp:
         env = {**os.environ, "MYPY_CACHE_DIR": os.path.join(tmp, "mypy_cache"), PURE_ENV: "1"}
-        paths = ",".join(str(rel / f"{name}.py") for name in MODULES)
+        paths = ",".join(_key(source(name), ROOT) for name in MODULES)
         proc = subprocess.run(
-            [python, "-c", _SETUP, paths, f"{PACKAGE}.{GROUP}", os.path.join(tmp, "c"),
-             os.path.join(tmp, "obj")],
-            cwd=root, env=env, capture_output=quiet, text=True, timeout=900, check=False)
+            [python, "-c", _SETUP, paths, GROUP, os.path.join(tmp, "c"), os.path.join(tmp, "obj")],
+            cwd=ROOT, env=env, capture_output=quiet, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         clean()
         out = (proc.stdout or "")[-4000:] + (proc.stderr or "")[-4000:] if quiet else ""
         raise SystemExit(f"mypyc build failed (the pure-Python modules stay in use):\n{out}")
-    if {name: _sha256(HERE / f"{name}.py") for name in MODULES} != sources:
+    if {name: _sha256(source(name)) for name in MODULES} != sources:
         clean()
         raise SystemExit("sources changed during the build; run it again")
     manifest = {
@@ -73,9 +71,9 @@ def build(python: str = sys.executable, quiet: bool = True) -> float:
         "mypy": _mypy_version(python),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "sources": sources,
-        "files": {f.name: _stamp(f) for f in compiled_files()},
+        "files": {_key(f, ROOT): _stamp(f) for f in compiled_files()},
     }
-    (HERE / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    (ROOT / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return time.monotonic() - started
 
 
@@ -88,7 +86,7 @@ def _mypy_version(python: str) -> str:
 def clean() -> list[Path]:
     """Remove the compiled files and the manifest; returns what was removed."""
     removed = compiled_files()
-    manifest = HERE / MANIFEST
+    manifest = ROOT / MANIFEST
     if manifest.exists():
         removed.append(manifest)
     for f in removed:
@@ -102,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "build":
         python = args[1] if len(args) > 1 else sys.executable
         seconds = build(python, quiet=True)
-        print(f"compiled {', '.join(MODULES)} in {seconds:.1f} s: {check()[1]}")
+        print(f"compiled {len(MODULES)} modules ({', '.join(MODULES)}) in {seconds:.1f} s: {check()[1]}")
     elif command == "clean":
         print("removed:", ", ".join(f.name for f in clean()) or "nothing")
     elif command == "status":
