@@ -572,13 +572,15 @@ class NativeSession(SessionHandle):
 
         Why: a probe goes out alone every few tens of ms; in between, other processes evict
         our code and data from the CPU caches, and the probe's own path (encode a TestRequest,
-        parse, validate and sequence-check the Heartbeat) then ran 2-3x slower than warm:
-        measured ~390 -> ~250 us of our floor per probe (docs/operations.md, "Latency probes").
+        parse, validate and sequence-check the Heartbeat) runs many times slower than warm.
+        Measured on the 2-core VM: our floor per probe p50 378 -> 248 us, rtt 824 -> 674 us
+        (docs/operations.md, "Latency probes"), for ~260 us of CPU spent here per probe,
+        before the probe's "decided" stamp.
         The twin is a second sans-IO ``Session`` with the same settings and Dictionary, a
         ``MemoryStore`` that keeps no messages, no schedule, no socket and no application: it
         sends a TestRequest into nothing and is fed the Heartbeat a venue would answer. The
-        real session, its store, its counters and the wire are untouched. Costs about one
-        probe's CPU per probe. Any failure turns it off for this session (logged once)."""
+        real session, its store, its counters and the wire are untouched. Any failure turns it
+        off for this session (logged once); ``Limits.warm_probes = False``: off."""
         twin = self._twin
         if twin is False:
             return
