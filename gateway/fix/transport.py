@@ -448,6 +448,7 @@ def loop_batch() -> SendBatch:
 # ---------------------------------------------------------------- one configured session
 
 _SENDABLE = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
+WARM_IDLE_S = 0.002     # NativeSession.warm_up only after this long without traffic on the session
 
 class NativeSession(SessionHandle):
     """A configured session: our sans-IO ``Session`` plus its current connection, its
@@ -580,10 +581,15 @@ class NativeSession(SessionHandle):
         ``MemoryStore`` that keeps no messages, no schedule, no socket and no application: it
         sends a TestRequest into nothing and is fed the Heartbeat a venue would answer. The
         real session, its store, its counters and the wire are untouched. Any failure turns it
-        off for this session (logged once); ``Limits.warm_probes = False``: off."""
+        off for this session (logged once); ``Limits.warm_probes = False``: off. Skipped when
+        the session sent or received within ``WARM_IDLE_S``: a busy session's code is warm
+        already, and a busy loop is where an extra ~260 us before a probe would delay orders."""
         twin = self._twin
         if twin is False:
             return
+        session = self.session
+        if self.engine.clock.now() - max(session.last_received_at, session.last_sent_at) < WARM_IDLE_S:
+            return          # traffic within the last ms ran this code: warm already, no stall added
         try:
             if twin is None:
                 if not self.engine.limits.warm_probes:

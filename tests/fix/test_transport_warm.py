@@ -11,6 +11,11 @@ from test_transport import pair
 from gateway.fix.events import NEED_DATA
 
 
+def quiet(handle) -> None:
+    """As if the session had had no traffic for a second (warm_up skips a busy session)."""
+    handle.session.last_received_at = handle.session.last_sent_at = handle.engine.clock.now() - 1.0
+
+
 def _files(directory) -> dict[str, int]:
     return {name: os.path.getsize(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
 
@@ -23,6 +28,7 @@ def test_warm_up_leaves_the_real_session_store_counters_and_wire_alone(tmp_path)
             gw = await client.wait_logged_on()
             seqs = (gw.next_sender_seq, gw.next_target_seq)
             counters, files = dict(gw.counters), _files(tmp_path)
+            quiet(gw)
             for _ in range(3):
                 gw.warm_up()
             assert (gw.next_sender_seq, gw.next_target_seq) == seqs
@@ -48,6 +54,7 @@ def test_warm_up_works_for_an_acceptor_session_too():
             await client.wait_logged_on()
             handle = await venue.wait_logged_on()
             seqs = (handle.next_sender_seq, handle.next_target_seq)
+            quiet(handle)
             handle.warm_up()
             handle.warm_up()
             assert handle._twin.logged_on
@@ -63,6 +70,7 @@ def test_warm_probes_false_makes_warm_up_a_no_op():
         venue, client = await pair(Recorder(), Recorder(), initiator_kw={"warm_probes": False})
         try:
             gw = await client.wait_logged_on()
+            quiet(gw)
             gw.warm_up()
             assert gw._twin is False
         finally:
@@ -82,6 +90,7 @@ def test_a_failing_twin_turns_warm_up_off_and_the_session_carries_on(caplog):
         try:
             gw = await client.wait_logged_on()
             gw._twin = Broken()
+            quiet(gw)
             gw.warm_up()
             assert gw._twin is False
             gw.warm_up()                       # off: nothing happens, nothing is logged again
@@ -94,3 +103,29 @@ def test_a_failing_twin_turns_warm_up_off_and_the_session_carries_on(caplog):
     with caplog.at_level("WARNING", logger="gateway.fix.transport"):
         run(main())
     assert sum("probe warm-up failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_warm_up_is_skipped_while_the_session_has_traffic():
+    async def main():
+        venue, client = await pair(Recorder(), Recorder())
+        try:
+            gw = await client.wait_logged_on()
+            now = gw.engine.clock.now
+            quiet(gw)
+            gw.warm_up()                                   # quiet for a second: the twin runs
+            twin = gw._twin
+            sent = twin.next_sender_seq
+            gw.session.last_sent_at = now()                # something just went out
+            gw.warm_up()
+            assert twin.next_sender_seq == sent
+            gw.session.last_sent_at = now() - 1.0
+            gw.session.last_received_at = now()            # something just came in
+            gw.warm_up()
+            assert twin.next_sender_seq == sent
+            gw.session.last_received_at = now() - 1.0
+            gw.warm_up()
+            assert twin.next_sender_seq == sent + 1
+        finally:
+            await client.stop()
+            await venue.stop()
+    run(main())
