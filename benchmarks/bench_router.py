@@ -189,14 +189,14 @@ def echo_server(port: int) -> None:
     """``bench_router.py echo PORT``: an asyncio (uvloop) process that echoes what it reads:
     the simulated venue with no FIX, no matching, no Python of ours in it."""
     import asyncio  # noqa: PLC0415
+    import socket  # noqa: PLC0415
 
     from gateway.fix.transport import new_event_loop  # noqa: PLC0415
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport):
             self.t = transport
-            sock = transport.get_extra_info("socket")
-            sock.setsockopt(6, 1, 1)   # TCP_NODELAY
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def data_received(self, data):
             self.t.write(data)
@@ -217,9 +217,10 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) ->
     probe reads above this is ours or the venue's software; this much is the VM's (wake-ups
     of two sleeping processes, the kernel, cold caches). ``busy_poll_us`` > 0: after each
     write the pinger polls its socket for at most that long before going back to the loop
-    (the technique ``probe_busy_poll_us`` applies to probes)."""
+    (busy-polling after a probe, evaluated in docs/operations.md "Latency probes": not adopted)."""
     import asyncio  # noqa: PLC0415
     import select  # noqa: PLC0415
+    import socket  # noqa: PLC0415
 
     from gateway.common import procs  # noqa: PLC0415
     from gateway.fix.transport import new_event_loop  # noqa: PLC0415
@@ -238,7 +239,7 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) ->
             def connection_made(self, transport):
                 self.t = transport
                 self.sock = transport.get_extra_info("socket")
-                self.sock.setsockopt(6, 1, 1)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.poller = select.poll()
                 self.poller.register(self.sock.fileno(), select.POLLIN)
                 loop.call_later(interval_ms / 1000.0, self.ping)

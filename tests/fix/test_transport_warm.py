@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from transport_helpers import Recorder, run, settings
+from transport_helpers import Recorder, run
 from test_transport import pair
 
 from gateway.fix.events import NEED_DATA
