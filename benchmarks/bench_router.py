@@ -3,6 +3,7 @@
 Usage:
   .venv/bin/python benchmarks/bench_router.py decide [--venues 8] [--levels 10] [--orders 20000]
   .venv/bin/python benchmarks/bench_router.py probes [--delays-ms 0,0.5,2,5] [--seconds 6]
+  .venv/bin/python benchmarks/bench_router.py floor [--interval-ms 100] [--busy-poll-us 300]
   .venv/bin/python benchmarks/bench_router.py all
 
 ``decide``: pure CPU. Books of N venues x L levels per side, live-looking latencies and
@@ -15,7 +16,10 @@ jitter) and the gateway (our TestRequest probes every probe_interval_ms on its v
 sessions, ``--engine native|quickfix``); prints per venue the probe RTT p50/p99 as we see
 it, the venue's part (socket write -> answer read) against 2 x the injected delay, and our
 own floor (send + receive path per probe) apart. ``--delays-ms 0 --no-proxy`` is the
-zero-latency venue of issue 12's target.
+zero-latency venue of issue 12's target. The same run first measures the raw loopback
+floor (``floor`` alone: an echo process and a pinger at the probe cadence, no FIX on either
+side; ``--floor-count 0`` skips it), so a probe figure can be read against what this
+machine gives any two Python processes.
 """
 from __future__ import annotations
 
@@ -120,14 +124,18 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 
 
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
-                 proxy: bool = True) -> dict:
+                 proxy: bool = True, floor_count: int = 60) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
     Per venue: ``rtt`` (decided -> answer handled, the whole probe as we see it), ``venue``
     (our bytes in the socket -> the answer's bytes read: what the router ranks by) and the
-    process's ``floor`` (our send + receive path per probe) apart."""
+    process's ``floor`` (our send + receive path per probe) apart. First, in the same run,
+    the raw loopback floor (``loopback_floor``) at the same cadence: what two idle Python
+    processes take for the same round trip with none of our FIX code on either side."""
     import tempfile
+
+    raw = loopback_floor(floor_count, interval_ms) if floor_count > 0 else None
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "router"))
     from live_rig import LiveRig  # noqa: PLC0415 - sockets and processes only for this part
@@ -146,13 +154,18 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
           f"no jitter{', zero-delay venue through its delay line' if proxy else ''})")
     print("rtt = decided -> answer handled; venue = our bytes in the socket -> the answer's bytes read; "
           "expect = 2 x one-way delay")
+    if raw is not None:
+        print(f"raw loopback floor (two idle Python processes, an echo, one round trip every {interval_ms:.0f} ms): "
+              f"p50 {raw['p50_us']:.0f} us, p99 {raw['p99_us']:.0f} us, {raw['samples']} samples")
     print(f"our floor (send + receive path per probe): p50 {_f(floor.get('p50_us'))} us, "
           f"p99 {_f(floor.get('p99_us'))} us, {floor.get('samples', 0)} samples; send path p50/p99 "
           f"{_f(floor.get('send_p50_us'))}/{_f(floor.get('send_p99_us'))} us, receive path "
           f"{_f(floor.get('receive_p50_us'))}/{_f(floor.get('receive_p99_us'))} us")
     print(f"{'venue':<6} {'one-way ms':>10} {'expect us':>9} {'samples':>7} {'rtt p50':>8} {'rtt p99':>8} "
           f"{'venue p50':>9} {'venue p99':>9} {'jitter us':>9} {'venue-exp':>9}")
-    out = {"floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"), "venues": {}}
+    out = {"floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
+           "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
+           "loopback_p50_us": raw and round(raw["p50_us"], 1), "loopback_p99_us": raw and round(raw["p99_us"], 1), "venues": {}}
     for v, d_ms in zip(venues, delays_ms):
         lat, rtt = snap[v["name"]]["latency"], snap[v["name"]].get("rtt", {})
         expect = 2 * d_ms * 1000
@@ -167,13 +180,113 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     return out
 
 
+# ---------------------------------------------------------------- the raw loopback floor
+
+PING = b"8=FIX.4.4\x019=60\x0135=1\x0134=1\x0149=GW\x0156=V\x0152=20260101-00:00:00.000000\x01112=PRB-D0-1\x0110=000\x01"
+
+
+def echo_server(port: int) -> None:
+    """``bench_router.py echo PORT``: an asyncio (uvloop) process that echoes what it reads:
+    the simulated venue with no FIX, no matching, no Python of ours in it."""
+    import asyncio  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from gateway.fix.transport import new_event_loop  # noqa: PLC0415
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def data_received(self, data):
+            self.t.write(data)
+
+    loop = new_event_loop()
+    server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", port))
+    loop.call_later(600.0, loop.stop)     # bounded, whatever happens to the parent
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) -> dict:
+    """Two idle Python processes over loopback, measured the way the gateway's probe is: a
+    loop timer every ``interval_ms`` writes one TestRequest-sized frame to an echo process
+    (uvloop, TCP_NODELAY) and the echo's bytes are stamped in ``data_received``. Whatever a
+    probe reads above this is ours or the venue's software; this much is the VM's (wake-ups
+    of two sleeping processes, the kernel, cold caches). ``busy_poll_us`` > 0: after each
+    write the pinger polls its socket for at most that long before going back to the loop
+    (busy-polling after a probe, evaluated in docs/operations.md "Latency probes": not adopted)."""
+    import asyncio  # noqa: PLC0415
+    import select  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from gateway.common import procs  # noqa: PLC0415
+    from gateway.fix.transport import new_event_loop  # noqa: PLC0415
+
+    port = procs.free_port()
+    echo = procs.start([sys.executable, str(Path(__file__).resolve()), "echo", str(port)])
+    rtts: list[float] = []
+    try:
+        procs.wait_for_ports([port], 10.0, echo)
+        loop = new_event_loop()
+        pc = time.perf_counter
+        done = loop.create_future()
+        state = {"t0": 0.0}
+
+        class Ping(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.t = transport
+                self.sock = transport.get_extra_info("socket")
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.poller = select.poll()
+                self.poller.register(self.sock.fileno(), select.POLLIN)
+                loop.call_later(interval_ms / 1000.0, self.ping)
+
+            def ping(self):
+                state["t0"] = pc()
+                self.t.write(PING)
+                if busy_poll_us > 0:
+                    end = state["t0"] + busy_poll_us * 1e-6
+                    poll = self.poller.poll
+                    while not poll(0) and pc() < end:
+                        pass
+
+            def data_received(self, data):
+                rtts.append(pc() - state["t0"])
+                if len(rtts) >= count:
+                    done.set_result(None)
+                else:
+                    loop.call_later(interval_ms / 1000.0, self.ping)
+
+        async def run():
+            t, _ = await loop.create_connection(Ping, "127.0.0.1", port)
+            try:
+                await asyncio.wait_for(done, count * interval_ms / 1000.0 * 3 + 10)
+            finally:
+                t.close()
+
+        loop.run_until_complete(run())
+        loop.close()
+    finally:
+        procs.stop(echo)
+    rtts = rtts[3:]                                  # connection warm-up
+    return {"p50_us": pct(rtts, .5) * 1e6, "p99_us": pct(rtts, .99) * 1e6, "samples": len(rtts)}
+
+
 def _f(x) -> str:
     return "-" if x is None else f"{x:.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["decide", "probes", "all"], nargs="?", default="decide")
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["echo"]:          # the floor's echo process (loopback_floor starts it)
+        echo_server(int(argv[1]))
+        return 0
+    ap.add_argument("what", choices=["decide", "probes", "floor", "all"], nargs="?", default="decide")
     ap.add_argument("--venues", type=int, default=8)
     ap.add_argument("--levels", type=int, default=10)
     ap.add_argument("--orders", type=int, default=20_000)
@@ -183,15 +296,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", choices=("native", "quickfix"), default="native")
     ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
     ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
+    ap.add_argument("--floor-count", type=int, default=60,
+                    help="probes, floor: round trips of the raw loopback floor (0: skip it)")
+    ap.add_argument("--busy-poll-us", type=float, default=0.0,
+                    help="floor: also measure with the pinger polling its socket this long after each write")
     a = ap.parse_args(argv)
     if a.what in ("decide", "all"):
         bench_decide(a.venues, a.levels, a.orders)
     if a.what in ("probes", "all"):
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
-                           a.engine, proxy=not a.no_proxy)
+                           a.engine, proxy=not a.no_proxy, floor_count=a.floor_count)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
+    if a.what == "floor":
+        for spin in (0.0, a.busy_poll_us) if a.busy_poll_us > 0 else (0.0,):
+            f = loopback_floor(a.floor_count, a.interval_ms, spin)
+            print(f"raw loopback floor, one round trip every {a.interval_ms:.0f} ms, busy poll {spin:.0f} us "
+                  f"after each write: p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, {f['samples']} samples")
     return 0
 
 

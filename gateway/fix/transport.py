@@ -122,6 +122,7 @@ class Limits:
     log_keep: int = 30                       # rotated log files kept per session and kind
     store_fsync: str = "never"               # FileStore: "never" | "interval" | "always" (store.py says
                                              # what each survives: SIGKILL vs power loss)
+    warm_probes: bool = True                 # NativeSession.warm_up runs (see there); False: a no-op
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Limits":
@@ -447,6 +448,7 @@ def loop_batch() -> SendBatch:
 # ---------------------------------------------------------------- one configured session
 
 _SENDABLE = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
+WARM_IDLE_S = 0.002     # NativeSession.warm_up only after this long without traffic on the session
 
 class NativeSession(SessionHandle):
     """A configured session: our sans-IO ``Session`` plus its current connection, its
@@ -481,6 +483,8 @@ class NativeSession(SessionHandle):
         self.enabled = asyncio.Event()
         self.enabled.set()
         self._sched_handle: asyncio.TimerHandle | None = None
+        self.dictionary: Any = None       # the Session's Dictionary (set by NativeEngine._make_session)
+        self._twin: Any = None            # warm_up's throwaway Session; False: warm-up off
 
     # -- the session schedule (settings.schedule): a loop timer at each boundary
     def arm_schedule(self) -> None:
@@ -561,6 +565,71 @@ class NativeSession(SessionHandle):
                 **self.counters,
                 **({"schedule": self.settings.schedule.describe(), "in_schedule": self.session.in_schedule()}
                    if self.settings.schedule is not None else {})}
+
+    # -- a lone probe on warm caches (issue 12: probes that measure the venue, not us)
+    def warm_up(self) -> None:
+        """Run the code of a probe's send and receive path once, on a throwaway twin of this
+        session, just before a latency probe is decided (``MarketState._probe`` calls it).
+
+        Why: a probe goes out alone every few tens of ms; in between, other processes evict
+        our code and data from the CPU caches, and the probe's own path (encode a TestRequest,
+        parse, validate and sequence-check the Heartbeat) runs many times slower than warm.
+        Measured on the 2-core VM: our floor per probe p50 378 -> 248 us, rtt 824 -> 674 us
+        (docs/operations.md, "Latency probes"), for ~260 us of CPU spent here per probe,
+        before the probe's "decided" stamp.
+        The twin is a second sans-IO ``Session`` with the same settings and Dictionary, a
+        ``MemoryStore`` that keeps no messages, no schedule, no socket and no application: it
+        sends a TestRequest into nothing and is fed the Heartbeat a venue would answer. The
+        real session, its store, its counters and the wire are untouched. Any failure turns it
+        off for this session (logged once); ``Limits.warm_probes = False``: off. Skipped when
+        the session sent or received within ``WARM_IDLE_S``: a busy session's code is warm
+        already, and a busy loop is where an extra ~260 us before a probe would delay orders."""
+        twin = self._twin
+        if twin is False:
+            return
+        session = self.session
+        if self.engine.clock.now() - max(session.last_received_at, session.last_sent_at) < WARM_IDLE_S:
+            return          # traffic within the last ms ran this code: warm already, no stall added
+        try:
+            if twin is None:
+                if not self.engine.limits.warm_probes:
+                    self._twin = False
+                    return
+                twin = self._twin = self._make_twin()
+            twin.send_test_request("PRB-WARM-0")
+            twin.data_to_send()
+            self._feed_twin(twin, "0", "112=PRB-WARM-0\x01")
+        except Exception:  # noqa: BLE001 - a warm-up must never touch the real session
+            log.warning("%s: probe warm-up failed; off for this session", self.key, exc_info=True)
+            self._twin = False
+
+    def _make_twin(self) -> Any:
+        from gateway.fix.session import Session
+        from gateway.fix.store import MemoryStore
+        settings = self.settings.model_copy(update={"persist_messages": False, "schedule": None})
+        twin = Session(settings, MemoryStore(), self.dictionary, clock=self.engine.clock, wall=self.engine.wall)
+        twin.connection_made()
+        twin.data_to_send()
+        self._feed_twin(twin, "A", f"98=0\x01108={settings.heartbeat_s}\x01")
+        twin.data_to_send()
+        if not twin.logged_on:
+            raise RuntimeError(f"the warm-up twin did not log on ({twin.state})")
+        return twin
+
+    def _feed_twin(self, twin: Any, msg_type: str, body: str) -> None:
+        """The twin's peer: one message in, its events drained (and dropped)."""
+        from gateway.fix.codec import encode, utc_timestamp
+        s = twin.settings
+        header = (f"34={twin.next_target_seq}\x0149={s.target_comp_id}\x0152={utc_timestamp(self.engine.wall())}"
+                  f"\x0156={s.sender_comp_id}\x01")
+        twin.receive_data(encode(s.begin_string, msg_type, header, body))
+        need_data = self.engine.NEED_DATA
+        for _ in range(8):
+            event = twin.next_event()
+            if event is need_data:
+                return
+            if type(event).__name__ == "LogonReceived":     # an acceptor's twin
+                twin.accept_logon()
 
     # -- connection life
     def attach(self, conn: FixProtocol) -> None:
@@ -897,7 +966,9 @@ class NativeEngine:
         session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
         slog = (SessionLog(self.log_dir, settings.key, self.limits.log_max_bytes, self.limits.log_keep, self.wall)
                 if self.log_dir is not None else None)
-        return NativeSession(self, settings, session, store, slog)
+        ns = NativeSession(self, settings, session, store, slog)
+        ns.dictionary = dictionary
+        return ns
 
     async def stop(self) -> None:
         """Logout every logged-on session, wait a little for the peers, then close all."""
