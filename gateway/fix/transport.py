@@ -122,7 +122,7 @@ class Limits:
     log_keep: int = 30                       # rotated log files kept per session and kind
     store_fsync: str = "never"               # FileStore: "never" | "interval" | "always" (store.py says
                                              # what each survives: SIGKILL vs power loss)
-    warm_probes: bool = True                 # NativeSession.warm_up runs (see there); False: a no-op
+    warm_probes: bool = False                # True: NativeSession.warm_up runs before each probe (see there)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Limits":
@@ -581,7 +581,9 @@ class NativeSession(SessionHandle):
         ``MemoryStore`` that keeps no messages, no schedule, no socket and no application: it
         sends a TestRequest into nothing and is fed the Heartbeat a venue would answer. The
         real session, its store, its counters and the wire are untouched. Any failure turns it
-        off for this session (logged once); ``Limits.warm_probes = False``: off. Skipped when
+        off for this session (logged once). Off unless ``Limits.warm_probes``: it does not change
+        the venue's part the router ranks by, and it holds the loop (an order arriving then
+        waits). Skipped when
         the session sent or received within ``WARM_IDLE_S``: a busy session's code is warm
         already, and a busy loop is where an extra ~260 us before a probe would delay orders."""
         twin = self._twin

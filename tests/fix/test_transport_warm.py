@@ -11,6 +11,9 @@ from test_transport import pair
 from gateway.fix.events import NEED_DATA
 
 
+WARM = {"warm_probes": True}       # off by default (it stalls the loop ~260 us per probe)
+
+
 def quiet(handle) -> None:
     """As if the session had had no traffic for a second (warm_up skips a busy session)."""
     handle.session.last_received_at = handle.session.last_sent_at = handle.engine.clock.now() - 1.0
@@ -23,7 +26,7 @@ def _files(directory) -> dict[str, int]:
 def test_warm_up_leaves_the_real_session_store_counters_and_wire_alone(tmp_path):
     async def main():
         venue_app, client_app = Recorder(), Recorder()
-        venue, client = await pair(venue_app, client_app, initiator_kw={"store_dir": tmp_path})
+        venue, client = await pair(venue_app, client_app, initiator_kw={"store_dir": tmp_path, **WARM})
         try:
             gw = await client.wait_logged_on()
             seqs = (gw.next_sender_seq, gw.next_target_seq)
@@ -49,7 +52,7 @@ def test_warm_up_leaves_the_real_session_store_counters_and_wire_alone(tmp_path)
 
 def test_warm_up_works_for_an_acceptor_session_too():
     async def main():
-        venue, client = await pair(Recorder(), Recorder())
+        venue, client = await pair(Recorder(), Recorder(), acceptor_kw=WARM)
         try:
             await client.wait_logged_on()
             handle = await venue.wait_logged_on()
@@ -65,9 +68,9 @@ def test_warm_up_works_for_an_acceptor_session_too():
     run(main())
 
 
-def test_warm_probes_false_makes_warm_up_a_no_op():
+def test_warm_probes_off_by_default_makes_warm_up_a_no_op():
     async def main():
-        venue, client = await pair(Recorder(), Recorder(), initiator_kw={"warm_probes": False})
+        venue, client = await pair(Recorder(), Recorder())
         try:
             gw = await client.wait_logged_on()
             quiet(gw)
@@ -86,7 +89,7 @@ def test_a_failing_twin_turns_warm_up_off_and_the_session_carries_on(caplog):
 
     async def main():
         venue_app, client_app = Recorder(), Recorder()
-        venue, client = await pair(venue_app, client_app)
+        venue, client = await pair(venue_app, client_app, initiator_kw=WARM)
         try:
             gw = await client.wait_logged_on()
             gw._twin = Broken()
@@ -107,7 +110,7 @@ def test_a_failing_twin_turns_warm_up_off_and_the_session_carries_on(caplog):
 
 def test_warm_up_is_skipped_while_the_session_has_traffic():
     async def main():
-        venue, client = await pair(Recorder(), Recorder())
+        venue, client = await pair(Recorder(), Recorder(), initiator_kw=WARM)
         try:
             gw = await client.wait_logged_on()
             now = gw.engine.clock.now
