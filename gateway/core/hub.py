@@ -233,19 +233,21 @@ class GatewayCore:
     def handle(self, event: Any) -> list:
         """Any event above -> the commands to carry out, in order. Never raises for an event's content."""
         try:
-            return self._handlers[type(event)](event)
+            cls = event.__class__
+            if cls is OmsNewOrder:             # the order path first, without the table
+                return self.new_order(event)
+            if cls is VenueExecutionReport:
+                return self.venue_report(event)
+            return self._handlers[cls](event)
         except Exception:      # noqa: BLE001 - a bug in one event must not take every session down
             self.counts["handler_errors"] += 1
             log.exception("error handling %r", event)
             if isinstance(event, OmsNewOrder):
                 return [self._unjournaled_reject(event.intent, "gateway error: order not accepted")]
-            if isinstance(event, (OmsCancelRequest, OmsReplaceRequest)):
-                replace = isinstance(event, OmsReplaceRequest)
-                return [RejectOmsCancel(session=event.session,
-                                        cl_ord_id=event.new.cl_ord_id if replace else event.cl_ord_id,
-                                        orig_cl_ord_id=event.orig_cl_ord_id, order_id="NONE", ord_status="8",
-                                        response_to="2" if replace else "1", reason=CXL_OTHER,
-                                        text="gateway error: request not processed")]
+            if isinstance(event, OmsCancelRequest):
+                return [_request_not_processed(event.session, event.cl_ord_id, event.orig_cl_ord_id, "1")]
+            if isinstance(event, OmsReplaceRequest):
+                return [_request_not_processed(event.session, event.new.cl_ord_id, event.orig_cl_ord_id, "2")]
             return []
 
     # ------------------------------------------------------------ OMS events
@@ -289,8 +291,9 @@ class GatewayCore:
         children = decision.children
         if not children:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
-        if self._max_in_flight is not None:
-            busy = self._over_in_flight_cap(children)
+        cap = self._max_in_flight
+        if cap is not None:
+            busy = self._over_in_flight_cap(children, cap)
             if busy is not None:
                 self.counts["in_flight_rejects"] += 1
                 return self._reject(intent, busy, REJ_OTHER)
@@ -306,8 +309,7 @@ class GatewayCore:
         self.risk.book(intent)                                  # apply
         return self.orders.accept(intent, order_id, children, vids, decision.policy, decision.reason, now)
 
-    def _over_in_flight_cap(self, children: list[ChildOrder]) -> str | None:
-        cap = self._max_in_flight
+    def _over_in_flight_cap(self, children: list[ChildOrder], cap: int) -> str | None:
         for c in children:
             n = self.orders.in_flight.get(c.venue, 0)
             if n >= cap:
@@ -357,6 +359,7 @@ class GatewayCore:
         refuse = orders.refusal(order, ev.session, ev.cl_ord_id, ev.orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
+        assert order is not None           # refusal() answers an unknown order
         ids = [self.ids.venue() for c in order.live_children() if not c.cancel_pending]
         try:
             self.journal.write(J.Cancel(session=ev.session, cl_ord_id=ev.cl_ord_id,
@@ -664,6 +667,12 @@ class GatewayCore:
                 "in_flight": dict(self.orders.in_flight),
                 "recovery": {"applied": self.recovery.applied, "skipped": len(self.recovery.skipped),
                              "clean_stop": self.recovery.clean_stop}}
+
+
+def _request_not_processed(session: str, cl_ord_id: str, orig_cl_ord_id: str, response_to: str) -> RejectOmsCancel:
+    return RejectOmsCancel(session=session, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig_cl_ord_id, order_id="NONE",
+                           ord_status="8", response_to=response_to, reason=CXL_OTHER,
+                           text="gateway error: request not processed")
 
 
 def _in_force(states: list) -> list:

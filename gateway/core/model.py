@@ -62,7 +62,7 @@ class RoutingDecision:
     policy: str
     children: list[ChildOrder]
     reason: str
-    scores: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)   # per venue: tuples (decisions.SCORE_FIELDS) or dicts
     decided_at: float = 0.0
     decision_us: float = 0.0
 

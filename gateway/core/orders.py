@@ -479,6 +479,7 @@ class OrderManager:
         Should the first one reach the venue after all, the second is refused and that refusal is
         absorbed (``on_venue_cancel_reject``: the OMS request is answered once)."""
         old = child.cancel_pending
+        assert old is not None          # the caller checked
         req = self.by_venue_id[old][1]
         vid = _again(old)
         child.cancel_pending = vid
@@ -632,6 +633,7 @@ class OrderManager:
         refuse = self.refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
+        assert order is not None           # refusal() answers an unknown order
         req = Request("cancel", order, cl_ord_id, orig_cl_ord_id, text=text or "canceled at the OMS's request")
         self.by_oms.setdefault((session, cl_ord_id), order)
         return self._cancel_children(order, req, venue_ids)
@@ -666,6 +668,7 @@ class OrderManager:
         refuse = self.refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
         if refuse is not None:
             return refuse
+        assert order is not None           # refusal() answers an unknown order
         live = order.live_children()
         problem = None
         if len(order.children) != 1 or len(live) != 1:
@@ -745,7 +748,8 @@ class OrderManager:
         child.cl_ord_id = ev.cl_ord_id
         child.qty, child.price = req.qty, req.price
         self.by_venue_id[ev.cl_ord_id] = (child, None)
-        order.intent = req.new_intent
+        if req.new_intent is not None:          # always set on a replace
+            order.intent = req.new_intent
         self.counts["replaced"] += 1
         self._sync_fills(child, ev)
         if child.status == PENDING_NEW:
@@ -760,6 +764,7 @@ class OrderManager:
             self.counts["ignored_reports"] += 1
             return []
         child, req = hit
+        assert req is not None
         order = child.parent
         if req.kind == "replace":
             order.replace_request = None
