@@ -32,7 +32,6 @@ Invariants:
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import deque
@@ -45,10 +44,12 @@ from gateway.core.model import LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, Orde
 from gateway.core.orders import (OmsOrder, OrderManager, QueryOrderStatus, RejectOmsCancel, ReportToOms,
                                  RouteRemainder, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport,
                                  CXL_OTHER)
+from gateway.core.market import MarketState
 from gateway.core.risk import HALTED, RiskConfig, RiskEngine
 from gateway.core.router import build_router
 from gateway.core.router.config import RoutingConfig
 from gateway.core.router.decisions import DecisionLog
+from gateway.core.router.policies import BaseRouter
 
 log = logging.getLogger("gateway.core.hub")
 
@@ -60,10 +61,14 @@ __all__ = ["GatewayCore", "IdGen", "OmsNewOrder", "OmsCancelRequest", "OmsReplac
 
 # ------------------------------------------------------------ events (edges -> core)
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)    # init=False: a native __init__ (see model.py)
 class OmsNewOrder:
     intent: OrderIntent
     possible_resend: bool = False     # PossDupFlag(43) or PossResend(97) was Y
+
+    def __init__(self, *, intent: OrderIntent, possible_resend: bool = False) -> None:
+        self.intent = intent
+        self.possible_resend = possible_resend
 
 
 @dataclass(slots=True, kw_only=True)
@@ -166,16 +171,19 @@ class IdGen:
 
     def __init__(self, prefix: str | None = None) -> None:
         self.prefix = prefix or _base36(int(time.time() * 1000))
-        self._n = itertools.count(1)
+        self._n = 0                   # the last number given out
 
     def venue(self) -> str:
-        return f"G{self.prefix}.{next(self._n)}"
+        self._n += 1
+        return f"G{self.prefix}.{self._n}"
 
     def order(self) -> str:
-        return f"O{self.prefix}.{next(self._n)}"
+        self._n += 1
+        return f"O{self.prefix}.{self._n}"
 
     def exec(self) -> str:
-        return f"E{self.prefix}.{next(self._n)}"
+        self._n += 1
+        return f"E{self.prefix}.{self._n}"
 
 
 def _base36(n: int) -> str:
@@ -190,7 +198,7 @@ def _base36(n: int) -> str:
 class GatewayCore:
     """See the module docstring. ``market`` is a ``MarketState`` (books, latency, marks)."""
 
-    def __init__(self, *, routing: RoutingConfig, risk: RiskConfig, journal_path, market,
+    def __init__(self, *, routing: RoutingConfig, risk: RiskConfig, journal_path, market: MarketState,
                  clock: Clock = MONOTONIC, ids: IdGen | None = None, policy: str | None = None,
                  decisions: DecisionLog | None = None, journal: J.Journal | None = None) -> None:
         self.routing = routing
@@ -200,11 +208,11 @@ class GatewayCore:
         self.policy = policy or routing.policy
         self._policy_override = policy
         self.decisions = decisions or DecisionLog(routing.decision_log_size, routing.decision_log_path)
-        self._routers: dict[str, Any] = {}
-        self._session_router: dict[str, Any] = {}
+        self._routers: dict[str, BaseRouter] = {}
+        self._session_router: dict[str, BaseRouter] = {}
         self.counts = {"resends_answered": 0, "send_failures": 0, "journal_failures": 0, "handler_errors": 0,
                        "in_flight_rejects": 0, "status_queries": 0, "reports_resent": 0}
-        self.risk = RiskEngine(risk, clock, mark_price=getattr(market, "mark_price", None))
+        self.risk = RiskEngine(risk, clock, mark_price=market.mark_price)
         self._max_in_flight = risk.max_in_flight_per_venue
         self.orders = OrderManager(None, micro_burst=routing.micro_burst)
         self.recovery = J.replay(journal_path, self.orders)       # risk detached: nothing re-run
@@ -474,9 +482,9 @@ class GatewayCore:
         if not orders.day_orders():
             return []
         text = ev.text or "Day order expired: end of the trading day"
-        up = set(self.market.up_venues()) if hasattr(self.market, "up_venues") else None
+        up = set(self.market.up_venues())
         down = sorted({c.venue for o in orders.day_orders() for c in o.live_children()
-                       if up is not None and c.venue not in up})
+                       if c.venue not in up})
         ids = [self.ids.venue() for o in orders.day_orders() if o.cancel_request is None
                for c in o.live_children() if c.venue not in down and not c.cancel_pending]
         now = self.clock.now()
@@ -579,7 +587,7 @@ class GatewayCore:
 
     # ------------------------------------------------------------ routing
 
-    def router_for(self, oms_session: str):
+    def router_for(self, oms_session: str) -> BaseRouter:
         router = self._session_router.get(oms_session)
         if router is None:
             name = self._policy_override or self.routing.policy_for(oms_session)

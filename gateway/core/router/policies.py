@@ -70,7 +70,8 @@ class BaseRouter:
         self.log.record(d, intent)
         return d
 
-    def retry(self, intent: OrderIntent, decision: RoutingDecision, remaining_qty: float) -> RoutingDecision | None:
+    def retry(self, intent: OrderIntent, decision: RoutingDecision | None, remaining_qty: float,
+              exclude: tuple | set | frozenset = ()) -> RoutingDecision | None:
         """Micro-burst re-send of an IOC remainder: only the scalp policy does it."""
         return None
 
