@@ -42,6 +42,16 @@ from types import ModuleType
 MODULES = (
     "gateway.fix.codec",
     "gateway.fix.dictionary",
+    "gateway.core.model",
+    "gateway.core.orders",
+    "gateway.core.hub",
+    "gateway.core.market",
+    "gateway.core.latency",
+    "gateway.core.risk.engine",
+    "gateway.core.risk.positions",
+    "gateway.core.risk.killswitch",
+    "gateway.core.router.policies",
+    "gateway.core.router.decisions",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

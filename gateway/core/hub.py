@@ -32,7 +32,6 @@ Invariants:
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import deque
@@ -45,10 +44,12 @@ from gateway.core.model import LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, Orde
 from gateway.core.orders import (OmsOrder, OrderManager, QueryOrderStatus, RejectOmsCancel, ReportToOms,
                                  RouteRemainder, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport,
                                  CXL_OTHER)
+from gateway.core.market import MarketState
 from gateway.core.risk import HALTED, RiskConfig, RiskEngine
 from gateway.core.router import build_router
 from gateway.core.router.config import RoutingConfig
 from gateway.core.router.decisions import DecisionLog
+from gateway.core.router.policies import BaseRouter
 
 log = logging.getLogger("gateway.core.hub")
 
@@ -60,10 +61,14 @@ __all__ = ["GatewayCore", "IdGen", "OmsNewOrder", "OmsCancelRequest", "OmsReplac
 
 # ------------------------------------------------------------ events (edges -> core)
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)    # init=False: a native __init__ (see model.py)
 class OmsNewOrder:
     intent: OrderIntent
     possible_resend: bool = False     # PossDupFlag(43) or PossResend(97) was Y
+
+    def __init__(self, *, intent: OrderIntent, possible_resend: bool = False) -> None:
+        self.intent = intent
+        self.possible_resend = possible_resend
 
 
 @dataclass(slots=True, kw_only=True)
@@ -166,16 +171,19 @@ class IdGen:
 
     def __init__(self, prefix: str | None = None) -> None:
         self.prefix = prefix or _base36(int(time.time() * 1000))
-        self._n = itertools.count(1)
+        self._n = 0                   # the last number given out
 
     def venue(self) -> str:
-        return f"G{self.prefix}.{next(self._n)}"
+        self._n += 1
+        return f"G{self.prefix}.{self._n}"
 
     def order(self) -> str:
-        return f"O{self.prefix}.{next(self._n)}"
+        self._n += 1
+        return f"O{self.prefix}.{self._n}"
 
     def exec(self) -> str:
-        return f"E{self.prefix}.{next(self._n)}"
+        self._n += 1
+        return f"E{self.prefix}.{self._n}"
 
 
 def _base36(n: int) -> str:
@@ -190,7 +198,7 @@ def _base36(n: int) -> str:
 class GatewayCore:
     """See the module docstring. ``market`` is a ``MarketState`` (books, latency, marks)."""
 
-    def __init__(self, *, routing: RoutingConfig, risk: RiskConfig, journal_path, market,
+    def __init__(self, *, routing: RoutingConfig, risk: RiskConfig, journal_path, market: MarketState,
                  clock: Clock = MONOTONIC, ids: IdGen | None = None, policy: str | None = None,
                  decisions: DecisionLog | None = None, journal: J.Journal | None = None) -> None:
         self.routing = routing
@@ -200,11 +208,11 @@ class GatewayCore:
         self.policy = policy or routing.policy
         self._policy_override = policy
         self.decisions = decisions or DecisionLog(routing.decision_log_size, routing.decision_log_path)
-        self._routers: dict[str, Any] = {}
-        self._session_router: dict[str, Any] = {}
+        self._routers: dict[str, BaseRouter] = {}
+        self._session_router: dict[str, BaseRouter] = {}
         self.counts = {"resends_answered": 0, "send_failures": 0, "journal_failures": 0, "handler_errors": 0,
                        "in_flight_rejects": 0, "status_queries": 0, "reports_resent": 0}
-        self.risk = RiskEngine(risk, clock, mark_price=getattr(market, "mark_price", None))
+        self.risk = RiskEngine(risk, clock, mark_price=market.mark_price)
         self._max_in_flight = risk.max_in_flight_per_venue
         self.orders = OrderManager(None, micro_burst=routing.micro_burst)
         self.recovery = J.replay(journal_path, self.orders)       # risk detached: nothing re-run
@@ -233,19 +241,21 @@ class GatewayCore:
     def handle(self, event: Any) -> list:
         """Any event above -> the commands to carry out, in order. Never raises for an event's content."""
         try:
-            return self._handlers[type(event)](event)
+            cls = event.__class__
+            if cls is OmsNewOrder:             # the order path first, without the table
+                return self.new_order(event)
+            if cls is VenueExecutionReport:
+                return self.venue_report(event)
+            return self._handlers[cls](event)
         except Exception:      # noqa: BLE001 - a bug in one event must not take every session down
             self.counts["handler_errors"] += 1
             log.exception("error handling %r", event)
             if isinstance(event, OmsNewOrder):
                 return [self._unjournaled_reject(event.intent, "gateway error: order not accepted")]
-            if isinstance(event, (OmsCancelRequest, OmsReplaceRequest)):
-                replace = isinstance(event, OmsReplaceRequest)
-                return [RejectOmsCancel(session=event.session,
-                                        cl_ord_id=event.new.cl_ord_id if replace else event.cl_ord_id,
-                                        orig_cl_ord_id=event.orig_cl_ord_id, order_id="NONE", ord_status="8",
-                                        response_to="2" if replace else "1", reason=CXL_OTHER,
-                                        text="gateway error: request not processed")]
+            if isinstance(event, OmsCancelRequest):
+                return [_request_not_processed(event.session, event.cl_ord_id, event.orig_cl_ord_id, "1")]
+            if isinstance(event, OmsReplaceRequest):
+                return [_request_not_processed(event.session, event.new.cl_ord_id, event.orig_cl_ord_id, "2")]
             return []
 
     # ------------------------------------------------------------ OMS events
@@ -289,8 +299,9 @@ class GatewayCore:
         children = decision.children
         if not children:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
-        if self._max_in_flight is not None:
-            busy = self._over_in_flight_cap(children)
+        cap = self._max_in_flight
+        if cap is not None:
+            busy = self._over_in_flight_cap(children, cap)
             if busy is not None:
                 self.counts["in_flight_rejects"] += 1
                 return self._reject(intent, busy, REJ_OTHER)
@@ -306,8 +317,7 @@ class GatewayCore:
         self.risk.book(intent)                                  # apply
         return self.orders.accept(intent, order_id, children, vids, decision.policy, decision.reason, now)
 
-    def _over_in_flight_cap(self, children: list[ChildOrder]) -> str | None:
-        cap = self._max_in_flight
+    def _over_in_flight_cap(self, children: list[ChildOrder], cap: int) -> str | None:
         for c in children:
             n = self.orders.in_flight.get(c.venue, 0)
             if n >= cap:
@@ -357,6 +367,7 @@ class GatewayCore:
         refuse = orders.refusal(order, ev.session, ev.cl_ord_id, ev.orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
+        assert order is not None           # refusal() answers an unknown order
         ids = [self.ids.venue() for c in order.live_children() if not c.cancel_pending]
         try:
             self.journal.write(J.Cancel(session=ev.session, cl_ord_id=ev.cl_ord_id,
@@ -471,9 +482,9 @@ class GatewayCore:
         if not orders.day_orders():
             return []
         text = ev.text or "Day order expired: end of the trading day"
-        up = set(self.market.up_venues()) if hasattr(self.market, "up_venues") else None
+        up = set(self.market.up_venues())
         down = sorted({c.venue for o in orders.day_orders() for c in o.live_children()
-                       if up is not None and c.venue not in up})
+                       if c.venue not in up})
         ids = [self.ids.venue() for o in orders.day_orders() if o.cancel_request is None
                for c in o.live_children() if c.venue not in down and not c.cancel_pending]
         now = self.clock.now()
@@ -576,7 +587,7 @@ class GatewayCore:
 
     # ------------------------------------------------------------ routing
 
-    def router_for(self, oms_session: str):
+    def router_for(self, oms_session: str) -> BaseRouter:
         router = self._session_router.get(oms_session)
         if router is None:
             name = self._policy_override or self.routing.policy_for(oms_session)
@@ -664,6 +675,12 @@ class GatewayCore:
                 "in_flight": dict(self.orders.in_flight),
                 "recovery": {"applied": self.recovery.applied, "skipped": len(self.recovery.skipped),
                              "clean_stop": self.recovery.clean_stop}}
+
+
+def _request_not_processed(session: str, cl_ord_id: str, orig_cl_ord_id: str, response_to: str) -> RejectOmsCancel:
+    return RejectOmsCancel(session=session, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig_cl_ord_id, order_id="NONE",
+                           ord_status="8", response_to=response_to, reason=CXL_OTHER,
+                           text="gateway error: request not processed")
 
 
 def _in_force(states: list) -> list:

@@ -25,6 +25,7 @@ import itertools
 from collections import OrderedDict
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gateway.common.clock import MONOTONIC, Clock
 
@@ -44,6 +45,10 @@ class LatencyEstimator:
         self.window = window
         self.alpha = ewma_alpha
         self.stale_after_s = stale_after_s
+        self._recent_n = recent_samples
+        self._clear()
+
+    def _clear(self) -> None:
         self.count = 0                  # samples ever added
         self.ewma_us = INF              # INF until the first sample
         self.recent_us = INF
@@ -51,10 +56,9 @@ class LatencyEstimator:
         self.last_us = INF
         self.prev_us = INF
         self.last_at: float | None = None
-        self._ring = [0.0] * window     # the newest ``window`` samples (us), oldest overwritten
+        self._ring = [0.0] * self.window    # the newest ``window`` samples (us), oldest overwritten
         self._pos = 0
         self._recent: list[float] = []
-        self._recent_n = recent_samples
         self._cache: tuple[float, float, float, float] | None = None  # p50, p99, jitter, mean
 
     def add(self, rtt_seconds: float, at: float | None = None) -> None:
@@ -86,7 +90,7 @@ class LatencyEstimator:
 
     def reset(self) -> None:
         """Forget every sample (e.g. a venue whose link changed); keeps the settings."""
-        self.__init__(self.clock, self.window, self.alpha, self.stale_after_s, self._recent_n)
+        self._clear()
 
     # -- staleness
     def age_s(self) -> float | None:
@@ -144,6 +148,7 @@ def _num(x: float) -> float | None:
     return None if x == INF else round(x, 3)
 
 
+@mypyc_attr(native_class=False)   # a plain class even compiled: recordings wrap on_heartbeat per instance
 class ProbeTracker:
     """Pending probes per venue: TestReqID -> send time; the Heartbeat answer gives the RTT.
 
@@ -173,7 +178,7 @@ class ProbeTracker:
         self.expired = 0
 
     def is_ours(self, test_req_id: str | None) -> bool:
-        return bool(test_req_id) and test_req_id.startswith(self.prefix)
+        return test_req_id is not None and test_req_id.startswith(self.prefix)
 
     def new_probe(self, venue: str) -> str:
         now = self.clock.now()

@@ -48,8 +48,9 @@ if TYPE_CHECKING:  # the router package imports this module; no import cycle at 
 
 log = logging.getLogger("market")
 Fields = list[tuple[int, str]]
+OutFields = list[tuple[int, Any]]      # what we send: values are formatted with str() (264=md_depth is an int)
 # sender(session, msg_type, body_fields, groups) -> sent?; groups: [(count_tag, [entry_fields, ...])]
-Sender = Callable[[Any, str, Fields, list[tuple[int, list[Fields]]]], bool]
+Sender = Callable[[Any, str, OutFields, list[tuple[int, list[OutFields]]]], bool]
 MIN_PROBE_GAP_S = 0.01      # at most 100 probes/s per venue, whatever probe_interval_ms says
 PROBE_MAX_PER_S = 20.0      # default per-venue cap (VenueConfig.probe_max_per_s)
 CAP_TOLERANCE = 0.1         # a probe may go this fraction of its gap early (timer jitter)
@@ -81,7 +82,7 @@ def get_field(msg: Any, tag: int) -> str | None:
     return None
 
 
-def body_text(fields: Fields, groups: list[tuple[int, list[Fields]]] = ()) -> str:
+def body_text(fields: OutFields, groups: list[tuple[int, list[OutFields]]] | tuple[()] = ()) -> str:
     """FIX body wire text of ``sender`` arguments: fields, then each group (count, entries)."""
     parts = [f"{t}={v}\x01" for t, v in fields]
     for count_tag, entries in groups:
@@ -361,7 +362,7 @@ class MarketState:
                 n += 1
         return n
 
-    def _send(self, v: VenueState, msg_type: str, fields: Fields, groups) -> bool:
+    def _send(self, v: VenueState, msg_type: str, fields: OutFields, groups: list) -> bool:
         session_id = v.session_id
         if session_id is None:
             return False
@@ -499,6 +500,6 @@ def _median(xs: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
 
 
-def _no_sender(session: Any, msg_type: str, fields: Fields, groups: list) -> bool:
+def _no_sender(session: Any, msg_type: str, fields: OutFields, groups: list) -> bool:
     log.warning("no sender: %s not sent", msg_type)
     return False

@@ -8,6 +8,13 @@ FIX messages into these objects and back; the engines never see quickfix.
 FIX enumerations are kept as their wire characters, so no translation sits on the
 hot path: Side '1' buy / '2' sell, OrdType '1' market / '2' limit,
 TimeInForce '0' Day / '3' IOC / '4' FOK.
+
+The classes made on every order (here, in orders.py and hub.py) are dataclasses with
+``init=False`` and a hand-written ``__init__``: compiled with mypyc (gateway/common/accel.py)
+that ``__init__`` is native, while the one ``@dataclass`` generates stays interpreted and
+checks every field through its descriptor (measured: 39 ns against 257 ns for three fields;
+an ``OrderIntent`` took 839 ns compiled that way, 305 ns pure). ``dataclasses.fields``,
+``replace``, ``==`` and ``repr`` work as before (the journal lays records out by the fields).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ REJ_DUPLICATE = 6
 REJ_OTHER = 99
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class OrderIntent:
     """What an OMS order asks for, as risk and routing see it."""
     oms_session: str          # session key of the OMS session it came from
@@ -41,12 +48,25 @@ class OrderIntent:
     ex_destination: str | None = None
     received_at: float = 0.0  # monotonic seconds when it arrived
 
+    def __init__(self, oms_session: str, cl_ord_id: str, symbol: str, side: str, qty: float, ord_type: str,
+                 price: float | None, tif: str, ex_destination: str | None = None, received_at: float = 0.0) -> None:
+        self.oms_session = oms_session
+        self.cl_ord_id = cl_ord_id
+        self.symbol = symbol
+        self.side = side
+        self.qty = qty
+        self.ord_type = ord_type
+        self.price = price
+        self.tif = tif
+        self.ex_destination = ex_destination
+        self.received_at = received_at
+
     @property
     def signed_qty(self) -> float:
         return self.qty if self.side == BUY else -self.qty
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ChildOrder:
     """One venue order a decision asks for."""
     venue: str
@@ -55,16 +75,32 @@ class ChildOrder:
     ord_type: str
     tif: str
 
+    def __init__(self, venue: str, qty: float, price: float | None, ord_type: str, tif: str) -> None:
+        self.venue = venue
+        self.qty = qty
+        self.price = price
+        self.ord_type = ord_type
+        self.tif = tif
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class RoutingDecision:
     """A router's answer, with the reason and the numbers behind it."""
     policy: str
     children: list[ChildOrder]
     reason: str
-    scores: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)   # per venue: tuples (decisions.SCORE_FIELDS) or dicts
     decided_at: float = 0.0
     decision_us: float = 0.0
+
+    def __init__(self, policy: str, children: list[ChildOrder], reason: str, scores: list[Any] | None = None,
+                 decided_at: float = 0.0, decision_us: float = 0.0) -> None:
+        self.policy = policy
+        self.children = children
+        self.reason = reason
+        self.scores = [] if scores is None else scores
+        self.decided_at = decided_at
+        self.decision_us = decision_us
 
     @property
     def rejected(self) -> bool:

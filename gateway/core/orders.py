@@ -31,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from gateway.core.model import DAY, FOK, IOC, LIMIT, ChildOrder, OrderIntent, RiskGate
+from gateway.core.model import DAY, FOK, IOC, LIMIT, ChildOrder, OrderIntent
+from gateway.core.risk.engine import RiskEngine
 
 # OrdStatus (39) / ExecType (150) characters
 NEW, PARTIAL, FILLED, CANCELED, REPLACED, PENDING_CANCEL = "0", "1", "2", "4", "5", "6"
@@ -46,7 +47,7 @@ CXL_TOO_LATE, CXL_UNKNOWN, CXL_PENDING, CXL_OTHER = "0", "1", "3", "99"
 EPS = 1e-9
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)     # init=False: a native __init__ compiled (see model.py)
 class VenueOrder:
     """One order on one venue (a child of an OMS order)."""
     parent: "OmsOrder"
@@ -64,6 +65,26 @@ class VenueOrder:
     acked: bool = False
     reject_text: str | None = None
     cancel_pending: str | None = None   # our cancel request ClOrdID while one is open
+
+    def __init__(self, parent: OmsOrder, venue: str, cl_ord_id: str, qty: float, price: float | None,
+                 ord_type: str, tif: str, status: str = PENDING_NEW, cum_qty: float = 0.0, avg_px: float = 0.0,
+                 venue_order_id: str | None = None, sent_at: float = 0.0, acked: bool = False,
+                 reject_text: str | None = None, cancel_pending: str | None = None) -> None:
+        self.parent = parent
+        self.venue = venue
+        self.cl_ord_id = cl_ord_id
+        self.qty = qty
+        self.price = price
+        self.ord_type = ord_type
+        self.tif = tif
+        self.status = status
+        self.cum_qty = cum_qty
+        self.avg_px = avg_px
+        self.venue_order_id = venue_order_id
+        self.sent_at = sent_at
+        self.acked = acked
+        self.reject_text = reject_text
+        self.cancel_pending = cancel_pending
 
     @property
     def done(self) -> bool:
@@ -85,7 +106,7 @@ class Request:
     venue_cl_ord_id: str | None = None   # a replace: our ClOrdID of it at the venue (the latest one sent)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)     # init=False: a native __init__ compiled (see model.py)
 class OmsOrder:
     intent: OrderIntent
     order_id: str                # the gateway's OrderID, what the OMS sees in 37
@@ -102,6 +123,27 @@ class OmsOrder:
     created_at: float = 0.0
     done_at: float = 0.0
     reports: int = 0             # state-changing reports made so far: the k of ExecID <order_id>-<k>
+
+    def __init__(self, intent: OrderIntent, order_id: str, status: str = PENDING_NEW, cum_qty: float = 0.0,
+                 avg_px: float = 0.0, children: list[VenueOrder] | None = None, policy: str = "",
+                 route_reason: str = "", text: str | None = None, cancel_request: Request | None = None,
+                 replace_request: Request | None = None, retried: bool = False, created_at: float = 0.0,
+                 done_at: float = 0.0, reports: int = 0) -> None:
+        self.intent = intent
+        self.order_id = order_id
+        self.status = status
+        self.cum_qty = cum_qty
+        self.avg_px = avg_px
+        self.children = [] if children is None else children
+        self.policy = policy
+        self.route_reason = route_reason
+        self.text = text
+        self.cancel_request = cancel_request
+        self.replace_request = replace_request
+        self.retried = retried
+        self.created_at = created_at
+        self.done_at = done_at
+        self.reports = reports
 
     def next_exec_id(self) -> str:
         self.reports += 1
@@ -159,7 +201,7 @@ def move(order: "OmsOrder | VenueOrder", to: str) -> None:
 
 # ---------------------------------------------------------------- commands (core -> edges)
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)    # init=False: a native __init__ (see model.py)
 class ReportToOms:
     """Send an ExecutionReport to the OMS; the order figures are copied when it is made."""
     order: OmsOrder
@@ -179,6 +221,28 @@ class ReportToOms:
     poss_resend: bool = False     # re-sent after a restart: the OMS may have seen it (PossResend 97=Y)
     exec_id: str = ""             # ExecID(17): stable per report across replay (see the module docstring)
 
+    def __init__(self, *, order: OmsOrder, exec_type: str, ord_status: str, cl_ord_id: str,
+                 orig_cl_ord_id: str | None, cum_qty: float, leaves_qty: float, avg_px: float,
+                 last_qty: float = 0.0, last_px: float = 0.0, last_mkt: str | None = None,
+                 venue_order_id: str | None = None, text: str | None = None, ord_rej_reason: int | None = None,
+                 poss_resend: bool = False, exec_id: str = "") -> None:
+        self.order = order
+        self.exec_type = exec_type
+        self.ord_status = ord_status
+        self.cl_ord_id = cl_ord_id
+        self.orig_cl_ord_id = orig_cl_ord_id
+        self.cum_qty = cum_qty
+        self.leaves_qty = leaves_qty
+        self.avg_px = avg_px
+        self.last_qty = last_qty
+        self.last_px = last_px
+        self.last_mkt = last_mkt
+        self.venue_order_id = venue_order_id
+        self.text = text
+        self.ord_rej_reason = ord_rej_reason
+        self.poss_resend = poss_resend
+        self.exec_id = exec_id
+
 
 @dataclass(slots=True, kw_only=True)
 class RejectOmsCancel:
@@ -193,10 +257,13 @@ class RejectOmsCancel:
     text: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)    # init=False: a native __init__ (see model.py)
 class SendNewOrder:
     """Send a NewOrderSingle for ``child`` to its venue."""
     child: VenueOrder
+
+    def __init__(self, *, child: VenueOrder) -> None:
+        self.child = child
 
 
 @dataclass(slots=True, kw_only=True)
@@ -239,7 +306,7 @@ VENUE_COMMANDS = (SendNewOrder, SendCancel, SendReplace, QueryOrderStatus)
 
 # ---------------------------------------------------------------- events (edges -> core)
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)    # init=False: a native __init__ (see model.py)
 class VenueExecutionReport:
     """What a venue said in an ExecutionReport (35=8): the fields the order path needs.
 
@@ -259,18 +326,37 @@ class VenueExecutionReport:
     venue_order_id: str | None = None
     text: str | None = None
 
+    def __init__(self, *, venue: str, cl_ord_id: str, exec_id: str, exec_type: str, ord_status: str,
+                 orig_cl_ord_id: str | None = None, cum_qty: float = 0.0, leaves_qty: float = 0.0,
+                 avg_px: float = 0.0, last_qty: float = 0.0, last_px: float = 0.0,
+                 venue_order_id: str | None = None, text: str | None = None) -> None:
+        self.venue = venue
+        self.cl_ord_id = cl_ord_id
+        self.orig_cl_ord_id = orig_cl_ord_id
+        self.exec_id = exec_id
+        self.exec_type = exec_type
+        self.ord_status = ord_status
+        self.cum_qty = cum_qty
+        self.leaves_qty = leaves_qty
+        self.avg_px = avg_px
+        self.last_qty = last_qty
+        self.last_px = last_px
+        self.venue_order_id = venue_order_id
+        self.text = text
+
 
 class OrderManager:
     """All orders of the gateway, indexed by OMS ClOrdID and by venue ClOrdID.
 
-    ``risk`` (a ``RiskGate``) is told about fills and ended orders; what it answers (a
+    ``risk`` (the ``RiskEngine``, a ``RiskGate``: typed as the class so compiled calls are direct)
+    is told about fills and ended orders; what it answers (a
     ``TradingStateChanged`` when the kill switch trips) is appended to the outputs, never
     called back. Replay runs with ``risk=None`` and the caller restores risk afterwards.
     ``micro_burst``: an IOC order that ends short asks once for its remainder to be routed
     (``RouteRemainder``).
     """
 
-    def __init__(self, risk: RiskGate | None = None, micro_burst: bool = False) -> None:
+    def __init__(self, risk: RiskEngine | None = None, micro_burst: bool = False) -> None:
         self.risk = risk
         self.micro_burst = micro_burst
         self.by_oms: dict[tuple[str, str], OmsOrder] = {}      # every ClOrdID an OMS used
@@ -479,6 +565,7 @@ class OrderManager:
         Should the first one reach the venue after all, the second is refused and that refusal is
         absorbed (``on_venue_cancel_reject``: the OMS request is answered once)."""
         old = child.cancel_pending
+        assert old is not None          # the caller checked
         req = self.by_venue_id[old][1]
         vid = _again(old)
         child.cancel_pending = vid
@@ -632,6 +719,7 @@ class OrderManager:
         refuse = self.refusal(order, session, cl_ord_id, orig_cl_ord_id, "1")
         if refuse is not None:
             return [refuse]
+        assert order is not None           # refusal() answers an unknown order
         req = Request("cancel", order, cl_ord_id, orig_cl_ord_id, text=text or "canceled at the OMS's request")
         self.by_oms.setdefault((session, cl_ord_id), order)
         return self._cancel_children(order, req, venue_ids)
@@ -666,6 +754,7 @@ class OrderManager:
         refuse = self.refusal(order, session, new.cl_ord_id, orig_cl_ord_id, "2")
         if refuse is not None:
             return refuse
+        assert order is not None           # refusal() answers an unknown order
         live = order.live_children()
         problem = None
         if len(order.children) != 1 or len(live) != 1:
@@ -745,7 +834,8 @@ class OrderManager:
         child.cl_ord_id = ev.cl_ord_id
         child.qty, child.price = req.qty, req.price
         self.by_venue_id[ev.cl_ord_id] = (child, None)
-        order.intent = req.new_intent
+        if req.new_intent is not None:          # always set on a replace
+            order.intent = req.new_intent
         self.counts["replaced"] += 1
         self._sync_fills(child, ev)
         if child.status == PENDING_NEW:
@@ -760,6 +850,7 @@ class OrderManager:
             self.counts["ignored_reports"] += 1
             return []
         child, req = hit
+        assert req is not None
         order = child.parent
         if req.kind == "replace":
             order.replace_request = None

@@ -19,6 +19,11 @@ from gateway.fix.dictionary import Dictionary
 
 # The tests of every compiled module, run again in the other implementation.
 BOTH_WAYS_TESTS = ["tests/fix/test_codec.py", "tests/fix/test_codec_fuzz.py", "tests/fix/test_dictionary.py"]
+BOTH_WAYS_TESTS += [   # the order core (orders, hub, risk, router, market): a few seconds each way
+    "tests/core/test_orders_state.py", "tests/core/test_hub.py", "tests/core/test_day_end.py",
+    "tests/core/test_recon.py", "tests/core/test_risk_and_routing_edges.py", "tests/gateway/test_orders.py",
+    "tests/risk/test_risk_checks.py", "tests/risk/test_risk_killswitch.py", "tests/router/test_router_policies.py",
+    "tests/router/test_router_latency.py", "tests/router/test_router_market.py"]
 FRAME = b"8=FIX.4.4\x019=41\x0135=0\x0149=A\x0156=B\x0134=1\x0152=20240102-03:04:05\x0110=125\x01"
 
 

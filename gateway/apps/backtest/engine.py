@@ -47,10 +47,10 @@ from gateway.apps.backtest.config import BacktestConfig
 from gateway.apps.backtest.exchange import ExchangeBook, VenueOrder
 from gateway.apps.backtest.ledger import Ledger
 from gateway.core.market import MarketState
-from gateway.core.model import BUY, FOK, IOC, MARKET, OrderIntent
+from gateway.core.model import BUY, FOK, IOC, MARKET, OrderIntent, TradingStateChanged
 from gateway.core.models.queue import queue_model
 from gateway.core.recording import CLEAR, DELETE, SNAPSHOT, TRADE, UPDATE, Recording
-from gateway.core.risk import RiskEngine
+from gateway.core.risk import HALTED, RiskEngine
 from gateway.core.router import build_router
 from gateway.core.router.decisions import DecisionLog
 from gateway.core.strategies.base import BookUpdated, CancelOrder, OrderReport, PlaceOrder, TradePrinted
@@ -163,8 +163,7 @@ class Replay:
         self.router = build_router(routing, self.market, self.clock, log=dlog)
         self.dma = build_router(routing, self.market, self.clock, policy="dma", log=dlog)
         self.risk = RiskEngine(cfg.risk, self.clock, mark_price=self.market.mark_price)
-        self.trips: list[dict] = []
-        self.risk.on_trip = lambda why: self.trips.append({"at": self.clock.t, "reason": why})
+        self.trips: list[dict] = []      # kill-switch trips: risk returns them (it calls nothing back)
         self.queue = queue_model(bt.queue, bt.lot, bt.queue_prob, bt.queue_n)
         nsym = len(rec.symbols)
         self.nbooks = max(len(rec.venues) * nsym, 1)
@@ -282,7 +281,7 @@ class Replay:
                 self.stats["probes"] += 1
             elif self._next_equity == t:
                 self._next_equity = t + self.cfg.backtest.equity_interval_s
-                self.risk.refresh_marks()
+                self._tripped(self.risk.refresh_marks())
                 self.ledger.mark(t, self.market.mark_price)
             else:
                 self._next_timer = t + self._timer_dt
@@ -549,7 +548,7 @@ class Replay:
         for exec_type, q, p, maker, child_leaves in reports:
             if exec_type == "F":
                 parent.cum += q
-                self.risk.on_fill(it, q, p)
+                self._tripped(self.risk.on_fill(it, q, p))
                 self.ledger.fill(now, child.venue, it, q, p, maker)
                 full = parent.cum >= it.qty - _EPS
                 out.append(self._report(parent, "F", "2" if full else "1", q, p, child.venue))
@@ -592,6 +591,10 @@ class Replay:
             return list(self.strategy.on_report(
                 self._report(parent, "4", "4", 0.0, 0.0, None), self.view) or ())
         return []
+
+    def _tripped(self, changed: TradingStateChanged | None) -> None:
+        if changed is not None and changed.state == HALTED:
+            self.trips.append({"at": self.clock.t, "reason": changed.reason})
 
     def _report(self, parent: Parent, exec_type: str, status: str, q: float, p: float, venue) -> OrderReport:
         it = parent.intent

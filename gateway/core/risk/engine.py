@@ -61,19 +61,19 @@ class Limits:
         def pick(name):
             return _first(*(getattr(x, name) for x in layers), getattr(cfg, name))
 
-        self.allowed = allowed
-        self.allow_market = bool(pick("allow_market_orders"))
-        self.max_order_qty = pick("max_order_qty") or INF
-        self.max_notional = pick("max_notional") or INF
-        self.max_position = pick("max_position") or INF
-        self.band_ticks = pick("price_band_ticks")
-        self.tick_size = pick("tick_size")
+        self.allowed: bool = allowed
+        self.allow_market: bool = bool(pick("allow_market_orders"))
+        self.max_order_qty: float = pick("max_order_qty") or INF
+        self.max_notional: float = pick("max_notional") or INF
+        self.max_position: float = pick("max_position") or INF
+        self.band_ticks: float | None = pick("price_band_ticks")
+        self.tick_size: float | None = pick("tick_size")
         if self.band_ticks is not None and self.tick_size is None:
             raise ValueError("risk: price_band_ticks needs tick_size (globally or for the symbol)")
-        self.band_abs = self.band_ticks * self.tick_size if self.band_ticks is not None else INF
-        self.band_bps = pick("price_band_bps")
-        self.band_frac = self.band_bps / 1e4 if self.band_bps is not None else INF
-        self.banded = self.band_abs < INF or self.band_frac < INF   # a limit order needs a reference price
+        self.band_abs: float = self.band_ticks * self.tick_size if self.band_ticks is not None else INF
+        self.band_bps: float | None = pick("price_band_bps")
+        self.band_frac: float = self.band_bps / 1e4 if self.band_bps is not None else INF
+        self.banded: bool = self.band_abs < INF or self.band_frac < INF   # a limit order needs a reference price
 
 
 class OpenOrder:
@@ -199,7 +199,8 @@ class RiskEngine:
             return self._check_limits(intent, sess, lim, pos, qty, is_buy)
         return None
 
-    def _check_limits(self, intent, sess, lim, pos, qty, is_buy) -> RiskReject | None:
+    def _check_limits(self, intent: OrderIntent, sess: SessionState, lim: Limits, pos: Position, qty: float,
+                      is_buy: bool) -> RiskReject | None:
         symbol = intent.symbol
         if not lim.allowed:
             return self._reject("symbol_not_allowed", f"symbol_not_allowed: {symbol} is not in the allow-list",
@@ -251,7 +252,7 @@ class RiskEngine:
                                     f"{now - sent[0]:.3f}s > limit {sess.max_rate}/s")
         return None
 
-    def _check_band(self, symbol, lim, px, ref) -> RiskReject | None:
+    def _check_band(self, symbol: str, lim: Limits, px: float, ref: float | None) -> RiskReject | None:
         if lim.band_abs == INF and lim.band_frac == INF:
             return None
         if ref is None:
@@ -262,6 +263,7 @@ class RiskEngine:
         diff = abs(px - ref)
         slack = abs(ref) * _REL_EPS
         if diff > lim.band_abs + slack:
+            assert lim.tick_size is not None        # band_abs is finite only with a tick size
             return self._reject("price_band_ticks", f"price_band_ticks: {px:g} is {diff / lim.tick_size:.1f} ticks "
                                 f"from reference {ref:g} > limit {lim.band_ticks:g} ticks")
         if diff > abs(ref) * lim.band_frac + slack:
@@ -275,7 +277,8 @@ class RiskEngine:
             return pos.qty < 0.0 and pos.qty + pos.open_buy + qty <= 0.0
         return pos.qty > 0.0 and pos.qty - pos.open_sell - qty >= 0.0
 
-    def _book_open(self, sess, cid, pos, is_buy, total, qty, px) -> None:
+    def _book_open(self, sess: SessionState, cid: str, pos: Position, is_buy: bool, total: float, qty: float,
+                   px: float) -> None:
         sess.open[cid] = OpenOrder(pos, is_buy, total, qty, px)
         if is_buy:
             pos.open_buy += qty

@@ -56,12 +56,12 @@ class DecisionLog:
         self.path = Path(path) if path else None
         self._unwritten: list = []
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher_thread: threading.Thread | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._thread = threading.Thread(target=self._flusher, args=(flush_interval_s,),
+            self._flusher_thread = threading.Thread(target=self._flusher, args=(flush_interval_s,),
                                             name="decision-log", daemon=True)
-            self._thread.start()
+            self._flusher_thread.start()
             atexit.register(self.close)
 
     def record(self, decision: RoutingDecision, intent: OrderIntent) -> None:
@@ -125,8 +125,8 @@ class DecisionLog:
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(2.0)
+        if self._flusher_thread is not None and self._flusher_thread is not threading.current_thread():
+            self._flusher_thread.join(2.0)
         self.flush()
 
     def _flusher(self, interval: float) -> None:

@@ -70,7 +70,8 @@ class BaseRouter:
         self.log.record(d, intent)
         return d
 
-    def retry(self, intent: OrderIntent, decision: RoutingDecision, remaining_qty: float) -> RoutingDecision | None:
+    def retry(self, intent: OrderIntent, decision: RoutingDecision | None, remaining_qty: float,
+              exclude: tuple | set | frozenset = ()) -> RoutingDecision | None:
         """Micro-burst re-send of an IOC remainder: only the scalp policy does it."""
         return None
 
@@ -151,11 +152,11 @@ class ScalpRouter(BaseRouter):
             avail = vanish = fill = 0.0
             book = v.books.get(symbol)
             usable = book is not None and not book.stale
-            if usable and max_age > 0:      # MarketState.book_usable, inlined
+            if book is not None and usable and max_age > 0:      # MarketState.book_usable, inlined
                 lu = book.last_update
                 if lu is None or now - lu > max_age:
                     usable = last is not None and now - last <= max_age
-            if usable:
+            if book is not None and usable:
                 s = book.asks if buy else book.bids
                 cum = s.cum
                 if cum:
@@ -298,7 +299,7 @@ class BestPriceRouter(BaseRouter):
             i += 1
             if i < len(keys) and keys[i] <= bound:
                 heappush(heap, (keys[i], lat, n, keys, qty, i, name))
-        if alloc:
+        if alloc and best_head is not None:       # (something was allocated: there was a head)
             best_venue = best_head[6]
             how = f"{len(alloc)} venue(s) by displayed depth"
         elif is_market:
