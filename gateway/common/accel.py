@@ -42,6 +42,10 @@ from types import ModuleType
 MODULES = (
     "gateway.fix.codec",
     "gateway.fix.dictionary",
+    "gateway.core.matching.events",
+    "gateway.core.matching.engine",
+    "gateway.core.matching.marketdata",
+    "sim_exchange.fixtext",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

@@ -6,27 +6,35 @@ updates; tests read them directly. FIX enumerations are kept as their wire chara
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-# ExecType (150) / OrdStatus (39)
-NEW, PARTIAL, FILLED, CANCELED, REPLACED, REJECTED, TRADE, EXPIRED = "0", "1", "2", "4", "5", "8", "F", "C"
+# ExecType (150) / OrdStatus (39)  (Final: compiled code reads them as constants)
+NEW: Final = "0"
+PARTIAL: Final = "1"
+FILLED: Final = "2"
+CANCELED: Final = "4"
+REPLACED: Final = "5"
+REJECTED: Final = "8"
+TRADE: Final = "F"
+EXPIRED: Final = "C"
 
 # OrdRejReason (103)
-REJ_OTHER = 99
-REJ_UNKNOWN_SYMBOL = 1
-REJ_DUPLICATE = 6
-REJ_UNSUPPORTED = 11          # unsupported order characteristic (side, OrdType, TimeInForce)
-REJ_INCORRECT_QTY = 13
-REJ_INVALID_PRICE = 99        # FIX 4.4 has no code for a bad price: Other, with Text
+REJ_OTHER: Final = 99
+REJ_UNKNOWN_SYMBOL: Final = 1
+REJ_DUPLICATE: Final = 6
+REJ_UNSUPPORTED: Final = 11          # unsupported order characteristic (side, OrdType, TimeInForce)
+REJ_INCORRECT_QTY: Final = 13
+REJ_INVALID_PRICE: Final = 99        # FIX 4.4 has no code for a bad price: Other, with Text
 
 # CxlRejReason (102)
-CXL_TOO_LATE = 0
-CXL_UNKNOWN_ORDER = 1
-CXL_OTHER = 99
-CXL_DUPLICATE_CLORDID = 6
+CXL_TOO_LATE: Final = 0
+CXL_UNKNOWN_ORDER: Final = 1
+CXL_OTHER: Final = 99
+CXL_DUPLICATE_CLORDID: Final = 6
 
 # CxlRejResponseTo (434)
-RESPONSE_TO_CANCEL = "1"
-RESPONSE_TO_REPLACE = "2"
+RESPONSE_TO_CANCEL: Final = "1"
+RESPONSE_TO_REPLACE: Final = "2"
 
 
 @dataclass(slots=True)
