@@ -69,24 +69,47 @@ class Instrument:
         # Round to the tick's decimals so 1.1000000000000001 never reaches the wire.
         return round(ticks * self.tick_size, 10)
 
+    def tick_price(self, ticks: int) -> float:
+        """``to_price`` of a whole number of ticks, without round()'s decimal conversion when
+        the tick divides one unit (0.00001, 0.01, 0.25): ticks / (ticks per unit) is then the
+        double nearest the exact decimal, which is what ``to_price`` returns."""
+        per_unit = 1.0 / self.tick_size
+        whole = round(per_unit)
+        if abs(per_unit - whole) < 1e-9 * per_unit:
+            return ticks / whole
+        return round(ticks * self.tick_size, 10)
 
-@dataclass(slots=True, eq=False)
+
+# Not a dataclass: its generated __init__ would be interpreted code even when this module is
+# compiled (one per order, on the order path).
 class Order:
-    order_id: str
-    owner: str
-    cl_ord_id: str
-    symbol: str
-    side: str
-    ord_type: str
-    tif: str
-    qty: int
-    price: int | None          # ticks; None for market orders
-    seq: int = 0               # time priority
-    cum_qty: int = 0
-    notional: int = 0          # sum(price_ticks * qty) of fills, for AvgPx
-    status: str = NEW
-    orig_cl_ord_id: str | None = None
-    ids: list[str] = field(default_factory=list)   # every ClOrdID of its cancel/replace chain
+    """One order in the book (or rejected); ``price`` in ticks, None for market orders."""
+
+    __slots__ = ("order_id", "owner", "cl_ord_id", "symbol", "side", "ord_type", "tif", "qty", "price",
+                 "seq", "cum_qty", "notional", "status", "orig_cl_ord_id", "ids")
+
+    def __init__(self, order_id: str, owner: str, cl_ord_id: str, symbol: str, side: str, ord_type: str,
+                 tif: str, qty: int, price: int | None, seq: int = 0, cum_qty: int = 0, notional: int = 0,
+                 status: str = NEW, orig_cl_ord_id: str | None = None, ids: list[str] | None = None) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.cl_ord_id = cl_ord_id
+        self.symbol = symbol
+        self.side = side
+        self.ord_type = ord_type
+        self.tif = tif
+        self.qty = qty
+        self.price = price
+        self.seq = seq                  # time priority
+        self.cum_qty = cum_qty
+        self.notional = notional        # sum(price_ticks * qty) of fills, for AvgPx
+        self.status = status
+        self.orig_cl_ord_id = orig_cl_ord_id
+        self.ids: list[str] = ids if ids is not None else []   # every ClOrdID of its cancel/replace chain
+
+    def __repr__(self) -> str:
+        return (f"Order({self.order_id!r}, {self.owner!r}, {self.cl_ord_id!r}, {self.symbol} {self.side} "
+                f"{self.qty}@{self.price} {self.ord_type}/{self.tif} cum={self.cum_qty} status={self.status})")
 
     @property
     def leaves(self) -> int:
@@ -403,7 +426,7 @@ class MatchingEngine:
                 price_hint: float | None = None) -> ExecReport:
         inst = self.instruments.get(order.symbol)
         avg = _to_price(order.notional / order.cum_qty, inst) if order.cum_qty else 0.0
-        price = _to_price(order.price, inst) if order.price is not None else price_hint
+        price = _tick_price(order.price, inst) if order.price is not None else price_hint
         self._exec_ids += 1
         er = ExecReport(
             owner=order.owner, order_id=order.order_id, cl_ord_id=order.cl_ord_id,
@@ -413,7 +436,7 @@ class MatchingEngine:
             order_qty=order.qty, price=price, cum_qty=order.cum_qty, leaves_qty=order.leaves, avg_px=avg,
             time=now)
         if last is not None:
-            er.last_px, er.last_qty = _to_price(last[0], inst), float(last[1])
+            er.last_px, er.last_qty = _tick_price(last[0], inst), float(last[1])
         if rej is not None:
             er.ord_rej_reason, er.text = rej
         elif text is not None:
@@ -428,6 +451,11 @@ class MatchingEngine:
 def _to_price(ticks: float, inst: Instrument | None) -> float:
     """``inst.to_price(ticks)``; with no instrument (an unknown symbol's reject), the ticks."""
     return round(ticks * inst.tick_size, 10) if inst is not None else float(ticks)
+
+
+def _tick_price(ticks: int, inst: Instrument | None) -> float:
+    """``_to_price`` of whole ticks (``Instrument.tick_price``)."""
+    return inst.tick_price(ticks) if inst is not None else float(ticks)
 
 
 def _whole(qty: float | int | None) -> int | None:

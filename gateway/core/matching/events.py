@@ -37,9 +37,11 @@ RESPONSE_TO_CANCEL: Final = "1"
 RESPONSE_TO_REPLACE: Final = "2"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ExecReport:
-    """One ExecutionReport for the order's owner."""
+    """One ExecutionReport for the order's owner. (``__init__`` written out: the one a
+    dataclass generates stays interpreted code when this module is compiled, and two
+    reports are made per order.)"""
     owner: str
     order_id: str
     cl_ord_id: str
@@ -61,6 +63,33 @@ class ExecReport:
     ord_rej_reason: int | None = None
     text: str | None = None
     time: float = 0.0         # engine clock (monotonic seconds)
+
+    def __init__(self, owner: str, order_id: str, cl_ord_id: str, orig_cl_ord_id: str | None, exec_id: str,
+                 exec_type: str, ord_status: str, symbol: str, side: str, ord_type: str, tif: str,
+                 order_qty: float, price: float | None, cum_qty: float, leaves_qty: float, avg_px: float,
+                 last_px: float = 0.0, last_qty: float = 0.0, ord_rej_reason: int | None = None,
+                 text: str | None = None, time: float = 0.0) -> None:
+        self.owner = owner
+        self.order_id = order_id
+        self.cl_ord_id = cl_ord_id
+        self.orig_cl_ord_id = orig_cl_ord_id
+        self.exec_id = exec_id
+        self.exec_type = exec_type
+        self.ord_status = ord_status
+        self.symbol = symbol
+        self.side = side
+        self.ord_type = ord_type
+        self.tif = tif
+        self.order_qty = order_qty
+        self.price = price
+        self.cum_qty = cum_qty
+        self.leaves_qty = leaves_qty
+        self.avg_px = avg_px
+        self.last_px = last_px
+        self.last_qty = last_qty
+        self.ord_rej_reason = ord_rej_reason
+        self.text = text
+        self.time = time
 
 
 @dataclass(slots=True)
