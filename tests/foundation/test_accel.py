@@ -22,7 +22,6 @@ BOTH_WAYS_TESTS = ["tests/fix/test_codec.py", "tests/fix/test_codec_fuzz.py", "t
                    "tests/sim/test_engine.py",
                    "tests/sim/test_fixtext.py",
                    "tests/sim/test_fixmsgs.py",
-                   "tests/sim/test_delayline.py",
                    ]
 FRAME = b"8=FIX.4.4\x019=41\x0135=0\x0149=A\x0156=B\x0134=1\x0152=20240102-03:04:05\x0110=125\x01"
 
