@@ -42,15 +42,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+def _compiled(*words: str):
+    """A mypyc-compiled function as cProfile names it (file '~', name "<method 'parse' of
+    'Session' objects>" or '<built-in method gateway.fix.codec.parse>')."""
+    return lambda f, n: f == "~" and any(w in n for w in words)
+
+
 STAGES = [
-    ("matching engine", lambda f, n: "/core/matching/" in f),
-    ("publish: reports + md (native.py, fixtext)", lambda f, n: f.endswith(("sim_exchange/native.py", "sim_exchange/fixtext.py", "sim_exchange/status.py"))),
+    ("matching engine", lambda f, n: "/core/matching/" in f
+        or _compiled("gateway.core.matching.", "'MatchingEngine'", "'Instrument'", "'ExecReport'",
+                     "'Order'", "'Subscription'")(f, n)),
+    ("publish: reports + md (native.py, fixtext)", lambda f, n: f.endswith(("sim_exchange/native.py", "sim_exchange/fixtext.py", "sim_exchange/status.py", "sim_exchange/publish.py"))
+        or _compiled("sim_exchange.fixtext.")(f, n)),
     ("flow + market", lambda f, n: f.endswith(("sim_exchange/flow.py", "sim_exchange/market.py", "sim_exchange/exchange.py"))),
     ("delay line + timer", lambda f, n: f.endswith("sim_exchange/delayline.py")),
-    ("fix: codec", lambda f, n: f.endswith("fix/codec.py")),
-    ("fix: dictionary validate", lambda f, n: f.endswith("fix/dictionary.py")),
-    ("fix: session", lambda f, n: f.endswith("fix/session.py")),
-    ("fix: store", lambda f, n: f.endswith("fix/store.py")),
+    ("fix: codec", lambda f, n: f.endswith("fix/codec.py") or _compiled("gateway.fix.codec.", "'Framer'", "'Message'")(f, n)),
+    ("fix: dictionary validate", lambda f, n: f.endswith("fix/dictionary.py") or _compiled("'Dictionary'")(f, n)),
+    ("fix: session", lambda f, n: f.endswith("fix/session.py") or _compiled("gateway.fix.session.", "'Session'")(f, n)),
+    ("fix: store", lambda f, n: f.endswith("fix/store.py") or _compiled("gateway.fix.store.", "Store'")(f, n)),
     ("fix: transport + engine", lambda f, n: f.endswith(("fix/transport.py", "fix/engine.py"))),
     ("OS: writes (socket, file)", lambda f, n: "write" in n),
     ("other", lambda f, n: True),

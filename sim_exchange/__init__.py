@@ -14,3 +14,6 @@ The matching engine, its events and market-data subscriptions are in ``gateway.c
 the latency models in ``gateway.core.models.latency``. Modules are imported explicitly
 (``from sim_exchange.exchange import SimExchange``) so that native-only users never load quickfix.
 """
+# gateway decides, before any compiled module of ours can load, whether they all load
+# compiled or all pure (gateway/common/accel.py; sim_exchange.fixtext is one of them).
+import gateway  # noqa: E402,F401

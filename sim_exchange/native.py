@@ -97,7 +97,7 @@ class DelayedSession(transport.NativeSession):
 def _delayed_disconnect(ns: DelayedSession, event: Any) -> None:
     """The session wants the socket closed: after the bytes it queued (Logout) have left."""
     ns.flush()
-    routine = ns.engine._stopping or "logout" in event.reason.lower()
+    routine = ns.engine.stopping or "logout" in event.reason.lower()
     ns.close_after_sent(event.reason, routine)
 
 
@@ -136,31 +136,24 @@ class NoResendStore:
         return getattr(self._store, name)
 
 
+def _no_resend_store(settings: Any, store: Any) -> NoResendStore:  # noqa: ARG001 - the hook's shape
+    return NoResendStore(store)
+
+
 class VenueEngine(transport.NativeEngine):
-    """The venue's acceptor: market data is never resent; with ``delay_model`` every
-    session is a ``DelayedSession`` sharing that latency model and ``delay_timer``."""
+    """The venue's acceptor: market data is never resent (``NoResendStore`` around the
+    engine's store); with ``delay_model`` every session is a ``DelayedSession`` sharing that
+    latency model and ``delay_timer``."""
 
     def __init__(self, *args: Any, delay_model: Any = None, delay_timer: PreciseTimer | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, store_wrapper=_no_resend_store, **kwargs)
         self.delay_model = delay_model
         self.delay_timer = delay_timer
         self.delay_errors: deque[float] = deque(maxlen=ERROR_WINDOW)   # every line's, for stats
         if delay_model is not None:
+            self.session_class = DelayedSession
             self.handlers = {**transport.HANDLERS, "Disconnect": _delayed_disconnect}
-
-    def _make_session(self, settings: Any) -> transport.NativeSession:
-        # Mirrors NativeEngine._make_session with a filtered store (a hook is requested).
-        from gateway.fix.dictionary import Dictionary
-        from gateway.fix.session import Session
-        from gateway.fix.store import FileStore, MemoryStore
-        inner = FileStore(self.store_dir, settings.key) if self.store_dir is not None else MemoryStore()
-        store = NoResendStore(inner)
-        dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
-        session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
-        slog = transport.SessionLog(self.log_dir, settings.key) if self.log_dir is not None else None
-        cls = DelayedSession if self.delay_model is not None else transport.NativeSession
-        return cls(self, settings, session, store, slog)
 
 
 # ---------------------------------------------------------------- the venue

@@ -52,6 +52,10 @@ MODULES = (
     "gateway.core.risk.killswitch",
     "gateway.core.router.policies",
     "gateway.core.router.decisions",
+    "gateway.core.matching.events",
+    "gateway.core.matching.engine",
+    "gateway.core.matching.marketdata",
+    "sim_exchange.fixtext",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

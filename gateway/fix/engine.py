@@ -219,7 +219,9 @@ def create_engine(kind: str, role: str, settings: Sequence["SessionSettings"], a
     - ``store_dir``: FileStore directory (sequence numbers survive restarts); None: memory.
     - ``tls``: a ``transport.TlsConfig`` or an ``ssl.SSLContext`` (native only).
     - ``log_dir``: per-session message and event logs (append).
-    - ``options``: backend limits, e.g. ``max_outbound_bytes`` (see ``transport.NativeEngine``).
+    - ``options``: backend limits, e.g. ``max_outbound_bytes`` (see ``transport.NativeEngine``);
+      native only: ``store_wrapper(settings, store) -> store``, the store a session uses in
+      place of the one the engine made (a venue that never resends market data wraps it).
     """
     if role not in ("acceptor", "initiator"):
         raise ValueError(f"role must be 'acceptor' or 'initiator', not {role!r}")

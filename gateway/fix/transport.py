@@ -896,15 +896,20 @@ HANDLERS = {
 # ---------------------------------------------------------------- the engine
 
 class NativeEngine:
-    """Every session of one role on one loop. Use ``engine.create_engine("native", ...)``."""
+    """Every session of one role on one loop. Use ``engine.create_engine("native", ...)``.
+
+    Hooks for a process that serves its own kind of session (the simulator's venues):
+    ``session_class`` (a ``NativeSession`` subclass) and ``store_wrapper(settings, store)``,
+    which returns the store the session uses in place of the one the engine made."""
 
     kind = "native"
+    session_class: type[NativeSession] = NativeSession
 
     def __init__(self, role: str, settings: Sequence[Any], app: Any, *, host: str = "127.0.0.1",
                  port: int = 0, hosts: Any = None, store_dir: str | Path | None = None,
                  tls: TlsConfig | ssl.SSLContext | None = None, log_dir: str | Path | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, clock: Clock = MONOTONIC,
-                 wall: Any = time.time, **options: Any) -> None:
+                 wall: Any = time.time, store_wrapper: Any = None, **options: Any) -> None:
         from gateway.fix.events import NEED_DATA, AppMessageReceived   # late: lets this module import before events.py exists
         self.NEED_DATA = NEED_DATA
         self.AppMessageReceived = AppMessageReceived
@@ -916,6 +921,7 @@ class NativeEngine:
         self.server_hostname = tls.server_hostname if isinstance(tls, TlsConfig) else None
         self.clock, self.wall = clock, wall
         self.store_dir, self.log_dir = store_dir, log_dir
+        self.store_wrapper = store_wrapper
         self._settings = list(settings)
         self.loop = loop
         self.errors = ErrorCounter()
@@ -934,6 +940,11 @@ class NativeEngine:
     @property
     def callback_errors(self) -> int:
         return self.errors.errors
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` began: disconnects from then on are routine."""
+        return self._stopping
 
     # -- start / stop
     async def start(self) -> None:
@@ -964,11 +975,13 @@ class NativeEngine:
         from gateway.fix.store import FileStore, MemoryStore
         store = (FileStore(self.store_dir, settings.key, fsync=self.limits.store_fsync)
                  if self.store_dir is not None else MemoryStore())
+        if self.store_wrapper is not None:
+            store = self.store_wrapper(settings, store)
         dictionary = Dictionary.load(settings.dictionary_path) if settings.dictionary_path else Dictionary.load()
         session = Session(settings, store, dictionary, clock=self.clock, wall=self.wall)
         slog = (SessionLog(self.log_dir, settings.key, self.limits.log_max_bytes, self.limits.log_keep, self.wall)
                 if self.log_dir is not None else None)
-        ns = NativeSession(self, settings, session, store, slog)
+        ns = self.session_class(self, settings, session, store, slog)
         ns.dictionary = dictionary
         return ns
 

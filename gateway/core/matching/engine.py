@@ -25,6 +25,7 @@ import bisect
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Final, Iterable, Union
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core.matching.events import (
@@ -34,11 +35,17 @@ from gateway.core.matching.events import (
     ExecReport, TradePrint,
 )
 
-BUY, SELL = "1", "2"
-MARKET, LIMIT = "1", "2"
-DAY, IOC, FOK = "0", "3", "4"
-_SUPPORTED_TIF = {DAY, IOC, FOK}
-_DONE = {FILLED, CANCELED, REJECTED}
+BUY: Final = "1"
+SELL: Final = "2"
+MARKET: Final = "1"
+LIMIT: Final = "2"
+DAY: Final = "0"
+IOC: Final = "3"
+FOK: Final = "4"
+_SUPPORTED_TIF: Final = frozenset((DAY, IOC, FOK))
+_DONE: Final = frozenset((FILLED, CANCELED, REJECTED))
+
+Event = Union[ExecReport, CancelReject, TradePrint, BookTouched]   # what every command returns
 
 
 @dataclass(slots=True)
@@ -62,24 +69,47 @@ class Instrument:
         # Round to the tick's decimals so 1.1000000000000001 never reaches the wire.
         return round(ticks * self.tick_size, 10)
 
+    def tick_price(self, ticks: int) -> float:
+        """``to_price`` of a whole number of ticks, without round()'s decimal conversion when
+        the tick divides one unit (0.00001, 0.01, 0.25): ticks / (ticks per unit) is then the
+        double nearest the exact decimal, which is what ``to_price`` returns."""
+        per_unit = 1.0 / self.tick_size
+        whole = round(per_unit)
+        if abs(per_unit - whole) < 1e-9 * per_unit:
+            return ticks / whole
+        return round(ticks * self.tick_size, 10)
 
-@dataclass(slots=True, eq=False)
+
+# Not a dataclass: its generated __init__ would be interpreted code even when this module is
+# compiled (one per order, on the order path).
 class Order:
-    order_id: str
-    owner: str
-    cl_ord_id: str
-    symbol: str
-    side: str
-    ord_type: str
-    tif: str
-    qty: int
-    price: int | None          # ticks; None for market orders
-    seq: int = 0               # time priority
-    cum_qty: int = 0
-    notional: int = 0          # sum(price_ticks * qty) of fills, for AvgPx
-    status: str = NEW
-    orig_cl_ord_id: str | None = None
-    ids: list[str] = field(default_factory=list)   # every ClOrdID of its cancel/replace chain
+    """One order in the book (or rejected); ``price`` in ticks, None for market orders."""
+
+    __slots__ = ("order_id", "owner", "cl_ord_id", "symbol", "side", "ord_type", "tif", "qty", "price",
+                 "seq", "cum_qty", "notional", "status", "orig_cl_ord_id", "ids")
+
+    def __init__(self, order_id: str, owner: str, cl_ord_id: str, symbol: str, side: str, ord_type: str,
+                 tif: str, qty: int, price: int | None, seq: int = 0, cum_qty: int = 0, notional: int = 0,
+                 status: str = NEW, orig_cl_ord_id: str | None = None, ids: list[str] | None = None) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.cl_ord_id = cl_ord_id
+        self.symbol = symbol
+        self.side = side
+        self.ord_type = ord_type
+        self.tif = tif
+        self.qty = qty
+        self.price = price
+        self.seq = seq                  # time priority
+        self.cum_qty = cum_qty
+        self.notional = notional        # sum(price_ticks * qty) of fills, for AvgPx
+        self.status = status
+        self.orig_cl_ord_id = orig_cl_ord_id
+        self.ids: list[str] = ids if ids is not None else []   # every ClOrdID of its cancel/replace chain
+
+    def __repr__(self) -> str:
+        return (f"Order({self.order_id!r}, {self.owner!r}, {self.cl_ord_id!r}, {self.symbol} {self.side} "
+                f"{self.qty}@{self.price} {self.ord_type}/{self.tif} cum={self.cum_qty} status={self.status})")
 
     @property
     def leaves(self) -> int:
@@ -94,17 +124,22 @@ class Order:
 class _Book:
     """One side's price levels: sorted prices (ascending) and a FIFO queue per price."""
     prices: list[int] = field(default_factory=list)
-    queues: dict[int, deque] = field(default_factory=dict)
+    queues: dict[int, deque[Order]] = field(default_factory=dict)
 
     def add(self, order: Order) -> None:
-        q = self.queues.get(order.price)
+        price = order.price
+        assert price is not None            # market orders never rest
+        q = self.queues.get(price)
         if q is None:
-            q = self.queues[order.price] = deque()
-            bisect.insort(self.prices, order.price)
+            q = self.queues[price] = deque()
+            bisect.insort(self.prices, price)
         q.append(order)
 
     def remove(self, order: Order) -> None:
-        q = self.queues.get(order.price)
+        price = order.price
+        if price is None:
+            return
+        q = self.queues.get(price)
         if q is None:
             return
         try:
@@ -112,7 +147,7 @@ class _Book:
         except ValueError:
             return
         if not q:
-            self._drop_level(order.price)
+            self._drop_level(price)
 
     def _drop_level(self, price: int) -> None:
         del self.queues[price]
@@ -136,8 +171,8 @@ class MatchingEngine:
         self._asks = {s: _Book() for s in self.instruments}
         self._orders: dict[tuple[str, str], Order] = {}   # (owner, any ClOrdID of its chain) -> order
         self._seq = itertools.count(1)
-        self._order_ids = itertools.count(1)
-        self._exec_ids = itertools.count(1)
+        self._order_ids = 0
+        self._exec_ids = 0
         self.last_trade: dict[str, tuple[float, float]] = {}
         self.orders_in = 0
         self.trades = 0
@@ -164,7 +199,7 @@ class MatchingEngine:
         """Aggregated levels best first as (price_ticks, qty); depth 0 = all."""
         book = self._bids[symbol] if side == BUY else self._asks[symbol]
         prices = reversed(book.prices) if side == BUY else iter(book.prices)
-        out = []
+        out: list[tuple[int, int]] = []
         for p in prices:
             out.append((p, book.level_qty(p)))
             if depth and len(out) >= depth:
@@ -172,7 +207,8 @@ class MatchingEngine:
         return out
 
     def open_orders(self, owner: str) -> list[Order]:
-        seen, out = set(), []
+        seen: set[int] = set()
+        out: list[Order] = []
         for (o_owner, _), order in self._orders.items():
             if o_owner == owner and not order.done and id(order) not in seen:
                 seen.add(id(order))
@@ -181,7 +217,7 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ commands
     def new_order(self, owner: str, cl_ord_id: str, symbol: str, side: str, qty: float,
-                  ord_type: str = LIMIT, price: float | None = None, tif: str = DAY) -> list:
+                  ord_type: str = LIMIT, price: float | None = None, tif: str = DAY) -> list[Event]:
         """Accept (and match) or reject one order."""
         self.orders_in += 1
         now = self.clock.now()
@@ -194,19 +230,20 @@ class MatchingEngine:
             order.qty = _whole(qty) or 0
             order.status = REJECTED
             return [self._report(order, REJECTED, now, price_hint=price, rej=(reason, text))]
-        order.qty = _whole(qty)
-        order.price = inst.to_ticks(price) if ord_type == LIMIT else None
+        assert inst is not None                  # _validate refused an unknown symbol
+        order.qty = _whole(qty) or 0
+        order.price = inst.to_ticks(price) if ord_type == LIMIT and price is not None else None
         self._remember(order, cl_ord_id)
-        events: list = [self._report(order, NEW, now)]
+        events: list[Event] = [self._report(order, NEW, now)]
         self._execute(order, events, now)
         return events
 
-    def cancel(self, owner: str, cl_ord_id: str, orig_cl_ord_id: str) -> list:
+    def cancel(self, owner: str, cl_ord_id: str, orig_cl_ord_id: str) -> list[Event]:
         now = self.clock.now()
         order = self._orders.get((owner, orig_cl_ord_id))
         refusal = self._refuse_amend(owner, cl_ord_id, orig_cl_ord_id, order, RESPONSE_TO_CANCEL, now)
-        if refusal:
-            return refusal
+        if refusal is not None or order is None:
+            return refusal or []
         self._book(order).remove(order)
         order.status = CANCELED
         order.orig_cl_ord_id = orig_cl_ord_id
@@ -215,13 +252,13 @@ class MatchingEngine:
         return [self._report(order, CANCELED, now), BookTouched(order.symbol)]
 
     def replace(self, owner: str, cl_ord_id: str, orig_cl_ord_id: str, qty: float,
-                price: float | None = None) -> list:
+                price: float | None = None) -> list[Event]:
         """Cancel/replace quantity and/or limit price (see the priority rule in the module doc)."""
         now = self.clock.now()
         order = self._orders.get((owner, orig_cl_ord_id))
         refusal = self._refuse_amend(owner, cl_ord_id, orig_cl_ord_id, order, RESPONSE_TO_REPLACE, now)
-        if refusal:
-            return refusal
+        if refusal is not None or order is None:
+            return refusal or []
         inst = self.instruments[order.symbol]
         new_qty = _whole(qty)
         if new_qty is None or new_qty <= 0:
@@ -245,7 +282,7 @@ class MatchingEngine:
             order.qty, order.price, order.seq = new_qty, new_price, next(self._seq)
         order.orig_cl_ord_id, order.cl_ord_id = orig_cl_ord_id, cl_ord_id
         self._remember(order, cl_ord_id)
-        events: list = [self._report(order, REPLACED, now), BookTouched(order.symbol)]
+        events: list[Event] = [self._report(order, REPLACED, now), BookTouched(order.symbol)]
         if not keeps_priority:
             self._match(order, events, now)
             if order.leaves > 0:
@@ -274,7 +311,8 @@ class MatchingEngine:
         order.ids.append(cl_ord_id)
         self._orders[(order.owner, cl_ord_id)] = order
 
-    def _validate(self, owner, cl_ord_id, inst, side, qty, ord_type, price, tif):
+    def _validate(self, owner: str, cl_ord_id: str, inst: Instrument | None, side: str, qty: float,
+                  ord_type: str, price: float | None, tif: str) -> tuple[int, str] | None:
         if (owner, cl_ord_id) in self._orders:
             return REJ_DUPLICATE, f"duplicate ClOrdID {cl_ord_id}"
         if inst is None:
@@ -295,7 +333,8 @@ class MatchingEngine:
             return REJ_UNSUPPORTED, f"unsupported OrdType {ord_type!r}"
         return None
 
-    def _refuse_amend(self, owner, cl_ord_id, orig_cl_ord_id, order, response_to, now) -> list | None:
+    def _refuse_amend(self, owner: str, cl_ord_id: str, orig_cl_ord_id: str, order: Order | None,
+                      response_to: str, now: float) -> list[Event] | None:
         if order is None:
             return [CancelReject(owner, cl_ord_id, orig_cl_ord_id, "NONE", REJECTED, response_to,
                                  CXL_UNKNOWN_ORDER, f"unknown order {orig_cl_ord_id}", now)]
@@ -307,7 +346,8 @@ class MatchingEngine:
                                      f"order {orig_cl_ord_id} is already done", now)]
         return None
 
-    def _cxl_reject(self, order, owner, cl_ord_id, orig, response_to, reason, text, now) -> CancelReject:
+    def _cxl_reject(self, order: Order, owner: str, cl_ord_id: str, orig: str, response_to: str,
+                    reason: int, text: str, now: float) -> CancelReject:
         return CancelReject(owner, cl_ord_id, orig, order.order_id, order.status, response_to, reason, text, now)
 
     def _book(self, order: Order) -> _Book:
@@ -316,7 +356,7 @@ class MatchingEngine:
     def _opposite(self, order: Order) -> _Book:
         return self._asks[order.symbol] if order.side == BUY else self._bids[order.symbol]
 
-    def _execute(self, order: Order, events: list, now: float) -> None:
+    def _execute(self, order: Order, events: list[Event], now: float) -> None:
         if order.tif == FOK and self._available(order) < order.qty:
             self._finish(order, CANCELED, events, now, "FOK: not enough liquidity")
             return
@@ -338,7 +378,7 @@ class MatchingEngine:
 
     def _available(self, order: Order) -> int:
         book = self._opposite(order)
-        prices = book.prices if order.side == BUY else reversed(book.prices)
+        prices: Iterable[int] = book.prices if order.side == BUY else reversed(book.prices)
         total = 0
         for p in prices:
             if not self._crosses(order, p):
@@ -348,7 +388,7 @@ class MatchingEngine:
                 break
         return total
 
-    def _match(self, order: Order, events: list, now: float) -> None:
+    def _match(self, order: Order, events: list[Event], now: float) -> None:
         book = self._opposite(order)
         inst = self.instruments[order.symbol]
         while order.leaves > 0 and book.prices:
@@ -371,13 +411,13 @@ class MatchingEngine:
                 book._drop_level(level)
             events.append(BookTouched(order.symbol))
 
-    def _fill(self, order: Order, qty: int, price: int, events: list, now: float) -> None:
+    def _fill(self, order: Order, qty: int, price: int, events: list[Event], now: float) -> None:
         order.cum_qty += qty
         order.notional += qty * price
         order.status = FILLED if order.cum_qty >= order.qty else PARTIAL
         events.append(self._report(order, TRADE, now, last=(price, qty)))
 
-    def _finish(self, order: Order, status: str, events: list, now: float, text: str) -> None:
+    def _finish(self, order: Order, status: str, events: list[Event], now: float, text: str) -> None:
         order.status = status
         events.append(self._report(order, status, now, text=text))
 
@@ -385,18 +425,18 @@ class MatchingEngine:
                 rej: tuple[int, str] | None = None, text: str | None = None,
                 price_hint: float | None = None) -> ExecReport:
         inst = self.instruments.get(order.symbol)
-        to_px = inst.to_price if inst else (lambda t: float(t))
-        avg = to_px(order.notional / order.cum_qty) if order.cum_qty else 0.0
-        price = to_px(order.price) if order.price is not None else price_hint
+        avg = _to_price(order.notional / order.cum_qty, inst) if order.cum_qty else 0.0
+        price = _tick_price(order.price, inst) if order.price is not None else price_hint
+        self._exec_ids += 1
         er = ExecReport(
             owner=order.owner, order_id=order.order_id, cl_ord_id=order.cl_ord_id,
-            orig_cl_ord_id=order.orig_cl_ord_id if exec_type in (CANCELED, REPLACED) else None,
-            exec_id=f"{self.id_prefix}-E{next(self._exec_ids)}", exec_type=exec_type, ord_status=order.status,
+            orig_cl_ord_id=order.orig_cl_ord_id if exec_type == CANCELED or exec_type == REPLACED else None,
+            exec_id=f"{self.id_prefix}-E{self._exec_ids}", exec_type=exec_type, ord_status=order.status,
             symbol=order.symbol, side=order.side, ord_type=order.ord_type, tif=order.tif,
             order_qty=order.qty, price=price, cum_qty=order.cum_qty, leaves_qty=order.leaves, avg_px=avg,
             time=now)
         if last is not None:
-            er.last_px, er.last_qty = to_px(last[0]), last[1]
+            er.last_px, er.last_qty = _tick_price(last[0], inst), float(last[1])
         if rej is not None:
             er.ord_rej_reason, er.text = rej
         elif text is not None:
@@ -404,7 +444,18 @@ class MatchingEngine:
         return er
 
     def _next_order_id(self) -> str:
-        return f"{self.id_prefix}-{next(self._order_ids)}"
+        self._order_ids += 1
+        return f"{self.id_prefix}-{self._order_ids}"
+
+
+def _to_price(ticks: float, inst: Instrument | None) -> float:
+    """``inst.to_price(ticks)``; with no instrument (an unknown symbol's reject), the ticks."""
+    return round(ticks * inst.tick_size, 10) if inst is not None else float(ticks)
+
+
+def _tick_price(ticks: int, inst: Instrument | None) -> float:
+    """``_to_price`` of whole ticks (``Instrument.tick_price``)."""
+    return inst.tick_price(ticks) if inst is not None else float(ticks)
 
 
 def _whole(qty: float | int | None) -> int | None:

@@ -7,12 +7,17 @@ trades of that step, which the FIX adapter packs into one X message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from gateway.core.matching.engine import BUY, SELL, MatchingEngine
 
 # MDEntryType (269) / MDUpdateAction (279)
-BID, OFFER, TRADE = "0", "1", "2"
-MD_NEW, MD_CHANGE, MD_DELETE = "0", "1", "2"
+BID: Final = "0"
+OFFER: Final = "1"
+TRADE: Final = "2"
+MD_NEW: Final = "0"
+MD_CHANGE: Final = "1"
+MD_DELETE: Final = "2"
 
 
 @dataclass(slots=True)
