@@ -42,6 +42,8 @@ from types import ModuleType
 MODULES = (
     "gateway.fix.codec",
     "gateway.fix.dictionary",
+    "gateway.fix.session",
+    "gateway.fix.store",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

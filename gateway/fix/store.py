@@ -50,7 +50,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 FsyncPolicy = Literal["never", "interval", "always"]
@@ -91,7 +91,7 @@ class MemoryStore:
 
     __slots__ = ("next_sender_seq", "next_target_seq", "creation_time", "_messages", "_wall")
 
-    def __init__(self, *, wall=time.time) -> None:
+    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self._messages: dict[int, bytes] = {}
         self.next_sender_seq = 1
@@ -104,7 +104,8 @@ class MemoryStore:
     def set_next_target(self, n: int) -> None:
         self.next_target_seq = _check_seq(n)
 
-    advance_target = set_next_target
+    def advance_target(self, n: int) -> None:
+        self.next_target_seq = _check_seq(n)
 
     def commit(self) -> None:
         pass
@@ -156,8 +157,9 @@ def file_stem(key: str) -> str:
 class FileStore:
     """Append-only files, one process per store (see the module docstring)."""
 
-    def __init__(self, directory: str | os.PathLike, key: str, *, fsync: FsyncPolicy = "never",
-                 fsync_interval_s: float = 1.0, wall=time.time, monotonic=time.monotonic) -> None:
+    def __init__(self, directory: str | os.PathLike[str], key: str, *, fsync: FsyncPolicy = "never",
+                 fsync_interval_s: float = 1.0, wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if fsync not in ("never", "interval", "always"):
             raise ValueError(f"fsync must be never|interval|always, got {fsync!r}")
         self.fsync = fsync
@@ -355,14 +357,14 @@ class FileStore:
             self.commit()            # an orderly close: the application has had everything
         if self._body_fd >= 0 and self.fsync != "never":
             self._fsync()
-        for name in ("_body_fd", "_seq_fd", "_lock_fd"):
-            fd = getattr(self, name, -1)
+        body, seq, lock = self._body_fd, self._seq_fd, self._lock_fd
+        self._body_fd = self._seq_fd = self._lock_fd = -1
+        for fd in (body, seq, lock):
             if fd >= 0:
                 os.close(fd)
-                setattr(self, name, -1)
 
     def __enter__(self) -> "FileStore":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
