@@ -32,13 +32,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.common import accel  # noqa: E402
+from gateway.fix.codec import utc_timestamp  # noqa: E402
 from gateway.fix.dictionary import Dictionary  # noqa: E402
 from gateway.fix.events import NEED_DATA, AppMessageReceived, LogonReceived  # noqa: E402
 from gateway.fix.session import Session  # noqa: E402
 from gateway.fix.settings import SessionSettings  # noqa: E402
 from gateway.fix.store import FileStore, MemoryStore  # noqa: E402
 
-ORDER = "11={id}\x0121=1\x0155=EURUSD\x0154=1\x0160=20240101-00:00:00.000\x0138=100\x0140=2\x0144=1.1\x01"
+# TransactTime (60) is "now", as the gateway writes it (a fixed old date would defeat the
+# codec's one-second cache of SendingTime parsing, which real traffic hits).
+ORDER = "11={id}\x0121=1\x0155=EURUSD\x0154=1\x0160={now}\x0138=100\x0140=2\x0144=1.1\x01"
 REPORT = ("37=O{id}\x0111={id}\x0117=E{id}\x01150=F\x0139=2\x0155=EURUSD\x0154=1\x01"
           "151=0\x0114=100\x016=1.1\x0131=1.1\x0132=100\x01")
 
@@ -82,7 +85,7 @@ class Pair:
     def round_trips(self, n: int, start: int = 0) -> None:
         client, venue = self.client, self.venue
         for i in range(start, start + n):
-            client.send("D", ORDER.format(id=i))
+            client.send("D", ORDER.format(id=i, now=utc_timestamp(time.time())))
             (event,) = self.deliver(client, venue, self.vstore)
             assert event.__class__ is AppMessageReceived
             venue.send("8", REPORT.format(id=i))
