@@ -33,6 +33,11 @@ Invariants:
 - Output order: bytes queued before a resend, then the resend (streamed from the store,
   ``max_resend_bytes`` per data_to_send() call), then what was sent meanwhile.
 - Every loop is bounded (by the input buffered, the queue cap or the resend range).
+
+Compiled with mypyc when built (gateway/common/accel.py; the .py file is the fallback):
+``Session`` is a native class (no new attributes, no monkeypatching), the settings the
+fast path reads are copied into typed attributes once, and the store is any object with
+the ``Store`` protocol (store.py; the simulator wraps one), called through Python.
 """
 from __future__ import annotations
 
@@ -129,13 +134,11 @@ class Session:
 
     @property
     def next_sender_seq(self) -> int:
-        n: int = self._store.next_sender_seq
-        return n
+        return self._store.next_sender_seq
 
     @property
     def next_target_seq(self) -> int:
-        n: int = self._store.next_target_seq
-        return n
+        return self._store.next_target_seq
 
     @property
     def logged_on(self) -> bool:

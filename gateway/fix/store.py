@@ -42,6 +42,20 @@ fsync policy (what survives):
 
 ``load_range`` is a generator reading one record at a time with ``os.pread``, so a resend
 of 20,000 messages holds one message in memory, not all of them.
+
+Why two writes, ``save`` (body) and ``commit`` (seqnums), and not one: ``save`` runs inside
+the application's callback (its reply), ``commit`` after the callback returns, once per
+batch of input (one per message only when messages come one at a time). Putting the
+target number in the body record would write it either before the application has
+handled the message (a crash in between would skip that message: lost) or as of the last
+commit (safe, but the commit still needs its own write). Deferring the commit to the next
+save would be safe (the number only lags: more PossDup resends after a crash) but leaves
+a session that only receives with nothing written. Measured here: one small ``O_APPEND``
+write costs ~0.8 us, ~0.26 us per record when 20 are joined: at most ~1 us per order.
+
+Compiled with mypyc when built (gateway/common/accel.py): ``MemoryStore`` and
+``FileStore`` are native classes (no new attributes; ``load_range`` returns mypyc's
+generator object, a lazy iterator like a Python generator).
 """
 from __future__ import annotations
 
