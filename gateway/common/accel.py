@@ -56,6 +56,8 @@ MODULES = (
     "gateway.core.matching.engine",
     "gateway.core.matching.marketdata",
     "sim_exchange.fixtext",
+    "gateway.fix.session",
+    "gateway.fix.store",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

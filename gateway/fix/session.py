@@ -33,30 +33,39 @@ Invariants:
 - Output order: bytes queued before a resend, then the resend (streamed from the store,
   ``max_resend_bytes`` per data_to_send() call), then what was sent meanwhile.
 - Every loop is bounded (by the input buffered, the queue cap or the resend range).
+
+Compiled with mypyc when built (gateway/common/accel.py; the .py file is the fallback):
+``Session`` is a native class (no new attributes, no monkeypatching), the settings the
+fast path reads are copied into typed attributes once, and the store is any object with
+the ``Store`` protocol (store.py; the simulator wraps one), called through Python.
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Final
 
-from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.fix import events as ev
 from gateway.fix.codec import Framer, Message, encode, parse, parse_utc_timestamp, utc_timestamp
+from gateway.fix.dictionary import Dictionary
 from gateway.fix.errors import (COMPID_PROBLEM, INVALID_MSGTYPE, REJECT_TEXT, REQUIRED_TAG_MISSING,
                                 SENDING_TIME_ACCURACY, VALUE_OUT_OF_RANGE, FixError, GarbledMessage,
                                 LocalFixError, RemoteFixError)
 from gateway.fix.events import NEED_DATA
 from gateway.fix.settings import SessionSettings
 
-DISCONNECTED = "DISCONNECTED"
-AWAIT_LOGON = "AWAIT_LOGON"      # acceptor: connected, no Logon accepted yet
-LOGON_SENT = "LOGON_SENT"        # initiator: our Logon is out, waiting for the answer
-ACTIVE = "ACTIVE"
-RESENDING = "RESENDING"          # logged on, waiting for the peer to fill a gap we asked for
-LOGOUT_SENT = "LOGOUT_SENT"
-CLOSED = "CLOSED"                # Disconnect returned; waiting for connection_lost()
+if TYPE_CHECKING:
+    from gateway.fix.store import Store
+
+DISCONNECTED: Final = "DISCONNECTED"
+AWAIT_LOGON: Final = "AWAIT_LOGON"      # acceptor: connected, no Logon accepted yet
+LOGON_SENT: Final = "LOGON_SENT"        # initiator: our Logon is out, waiting for the answer
+ACTIVE: Final = "ACTIVE"
+RESENDING: Final = "RESENDING"          # logged on, waiting for the peer to fill a gap we asked for
+LOGOUT_SENT: Final = "LOGOUT_SENT"
+CLOSED: Final = "CLOSED"                # Disconnect returned; waiting for connection_lost()
 
 LOGGED_ON_STATES = frozenset((ACTIVE, RESENDING, LOGOUT_SENT))
 
@@ -65,10 +74,10 @@ ADMIN_TYPES = frozenset("012345A")
 HEADER_TAGS = frozenset((8, 9, 35, 49, 56, 115, 128, 90, 91, 34, 50, 142, 57, 143, 116, 144, 129,
                          145, 43, 97, 52, 122, 212, 213, 347, 369, 627, 628, 629, 630))
 TRAILER_TAGS = frozenset((93, 89, 10))
-SOH = "\x01"
+SOH: Final = "\x01"
 
 
-def _pairs_text(pairs) -> str:
+def _pairs_text(pairs: Iterable[tuple[int, object]]) -> str:
     """Body text of admin messages in tag order, as QuickFIX writes them (strict scripts)."""
     return "".join(f"{t}={v}{SOH}" for t, v in sorted(pairs, key=lambda p: p[0]))
 
@@ -82,37 +91,43 @@ def _int_or_none(text: str | None) -> int | None:
 class Session:
     """One FIX session (one pair of CompIDs), across reconnects: the store keeps the numbers."""
 
-    def __init__(self, settings: SessionSettings, store, dictionary=None, clock: Clock = MONOTONIC,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: SessionSettings, store: Store, dictionary: Dictionary | None = None,
+                 clock: Clock = MONOTONIC, wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.key = settings.key
+        self.key: str = settings.key
         self._store = store
         self._dict = dictionary
         self._clock = clock
         self._wall = wall
-        self._initiator = settings.role == "initiator"
+        self._initiator: bool = settings.role == "initiator"
         s = settings
         # The constant header text, built once: send() only adds 34= and the timestamp.
-        self._begin = s.begin_string
+        self._begin: str = s.begin_string
         self._hdr_mid = f"{SOH}49={s.sender_comp_id}{SOH}52="
         self._hdr_end = f"{SOH}56={s.target_comp_id}{SOH}"
-        self._precision = s.timestamp_precision
-        self._persist = s.persist_messages
-        self._data_tags = getattr(dictionary, "data_tags", None)
-        self._now = clock.now
+        self._precision: int = s.timestamp_precision
+        self._persist: bool = s.persist_messages
+        self._data_tags: dict[int, int] | None = dictionary.data_tags if dictionary is not None else None
+        # the real clock's now() is perf_counter: called directly, one call less per message
+        self._now: Callable[[], float] = (time.perf_counter if type(clock) is MonotonicClock
+                                          else clock.now)
         # The checks of the in-sequence fast path (_fast_app), resolved once.
-        self._their_id, self._our_id = s.target_comp_id, s.sender_comp_id
-        self._validator = (functools.partial(
-            dictionary.validate, check_fields_out_of_order=s.validate_fields_out_of_order,
-            check_fields_have_values=s.validate_fields_have_values,
-            check_user_defined_fields=s.validate_user_defined_fields,
-            allow_unknown_msg_fields=s.allow_unknown_msg_fields)
-            if s.validate_messages and dictionary is not None else None)
-        self.state = DISCONNECTED
-        self.heartbeat_s = s.heartbeat_s
+        self._their_id: str = s.target_comp_id
+        self._our_id: str = s.sender_comp_id
+        self._check_comp_id: bool = s.check_comp_id
+        self._check_latency: bool = s.check_latency
+        self._max_latency_s: float = s.max_latency_s
+        self._validating: bool = s.validate_messages and dictionary is not None
+        self._v_order: bool = s.validate_fields_out_of_order
+        self._v_values: bool = s.validate_fields_have_values
+        self._v_user: bool = s.validate_user_defined_fields
+        self._v_unknown: bool = s.allow_unknown_msg_fields
+        self.state: str = DISCONNECTED
+        self.heartbeat_s: int = s.heartbeat_s
         self._schedule = s.schedule           # None: always in session, never reset by time
         self.schedule_resets = 0              # store resets at a new session instance (status)
-        self.last_received_at = self.last_sent_at = clock.now()
+        self.last_received_at: float = clock.now()
+        self.last_sent_at: float = self.last_received_at
         self._reset_connection()
 
     # -- status ------------------------------------------------------------------------------
@@ -137,9 +152,8 @@ class Session:
     # -- connection life ---------------------------------------------------------------------
 
     def _reset_connection(self) -> None:
-        kw = {"data_tags": self._data_tags} if self._data_tags is not None else {}
-        self._framer = Framer(**kw)
-        self._events: deque = deque()
+        self._framer = Framer(data_tags=self._data_tags) if self._data_tags is not None else Framer()
+        self._events: deque[Any] = deque()
         self._out: list[bytes] = []
         self._held: list[bytes] = []          # sent while a resend streams: goes out after it
         self._resends: deque[Iterator[bytes]] = deque()
@@ -213,17 +227,18 @@ class Session:
             self._eof = True
         self._framer.feed(data)
 
-    def next_event(self):
+    def next_event(self) -> Any:
         """One event, or NEED_DATA. Processes at most the input already received."""
         events = self._events
         # Bounded: each turn consumes one queued message or one frame of buffered input.
         while not events:
-            if self.state in (CLOSED, DISCONNECTED) or self._pending_logon is not None:
+            state = self.state
+            if state == CLOSED or state == DISCONNECTED or self._pending_logon is not None:
                 return NEED_DATA
             if self._queue:
-                msg = self._queue.pop(self._store.next_target_seq, None)
-                if msg is not None:
-                    self._process(msg, queued=True)
+                queued = self._queue.pop(self._store.next_target_seq, None)
+                if queued is not None:
+                    self._process_queued(queued)
                     continue
             framer = self._framer
             frame = framer.next_message()
@@ -232,11 +247,13 @@ class Session:
             if frame is None:
                 if events:
                     break
-                if self._eof and self.state not in (CLOSED, DISCONNECTED):
+                if self._eof and self.state != CLOSED and self.state != DISCONNECTED:
                     self._disconnect("peer closed the connection")
                     continue
                 return NEED_DATA
-            self._on_frame(frame)
+            event = self._on_frame(frame)
+            if event is not None:
+                return event           # the fast path's one event; nothing was queued before it
         return events.popleft()
 
     def _check_garbled(self) -> None:
@@ -246,37 +263,44 @@ class Session:
             if not self.logged_on and self.state != LOGON_SENT:
                 self._disconnect("garbled data before logon")
 
-    def _on_frame(self, frame: bytes) -> None:
+    def _on_frame(self, frame: bytes) -> ev.AppMessageReceived | None:
+        """Parse and process one frame: the in-sequence application message's event (not
+        queued, for the caller to return), or None (events queued, or nothing to tell)."""
         try:
             msg = parse(frame, self._data_tags) if self._data_tags is not None else parse(frame)
         except GarbledMessage:
             # Bad CheckSum / BodyLength: ignored, no number consumed (FIX test cases 2d, 3b).
             if self.state == AWAIT_LOGON:
                 self._disconnect("garbled message before logon")
-            return
+            return None
         except FixError:
             # A field that is not tag=value: QuickFIX's "Message parse error", ignored like a
             # bad CheckSum, number not consumed (test 2d). Before logon: disconnect.
             if self.state == AWAIT_LOGON:
                 self._disconnect("ill-formed message before logon")
-            return
-        self._process(msg, queued=False)
+            return None
+        t = msg.msg_type
+        if self.state == ACTIVE and t not in ADMIN_TYPES:
+            event = self._fast_app(msg, t)
+            if event is not None:
+                return event
+        self._process(msg, t)
+        return None
 
     # -- dispatch (QuickFIX Session::next(const Message&)) -------------------------------------
 
-    def _process(self, msg: Message, *, queued: bool) -> None:
+    def _process_queued(self, msg: Message) -> None:
+        """A message that arrived ahead of a gap, now in sequence (checked when it came)."""
         t = msg.msg_type
-        if queued:
-            if t in ("A", "2"):                  # already answered when it arrived
-                self._advance_target()
-                return
-            self._dispatch(msg, t)
+        if t == "A" or t == "2":                  # already answered when it arrived
+            self._advance_target()
             return
-        if self.state == ACTIVE and t not in ADMIN_TYPES and self._fast_app(msg, t):
-            return
+        self._dispatch(msg, t)
+
+    def _process(self, msg: Message, t: str) -> None:
         if not self._prechecks(msg, t):
             return
-        if self._validator is not None:
+        if self._validating:
             try:
                 self._validate(msg)
             except GarbledMessage:
@@ -290,38 +314,42 @@ class Session:
         self._dispatch(msg, t)
 
     def _validate(self, msg: Message) -> None:
-        self._validator(msg)
+        """The dictionary's checks, as the settings ask (only when validating)."""
+        d = self._dict
+        assert d is not None
+        d.validate(msg, check_fields_out_of_order=self._v_order,
+                   check_fields_have_values=self._v_values,
+                   check_user_defined_fields=self._v_user,
+                   allow_unknown_msg_fields=self._v_unknown)
 
-    def _fast_app(self, msg: Message, t: str) -> bool:
+    def _fast_app(self, msg: Message, t: str) -> ev.AppMessageReceived | None:
         """The common case in one pass: a valid application message carrying the expected
         number, no gap open. The same checks as _prechecks + _validate + _verify, side
-        effects only once all passed; False (nothing done) sends the message down the
+        effects only once all passed; None (nothing done) sends the message down the
         general path, which checks everything again and answers what is wrong."""
         store = self._store
         seq = msg.seq_num
-        if seq != store.next_target_seq or self._queue or self._resend_range is not None or not t:
-            return False
-        get = msg.get
-        s = self.settings
-        if get(8) != self._begin:
-            return False
-        if s.check_comp_id:
-            if get(49) != self._their_id or get(56) != self._our_id:
-                return False
+        if (seq is None or seq != store.next_target_seq or self._queue
+                or self._resend_range is not None or not t):
+            return None
+        if msg.get(8) != self._begin:
+            return None
+        if self._check_comp_id:
+            if msg.get(49) != self._their_id or msg.get(56) != self._our_id:
+                return None
         elif 49 not in msg or 56 not in msg:
-            return False
-        if self._validator is not None:
+            return None
+        if self._validating:
             try:
-                self._validator(msg)
+                self._validate(msg)
             except FixError:
-                return False
-        if s.check_latency and not self._good_time(msg):
-            return False
+                return None
+        if self._check_latency and not self._good_time(msg):
+            return None
         self.last_received_at = self._now()
         self._test_requests = 0
         store.advance_target(seq + 1)      # in memory: the driver commits after the application
-        self._events.append(ev.app_message_received(msg, msg.poss_dup))
-        return True
+        return ev.app_message_received(msg, msg.poss_dup)
 
     def _prechecks(self, msg: Message, t: str) -> bool:
         """BeginString, CompIDs present, Logon first. False: handled (answered or dropped)."""
@@ -409,19 +437,18 @@ class Session:
         return True
 
     def _good_time(self, msg: Message) -> bool:
-        if not self.settings.check_latency:
+        if not self._check_latency:
             return True
         try:
             sent = parse_utc_timestamp(msg.get(52) or "")
         except ValueError:
             return False
-        return abs(self._wall() - sent) <= self.settings.max_latency_s
+        return abs(self._wall() - sent) <= self._max_latency_s
 
     def _good_comp_ids(self, msg: Message) -> bool:
-        if not self.settings.check_comp_id:
+        if not self._check_comp_id:
             return True
-        s = self.settings
-        return msg.get(49) == s.target_comp_id and msg.get(56) == s.sender_comp_id
+        return msg.get(49) == self._their_id and msg.get(56) == self._our_id
 
     def _target_too_high(self, msg: Message, seq: int) -> None:
         """Queue it (capped) and ask for the gap, unless a request already covers it."""
@@ -676,7 +703,8 @@ class Session:
         return self._encode("4", header, f"36={new_seq}{SOH}123=Y{SOH}")
 
     def _restamp(self, seq: int, msg: Message) -> bytes:
-        extra, body = [], []
+        extra: list[str] = []
+        body: list[str] = []
         skip = (8, 9, 35, 34, 43, 49, 52, 56, 122)
         for tag, value in msg.pairs:
             if tag in TRAILER_TAGS or tag in skip:
@@ -716,7 +744,7 @@ class Session:
         self.last_sent_at = self._now()
         return seq
 
-    def _send_admin(self, msg_type: str, pairs) -> int:
+    def _send_admin(self, msg_type: str, pairs: Iterable[tuple[int, object]]) -> int:
         return self._emit(msg_type, _pairs_text(pairs))
 
     def _send_logout(self, text: str) -> None:
@@ -737,7 +765,7 @@ class Session:
         """Session Reject (35=3); QuickFIX's fields, order and number consumption."""
         # QuickFIX's fixed wording per reason, so scripted peers match 58= exactly.
         text = REJECT_TEXT.get(reason) or text or ""
-        pairs: list = []
+        pairs: list[tuple[int, object]] = []
         if ref_seq is not None:
             pairs.append((45, ref_seq))
         pairs.append((58, text))
@@ -832,6 +860,8 @@ class Session:
     def _new_instance_reset(self) -> None:
         """Inside a session instance the store was not created in: reset it (seq 1)."""
         sched, now = self._schedule, self._wall()
+        if sched is None:
+            return
         if sched.session_start(now) is not None and not sched.same_session(now, self._store.creation_time):
             self._store.reset()
             self.schedule_resets += 1

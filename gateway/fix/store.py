@@ -42,6 +42,20 @@ fsync policy (what survives):
 
 ``load_range`` is a generator reading one record at a time with ``os.pread``, so a resend
 of 20,000 messages holds one message in memory, not all of them.
+
+Why two writes, ``save`` (body) and ``commit`` (seqnums), and not one: ``save`` runs inside
+the application's callback (its reply), ``commit`` after the callback returns, once per
+batch of input (one per message only when messages come one at a time). Putting the
+target number in the body record would write it either before the application has
+handled the message (a crash in between would skip that message: lost) or as of the last
+commit (safe, but the commit still needs its own write). Deferring the commit to the next
+save would be safe (the number only lags: more PossDup resends after a crash) but leaves
+a session that only receives with nothing written. Measured here: one small ``O_APPEND``
+write costs ~0.8 us, ~0.26 us per record when 20 are joined: at most ~1 us per order.
+
+Compiled with mypyc when built (gateway/common/accel.py): ``MemoryStore`` and
+``FileStore`` are native classes (no new attributes; ``load_range`` returns mypyc's
+generator object, a lazy iterator like a Python generator).
 """
 from __future__ import annotations
 
@@ -50,7 +64,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 FsyncPolicy = Literal["never", "interval", "always"]
@@ -91,7 +105,7 @@ class MemoryStore:
 
     __slots__ = ("next_sender_seq", "next_target_seq", "creation_time", "_messages", "_wall")
 
-    def __init__(self, *, wall=time.time) -> None:
+    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self._messages: dict[int, bytes] = {}
         self.next_sender_seq = 1
@@ -104,7 +118,8 @@ class MemoryStore:
     def set_next_target(self, n: int) -> None:
         self.next_target_seq = _check_seq(n)
 
-    advance_target = set_next_target
+    def advance_target(self, n: int) -> None:
+        self.next_target_seq = _check_seq(n)
 
     def commit(self) -> None:
         pass
@@ -156,8 +171,9 @@ def file_stem(key: str) -> str:
 class FileStore:
     """Append-only files, one process per store (see the module docstring)."""
 
-    def __init__(self, directory: str | os.PathLike, key: str, *, fsync: FsyncPolicy = "never",
-                 fsync_interval_s: float = 1.0, wall=time.time, monotonic=time.monotonic) -> None:
+    def __init__(self, directory: str | os.PathLike[str], key: str, *, fsync: FsyncPolicy = "never",
+                 fsync_interval_s: float = 1.0, wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if fsync not in ("never", "interval", "always"):
             raise ValueError(f"fsync must be never|interval|always, got {fsync!r}")
         self.fsync = fsync
@@ -355,14 +371,14 @@ class FileStore:
             self.commit()            # an orderly close: the application has had everything
         if self._body_fd >= 0 and self.fsync != "never":
             self._fsync()
-        for name in ("_body_fd", "_seq_fd", "_lock_fd"):
-            fd = getattr(self, name, -1)
+        body, seq, lock = self._body_fd, self._seq_fd, self._lock_fd
+        self._body_fd = self._seq_fd = self._lock_fd = -1
+        for fd in (body, seq, lock):
             if fd >= 0:
                 os.close(fd)
-                setattr(self, name, -1)
 
     def __enter__(self) -> "FileStore":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
