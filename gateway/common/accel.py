@@ -42,6 +42,11 @@ from types import ModuleType
 MODULES = (
     "gateway.fix.codec",
     "gateway.fix.dictionary",
+    "gateway.apps.server.wire",
+    "gateway.apps.server.oms",
+    "gateway.apps.server.venues",
+    "gateway.apps.server.dispatch",
+    "gateway.apps.metrics",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

@@ -9,10 +9,10 @@
 - loop timers: ``Tick`` every ``MARK_REFRESH_S`` (risk re-marks), probes (each venue once
   per ``probe_interval_ms``, spread over it: ``MarketState.probe_schedule``).
 
-``submit`` runs one event from FIX message in to FIX messages out: ``core.handle(event)``,
-then every command it returns, in order, before the next event (the core has journaled
-each decision before returning it, so a record reaches the OS before the message it
-explains reaches the wire). No lock, no thread hand-over: with the native engine every
+``submit`` (``Dispatcher.submit``, dispatch.py) runs one event from FIX message in to FIX
+messages out: ``core.handle(event)``, then every command it returns, in order, before the
+next event (the core has journaled each decision before returning it, so a record reaches
+the OS before the message it explains reaches the wire). No lock, no thread hand-over: with the native engine every
 session callback, timer and order event runs on the loop thread. With quickfix, its C++
 threads hand each callback to the loop (``call_soon_threadsafe``) and the rest is the same.
 
@@ -34,27 +34,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gateway.apps.housekeeping import JournalKeeper, WallTimer
-from gateway.apps.metrics import OUTCOMES, GatewayMetrics, reject_reason
+from gateway.apps.metrics import GatewayMetrics
 from gateway.apps.server.admin import AdminActions, ensure_token
 from gateway.apps.server.config import GatewayConfig, session_settings
+from gateway.apps.server.dispatch import Dispatcher
 from gateway.apps.server.oms import OmsApplication
 from gateway.apps.server.venues import VenueApplication
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.common.configfile import find_config, load_config
 from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
 from gateway.common.procs import freeze_startup_heap
-from gateway.core.hub import (BroadcastNews, DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick,
-                              VenueSendFailed)
+from gateway.core.hub import DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick
 from gateway.core.market import MarketState
-from gateway.core.orders import QueryOrderStatus, RejectOmsCancel, ReportToOms, SendCancel, SendNewOrder, SendReplace
 from gateway.fix.engine import create_engine
 
 log = logging.getLogger("gateway")
 MARK_REFRESH_S = 0.05     # how often risk re-marks positions to the live books
 ADMIN_CALL_TIMEOUT_S = 5.0
-_MAX_FOLLOW_UPS = 10_000  # bound on send-failure answers chained from one event
-_VENUE_COMMANDS = frozenset((SendNewOrder, SendCancel, SendReplace, QueryOrderStatus))
-_ENDED = frozenset(OUTCOMES)   # terminal OrdStatus: filled, canceled, expired, rejected
 TIMING_SAMPLE = 64        # every 64th order's risk check and routing decision are timed (metrics)
 JOURNAL_CHECK_S = 1.0     # journal size check; compaction when over the limit and no record since the last check
 
@@ -107,10 +103,16 @@ class Gateway:
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
                                 market=self.market, clock=clock, policy=policy)
         self.policy = self.core.policy
+        # metrics: counters on the order path; latency samples, timings and gauges read on scrape
+        self.metrics = GatewayMetrics()
+        # the order path: the edges hand their events to the dispatcher, which carries out the
+        # core's commands through them
+        self.dispatcher = dispatcher = Dispatcher(self.core, self.metrics, self.event)
         # the real clock's now() is time.perf_counter: called directly, one Python frame less per order
         now = time.perf_counter if type(clock) is MonotonicClock else clock.now
-        self.oms = OmsApplication(cfg.oms.clients, self.submit, self.event, self.tracker, now)
-        self.venues = VenueApplication(cfg.venues, self.market, self.submit, self.event, self.tracker)
+        self.oms = dispatcher.oms = OmsApplication(cfg.oms.clients, dispatcher.submit, self.event, self.tracker, now)
+        self.venues = dispatcher.venues = VenueApplication(cfg.venues, self.market, dispatcher.submit, self.event,
+                                                           self.tracker)
         self.market.sender = self.venues.market_sender
         self._acceptor = None
         self._initiators: list = []
@@ -119,9 +121,6 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.cpu: int | None = None
-        self._exec_id = self.core.ids.exec
-        # metrics: counters on the order path; latency samples, timings and gauges read on scrape
-        self.metrics = GatewayMetrics()
         self.metrics.watch_sessions(self._session_metric_rows)
         self.venues.on_md_reject = self.metrics.on_md_reject
         self.core.timing_sample = TIMING_SAMPLE
@@ -155,36 +154,9 @@ class Gateway:
 
     # ------------------------------------------------------------ the event path (loop thread)
 
-    def submit(self, event) -> None:
-        """One decoded event: the core decides, this edge carries out its commands, in order."""
-        commands = self.core.handle(event)
-        if commands:
-            self._execute(commands)
-
-    def _execute(self, commands: list) -> None:
-        oms, venues = self.oms, self.venues
-        budget = _MAX_FOLLOW_UPS
-        i = 0
-        while i < len(commands):
-            cmd = commands[i]
-            i += 1
-            cls = cmd.__class__
-            if cls is ReportToOms:
-                oms.send_exec(cmd, cmd.exec_id or self._exec_id())   # the core's ExecID: stable across replay
-                if cmd.ord_status in _ENDED and cmd.exec_type != "I" and not cmd.poss_resend:
-                    self._order_ended(cmd)
-            elif cls in _VENUE_COMMANDS:
-                if not venues.send(cmd) and budget > 0:
-                    budget -= 1
-                    text = f"venue {cmd.child.venue} session is not logged on"
-                    commands[i:i] = self.core.handle(VenueSendFailed(command=cmd, text=text))
-            elif cls is RejectOmsCancel:
-                oms.send_cancel_reject(cmd)
-            elif cls is BroadcastNews:
-                self.event("risk", "news", cmd.headline)
-                oms.broadcast(cmd.headline, cmd.text, cmd.session)
-            else:
-                log.error("unknown command from the core: %r", cmd)
+    def submit(self, event: object) -> None:
+        """One event from a timer or an operator (the edges call ``dispatcher.submit`` directly)."""
+        self.dispatcher.submit(event)
 
     # ------------------------------------------------------------ timers (loop thread)
 
@@ -197,12 +169,6 @@ class Gateway:
             self._timers[idx] = self.loop.call_later(interval, fire)
         idx = len(self._timers)
         self._timers.append(self.loop.call_later(interval, fire))
-
-    def _order_ended(self, cmd: ReportToOms) -> None:
-        """Metrics of an OMS order's one terminal report (cached counters: no allocation)."""
-        self.metrics.on_order_done(OUTCOMES[cmd.ord_status], cmd.order.policy)
-        if cmd.exec_type == "8":
-            self.metrics.on_reject(reject_reason(cmd.text))
 
     # ------------------------------------------------------------ metrics (loop thread, on scrape)
 
@@ -258,14 +224,14 @@ class Gateway:
     def trip(self, reason: str, by: str) -> bool:
         def run() -> bool:
             commands = self.core.handle(KillRequested(by=by, reason=reason))
-            self._execute(commands)
+            self.dispatcher.execute(commands)
             return bool(commands)
         return self.on_loop(run)
 
     def reset_risk(self, by: str, session: str | None = None) -> bool:
         def run() -> bool:
             commands = self.core.reset(ResetRequested(by=by, session=session))   # ValueError: no person named
-            self._execute(commands)
+            self.dispatcher.execute(commands)
             return bool(commands)
         return self.on_loop(run)
 
