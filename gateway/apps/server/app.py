@@ -31,7 +31,9 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 from gateway.apps.housekeeping import JournalKeeper, WallTimer
 from gateway.apps.metrics import GatewayMetrics
@@ -114,9 +116,9 @@ class Gateway:
         self.venues = dispatcher.venues = VenueApplication(cfg.venues, self.market, dispatcher.submit, self.event,
                                                            self.tracker)
         self.market.sender = self.venues.market_sender
-        self._acceptor = None
-        self._initiators: list = []
-        self._admin = None
+        self._acceptor: Any = None        # the OMS acceptor Engine, once started
+        self._initiators: list[Any] = []
+        self._admin: Any = None           # the AdminServer, when the admin port is on
         self._timers: list[asyncio.TimerHandle] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -158,22 +160,28 @@ class Gateway:
         """One event from a timer or an operator (the edges call ``dispatcher.submit`` directly)."""
         self.dispatcher.submit(event)
 
+    def _session_ended(self, venue: str) -> None:
+        self.submit(SessionEnded(venue=venue))
+
     # ------------------------------------------------------------ timers (loop thread)
 
-    def _every(self, interval: float, fn) -> None:
+    def _every(self, interval: float, fn: Callable[[], object]) -> None:
+        loop = self.loop
+        assert loop is not None, "timers start with the gateway"
+
         def fire() -> None:
             try:
                 fn()
             except Exception:  # noqa: BLE001 - a timer must outlive one bad round
                 log.exception("timer %s failed", getattr(fn, "__name__", fn))
-            self._timers[idx] = self.loop.call_later(interval, fire)
+            self._timers[idx] = loop.call_later(interval, fire)
         idx = len(self._timers)
-        self._timers.append(self.loop.call_later(interval, fire))
+        self._timers.append(loop.call_later(interval, fire))
 
     # ------------------------------------------------------------ metrics (loop thread, on scrape)
 
-    def _session_metric_rows(self) -> list[dict]:
-        rows = []
+    def _session_metric_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for kind, name, h in self._handles():
             st = h.status() if hasattr(h, "status") else {}
             rows.append({"name": name, "kind": kind, "logged_on": h.logged_on,
@@ -248,9 +256,9 @@ class Gateway:
 
     # ------------------------------------------------------------ sessions (operators)
 
-    def _handles(self) -> list[tuple[str, str, object]]:
+    def _handles(self) -> list[tuple[str, str, Any]]:
         """(kind, name, handle) of every session: OMS clients, then venues."""
-        out = []
+        out: list[tuple[str, str, Any]] = []
         if self._acceptor is not None:
             out += [("oms", h.target_comp_id, h) for h in self._acceptor.sessions.values()]
         out += [("venue", name, vs.handle) for name, vs in self.venues.venues.items() if vs.handle is not None]
@@ -334,8 +342,8 @@ class Gateway:
         # the journal replayed in __init__: compact it now, before any new event (a safe point
         # unless a cancel was in flight or reports wait for an OMS; then the size check does it)
         self.event("gateway", "journal", self.keeper.at_start()[1])
-        native = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
-        extra = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else native
+        native: dict[str, Any] = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
+        extra: dict[str, Any] = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else native
         self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
                                        port=cfg.oms.port, store_dir=store, log_dir=log_dir,
                                        tls=cfg.oms.tls.to_engine() if cfg.oms.tls else None, **native)
@@ -361,7 +369,7 @@ class Gateway:
         for v in cfg.venues:          # a venue's scheduled end expires its Day orders (ExecType C)
             if v.schedule is not None:
                 self._wall_timers.append(WallTimer(
-                    self.loop, v.schedule.next_end, lambda name=v.name: self.submit(SessionEnded(venue=name)),
+                    self.loop, v.schedule.next_end, partial(self._session_ended, v.name),
                     name=f"venue {v.name} session end").start())
         if cfg.day_end is not None:
             self._wall_timers.append(WallTimer(self.loop, cfg.day_end.next_at, lambda: self.submit(DayEnded()),
@@ -378,7 +386,7 @@ class Gateway:
         for w in self._wall_timers:
             w.cancel()
         if self._admin is not None:
-            await self.loop.run_in_executor(None, self._admin.stop)
+            await asyncio.get_running_loop().run_in_executor(None, self._admin.stop)
         for engine in self._initiators + ([self._acceptor] if self._acceptor else []):
             try:
                 await engine.stop()        # logs out every session
