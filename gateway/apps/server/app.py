@@ -12,9 +12,10 @@
 ``submit`` (``Dispatcher.submit``, dispatch.py) runs one event from FIX message in to FIX
 messages out: ``core.handle(event)``, then every command it returns, in order, before the
 next event (the core has journaled each decision before returning it, so a record reaches
-the OS before the message it explains reaches the wire). No lock, no thread hand-over: with the native engine every
-session callback, timer and order event runs on the loop thread. With quickfix, its C++
-threads hand each callback to the loop (``call_soon_threadsafe``) and the rest is the same.
+the OS before the message it explains reaches the wire). No lock, no thread hand-over: with
+the native engine every session callback, timer and order event runs on the loop thread.
+With quickfix, its C++ threads hand each callback to the loop (``call_soon_threadsafe``) and
+the rest is the same.
 
 The admin HTTP server (admin.py) runs in its own thread, blocked in ``select`` between
 requests; each request that touches the gateway runs as a call on the loop
