@@ -37,7 +37,7 @@ here at all: they are read from the engine's own counters when Prometheus scrape
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Final, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -51,7 +51,7 @@ LATENCY_BUCKETS = (10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 
 # In-process decision times: 1 us .. 5 ms.
 CPU_BUCKETS = (1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3)
 RISK_STATE_CODES = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
-OUTCOMES = {"2": "filled", "4": "canceled", "C": "expired", "8": "rejected"}    # terminal OrdStatus
+OUTCOMES: Final = {"2": "filled", "4": "canceled", "C": "expired", "8": "rejected"}    # terminal OrdStatus
 
 _REJECT_PREFIXES = (("risk:", "risk"), ("no route", "no_route"), ("duplicate", "duplicate"),
                     ("orderqty", "invalid"), ("limit price", "invalid"),
@@ -74,7 +74,7 @@ class _SessionCollector:
     def __init__(self, source: Callable[[], Iterable[dict]]) -> None:
         self.source = source
 
-    def collect(self):
+    def collect(self) -> Iterator[Any]:
         up = GaugeMetricFamily("fixgw_session_up", "1 while the FIX session is logged on",
                                labels=["session", "kind"])
         msgs = CounterMetricFamily("fixgw_messages", "FIX messages received and sent per session",

@@ -58,6 +58,11 @@ MODULES = (
     "sim_exchange.fixtext",
     "gateway.fix.session",
     "gateway.fix.store",
+    "gateway.apps.server.wire",
+    "gateway.apps.server.oms",
+    "gateway.apps.server.venues",
+    "gateway.apps.server.dispatch",
+    "gateway.apps.metrics",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

@@ -9,12 +9,13 @@
 - loop timers: ``Tick`` every ``MARK_REFRESH_S`` (risk re-marks), probes (each venue once
   per ``probe_interval_ms``, spread over it: ``MarketState.probe_schedule``).
 
-``submit`` runs one event from FIX message in to FIX messages out: ``core.handle(event)``,
-then every command it returns, in order, before the next event (the core has journaled
-each decision before returning it, so a record reaches the OS before the message it
-explains reaches the wire). No lock, no thread hand-over: with the native engine every
-session callback, timer and order event runs on the loop thread. With quickfix, its C++
-threads hand each callback to the loop (``call_soon_threadsafe``) and the rest is the same.
+``submit`` (``Dispatcher.submit``, dispatch.py) runs one event from FIX message in to FIX
+messages out: ``core.handle(event)``, then every command it returns, in order, before the
+next event (the core has journaled each decision before returning it, so a record reaches
+the OS before the message it explains reaches the wire). No lock, no thread hand-over: with
+the native engine every session callback, timer and order event runs on the loop thread.
+With quickfix, its C++ threads hand each callback to the loop (``call_soon_threadsafe``) and
+the rest is the same.
 
 The admin HTTP server (admin.py) runs in its own thread, blocked in ``select`` between
 requests; each request that touches the gateway runs as a call on the loop
@@ -31,30 +32,28 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 from gateway.apps.housekeeping import JournalKeeper, WallTimer
-from gateway.apps.metrics import OUTCOMES, GatewayMetrics, reject_reason
+from gateway.apps.metrics import GatewayMetrics
 from gateway.apps.server.admin import AdminActions, ensure_token
 from gateway.apps.server.config import GatewayConfig, session_settings
+from gateway.apps.server.dispatch import Dispatcher
 from gateway.apps.server.oms import OmsApplication
 from gateway.apps.server.venues import VenueApplication
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.common.configfile import find_config, load_config
 from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
 from gateway.common.procs import freeze_startup_heap
-from gateway.core.hub import (BroadcastNews, DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick,
-                              VenueSendFailed)
+from gateway.core.hub import DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick
 from gateway.core.market import MarketState
-from gateway.core.orders import QueryOrderStatus, RejectOmsCancel, ReportToOms, SendCancel, SendNewOrder, SendReplace
 from gateway.fix.engine import create_engine
 
 log = logging.getLogger("gateway")
 MARK_REFRESH_S = 0.05     # how often risk re-marks positions to the live books
 ADMIN_CALL_TIMEOUT_S = 5.0
-_MAX_FOLLOW_UPS = 10_000  # bound on send-failure answers chained from one event
-_VENUE_COMMANDS = frozenset((SendNewOrder, SendCancel, SendReplace, QueryOrderStatus))
-_ENDED = frozenset(OUTCOMES)   # terminal OrdStatus: filled, canceled, expired, rejected
 TIMING_SAMPLE = 64        # every 64th order's risk check and routing decision are timed (metrics)
 JOURNAL_CHECK_S = 1.0     # journal size check; compaction when over the limit and no record since the last check
 
@@ -107,21 +106,24 @@ class Gateway:
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
                                 market=self.market, clock=clock, policy=policy)
         self.policy = self.core.policy
+        # metrics: counters on the order path; latency samples, timings and gauges read on scrape
+        self.metrics = GatewayMetrics()
+        # the order path: the edges hand their events to the dispatcher, which carries out the
+        # core's commands through them
+        self.dispatcher = dispatcher = Dispatcher(self.core, self.metrics, self.event)
         # the real clock's now() is time.perf_counter: called directly, one Python frame less per order
         now = time.perf_counter if type(clock) is MonotonicClock else clock.now
-        self.oms = OmsApplication(cfg.oms.clients, self.submit, self.event, self.tracker, now)
-        self.venues = VenueApplication(cfg.venues, self.market, self.submit, self.event, self.tracker)
+        self.oms = dispatcher.oms = OmsApplication(cfg.oms.clients, dispatcher.submit, self.event, self.tracker, now)
+        self.venues = dispatcher.venues = VenueApplication(cfg.venues, self.market, dispatcher.submit, self.event,
+                                                           self.tracker)
         self.market.sender = self.venues.market_sender
-        self._acceptor = None
-        self._initiators: list = []
-        self._admin = None
+        self._acceptor: Any = None        # the OMS acceptor Engine, once started
+        self._initiators: list[Any] = []
+        self._admin: Any = None           # the AdminServer, when the admin port is on
         self._timers: list[asyncio.TimerHandle] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.cpu: int | None = None
-        self._exec_id = self.core.ids.exec
-        # metrics: counters on the order path; latency samples, timings and gauges read on scrape
-        self.metrics = GatewayMetrics()
         self.metrics.watch_sessions(self._session_metric_rows)
         self.venues.on_md_reject = self.metrics.on_md_reject
         self.core.timing_sample = TIMING_SAMPLE
@@ -155,59 +157,32 @@ class Gateway:
 
     # ------------------------------------------------------------ the event path (loop thread)
 
-    def submit(self, event) -> None:
-        """One decoded event: the core decides, this edge carries out its commands, in order."""
-        commands = self.core.handle(event)
-        if commands:
-            self._execute(commands)
+    def submit(self, event: object) -> None:
+        """One event from a timer or an operator (the edges call ``dispatcher.submit`` directly)."""
+        self.dispatcher.submit(event)
 
-    def _execute(self, commands: list) -> None:
-        oms, venues = self.oms, self.venues
-        budget = _MAX_FOLLOW_UPS
-        i = 0
-        while i < len(commands):
-            cmd = commands[i]
-            i += 1
-            cls = cmd.__class__
-            if cls is ReportToOms:
-                oms.send_exec(cmd, cmd.exec_id or self._exec_id())   # the core's ExecID: stable across replay
-                if cmd.ord_status in _ENDED and cmd.exec_type != "I" and not cmd.poss_resend:
-                    self._order_ended(cmd)
-            elif cls in _VENUE_COMMANDS:
-                if not venues.send(cmd) and budget > 0:
-                    budget -= 1
-                    text = f"venue {cmd.child.venue} session is not logged on"
-                    commands[i:i] = self.core.handle(VenueSendFailed(command=cmd, text=text))
-            elif cls is RejectOmsCancel:
-                oms.send_cancel_reject(cmd)
-            elif cls is BroadcastNews:
-                self.event("risk", "news", cmd.headline)
-                oms.broadcast(cmd.headline, cmd.text, cmd.session)
-            else:
-                log.error("unknown command from the core: %r", cmd)
+    def _session_ended(self, venue: str) -> None:
+        self.submit(SessionEnded(venue=venue))
 
     # ------------------------------------------------------------ timers (loop thread)
 
-    def _every(self, interval: float, fn) -> None:
+    def _every(self, interval: float, fn: Callable[[], object]) -> None:
+        loop = self.loop
+        assert loop is not None, "timers start with the gateway"
+
         def fire() -> None:
             try:
                 fn()
             except Exception:  # noqa: BLE001 - a timer must outlive one bad round
                 log.exception("timer %s failed", getattr(fn, "__name__", fn))
-            self._timers[idx] = self.loop.call_later(interval, fire)
+            self._timers[idx] = loop.call_later(interval, fire)
         idx = len(self._timers)
-        self._timers.append(self.loop.call_later(interval, fire))
-
-    def _order_ended(self, cmd: ReportToOms) -> None:
-        """Metrics of an OMS order's one terminal report (cached counters: no allocation)."""
-        self.metrics.on_order_done(OUTCOMES[cmd.ord_status], cmd.order.policy)
-        if cmd.exec_type == "8":
-            self.metrics.on_reject(reject_reason(cmd.text))
+        self._timers.append(loop.call_later(interval, fire))
 
     # ------------------------------------------------------------ metrics (loop thread, on scrape)
 
-    def _session_metric_rows(self) -> list[dict]:
-        rows = []
+    def _session_metric_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for kind, name, h in self._handles():
             st = h.status() if hasattr(h, "status") else {}
             rows.append({"name": name, "kind": kind, "logged_on": h.logged_on,
@@ -258,14 +233,14 @@ class Gateway:
     def trip(self, reason: str, by: str) -> bool:
         def run() -> bool:
             commands = self.core.handle(KillRequested(by=by, reason=reason))
-            self._execute(commands)
+            self.dispatcher.execute(commands)
             return bool(commands)
         return self.on_loop(run)
 
     def reset_risk(self, by: str, session: str | None = None) -> bool:
         def run() -> bool:
             commands = self.core.reset(ResetRequested(by=by, session=session))   # ValueError: no person named
-            self._execute(commands)
+            self.dispatcher.execute(commands)
             return bool(commands)
         return self.on_loop(run)
 
@@ -282,9 +257,9 @@ class Gateway:
 
     # ------------------------------------------------------------ sessions (operators)
 
-    def _handles(self) -> list[tuple[str, str, object]]:
+    def _handles(self) -> list[tuple[str, str, Any]]:
         """(kind, name, handle) of every session: OMS clients, then venues."""
-        out = []
+        out: list[tuple[str, str, Any]] = []
         if self._acceptor is not None:
             out += [("oms", h.target_comp_id, h) for h in self._acceptor.sessions.values()]
         out += [("venue", name, vs.handle) for name, vs in self.venues.venues.items() if vs.handle is not None]
@@ -368,8 +343,8 @@ class Gateway:
         # the journal replayed in __init__: compact it now, before any new event (a safe point
         # unless a cancel was in flight or reports wait for an OMS; then the size check does it)
         self.event("gateway", "journal", self.keeper.at_start()[1])
-        native = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
-        extra = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else native
+        native: dict[str, Any] = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
+        extra: dict[str, Any] = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else native
         self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
                                        port=cfg.oms.port, store_dir=store, log_dir=log_dir,
                                        tls=cfg.oms.tls.to_engine() if cfg.oms.tls else None, **native)
@@ -395,7 +370,7 @@ class Gateway:
         for v in cfg.venues:          # a venue's scheduled end expires its Day orders (ExecType C)
             if v.schedule is not None:
                 self._wall_timers.append(WallTimer(
-                    self.loop, v.schedule.next_end, lambda name=v.name: self.submit(SessionEnded(venue=name)),
+                    self.loop, v.schedule.next_end, partial(self._session_ended, v.name),
                     name=f"venue {v.name} session end").start())
         if cfg.day_end is not None:
             self._wall_timers.append(WallTimer(self.loop, cfg.day_end.next_at, lambda: self.submit(DayEnded()),
@@ -412,7 +387,7 @@ class Gateway:
         for w in self._wall_timers:
             w.cancel()
         if self._admin is not None:
-            await self.loop.run_in_executor(None, self._admin.stop)
+            await asyncio.get_running_loop().run_in_executor(None, self._admin.stop)
         for engine in self._initiators + ([self._acceptor] if self._acceptor else []):
             try:
                 await engine.stop()        # logs out every session

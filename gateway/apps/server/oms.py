@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable
+from typing import Any, Callable, Final
 
 from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, OmsSessionUp, OmsStatusRequest
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
-from gateway.fix.codec import utc_timestamp
-from gateway.apps.server.wire import NUM, transact_time
-from gateway.fix.engine import BaseApplication, Unsupported, reject_body
+from gateway.fix.codec import Message, utc_timestamp
+from gateway.apps.server.wire import num, transact_time
+from gateway.fix.engine import Unsupported, reject_body
 
-_SIDES = frozenset("12")
-_ORD_TYPES = frozenset((MARKET, LIMIT))
-_TIFS = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling)
-LOGON_BACKOFF_S = (0.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0)   # after n failures in a row; capped at the last
-_TEXT_CHUNK = 900
-MAX_UNDELIVERED = 100_000      # reports kept per OMS session while it is logged out
+_SIDES: Final = frozenset("12")
+_ORD_TYPES: Final = frozenset((MARKET, LIMIT))
+_TIFS: Final = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling)
+LOGON_BACKOFF_S: Final = (0.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0)   # after n failures in a row; capped at the last
+_TEXT_CHUNK: Final = 900
+MAX_UNDELIVERED: Final = 100_000      # reports kept per OMS session while it is logged out
+MAX_ORDER_FIELDS: Final = 50_000      # orders whose 55..59 text is kept (``_order_fields``)
 
 
 class BadValue(Exception):
@@ -44,41 +45,29 @@ def _text(text: str) -> str:
     return text.replace("\x01", " ")[:400]
 
 
-def decode(msg, key: str, now: float):
+def decode(msg: Message, key: str, now: float) -> object:
     """One OMS application message (codec ``Message``) -> the core's event. Raises BadValue,
     KeyError (a required tag missing: the dictionary catches it first) or Unsupported."""
-    decoder = _DECODERS.get(msg.msg_type)
-    if decoder is None:
-        raise Unsupported(f"MsgType {msg.msg_type} not supported")
-    return decoder(msg.index, key, now)      # {tag: first value}: plain dict reads, no call per field
+    t = msg.msg_type
+    if t != "D" and t != "F" and t != "G" and t != "H":
+        raise Unsupported(f"MsgType {t} not supported")
+    f = msg.index                 # {tag: first value}: plain dict reads, no call per field
+    if t == "D":
+        return OmsNewOrder(intent=_intent(f, key, now), possible_resend=_resend(f))
+    if t == "F":
+        return OmsCancelRequest(session=key, cl_ord_id=f[11], orig_cl_ord_id=f[41], possible_resend=_resend(f))
+    if t == "G":
+        return OmsReplaceRequest(session=key, new=_intent(f, key, now), orig_cl_ord_id=f[41],
+                                 possible_resend=_resend(f))
+    return OmsStatusRequest(session=key, cl_ord_id=f[11], symbol=f.get(55) or "?", side=f.get(54) or "1")
 
 
-def _resend(f: dict) -> bool:
+def _resend(f: dict[int, str]) -> bool:
     """PossDupFlag(43) or PossResend(97) is Y."""
     return f.get(43) == "Y" or f.get(97) == "Y"
 
 
-def _new_order(f: dict, key: str, now: float) -> OmsNewOrder:
-    return OmsNewOrder(intent=_intent(f, key, now), possible_resend=_resend(f))
-
-
-def _cancel(f: dict, key: str, now: float) -> OmsCancelRequest:
-    return OmsCancelRequest(session=key, cl_ord_id=f[11], orig_cl_ord_id=f[41], possible_resend=_resend(f))
-
-
-def _replace(f: dict, key: str, now: float) -> OmsReplaceRequest:
-    return OmsReplaceRequest(session=key, new=_intent(f, key, now), orig_cl_ord_id=f[41],
-                             possible_resend=_resend(f))
-
-
-def _status(f: dict, key: str, now: float) -> OmsStatusRequest:
-    return OmsStatusRequest(session=key, cl_ord_id=f[11], symbol=f.get(55) or "?", side=f.get(54) or "1")
-
-
-_DECODERS = {"D": _new_order, "F": _cancel, "G": _replace, "H": _status}
-
-
-def _intent(f: dict, key: str, now: float) -> OrderIntent:
+def _intent(f: dict[int, str], key: str, now: float) -> OrderIntent:
     """The order fields of a NewOrderSingle or a CancelReplaceRequest (``f``: tag -> value)."""
     side = f[54]
     if side not in _SIDES:
@@ -120,40 +109,44 @@ class LogonGuard:
         self.failures.pop(comp_id, None)
 
 
-class OmsApplication(BaseApplication):
-    """``sink(event)`` receives every decoded event; ``note(kind, name, text)`` session news for status;
-    ``tracker`` (``SessionTracker``) keeps the operator's view of each session."""
+class OmsApplication:
+    """An ``Application`` (gateway/fix/engine.py) for the OMS sessions. ``sink(event)`` receives
+    every decoded event; ``note(kind, name, text)`` session news for status; ``tracker``
+    (``SessionTracker``) keeps the operator's view of each session."""
 
-    def __init__(self, clients, sink: Callable[[object], None], note: Callable[[str, str, str], None],
-                 tracker, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clients: Any, sink: Callable[[object], None], note: Callable[[str, str, str], None],
+                 tracker: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.sink, self.note, self.tracker, self.clock = sink, note, tracker, clock
-        self.handles: dict = {}                    # session key -> SessionHandle (set by the gateway)
+        # messages in/out counted by our callbacks (quickfix); fixed for the tracker's life
+        self.by_callbacks: bool = bool(tracker.by_callbacks)
+        self.handles: dict[str, Any] = {}          # session key -> SessionHandle (set by the gateway)
         self.logged_on: set[str] = set()
-        self.clients = {c.comp_id: c for c in clients}
-        self.passwords = {c.comp_id: c.expected_password() for c in clients}
+        self.clients: dict[str, Any] = {c.comp_id: c for c in clients}
+        self.passwords: dict[str, str | None] = {c.comp_id: c.expected_password() for c in clients}
         self.logons = LogonGuard(clock)
         self.held: set[str] = set()                # keys an operator logged out: refused until logon
         self.bad_values = 0
         # Reports for a session that is not logged on: sent on its next logon, marked PossResend.
         # Memory only (bounded): a crash meanwhile loses them from here, not from the journal; the
         # OMS learns the state with an OrderStatusRequest (answered from the replayed orders).
-        self.undelivered: dict[str, deque] = {}
+        self.undelivered: dict[str, deque[tuple[str, str]]] = {}
         self.undelivered_dropped = 0
         self._status_req_id: str | None = None    # OrdStatusReqID(790) of the request being answered
 
     # ------------------------------------------------------------ session events
 
-    def check_logon(self, session, logon) -> str | None:
-        comp_id = session.target_comp_id
+    def check_logon(self, session: Any, logon: Message) -> str | None:
+        comp_id: str = session.target_comp_id
+        key: str = session.key
         client = self.clients.get(comp_id)
         if client is None:                         # the engine refuses unknown sessions first
             return "unknown CompID"
-        if session.key in self.held:
-            self.note("oms", session.key, "logon refused: held down by an operator")
+        if key in self.held:
+            self.note("oms", key, "logon refused: held down by an operator")
             return "logon refused: session disabled by an operator"
         wait = self.logons.wait_s(comp_id)
         if wait > 0:
-            self.note("oms", session.key, f"logon refused: backing off {wait:.1f}s")
+            self.note("oms", key, f"logon refused: backing off {wait:.1f}s")
             return f"logon refused: too many failed logons; retry in {wait:.0f}s"
         problem = None
         if client.username is not None and logon.get(553) != client.username:
@@ -162,13 +155,13 @@ class OmsApplication(BaseApplication):
             problem = "bad Password(554)"
         if problem is not None:
             self.logons.failed(comp_id)
-            self.note("oms", session.key, f"logon refused: {problem}")
+            self.note("oms", key, f"logon refused: {problem}")
             return f"logon refused: {problem}"
         self.logons.succeeded(comp_id)
         return None
 
-    def on_logon(self, session) -> None:
-        key = session.key
+    def on_logon(self, session: Any) -> None:
+        key: str = session.key
         self.logged_on.add(key)
         self.tracker.logon(key)
         self.note("oms", key, "logon")
@@ -178,28 +171,29 @@ class OmsApplication(BaseApplication):
             self._send(msg_type, body, key, "97=Y\x01")
         self.sink(OmsSessionUp(session=key))
 
-    def on_logout(self, session, reason: str) -> None:
-        key = session.key
+    def on_logout(self, session: Any, reason: str) -> None:
+        key: str = session.key
         self.logged_on.discard(key)
         self.tracker.logout(key, reason)
         self.note("oms", key, "logout")
 
-    def on_admin(self, session, msg) -> None:
-        if self.tracker.by_callbacks:
+    def on_admin(self, session: Any, msg: Message) -> None:
+        if self.by_callbacks:
             self.tracker.received(session.key)
 
     # ------------------------------------------------------------ application messages
 
-    def on_message(self, session, msg) -> None:
-        if self.tracker.by_callbacks:
-            self.tracker.received(session.key)
+    def on_message(self, session: Any, msg: Message) -> None:
+        key: str = session.key
+        if self.by_callbacks:
+            self.tracker.received(key)
         try:
-            ev = decode(msg, session.key, self.clock())
+            ev = decode(msg, key, self.clock())
         except BadValue as exc:
             self.bad_values += 1
-            session.send("j", reject_body(msg.seq_num, msg.msg_type, "0", str(exc)))
+            session.send("j", reject_body(msg.seq_num, msg.msg_type or "", "0", str(exc)))
             return
-        if ev.__class__ is OmsStatusRequest:
+        if type(ev) is OmsStatusRequest:
             # the core's answer is carried out before sink returns (one loop): echo 790 in it
             self._status_req_id = msg.get(790)
             try:
@@ -213,24 +207,26 @@ class OmsApplication(BaseApplication):
 
     def send_exec(self, ex: ReportToOms, exec_id: str) -> bool:
         """An ExecutionReport: one f-string over the report's figures; the order's own fields
-        (55..59) are formatted once per order (``_order_fields``), numbers come from ``NUM``."""
+        (55..59) are formatted once per order (``_order_fields``), numbers come from ``num``."""
         order = ex.order
+        intent = order.intent
         orig = f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else ""
-        fill = f"32={NUM[ex.last_qty]}\x0131={NUM[ex.last_px]}\x01" if ex.last_qty else ""
+        fill = f"32={num(ex.last_qty)}\x0131={num(ex.last_px)}\x01" if ex.last_qty else ""
         market = f"30={ex.last_mkt}\x01" if ex.last_mkt else ""
         venue_id = f"198={ex.venue_order_id}\x01" if ex.venue_order_id else ""
         rare = self._rare_fields(ex) if ex.text or ex.ord_rej_reason is not None or self._status_req_id else ""
         body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01{orig}17={exec_id}\x01150={ex.exec_type}\x01"
-                f"39={ex.ord_status}\x01{_order_fields(order.intent)}{fill}{market}{venue_id}"
-                f"151={NUM[ex.leaves_qty]}\x0114={NUM[ex.cum_qty]}\x016={NUM[ex.avg_px]}\x01{rare}"
+                f"39={ex.ord_status}\x01{_order_fields(intent)}{fill}{market}{venue_id}"
+                f"151={num(ex.leaves_qty)}\x0114={num(ex.cum_qty)}\x016={num(ex.avg_px)}\x01{rare}"
                 f"60={transact_time()}\x01")
         # re-sent after a restart: the OMS may have it already (PossResend)
-        return self._send("8", body, order.intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
+        return self._send("8", body, intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
 
     def _rare_fields(self, ex: ReportToOms) -> str:
         """OrdRejReason(103), Text(58) and, answering an OrderStatusRequest, OrdStatusReqID(790)."""
+        text = ex.text
         return ((f"103={ex.ord_rej_reason}\x01" if ex.ord_rej_reason is not None else "")
-                + (f"58={_text(ex.text)}\x01" if ex.text else "")
+                + (f"58={_text(text)}\x01" if text else "")
                 + (f"790={self._status_req_id}\x01" if self._status_req_id and ex.exec_type == "I" else ""))
 
     def send_cancel_reject(self, rej: RejectOmsCancel) -> bool:
@@ -250,11 +246,11 @@ class OmsApplication(BaseApplication):
         handle = self.handles.get(key)
         if handle is None:
             return False
-        ok = handle.send(msg_type, body, extra_header=extra_header) if extra_header else handle.send(msg_type, body)
+        ok: bool = handle.send(msg_type, body, extra_header=extra_header) if extra_header else handle.send(msg_type, body)
         if ok:
-            if self.tracker.by_callbacks:
+            if self.by_callbacks:
                 self.tracker.sent(key)
-        elif msg_type in ("8", "9"):
+        elif msg_type == "8" or msg_type == "9":
             queue = self.undelivered.get(key)
             if queue is None:
                 queue = self.undelivered[key] = deque(maxlen=MAX_UNDELIVERED)
@@ -264,7 +260,8 @@ class OmsApplication(BaseApplication):
         return ok
 
 
-_ORDER_FIELDS: dict = {}     # OrderIntent id -> (intent, its preformatted 55/54/38/40/44/59); bounded below
+# OrderIntent id -> (intent, its preformatted 55/54/38/40/44/59); bounded (MAX_ORDER_FIELDS)
+_ORDER_FIELDS: Final[dict[int, tuple[OrderIntent, str]]] = {}
 
 
 def _order_fields(intent: OrderIntent) -> str:
@@ -272,9 +269,10 @@ def _order_fields(intent: OrderIntent) -> str:
     cached = _ORDER_FIELDS.get(id(intent))
     if cached is not None and cached[0] is intent:
         return cached[1]
-    text = (f"55={intent.symbol}\x0154={intent.side}\x0138={NUM[intent.qty]}\x0140={intent.ord_type}\x01"
-            + (f"44={NUM[intent.price]}\x01" if intent.price is not None else "") + f"59={intent.tif}\x01")
-    if len(_ORDER_FIELDS) > 50_000:
+    price = intent.price
+    text = (f"55={intent.symbol}\x0154={intent.side}\x0138={num(intent.qty)}\x0140={intent.ord_type}\x01"
+            + (f"44={num(price)}\x01" if price is not None else "") + f"59={intent.tif}\x01")
+    if len(_ORDER_FIELDS) > MAX_ORDER_FIELDS:
         _ORDER_FIELDS.clear()
     _ORDER_FIELDS[id(intent)] = (intent, text)
     return text

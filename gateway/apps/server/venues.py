@@ -12,40 +12,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable, Final
 
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.apps.server.wire import NUM, transact_time
-from gateway.fix.engine import BaseApplication, Unsupported
+from gateway.apps.server.wire import num, transact_time
+from gateway.fix.codec import Message
+from gateway.fix.engine import Unsupported
 
 log = logging.getLogger("gateway.apps.server.venues")
 # MarketDataRequests go out this long after a logon, not inside the logon callback: the logon
 # exchange settles first (a venue that answers our Logon with a Logout, a resend, a sequence
 # reset, sees those answered before any application message of ours).
-SUBSCRIBE_DELAY_S = 0.02
+SUBSCRIBE_DELAY_S: Final = 0.02
 
 
-def parse_exec(venue: str, msg) -> VenueExecutionReport:
+def parse_exec(venue: str, msg: Message) -> VenueExecutionReport:
     """The order path's view of a venue ExecutionReport (codec ``Message``); an absent or
     empty quantity or price reads 0."""
     f = msg.index                     # {tag: first value}: plain dict reads, no call per field
-    get = f.get
     return VenueExecutionReport(
-        venue=venue, cl_ord_id=f[11], orig_cl_ord_id=get(41), exec_id=f[17],
-        exec_type=f[150], ord_status=f[39], cum_qty=float(get(14) or 0), leaves_qty=float(get(151) or 0),
-        avg_px=float(get(6) or 0), last_qty=float(get(32) or 0), last_px=float(get(31) or 0),
-        venue_order_id=get(37), text=get(58))
+        venue=venue, cl_ord_id=f[11], orig_cl_ord_id=f.get(41), exec_id=f[17], exec_type=f[150],
+        ord_status=f[39], cum_qty=float(f.get(14) or "0"), leaves_qty=float(f.get(151) or "0"),
+        avg_px=float(f.get(6) or "0"), last_qty=float(f.get(32) or "0"), last_px=float(f.get(31) or "0"),
+        venue_order_id=f.get(37), text=f.get(58))
 
 
 class VenueSession:
     """What the gateway tracks about one venue session."""
-    __slots__ = ("name", "handle", "key", "logged_on", "state", "events", "orders_routed", "fills")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.handle = None
+        self.handle: Any = None
         self.key = ""
         self.logged_on = False
         self.state = "connecting"
@@ -54,18 +53,21 @@ class VenueSession:
         self.fills = 0
 
 
-class VenueApplication(BaseApplication):
-    """``sink(event)`` receives the order-path events; ``market`` (a ``MarketState``) the rest."""
+class VenueApplication:
+    """An ``Application`` (gateway/fix/engine.py) for the venue sessions. ``sink(event)``
+    receives the order-path events; ``market`` (a ``MarketState``) the rest."""
 
-    def __init__(self, venues, market, sink: Callable[[object], None],
-                 note: Callable[[str, str, str], None], tracker) -> None:
+    def __init__(self, venues: Any, market: Any, sink: Callable[[object], None],
+                 note: Callable[[str, str, str], None], tracker: Any) -> None:
         self.market, self.sink, self.note, self.tracker = market, sink, note, tracker
-        self.venues = {v.name: VenueSession(v.name) for v in venues}
-        self._by_ids = {(v.sender_comp_id, v.target): v.name for v in venues}
+        # messages in/out counted by our callbacks (quickfix); fixed for the tracker's life
+        self.by_callbacks: bool = bool(tracker.by_callbacks)
+        self.venues: dict[str, VenueSession] = {v.name: VenueSession(v.name) for v in venues}
+        self._by_ids: dict[tuple[str, str], str] = {(v.sender_comp_id, v.target): v.name for v in venues}
         self._name_of: dict[str, str] = {}      # session key -> venue name
         self.on_md_reject: Callable[[str], None] | None = None   # metrics: a venue refused our MD request
 
-    def attach(self, handles: dict) -> None:
+    def attach(self, handles: dict[str, Any]) -> None:
         """The engine's handles, once it exists: each venue learns its session."""
         for key, handle in handles.items():
             name = self._by_ids.get((handle.sender_comp_id, handle.target_comp_id))
@@ -75,7 +77,10 @@ class VenueApplication(BaseApplication):
 
     # ------------------------------------------------------------ session events
 
-    def on_logon(self, session) -> None:
+    def check_logon(self, session: Any, logon: Message) -> str | None:
+        return None
+
+    def on_logon(self, session: Any) -> None:
         name = self._name_of[session.key]
         vs = self.venues[name]
         vs.logged_on, vs.state = True, "logged_on"
@@ -91,7 +96,7 @@ class VenueApplication(BaseApplication):
         except Exception:  # noqa: BLE001 - a loop callback must not raise
             log.exception("market data subscription failed")
 
-    def on_logout(self, session, reason: str) -> None:
+    def on_logout(self, session: Any, reason: str) -> None:
         name = self._name_of[session.key]
         vs = self.venues[name]
         was_up = vs.logged_on
@@ -101,14 +106,14 @@ class VenueApplication(BaseApplication):
         self.market.on_venue_down(name)
         self.sink(VenueDown(venue=name))
 
-    def on_admin(self, session, msg) -> None:
-        if self.tracker.by_callbacks:
+    def on_admin(self, session: Any, msg: Message) -> None:
+        if self.by_callbacks:
             self.tracker.received(session.key)
         if msg.msg_type == "0":
             self.market.on_venue_admin(self._name_of[session.key], msg, "0")
 
-    def on_message(self, session, msg) -> None:
-        if self.tracker.by_callbacks:
+    def on_message(self, session: Any, msg: Message) -> None:
+        if self.by_callbacks:
             self.tracker.received(session.key)
         venue = self._name_of[session.key]
         t = msg.msg_type
@@ -130,7 +135,7 @@ class VenueApplication(BaseApplication):
         elif t == "Y" and self.on_md_reject is not None:
             self.on_md_reject(venue)
 
-    def _md_business_reject(self, venue: str, msg) -> None:
+    def _md_business_reject(self, venue: str, msg: Message) -> None:
         """A BusinessMessageReject of our MarketDataRequest: shown in status beside the 35=Y ones."""
         v = self.market.venues.get(venue)
         ref = msg.get(379) or ""                      # BusinessRejectRefID: our MDReqID, when the venue says
@@ -146,57 +151,56 @@ class VenueApplication(BaseApplication):
 
     # ------------------------------------------------------------ outgoing
 
-    def market_sender(self, session, msg_type: str, fields, groups) -> bool:
+    def market_sender(self, session: Any, msg_type: str, fields: Any, groups: Any) -> bool:
         """``MarketState``'s sender: probes as TestRequests, everything else as an app message."""
         if msg_type == "1":
             ok = session.send_test_request(str(fields[0][1]))
         else:
             ok = session.send(msg_type, body_text(fields, groups))
-        if ok and self.tracker.by_callbacks:
+        if ok and self.by_callbacks:
             self.tracker.sent(session.key)
         return ok
 
-    def send(self, out) -> bool:
+    def send(self, out: SendNewOrder | SendCancel | SendReplace | QueryOrderStatus) -> bool:
         """Send a SendNewOrder / SendCancel / SendReplace / QueryOrderStatus; False if the session would not take it."""
         child = out.child
         vs = self.venues.get(child.venue)
         if vs is None or not vs.logged_on or vs.handle is None:
             return False
         intent = child.parent.intent
-        cls = out.__class__
-        if cls is SendNewOrder:
+        if type(out) is SendNewOrder:
             vs.orders_routed += 1
-            price = f"44={NUM[child.price]}\x01" if child.price is not None else ""
-            body = (f"11={child.cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}\x0138={NUM[child.qty]}\x01"
+            price = f"44={num(child.price)}\x01" if child.price is not None else ""
+            body = (f"11={child.cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}\x0138={num(child.qty)}\x01"
                     f"40={child.ord_type}\x01{price}59={child.tif}\x0160={transact_time()}\x01")
             msg_type = "D"
-        elif cls is QueryOrderStatus:
+        elif type(out) is QueryOrderStatus:
             own = out.cl_ord_id is None     # a pending replace's ClOrdID is asked alone: no OrderID fallback
             body = (f"11={out.cl_ord_id or child.cl_ord_id}\x01"
                     + (f"37={child.venue_order_id}\x01" if child.venue_order_id and own else "")
                     + f"55={intent.symbol}\x0154={intent.side}\x01")
             msg_type = "H"
-        elif cls is SendCancel:
+        elif type(out) is SendCancel:
             body = (f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x01"
                     + (f"37={child.venue_order_id}\x01" if child.venue_order_id else "")
-                    + f"55={intent.symbol}\x0154={intent.side}\x0138={NUM[child.qty]}\x01"
+                    + f"55={intent.symbol}\x0154={intent.side}\x0138={num(child.qty)}\x01"
                     f"60={transact_time()}\x01")
             msg_type = "F"
-        elif cls is SendReplace:
+        elif type(out) is SendReplace:
             body = (f"11={out.cl_ord_id}\x0141={out.orig_cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}"
-                    f"\x0138={NUM[out.qty]}\x0140={child.ord_type}\x01"
-                    + (f"44={NUM[out.price]}\x01" if out.price is not None else "")
+                    f"\x0138={num(out.qty)}\x0140={child.ord_type}\x01"
+                    + (f"44={num(out.price)}\x01" if out.price is not None else "")
                     + f"59={child.tif}\x0160={transact_time()}\x01")
             msg_type = "G"
         else:
             raise TypeError(f"not a venue order message: {out!r}")
-        ok = vs.handle.send(msg_type, body)
-        if ok and self.tracker.by_callbacks:
+        ok: bool = vs.handle.send(msg_type, body)
+        if ok and self.by_callbacks:
             self.tracker.sent(vs.key)
         return ok
 
-    def snapshot(self) -> list[dict]:
-        out = []
+    def snapshot(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for name, vs in self.venues.items():
             h = vs.handle
             out.append({"name": name, "session": vs.key, "logged_on": vs.logged_on, "state": vs.state,

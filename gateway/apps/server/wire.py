@@ -1,9 +1,9 @@
 """Small helpers for the gateway's FIX edges (oms.py, venues.py): field text without per-order work.
 
 Prices and quantities repeat (the same levels, the same lot sizes), so their FIX text is
-cached: ``NUM[value]`` is a plain dict hit (C speed, no Python call) instead of a float
-format and two strips; only a value not seen before runs ``codec.fix_number``. An
-ExecutionReport has five to eight of them.
+cached: ``num(value)`` is one dict hit instead of a float format and two strips; only a
+value not seen before runs ``codec.fix_number``. An ExecutionReport has five to eight of
+them. (Compiled with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
 
 ``transact_time()`` is ``codec.utc_timestamp(time.time(), 6)`` (which formats the date and
 second once a second).
@@ -11,29 +11,24 @@ second once a second).
 from __future__ import annotations
 
 import time
+from typing import Final
 
 from gateway.fix.codec import fix_number, utc_timestamp
 
-MAX_CACHED = 100_000      # distinct numbers kept; beyond that the cache starts again
+MAX_CACHED: Final = 100_000      # distinct numbers kept; beyond that the cache starts again
 
-
-class NumberText(dict):
-    """value -> its FIX text (``codec.fix_number``); filled on first use, bounded."""
-
-    def __missing__(self, value: float) -> str:
-        text = fix_number(value)
-        if len(self) >= MAX_CACHED:
-            self.clear()
-        self[value] = text
-        return text
-
-
-NUM = NumberText()
+NUM: Final[dict[float, str]] = {}     # value -> its FIX text, filled by ``num``
 
 
 def num(value: float) -> str:
-    """``codec.fix_number(value)``, cached by value (``NUM[value]`` in hot code)."""
-    return NUM[value]
+    """``codec.fix_number(value)``, cached by value."""
+    text = NUM.get(value)
+    if text is None:
+        text = fix_number(value)
+        if len(NUM) >= MAX_CACHED:
+            NUM.clear()
+        NUM[value] = text
+    return text
 
 
 def transact_time() -> str:
