@@ -344,7 +344,8 @@ class Gateway:
         # unless a cancel was in flight or reports wait for an OMS; then the size check does it)
         self.event("gateway", "journal", self.keeper.at_start()[1])
         native: dict[str, Any] = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
-        extra: dict[str, Any] = {"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix" else native
+        extra: dict[str, Any] = ({"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix"
+                                 else {**native, "warm_probes": cfg.warm_probes})
         self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
                                        port=cfg.oms.port, store_dir=store, log_dir=log_dir,
                                        tls=cfg.oms.tls.to_engine() if cfg.oms.tls else None, **native)

@@ -196,6 +196,11 @@ class GatewayConfig(_Strict):
     # the wire: survives SIGKILL, not a power cut), "interval" (fsync at most every second),
     # "always" (fsync per record: survives a power cut, costs a disk flush per message).
     store_fsync: Literal["never", "interval", "always"] = "never"
+    # Native engine: run each latency probe's code once on a throwaway twin session just
+    # before the probe, so a lone probe does not pay cold CPU caches in our floor
+    # (docs/operations.md "Latency probes"). Off: it holds the loop ~0.3 ms per probe and
+    # does not change the venue latency the router ranks by.
+    warm_probes: bool = False
     # The trading-day end: every open Day order is canceled at its venue and expired to the
     # OMS, e.g. { time = "17:00:00", time_zone = "America/New_York" }. None: only venue
     # schedules end Day orders.
