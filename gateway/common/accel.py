@@ -42,6 +42,7 @@ from types import ModuleType
 MODULES = (
     "gateway.fix.codec",
     "gateway.fix.dictionary",
+    "gateway.core.journal",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"
