@@ -462,8 +462,8 @@ def _mono_text(m: float) -> str:
     """The header's monotonic time, to the microsecond (rounded; replay does not read it): six
     decimals from whole microseconds (``f"{m:.6f}"`` costs a format call)."""
     if 0.0 <= m < 1e12:
-        whole, frac = divmod(int(m * 1e6 + 0.5), 1_000_000)
-        return f"{whole}.{str(frac + 1_000_000)[1:]}"          # 6 digits, zero-padded
+        us = int(m * 1e6 + 0.5)
+        return f"{us // 1_000_000}.{str(us % 1_000_000 + 1_000_000)[1:]}"      # 6 digits, zero-padded
     return f"{m:.6f}"
 
 
@@ -481,10 +481,10 @@ def _float_text(t: float) -> str:
     if 1e-4 <= t < _NS_LIMIT:
         ns = int(t * 1e9 + 0.5)
         if ns / 1e9 == t:
-            whole, frac = divmod(ns, 1_000_000_000)
+            frac = ns % 1_000_000_000
             if frac == 0:
-                return f"{whole}.0"
-            return f"{whole}.{str(frac + 1_000_000_000)[1:].rstrip('0')}"    # 9 digits, zero-padded
+                return f"{ns // 1_000_000_000}.0"
+            return f"{ns // 1_000_000_000}.{str(frac + 1_000_000_000)[1:].rstrip('0')}"   # 9 digits, zero-padded
     text = repr(t)
     return _NOT_JSON.get(text, text) if text[-1] in "nf" else text
 

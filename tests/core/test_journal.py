@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import re
 import shutil
 import subprocess
 import sys
+import time
 
 from gateway.common.clock import FakeClock
 from gateway.core import journal as J
@@ -146,6 +148,28 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
     for want, got in zip(records, back):
         assert not isinstance(got, str), got
         assert json.dumps(J._encode(got)) == json.dumps(J._encode(want))   # NaN-free, so == would do; -0.0 kept
+
+
+def test_times_are_written_as_json_writes_them_and_mono_to_the_microsecond():
+    """Floats take a shortcut from whole nanoseconds (clock readings) and ``repr`` otherwise: the text
+    is json's either way, at the edges of the shortcut too; the header's mono is six decimals."""
+    rng = random.Random(7)
+    limit = J._NS_LIMIT
+    values = [0.0, -0.0, 1e-4, math.nextafter(1e-4, 0), limit, math.nextafter(limit, 0), limit - 1e-9, 0.5, 2.0,
+              190.01, 1e-7, 1e16, 5e-324, 123456789.123456789, float("inf"), float("-inf"), time.monotonic(),
+              time.perf_counter(), -1.5]
+    values += [rng.randint(0, int(limit * 1e9)) / 1e9 for _ in range(20000)]      # clock readings
+    values += [rng.uniform(0, 2 * limit) for _ in range(5000)]
+    values += [rng.randint(1, 10 ** 7) / 10 ** rng.randint(0, 9) for _ in range(5000)]  # prices
+    values += [math.nextafter(v, math.inf) for v in values[:3000]]
+    for v in values:
+        assert J._float_text(v) == json.dumps(v), v
+        assert J._num(v) == json.dumps(v) == J._time(v), v
+    assert J._float_text(float("nan")) == "NaN"
+    for m in [0.0, 1.0, 0.1, 8812.5, 1e-7, 0.9999996, 123456.4999995] + values[19:5000]:
+        if m >= 0:
+            text = J._mono_text(m)
+            assert re.fullmatch(r"\d+\.\d{6}", text) and abs(float(text) - m) <= 5e-7 + m * 1e-15, (m, text)
 
 
 def test_the_object_format_still_replays_field_by_field(tmp_path):

@@ -18,7 +18,12 @@ from gateway.fix.codec import parse
 from gateway.fix.dictionary import Dictionary
 
 # The tests of every compiled module, run again in the other implementation.
-BOTH_WAYS_TESTS = ["tests/fix/test_codec.py", "tests/fix/test_codec_fuzz.py", "tests/fix/test_dictionary.py"]
+BOTH_WAYS_TESTS = [
+    "tests/fix/test_codec.py",
+    "tests/fix/test_codec_fuzz.py",
+    "tests/fix/test_dictionary.py",
+    "tests/core/test_journal.py",
+]
 FRAME = b"8=FIX.4.4\x019=41\x0135=0\x0149=A\x0156=B\x0134=1\x0152=20240102-03:04:05\x0110=125\x01"
 
 
