@@ -3,27 +3,43 @@
 quickfix's FileStores keep the sequence numbers and the messages; this journal keeps what
 only the gateway knows: which venue order belongs to which OMS order, and what happened
 to it. Each record is one line written with a single ``os.write`` on an O_APPEND file
-descriptor: the kernel has it as soon as the call returns, so a SIGKILL loses nothing
-already written (a power cut may; there is no fsync per order, by choice, for latency).
+descriptor, in the call that decides it, before the commands it explains are returned (the
+edge sends them after ``GatewayCore.handle`` returns): the kernel has the line as soon as the
+call returns, so a crash of the process (SIGKILL included) loses nothing already written, and
+nothing sent was unwritten. A power cut or kernel crash may lose the page cache's last lines
+(no fsync per order, by choice, for latency; the FileStores may lose theirs the same way):
+then orders sent may be missing from the journal, and the venue's order status answers at
+reconnection are what is left. The records of one loop iteration are not grouped into one
+write: each is followed by the message it explains, in the same call, so a group would have
+to hold those messages back too (the edges and the engine), for about 0.5 us of system time
+saved per record (one ``os.write`` of a 300-byte line costs about 0.85 us of CPU, eight lines
+in one about 0.3 us each).
 
 Record format (one line, issue 12): a JSON array ``[kind, n, utc, mono, <the record's fields>]``,
 e.g. ``["cancel_reject", 12, "2026-12-01T14:56:54.123456Z", 8812.5, "G7", "too late", 8812.5]``.
-``kind`` is a word; each kind is a dataclass below (a value, never changed), registered with its
-word after the classes, and its fields IN DATACLASS ORDER are the positions: that order, defined once by the dataclass,
-is what the writer and replay both use (``_LAYOUT``). Nested values (``OrderIntent``,
-``ChildOrder``, ``VenueExecutionReport``, found from the field's type) are arrays in their
-own dataclass field order. Replay maps positions back to field names and checks every
-length: a record of the wrong length is unreadable (reported and skipped), never misread.
-Changing a record class's fields therefore changes the format: add a new kind word (or a
-reader for the old layout) rather than reorder fields of a kind already written. ``utc``
-is the wall time (text formatted once a second, microseconds appended), ``mono`` the
-monotonic time to the microsecond (replay does not read it). JSON is written with
-``ensure_ascii``: every line is ASCII and ``python -m json.tool`` reads it; any str a FIX
-field may carry (bytes decoded as latin-1, lone surrogates from surrogateescape) round-trips
-as ``\\uXXXX`` escapes. The writer builds the text itself (json's own C string escaper for
-str, the shortest exact repr for floats, cached because prices and quantities repeat), the
-two kinds written per order from fixed templates: the bytes ``json.dumps`` writes (mono aside),
-which tests/core/test_journal.py checks with awkward text and numbers.
+``kind`` is a word; each kind is a dataclass below (a value, never changed), registered with
+its word after the classes (``_register``), and its fields IN DATACLASS ORDER are the
+positions: that order, defined once by the dataclass, is what the writer and replay both use
+(``_LAYOUT``). Nested values (``OrderIntent``, ``VenueExecutionReport``, found from the
+field's type; ``ChildOrder`` lists, named at registration) are arrays in their own dataclass
+field order. Replay maps positions back to field names and checks every length: a record of
+the wrong length is unreadable (reported and skipped), never misread. Changing a record
+class's fields therefore changes the format: add a new kind word (or a reader for the old
+layout) rather than reorder fields of a kind already written. ``utc`` is the wall time (text
+formatted once a second, microseconds appended), ``mono`` the monotonic time to the
+microsecond (replay does not read it). JSON is written with ``ensure_ascii``: every line is
+ASCII and ``python -m json.tool`` reads it; any str a FIX field may carry (bytes decoded as
+latin-1, lone surrogates from surrogateescape) round-trips as ``\\uXXXX`` escapes. The writer
+builds the text itself (json's own C string escaper for str; for floats the shortest exact
+text, json's, from whole nanoseconds when the float is a clock reading, ``repr`` otherwise,
+prices and quantities cached), the two kinds written per order from fixed templates: the
+bytes ``json.dumps`` writes (mono aside), which tests/core/test_journal.py checks with
+awkward text and numbers.
+
+Compiled with mypyc when built (gateway/common/accel.py), with this file as the pure-Python
+fallback: the record classes are then native (hence no class decorator), and the templates
+read the nested values untyped (a compiled read of a ``float`` field would turn an int into a
+float: json writes ``7``, not ``7.0``).
 
 Cost (``benchmarks/profile_gateway.py --stub``, gateway Python per order, NOS in + ER out; six
 runs each on 2 shared cores, load average 0.5-1.7, so noisy): the object format with
@@ -31,7 +47,8 @@ runs each on 2 shared cores, load average 0.5-1.7, so noisy): the object format 
 (median of the six 174 us); this format 127-167 us (143 us). The profiled self time of this
 module per order (inflated by the profiler) fell from 71-116 us to 21-34 us. Writing the
 text by hand instead of ``json.dumps`` halved it again: the ``accepted`` and ``venue_report``
-lines of one order took 117,000 machine instructions, now about 62,000 (callgrind).
+lines of one order took 117,000 machine instructions, then about 62,000 (callgrind).
+Compiled, with the float shortcut: ``benchmarks/bench_journal.py`` (CPU per record, per kind).
 
 Invariants:
 - replay is TOTAL: any file the gateway wrote replays. A line that does not parse (a torn
@@ -437,7 +454,7 @@ def _num(v: object) -> str:
     if cls is float:
         text = _FLOATS.get(v)
         if text is None:
-            text = _time(v)
+            text = _float_text(cast(float, v))
             if v != 0.0:               # (0.0 == -0.0: zeros are not cached, their sign would be lost)
                 if len(_FLOATS) >= _FLOATS_MAX:
                     _FLOATS.clear()
