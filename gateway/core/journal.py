@@ -48,7 +48,14 @@ runs each on 2 shared cores, load average 0.5-1.7, so noisy): the object format 
 module per order (inflated by the profiler) fell from 71-116 us to 21-34 us. Writing the
 text by hand instead of ``json.dumps`` halved it again: the ``accepted`` and ``venue_report``
 lines of one order took 117,000 machine instructions, then about 62,000 (callgrind).
-Compiled, with the float shortcut: ``benchmarks/bench_journal.py`` (CPU per record, per kind).
+Compiled with mypyc, with the clock-reading shortcut for floats (issue 12, this round;
+callgrind, machine instructions per record through ``write``, the stub profile's values,
+times from ``time.perf_counter``): ``accepted`` 64,000 -> 30,500 (pure 55,400),
+``venue_report`` 45,300 -> 22,600 (pure 41,600), ``cancel`` (the generic writer) 45,000 ->
+23,900 (pure 45,900). ``benchmarks/bench_journal.py``, CPU per record written, one run:
+``accepted`` 9.3-10.2 -> 4.3 us, ``venue_report`` 6.6-7.0 -> 3.1 us. The whole stubbed
+order path (``stub_orders`` of profile_gateway.py under callgrind): 385,000 -> 334,000
+instructions per order compiled, 390,000 -> 379,000 pure.
 
 Invariants:
 - replay is TOTAL: any file the gateway wrote replays. A line that does not parse (a torn
