@@ -387,6 +387,26 @@ def invariants(om: OrderManager) -> None:
         assert n >= 0
 
 
+def test_a_record_is_in_the_file_before_the_commands_it_explains_are_returned(tmp_path):
+    """What a crash cannot lose: when ``handle`` returns a command (the edge sends it after), its
+    record is already in the file, with nothing flushed or closed: a restart after a SIGKILL at
+    that moment (another reader of the file) rebuilds the order and its venue order."""
+    path = tmp_path / "j"
+    gw = hub(path, FakeClock(10.0))
+    (cmd,) = gw.handle(OmsNewOrder(intent=OrderIntent(S, "k1", "AAPL", BUY, 100.0, LIMIT, 10.0, DAY)))
+    assert isinstance(cmd, SendNewOrder)
+    om = OrderManager()
+    J.replay(path, om)
+    assert [c.cl_ord_id for c in om.by_oms[(S, "k1")].children] == [cmd.child.cl_ord_id]
+    outs = gw.handle(VenueExecutionReport(venue="ALPHA", cl_ord_id=cmd.child.cl_ord_id, exec_id="F1", exec_type="F",
+                                          ord_status="2", cum_qty=100.0, last_qty=100.0, last_px=10.0, avg_px=10.0))
+    assert outs                                            # the fill for the OMS
+    om = OrderManager()
+    J.replay(path, om)
+    assert om.by_oms[(S, "k1")].cum_qty == 100.0
+    gw.journal.close()
+
+
 def test_fuzz_random_sequences_truncated_anywhere_replay_with_invariants(tmp_path):
     rng = random.Random(20261201)
     for run in range(6):
