@@ -63,6 +63,7 @@ MODULES = (
     "gateway.apps.server.venues",
     "gateway.apps.server.dispatch",
     "gateway.apps.metrics",
+    "gateway.core.journal",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

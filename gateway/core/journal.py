@@ -3,27 +3,43 @@
 quickfix's FileStores keep the sequence numbers and the messages; this journal keeps what
 only the gateway knows: which venue order belongs to which OMS order, and what happened
 to it. Each record is one line written with a single ``os.write`` on an O_APPEND file
-descriptor: the kernel has it as soon as the call returns, so a SIGKILL loses nothing
-already written (a power cut may; there is no fsync per order, by choice, for latency).
+descriptor, in the call that decides it, before the commands it explains are returned (the
+edge sends them after ``GatewayCore.handle`` returns): the kernel has the line as soon as the
+call returns, so a crash of the process (SIGKILL included) loses nothing already written, and
+nothing sent was unwritten. A power cut or kernel crash may lose the page cache's last lines
+(no fsync per order, by choice, for latency; the FileStores may lose theirs the same way):
+then orders sent may be missing from the journal, and the venue's order status answers at
+reconnection are what is left. The records of one loop iteration are not grouped into one
+write: each is followed by the message it explains, in the same call, so a group would have
+to hold those messages back too (the edges and the engine), for about 0.5 us of system time
+saved per record (one ``os.write`` of a 300-byte line costs about 0.85 us of CPU, eight lines
+in one about 0.3 us each).
 
 Record format (one line, issue 12): a JSON array ``[kind, n, utc, mono, <the record's fields>]``,
 e.g. ``["cancel_reject", 12, "2026-12-01T14:56:54.123456Z", 8812.5, "G7", "too late", 8812.5]``.
-``kind`` is a word; each kind is a dataclass below (a value, never changed), registered with ``@kind(word)``, and
-its fields IN DATACLASS ORDER are the positions: that order, defined once by the dataclass,
-is what the writer and replay both use (``_LAYOUT``). Nested values (``OrderIntent``,
-``ChildOrder``, ``VenueExecutionReport``, found from the field's type) are arrays in their
-own dataclass field order. Replay maps positions back to field names and checks every
-length: a record of the wrong length is unreadable (reported and skipped), never misread.
-Changing a record class's fields therefore changes the format: add a new kind word (or a
-reader for the old layout) rather than reorder fields of a kind already written. ``utc``
-is the wall time (text formatted once a second, microseconds appended), ``mono`` the
-monotonic time to the microsecond (replay does not read it). JSON is written with
-``ensure_ascii``: every line is ASCII and ``python -m json.tool`` reads it; any str a FIX
-field may carry (bytes decoded as latin-1, lone surrogates from surrogateescape) round-trips
-as ``\\uXXXX`` escapes. The writer builds the text itself (json's own C string escaper for
-str, the shortest exact repr for floats, cached because prices and quantities repeat), the
-two kinds written per order from fixed templates: the bytes ``json.dumps`` writes (mono aside),
-which tests/core/test_journal.py checks with awkward text and numbers.
+``kind`` is a word; each kind is a dataclass below (a value, never changed), registered with
+its word after the classes (``_register``), and its fields IN DATACLASS ORDER are the
+positions: that order, defined once by the dataclass, is what the writer and replay both use
+(``_LAYOUT``). Nested values (``OrderIntent``, ``VenueExecutionReport``, found from the
+field's type; ``ChildOrder`` lists, named at registration) are arrays in their own dataclass
+field order. Replay maps positions back to field names and checks every length: a record of
+the wrong length is unreadable (reported and skipped), never misread. Changing a record
+class's fields therefore changes the format: add a new kind word (or a reader for the old
+layout) rather than reorder fields of a kind already written. ``utc`` is the wall time (text
+formatted once a second, microseconds appended), ``mono`` the monotonic time to the
+microsecond (replay does not read it). JSON is written with ``ensure_ascii``: every line is
+ASCII and ``python -m json.tool`` reads it; any str a FIX field may carry (bytes decoded as
+latin-1, lone surrogates from surrogateescape) round-trips as ``\\uXXXX`` escapes. The writer
+builds the text itself (json's own C string escaper for str; for floats the shortest exact
+text, json's, from whole nanoseconds when the float is a clock reading, ``repr`` otherwise,
+prices and quantities cached), the two kinds written per order from fixed templates: the
+bytes ``json.dumps`` writes (mono aside), which tests/core/test_journal.py checks with
+awkward text and numbers.
+
+Compiled with mypyc when built (gateway/common/accel.py), with this file as the pure-Python
+fallback: the record classes are then native (hence no class decorator), and the templates
+read the nested values untyped (a compiled read of a ``float`` field would turn an int into a
+float: json writes ``7``, not ``7.0``).
 
 Cost (``benchmarks/profile_gateway.py --stub``, gateway Python per order, NOS in + ER out; six
 runs each on 2 shared cores, load average 0.5-1.7, so noisy): the object format with
@@ -31,7 +47,15 @@ runs each on 2 shared cores, load average 0.5-1.7, so noisy): the object format 
 (median of the six 174 us); this format 127-167 us (143 us). The profiled self time of this
 module per order (inflated by the profiler) fell from 71-116 us to 21-34 us. Writing the
 text by hand instead of ``json.dumps`` halved it again: the ``accepted`` and ``venue_report``
-lines of one order took 117,000 machine instructions, now about 62,000 (callgrind).
+lines of one order took 117,000 machine instructions, then about 62,000 (callgrind).
+Compiled with mypyc, with the clock-reading shortcut for floats (issue 12, this round;
+callgrind, machine instructions per record through ``write``, the stub profile's values,
+times from ``time.perf_counter``): ``accepted`` 64,000 -> 30,500 (pure 55,400),
+``venue_report`` 45,300 -> 22,600 (pure 41,600), ``cancel`` (the generic writer) 45,000 ->
+23,900 (pure 45,900). ``benchmarks/bench_journal.py``, CPU per record written, one run:
+``accepted`` 9.3-10.2 -> 4.3 us, ``venue_report`` 6.6-7.0 -> 3.1 us. The whole stubbed
+order path (``stub_orders`` of profile_gateway.py under callgrind): 385,000 -> 334,000
+instructions per order compiled, 390,000 -> 379,000 pure.
 
 Invariants:
 - replay is TOTAL: any file the gateway wrote replays. A line that does not parse (a torn
@@ -68,19 +92,19 @@ import time
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Final, Iterator, cast
 
 from gateway.core.model import ChildOrder, OrderIntent
 from gateway.core.orders import OrderManager, RejectOmsCancel, ReportToOms, VenueExecutionReport
 
 log = logging.getLogger("gateway.core.journal")
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-_esc = json.encoder.encode_basestring_ascii     # json's own (C) string writer: "...", \uXXXX escapes
+_dumps: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_esc: Final = json.encoder.encode_basestring_ascii     # json's own (C) string writer: "...", \uXXXX escapes
 
 
 # ------------------------------------------------------------ the record kinds
 
-KINDS: dict[str, type] = {}        # kind word -> record class (filled by @kind)
+KINDS: dict[str, type] = {}        # kind word -> record class (filled by _register)
 KIND_OF: dict[type, str] = {}      # record class -> kind word
 _HEAD = 4                          # [kind, n, utc, mono, *fields]
 # record class -> its fields in dataclass order: (name, nested dataclass or None, a list of them?)
@@ -98,29 +122,31 @@ def _row_of(cls: type) -> Callable[[Any], tuple]:
     return _ROW[cls]
 
 
-def kind(word: str) -> Callable[[type], type]:
+def _register(word: str, cls: type, lists: dict[str, type] | None = None) -> None:
     """Register a record class under its kind word. Its line layout is its dataclass fields in
     order (nested dataclasses, and lists of them, as arrays in their own field order): the one
-    definition the writer and replay both use."""
-    def register(cls: type) -> type:
-        hints = typing.get_type_hints(cls)
-        layout = []
-        for f in dataclasses.fields(cls):
-            t, many = hints[f.name], False
-            if typing.get_origin(t) is list and typing.get_args(t):
-                t, many = typing.get_args(t)[0], True
-            if not (isinstance(t, type) and dataclasses.is_dataclass(t)):
-                t, many = None, False
-            layout.append((f.name, t, many))
-        KINDS[word], KIND_OF[cls], _LAYOUT[cls] = cls, word, tuple(layout)
-        _WRITER[cls] = tuple((operator.attrgetter(name), None if nested is None else _row_of(nested), many)
-                             for name, nested, many in layout)
-        _KIND_TEXT[cls] = _esc(word)
-        return cls
-    return register
+    definition the writer and replay both use. ``lists`` names the fields that are lists of a
+    nested dataclass, with its class: a class compiled by mypyc keeps ``list`` in its
+    annotations but not the item type (the pure module checks the two agree)."""
+    hints = typing.get_type_hints(cls)
+    layout: list[tuple[str, type | None, bool]] = []
+    for f in dataclasses.fields(cls):
+        t, item = hints[f.name], (lists or {}).get(f.name)
+        args = typing.get_args(t) if typing.get_origin(t) is list else ()
+        if args and (args[0] if dataclasses.is_dataclass(args[0]) else None) is not item:
+            raise RuntimeError(f"journal: {cls.__name__}.{f.name} is {t}, registered as a list of {item}")
+        if item is not None:
+            layout.append((f.name, item, True))
+        elif isinstance(t, type) and dataclasses.is_dataclass(t):
+            layout.append((f.name, t, False))
+        else:
+            layout.append((f.name, None, False))
+    KINDS[word], KIND_OF[cls], _LAYOUT[cls] = cls, word, tuple(layout)
+    _WRITER[cls] = tuple((operator.attrgetter(name), None if nested is None else _row_of(nested), many)
+                         for name, nested, many in layout)
+    _KIND_TEXT[cls] = _esc(word)
 
 
-@kind("accepted")
 @dataclass(slots=True, kw_only=True)
 class Accepted:
     intent: OrderIntent
@@ -132,7 +158,6 @@ class Accepted:
     at: float = 0.0
 
 
-@kind("rejected")
 @dataclass(slots=True, kw_only=True)
 class Rejected:
     intent: OrderIntent
@@ -142,14 +167,12 @@ class Rejected:
     at: float = 0.0
 
 
-@kind("venue_report")
 @dataclass(slots=True, kw_only=True)
 class VenueReport:
     report: VenueExecutionReport
     at: float = 0.0
 
 
-@kind("cancel")
 @dataclass(slots=True, kw_only=True)
 class Cancel:
     session: str
@@ -159,7 +182,6 @@ class Cancel:
     at: float = 0.0
 
 
-@kind("cancel_all")
 @dataclass(slots=True, kw_only=True)
 class CancelAll:
     text: str
@@ -168,7 +190,6 @@ class CancelAll:
     at: float = 0.0
 
 
-@kind("replace")
 @dataclass(slots=True, kw_only=True)
 class Replace:
     session: str
@@ -178,7 +199,6 @@ class Replace:
     at: float = 0.0
 
 
-@kind("retry")
 @dataclass(slots=True, kw_only=True)
 class Retry:
     order_id: str
@@ -187,7 +207,6 @@ class Retry:
     at: float = 0.0
 
 
-@kind("remainder_done")
 @dataclass(slots=True, kw_only=True)
 class RemainderDone:
     order_id: str
@@ -195,7 +214,6 @@ class RemainderDone:
     at: float = 0.0
 
 
-@kind("cancel_reject")
 @dataclass(slots=True, kw_only=True)
 class CancelRejected:
     venue_cl_ord_id: str
@@ -203,7 +221,6 @@ class CancelRejected:
     at: float = 0.0
 
 
-@kind("send_failed")
 @dataclass(slots=True, kw_only=True)
 class SendFailed:
     venue_cl_ord_id: str
@@ -211,7 +228,6 @@ class SendFailed:
     at: float = 0.0
 
 
-@kind("risk_state")
 @dataclass(slots=True, kw_only=True)
 class RiskState:
     """A kill-switch trip or reset (or one session's suspension): a restart must not quietly resume."""
@@ -222,7 +238,6 @@ class RiskState:
     at: float = 0.0
 
 
-@kind("day_ended")
 @dataclass(slots=True, kw_only=True)
 class DayEnded:
     """Open Day orders end: ``venue``'s session ended (expired there), or (None) the configured
@@ -235,7 +250,6 @@ class DayEnded:
     at: float = 0.0
 
 
-@kind("snapshot")
 @dataclass(slots=True, kw_only=True)
 class Snapshot:
     """The whole order state at a safe point: the first record of a compacted journal."""
@@ -247,11 +261,27 @@ class Snapshot:
     at: float = 0.0
 
 
-@kind("stopped")
 @dataclass(slots=True, kw_only=True)
 class Stopped:
     """A clean stop: everything before it was sent."""
     at: float = 0.0
+
+
+# the kind words (a class decorator would make the classes non-native when compiled with mypyc)
+_register("accepted", Accepted, lists={"children": ChildOrder})
+_register("rejected", Rejected)
+_register("venue_report", VenueReport)
+_register("cancel", Cancel)
+_register("cancel_all", CancelAll)
+_register("replace", Replace)
+_register("retry", Retry)
+_register("remainder_done", RemainderDone)
+_register("cancel_reject", CancelRejected)
+_register("send_failed", SendFailed)
+_register("risk_state", RiskState)
+_register("day_ended", DayEnded)
+_register("snapshot", Snapshot)
+_register("stopped", Stopped)
 
 
 def _encode(value: Any) -> Any:
@@ -323,7 +353,8 @@ def decode(obj: Any) -> Any:
     raise ValueError(f"not a record: {obj!r:.80}")
 
 
-_utc_second, _utc_text = -1, ""
+_utc_second = -1
+_utc_text = ""                      # "<date>T<time of day>." of _utc_second
 
 
 def utc_now() -> str:
@@ -332,8 +363,8 @@ def utc_now() -> str:
     t = time.time()
     s = int(t)
     if s != _utc_second:
-        _utc_second, _utc_text = s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-    return f"{_utc_text}.{int((t - s) * 1e6):06d}Z"
+        _utc_second, _utc_text = s, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(s))
+    return _utc_text + str(int((t - s) * 1e6) + 1_000_000)[1:] + "Z"       # 6 digits, zero-padded
 
 
 class Journal:
@@ -343,46 +374,42 @@ class Journal:
                  mono: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._wall, self._mono = wall, mono
+        self._wall: Callable[[], str] = wall
+        self._mono: Callable[[], float] = mono
         self.next_n = _count_lines(self.path) + 1
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd: int | None = fd
         if not _ends_with_newline(self.path):
-            os.write(self._fd, b"\n")      # a torn last line must not swallow the next record
+            os.write(fd, b"\n")            # a torn last line must not swallow the next record
         self.records_written = 0
 
-    def write(self, record: Any) -> int:
+    def write(self, record: object) -> int:
         """Append one record; returns its number ``n``."""
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             raise OSError("journal is closed")
         n = self.next_n
-        os.write(self._fd, self._line(record, n))
-        self.next_n += 1
+        os.write(fd, self._line(record, n))
+        self.next_n = n + 1
         self.records_written += 1
         return n
 
-    def _line(self, record: Any, n: int) -> bytes:
+    def _line(self, record: object, n: int) -> bytes:
         """The record's line, byte for byte what ``json.dumps`` (compact, ensure_ascii) writes for
         ``[kind, n, utc, mono, *fields]``, built by hand: the json module's generic walk and its
         float formatting were most of the journal's cost per order (tests/core/test_journal.py
-        checks the two agree, awkward text included)."""
-        cls = record.__class__
-        head = f"[{_KIND_TEXT[cls]},{n},{_text(self._wall())},{self._mono():.6f},"
-        hot = _HOT.get(cls)
-        if hot is not None:
-            try:
-                return (head + hot(record) + "]\n").encode("ascii")
-            except TypeError:          # a value of an unexpected type: the generic writer takes it
-                pass
-        out = [head[1:-1]]
-        for get, row, many in _WRITER[cls]:
-            v = get(record)
-            if row is None:
-                out.append(_text(v))
-            elif many:
-                out.append("[" + ",".join(["[" + ",".join(map(_text, row(x))) + "]" for x in v]) + "]")
-            else:
-                out.append("[" + ",".join(map(_text, row(v))) + "]")
-        return ("[" + ",".join(out) + "]\n").encode("ascii")
+        checks the two agree, awkward text included). The two kinds every order writes have
+        templates; a value of a type a template does not expect (a str field holding None, say)
+        raises TypeError in it and the generic writer takes the record."""
+        head = f"{n},{_esc(self._wall())},{_mono_text(self._mono())}"
+        try:
+            if isinstance(record, VenueReport):
+                return f'["venue_report",{head},{_venue_report_text(record)}]\n'.encode("ascii")
+            if isinstance(record, Accepted):
+                return f'["accepted",{head},{_accepted_text(record)}]\n'.encode("ascii")
+        except TypeError:
+            pass
+        return _generic_line(record, head)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -393,7 +420,7 @@ class Journal:
         """Bytes in the journal file now (0 when closed)."""
         return os.fstat(self._fd).st_size if self._fd is not None else 0
 
-    def compact(self, snapshot: "Snapshot", keep_old: bool = True) -> Path | None:
+    def compact(self, snapshot: Snapshot, keep_old: bool = True) -> Path | None:
         """Replace the journal by one ``snapshot`` record (see the module docstring).
         Returns the old file's new name (``<journal>.1``) or None. Raises OSError; the
         journal is then unchanged and still open."""
@@ -421,71 +448,132 @@ class Journal:
         return old
 
 
-_FLOATS: dict[float, str] = {}     # float -> its JSON text: prices and quantities repeat
-_FLOATS_MAX = 4096
+# ------------------------------------------------------------ the writer's text (json.dumps, by hand)
+
+_FLOATS: Final[dict[object, str]] = {}     # float -> its JSON text: prices and quantities repeat
+_FLOATS_MAX: Final = 4096
+_NOT_JSON: Final = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}   # repr -> what json writes
 
 
-def _float_text(v: float) -> str:
-    if v != v or v in (_INF, -_INF):
-        return _dumps(v)               # NaN, Infinity, -Infinity, as json writes them
-    text = float.__repr__(v)           # what json writes: the shortest text that reads back exactly
-    if v != 0.0:                       # (0.0 == -0.0: zeros are not cached, their sign would be lost)
-        if len(_FLOATS) >= _FLOATS_MAX:
-            _FLOATS.clear()
-        _FLOATS[v] = text
-    return text
+def _num(v: object) -> str:
+    """A number field: a float (its text cached) or an int as json writes it; TypeError otherwise."""
+    cls = type(v)
+    if cls is float:
+        text = _FLOATS.get(v)
+        if text is None:
+            text = _float_text(cast(float, v))
+            if v != 0.0:               # (0.0 == -0.0: zeros are not cached, their sign would be lost)
+                if len(_FLOATS) >= _FLOATS_MAX:
+                    _FLOATS.clear()
+                _FLOATS[v] = text
+        return text
+    if cls is int:
+        return repr(v)
+    raise TypeError(f"not a number: {cls.__name__}")
 
 
-_INF = float("inf")
+def _time(v: object) -> str:
+    """A float as json writes it, not cached (times do not repeat); an int as json writes it;
+    TypeError for anything else."""
+    if type(v) is float:
+        return _float_text(cast(float, v))
+    if type(v) is int:
+        return repr(v)
+    raise TypeError(f"not a number: {type(v).__name__}")
+
+
+def _mono_text(m: float) -> str:
+    """The header's monotonic time, to the microsecond (rounded; replay does not read it): six
+    decimals from whole microseconds (``f"{m:.6f}"`` costs a format call)."""
+    if 0.0 <= m < 1e12:
+        us = int(m * 1e6 + 0.5)
+        return f"{us // 1_000_000}.{str(us % 1_000_000 + 1_000_000)[1:]}"      # 6 digits, zero-padded
+    return f"{m:.6f}"
+
+
+_NS_LIMIT: Final = 4194304.0      # 2**22 s (48.5 days): below it a float's spacing is < 1 ns
+
+
+def _float_text(t: float) -> str:
+    """``repr(t)``: the shortest text that reads back exactly (what json writes), computed from
+    whole nanoseconds when ``t`` is one (a clock reading: ``time.perf_counter`` and
+    ``time.monotonic`` are a count of nanoseconds / 1e9): ``repr``'s digit search costs three
+    times as much. If ``ns / 1e9 == t``, the text ``ns`` / 10**9 reads back as ``t``; below
+    2**22 two floats are less than 1 ns apart, so no other text of at most 9 decimals does,
+    and none with fewer digits: it is the shortest, ``repr``'s. From 1e-4 up ``repr`` writes
+    no exponent. Anything else (larger, smaller, not whole ns, inf, nan): ``repr`` itself."""
+    if 1e-4 <= t < _NS_LIMIT:
+        ns = int(t * 1e9 + 0.5)
+        if ns / 1e9 == t:
+            frac = ns % 1_000_000_000
+            if frac == 0:
+                return f"{ns // 1_000_000_000}.0"
+            return f"{ns // 1_000_000_000}.{str(frac + 1_000_000_000)[1:].rstrip('0')}"   # 9 digits, zero-padded
+    text = repr(t)
+    return _NOT_JSON.get(text, text) if text[-1] in "nf" else text
 
 
 def _text(v: Any) -> str:
-    """One value as ``json.dumps(v, separators=(",", ":"), ensure_ascii=True)`` writes it."""
-    cls = v.__class__
+    """Any value as ``json.dumps(v, separators=(",", ":"), ensure_ascii=True)`` writes it."""
+    cls = type(v)
     if cls is str:
         return _esc(v)
-    if cls is float:
-        return _FLOATS.get(v) or _float_text(v)
+    if cls is float or cls is int:
+        return _num(v)
     if v is None:
         return "null"
-    if cls is int:
-        return int.__repr__(v)
     if cls is list:
-        return "[" + ",".join(map(_text, v)) + "]"
+        return "[" + ",".join([_text(x) for x in v]) + "]"
     return _dumps(v)                   # bool, dict, subclasses, anything else: the json module
 
 
-# The two kinds written per order, as fixed templates (no walk over the layout, no call per str).
-# Their field lists are checked against the dataclasses at import (_check_hot), so a change of a
-# record's fields cannot silently write a different layout; a value of an unexpected type (a str
-# field holding None, say) raises TypeError inside and the generic writer takes the record.
+def _generic_line(record: Any, head: str) -> bytes:
+    """Any record's line, by its layout (``_WRITER``)."""
+    cls = type(record)
+    out = [_KIND_TEXT[cls], head]
+    for get, row, many in _WRITER[cls]:
+        v = get(record)
+        if row is None:
+            out.append(_text(v))
+        elif many:
+            out.append("[" + ",".join(["[" + ",".join([_text(x) for x in row(r)]) + "]" for r in v]) + "]")
+        else:
+            out.append("[" + ",".join([_text(x) for x in row(v)]) + "]")
+    return ("[" + ",".join(out) + "]\n").encode("ascii")
 
-def _intent_text(i: OrderIntent) -> str:
-    return (f"[{_esc(i.oms_session)},{_esc(i.cl_ord_id)},{_esc(i.symbol)},{_esc(i.side)},{_text(i.qty)},"
-            f"{_esc(i.ord_type)},{'null' if i.price is None else _text(i.price)},{_esc(i.tif)},"
-            f"{'null' if i.ex_destination is None else _esc(i.ex_destination)},{_text(i.received_at)}]")
+
+# The two kinds written per order, as fixed templates (no walk over the layout, one call per
+# value). Their field lists are checked against the dataclasses at import (_check_hot), so a
+# change of a record's fields cannot silently write a different layout. The nested values are
+# read untyped (Any): a compiled reader would turn an int in a float field into a float, and
+# json writes 7, not 7.0.
+
+def _intent_text(i: Any) -> str:
+    return (f"[{_esc(i.oms_session)},{_esc(i.cl_ord_id)},{_esc(i.symbol)},{_esc(i.side)},{_num(i.qty)},"
+            f"{_esc(i.ord_type)},{'null' if i.price is None else _num(i.price)},{_esc(i.tif)},"
+            f"{'null' if i.ex_destination is None else _esc(i.ex_destination)},{_time(i.received_at)}]")
 
 
-def _child_text(c: ChildOrder) -> str:
-    return (f"[{_esc(c.venue)},{_text(c.qty)},{'null' if c.price is None else _text(c.price)},{_esc(c.ord_type)},"
+def _child_text(c: Any) -> str:
+    return (f"[{_esc(c.venue)},{_num(c.qty)},{'null' if c.price is None else _num(c.price)},{_esc(c.ord_type)},"
             f"{_esc(c.tif)}]")
 
 
-def _accepted_text(r: "Accepted") -> str:
-    return (f"{_intent_text(r.intent)},{_esc(r.order_id)},[{','.join(map(_child_text, r.children))}],"
-            f"[{','.join(map(_esc, r.venue_ids))}],{_esc(r.policy)},{_esc(r.reason)},{_text(r.at)}")
+def _accepted_text(r: Accepted) -> str:
+    children, ids = r.children, r.venue_ids
+    kids = _child_text(children[0]) if len(children) == 1 else ",".join([_child_text(c) for c in children])
+    vids = _esc(ids[0]) if len(ids) == 1 else ",".join([_esc(v) for v in ids])
+    return (f"{_intent_text(r.intent)},{_esc(r.order_id)},[{kids}],[{vids}],{_esc(r.policy)},{_esc(r.reason)},"
+            f"{_time(r.at)}")
 
 
-def _venue_report_text(r: "VenueReport") -> str:
-    e = r.report
+def _venue_report_text(r: VenueReport) -> str:
+    e: Any = r.report
     return (f"[{_esc(e.venue)},{_esc(e.cl_ord_id)},{'null' if e.orig_cl_ord_id is None else _esc(e.orig_cl_ord_id)},"
-            f"{_esc(e.exec_id)},{_esc(e.exec_type)},{_esc(e.ord_status)},{_text(e.cum_qty)},{_text(e.leaves_qty)},"
-            f"{_text(e.avg_px)},{_text(e.last_qty)},{_text(e.last_px)},"
+            f"{_esc(e.exec_id)},{_esc(e.exec_type)},{_esc(e.ord_status)},{_num(e.cum_qty)},{_num(e.leaves_qty)},"
+            f"{_num(e.avg_px)},{_num(e.last_qty)},{_num(e.last_px)},"
             f"{'null' if e.venue_order_id is None else _esc(e.venue_order_id)},"
-            f"{'null' if e.text is None else _esc(e.text)}],{_text(r.at)}")
-
-
-_HOT: dict[type, Callable[[Any], str]] = {Accepted: _accepted_text, VenueReport: _venue_report_text}
+            f"{'null' if e.text is None else _esc(e.text)}],{_time(r.at)}")
 
 
 def _check_hot() -> None:
@@ -709,9 +797,9 @@ def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
         if not order.done:
             orders.open[order.order_id] = order
     for session, cid, order_id in snap.aliases:
-        order = orders.by_order_id.get(order_id)
-        if order is not None:
-            orders.by_oms.setdefault((session, cid), order)
+        aliased = orders.by_order_id.get(order_id)
+        if aliased is not None:
+            orders.by_oms.setdefault((session, cid), aliased)
     orders.seen_exec_ids.update(tuple(k) for k in snap.exec_ids)
     for k, v in snap.counts.items():
         if k in orders.counts:

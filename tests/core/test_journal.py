@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import re
 import shutil
 import subprocess
 import sys
+import time
 
 from gateway.common.clock import FakeClock
 from gateway.core import journal as J
@@ -151,6 +153,28 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
     for want, got in zip(records, back):
         assert not isinstance(got, str), got
         assert json.dumps(J._encode(got)) == json.dumps(J._encode(want))   # NaN-free, so == would do; -0.0 kept
+
+
+def test_times_are_written_as_json_writes_them_and_mono_to_the_microsecond():
+    """Floats take a shortcut from whole nanoseconds (clock readings) and ``repr`` otherwise: the text
+    is json's either way, at the edges of the shortcut too; the header's mono is six decimals."""
+    rng = random.Random(7)
+    limit = J._NS_LIMIT
+    values = [0.0, -0.0, 1e-4, math.nextafter(1e-4, 0), limit, math.nextafter(limit, 0), limit - 1e-9, 0.5, 2.0,
+              190.01, 1e-7, 1e16, 5e-324, 123456789.123456789, float("inf"), float("-inf"), time.monotonic(),
+              time.perf_counter(), -1.5]
+    values += [rng.randint(0, int(limit * 1e9)) / 1e9 for _ in range(20000)]      # clock readings
+    values += [rng.uniform(0, 2 * limit) for _ in range(5000)]
+    values += [rng.randint(1, 10 ** 7) / 10 ** rng.randint(0, 9) for _ in range(5000)]  # prices
+    values += [math.nextafter(v, math.inf) for v in values[:3000]]
+    for v in values:
+        assert J._float_text(v) == json.dumps(v), v
+        assert J._num(v) == json.dumps(v) == J._time(v), v
+    assert J._float_text(float("nan")) == "NaN"
+    for m in [0.0, 1.0, 0.1, 8812.5, 1e-7, 0.9999996, 123456.4999995] + values[19:5000]:
+        if m >= 0:
+            text = J._mono_text(m)
+            assert re.fullmatch(r"\d+\.\d{6}", text) and abs(float(text) - m) <= 5e-7 + m * 1e-15, (m, text)
 
 
 def test_the_object_format_still_replays_field_by_field(tmp_path):
@@ -366,6 +390,26 @@ def invariants(om: OrderManager) -> None:
             assert om.by_venue_id[c.cl_ord_id][0] is c
     for v, n in om.in_flight.items():
         assert n >= 0
+
+
+def test_a_record_is_in_the_file_before_the_commands_it_explains_are_returned(tmp_path):
+    """What a crash cannot lose: when ``handle`` returns a command (the edge sends it after), its
+    record is already in the file, with nothing flushed or closed: a restart after a SIGKILL at
+    that moment (another reader of the file) rebuilds the order and its venue order."""
+    path = tmp_path / "j"
+    gw = hub(path, FakeClock(10.0))
+    (cmd,) = gw.handle(OmsNewOrder(intent=OrderIntent(S, "k1", "AAPL", BUY, 100.0, LIMIT, 10.0, DAY)))
+    assert isinstance(cmd, SendNewOrder)
+    om = OrderManager()
+    J.replay(path, om)
+    assert [c.cl_ord_id for c in om.by_oms[(S, "k1")].children] == [cmd.child.cl_ord_id]
+    outs = gw.handle(VenueExecutionReport(venue="ALPHA", cl_ord_id=cmd.child.cl_ord_id, exec_id="F1", exec_type="F",
+                                          ord_status="2", cum_qty=100.0, last_qty=100.0, last_px=10.0, avg_px=10.0))
+    assert outs                                            # the fill for the OMS
+    om = OrderManager()
+    J.replay(path, om)
+    assert om.by_oms[(S, "k1")].cum_qty == 100.0
+    gw.journal.close()
 
 
 def test_fuzz_random_sequences_truncated_anywhere_replay_with_invariants(tmp_path):
