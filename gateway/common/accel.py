@@ -162,8 +162,8 @@ def install(root: Path = ROOT) -> str:
     else:
         mode, reason = check(root)
     if mode == "stale":
-        warnings.warn(f"gateway: compiled modules not used: {reason}", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(f"gateway: compiled modules not used, the .py files run instead ({reason}); "
+                      "rebuild: python -m gateway.common.accel_build build", RuntimeWarning, stacklevel=2)
         mode = "pure"
     if mode == "pure" and compiled_files(root):
         sys.meta_path.insert(0, _PureFinder(root, MODULES))

@@ -324,8 +324,8 @@ class MarketState:
             self.probes_capped += 1
             v.probes_capped += 1
             return 0
-        # (probes helper) the engine runs the probe's code once on a throwaway twin first, so
-        # a lone probe does not pay cold caches inside its own figures (transport.warm_up)
+        # with warm_probes on, the native engine runs the probe's code once on a throwaway
+        # twin first, so a lone probe does not pay cold caches in our floor (transport.warm_up)
         warm = getattr(v.session_id, "warm_up", None)
         if warm is not None:
             warm()
