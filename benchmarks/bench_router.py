@@ -124,7 +124,7 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 
 
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
-                 proxy: bool = True, floor_count: int = 60) -> dict:
+                 proxy: bool = True, floor_count: int = 60, warm_probes: bool = False) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
@@ -144,7 +144,8 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
                "probe_max_per_s": 1000.0} for i, d in enumerate(delays_ms)]
     routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000}
     with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
-        with LiveRig(Path(tmp), venues, routing, engine=engine) as rig:
+        with LiveRig(Path(tmp), venues, routing, engine=engine,
+                     gateway_extra="warm_probes = true" if warm_probes else "") as rig:
             rig.wait_ready(30.0, samples=1)
             time.sleep(seconds)
             st = rig.get("/status")
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", choices=("native", "quickfix"), default="native")
     ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
     ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
+    ap.add_argument("--warm-probes", action="store_true", help="probes: the gateway's warm_probes on")
     ap.add_argument("--floor-count", type=int, default=60,
                     help="probes, floor: round trips of the raw loopback floor (0: skip it)")
     ap.add_argument("--busy-poll-us", type=float, default=0.0,
@@ -305,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_decide(a.venues, a.levels, a.orders)
     if a.what in ("probes", "all"):
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
-                           a.engine, proxy=not a.no_proxy, floor_count=a.floor_count)
+                           a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))

@@ -40,10 +40,12 @@ def _section(name: str, d: dict) -> str:
 class LiveRig:
     """venues: [{"name", "base_us", "jitter_us", "schedule", "level_qty", "levels"}]."""
 
-    def __init__(self, tmp: Path, venues: list[dict], routing: dict | None = None, engine: str = "native") -> None:
+    def __init__(self, tmp: Path, venues: list[dict], routing: dict | None = None, engine: str = "native",
+                 gateway_extra: str = "") -> None:
         self.tmp = Path(tmp)
         self.venues = venues
         self.engine = engine
+        self.gateway_extra = gateway_extra       # top-level gateway config lines, e.g. "warm_probes = true"
         self.routing = {"md_symbols": ["EURUSD"], "probe_interval_ms": 50, **(routing or {})}
         self.sims: dict[str, object] = {}
         self.sim_started: dict[str, float] = {}
@@ -71,6 +73,7 @@ class LiveRig:
 
     def _gateway_toml(self) -> Path:
         text = (f'store_dir = {json.dumps(str(self.tmp / "gw"))}\nlog_dir = ""\nengine = "{self.engine}"\n'
+                f'{self.gateway_extra}\n'
                 + _section("oms", {"host": "127.0.0.1", "port": self.oms_port, "comp_id": "FIXGW",
                                    "clients": [{"comp_id": "OMS1", "reset_on_logon": True}]})
                 + "".join(_section("[venues]", {"name": v["name"], "port": self.venue_ports[v["name"]],
