@@ -581,11 +581,11 @@ class NativeSession(SessionHandle):
         ``MemoryStore`` that keeps no messages, no schedule, no socket and no application: it
         sends a TestRequest into nothing and is fed the Heartbeat a venue would answer. The
         real session, its store, its counters and the wire are untouched. Any failure turns it
-        off for this session (logged once). Off unless ``Limits.warm_probes``: it does not change
-        the venue's part the router ranks by, and it holds the loop (an order arriving then
-        waits). Skipped when
-        the session sent or received within ``WARM_IDLE_S``: a busy session's code is warm
-        already, and a busy loop is where an extra ~260 us before a probe would delay orders."""
+        off for this session (logged once). Off unless ``Limits.warm_probes``: it does not
+        change the venue's part the router ranks by, and it holds the loop (an order arriving
+        then waits). Skipped when the session sent or received within ``WARM_IDLE_S``: a busy
+        session's code is warm already, and a busy loop is where an extra ~260 us before a
+        probe would delay orders."""
         twin = self._twin
         if twin is False:
             return
