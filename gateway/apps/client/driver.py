@@ -12,7 +12,13 @@ Invariants:
   the gateway refused the message (BusinessMessageReject naming its ClOrdID).
 - ``OrderLog`` keeps, per order, the time of the market data that triggered it, the
   send time, the first and the terminal report: signal-to-execution is measured on one
-  clock, the driver's.
+  clock, the driver's. With the native engine it also keeps the hops inside the client:
+  when the triggering bytes were read from the socket (``md_read_at``), when the order was
+  handed to the socket (``written_at``) and when the first report's bytes were read
+  (``report_read_at``), so a run can say what is the client's and what is outside it.
+- A NewOrderSingle goes to the socket at once, not when the market data batch that
+  triggered it ends (the engine joins the writes of one received chunk; an order must not
+  wait behind the rest of a market data burst).
 """
 from __future__ import annotations
 
@@ -53,7 +59,10 @@ class OrderEntry:
     reason: str
     pinned_venue: str | None
     signal_at: float                 # clock time of the market event that produced it
+    md_read_at: float | None = None  # when the bytes of that market event were read (native engine)
     sent_at: float | None = None
+    written_at: float | None = None  # handed to the socket (after the send and its flush)
+    report_read_at: float | None = None   # the first report's bytes read from the socket (native engine)
     first_report_at: float | None = None
     done_at: float | None = None
     status: str = "pending"          # last OrdStatus, or 'pending' / 'not_sent'
@@ -90,6 +99,7 @@ class StrategyDriver(BaseApplication):
         self.gateway_comp_id = gateway_comp_id
         self.log = OrderLog()
         self.session: SessionHandle | None = None
+        self._flush: Callable[[], None] | None = None    # the native session's write-now
         self.trading = False
         self.stopping = False
         self.closing = False
@@ -133,10 +143,12 @@ class StrategyDriver(BaseApplication):
     def on_logon(self, session: SessionHandle) -> None:
         if session.target_comp_id == self.gateway_comp_id:
             self.session = session
+            self._flush = getattr(session, "flush", None)
 
     def on_logout(self, session: SessionHandle, reason: str) -> None:
         if session is self.session:
             self.session = None
+            self._flush = None
             (log.info if self.closing else log.warning)("OMS session down: %s", reason)
 
     def on_admin(self, session: SessionHandle, msg) -> None:
@@ -147,7 +159,7 @@ class StrategyDriver(BaseApplication):
     def on_message(self, session: SessionHandle, msg) -> None:
         mt = msg.msg_type
         if mt == "8":
-            self._on_execution_report(msg)
+            self._on_execution_report(msg, session.received_at)
         elif mt == "9":
             self.stats["cancel_rejects"] += 1
         elif mt == "j":
@@ -160,7 +172,7 @@ class StrategyDriver(BaseApplication):
         else:
             raise Unsupported(f"MsgType {mt} not handled by the client")
 
-    def _on_execution_report(self, msg) -> None:
+    def _on_execution_report(self, msg, read_at: float | None = None) -> None:
         now = self.clock.now()
         cl = msg.get(11) or ""
         orig = msg.get(41)
@@ -176,6 +188,8 @@ class StrategyDriver(BaseApplication):
         report = OrderReport(cl_ord_id=cl, exec_type=exec_type, ord_status=status,
                              last_qty=_num(msg.get(32)), last_px=_num(msg.get(31)), cum_qty=_num(msg.get(14)),
                              leaves_qty=_num(msg.get(151)), venue=msg.get(30), text=msg.get(58), at=now)
+        if entry.report_read_at is None:
+            entry.report_read_at = read_at
         self._record(entry, report, now)
         self._run(lambda: self.strategy.on_report(report, self.feed), now)
 
@@ -206,12 +220,13 @@ class StrategyDriver(BaseApplication):
     def _on_market(self, kind: str, venue: str, symbol: str, px: float, qty: float, aggressor, at: float) -> None:
         if not self.trading:
             return
+        read_at = self.feed.last_read_at
         if kind == "trade":
             ev = TradePrinted(venue=venue, symbol=symbol, price=px, qty=qty, aggressor_side=aggressor, at=at)
-            self._run(lambda: self.strategy.on_trade(ev, self.feed), at)
+            self._run(lambda: self.strategy.on_trade(ev, self.feed), at, read_at)
         else:
             ev = BookUpdated(venue=venue, symbol=symbol, at=at)
-            self._run(lambda: self.strategy.on_book(ev, self.feed), at)
+            self._run(lambda: self.strategy.on_book(ev, self.feed), at, read_at)
 
     def _schedule_timer(self) -> None:
         interval = max(float(getattr(self.strategy, "timer_interval_s", 0.05)), 0.001)
@@ -225,7 +240,7 @@ class StrategyDriver(BaseApplication):
         self._run(lambda: self.strategy.on_timer(now, self.feed), now)
         self._schedule_timer()
 
-    def _run(self, call: Callable[[], list[Command]], at: float) -> None:
+    def _run(self, call: Callable[[], list[Command]], at: float, read_at: float | None = None) -> None:
         try:
             commands = call()
         except Exception:  # noqa: BLE001 - a strategy bug must not take the session down
@@ -236,14 +251,14 @@ class StrategyDriver(BaseApplication):
             if isinstance(cmd, PlaceOrder):
                 # Never dropped here, not even after begin_stop: the strategy registered the
                 # order and waits for its report (it refuses new entries itself once stopped).
-                self._place(cmd, at)
+                self._place(cmd, at, read_at)
             elif isinstance(cmd, CancelOrder):
                 self._cancel(cmd)
 
     # ------------------------------------------------------------ strategy -> FIX
-    def _place(self, cmd: PlaceOrder, signal_at: float) -> None:
+    def _place(self, cmd: PlaceOrder, signal_at: float, read_at: float | None = None) -> None:
         entry = OrderEntry(cmd.cl_ord_id, cmd.symbol, cmd.side, cmd.qty, cmd.price, cmd.reason, cmd.venue,
-                           signal_at)
+                           signal_at, read_at)
         self.log.orders[cmd.cl_ord_id] = entry
         body = (f"11={cmd.cl_ord_id}\x0155={cmd.symbol}\x0154={cmd.side}\x0160={self._timestamp()}\x01"
                 f"38={cmd.qty:g}\x0140={cmd.ord_type}\x01")
@@ -260,6 +275,10 @@ class StrategyDriver(BaseApplication):
             self.stats["send_failures"] += 1
             entry.status = "not_sent"
             self._synthetic_terminal(cmd.cl_ord_id, "not sent: OMS session down")
+            return
+        if self._flush is not None:
+            self._flush()        # now: the order path does not wait for the end of the market data batch
+        entry.written_at = self.clock.now()
 
     def _cancel(self, cmd: CancelOrder) -> None:
         self._cancels[cmd.cl_ord_id] = cmd.orig_cl_ord_id

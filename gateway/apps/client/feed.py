@@ -55,6 +55,9 @@ class MarketFeed(BaseApplication):
         self.listeners: list[Listener] = []
         self.on_ready: Callable[[], None] | None = None
         self.stats = {"md_messages": 0, "md_rejects": 0, "md_skipped": 0, "probes": 0}
+        # When the bytes of the message being handled were read from the socket (the engine's
+        # transport edge; None with the quickfix backend): the listeners may read it.
+        self.last_read_at: float | None = None
         self._req_ids = itertools.count(1)
         self._probe_handle: asyncio.TimerHandle | None = None
 
@@ -116,6 +119,7 @@ class MarketFeed(BaseApplication):
         if vb is None or mt not in ("W", "X", "Y"):
             raise Unsupported(f"MsgType {mt} not handled by the market data client")
         self.stats["md_messages"] += 1
+        self.last_read_at = session.received_at
         if mt == "Y":
             self.stats["md_rejects"] += 1
             log.warning("venue %s rejected market data: %s", venue, msg.get(58))

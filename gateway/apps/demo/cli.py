@@ -5,6 +5,8 @@
     fixgw demo --repeat 3               # three interleaved repeats of each
     fixgw demo --policy scalp           # one policy
     fixgw demo --no-control             # skip the control runs
+    fixgw demo --policy scalp --no-control --duration 30 --zero-latency
+                                        # every venue at 0 us: signal-to-execution is all our software
 """
 from __future__ import annotations
 
@@ -34,9 +36,15 @@ def parse_args(argv, prog: str) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, help="override the simulator and client seeds")
     ap.add_argument("--config", help="demo settings TOML (default: configs/demo/demo.toml)")
     ap.add_argument("--sim-config", help="simulator template (default: configs/demo/sim.toml)")
+    ap.add_argument("--zero-latency", action="store_true",
+                    help="no injected latency at any venue (the run's copy of the simulator config): "
+                         "signal-to-execution is then all our software")
     ap.add_argument("--gateway-config", help="gateway template (default: configs/demo/gateway.toml)")
     ap.add_argument("--run-dir", help="configs, stores and logs of the run (default: var/demo/<UTC time>)")
     ap.add_argument("--out", help="report directory (default: reports/demo-<UTC time>)")
+    ap.add_argument("--no-record", action="store_true",
+                    help="do not record the client's market data (reports/demo-<time>/recordings/); the "
+                         "recording's tap runs before the client sees each message")
     ap.add_argument("--plain", action="store_true", help="summary lines instead of the redrawn table")
     ap.add_argument("--symbol", help="the book shown in the live view (default: the last client symbol)")
     return ap.parse_args(argv)
@@ -60,7 +68,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw demo", command: str =
     out_dir = Path(args.out or f"reports/demo-{stamp}")
     settings = RunSettings(cfg=cfg, run_dir=run_dir, duration_s=duration, seed=args.seed,
                            tty=False if args.plain else None, view_symbol=args.symbol,
-                           recording_dir=out_dir / "recordings")
+                           recording_dir=None if args.no_record else out_dir / "recordings",
+                           zero_latency=args.zero_latency)
     if args.sim_config:
         settings.sim_template = Path(args.sim_config)
     if args.gateway_config:

@@ -13,6 +13,11 @@ Definitions (also printed in the report):
 - PnL per round trip: money (price x qty x multiplier - fees) over round trips;
 - signal-to-execution: market data that fired the entry entered the client -> first fill
   report of the entry, on the client's clock (round trips only);
+- signal-to-report: the same for every entry, filled or missed (a missed IOC's end is the
+  same path: client, gateway, venue, gateway, client): about twice the sample;
+- entry hops (client clock, native engine): the triggering bytes read -> signal (parse,
+  book, recording) -> order handed to the socket (decide, build, send) -> the first report's
+  bytes read (outside the client: kernel, gateway, venue, gateway) -> report handled;
 - router share: entry orders the gateway sent to the fastest venue (its probe RTT) among
   those that showed quantity at the limit when it decided, from its decision log.
 """
@@ -47,6 +52,7 @@ def trip_figures(trips: list[dict]) -> dict:
     wins = sum(1 for t in traded if t.get("outcome") == "profit")
     pnl = sum(t.get("pnl_money") or 0.0 for t in traded)
     s2e = [t.get("signal_to_exec_us") for t in traded]
+    s2r = [t.get("signal_to_exec_us") for t in closed]
     return {
         "round_trips": len(traded),
         "missed": sum(1 for t in closed if t.get("outcome") == "missed_entry"),
@@ -62,9 +68,30 @@ def trip_figures(trips: list[dict]) -> dict:
         "signal_to_exec_p50_us": _r(pct(s2e, 50)),
         "signal_to_exec_p90_us": _r(pct(s2e, 90)),
         "signal_to_exec_p99_us": _r(pct(s2e, 99)),
+        "signal_to_report_n": sum(1 for x in s2r if x is not None),
+        "signal_to_report_p50_us": _r(pct(s2r, 50)),
+        "signal_to_report_p90_us": _r(pct(s2r, 90)),
         "slippage_ticks_mean": _r(_mean(t.get("slippage_ticks") for t in traded), 3),
         "exit_reasons": _count(t.get("exit_reason") for t in traded),
     }
+
+
+# (name, from, to): the hops of an entry order on the client's clock (``order_dict`` fields)
+HOPS = (("md_to_signal", "md_read_at", "signal_at"),          # client: parse, books, recording tap
+        ("signal_to_wire", "signal_at", "written_at"),        # client: strategy, NOS built, sent
+        ("outside_client", "written_at", "report_read_at"),   # kernel, gateway, venue, gateway
+        ("report_in", "report_read_at", "first_report_at"),   # client: the first report parsed
+        ("md_to_report", "md_read_at", "first_report_at"))
+
+
+def entry_hops(orders: list[dict]) -> dict:
+    """Per hop of the entry orders (filled or not): n, p50 and p90 in microseconds."""
+    entries = [o for o in orders if str(o.get("reason", "")).startswith("entry")]
+    out = {}
+    for name, a, b in HOPS:
+        xs = [(o[b] - o[a]) * 1e6 for o in entries if o.get(a) is not None and o.get(b) is not None]
+        out[name] = {"n": len(xs), "p50_us": _r(pct(xs, 50)), "p90_us": _r(pct(xs, 90))}
+    return out
 
 
 def accounting(orders: list[dict]) -> dict:
@@ -126,6 +153,7 @@ def summarize(policy: str, runs: list[dict]) -> dict:
     out["spread"] = {"win_rate": [min(win_rates), max(win_rates)] if win_rates else None,
                      "pnl_per_round_trip": [min(pnls), max(pnls)] if pnls else None}
     out["accounting"] = accounting(orders)
+    out["entry_hops"] = entry_hops(orders)
     out["accounting"]["stuck_trips"] = sum(1 for t in trips if t.get("state") == "stuck")
     shares = []
     for r in runs:
@@ -224,6 +252,11 @@ def aggregate_table(policies: dict[str, dict], published: bool = True) -> str:
         PUBLISHED["scalp"]["signal_to_exec_us"], PUBLISHED["sor"]["signal_to_exec_us"])
     row("Signal-to-execution p90 / p99 (us)",
         lambda s: f"{_f(s['signal_to_exec_p90_us'])} / {_f(s['signal_to_exec_p99_us'])}")
+    row("Signal-to-report p50 / p90, every entry, filled or missed (us; n)",
+        lambda s: f"{_f(s.get('signal_to_report_p50_us'))} / {_f(s.get('signal_to_report_p90_us'))} "
+                  f"({s.get('signal_to_report_n', 0)})")
+    row("Entry hops p50 (us): md read -> signal / -> on the wire / outside the client / report in",
+        lambda s: hops_text(s.get("entry_hops") or {}))
     row("Slippage (ticks, mean, + = worse)", lambda s: _f(s["slippage_ticks_mean"], "{:+.2f}"))
     row("Win rate per repeat", lambda s: " / ".join(_p(r["win_rate"]) for r in s["repeats"]))
     row("PnL per round trip per repeat", lambda s: " / ".join(_f(r["pnl_per_round_trip"], "{:+,.1f}")
@@ -324,14 +357,31 @@ def render_markdown(report: dict) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def hops_text(hops: dict) -> str:
+    """The entry hops' medians, in order (``entry_hops``)."""
+    names = ("md_to_signal", "signal_to_wire", "outside_client", "report_in")
+    return " / ".join(_f((hops.get(n) or {}).get("p50_us")) for n in names)
+
+
 def comparison_table(report: dict) -> str:
-    """A short table for the terminal (80 columns)."""
-    lines = [f"{'':10} {'policy':<11} {'trips':>6} {'missed':>6} {'win':>7} {'PnL/trip':>10} {'s2e p50':>9}"]
+    """A short table for the terminal (80 columns): round trips and their signal-to-execution
+    p50, every entry's signal-to-report p50 (filled or missed: the larger sample, its count
+    in brackets), then the entry hops on the client's clock."""
+    lines = [f"{'':8} {'policy':<10} {'trips':>5} {'missed':>6} {'win':>6} {'PnL/trip':>9} {'s2e p50':>8} "
+             f"{'s2r p50 (n)':>13}"]
+    hops = []
     for label, pols in (("", report["policies"]), ("control", report["control"]["policies"])):
         for p, s in pols.items():
-            lines.append(f"{label:10} {p:<11} {s['round_trips']:>6} {s['missed']:>6} {_p(s['win_rate']):>7} "
-                         f"{_f(s['pnl_per_round_trip'], '{:+,.2f}'):>10} {_f(s['signal_to_exec_p50_us']):>9}")
-    return "\n".join(lines)
+            s2r = f"{_f(s.get('signal_to_report_p50_us'))} ({s.get('signal_to_report_n', 0)})"
+            lines.append(f"{label:8} {p:<10} {s['round_trips']:>5} {s['missed']:>6} {_p(s['win_rate']):>6} "
+                         f"{_f(s['pnl_per_round_trip'], '{:+,.2f}'):>9} {_f(s['signal_to_exec_p50_us']):>8} "
+                         f"{s2r:>13}")
+            if s.get("entry_hops"):
+                hops.append(f"  {(label + ' ' + p).strip():<18} {hops_text(s['entry_hops'])}")
+    if hops:
+        lines.append("entry hops p50 us: md read -> signal / -> wire / outside the client / report in")
+        lines += hops
+    return "\n".join(line[:80] for line in lines)
 
 
 def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
