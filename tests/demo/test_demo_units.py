@@ -138,3 +138,38 @@ def test_toml_writer_round_trips_the_config_shapes():
             "risk": {"symbol_limits": {"AAPL": {"tick_size": 0.01}}}}
     expected = {k: v for k, v in data.items() if v is not None}
     assert tomllib.loads(dumps(data)) == expected
+
+
+def test_signal_to_report_counts_every_entry_and_hops_come_from_the_client_clock():
+    trips = [trip(1, "profit", s2e=400), trip(2, "missed_entry", s2e=900), trip(3, "loss_price_moved", s2e=600)]
+    f = report.trip_figures(trips)
+    assert f["signal_to_exec_p50_us"] == 500 and f["signal_to_report_p50_us"] == 600 and f["signal_to_report_n"] == 3
+    entry = {**order("E1"), "md_read_at": 1.0, "signal_at": 1.0002, "written_at": 1.0005,
+             "report_read_at": 1.0015, "first_report_at": 1.0016}
+    exit_ = {**order("X1", reason="exit:target"), "md_read_at": None, "signal_at": 2.0, "written_at": 2.1,
+             "report_read_at": 2.2, "first_report_at": 2.3}
+    hops = report.entry_hops([entry, exit_, order("E2")])           # exits and orders without times left out
+    assert {k: (v["n"], v["p50_us"]) for k, v in hops.items()} == {
+        "md_to_signal": (1, 200.0), "signal_to_wire": (1, 300.0), "outside_client": (1, 1000.0),
+        "report_in": (1, 100.0), "md_to_report": (1, 1600.0)}
+    rep = report.build_report([run("scalp", trips, [entry, exit_])], {"started_utc": "T"})
+    s = rep["policies"]["scalp"]
+    assert s["entry_hops"]["outside_client"]["p50_us"] == 1000.0
+    table = report.comparison_table(rep)
+    assert "600 (3)" in table and "200 / 300 / 1,000 / 100" in table
+    assert all(len(line) <= 80 for line in table.splitlines())
+    assert "Signal-to-report" in report.render_markdown(rep)
+
+
+def test_zero_latency_clears_every_venue_latency_and_schedule():
+    from gateway.apps.demo.config import DemoConfig
+    from gateway.apps.demo.runner import sim_config
+    template = {"venues": [{"name": "A", "latency": {"base_us": 100, "jitter_us": 20,
+                                                     "schedule": [{"at_s": 1.0, "base_us": 3000}]}},
+                           {"name": "B"}]}
+    ports = {"A": 1, "B": 2}
+    kept = sim_config(template, ports, "store", 30.0, DemoConfig(), None)
+    assert kept["venues"][0]["latency"]["base_us"] == 100 and kept["venues"][0]["latency"]["schedule"]
+    zero = sim_config(template, ports, "store", 30.0, DemoConfig(), None, zero_latency=True)
+    assert [v["latency"] for v in zero["venues"]] == [{"base_us": 0, "jitter_us": 0}] * 2
+    assert template["venues"][0]["latency"]["base_us"] == 100          # the template is not touched
