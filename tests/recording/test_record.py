@@ -148,3 +148,22 @@ def test_start_recording_on_a_running_feed_writes_its_books_first(tmp_path):
     rec = read_recording(tmp_path / "r.rec")
     assert rec.kind.tolist() == [CLEAR, SNAPSHOT, SNAPSHOT, TRADE, UPDATE, UPDATE]
     assert rec.ts_local.tolist() == [5] * 6 and rec.ts_exch[:3].tolist() == [5, 5, 5]
+
+
+def test_start_recording_lets_the_feed_go_first_unless_a_trade_needs_the_touch_before(tmp_path):
+    """The strategy's listeners (and the order they send) run before the tap for a W or a
+    trade-free X; a message with a trade is tapped first (its aggressor reads the touch before).
+    The rows are the same either way."""
+    feed = MarketFeed([VenueAddress(name="ALPHA", host="127.0.0.1", port=1)], ["EURUSD"], {"EURUSD": 0.1})
+    feed.books["ALPHA"].req_symbols["R1"] = "EURUSD"
+    h = start_recording(feed, tmp_path / "r.rec")
+    tapped_before_listener = []
+    feed.listeners.append(lambda *a: tapped_before_listener.append(h.tap.stats["messages"]))
+    feed.on_message(Session(), msg("W", SNAP))                    # tap after the listener: 0 seen
+    book_only = "262=R1\x01268=1\x01279=1\x01269=1\x0155=EURUSD\x01270=1.2\x01271=70\x01"
+    feed.on_message(Session(), msg("X", book_only))               # after: 1 seen
+    feed.on_message(Session(), msg("X", INC))                     # a trade: tapped first, 3 seen
+    summary = h.close()
+    assert tapped_before_listener[0] == 0 and tapped_before_listener[1] == 1 and set(tapped_before_listener[2:]) == {3}
+    rec = read_recording(tmp_path / "r.rec")
+    assert summary["messages"] == 3 and summary["rows"] == len(rec) == 3 + 1 + 3

@@ -166,6 +166,7 @@ class MarketTap:
 
 
 _AGG_CODE = {BUY: AGG_BUY, SELL: AGG_SELL, None: AGG_UNKNOWN}
+_TRADE_ENTRY = (269, "2")          # MDEntryType = Trade, as the codec's pairs hold it
 
 
 def _tap_probes(feed: MarketFeed, tap: MarketTap, wall_ns: Callable[[], int]) -> Callable[[], None]:
@@ -254,8 +255,19 @@ def start_recording(feed: MarketFeed, path: str | Path, meta: dict | None = None
     original = feed.on_message
 
     def on_message(session, msg) -> None:
-        tap.on_md(session.target_comp_id, msg.msg_type, msg.pairs, wall_ns())
-        original(session, msg)
+        # [demo helper, round 3] The feed (and the strategy's order) first, then the tap: the
+        # order path does not wait for the recording. The tap reads the books only for a
+        # trade's aggressor (the touch before the print) and staleness, which a W or a
+        # trade-free X does not change; a message with a trade entry is tapped first, as before.
+        ts = wall_ns()
+        if _TRADE_ENTRY in msg.pairs:
+            tap.on_md(session.target_comp_id, msg.msg_type, msg.pairs, ts)
+            original(session, msg)
+            return
+        try:
+            original(session, msg)
+        finally:
+            tap.on_md(session.target_comp_id, msg.msg_type, msg.pairs, ts)
     feed.on_message = on_message
 
     def undo_md() -> None:

@@ -159,7 +159,7 @@ class StrategyDriver(BaseApplication):
     def on_message(self, session: SessionHandle, msg) -> None:
         mt = msg.msg_type
         if mt == "8":
-            self._on_execution_report(msg, session.received_at)
+            self._on_execution_report(msg, getattr(session, "received_at", None))
         elif mt == "9":
             self.stats["cancel_rejects"] += 1
         elif mt == "j":

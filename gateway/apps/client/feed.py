@@ -119,7 +119,7 @@ class MarketFeed(BaseApplication):
         if vb is None or mt not in ("W", "X", "Y"):
             raise Unsupported(f"MsgType {mt} not handled by the market data client")
         self.stats["md_messages"] += 1
-        self.last_read_at = session.received_at
+        self.last_read_at = getattr(session, "received_at", None)
         if mt == "Y":
             self.stats["md_rejects"] += 1
             log.warning("venue %s rejected market data: %s", venue, msg.get(58))
