@@ -26,12 +26,13 @@ def test_an_entry_is_followed_from_market_data_to_its_fill(tmp_path):
         (1.0009, 7000, 9101, frame("FIXGW", "ALPHA", "D", "11=C1\x0155=EURUSD\x0154=1\x01")),
         (1.0012, 9101, 7000, frame("ALPHA", "FIXGW", "8", "11=C1\x01150=0\x0139=0\x01")),
         (1.0014, 9100, 6000, frame("FIXGW", "DEMO", "8", "11=E1\x01150=0\x0139=0\x01")),
+        (1.0018, 9101, 7000, frame("ALPHA", "FIXGW", "8", "11=C1\x01150=F\x0139=2\x0132=100\x01")),
         (1.0020, 9100, 6000, frame("FIXGW", "DEMO", "8", "11=E1\x01150=F\x0139=2\x0132=100\x01")),
     ]
     path = tmp_path / "h.bin"
     write(path, segments)
     msgs = hops.read_messages(path)
-    assert [m.msg_type for m in msgs] == ["X", "D", "D", "8", "8", "8"]
+    assert [m.msg_type for m in msgs] == ["X", "D", "D", "8", "8", "8", "8"]
     (row,) = hops.follow_entries(msgs)
     assert row["venue"] == "ALPHA" and row["outcome"] == "fill" and row["c_out"] == 1.0006
     s = hops.summarize([row])
@@ -39,5 +40,6 @@ def test_an_entry_is_followed_from_market_data_to_its_fill(tmp_path):
     assert s["c_out->g_out"]["p50_us"] == pytest.approx(300.0)
     assert s["g_out->v_out"]["p50_us"] == pytest.approx(300.0)
     assert s["v_out->g_back"]["p50_us"] == pytest.approx(200.0)
-    assert s["g_back->g_fill"]["p50_us"] == pytest.approx(600.0)
+    assert s["v_out->v_fill"]["p50_us"] == pytest.approx(600.0)
+    assert s["v_fill->g_fill"]["p50_us"] == pytest.approx(200.0)
     assert "md->g_fill" in hops.render(s)

@@ -17,8 +17,10 @@ client sent (MsgType D from the demo's OMS client):
     c_out   the client's NewOrderSingle on the wire            (md -> c_out: the client)
     g_out   the gateway's child NewOrderSingle to the venue    (c_out -> g_out: the gateway, inbound)
     v_out   the venue's first ExecutionReport for that child   (g_out -> v_out: the venue)
+    v_fill  the venue's first fill (or terminal report) for it (v_out -> v_fill: the venue, ack -> fill)
     g_back  the gateway's first ExecutionReport to the client  (v_out -> g_back: the gateway, outbound)
     g_fill  the gateway's first fill (or the IOC's terminal report) to the client
+                                                               (v_fill -> g_fill: the gateway, outbound)
 
 Each interval includes the receiver's wake-up, its read, parse and work, and its write;
 the loopback "wire" itself adds no measurable time. Times are microseconds.
@@ -153,7 +155,8 @@ def follow_entries(msgs: list[Msg], client: str = "DEMO", gateway: str = "FIXGW"
             if cl.startswith(prefix):
                 md = last_md.get(lead) if lead else max(last_md.values(), default=None)
                 rows[cl] = {"cl_ord_id": cl, "md": md, "c_out": m.at, "key": (f.get("55"), f.get("54")),
-                            "g_out": None, "venue": None, "v_out": None, "g_back": None, "g_fill": None,
+                            "g_out": None, "venue": None, "v_out": None, "v_fill": None, "g_back": None,
+                            "g_fill": None,
                             "outcome": None}
                 pending.append(cl)
         elif m.sender == gateway and m.target != client and m.msg_type == "D":
@@ -166,26 +169,34 @@ def follow_entries(msgs: list[Msg], client: str = "DEMO", gateway: str = "FIXGW"
                     break
         elif m.target == gateway and m.msg_type == "8":
             cl = child_of.get(f.get("11", ""))
-            if cl is not None and rows[cl]["v_out"] is None:
+            if cl is None:
+                continue
+            if rows[cl]["v_out"] is None:
                 rows[cl]["v_out"] = m.at
+            if rows[cl]["v_fill"] is None and _fill_or_end(f):
+                rows[cl]["v_fill"] = m.at
         elif m.sender == gateway and m.target == client and m.msg_type == "8":
             row = rows.get(f.get("11", ""))
             if row is None:
                 continue
             if row["g_back"] is None:
                 row["g_back"] = m.at
-            status = f.get("39", "")
-            if row["g_fill"] is None and (float(f.get("32") or 0) > 0 or status in ("2", "4", "8", "C")):
+            if row["g_fill"] is None and _fill_or_end(f):
                 row["g_fill"] = m.at
                 row["outcome"] = "fill" if float(f.get("32") or 0) > 0 else "no fill"
     return list(rows.values())
 
 
+def _fill_or_end(f: dict[str, str]) -> bool:
+    return float(f.get("32") or 0) > 0 or f.get("39", "") in ("2", "4", "8", "C")
+
+
 HOPS = (("md", "c_out", "client: market data out of the venue -> NOS out"),
         ("c_out", "g_out", "gateway in: NOS -> child NOS to the venue"),
         ("g_out", "v_out", "venue: child NOS -> first ExecutionReport"),
-        ("v_out", "g_back", "gateway out: venue ER -> ER to the client"),
-        ("g_back", "g_fill", "first ER -> fill/terminal ER to the client"),
+        ("v_out", "v_fill", "venue: first ER -> fill/terminal ER"),
+        ("v_fill", "g_fill", "gateway out: venue fill -> fill to the client"),
+        ("v_out", "g_back", "gateway out: venue's first ER -> first ER to the client"),
         ("md", "g_fill", "market data out -> fill/terminal ER out of the gateway"))
 
 
