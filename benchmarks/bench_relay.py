@@ -8,7 +8,8 @@ its application code on one loop thread (the Engine interface: the same relay co
 both). Figures printed, nothing asserted:
 - direct round trip (client -> venue) p50/p99, the floor;
 - through each relay: round trip p50/p99 and the added latency (relay minus direct);
-- pipelined orders/s through each relay (a window of orders in flight).
+- pipelined orders/s through each relay (a window of orders in flight);
+- the relay process's CPU time per order, sequential and pipelined (Linux: from /proc).
 
 Usage:
   .venv/bin/python benchmarks/bench_relay.py [--orders 5000] [--pipelined 20000] [--window 100]
@@ -152,7 +153,25 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p / 100 * len(s)))] * 1e6
 
 
-async def measure(target_port: int, comp: str, target: str, orders: int, pipelined: int, window: int):
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc; None elsewhere)."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")     # utime + stime
+
+
+def per_order_us(before: float | None, after: float | None, n: int) -> float | None:
+    return (after - before) / n * 1e6 if before is not None and after is not None and n else None
+
+
+async def measure(target_port: int, comp: str, target: str, orders: int, pipelined: int, window: int,
+                  pid: int | None = None):
+    """Round trips, pipelined orders/s, and the CPU per order of process ``pid`` (the relay)
+    in each phase: (rtts, rate, cpu_us_sequential, cpu_us_pipelined)."""
     app = Client()
     client = create_engine("native", "initiator", sessions(comp, target, "initiator"), app,
                            hosts=[("127.0.0.1", target_port)])
@@ -160,9 +179,12 @@ async def measure(target_port: int, comp: str, target: str, orders: int, pipelin
     try:
         handle = await client.wait_logged_on(timeout=15)
         await app.sequential(handle, min(500, orders))          # warm-up
+        c0 = cpu_seconds(pid)
         rtts = await app.sequential(handle, orders)
+        c1 = cpu_seconds(pid)
         rate = await app.pipelined(handle, pipelined, window) if pipelined else 0.0
-        return rtts, rate
+        c2 = cpu_seconds(pid)
+        return rtts, rate, per_order_us(c0, c1, orders), per_order_us(c1, c2, pipelined)
     finally:
         await client.stop()
 
@@ -181,7 +203,8 @@ async def bench(args) -> None:
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print(f"loop: {loop_name}; validation {'on' if VALIDATE else 'off'}; {args.orders} sequential orders, {args.pipelined} pipelined (window {args.window})")
     try:
-        direct, direct_rate = await measure(venue.port, "DIRECT", "VENUE", args.orders, args.pipelined, args.window)
+        direct, direct_rate, _, _ = await measure(venue.port, "DIRECT", "VENUE", args.orders, args.pipelined,
+                                                  args.window)
         base = pct(direct, 50)
         print(f"{'direct (no relay)':<22} p50 {base:7.1f} us  p99 {pct(direct, 99):7.1f} us  "
               f"{direct_rate:8.0f} orders/s")
@@ -201,10 +224,15 @@ async def one_relay(kind: str, venue_port: int, args, base: float) -> None:
         if line.strip() != "ready":
             print(f"{kind} relay did not start: {line!r}")
             return
-        rtts, rate = await measure(port, "CLIENT", "RELAY", args.orders, args.pipelined, args.window)
+        rtts, rate, cpu_seq, cpu_pipe = await measure(port, "CLIENT", "RELAY", args.orders, args.pipelined,
+                                                      args.window, proc.pid)
         p50, p99 = pct(rtts, 50), pct(rtts, 99)
+        # The relay process's CPU per order (NOS in + out, ER in + out): the engine's own cost,
+        # much steadier than wall-clock latency on a shared machine.
+        cpu = "".join(f"  cpu {label} {v:6.1f} us/order" for label, v in (("seq", cpu_seq), ("pipe", cpu_pipe))
+                      if v is not None)
         print(f"{'relay ' + kind:<22} p50 {p50:7.1f} us  p99 {p99:7.1f} us  {rate:8.0f} orders/s   "
-              f"added p50 {p50 - base:+7.1f} us  p99 {p99 - base:+7.1f} us")
+              f"added p50 {p50 - base:+7.1f} us  p99 {p99 - base:+7.1f} us{cpu}")
     except Exception as exc:  # noqa: BLE001 - report and go on to the next kind
         print(f"relay {kind}: failed: {type(exc).__name__}: {exc}")
     finally:
