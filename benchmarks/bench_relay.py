@@ -14,6 +14,7 @@ both). Figures printed, nothing asserted:
 Usage:
   .venv/bin/python benchmarks/bench_relay.py [--orders 5000] [--pipelined 20000] [--window 100]
                                               [--kinds native,quickfix]
+  .venv/bin/python benchmarks/bench_relay.py --stub 20000      # the relay's CPU per order, no sockets
 """
 from __future__ import annotations
 
@@ -243,6 +244,108 @@ async def one_relay(kind: str, venue_port: int, args, base: float) -> None:
             proc.kill()
 
 
+# ---------------------------------------------------------------- sockets stubbed (--stub)
+
+class StubTransport:
+    """What NativeSession needs of an asyncio transport; writes go to the link's queue."""
+
+    def __init__(self, link: "StubLink", to: int) -> None:
+        self.link, self.to = link, to
+
+    def write(self, data: bytes) -> None:
+        self.link.pending.append((self.to, data))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class StubConn:
+    """What NativeSession needs of a FixProtocol (transport.py)."""
+
+    def __init__(self, transport: StubTransport) -> None:
+        self.transport, self.peer = transport, "stub"
+        self.paused = self.closing = False
+
+    def close(self, reason: str, *, abort: bool = False, quiet: bool = False) -> None:
+        raise RuntimeError(f"stub connection closed: {reason}")
+
+
+class StubLink:
+    """Two sessions joined in memory: bytes written by one are received by the other when
+    ``deliver`` runs (never from inside a write, as on a real loop)."""
+
+    def __init__(self, initiator, acceptor, timed: set) -> None:
+        self.ends = (initiator, acceptor)
+        self.pending: list[tuple[int, bytes]] = []
+        self.timed = timed          # the sessions whose receive() is timed (the relay's)
+        acceptor.attach(StubConn(StubTransport(self, 0)))     # the acceptor first: it waits for the Logon
+        initiator.attach(StubConn(StubTransport(self, 1)))
+
+
+def stub_bench(orders: int) -> None:
+    """The relay's engine work per order with the sockets replaced by in-memory links:
+    client -> relay acceptor -> relay initiator -> venue -> back, each chunk delivered in turn.
+    Timed: only the relay's two sessions (NOS in and out, ER in and out), by thread CPU time.
+    No kernel, no event loop: the Python and compiled work of the engine and a trivial relay."""
+    from gateway.fix.transport import NativeEngine
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    def engine(role, comp, target, app):
+        e = NativeEngine(role, sessions(comp, target, role), app, loop=loop,
+                         hosts=[("127.0.0.1", 1)] if role == "initiator" else None)
+        ns = e._make_session(e._settings[0])
+        e.sessions[ns.key] = ns
+        return ns
+
+    relay, venue_app, client_app = Relay(), Venue(), StubClient()
+    client = engine("initiator", "CLIENT", "RELAY", client_app)
+    relay_up = engine("acceptor", "RELAY", "CLIENT", relay)
+    relay_down = engine("initiator", "RELAY", "VENUE", relay)
+    venue = engine("acceptor", "VENUE", "RELAY", venue_app)
+    timed = {relay_up, relay_down}
+    links = [StubLink(client, relay_up, timed), StubLink(relay_down, venue, timed)]
+    cpu = [0.0]
+
+    def deliver() -> None:
+        for _ in range(1000):
+            moved = False
+            for link in links:
+                pending, link.pending = link.pending, []
+                for to, data in pending:
+                    ns = link.ends[to]
+                    if ns in timed:
+                        t0 = time.thread_time()
+                        ns.receive(data)
+                        cpu[0] += time.thread_time() - t0
+                    else:
+                        ns.receive(data)
+                    moved = True
+            if not moved:
+                return
+        raise RuntimeError("stub links did not settle")
+
+    deliver()                                    # logons
+    assert client.logged_on and relay_down.logged_on, "stub sessions did not log on"
+    for phase, n in (("warm-up", min(1000, orders)), ("measured", orders)):
+        cpu[0], client_app.reports = 0.0, 0
+        for i in range(n):
+            client.send("D", ORDER.format(id=f"S{i}"))
+            deliver()
+        assert client_app.reports == n, (client_app.reports, n)
+    print(f"relay, sockets stubbed: {orders} orders one at a time, relay CPU {cpu[0] / orders * 1e6:.2f} us per order "
+          f"(NOS in + out, ER in + out; thread time of the relay's receive calls)")
+    loop.close()
+
+
+class StubClient(BaseApplication):
+    def __init__(self) -> None:
+        self.reports = 0
+
+    def on_message(self, session, msg) -> None:
+        self.reports += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=5000)
@@ -251,6 +354,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="native,quickfix")
     parser.add_argument("--no-validate", action="store_true",
                         help="dictionary validation off on every session (shows the engine without it)")
+    parser.add_argument("--stub", type=int, metavar="N",
+                        help="only the relay's CPU per order for N orders, sockets replaced by in-memory links")
     parser.add_argument("--relay", help=argparse.SUPPRESS)
     parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--venue", type=int, help=argparse.SUPPRESS)
@@ -259,6 +364,9 @@ def main() -> None:
         global VALIDATE
         VALIDATE = False
         os.environ["BENCH_RELAY_VALIDATE"] = "0"
+    if args.stub:
+        stub_bench(args.stub)
+        return
     loop = new_event_loop()
     try:
         if args.relay:
