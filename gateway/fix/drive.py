@@ -2,11 +2,14 @@
 callbacks -> bytes out, the message log, the send batch. Compiled with mypyc (listed in
 ``gateway/common/accel.py``): every received chunk and every message passes through here.
 
-``transport.py`` keeps the asyncio shell around it (configuration, ``FixProtocol`` (an
-``asyncio.Protocol``), ``NativeEngine``) and re-exports
-what is defined here, so ``transport.NativeSession`` etc. are still the names to use. The
-engine and the connection are typed ``Any`` here on purpose: they are interpreted objects.
-``NativeSession`` allows interpreted subclasses (the simulator's ``DelayedSession``).
+``transport.py`` keeps the asyncio shell around it (configuration, pre-logon framing, the
+``FixProtocol`` asyncio.Protocol, ``NativeEngine``) and re-exports what is defined here, so
+``transport.NativeSession`` etc. are still the names to use. The engine and the connection
+are typed ``Any`` here on purpose: they are interpreted objects. ``NativeSession`` allows
+interpreted subclasses (the simulator's ``DelayedSession``).
+
+Measured (benchmarks/bench_relay.py --stub under callgrind, whole process, client + relay +
+venue in one process): 637k -> 590k instructions per order against the interpreted drive.
 """
 from __future__ import annotations
 
