@@ -64,6 +64,8 @@ MODULES = (
     "gateway.apps.server.dispatch",
     "gateway.apps.metrics",
     "gateway.core.journal",
+    "gateway.common.clock",          # clock.now() is called ~6 times per order from compiled code
+    "gateway.fix.drive",             # the native engine per chunk and per message (transport.py re-exports it)
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

@@ -267,10 +267,17 @@ def dispatch_app_message(app: Any, handle: SessionHandle, msg: "Message", counte
     """Give an application message to ``app.on_message``; answer a failure with 35=j."""
     try:
         app.on_message(handle, msg)
-        return
-    except Unsupported as exc:
-        reason, text = BRR_UNSUPPORTED_MSGTYPE, str(exc) or f"unsupported MsgType {msg.msg_type}"
     except Exception as exc:  # noqa: BLE001
+        answer_app_error(handle, msg, exc, counter)
+
+
+def answer_app_error(handle: SessionHandle, msg: "Message", exc: Exception, counter: ErrorCounter) -> None:
+    """``on_message`` raised ``exc``: answer the message with a BusinessMessageReject
+    (380=3 for ``Unsupported``, else 380=0, counted and logged). For a driver that calls
+    ``on_message`` itself in its own ``try`` (the native engine's pump)."""
+    if isinstance(exc, Unsupported):
+        reason, text = BRR_UNSUPPORTED_MSGTYPE, str(exc) or f"unsupported MsgType {msg.msg_type}"
+    else:
         counter.count("on_message")
         reason, text = BRR_OTHER, f"internal error: {type(exc).__name__}: {exc}"
     try:

@@ -124,3 +124,25 @@ def test_status_explains_times_counters_and_link_state():
             await venue.stop()
             await dead.stop()
     run(main())
+
+
+def test_session_log_writes_one_line_per_frame_of_a_chunk(tmp_path):
+    """A batch (several frames in one write) and a TCP chunk cut inside a frame: every frame
+    starts its own line with the stamp and direction; the bytes themselves are unchanged."""
+    from gateway.fix.transport import SessionLog
+    wall = 1_800_000_000.25
+    slog = SessionLog(tmp_path, "FIX.4.4:GW->VENUE", wall=lambda: wall)
+    frames = [b"8=FIX.4.4\x019=5\x0135=0\x0110=%03d\x01" % i for i in range(3)]
+    slog.wire(b"OUT", b"".join(frames))                   # one batch of three
+    cut = len(frames[0]) + 7
+    chunk = frames[0] + frames[1]
+    slog.wire(b"IN ", chunk[:cut])                         # a frame and the start of the next
+    slog.wire(b"IN ", chunk[cut:])                         # the rest of it
+    slog.wire(b"IN ", frames[2])                           # a lone frame
+    slog.close()
+    lines = (tmp_path / "FIX.4.4_GW-_VENUE.messages.log").read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    stamp = b"20270115-08:00:00.250000 "
+    assert lines[:-1] == [stamp + b"OUT " + f for f in frames] + [
+        stamp + b"IN  " + frames[0], stamp + b"IN  " + chunk[len(frames[0]):cut],
+        stamp + b"IN  " + chunk[cut:], stamp + b"IN  " + frames[2]]

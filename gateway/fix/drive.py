@@ -1,0 +1,658 @@
+"""The native engine's per-session drive: received bytes -> ``Session`` -> Application
+callbacks -> bytes out, the message log, the send batch. Compiled with mypyc (listed in
+``gateway/common/accel.py``): every received chunk and every message passes through here.
+
+``transport.py`` keeps the asyncio shell around it (configuration, pre-logon framing, the
+``FixProtocol`` asyncio.Protocol, ``NativeEngine``) and re-exports what is defined here, so
+``transport.NativeSession`` etc. are still the names to use. The engine and the connection
+are typed ``Any`` here on purpose: they are interpreted objects. ``NativeSession`` allows
+interpreted subclasses (the simulator's ``DelayedSession``).
+
+Measured (benchmarks/bench_relay.py --stub under callgrind, whole process, client + relay +
+venue in one process): 637k -> 590k instructions per order against the interpreted drive.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final, Sequence
+
+from mypy_extensions import mypyc_attr
+
+from gateway.fix.engine import SessionHandle, answer_app_error, body_text, call_app, dispatch_app_message
+from gateway.fix.session import Session
+
+log = logging.getLogger("gateway.fix.transport")     # one logger for the whole native engine
+
+_BEGIN: Final = b"8=FIX"
+
+
+# ---------------------------------------------------------------- logs
+
+_NEXT_FRAME: Final = b"\x01" + _BEGIN     # where one frame of a chunk ends and the next begins
+
+
+class SessionLog:
+    """Per-session files, appended: ``<key>.messages.log`` (every frame in and out, one a
+    line, SOH kept as quickfix does) and ``<key>.events.log`` (state changes).
+
+    Rotation: when the UTC day changes or a file passes ``max_bytes``, it is renamed to
+    ``<key>.messages.<YYYYMMDD-HHMMSS>.log`` (the UTC time of the rotation; ``.events.``
+    likewise) and a new file is started; only the newest ``keep`` rotated files of each kind
+    are kept (0: keep all). Checked on every write from counters, no stat() per message."""
+
+    def __init__(self, directory: str | Path, key: str, max_bytes: int = 256 << 20, keep: int = 30,
+                 wall: Any = time.time) -> None:
+        self.base = Path(directory)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        self.max_bytes, self.keep = max_bytes, keep
+        self._wall: Any = wall
+        # Sizes counted as we write (tell() costs a syscall, and a text file's much more).
+        self._sizes: dict[str, int] = {"messages": 0, "events": 0}
+        self._messages: Any = self._open("messages", "ab", 1 << 16)
+        self._events: Any = self._open("events", "a", 1)
+        self._day = int(wall() // 86400)
+        self._second = -1                 # the whole second _second_text spells
+        self._second_text = b""
+        self.rotations = 0
+
+    def _path(self, kind: str) -> Path:
+        return self.base / f"{self.name}.{kind}.log"
+
+    def _open(self, kind: str, mode: str, buffering: int) -> Any:
+        f: Any = (open(self._path(kind), mode, buffering=buffering) if "b" in mode
+                  else open(self._path(kind), mode, buffering=buffering, encoding="utf-8"))
+        self._sizes[kind] = f.seek(0, 2)
+        return f
+
+    def _maybe_rotate(self, now: float) -> None:
+        sizes = self._sizes
+        if now // 86400 == self._day and sizes["messages"] < self.max_bytes and sizes["events"] < self.max_bytes:
+            return
+        self._day = int(now // 86400)
+        self.rotate(now)
+
+    def rotate(self, now: float | None = None) -> None:
+        """Start new files now (the old ones renamed with the time, the oldest beyond ``keep`` removed)."""
+        now = self._wall() if now is None else now
+        suffix = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        for kind, attr, mode, buffering in (("messages", "_messages", "ab", 1 << 16), ("events", "_events", "a", 1)):
+            f = getattr(self, attr)
+            f.close()
+            target = self.base / f"{self.name}.{kind}.{suffix}.log"
+            n = 1
+            while target.exists() and n < 1000:      # two rotations in one second
+                target = self.base / f"{self.name}.{kind}.{suffix}.{n}.log"
+                n += 1
+            try:
+                self._path(kind).rename(target)
+            except OSError:
+                log.exception("%s: rotating %s", self.name, kind)
+            setattr(self, attr, self._open(kind, mode, buffering))
+            self._prune(kind)
+        self.rotations += 1
+
+    def _prune(self, kind: str) -> None:
+        if self.keep <= 0:
+            return
+        old = sorted(self.base.glob(f"{self.name}.{kind}.2*.log"))
+        for path in old[:-self.keep]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+    def wire(self, direction: bytes, data: bytes) -> None:
+        """Log a chunk as one line per frame: ``<stamp> <direction> <frame>``. A chunk of
+        several frames (a batch) is one write: the line break and the next line's prefix go in
+        before every BeginString that follows a SOH, by one C-speed ``bytes.replace`` (no
+        split, no loop per frame). A received chunk that ends inside a frame (TCP cuts where
+        it likes) logs each piece on its own line."""
+        now = self._wall()
+        self._maybe_rotate(now)
+        second = int(now)
+        if second != self._second:        # strftime once a second, not once a message
+            self._second, self._second_text = second, _stamp(float(second))[:-7].encode()
+        prefix = b"%s.%06d %s " % (self._second_text, int(now % 1 * 1e6), direction)
+        self._sizes["messages"] += self._messages.write(
+            b"%s%s\n" % (prefix, data.replace(_NEXT_FRAME, b"\x01\n" + prefix + _BEGIN)))
+
+    def event(self, text: str) -> None:
+        now = self._wall()
+        self._maybe_rotate(now)
+        line = f"{_stamp(now)} {text}\n"
+        self._events.write(line)
+        self._sizes["events"] += len(line.encode())
+
+    def flush(self) -> None:
+        self._messages.flush()
+
+    def close(self) -> None:
+        for f in (self._messages, self._events):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def _stamp(now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+
+
+
+
+# ---------------------------------------------------------------- writes batched per input
+
+class SendBatch:
+    """Sends made while input is dispatched wait for the dispatch to end, then each session
+    written to makes one socket write: a burst of orders from one received chunk is one
+    write per session, not one per order. Shared by every engine driven by one thread's
+    loop (the gateway's OMS acceptor and venue initiator are two engines): an order read on
+    one and sent on the other is batched too. Nothing waits for a later loop iteration:
+    the writes happen before the callback that read the input returns."""
+
+    def __init__(self) -> None:
+        self.depth = 0                          # > 0 while some session's events are dispatched
+        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+
+    def flush_dirty(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for ns in dirty:
+            ns.flush()
+            ns._schedule_timer()
+
+
+_THREAD = threading.local()
+
+
+def loop_batch() -> SendBatch:
+    """This thread's batch: one loop runs per thread at a time, and a dispatch begins and
+    ends within one of its callbacks, so the batch is empty between callbacks."""
+    batch: SendBatch | None = getattr(_THREAD, "batch", None)
+    if batch is None:
+        batch = SendBatch()
+        _THREAD.batch = batch
+    return batch
+
+
+# ---------------------------------------------------------------- one configured session
+
+_SENDABLE: Final = frozenset(("ACTIVE", "RESENDING"))   # Session states that accept send()
+WARM_IDLE_S: Final = 0.002     # NativeSession.warm_up only after this long without traffic on the session
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)      # the simulator's DelayedSession
+class NativeSession(SessionHandle):
+    """A configured session: our sans-IO ``Session`` plus its current connection, its
+    timer and its logs. Survives reconnects (the Session and its store persist)."""
+
+    def __init__(self, engine: Any, settings: Any, session: Session, store: Any,
+                 slog: SessionLog | None) -> None:
+        self.engine: Any = engine                  # the NativeEngine (transport.py)
+        self.settings: Any = settings
+        self.session = session
+        self.store: Any = store
+        self.key = settings.key
+        self.sender_comp_id = settings.sender_comp_id
+        self.target_comp_id = settings.target_comp_id
+        self.conn: Any = None                      # the FixProtocol (transport.py), None between connections
+        self.slog = slog
+        self._logged_on = False
+        self._timer: Any = None                    # the loop's TimerHandle (asyncio's or uvloop's)
+        self._timer_at: float | None = None
+        self._pumping = False
+        self.last_disconnect = ""
+        self.logout_received = False
+        self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
+                         "app_in": 0, "disconnects": 0, "messages_in": 0, "messages_out": 0,
+                         "connect_attempts": 0, "connect_failures": 0}
+        # Wall-clock times (UTC epoch s) for status pages; None until it happens.
+        self.times: dict[str, float | None] = dict.fromkeys(
+            ("last_logon_at", "last_received_at", "last_sent_at", "last_heartbeat_at", "last_disconnect_at"))
+        self.link_state = ""              # the initiator's last logged link state (connect/back-off)
+        self.logged_on_event = asyncio.Event()
+        # Initiator: cleared by an operator's logout, the session stays down until set() again.
+        self.enabled = asyncio.Event()
+        self.enabled.set()
+        self._sched_handle: Any = None
+        self.dictionary: Any = None       # the Session's Dictionary (set by NativeEngine._make_session)
+        self._twin: Any = None            # warm_up's throwaway Session; False: warm-up off
+
+    # -- the session schedule (settings.schedule): a loop timer at each boundary
+    def arm_schedule(self) -> None:
+        """Call ``Session.check_schedule`` at the schedule's next boundary (logout at the end,
+        store reset at a new start), then re-arm. At most an hour per sleep, so a wall clock
+        that jumps is noticed."""
+        change = self.session.next_schedule_change()
+        if change is None or self.engine._stopping:
+            return
+        delay = min(max(change - self.engine.wall(), 0.0) + 0.001, 3600.0)
+        self._sched_handle = self.engine.loop.call_later(delay, self._on_schedule)
+
+    def _on_schedule(self) -> None:
+        self._sched_handle = None
+        before = self.session.schedule_resets
+        self._guard(self.session.check_schedule)
+        if self.session.schedule_resets != before:
+            log.info("%s: new session instance: sequence numbers reset to 1", self.key)
+            self.event("new session instance: store reset")
+        self.pump()
+        self.arm_schedule()
+
+    # -- SessionHandle
+    @property
+    def logged_on(self) -> bool:
+        return self._logged_on
+
+    def _sendable(self) -> bool:
+        # LOGOUT_SENT counts as logged on for the session, but it takes no new messages.
+        return self._logged_on and self.conn is not None and self.session.state in _SENDABLE
+
+    def send(self, msg_type: str, body: str | Sequence[tuple[int, Any]], *, extra_header: str = "") -> bool:
+        session = self.session
+        # _sendable() inlined: this is the order path.
+        if not (self._logged_on and self.conn is not None and session.state in _SENDABLE):
+            return False
+        session.send(msg_type, body if isinstance(body, str) else body_text(body), extra_header=extra_header)
+        batch: SendBatch = self.engine.batch          # _flush_soon() inlined
+        if batch.depth:
+            batch.dirty.add(self)
+        else:
+            self.flush()
+        return True
+
+    def send_test_request(self, test_req_id: str) -> bool:
+        if not self._sendable():
+            return False
+        self.session.send_test_request(test_req_id)
+        self._flush_soon()
+        return True
+
+    def _flush_soon(self) -> None:
+        """Inside a pump (an application callback): write when the pump ends, so a burst of
+        sends from one received chunk is one write; otherwise write now."""
+        batch = self.engine.batch
+        if batch.depth:
+            batch.dirty.add(self)
+        else:
+            self.flush()
+
+    def logout(self, text: str = "") -> None:
+        if self.conn is not None:
+            self.session.logout(text)
+            self.pump()
+
+    @property
+    def next_sender_seq(self) -> int | None:
+        return self.session.next_sender_seq
+
+    @property
+    def next_target_seq(self) -> int | None:
+        return self.session.next_target_seq
+
+    def status(self) -> dict:
+        """JSON-able: state, numbers, counters, link state, and times as UTC ISO 8601 (or None)."""
+        from gateway.fix.schedule import utc_iso
+        times = {k: (utc_iso(v) if v is not None else None) for k, v in self.times.items()}
+        return {"key": self.key, "logged_on": self._logged_on, "state": str(self.session.state),
+                "peer": self.conn.peer if self.conn else None,
+                "next_sender_seq": self.next_sender_seq, "next_target_seq": self.next_target_seq,
+                "last_disconnect": self.last_disconnect, "link_state": self.link_state, **times,
+                **self.counters,
+                **({"schedule": self.settings.schedule.describe(), "in_schedule": self.session.in_schedule()}
+                   if self.settings.schedule is not None else {})}
+
+    # -- a lone probe on warm caches (issue 12: probes that measure the venue, not us)
+    def warm_up(self) -> None:
+        """Run the code of a probe's send and receive path once, on a throwaway twin of this
+        session, just before a latency probe is decided (``MarketState._probe`` calls it).
+
+        Why: a probe goes out alone every few tens of ms; in between, other processes evict
+        our code and data from the CPU caches, and the probe's own path (encode a TestRequest,
+        parse, validate and sequence-check the Heartbeat) runs many times slower than warm.
+        Measured on the 2-core VM: our floor per probe p50 378 -> 248 us, rtt 824 -> 674 us
+        (docs/operations.md, "Latency probes"), for ~260 us of CPU spent here per probe,
+        before the probe's "decided" stamp.
+        The twin is a second sans-IO ``Session`` with the same settings and Dictionary, a
+        ``MemoryStore`` that keeps no messages, no schedule, no socket and no application: it
+        sends a TestRequest into nothing and is fed the Heartbeat a venue would answer. The
+        real session, its store, its counters and the wire are untouched. Any failure turns it
+        off for this session (logged once). Off unless ``Limits.warm_probes``: it does not
+        change the venue's part the router ranks by, and it holds the loop (an order arriving
+        then waits). Skipped when the session sent or received within ``WARM_IDLE_S``: a busy
+        session's code is warm already, and a busy loop is where an extra ~260 us before a
+        probe would delay orders."""
+        twin = self._twin
+        if twin is False:
+            return
+        session = self.session
+        if self.engine.clock.now() - max(session.last_received_at, session.last_sent_at) < WARM_IDLE_S:
+            return          # traffic within the last ms ran this code: warm already, no stall added
+        try:
+            if twin is None:
+                if not self.engine.limits.warm_probes:
+                    self._twin = False
+                    return
+                twin = self._twin = self._make_twin()
+            twin.send_test_request("PRB-WARM-0")
+            twin.data_to_send()
+            self._feed_twin(twin, "0", "112=PRB-WARM-0\x01")
+        except Exception:  # noqa: BLE001 - a warm-up must never touch the real session
+            log.warning("%s: probe warm-up failed; off for this session", self.key, exc_info=True)
+            self._twin = False
+
+    def _make_twin(self) -> Any:
+        from gateway.fix.session import Session
+        from gateway.fix.store import MemoryStore
+        settings = self.settings.model_copy(update={"persist_messages": False, "schedule": None})
+        twin = Session(settings, MemoryStore(), self.dictionary, clock=self.engine.clock, wall=self.engine.wall)
+        twin.connection_made()
+        twin.data_to_send()
+        self._feed_twin(twin, "A", f"98=0\x01108={settings.heartbeat_s}\x01")
+        twin.data_to_send()
+        if not twin.logged_on:
+            raise RuntimeError(f"the warm-up twin did not log on ({twin.state})")
+        return twin
+
+    def _feed_twin(self, twin: Any, msg_type: str, body: str) -> None:
+        """The twin's peer: one message in, its events drained (and dropped)."""
+        from gateway.fix.codec import encode, utc_timestamp
+        s = twin.settings
+        header = (f"34={twin.next_target_seq}\x0149={s.target_comp_id}\x0152={utc_timestamp(self.engine.wall())}"
+                  f"\x0156={s.sender_comp_id}\x01")
+        twin.receive_data(encode(s.begin_string, msg_type, header, body))
+        need_data = self.engine.NEED_DATA
+        for _ in range(8):
+            event = twin.next_event()
+            if event is need_data:
+                return
+            if type(event).__name__ == "LogonReceived":     # an acceptor's twin
+                twin.accept_logon()
+
+    # -- connection life
+    def attach(self, conn: Any) -> None:
+        self.conn = conn
+        self.logout_received = False
+        self.counters["connects"] += 1
+        self.event(f"connected {conn.peer}")
+        self.session.connection_made()
+        self.pump()
+
+    def detach(self, conn: Any, reason: str) -> None:
+        if self.conn is not conn:
+            return
+        self.conn = None
+        self.last_disconnect = reason
+        self.times["last_disconnect_at"] = self.engine.wall()
+        self.counters["disconnects"] += 1
+        self.event(f"disconnected: {reason}")
+        self._guard(self.session.connection_lost)
+        self.pump()
+        self.session.data_to_send()          # nothing can carry these bytes any more
+        self._set_logged_out(reason)
+        if self.slog:
+            self.slog.flush()
+
+    def receive(self, data: bytes) -> None:
+        self.received_at = self.engine.clock.now()    # transport edge (SessionHandle.received_at)
+        self.counters["bytes_in"] += len(data)
+        if data:
+            self.times["last_received_at"] = self.engine.wall()
+        if self.slog and data:
+            self.slog.wire(b"IN ", data)
+        try:
+            self.session.receive_data(data)
+        except Exception:  # noqa: BLE001
+            self._session_error("receive_data")
+        self.pump()
+
+    def event(self, text: str) -> None:
+        if self.slog:
+            self.slog.event(text)
+
+    # -- the drive loop
+    def pump(self) -> None:
+        """Run the session until it needs data, dispatching each event, then write."""
+        if self._pumping:          # re-entered from an application callback: the outer pump continues
+            self.flush()
+            return
+        self._pumping = True
+        batch: SendBatch = self.engine.batch
+        batch.depth += 1
+        try:
+            self._pump_events()
+        finally:
+            self._pumping = False
+            batch.depth -= 1
+        # What the application sent goes out first (the order path), then the bookkeeping.
+        self.flush()
+        if not batch.depth and batch.dirty:
+            batch.flush_dirty()
+        # The application has handled what it was given: now the target number may reach
+        # the store (a crash before this re-asks the peer: at least once).
+        try:
+            self.store.commit()
+        except Exception:  # noqa: BLE001
+            self._session_error("commit")
+        self._schedule_timer()
+
+    def _pump_events(self) -> None:
+        engine = self.engine
+        need_data = engine.NEED_DATA
+        session = self.session
+        # Application messages, the bulk, skip the handler table (unless a subclass engine
+        # replaced their handler): the same work as _on_app_message and dispatch_app_message,
+        # inline, their counts kept in locals and added once per pump.
+        on_message: Any = getattr(engine.app, "on_message", None)
+        app_fast = on_message is not None and engine.handlers.get("AppMessageReceived") is _on_app_message
+        app_event = engine.AppMessageReceived
+        app_in = 0
+        most: int = engine.limits.max_events_per_pump
+        try:
+            for _ in range(most):
+                try:
+                    event = session.next_event()
+                except Exception:  # noqa: BLE001 - a session bug must not end the process
+                    log.exception("%s: session error; dropping the connection", self.key)
+                    if self.conn is not None:
+                        self.conn.close("internal session error", abort=True)
+                    return
+                if event is need_data:
+                    return
+                if app_fast and event.__class__ is app_event:
+                    app_in += 1
+                    msg = event.message
+                    try:
+                        on_message(self, msg)
+                    except Exception as exc:  # noqa: BLE001 - answered with 35=j, counted
+                        answer_app_error(self, msg, exc, engine.errors)
+                else:
+                    self._dispatch(event)
+            engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
+        finally:
+            if app_in:
+                counters = self.counters
+                counters["app_in"] += app_in
+                counters["messages_in"] += app_in
+
+    def _dispatch(self, event: Any) -> None:
+        handler = self.engine.handlers.get(type(event).__name__)
+        if handler is not None:
+            handler(self, event)
+        else:
+            self.event(repr(event))
+
+    def flush(self) -> None:
+        """Move the session's outbound bytes to the socket, honouring back-pressure: all
+        that is queued goes in one write (the session joins its frames)."""
+        conn = self.conn
+        if conn is None or conn.closing:
+            return
+        session = self.session
+        pulls = 0
+        while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
+            data = session.data_to_send()
+            if not data or not self.write_out(data):
+                break
+            pulls += 1
+
+    def write_out(self, data: bytes) -> bool:
+        """Bytes the session produced, onto the socket now: the one place they leave
+        (counters, message log, outbound limit). A subclass that delays or diverts bytes
+        (the simulator's injected latency) calls this when they are due. False: not
+        written (no connection) or the connection was closed over the outbound limit."""
+        conn = self.conn
+        if conn is None or conn.closing or conn.transport is None:
+            return False
+        transport = conn.transport
+        transport.write(data)
+        counters = self.counters
+        counters["bytes_out"] += len(data)
+        counters["messages_out"] += data.count(b"\x0110=")    # one trailer per frame
+        self.times["last_sent_at"] = self.engine.wall()
+        if self.slog:
+            self.slog.wire(b"OUT", data)
+        size = transport.get_write_buffer_size()
+        limit = self.engine.limits.max_outbound_bytes
+        if size > limit:
+            conn.close(f"outbound buffer over {limit} bytes ({size} unsent): peer not reading", abort=True)
+            return False
+        return True
+
+
+    def _schedule_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        # Heartbeat deadlines move later with every message; keeping a timer that fires
+        # early (on_timer then does nothing and we re-arm) saves a cancel + call_later per message.
+        if self._timer is not None and deadline is not None and self._timer_at is not None \
+                and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is None:
+            return
+        # A deadline that on_timer did not move must not spin the loop: at least 1 ms.
+        delay = max(deadline - self.engine.clock.now(), 0.001)
+        self._timer = self.engine.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._guard(self.session.on_timer)
+        self.pump()
+        if self.slog:
+            self.slog.flush()     # message logs reach the file at least once a heartbeat
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001
+            self._session_error(fn.__name__)
+
+    def _session_error(self, where: str) -> None:
+        """In an ``except`` block: the Session raised in ``where``; log it, drop the connection."""
+        log.exception("%s: session error in %s; dropping the connection", self.key, where)
+        if self.conn is not None:
+            self.conn.close("internal session error", abort=True)
+
+    def _set_logged_out(self, reason: str) -> None:
+        if self._logged_on:
+            self._logged_on = False
+            self.logged_on_event.clear()
+            log.info("%s: logged out: %s", self.key, reason)
+            call_app(self.engine.app, "on_logout", self.engine.errors, self, reason)
+
+    def close_files(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._sched_handle is not None:
+            self._sched_handle.cancel()
+        if self.slog:
+            self.slog.close()
+        try:
+            self.store.close()
+        except Exception:  # noqa: BLE001
+            log.exception("%s: closing the store", self.key)
+
+
+# ---------------------------------------------------------------- event handlers
+
+def _on_logon_received(ns: NativeSession, event: Any) -> None:
+    """Acceptor: the application decides (credentials); an exception refuses."""
+    try:
+        refusal = ns.engine.app.check_logon(ns, event.message) if hasattr(ns.engine.app, "check_logon") else None
+    except Exception:  # noqa: BLE001
+        ns.engine.errors.count("check_logon")
+        refusal = "logon check failed"
+    if refusal:
+        ns.event(f"logon refused: {refusal}")
+        ns.session.refuse_logon(str(refusal))
+    else:
+        ns.session.accept_logon()
+
+
+def _on_logged_on(ns: NativeSession, event: Any) -> None:
+    ns._logged_on = True
+    ns.counters["logons"] += 1
+    ns.counters["messages_in"] += 1
+    ns.times["last_logon_at"] = ns.engine.wall()
+    ns.logged_on_event.set()
+    ns.event(f"logged on (reset={getattr(event, 'reset', False)})")
+    log.info("%s: logged on (%s)", ns.key, ns.conn.peer if ns.conn else "?")
+    call_app(ns.engine.app, "on_logon", ns.engine.errors, ns)
+
+
+def _on_app_message(ns: NativeSession, event: Any) -> None:
+    ns.counters["app_in"] += 1
+    ns.counters["messages_in"] += 1
+    dispatch_app_message(ns.engine.app, ns, event.message, ns.engine.errors)
+
+
+def _on_admin_message(ns: NativeSession, event: Any) -> None:
+    ns.counters["messages_in"] += 1
+    t = event.message.msg_type
+    if t == "0":
+        ns.times["last_heartbeat_at"] = ns.engine.wall()
+    elif t == "5":
+        ns.logout_received = True       # the Disconnect that follows is a routine one
+    call_app(ns.engine.app, "on_admin", ns.engine.errors, ns, event.message)
+
+
+def _on_logged_out(ns: NativeSession, event: Any) -> None:
+    ns.event(f"logged out: {event.reason}")
+    ns._set_logged_out(event.reason)
+
+
+def _on_disconnect(ns: NativeSession, event: Any) -> None:
+    ns.flush()    # the Logout or Reject the session just queued goes first
+    if ns.conn is not None:
+        # A logout exchange or our own shutdown is routine; anything else deserves a warning.
+        routine = ns.engine._stopping or ns.logout_received
+        ns.conn.close(event.reason, quiet=routine)
+
+
+def _on_other(ns: NativeSession, event: Any) -> None:
+    ns.event(repr(event))
+
+
+HANDLERS: Final[dict[str, Any]] = {   # event class name -> handler(ns, event); an engine may replace entries
+    "LogonReceived": _on_logon_received,
+    "LoggedOn": _on_logged_on,
+    "AppMessageReceived": _on_app_message,
+    "AdminMessageReceived": _on_admin_message,
+    "LoggedOut": _on_logged_out,
+    "Disconnect": _on_disconnect,
+    "Connected": _on_other,
+    "RejectSent": _on_other,
+    "GapDetected": _on_other,
+    "ResendCompleted": _on_other,
+}
+
