@@ -206,6 +206,35 @@ def stub_main(n: int, top: int) -> None:
             stats.sort_stats("cumulative").print_stats(top)
 
 
+def stub_quiet(n: int) -> None:
+    """A callgrind child: warm up, then ``n`` stubbed orders, no output."""
+    with tempfile.TemporaryDirectory(prefix="prof-stub-") as d:
+        gw, oms, venue = stub_gateway(Path(d) / "cg")
+        stub_orders(gw, oms, venue, 200)
+        stub_orders(gw, oms, venue, n)
+        gw.core.close()
+
+
+def stub_callgrind(orders: int, extra: int, keep: str | None) -> None:
+    """Instructions per stubbed order: (Ir(orders + extra) - Ir(orders)) / extra, two valgrind
+    runs of this script (``--stub-quiet``). ``keep``: also keep the larger run's callgrind file
+    there, for ``callgrind_annotate --inclusive=yes`` (per function; divide by its calls)."""
+    import re
+    counts = []
+    with tempfile.TemporaryDirectory(prefix="prof-cg-") as d:
+        for n in (orders, orders + extra):
+            out = keep if keep and n == orders + extra else os.path.join(d, f"cg.{n}")
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                   "--stub-quiet", str(n)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            m = re.search(r"Collected : (\d+)", res.stderr)
+            assert m, res.stderr[-2000:]
+            counts.append(int(m.group(1)))
+    from gateway.common import accel
+    print(f"# stubbed order path (NOS in + ER out), callgrind: {(counts[1] - counts[0]) / extra:,.0f} "
+          f"instructions per order (modules: {accel.mode()[0]})" + (f"; callgrind file {keep}" if keep else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=20000)
@@ -213,7 +242,18 @@ def main() -> int:
     ap.add_argument("--engine", default="native")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--stub", action="store_true", help="sockets and engine stubbed out: our Python work only")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="with --stub: instructions per order under valgrind (repeatable on a noisy machine)")
+    ap.add_argument("--extra", type=int, default=2000, help="--callgrind: the orders measured")
+    ap.add_argument("--keep", default=None, help="--callgrind: keep the callgrind file at this path")
+    ap.add_argument("--stub-quiet", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stub_quiet:
+        stub_quiet(args.stub_quiet)
+        return 0
+    if args.stub and args.callgrind:
+        stub_callgrind(200, args.extra, args.keep)
+        return 0
     if args.stub:
         stub_main(args.orders, args.top)
         return 0
