@@ -353,18 +353,28 @@ def decode(obj: Any) -> Any:
     raise ValueError(f"not a record: {obj!r:.80}")
 
 
-_utc_second = -1
-_utc_text = ""                      # "<date>T<time of day>." of _utc_second
+class _Second:
+    """The text of one whole second, kept until the next (a native object when compiled: its
+    fields read without the module dictionary)."""
+
+    def __init__(self) -> None:
+        self.sec = -1
+        self.text = ""
+
+
+_UTC: Final = _Second()              # "<date>T<time of day>." of the current second
+_MONO: Final = _Second()             # "<monotonic seconds>." of the current second
 
 
 def utc_now() -> str:
     """UTC time as ISO text to the microsecond; the date and time of day formatted once a second."""
-    global _utc_second, _utc_text
     t = time.time()
     s = int(t)
-    if s != _utc_second:
-        _utc_second, _utc_text = s, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(s))
-    return _utc_text + str(int((t - s) * 1e6) + 1_000_000)[1:] + "Z"       # 6 digits, zero-padded
+    last = _UTC
+    if s != last.sec:
+        last.text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(s))
+        last.sec = s
+    return f"{last.text}{str(int((t - s) * 1e6) + 1_000_000)[1:]}Z"       # 6 digits, zero-padded
 
 
 class Journal:
@@ -532,7 +542,12 @@ def _mono_text(m: float) -> str:
     decimals from whole microseconds (``f"{m:.6f}"`` costs a format call)."""
     if 0.0 <= m < 1e12:
         us = int(m * 1e6 + 0.5)
-        return f"{us // 1_000_000}.{str(us % 1_000_000 + 1_000_000)[1:]}"      # 6 digits, zero-padded
+        sec = us // 1_000_000
+        last = _MONO
+        if sec != last.sec:          # the whole seconds' text changes once a second
+            last.text = f"{sec}."
+            last.sec = sec
+        return last.text + str(us - sec * 1_000_000 + 1_000_000)[1:]       # 6 digits, zero-padded
     return f"{m:.6f}"
 
 

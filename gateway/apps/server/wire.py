@@ -3,14 +3,15 @@
 Prices and quantities repeat (the same levels, the same lot sizes), so their FIX text is
 cached: ``num(value)`` is one dict hit instead of a float format and two strips; only a
 value not seen before runs ``codec.fix_number``. An ExecutionReport has five to eight of
-them. The other way, ``to_float(text)`` is ``float(text)`` cached by the text. (Compiled with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
+them. The other way, ``to_float(text)`` is ``float(text)`` cached by the text. (Compiled
+with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
 
 ``order_fields(...)`` is an order's 55/54/38/40/[44]/59 text, made once per distinct order
 (symbol, side, quantity, type, price, time in force) and reused by every NewOrderSingle to a
 venue and every ExecutionReport to the OMS that carries the same figures.
 
-``transact_time()`` is ``codec.utc_timestamp(time.time(), 6)`` (which formats the date and
-second once a second).
+``transact_time()`` is ``codec.utc_timestamp(time.time(), 6)``, the date and second formatted
+once a second.
 """
 from __future__ import annotations
 
@@ -63,6 +64,28 @@ def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float
     return text
 
 
+class _Second:
+    """The text of one whole second, kept until the next (a native object when compiled)."""
+
+    def __init__(self) -> None:
+        self.sec = -1
+        self.text = ""
+
+
+_NOW: Final = _Second()       # "YYYYMMDD-HH:MM:SS." of the current second
+
+
 def transact_time() -> str:
-    """UTC now as a FIX UTCTimestamp to the microsecond: YYYYMMDD-HH:MM:SS.ssssss."""
-    return utc_timestamp(time.time(), 6)
+    """UTC now as a FIX UTCTimestamp to the microsecond: YYYYMMDD-HH:MM:SS.ssssss; the same text
+    as ``codec.utc_timestamp(time.time(), 6)`` (rounded to the microsecond), the date and time of
+    day formatted once a second."""
+    wall = time.time()
+    sec = int(wall)
+    last = _NOW
+    if sec != last.sec:
+        last.text = utc_timestamp(float(sec), 0) + "."
+        last.sec = sec
+    micros = round((wall - sec) * 1_000_000)   # round first: float noise must not turn .678912 into .678911
+    if micros > 999_999:
+        micros = 999_999
+    return last.text + str(micros + 1_000_000)[1:]
