@@ -15,6 +15,14 @@ Printed:
 2. the cProfile table (tottime), to see which functions to cut;
 3. a per-stage breakdown (us per order) of the same profile: engine (parse, validate,
    session, send), core (risk, route, orders, journal), edges (decode, format).
+
+``--stub``: our Python work alone (sockets and the FIX engine stubbed out, messages made
+beforehand): thread CPU time per order, median of 5 runs, then the stage table. The start-up
+heap is frozen first, as the gateway process does (``app.serve``); ``--no-freeze`` leaves it
+to the collector. ``--stub --callgrind``: instructions per order under valgrind (two runs,
+the difference divided by ``--extra``), repeatable on a loaded machine; ``--keep FILE`` keeps
+the larger run's file for ``callgrind_annotate --inclusive=yes`` (divide a function's count by
+its calls, or by the orders: ``--extra`` + 400).
 """
 from __future__ import annotations
 

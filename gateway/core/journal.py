@@ -38,8 +38,8 @@ awkward text and numbers.
 
 Compiled with mypyc when built (gateway/common/accel.py), with this file as the pure-Python
 fallback: the record classes are then native (hence no class decorator), and the templates
-read the nested values untyped (a compiled read of a ``float`` field would turn an int into a
-float: json writes ``7``, not ``7.0``).
+read the nested numbers untyped (a compiled read of a ``float`` field would turn an int into a
+float: json writes ``7``, not ``7.0``), their text fields typed.
 
 Cost (``benchmarks/profile_gateway.py --stub``, gateway Python per order, NOS in + ER out; six
 runs each on 2 shared cores, load average 0.5-1.7, so noisy): the object format with
@@ -55,7 +55,11 @@ times from ``time.perf_counter``): ``accepted`` 64,000 -> 30,500 (pure 55,400),
 23,900 (pure 45,900). ``benchmarks/bench_journal.py``, CPU per record written, one run:
 ``accepted`` 9.3-10.2 -> 4.3 us, ``venue_report`` 6.6-7.0 -> 3.1 us. The whole stubbed
 order path (``stub_orders`` of profile_gateway.py under callgrind): 385,000 -> 334,000
-instructions per order compiled, 390,000 -> 379,000 pure.
+instructions per order compiled, 390,000 -> 379,000 pure. Issue 12, round 3: the order path
+writes its two records with ``write_accepted`` / ``write_venue_report`` (no record object, no
+keyword dict), text that repeats (session, symbol, side, venue, policy) escaped once, the
+wall-clock and monotonic seconds formatted once a second: callgrind, both records through
+``write``, 51,800 -> 39,100 instructions per order (os.write's ~4,600 each included).
 
 Invariants:
 - replay is TOTAL: any file the gateway wrote replays. A line that does not parse (a torn
