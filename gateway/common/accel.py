@@ -64,7 +64,6 @@ MODULES = (
     "gateway.apps.server.dispatch",
     "gateway.apps.metrics",
     "gateway.core.journal",
-    "gateway.common.clock",       # the core's clock: a native call instead of an interpreted frame per read
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"
