@@ -1,6 +1,7 @@
 """Where a gateway order's time goes: the real gateway under load, profiled in-process (prints tables).
 
     fixgw bench profile [--orders 20000] [--window 50] [--engine native] [--top 30]
+    fixgw bench profile --stub [--orders 20000] [--no-freeze] [--callgrind [--extra 2000] [--keep FILE]]
 
 The gateway (``Gateway`` from gateway/apps/server/app.py, DMA, FileStores on) runs on its
 loop in this process under cProfile; the load comes from benchmarks/loadgen.py (a fake venue
@@ -14,6 +15,14 @@ Printed:
 2. the cProfile table (tottime), to see which functions to cut;
 3. a per-stage breakdown (us per order) of the same profile: engine (parse, validate,
    session, send), core (risk, route, orders, journal), edges (decode, format).
+
+``--stub``: our Python work alone (sockets and the FIX engine stubbed out, messages made
+beforehand): thread CPU time per order, median of 5 runs, then the stage table. The start-up
+heap is frozen first, as the gateway process does (``app.serve``); ``--no-freeze`` leaves it
+to the collector. ``--stub --callgrind``: instructions per order under valgrind (two runs,
+the difference divided by ``--extra``), repeatable on a loaded machine; ``--keep FILE`` keeps
+the larger run's file for ``callgrind_annotate --inclusive=yes`` (divide a function's count by
+its calls, or by the orders: ``--extra`` + 400).
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gateway.common import procs  # noqa: E402
+from gateway.common.procs import freeze_startup_heap  # noqa: E402
 from gateway.common.configfile import load_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -116,8 +126,10 @@ class StubHandle:
         return True
 
 
-def stub_gateway(tmp: Path):
-    """A Gateway whose OMS and venue sessions are stub handles: only our Python runs."""
+def stub_gateway(tmp: Path, freeze: bool = True):
+    """A Gateway whose OMS and venue sessions are stub handles: only our Python runs. ``freeze``:
+    the start-up heap is frozen, as ``gateway.apps.server.app.serve`` does once the gateway runs
+    (the collector then scans only what the orders make); ``--no-freeze`` measures without."""
     from bench_gateway import gateway_config
     from gateway.apps.server.app import Gateway
     from gateway.apps.server.config import GatewayConfig
@@ -132,6 +144,8 @@ def stub_gateway(tmp: Path):
     gw.market.on_venue_up("FAKE", venue)           # (on_logon needs a running loop)
     vs = gw.venues.venues["FAKE"]
     vs.logged_on, vs.state = True, "logged_on"
+    if freeze:
+        freeze_startup_heap()                      # as the gateway process does after start (app.serve)
     return gw, oms, venue
 
 
@@ -177,18 +191,18 @@ def stage_times(stats: pstats.Stats) -> dict[str, float]:
     return per
 
 
-def stub_main(n: int, top: int) -> None:
+def stub_main(n: int, top: int, freeze: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="prof-stub-") as d:
         runs = []
         for r in range(5):
-            gw, oms, venue = stub_gateway(Path(d) / f"r{r}")
+            gw, oms, venue = stub_gateway(Path(d) / f"r{r}", freeze)
             stub_orders(gw, oms, venue, 500)                         # warm up
             runs.append(stub_orders(gw, oms, venue, n) / n * 1e6)
             gw.core.close()
         print(f"# gateway Python work per order (NOS in + ER out, sockets and FIX engine stubbed out): "
               f"median {sorted(runs)[2]:.1f} us over 5 runs of {n} ({', '.join(f'{x:.1f}' for x in runs)}); "
               f"load average {os.getloadavg()[0]:.2f}")
-        gw, oms, venue = stub_gateway(Path(d) / "prof")
+        gw, oms, venue = stub_gateway(Path(d) / "prof", freeze)
         prof = cProfile.Profile()
         prof.enable()
         stub_orders(gw, oms, venue, n)
@@ -206,6 +220,35 @@ def stub_main(n: int, top: int) -> None:
             stats.sort_stats("cumulative").print_stats(top)
 
 
+def stub_quiet(n: int, freeze: bool = True) -> None:
+    """A callgrind child: warm up, then ``n`` stubbed orders, no output."""
+    with tempfile.TemporaryDirectory(prefix="prof-stub-") as d:
+        gw, oms, venue = stub_gateway(Path(d) / "cg", freeze)
+        stub_orders(gw, oms, venue, 200)
+        stub_orders(gw, oms, venue, n)
+        gw.core.close()
+
+
+def stub_callgrind(orders: int, extra: int, keep: str | None, freeze: bool = True) -> None:
+    """Instructions per stubbed order: (Ir(orders + extra) - Ir(orders)) / extra, two valgrind
+    runs of this script (``--stub-quiet``). ``keep``: also keep the larger run's callgrind file
+    there, for ``callgrind_annotate --inclusive=yes`` (per function; divide by its calls)."""
+    import re
+    counts = []
+    with tempfile.TemporaryDirectory(prefix="prof-cg-") as d:
+        for n in (orders, orders + extra):
+            out = keep if keep and n == orders + extra else os.path.join(d, f"cg.{n}")
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                   "--stub-quiet", str(n)] + ([] if freeze else ["--no-freeze"])
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            m = re.search(r"Collected : (\d+)", res.stderr)
+            assert m, res.stderr[-2000:]
+            counts.append(int(m.group(1)))
+    from gateway.common import accel
+    print(f"# stubbed order path (NOS in + ER out), callgrind: {(counts[1] - counts[0]) / extra:,.0f} "
+          f"instructions per order (modules: {accel.mode()[0]}{'' if freeze else ', heap not frozen'})" + (f"; callgrind file {keep}" if keep else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=20000)
@@ -213,9 +256,22 @@ def main() -> int:
     ap.add_argument("--engine", default="native")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--stub", action="store_true", help="sockets and engine stubbed out: our Python work only")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="with --stub: instructions per order under valgrind (repeatable on a noisy machine)")
+    ap.add_argument("--extra", type=int, default=2000, help="--callgrind: the orders measured")
+    ap.add_argument("--keep", default=None, help="--callgrind: keep the callgrind file at this path")
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="with --stub: leave the start-up heap to the collector (the gateway process freezes it)")
+    ap.add_argument("--stub-quiet", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stub_quiet:
+        stub_quiet(args.stub_quiet, not args.no_freeze)
+        return 0
+    if args.stub and args.callgrind:
+        stub_callgrind(200, args.extra, args.keep, not args.no_freeze)
+        return 0
     if args.stub:
-        stub_main(args.orders, args.top)
+        stub_main(args.orders, args.top, not args.no_freeze)
         return 0
     from gateway.fix.transport import new_event_loop
     with tempfile.TemporaryDirectory(prefix="prof-gw-") as d:

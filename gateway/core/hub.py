@@ -40,7 +40,8 @@ from typing import Any, Callable
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core import journal as J
-from gateway.core.model import LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, OrderIntent, TradingStateChanged
+from gateway.core.model import (LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, OrderIntent, RoutingDecision,
+                                TradingStateChanged)
 from gateway.core.orders import (OmsOrder, OrderManager, QueryOrderStatus, RejectOmsCancel, ReportToOms,
                                  RouteRemainder, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport,
                                  CXL_OTHER)
@@ -295,7 +296,7 @@ class GatewayCore:
         self.timings.append(("route", time.perf_counter() - t1))
         return self._route_and_accept(intent, decision)
 
-    def _route_and_accept(self, intent: OrderIntent, decision) -> list:
+    def _route_and_accept(self, intent: OrderIntent, decision: RoutingDecision) -> list:
         children = decision.children
         if not children:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
@@ -310,8 +311,7 @@ class GatewayCore:
         order_id = ids.order()
         vids = [ids.venue()] if len(children) == 1 else [ids.venue() for _ in children]
         try:                                                    # journal
-            self.journal.write(J.Accepted(intent=intent, order_id=order_id, children=children,
-                                          venue_ids=vids, policy=decision.policy, reason=decision.reason, at=now))
+            self.journal.write_accepted(intent, order_id, children, vids, decision.policy, decision.reason, now)
         except OSError as exc:
             return self._journal_failed_reject(intent, exc)
         self.risk.book(intent)                                  # apply
@@ -422,7 +422,7 @@ class GatewayCore:
     def venue_report(self, ev: VenueExecutionReport) -> list:
         now = self.clock.now()
         try:
-            self.journal.write(J.VenueReport(report=ev, at=now))
+            self.journal.write_venue_report(ev, now)
         except OSError as exc:
             # a venue's report is a fact: losing it from memory too would be worse than from the journal
             self._journal_failure(exc)

@@ -155,6 +155,49 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
         assert json.dumps(J._encode(got)) == json.dumps(J._encode(want))   # NaN-free, so == would do; -0.0 kept
 
 
+def test_the_direct_writers_write_the_lines_of_the_records(tmp_path):
+    """``write_accepted`` / ``write_venue_report`` (the order path's, no record object made) write
+    byte for byte the line ``write(Accepted(...))`` / ``write(VenueReport(...))`` writes: awkward text,
+    awkward numbers, the default wall clock and injected ones, values the templates refuse."""
+    rng = random.Random(7)
+    cases = []
+    for _ in range(200):
+        t, x = rng.choice(AWKWARD_TEXT) + rng.choice(AWKWARD_TEXT), rng.choice(AWKWARD_NUMBERS)
+        y = rng.choice(AWKWARD_NUMBERS)
+        cases += [
+            J.Accepted(intent=OrderIntent(t, t, t, BUY, x, LIMIT, y if rng.random() < .8 else None, IOC,
+                                          t if rng.random() < .5 else None, x),
+                       order_id=t, children=[ChildOrder(t, x, y, LIMIT, IOC)] * rng.randint(0, 3),
+                       venue_ids=[t] * rng.randint(0, 3), policy=t, reason=t, at=y),
+            J.VenueReport(report=vexec(venue=t, cl_ord_id=t, orig_cl_ord_id=rng.choice([None, t]), exec_id=t,
+                                       cum_qty=x, leaves_qty=y, avg_px=x, last_qty=y, last_px=x,
+                                       venue_order_id=rng.choice([None, t]), text=rng.choice([None, t])), at=x)]
+    cases += every_kind()[:1] + every_kind()[2:3]
+    for injected in (False, True):
+        walls = [rng.choice(AWKWARD_TEXT) for _ in cases]
+        a, b = J.Journal(tmp_path / f"a{injected}"), J.Journal(tmp_path / f"b{injected}")
+        for k, rec in enumerate(cases):
+            for j in (a, b):
+                j._mono = lambda: 8812.5
+                if injected:
+                    j._wall = lambda w=walls[k]: w
+            a.write(rec)
+            if isinstance(rec, J.Accepted):
+                b.write_accepted(rec.intent, rec.order_id, rec.children, rec.venue_ids, rec.policy, rec.reason,
+                                 rec.at)
+            else:
+                b.write_venue_report(rec.report, rec.at)
+        a.close()
+        b.close()
+        got, want = (tmp_path / f"b{injected}").read_bytes(), (tmp_path / f"a{injected}").read_bytes()
+        # the default wall clock moves between the two writes: compare it by pattern
+        if not injected:
+            utc = rb'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"'
+            got, want = re.sub(utc, b'"T"', got), re.sub(utc, b'"T"', want)
+        assert got.splitlines() == want.splitlines()
+        assert len(got.splitlines()) == len(cases)
+
+
 def test_times_are_written_as_json_writes_them_and_mono_to_the_microsecond():
     """Floats take a shortcut from whole nanoseconds (clock readings) and ``repr`` otherwise: the text
     is json's either way, at the edges of the shortcut too; the header's mono is six decimals."""

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.apps.server.app import Gateway
 from gateway.apps.server.config import GatewayConfig
-from gateway.apps.server.wire import NUM, MAX_CACHED, num, transact_time
+from gateway.apps.server.wire import (FLOATS, MAX_CACHED, MAX_ORDER_FIELDS, NUM, ORDER_FIELDS, num, order_fields,
+                                     to_float, transact_time)
 from gateway.common.configfile import validate_config
 from gateway.common.paths import FIX44_XML
 from gateway.fix.codec import Message, encode, fix_number, parse, utc_timestamp
@@ -147,6 +148,21 @@ def test_number_text_is_fix_number_and_bounded():
     for i in range(MAX_CACHED + 10):
         num(i + 0.5)
     assert len(NUM) <= MAX_CACHED
+
+
+def test_order_fields_and_numbers_read_are_cached_by_value_and_bounded():
+    assert order_fields("AAPL", "1", 100.0, "2", 190.01, "3") == "55=AAPL\x0154=1\x0138=100\x0140=2\x0144=190.01\x0159=3\x01"
+    assert order_fields("AAPL", "2", 5.0, "1", None, "0") == "55=AAPL\x0154=2\x0138=5\x0140=1\x0159=0\x01"
+    assert ORDER_FIELDS[("AAPL", "2", 5.0, "1", None, "0")] == order_fields("AAPL", "2", 5.0, "1", None, "0")
+    ORDER_FIELDS.clear()
+    for i in range(MAX_ORDER_FIELDS + 10):
+        order_fields("X", "1", i + 0.5, "2", 1.0, "3")
+    assert len(ORDER_FIELDS) <= MAX_ORDER_FIELDS
+    for text in ("100", "190.01", "1e-7", "-0", "0.1"):
+        assert to_float(text) == float(text) == FLOATS[text]
+    with pytest.raises(ValueError):
+        to_float("1.2.3")
+    assert "1.2.3" not in FLOATS
 
 
 def test_transact_time_is_a_utc_timestamp_of_now():

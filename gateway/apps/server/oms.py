@@ -20,7 +20,7 @@ from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, O
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import Message, utc_timestamp
-from gateway.apps.server.wire import num, transact_time
+from gateway.apps.server.wire import num, order_fields, to_float, transact_time
 from gateway.fix.engine import Unsupported, reject_body
 
 _SIDES: Final = frozenset("12")
@@ -29,7 +29,6 @@ _TIFS: Final = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight
 LOGON_BACKOFF_S: Final = (0.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0)   # after n failures in a row; capped at the last
 _TEXT_CHUNK: Final = 900
 MAX_UNDELIVERED: Final = 100_000      # reports kept per OMS session while it is logged out
-MAX_ORDER_FIELDS: Final = 50_000      # orders whose 55..59 text is kept (``_order_fields``)
 
 
 class BadValue(Exception):
@@ -79,8 +78,8 @@ def _intent(f: dict[int, str], key: str, now: float) -> OrderIntent:
     if tif not in _TIFS:
         raise BadValue(59, tif)
     try:
-        qty = float(f[38])
-        price = float(f[44]) if ord_type == LIMIT else None
+        qty = to_float(f[38])
+        price = to_float(f[44]) if ord_type == LIMIT else None
     except ValueError:
         raise BadValue(38, f.get(38)) from None
     return OrderIntent(key, f[11], f[55], side, qty, ord_type, price, tif, f.get(100), now)
@@ -207,7 +206,8 @@ class OmsApplication:
 
     def send_exec(self, ex: ReportToOms, exec_id: str) -> bool:
         """An ExecutionReport: one f-string over the report's figures; the order's own fields
-        (55..59) are formatted once per order (``_order_fields``), numbers come from ``num``."""
+        (55..59) are formatted once per distinct order (``wire.order_fields``), numbers come
+        from ``num``."""
         order = ex.order
         intent = order.intent
         orig = f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else ""
@@ -215,8 +215,9 @@ class OmsApplication:
         market = f"30={ex.last_mkt}\x01" if ex.last_mkt else ""
         venue_id = f"198={ex.venue_order_id}\x01" if ex.venue_order_id else ""
         rare = self._rare_fields(ex) if ex.text or ex.ord_rej_reason is not None or self._status_req_id else ""
+        fields = order_fields(intent.symbol, intent.side, intent.qty, intent.ord_type, intent.price, intent.tif)
         body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01{orig}17={exec_id}\x01150={ex.exec_type}\x01"
-                f"39={ex.ord_status}\x01{_order_fields(intent)}{fill}{market}{venue_id}"
+                f"39={ex.ord_status}\x01{fields}{fill}{market}{venue_id}"
                 f"151={num(ex.leaves_qty)}\x0114={num(ex.cum_qty)}\x016={num(ex.avg_px)}\x01{rare}"
                 f"60={transact_time()}\x01")
         # re-sent after a restart: the OMS may have it already (PossResend)
@@ -258,24 +259,6 @@ class OmsApplication:
                 self.undelivered_dropped += 1
             queue.append((msg_type, body))
         return ok
-
-
-# OrderIntent id -> (intent, its preformatted 55/54/38/40/44/59); bounded (MAX_ORDER_FIELDS)
-_ORDER_FIELDS: Final[dict[int, tuple[OrderIntent, str]]] = {}
-
-
-def _order_fields(intent: OrderIntent) -> str:
-    """55, 54, 38, 40, [44,] 59 of an order: formatted once per order, reused by its every report."""
-    cached = _ORDER_FIELDS.get(id(intent))
-    if cached is not None and cached[0] is intent:
-        return cached[1]
-    price = intent.price
-    text = (f"55={intent.symbol}\x0154={intent.side}\x0138={num(intent.qty)}\x0140={intent.ord_type}\x01"
-            + (f"44={num(price)}\x01" if price is not None else "") + f"59={intent.tif}\x01")
-    if len(_ORDER_FIELDS) > MAX_ORDER_FIELDS:
-        _ORDER_FIELDS.clear()
-    _ORDER_FIELDS[id(intent)] = (intent, text)
-    return text
 
 
 def news_body(headline: str, text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Final
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.apps.server.wire import num, transact_time
+from gateway.apps.server.wire import num, order_fields, to_float, transact_time
 from gateway.fix.codec import Message
 from gateway.fix.engine import Unsupported
 
@@ -34,8 +34,8 @@ def parse_exec(venue: str, msg: Message) -> VenueExecutionReport:
     f = msg.index                     # {tag: first value}: plain dict reads, no call per field
     return VenueExecutionReport(
         venue=venue, cl_ord_id=f[11], orig_cl_ord_id=f.get(41), exec_id=f[17], exec_type=f[150],
-        ord_status=f[39], cum_qty=float(f.get(14) or "0"), leaves_qty=float(f.get(151) or "0"),
-        avg_px=float(f.get(6) or "0"), last_qty=float(f.get(32) or "0"), last_px=float(f.get(31) or "0"),
+        ord_status=f[39], cum_qty=to_float(f.get(14) or "0"), leaves_qty=to_float(f.get(151) or "0"),
+        avg_px=to_float(f.get(6) or "0"), last_qty=to_float(f.get(32) or "0"), last_px=to_float(f.get(31) or "0"),
         venue_order_id=f.get(37), text=f.get(58))
 
 
@@ -170,9 +170,9 @@ class VenueApplication:
         intent = child.parent.intent
         if type(out) is SendNewOrder:
             vs.orders_routed += 1
-            price = f"44={num(child.price)}\x01" if child.price is not None else ""
-            body = (f"11={child.cl_ord_id}\x0155={intent.symbol}\x0154={intent.side}\x0138={num(child.qty)}\x01"
-                    f"40={child.ord_type}\x01{price}59={child.tif}\x0160={transact_time()}\x01")
+            body = (f"11={child.cl_ord_id}\x01"
+                    f"{order_fields(intent.symbol, intent.side, child.qty, child.ord_type, child.price, child.tif)}"
+                    f"60={transact_time()}\x01")
             msg_type = "D"
         elif type(out) is QueryOrderStatus:
             own = out.cl_ord_id is None     # a pending replace's ClOrdID is asked alone: no OrderID fallback

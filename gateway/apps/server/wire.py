@@ -3,10 +3,15 @@
 Prices and quantities repeat (the same levels, the same lot sizes), so their FIX text is
 cached: ``num(value)`` is one dict hit instead of a float format and two strips; only a
 value not seen before runs ``codec.fix_number``. An ExecutionReport has five to eight of
-them. (Compiled with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
+them. The other way, ``to_float(text)`` is ``float(text)`` cached by the text. (Compiled
+with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
 
-``transact_time()`` is ``codec.utc_timestamp(time.time(), 6)`` (which formats the date and
-second once a second).
+``order_fields(...)`` is an order's 55/54/38/40/[44]/59 text, made once per distinct order
+(symbol, side, quantity, type, price, time in force) and reused by every NewOrderSingle to a
+venue and every ExecutionReport to the OMS that carries the same figures.
+
+``transact_time()`` is ``codec.utc_timestamp(time.time(), 6)``, the date and second formatted
+once a second.
 """
 from __future__ import annotations
 
@@ -16,8 +21,12 @@ from typing import Final
 from gateway.fix.codec import fix_number, utc_timestamp
 
 MAX_CACHED: Final = 100_000      # distinct numbers kept; beyond that the cache starts again
+MAX_ORDER_FIELDS: Final = 50_000   # distinct order figures whose text is kept
 
 NUM: Final[dict[float, str]] = {}     # value -> its FIX text, filled by ``num``
+FLOATS: Final[dict[str, float]] = {}  # FIX text -> its value, filled by ``to_float``
+# (symbol, side, qty, ord_type, price, tif) -> "55=..\x0154=..\x0138=..\x0140=..\x01[44=..\x01]59=..\x01"
+ORDER_FIELDS: Final[dict[tuple[str, str, float, str, float | None, str], str]] = {}
 
 
 def num(value: float) -> str:
@@ -31,6 +40,52 @@ def num(value: float) -> str:
     return text
 
 
+def to_float(text: str) -> float:
+    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does."""
+    value = FLOATS.get(text)
+    if value is None:
+        value = float(text)
+        if len(FLOATS) >= MAX_CACHED:
+            FLOATS.clear()
+        FLOATS[text] = value
+    return value
+
+
+def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float | None, tif: str) -> str:
+    """Symbol(55), Side(54), OrderQty(38), OrdType(40), Price(44) when given, TimeInForce(59)."""
+    key = (symbol, side, qty, ord_type, price, tif)
+    text = ORDER_FIELDS.get(key)
+    if text is None:
+        text = (f"55={symbol}\x0154={side}\x0138={num(qty)}\x0140={ord_type}\x01"
+                + (f"44={num(price)}\x01" if price is not None else "") + f"59={tif}\x01")
+        if len(ORDER_FIELDS) >= MAX_ORDER_FIELDS:
+            ORDER_FIELDS.clear()
+        ORDER_FIELDS[key] = text
+    return text
+
+
+class _Second:
+    """The text of one whole second, kept until the next (a native object when compiled)."""
+
+    def __init__(self) -> None:
+        self.sec = -1
+        self.text = ""
+
+
+_NOW: Final = _Second()       # "YYYYMMDD-HH:MM:SS." of the current second
+
+
 def transact_time() -> str:
-    """UTC now as a FIX UTCTimestamp to the microsecond: YYYYMMDD-HH:MM:SS.ssssss."""
-    return utc_timestamp(time.time(), 6)
+    """UTC now as a FIX UTCTimestamp to the microsecond: YYYYMMDD-HH:MM:SS.ssssss; the same text
+    as ``codec.utc_timestamp(time.time(), 6)`` (rounded to the microsecond), the date and time of
+    day formatted once a second."""
+    wall = time.time()
+    sec = int(wall)
+    last = _NOW
+    if sec != last.sec:
+        last.text = utc_timestamp(float(sec), 0) + "."
+        last.sec = sec
+    micros = round((wall - sec) * 1_000_000)   # round first: float noise must not turn .678912 into .678911
+    if micros > 999_999:
+        micros = 999_999
+    return last.text + str(micros + 1_000_000)[1:]
