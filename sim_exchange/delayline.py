@@ -215,13 +215,9 @@ class DelayLine:
     def straight(self) -> bool:
         """True when bytes may skip the line: nothing waits in it and the delay is zero now
         and stays so (``model.is_zero``). A venue at zero injected latency (the probes'
-        reference) then runs the plain engine's path; what ``push`` would have done
-        inline, minus its calls. Counted as a delivery on time (error 0)."""
-        if self._queue or self.closed or not getattr(self.model, "is_zero", False):
-            return False
-        if self.errors is not None:
-            self.errors.append(0.0)
-        return True
+        reference) then runs the plain engine's path: what ``push`` would have done inline,
+        minus its calls. Bytes that skip the line are not in ``errors`` (never delayed)."""
+        return not (self._queue or self.closed) and getattr(self.model, "is_zero", False)
 
     def push(self, data: bytes) -> None:
         if self.closed:
