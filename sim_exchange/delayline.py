@@ -14,7 +14,8 @@ Elsewhere (not Linux) it falls back to ``call_later``.
 ``DelayLine`` is one direction of one connection: ``push(data)`` stamps
 ``due = max(now + model.sample(now), previous due)`` (so order is preserved) and hands the
 bytes to ``deliver`` when due. A push that is due at once with nothing pending is
-delivered inline (zero latency costs one clock read). Given an ``errors`` deque, each
+delivered inline (zero latency costs one clock read); while the model is zero and nothing
+is pending, ``straight()`` lets the caller skip the line altogether. Given an ``errors`` deque, each
 delivery appends its error (delivered minus due, seconds): ``error_stats`` summarises it. ``then(fn)`` runs ``fn`` after
 everything pushed so far (e.g. close the socket after the Logout left).
 
@@ -210,6 +211,13 @@ class DelayLine:
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    def straight(self) -> bool:
+        """True when bytes may skip the line: nothing waits in it and the delay is zero now
+        and stays so (``model.is_zero``). A venue at zero injected latency (the probes'
+        reference) then runs the plain engine's path: what ``push`` would have done inline,
+        minus its calls. Bytes that skip the line are not in ``errors`` (never delayed)."""
+        return not (self._queue or self.closed) and getattr(self.model, "is_zero", False)
 
     def push(self, data: bytes) -> None:
         if self.closed:

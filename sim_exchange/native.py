@@ -9,7 +9,8 @@ Injected latency sits *around* the session (``DelayedEngine``): inbound bytes wa
 ``DelayLine`` before the ``Session`` sees them and outbound bytes wait after the
 ``Session`` produced them, so heartbeats, TestRequest answers, rejects and reports all
 see the venue's latency, as a network would add it. A venue with no latency configured
-(and ``always_proxy`` off) runs the plain engine: zero cost.
+(and ``always_proxy`` off) runs the plain engine: zero cost. With ``always_proxy`` at zero
+delay, bytes skip the lines while nothing waits in them (``DelayLine.straight``).
 
 Invariants (and those of ``publish.EventPublisher``, shared with the quickfix venue):
 - per counterparty, reports and market data leave in engine order;
@@ -33,12 +34,14 @@ from gateway.core.models.latency import ScheduledJitterLatency
 from gateway.fix import transport
 from gateway.fix.engine import BaseApplication
 from gateway.fix.settings import SessionSettings
+from gateway.fix.store import FileStore, MemoryStore
 from sim_exchange import fixtext
 from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
 from sim_exchange.delayline import ERROR_WINDOW, DelayLine, PreciseTimer, error_stats
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
 from sim_exchange.publish import EventPublisher
+from sim_exchange.stores import NoResendFileStore, NoResendMemoryStore
 
 log = logging.getLogger("sim.native")
 
@@ -67,22 +70,24 @@ class DelayedSession(transport.NativeSession):
         super().detach(conn, reason)
 
     def receive(self, data: bytes) -> None:
-        if self.line_in is None:
+        line = self.line_in
+        if line is None or line.straight():
             super().receive(data)
         else:
-            self.line_in.push(data)
+            line.push(data)
 
     def flush(self) -> None:
         """Take what the session has to send now; the line writes it when due."""
         conn = self.conn
-        if conn is None or conn.closing or self.line_out is None:
+        line = self.line_out
+        if conn is None or conn.closing or line is None or line.straight():
             super().flush()
             return
         for _ in range(10_000):          # bounded: a resend streams in chunks
             data = self.session.data_to_send()
             if not data:
                 break
-            self.line_out.push(data)
+            line.push(data)
 
     def close_after_sent(self, reason: str, quiet: bool) -> None:
         conn = self.conn
@@ -101,53 +106,27 @@ def _delayed_disconnect(ns: DelayedSession, event: Any) -> None:
     ns.close_after_sent(event.reason, routine)
 
 
-class NoResendStore:
-    """A session store that does not keep market data (W, X, Y): a ResendRequest then
-    gap-fills them, as quickfix's DoNotSend does, because a replayed book would be stale.
-    Everything else is the wrapped store's (sequence numbers included)."""
-
-    _DELEGATED = ("set_next_sender", "set_next_target", "advance_target", "commit", "load_range",
-                  "reset", "refresh", "sync", "close")
-
-    def __init__(self, store: Any, msg_types: tuple[str, ...] = ("W", "X", "Y")) -> None:
-        self._store = store
-        self._skip = frozenset(t.encode() for t in msg_types)
-        # Bound once: a __getattr__ hop on every call costs more than the call on the order path.
-        for name in self._DELEGATED:
-            if hasattr(store, name):
-                setattr(self, name, getattr(store, name))
-        self._save = store.save
-
-    # live values of the wrapped store (never copies)
-    next_sender_seq = property(lambda self: self._store.next_sender_seq)
-    next_target_seq = property(lambda self: self._store.next_target_seq)
-    creation_time = property(lambda self: self._store.creation_time)
-
-    def save(self, seq: int, wire: bytes) -> None:
-        at = wire.find(b"\x0135=", 0, 40) + 4   # 8=FIX.4.4|9=NNN|35=X| : MsgType is the third field
-        if at > 3 and wire[at:wire.find(b"\x01", at, at + 8)] in self._skip:
-            # Not kept, but the number is spent: the store must still move past it.
-            if seq >= self._store.next_sender_seq:
-                self._store.set_next_sender(seq + 1)
-            return
-        self._save(seq, wire)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-def _no_resend_store(settings: Any, store: Any) -> NoResendStore:  # noqa: ARG001 - the hook's shape
-    return NoResendStore(store)
+def _no_resend_store(engine: "VenueEngine", store: Any) -> Any:
+    """The engine's store as the venue's kind (stores.py: market data is never resent).
+    A FileStore is closed and opened again as a ``NoResendFileStore`` (same files, same
+    fsync policy): the engine's hook hands over a store it opened already."""
+    if isinstance(store, FileStore):
+        store.close()
+        return NoResendFileStore(engine.store_dir, store.key, fsync=store.fsync,
+                                 fsync_interval_s=store.fsync_interval_s)
+    if isinstance(store, MemoryStore):
+        return NoResendMemoryStore()
+    raise TypeError(f"the venue has no market-data filter for a {type(store).__name__}")
 
 
 class VenueEngine(transport.NativeEngine):
-    """The venue's acceptor: market data is never resent (``NoResendStore`` around the
-    engine's store); with ``delay_model`` every session is a ``DelayedSession`` sharing that
+    """The venue's acceptor: market data is never resent (its sessions' stores are
+    ``stores.NoResend*``); with ``delay_model`` every session is a ``DelayedSession`` sharing that
     latency model and ``delay_timer``."""
 
     def __init__(self, *args: Any, delay_model: Any = None, delay_timer: PreciseTimer | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(*args, store_wrapper=_no_resend_store, **kwargs)
+        super().__init__(*args, store_wrapper=lambda _settings, store: _no_resend_store(self, store), **kwargs)
         self.delay_model = delay_model
         self.delay_timer = delay_timer
         self.delay_errors: deque[float] = deque(maxlen=ERROR_WINDOW)   # every line's, for stats

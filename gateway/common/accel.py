@@ -58,6 +58,7 @@ MODULES = (
     "sim_exchange.fixtext",
     "gateway.fix.session",
     "gateway.fix.store",
+    "sim_exchange.stores",
     "gateway.apps.server.wire",
     "gateway.apps.server.oms",
     "gateway.apps.server.venues",

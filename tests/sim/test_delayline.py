@@ -118,3 +118,27 @@ def test_delivery_errors_are_recorded_and_summarised():
     assert len(got) == 5 and len(errors) == 5 and min(errors) >= 0     # never early
     stats = error_stats(errors)
     assert stats["n"] == 5 and stats["p1"] >= 0 and error_stats([]) == {"n": 0}
+
+
+def test_bytes_skip_the_line_only_at_zero_delay_with_nothing_pending():
+    async def main():
+        timer = PreciseTimer(asyncio.get_running_loop())
+        model = ScheduledJitterLatency()
+        got: list[bytes] = []
+        line = DelayLine(timer, model, got.append)
+        assert line.straight()                                  # zero now, nothing scheduled
+        model.set(20_000)
+        assert not line.straight()                              # a delay now: through the line
+        line.push(b"slow")
+        model.set(0)
+        assert not line.straight()                              # zero again, but b"slow" waits: order kept
+        await asyncio.sleep(0.05)
+        assert got == [b"slow"] and line.straight()
+        scheduled = DelayLine(timer, ScheduledJitterLatency(0, 0, "none", [(60.0, 300, 0)],
+                                                            clock=time.monotonic), got.append)
+        assert not scheduled.straight()                         # a step to come: the line applies it
+        line.close()
+        assert not line.straight()
+        timer.close()
+
+    _run(main())
