@@ -49,3 +49,15 @@ class FakeClock:
 
 
 MONOTONIC = MonotonicClock()
+
+
+class SecondText:
+    """The text of one whole second (a timestamp's date and time of day), kept until the
+    next second so it is formatted once a second, not once a message. ``pair`` holds the
+    second and its text in ONE attribute: a reader on another thread (the quickfix
+    backend's engines, the admin thread) never pairs one second with another's text."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self) -> None:
+        self.pair: tuple[int, str] = (-1, "")

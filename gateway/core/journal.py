@@ -98,6 +98,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Final, Iterator, cast
 
+from gateway.common.clock import SecondText
 from gateway.core.model import ChildOrder, OrderIntent
 from gateway.core.orders import OrderManager, RejectOmsCancel, ReportToOms, VenueExecutionReport
 
@@ -357,28 +358,19 @@ def decode(obj: Any) -> Any:
     raise ValueError(f"not a record: {obj!r:.80}")
 
 
-class _Second:
-    """The text of one whole second, kept until the next (a native object when compiled: its
-    fields read without the module dictionary)."""
-
-    def __init__(self) -> None:
-        self.sec = -1
-        self.text = ""
-
-
-_UTC: Final = _Second()              # "<date>T<time of day>." of the current second
-_MONO: Final = _Second()             # "<monotonic seconds>." of the current second
+_UTC: Final = SecondText()              # "<date>T<time of day>." of the current second
+_MONO: Final = SecondText()             # "<monotonic seconds>." of the current second
 
 
 def utc_now() -> str:
     """UTC time as ISO text to the microsecond; the date and time of day formatted once a second."""
     t = time.time()
     s = int(t)
-    last = _UTC
-    if s != last.sec:
-        last.text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(s))
-        last.sec = s
-    return f"{last.text}{str(int((t - s) * 1e6) + 1_000_000)[1:]}Z"       # 6 digits, zero-padded
+    last_sec, text = _UTC.pair
+    if s != last_sec:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(s))
+        _UTC.pair = (s, text)
+    return f"{text}{str(int((t - s) * 1e6) + 1_000_000)[1:]}Z"       # 6 digits, zero-padded
 
 
 class Journal:
@@ -547,11 +539,11 @@ def _mono_text(m: float) -> str:
     if 0.0 <= m < 1e12:
         us = int(m * 1e6 + 0.5)
         sec = us // 1_000_000
-        last = _MONO
-        if sec != last.sec:          # the whole seconds' text changes once a second
-            last.text = f"{sec}."
-            last.sec = sec
-        return last.text + str(us - sec * 1_000_000 + 1_000_000)[1:]       # 6 digits, zero-padded
+        last_sec, text = _MONO.pair
+        if sec != last_sec:          # the whole seconds' text changes once a second
+            text = f"{sec}."
+            _MONO.pair = (sec, text)
+        return text + str(us - sec * 1_000_000 + 1_000_000)[1:]       # 6 digits, zero-padded
     return f"{m:.6f}"
 
 

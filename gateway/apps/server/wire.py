@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Final
 
+from gateway.common.clock import SecondText
 from gateway.fix.codec import fix_number, utc_timestamp
 
 MAX_CACHED: Final = 100_000      # distinct numbers kept; beyond that the cache starts again
@@ -64,15 +65,7 @@ def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float
     return text
 
 
-class _Second:
-    """The text of one whole second, kept until the next (a native object when compiled)."""
-
-    def __init__(self) -> None:
-        self.sec = -1
-        self.text = ""
-
-
-_NOW: Final = _Second()       # "YYYYMMDD-HH:MM:SS." of the current second
+_NOW: Final = SecondText()       # "YYYYMMDD-HH:MM:SS." of the current second
 
 
 def transact_time() -> str:
@@ -81,11 +74,11 @@ def transact_time() -> str:
     day formatted once a second."""
     wall = time.time()
     sec = int(wall)
-    last = _NOW
-    if sec != last.sec:
-        last.text = utc_timestamp(float(sec), 0) + "."
-        last.sec = sec
+    last_sec, text = _NOW.pair
+    if sec != last_sec:
+        text = utc_timestamp(float(sec), 0) + "."
+        _NOW.pair = (sec, text)
     micros = round((wall - sec) * 1_000_000)   # round first: float noise must not turn .678912 into .678911
     if micros > 999_999:
         micros = 999_999
-    return last.text + str(micros + 1_000_000)[1:]
+    return text + str(micros + 1_000_000)[1:]
