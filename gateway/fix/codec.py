@@ -19,6 +19,7 @@ import calendar
 import time
 from zlib import adler32
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from gateway.fix.errors import (
     INVALID_TAG_NUMBER,
@@ -27,8 +28,8 @@ from gateway.fix.errors import (
     RemoteFixError,
 )
 
-SOH = "\x01"
-_SOH_B = 0x01
+SOH: Final = "\x01"
+_SOH_B: Final = 0x01
 
 # Length tag -> data tag: the value of the data tag is read by length (may hold SOH or '=').
 DEFAULT_DATA_TAGS: Mapping[int, int] = {
@@ -36,9 +37,9 @@ DEFAULT_DATA_TAGS: Mapping[int, int] = {
     358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
 
-_HEADER_MAX = 64          # bytes from "8=" to the SOH after BodyLength's digits
-_TRAILER_LEN = 7          # "10=xxx\x01"
-_MAGIC = b"8=FIX"
+_HEADER_MAX: Final = 64          # bytes from "8=" to the SOH after BodyLength's digits
+_TRAILER_LEN: Final = 7          # "10=xxx\x01"
+_MAGIC: Final = b"8=FIX"
 
 
 class Message:
@@ -50,10 +51,10 @@ class Message:
     __slots__ = ("pairs", "raw", "msg_type", "_index", "_body")
 
     def __init__(self, pairs: list[tuple[int, str]], raw: bytes = b"", msg_type: str | None = None,
-                 body: str | None = None):
+                 body: str | None = None, index: dict[int, str] | None = None):
         self.pairs = pairs
         self.raw = raw
-        self._index: dict[int, str] | None = None
+        self._index: dict[int, str] | None = index     # parse builds it on its way through
         self._body = body
         if msg_type is None:
             msg_type = self.get(35) or ""
@@ -172,7 +173,7 @@ class Message:
 
 
 # Header and trailer tags a body_text() leaves out (the session writes its own).
-_ENVELOPE = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57, 142, 143,
+_ENVELOPE: Final = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57, 142, 143,
                        116, 129, 144, 145, 369, 627, 628, 629, 630, 347, 90, 91, 212, 213, 93, 89})
 
 
@@ -365,7 +366,7 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     digits = frame[-4:-1]
     if not digits.isdigit():
         raise _garbled("CheckSum is not 3 digits")
-    if _checksum(frame, n - 7) != int(digits):
+    if _frame_checksum(frame) != int(digits):
         raise _garbled("CheckSum mismatch")
     text = frame.decode("latin-1")
     if not text.startswith("8="):
@@ -379,46 +380,42 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
-    pairs = _split_fast(text, _tag_table(data_tags))
+    index: dict[int, str] = {}
+    pairs = _split_fast(frame, text, soh1, soh2, data_tags, index)
     if pairs is None:
         pairs = _split_careful(text, data_tags)
-    return Message(pairs, frame, pairs[2][1])
+        return Message(pairs, frame, pairs[2][1])
+    return Message(pairs, frame, pairs[2][1], None, index)
 
 
-_TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
-_last_table: tuple[object, dict[str, int]] = (None, {})
-
-
-def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
-    """'0'..'9999' -> int, minus the data-length tags: a miss (data tag, '-1', '035', ' 9',
-    a big tag) sends parse to the careful path. Also stricter than int() ('+1', '1_0')."""
-    global _last_table
-    owner, table = _last_table
-    if owner is data_tags:        # one-entry identity cache: no hashing on the hot path
-        return table
-    key = frozenset(data_tags)
-    cached = _TAG_TABLES.get(key)
-    if cached is None:
-        cached = {str(i): i for i in range(10000) if i not in key}
-        if len(_TAG_TABLES) > 8:
-            _TAG_TABLES.clear()
-        _TAG_TABLES[key] = cached
-    _last_table = (data_tags, cached)
-    return cached
-
-
-def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
-    """One split on SOH, a partition and a table lookup per field; None when the careful
-    path is needed (a data-length tag, an ill-formed field)."""
-    pairs: list[tuple[int, str]] = []
-    pieces = text.split(SOH)
-    pieces.pop()          # the "" after the final SOH
-    for piece in pieces:
-        tag, sep, value = piece.partition("=")
-        number = table.get(tag)
-        if number is None or not sep:
+def _split_fast(frame: bytes, text: str, soh1: int, soh2: int, data_tags: Mapping[int, int],
+                index: dict[int, str]) -> list[tuple[int, str]] | None:
+    """One pass: the tag's digits read from the bytes, the value sliced from the text up to
+    the next SOH; ``index`` gets each tag's first value. None (index half built) when the
+    careful path is needed: a tag that is not 1-9 ASCII digits followed by '=', or a
+    data-length tag (its data field is read by length)."""
+    begin = text[2:soh1]
+    length = text[soh1 + 3:soh2]
+    pairs: list[tuple[int, str]] = [(8, begin), (9, length)]
+    index[8] = begin
+    index[9] = length
+    pos = soh2 + 1
+    end = len(text)
+    while pos < end:      # bounded: pos strictly increases; the frame ends with SOH
+        tag = 0
+        i = pos
+        c = frame[i]
+        while 48 <= c <= 57:          # b"0".."9"
+            tag = tag * 10 + c - 48
+            i += 1
+            c = frame[i]
+        if c != 61 or i == pos or i - pos > 9 or tag in data_tags:   # 61: b"="
             return None
-        pairs.append((number, value))
+        stop = text.find(SOH, i + 1)
+        value = text[i + 1:stop]
+        pairs.append((tag, value))
+        index.setdefault(tag, value)
+        pos = stop + 1
     return pairs
 
 
@@ -470,9 +467,9 @@ def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
 
     header: preformatted '49=..\\x0156=..\\x0134=..\\x0152=..\\x01'; body likewise.
     """
-    payload = f"35={msg_type}\x01{header}{body}"
+    length = len(msg_type) + len(header) + len(body) + 4      # "35=" msg_type SOH header body
     try:
-        data = f"8={begin_string}\x019={len(payload)}\x01{payload}".encode("latin-1")
+        data = f"8={begin_string}\x019={length}\x0135={msg_type}\x01{header}{body}".encode("latin-1")
     except UnicodeEncodeError as err:
         raise LocalFixError(f"not latin-1 text in a field: {err}") from None
     return data + _TRAILERS[_checksum(data, len(data))]
@@ -481,7 +478,9 @@ def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
 def _checksum(data: bytes, end: int) -> int:
     """CheckSum(10) of data[:end]: the byte sum mod 256, summed in C. zlib.adler32's low half
     is 1 + (byte sum mod 65521): the exact sum for up to 256 bytes (255 * 256 < 65521), so one
-    call per 256-byte chunk."""
+    call for a whole short message, else one call per 256-byte chunk."""
+    if end == len(data) and end <= 256:
+        return (adler32(data) - 1) & 255      # the high half is a multiple of 65536
     view = memoryview(data)
     total = 0
     for start in range(0, end, 256):
@@ -489,7 +488,17 @@ def _checksum(data: bytes, end: int) -> int:
     return total & 255
 
 
-_TRAILERS = tuple(b"10=%03d\x01" % n for n in range(256))   # CheckSum fields, formatted once
+def _frame_checksum(frame: bytes) -> int:
+    """CheckSum of a frame (``frame`` ends with its own "10=ddd<SOH>"): for a short frame, the
+    sum of all its bytes less the trailer's, which are b"10=", three digits and SOH."""
+    n = len(frame)
+    if n <= 256:
+        trailer = 159 + frame[n - 4] + frame[n - 3] + frame[n - 2]    # "1"+"0"+"="+SOH = 159
+        return ((adler32(frame) & 0xFFFF) - 1 - trailer) & 255
+    return _checksum(frame, n - 7)
+
+
+_TRAILERS: Final = tuple(b"10=%03d\x01" % n for n in range(256))   # CheckSum fields, formatted once
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,7 +514,7 @@ def fix_number(value: float | int) -> str:
 
 
 _second: tuple[int, str] = (-1, "")   # (UTC second, its text): strftime once a second
-_MILLIS = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
+_MILLIS: Final = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
 
 
 def utc_timestamp(wall: float, precision: int = 3) -> str:
@@ -549,23 +558,35 @@ def _day_start(date: str) -> int:
 
 # ('YYYYMMDD-HH:MM:SS', its epoch second): SendingTime repeats its second many times over
 _last_second: tuple[str, int] = ("19700101-00:00:00", 0)
-_SCALE = tuple(10 ** n for n in range(10))
+_SCALE: Final = tuple(10 ** n for n in range(10))
+
+
+# (the last text parsed, its value): a message's SendingTime is read by validation and then by
+# the session's latency check
+_last_stamp: tuple[str, float] = ("", 0.0)
 
 
 def parse_utc_timestamp(text: str) -> float:
     """YYYYMMDD-HH:MM:SS[.f{1,9}] -> epoch seconds; ValueError on a bad format or range."""
-    global _last_second
+    global _last_second, _last_stamp
+    last_text, value = _last_stamp
+    if text == last_text:
+        return value
     whole = text[:17]
     cached, seconds = _last_second    # one tuple: never a half-updated pair
     if whole == cached:
-        return seconds + _fraction(text)
+        value = seconds + _fraction(text)
+        _last_stamp = (text, value)
+        return value
     if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
         raise ValueError(f"bad UTCTimestamp {text!r}")
     time_of_day = _time_of_day(text[9:17])
     frac = _fraction(text)
     seconds = _day_start(text[:8]) + time_of_day
     _last_second = (whole, seconds)
-    return seconds + frac
+    value = seconds + frac
+    _last_stamp = (text, value)
+    return value
 
 
 def _fraction(text: str) -> float:
