@@ -199,10 +199,15 @@ class Framer:
     ``max_message_size``) is skipped to the next b"8=FIX" and counted in ``garbled``. A frame
     whose 10= is not where 9= says is dropped up to the first "<SOH>10=xxx<SOH>" from there
     (QuickFIX's rule: a too-long BodyLength swallows the next message). Never raises.
+
+    The common case goes without a copy: bytes fed while nothing is buffered are held as they
+    came (``_chunk``) and well-formed frames are cut from them (the whole chunk when it is one
+    message). Anything else (a partial frame, junk, a wrong BodyLength) moves the rest of the
+    chunk into the buffer, where the general path decides as it always has.
     """
 
     __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_scan10",
-                 "_eof")
+                 "_eof", "_chunk", "_cpos")
 
     def __init__(self, max_message_size: int = 1 << 20,
                  data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS):
@@ -214,18 +219,32 @@ class Framer:
         self._scan = -1          # >= 0 while hunting for 8=FIX: where the hunt resumes
         self._scan10 = -1        # > 0 while looking for the CheckSum of a wrong-BodyLength frame
         self._eof = False
+        self._chunk: bytes | None = None   # bytes as fed, read in place (nothing else buffered)
+        self._cpos = 0                     # where the unread part of _chunk starts
 
     @property
     def buffered(self) -> int:
         """Unconsumed bytes held (for limits and tests)."""
-        return len(self._buf) - self._pos
+        chunk = self._chunk
+        held = len(chunk) - self._cpos if chunk is not None else 0
+        return len(self._buf) - self._pos + held
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; b"" means the peer closed (a partial frame is then junk)."""
         if not data:
             self._eof = True
             return
+        if self._chunk is not None:
+            self._spill()
         buf = self._buf
+        if (self._pos == len(buf) and self._scan < 0 and self._scan10 < 0 and not self._eof
+                and type(data) is bytes):
+            if self._pos:
+                buf.clear()
+                self._pos = 0
+            self._chunk = data
+            self._cpos = 0
+            return
         if self._pos and self._pos == len(buf):
             buf.clear()
             self._pos = 0
@@ -244,8 +263,67 @@ class Framer:
         if self._scan10 >= 0:
             self._scan10 = max(0, self._scan10 - pos)
 
+    def _spill(self) -> None:
+        """Move the unread rest of the chunk into the buffer (the general path takes over)."""
+        chunk = self._chunk
+        if chunk is not None:
+            if self._cpos < len(chunk):
+                self._buf += chunk[self._cpos:] if self._cpos else chunk
+            self._chunk = None
+            self._cpos = 0
+
+    def _cut(self) -> bytes | None:
+        """The next frame of the chunk when it is plainly well formed (the general path would
+        return the same bytes); None: chunk used up or spilled into the buffer."""
+        data = self._chunk
+        assert data is not None
+        pos = self._cpos
+        end = len(data)
+        if pos >= end:
+            self._chunk = None
+            self._cpos = 0
+            return None
+        limit = min(end, pos + _HEADER_MAX)
+        if end - pos < 16 or data[pos:pos + 5] != _MAGIC:
+            self._spill()
+            return None
+        i = pos + 5
+        while i < limit and data[i] != _SOH_B:    # the rest of BeginString: no '=' in it
+            if data[i] == 61:
+                self._spill()
+                return None
+            i += 1
+        if i + 3 >= limit or data[i + 1] != 57 or data[i + 2] != 61:   # "9="
+            self._spill()
+            return None
+        j = i + 3
+        body_len = 0
+        while j < limit and 48 <= data[j] <= 57:
+            body_len = body_len * 10 + data[j] - 48
+            j += 1
+        if (j >= limit or data[j] != _SOH_B or j == i + 3 or j - i - 3 > 9
+                or body_len > self.max_message_size):
+            self._spill()
+            return None
+        stop = j + 1 + body_len
+        if (end < stop + _TRAILER_LEN or data[stop] != 49 or data[stop + 1] != 48
+                or data[stop + 2] != 61 or data[stop + 6] != _SOH_B
+                or not (48 <= data[stop + 3] <= 57 and 48 <= data[stop + 4] <= 57
+                        and 48 <= data[stop + 5] <= 57)):
+            self._spill()                # partial, or a wrong BodyLength: the general path
+            return None
+        after = stop + _TRAILER_LEN
+        self._cpos = after
+        if pos == 0 and after == end:
+            return data                  # one message per read: no copy at all
+        return data[pos:after]
+
     def next_message(self) -> bytes | None:
         """One complete frame (8=..9=N..10=xxx), or None until more bytes arrive."""
+        if self._chunk is not None:
+            frame = self._cut()
+            if frame is not None:
+                return frame
         buf = self._buf
         while True:  # bounded: each pass returns, or moves _pos/_scan strictly forward
             if self._scan >= 0 and not self._hunt():
