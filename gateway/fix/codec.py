@@ -441,10 +441,10 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     n = len(frame)
     if n < 20 or frame[-7:-4] != b"10=" or frame[-1] != _SOH_B or frame[-8] != _SOH_B:
         raise _garbled("no CheckSum(10) at the end")
-    digits = frame[-4:-1]
-    if not digits.isdigit():
+    d1, d2, d3 = frame[n - 4] - 48, frame[n - 3] - 48, frame[n - 2] - 48
+    if not (0 <= d1 <= 9 and 0 <= d2 <= 9 and 0 <= d3 <= 9):
         raise _garbled("CheckSum is not 3 digits")
-    if _frame_checksum(frame) != int(digits):
+    if _frame_checksum(frame) != d1 * 100 + d2 * 10 + d3:
         raise _garbled("CheckSum mismatch")
     text = frame.decode("latin-1")
     if not text.startswith("8="):
@@ -453,20 +453,42 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     if not text.startswith("9=", soh1 + 1):
         raise _garbled("BodyLength(9) is not the second field")
     soh2 = text.find(SOH, soh1 + 1)
-    length_text = text[soh1 + 3:soh2]
-    if not (length_text.isdigit() and length_text.isascii()) or int(length_text) != n - 7 - (soh2 + 1):
+    body_len = 0
+    for k in range(soh1 + 3, soh2):       # ASCII digits only
+        c = frame[k]
+        if not 48 <= c <= 57:
+            raise _garbled("BodyLength mismatch")
+        body_len = body_len * 10 + c - 48
+    if soh2 == soh1 + 3 or body_len != n - 7 - (soh2 + 1):
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
     index: dict[int, str] = {}
-    pairs = _split_fast(frame, text, soh1, soh2, data_tags, index)
+    pairs = _split_fast(frame, text, soh1, soh2, _data_flags(data_tags), index)
     if pairs is None:
         pairs = _split_careful(text, data_tags)
         return Message(pairs, frame, pairs[2][1])
     return Message(pairs, frame, pairs[2][1], None, index)
 
 
-def _split_fast(frame: bytes, text: str, soh1: int, soh2: int, data_tags: Mapping[int, int],
+# id(data_tags) -> (data_tags, flags): flags[tag] is 1 for a data-length tag. The cached
+# mapping is held, so its id cannot be reused while cached; data tags never change after load.
+_FLAGS: dict[int, tuple[object, bytes]] = {}
+
+
+def _data_flags(data_tags: Mapping[int, int]) -> bytes:
+    hit = _FLAGS.get(id(data_tags))
+    if hit is not None and hit[0] is data_tags:
+        return hit[1]
+    top = max(data_tags, default=0) + 1
+    flags = bytes(1 if tag in data_tags else 0 for tag in range(top))
+    if len(_FLAGS) > 8:
+        _FLAGS.clear()
+    _FLAGS[id(data_tags)] = (data_tags, flags)
+    return flags
+
+
+def _split_fast(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
                 index: dict[int, str]) -> list[tuple[int, str]] | None:
     """One pass: the tag's digits read from the bytes, the value sliced from the text up to
     the next SOH; ``index`` gets each tag's first value. None (index half built) when the
@@ -487,7 +509,9 @@ def _split_fast(frame: bytes, text: str, soh1: int, soh2: int, data_tags: Mappin
             tag = tag * 10 + c - 48
             i += 1
             c = frame[i]
-        if c != 61 or i == pos or i - pos > 9 or tag in data_tags:   # 61: b"="
+        if c != 61 or i == pos or i - pos > 9:   # 61: b"="
+            return None
+        if tag < len(data_flags) and data_flags[tag]:
             return None
         stop = text.find(SOH, i + 1)
         value = text[i + 1:stop]
@@ -669,8 +693,13 @@ def parse_utc_timestamp(text: str) -> float:
 
 def _fraction(text: str) -> float:
     """The '.f{1,9}' after a UTCTimestamp's seconds (text[17:]) -> a fraction of a second."""
-    if len(text) == 17:
+    n = len(text)
+    if n == 17:
         return 0.0
+    if n == 21 and text[17] == ".":          # milliseconds, the common case: no int() parse
+        a, b, c = ord(text[18]) - 48, ord(text[19]) - 48, ord(text[20]) - 48
+        if 0 <= a <= 9 and 0 <= b <= 9 and 0 <= c <= 9:
+            return (a * 100 + b * 10 + c) / 1000
     digits = text[18:]
     if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
         raise ValueError(f"bad UTCTimestamp {text!r}")
