@@ -33,6 +33,7 @@ from gateway.fix.codec import (
     _day_start,
     _days,
     _time_of_day,
+    ascii_digits,
     parse_utc_timestamp,
 )
 from gateway.fix.errors import (
@@ -66,15 +67,23 @@ _MAX_SHAPES = 256         # per message type; a peer cycling layouts only clears
 
 
 def _is_int(v: str) -> bool:
-    digits = v[1:] if v[:1] == "-" else v
-    return digits.isdigit() and digits.isascii()
+    return ascii_digits(v, 1 if v[:1] == "-" else 0)
 
 
 def _is_float(v: str) -> bool:
-    if v.isdigit() and v.isascii():     # most quantities are whole numbers
-        return True
-    digits = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
-    return digits.isdigit() and digits.isascii()
+    """[-]digits with at most one '.', at least one digit (QuickFIX: no '+', no exponent)."""
+    n = len(v)
+    digits = 0
+    dot = False
+    for i in range(1 if v[:1] == "-" else 0, n):
+        c = ord(v[i])
+        if 48 <= c <= 57:
+            digits += 1
+        elif c == 46 and not dot:      # '.'
+            dot = True
+        else:
+            return False
+    return digits > 0
 
 
 def _is_char(v: str) -> bool:
