@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import time
+import types
 from zlib import adler32
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -476,12 +477,27 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
-    index: dict[int, str] = {}
-    pairs = _split_fast(frame, text, soh1, soh2, _data_flags(data_tags), index)
-    if pairs is None:
-        pairs = _split_careful(text, data_tags)
-        return Message(pairs, frame, pairs[2][1])
-    return Message(pairs, frame, pairs[2][1], None, index)
+    if COMPILED:
+        index: dict[int, str] = {}
+        pairs = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags), index)
+        if pairs is not None:
+            return Message(pairs, frame, pairs[2][1], None, index)
+    else:
+        pairs = _split_fast(text, _tag_table(data_tags))
+        if pairs is not None:
+            return Message(pairs, frame, pairs[2][1])
+    pairs = _split_careful(text, data_tags)
+    return Message(pairs, frame, pairs[2][1])
+
+
+def _probe() -> None:
+    """Only looked at: a compiled module's functions are not Python function objects."""
+
+
+# True when this module runs compiled (mypyc): parse then reads tags byte by byte, which
+# compiles to a few instructions per byte but is the slowest way in the interpreter, where one
+# str.split and a partition per field (C loops) win. Both paths give the same pairs.
+COMPILED: Final = not isinstance(_probe, types.FunctionType)
 
 
 # id(data_tags) -> (data_tags, flags): flags[tag] is 1 for a data-length tag. The cached
@@ -501,8 +517,8 @@ def _data_flags(data_tags: Mapping[int, int]) -> bytes:
     return flags
 
 
-def _split_fast(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
-                index: dict[int, str]) -> list[tuple[int, str]] | None:
+def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
+                 index: dict[int, str]) -> list[tuple[int, str]] | None:
     """One pass: the tag's digits read from the bytes, the value sliced from the text up to
     the next SOH; ``index`` gets each tag's first value. None (index half built) when the
     careful path is needed: a tag that is not 1-9 ASCII digits followed by '=', or a
@@ -531,6 +547,43 @@ def _split_fast(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes
         pairs.append((tag, value))
         index.setdefault(tag, value)
         pos = stop + 1
+    return pairs
+
+
+_TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
+_last_table: tuple[object, dict[str, int]] = (None, {})
+
+
+def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
+    """'0'..'9999' -> int, minus the data-length tags: a miss (data tag, '-1', '035', ' 9',
+    a big tag) sends parse to the careful path. Also stricter than int() ('+1', '1_0')."""
+    global _last_table
+    owner, table = _last_table
+    if owner is data_tags:        # one-entry identity cache: no hashing on the hot path
+        return table
+    key = frozenset(data_tags)
+    cached = _TAG_TABLES.get(key)
+    if cached is None:
+        cached = {str(i): i for i in range(10000) if i not in key}
+        if len(_TAG_TABLES) > 8:
+            _TAG_TABLES.clear()
+        _TAG_TABLES[key] = cached
+    _last_table = (data_tags, cached)
+    return cached
+
+
+def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
+    """The interpreter's way (see COMPILED): one split on SOH, a partition and a table lookup
+    per field; None when the careful path is needed (a data-length tag, an ill-formed field)."""
+    pairs: list[tuple[int, str]] = []
+    pieces = text.split(SOH)
+    pieces.pop()          # the "" after the final SOH
+    for piece in pieces:
+        tag, sep, value = piece.partition("=")
+        number = table.get(tag)
+        if number is None or not sep:
+            return None
+        pairs.append((number, value))
     return pairs
 
 
