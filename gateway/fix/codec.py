@@ -43,6 +43,16 @@ _TRAILER_LEN: Final = 7          # "10=xxx\x01"
 _MAGIC: Final = b"8=FIX"
 
 
+def _probe() -> None:
+    """Only looked at: a compiled module's functions are not Python function objects."""
+
+
+# True when this module runs compiled (mypyc): parse then reads tags byte by byte, which
+# compiles to a few instructions per byte but is the slowest way in the interpreter, where one
+# str.split and a partition per field (C loops) win. Both paths give the same pairs.
+COMPILED: Final = not isinstance(_probe, types.FunctionType)
+
+
 class Message:
     """One parsed message. Fields in wire order (repeats kept, for groups).
 
@@ -181,6 +191,9 @@ _ENVELOPE: Final = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 12
 def ascii_digits(text: str, start: int) -> bool:
     """``text[start:]`` is one or more ASCII digits (``str.isdigit`` alone takes any script's
     digits; a loop over the characters compiles to a few instructions each)."""
+    if not COMPILED:            # interpreted, two C calls beat the loop
+        digits = text[start:] if start else text
+        return digits.isdigit() and digits.isascii()
     n = len(text)
     if start >= n:
         return False
@@ -490,14 +503,6 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     return Message(pairs, frame, pairs[2][1])
 
 
-def _probe() -> None:
-    """Only looked at: a compiled module's functions are not Python function objects."""
-
-
-# True when this module runs compiled (mypyc): parse then reads tags byte by byte, which
-# compiles to a few instructions per byte but is the slowest way in the interpreter, where one
-# str.split and a partition per field (C loops) win. Both paths give the same pairs.
-COMPILED: Final = not isinstance(_probe, types.FunctionType)
 
 
 # id(data_tags) -> (data_tags, flags): flags[tag] is 1 for a data-length tag. The cached

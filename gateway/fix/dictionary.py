@@ -28,6 +28,7 @@ from typing import Final
 
 from gateway.common.paths import FIX44_XML
 from gateway.fix.codec import (
+    COMPILED,
     DEFAULT_DATA_TAGS,
     Message,
     _day_start,
@@ -72,6 +73,11 @@ def _is_int(v: str) -> bool:
 
 def _is_float(v: str) -> bool:
     """[-]digits with at most one '.', at least one digit (QuickFIX: no '+', no exponent)."""
+    if not COMPILED:            # interpreted, C calls beat the loop
+        if v.isdigit() and v.isascii():
+            return True
+        digits = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
+        return digits.isdigit() and digits.isascii()
     n = len(v)
     digits = 0
     dot = False
