@@ -76,8 +76,8 @@ def _is_float(v: str) -> bool:
     if not COMPILED:            # interpreted, C calls beat the loop
         if v.isdigit() and v.isascii():
             return True
-        digits = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
-        return digits.isdigit() and digits.isascii()
+        text = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
+        return text.isdigit() and text.isascii()
     n = len(v)
     digits = 0
     dot = False
