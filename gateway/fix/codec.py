@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import calendar
 import time
+import types
 from zlib import adler32
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from gateway.fix.errors import (
     INVALID_TAG_NUMBER,
@@ -27,8 +29,8 @@ from gateway.fix.errors import (
     RemoteFixError,
 )
 
-SOH = "\x01"
-_SOH_B = 0x01
+SOH: Final = "\x01"
+_SOH_B: Final = 0x01
 
 # Length tag -> data tag: the value of the data tag is read by length (may hold SOH or '=').
 DEFAULT_DATA_TAGS: Mapping[int, int] = {
@@ -36,9 +38,19 @@ DEFAULT_DATA_TAGS: Mapping[int, int] = {
     358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
 
-_HEADER_MAX = 64          # bytes from "8=" to the SOH after BodyLength's digits
-_TRAILER_LEN = 7          # "10=xxx\x01"
-_MAGIC = b"8=FIX"
+_HEADER_MAX: Final = 64          # bytes from "8=" to the SOH after BodyLength's digits
+_TRAILER_LEN: Final = 7          # "10=xxx\x01"
+_MAGIC: Final = b"8=FIX"
+
+
+def _probe() -> None:
+    """Only looked at: a compiled module's functions are not Python function objects."""
+
+
+# True when this module runs compiled (mypyc): parse then reads tags byte by byte, which
+# compiles to a few instructions per byte but is the slowest way in the interpreter, where one
+# str.split and a partition per field (C loops) win. Both paths give the same pairs.
+COMPILED: Final = not isinstance(_probe, types.FunctionType)
 
 
 class Message:
@@ -50,10 +62,10 @@ class Message:
     __slots__ = ("pairs", "raw", "msg_type", "_index", "_body")
 
     def __init__(self, pairs: list[tuple[int, str]], raw: bytes = b"", msg_type: str | None = None,
-                 body: str | None = None):
+                 body: str | None = None, index: dict[int, str] | None = None):
         self.pairs = pairs
         self.raw = raw
-        self._index: dict[int, str] | None = None
+        self._index: dict[int, str] | None = index     # parse builds it on its way through
         self._body = body
         if msg_type is None:
             msg_type = self.get(35) or ""
@@ -99,7 +111,7 @@ class Message:
     @property
     def seq_num(self) -> int | None:
         text = self.get(34)
-        return int(text) if text is not None and text.isdigit() and text.isascii() else None
+        return int(text) if text is not None and ascii_digits(text, 0) else None
 
     @property
     def poss_dup(self) -> bool:
@@ -172,8 +184,24 @@ class Message:
 
 
 # Header and trailer tags a body_text() leaves out (the session writes its own).
-_ENVELOPE = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57, 142, 143,
+_ENVELOPE: Final = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57, 142, 143,
                        116, 129, 144, 145, 369, 627, 628, 629, 630, 347, 90, 91, 212, 213, 93, 89})
+
+
+def ascii_digits(text: str, start: int) -> bool:
+    """``text[start:]`` is one or more ASCII digits (``str.isdigit`` alone takes any script's
+    digits; a loop over the characters compiles to a few instructions each)."""
+    if not COMPILED:            # interpreted, two C calls beat the loop
+        digits = text[start:] if start else text
+        return digits.isdigit() and digits.isascii()
+    n = len(text)
+    if start >= n:
+        return False
+    for i in range(start, n):
+        c = ord(text[i])
+        if c < 48 or c > 57:
+            return False
+    return True
 
 
 def fix_value(value: object) -> str:
@@ -198,10 +226,15 @@ class Framer:
     ``max_message_size``) is skipped to the next b"8=FIX" and counted in ``garbled``. A frame
     whose 10= is not where 9= says is dropped up to the first "<SOH>10=xxx<SOH>" from there
     (QuickFIX's rule: a too-long BodyLength swallows the next message). Never raises.
+
+    The common case goes without a copy: bytes fed while nothing is buffered are held as they
+    came (``_chunk``) and well-formed frames are cut from them (the whole chunk when it is one
+    message). Anything else (a partial frame, junk, a wrong BodyLength) moves the rest of the
+    chunk into the buffer, where the general path decides as it always has.
     """
 
     __slots__ = ("max_message_size", "data_tags", "garbled", "_buf", "_pos", "_scan", "_scan10",
-                 "_eof")
+                 "_eof", "_chunk", "_cpos")
 
     def __init__(self, max_message_size: int = 1 << 20,
                  data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS):
@@ -213,18 +246,32 @@ class Framer:
         self._scan = -1          # >= 0 while hunting for 8=FIX: where the hunt resumes
         self._scan10 = -1        # > 0 while looking for the CheckSum of a wrong-BodyLength frame
         self._eof = False
+        self._chunk: bytes | None = None   # bytes as fed, read in place (nothing else buffered)
+        self._cpos = 0                     # where the unread part of _chunk starts
 
     @property
     def buffered(self) -> int:
         """Unconsumed bytes held (for limits and tests)."""
-        return len(self._buf) - self._pos
+        chunk = self._chunk
+        held = len(chunk) - self._cpos if chunk is not None else 0
+        return len(self._buf) - self._pos + held
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; b"" means the peer closed (a partial frame is then junk)."""
         if not data:
             self._eof = True
             return
+        if self._chunk is not None:
+            self._spill()
         buf = self._buf
+        if (self._pos == len(buf) and self._scan < 0 and self._scan10 < 0 and not self._eof
+                and type(data) is bytes):
+            if self._pos:
+                buf.clear()
+                self._pos = 0
+            self._chunk = data
+            self._cpos = 0
+            return
         if self._pos and self._pos == len(buf):
             buf.clear()
             self._pos = 0
@@ -243,8 +290,67 @@ class Framer:
         if self._scan10 >= 0:
             self._scan10 = max(0, self._scan10 - pos)
 
+    def _spill(self) -> None:
+        """Move the unread rest of the chunk into the buffer (the general path takes over)."""
+        chunk = self._chunk
+        if chunk is not None:
+            if self._cpos < len(chunk):
+                self._buf += chunk[self._cpos:] if self._cpos else chunk
+            self._chunk = None
+            self._cpos = 0
+
+    def _cut(self) -> bytes | None:
+        """The next frame of the chunk when it is plainly well formed (the general path would
+        return the same bytes); None: chunk used up or spilled into the buffer."""
+        data = self._chunk
+        assert data is not None
+        pos = self._cpos
+        end = len(data)
+        if pos >= end:
+            self._chunk = None
+            self._cpos = 0
+            return None
+        limit = min(end, pos + _HEADER_MAX)
+        if end - pos < 16 or data[pos:pos + 5] != _MAGIC:
+            self._spill()
+            return None
+        i = pos + 5
+        while i < limit and data[i] != _SOH_B:    # the rest of BeginString: no '=' in it
+            if data[i] == 61:
+                self._spill()
+                return None
+            i += 1
+        if i + 3 >= limit or data[i + 1] != 57 or data[i + 2] != 61:   # "9="
+            self._spill()
+            return None
+        j = i + 3
+        body_len = 0
+        while j < limit and 48 <= data[j] <= 57:
+            body_len = body_len * 10 + data[j] - 48
+            j += 1
+        if (j >= limit or data[j] != _SOH_B or j == i + 3 or j - i - 3 > 9
+                or body_len > self.max_message_size):
+            self._spill()
+            return None
+        stop = j + 1 + body_len
+        if (end < stop + _TRAILER_LEN or data[stop] != 49 or data[stop + 1] != 48
+                or data[stop + 2] != 61 or data[stop + 6] != _SOH_B
+                or not (48 <= data[stop + 3] <= 57 and 48 <= data[stop + 4] <= 57
+                        and 48 <= data[stop + 5] <= 57)):
+            self._spill()                # partial, or a wrong BodyLength: the general path
+            return None
+        after = stop + _TRAILER_LEN
+        self._cpos = after
+        if pos == 0 and after == end:
+            return data                  # one message per read: no copy at all
+        return data[pos:after]
+
     def next_message(self) -> bytes | None:
         """One complete frame (8=..9=N..10=xxx), or None until more bytes arrive."""
+        if self._chunk is not None:
+            frame = self._cut()
+            if frame is not None:
+                return frame
         buf = self._buf
         while True:  # bounded: each pass returns, or moves _pos/_scan strictly forward
             if self._scan >= 0 and not self._hunt():
@@ -362,10 +468,10 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     n = len(frame)
     if n < 20 or frame[-7:-4] != b"10=" or frame[-1] != _SOH_B or frame[-8] != _SOH_B:
         raise _garbled("no CheckSum(10) at the end")
-    digits = frame[-4:-1]
-    if not digits.isdigit():
+    d1, d2, d3 = frame[n - 4] - 48, frame[n - 3] - 48, frame[n - 2] - 48
+    if not (0 <= d1 <= 9 and 0 <= d2 <= 9 and 0 <= d3 <= 9):
         raise _garbled("CheckSum is not 3 digits")
-    if _checksum(frame, n - 7) != int(digits):
+    if _frame_checksum(frame) != d1 * 100 + d2 * 10 + d3:
         raise _garbled("CheckSum mismatch")
     text = frame.decode("latin-1")
     if not text.startswith("8="):
@@ -374,15 +480,79 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     if not text.startswith("9=", soh1 + 1):
         raise _garbled("BodyLength(9) is not the second field")
     soh2 = text.find(SOH, soh1 + 1)
-    length_text = text[soh1 + 3:soh2]
-    if not (length_text.isdigit() and length_text.isascii()) or int(length_text) != n - 7 - (soh2 + 1):
+    body_len = 0
+    for k in range(soh1 + 3, soh2):       # ASCII digits only
+        c = frame[k]
+        if not 48 <= c <= 57:
+            raise _garbled("BodyLength mismatch")
+        body_len = body_len * 10 + c - 48
+    if soh2 == soh1 + 3 or body_len != n - 7 - (soh2 + 1):
         raise _garbled("BodyLength mismatch")
     if not text.startswith("35=", soh2 + 1):
         raise _garbled("MsgType(35) is not the third field")
-    pairs = _split_fast(text, _tag_table(data_tags))
-    if pairs is None:
-        pairs = _split_careful(text, data_tags)
+    if COMPILED:
+        index: dict[int, str] = {}
+        pairs = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags), index)
+        if pairs is not None:
+            return Message(pairs, frame, pairs[2][1], None, index)
+    else:
+        pairs = _split_fast(text, _tag_table(data_tags))
+        if pairs is not None:
+            return Message(pairs, frame, pairs[2][1])
+    pairs = _split_careful(text, data_tags)
     return Message(pairs, frame, pairs[2][1])
+
+
+
+
+# id(data_tags) -> (data_tags, flags): flags[tag] is 1 for a data-length tag. The cached
+# mapping is held, so its id cannot be reused while cached; data tags never change after load.
+_FLAGS: dict[int, tuple[object, bytes]] = {}
+
+
+def _data_flags(data_tags: Mapping[int, int]) -> bytes:
+    hit = _FLAGS.get(id(data_tags))
+    if hit is not None and hit[0] is data_tags:
+        return hit[1]
+    top = max(data_tags, default=0) + 1
+    flags = bytes(1 if tag in data_tags else 0 for tag in range(top))
+    if len(_FLAGS) > 8:
+        _FLAGS.clear()
+    _FLAGS[id(data_tags)] = (data_tags, flags)
+    return flags
+
+
+def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
+                 index: dict[int, str]) -> list[tuple[int, str]] | None:
+    """One pass: the tag's digits read from the bytes, the value sliced from the text up to
+    the next SOH; ``index`` gets each tag's first value. None (index half built) when the
+    careful path is needed: a tag that is not 1-9 ASCII digits followed by '=', or a
+    data-length tag (its data field is read by length)."""
+    begin = text[2:soh1]
+    length = text[soh1 + 3:soh2]
+    pairs: list[tuple[int, str]] = [(8, begin), (9, length)]
+    index[8] = begin
+    index[9] = length
+    pos = soh2 + 1
+    end = len(text)
+    while pos < end:      # bounded: pos strictly increases; the frame ends with SOH
+        tag = 0
+        i = pos
+        c = frame[i]
+        while 48 <= c <= 57:          # b"0".."9"
+            tag = tag * 10 + c - 48
+            i += 1
+            c = frame[i]
+        if c != 61 or i == pos or i - pos > 9:   # 61: b"="
+            return None
+        if tag < len(data_flags) and data_flags[tag]:
+            return None
+        stop = text.find(SOH, i + 1)
+        value = text[i + 1:stop]
+        pairs.append((tag, value))
+        index.setdefault(tag, value)
+        pos = stop + 1
+    return pairs
 
 
 _TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
@@ -408,8 +578,8 @@ def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
 
 
 def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
-    """One split on SOH, a partition and a table lookup per field; None when the careful
-    path is needed (a data-length tag, an ill-formed field)."""
+    """The interpreter's way (see COMPILED): one split on SOH, a partition and a table lookup
+    per field; None when the careful path is needed (a data-length tag, an ill-formed field)."""
     pairs: list[tuple[int, str]] = []
     pieces = text.split(SOH)
     pieces.pop()          # the "" after the final SOH
@@ -470,9 +640,9 @@ def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
 
     header: preformatted '49=..\\x0156=..\\x0134=..\\x0152=..\\x01'; body likewise.
     """
-    payload = f"35={msg_type}\x01{header}{body}"
+    length = len(msg_type) + len(header) + len(body) + 4      # "35=" msg_type SOH header body
     try:
-        data = f"8={begin_string}\x019={len(payload)}\x01{payload}".encode("latin-1")
+        data = f"8={begin_string}\x019={length}\x0135={msg_type}\x01{header}{body}".encode("latin-1")
     except UnicodeEncodeError as err:
         raise LocalFixError(f"not latin-1 text in a field: {err}") from None
     return data + _TRAILERS[_checksum(data, len(data))]
@@ -481,7 +651,9 @@ def encode(begin_string: str, msg_type: str, header: str, body: str) -> bytes:
 def _checksum(data: bytes, end: int) -> int:
     """CheckSum(10) of data[:end]: the byte sum mod 256, summed in C. zlib.adler32's low half
     is 1 + (byte sum mod 65521): the exact sum for up to 256 bytes (255 * 256 < 65521), so one
-    call per 256-byte chunk."""
+    call for a whole short message, else one call per 256-byte chunk."""
+    if end == len(data) and end <= 256:
+        return (adler32(data) - 1) & 255      # the high half is a multiple of 65536
     view = memoryview(data)
     total = 0
     for start in range(0, end, 256):
@@ -489,7 +661,17 @@ def _checksum(data: bytes, end: int) -> int:
     return total & 255
 
 
-_TRAILERS = tuple(b"10=%03d\x01" % n for n in range(256))   # CheckSum fields, formatted once
+def _frame_checksum(frame: bytes) -> int:
+    """CheckSum of a frame (``frame`` ends with its own "10=ddd<SOH>"): for a short frame, the
+    sum of all its bytes less the trailer's, which are b"10=", three digits and SOH."""
+    n = len(frame)
+    if n <= 256:
+        trailer = 159 + frame[n - 4] + frame[n - 3] + frame[n - 2]    # "1"+"0"+"="+SOH = 159
+        return ((adler32(frame) & 0xFFFF) - 1 - trailer) & 255
+    return _checksum(frame, n - 7)
+
+
+_TRAILERS: Final = tuple(b"10=%03d\x01" % n for n in range(256))   # CheckSum fields, formatted once
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,7 +687,7 @@ def fix_number(value: float | int) -> str:
 
 
 _second: tuple[int, str] = (-1, "")   # (UTC second, its text): strftime once a second
-_MILLIS = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
+_MILLIS: Final = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
 
 
 def utc_timestamp(wall: float, precision: int = 3) -> str:
@@ -549,29 +731,46 @@ def _day_start(date: str) -> int:
 
 # ('YYYYMMDD-HH:MM:SS', its epoch second): SendingTime repeats its second many times over
 _last_second: tuple[str, int] = ("19700101-00:00:00", 0)
-_SCALE = tuple(10 ** n for n in range(10))
+_SCALE: Final = tuple(10 ** n for n in range(10))
+
+
+# (the last text parsed, its value): a message's SendingTime is read by validation and then by
+# the session's latency check
+_last_stamp: tuple[str, float] = ("", 0.0)
 
 
 def parse_utc_timestamp(text: str) -> float:
     """YYYYMMDD-HH:MM:SS[.f{1,9}] -> epoch seconds; ValueError on a bad format or range."""
-    global _last_second
+    global _last_second, _last_stamp
+    last_text, value = _last_stamp
+    if text == last_text:
+        return value
     whole = text[:17]
     cached, seconds = _last_second    # one tuple: never a half-updated pair
     if whole == cached:
-        return seconds + _fraction(text)
+        value = seconds + _fraction(text)
+        _last_stamp = (text, value)
+        return value
     if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
         raise ValueError(f"bad UTCTimestamp {text!r}")
     time_of_day = _time_of_day(text[9:17])
     frac = _fraction(text)
     seconds = _day_start(text[:8]) + time_of_day
     _last_second = (whole, seconds)
-    return seconds + frac
+    value = seconds + frac
+    _last_stamp = (text, value)
+    return value
 
 
 def _fraction(text: str) -> float:
     """The '.f{1,9}' after a UTCTimestamp's seconds (text[17:]) -> a fraction of a second."""
-    if len(text) == 17:
+    n = len(text)
+    if n == 17:
         return 0.0
+    if n == 21 and text[17] == ".":          # milliseconds, the common case: no int() parse
+        a, b, c = ord(text[18]) - 48, ord(text[19]) - 48, ord(text[20]) - 48
+        if 0 <= a <= 9 and 0 <= b <= 9 and 0 <= c <= 9:
+            return (a * 100 + b * 10 + c) / 1000
     digits = text[18:]
     if text[17] != "." or not 1 <= len(digits) <= 9 or not (digits.isdigit() and digits.isascii()):
         raise ValueError(f"bad UTCTimestamp {text!r}")

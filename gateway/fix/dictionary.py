@@ -24,14 +24,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
+from typing import Final
 
 from gateway.common.paths import FIX44_XML
 from gateway.fix.codec import (
+    COMPILED,
     DEFAULT_DATA_TAGS,
     Message,
     _day_start,
     _days,
     _time_of_day,
+    ascii_digits,
     parse_utc_timestamp,
 )
 from gateway.fix.errors import (
@@ -56,7 +59,7 @@ HEADER, BODY, TRAILER = 0, 1, 2
 
 Checker = Callable[[str], bool]
 # The value checks of one accepted tag sequence: (position, checker) for each checked field.
-_Plan = tuple[tuple[int, Checker], ...]
+_Plan = tuple[tuple[int, int, frozenset[str], Checker], ...]   # (position, kind, enums, check)
 _MAX_SHAPES = 256         # per message type; a peer cycling layouts only clears the cache
 
 
@@ -65,15 +68,28 @@ _MAX_SHAPES = 256         # per message type; a peer cycling layouts only clears
 
 
 def _is_int(v: str) -> bool:
-    digits = v[1:] if v[:1] == "-" else v
-    return digits.isdigit() and digits.isascii()
+    return ascii_digits(v, 1 if v[:1] == "-" else 0)
 
 
 def _is_float(v: str) -> bool:
-    if v.isdigit() and v.isascii():     # most quantities are whole numbers
-        return True
-    digits = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
-    return digits.isdigit() and digits.isascii()
+    """[-]digits with at most one '.', at least one digit (QuickFIX: no '+', no exponent)."""
+    if not COMPILED:            # interpreted, C calls beat the loop
+        if v.isdigit() and v.isascii():
+            return True
+        text = (v[1:] if v[:1] == "-" else v).replace(".", "", 1)
+        return text.isdigit() and text.isascii()
+    n = len(v)
+    digits = 0
+    dot = False
+    for i in range(1 if v[:1] == "-" else 0, n):
+        c = ord(v[i])
+        if 48 <= c <= 57:
+            digits += 1
+        elif c == 46 and not dot:      # '.'
+            dot = True
+        else:
+            return False
+    return digits > 0
 
 
 def _is_char(v: str) -> bool:
@@ -183,6 +199,8 @@ class MessageSpec:
     required: tuple[int, ...]       # top-level body tags, ascending
     groups: dict[int, GroupSpec]
     fast: dict[int, tuple[int, Checker | None]] = field(repr=False)   # see _fast_ok
+    # tag -> its enum values, where the enum alone is the whole check (the fast path's inline test)
+    enums: dict[int, frozenset[str]] = field(repr=False)
     required_all: frozenset[int] = field(repr=False)                   # header+trailer+body
     # tag sequence -> its value checks (or None: take the careful path); see _fast_ok
     shapes: dict[tuple[int, ...], _Plan | None] = field(default_factory=dict, repr=False,
@@ -305,6 +323,8 @@ class Dictionary:
             msg_type=node.get("msgtype", ""), name=node.get("name", ""),
             admin=node.get("msgcat") == "admin", fields=body,
             required=tuple(sorted(required & body)), groups=groups, fast=fast,
+            enums={t: e for t, e in self._enums.items() if t in fast and fast[t][1] is self._enum_checks.get(t)
+                   and self._types.get(t) not in _MULTI_VALUE},
             required_all=frozenset(self._header_required) | frozenset(self._trailer_required)
             | (required & body))
 
@@ -386,21 +406,37 @@ class Dictionary:
         pairs = msg.pairs
         if spec is None or pairs[0][1] != self.begin_string:
             return False
-        tags = tuple(map(_TAG, pairs))
+        # one native pass: the tag sequence, and no empty value (those take the careful path)
+        tag_list: list[int] = []
+        for tag, value in pairs:
+            if not value:
+                return False
+            tag_list.append(tag)
+        tags = tuple(tag_list)
         shapes = spec.shapes
-        if tags in shapes:
-            plan = shapes[tags]
-        else:
+        plan = shapes.get(tags, _UNPLANNED)
+        if plan is _UNPLANNED:
             plan = _plan(spec, tags)
             if len(shapes) >= _MAX_SHAPES:
                 shapes.clear()
             shapes[tags] = plan
         if plan is None:
             return False
-        if not all(map(_VALUE, pairs)):
-            return False
-        for i, check in plan:
-            if not check(pairs[i][1]):
+        for i, kind, enums, check in plan:     # the common checks inline, the rest called
+            value = pairs[i][1]
+            if kind == _ENUM:
+                if value not in enums:
+                    return False
+            elif kind == _FLOAT:
+                if not _is_float(value):
+                    return False
+            elif kind == _INT:
+                if not _is_int(value):
+                    return False
+            elif kind == _TIMESTAMP:
+                if not _is_timestamp(value):
+                    return False
+            elif not check(value):
                 return False
         return True
 
@@ -500,7 +536,7 @@ def _plan(spec: MessageSpec, tags: tuple[int, ...]) -> _Plan | None:
     table = spec.fast
     if len(set(tags)) != len(tags) or not spec.required_all.issubset(tags):
         return None
-    checks: list[tuple[int, Checker]] = []
+    checks: list[tuple[int, int, frozenset[str], Checker]] = []
     section = HEADER
     for i, tag in enumerate(tags):
         entry = table.get(tag)
@@ -508,8 +544,23 @@ def _plan(spec: MessageSpec, tags: tuple[int, ...]) -> _Plan | None:
             return None
         section, check = entry
         if check is not None:
-            checks.append((i, check))
+            enums = spec.enums.get(tag)
+            if enums is not None:
+                checks.append((i, _ENUM, enums, check))
+            else:
+                checks.append((i, _KINDS.get(check, _CALL), _NO_ENUMS, check))
     return tuple(checks)
+
+
+_NO_ENUMS: frozenset[str] = frozenset()
+_UNPLANNED: Final[_Plan] = ((-1, -1, _NO_ENUMS, _is_int),)   # marks a shape not planned yet
+# How _fast_ok runs a check: inline (an enum's frozenset, the common formats) or by a call.
+_CALL: Final = 0
+_ENUM: Final = 1
+_INT: Final = 2
+_FLOAT: Final = 3
+_TIMESTAMP: Final = 4
+_KINDS: dict[Checker, int] = {_is_int: _INT, _is_float: _FLOAT, _is_timestamp: _TIMESTAMP}
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,14 +67,22 @@ RESENDING: Final = "RESENDING"          # logged on, waiting for the peer to fil
 LOGOUT_SENT: Final = "LOGOUT_SENT"
 CLOSED: Final = "CLOSED"                # Disconnect returned; waiting for connection_lost()
 
-LOGGED_ON_STATES = frozenset((ACTIVE, RESENDING, LOGOUT_SENT))
+LOGGED_ON_STATES: Final = frozenset((ACTIVE, RESENDING, LOGOUT_SENT))
 
-ADMIN_TYPES = frozenset("012345A")
+ADMIN_TYPES: Final = frozenset("012345A")
 # FIX 4.4 StandardHeader tags (used when re-stamping a stored message for a resend).
 HEADER_TAGS = frozenset((8, 9, 35, 49, 56, 115, 128, 90, 91, 34, 50, 142, 57, 143, 116, 144, 129,
                          145, 43, 97, 52, 122, 212, 213, 347, 369, 627, 628, 629, 630))
 TRAILER_TAGS = frozenset((93, 89, 10))
 SOH: Final = "\x01"
+
+
+# AppMessageReceived built as events.app_message_received does (slots set through their
+# descriptors), inline on the fast path: one event per application message received.
+_APP: Final = ev.AppMessageReceived
+_new_app: Final = ev._new_app
+_set_message: Final = ev._set_message
+_set_poss_dup: Final = ev._set_poss_dup
 
 
 def _pairs_text(pairs: Iterable[tuple[int, object]]) -> str:
@@ -332,7 +340,7 @@ class Session:
         if (seq is None or seq != store.next_target_seq or self._queue
                 or self._resend_range is not None or not t):
             return None
-        if msg.get(8) != self._begin:
+        if msg.pairs[0][1] != self._begin:     # parse put BeginString first
             return None
         if self._check_comp_id:
             if msg.get(49) != self._their_id or msg.get(56) != self._our_id:
@@ -349,7 +357,11 @@ class Session:
         self.last_received_at = self._now()
         self._test_requests = 0
         store.advance_target(seq + 1)      # in memory: the driver commits after the application
-        return ev.app_message_received(msg, msg.poss_dup)
+        # ev.app_message_received's three steps, called from here (compiled: no Python frame)
+        event = _new_app(_APP)
+        _set_message(event, msg)
+        _set_poss_dup(event, msg.get(43) == "Y")
+        return event
 
     def _prechecks(self, msg: Message, t: str) -> bool:
         """BeginString, CompIDs present, Logon first. False: handled (answered or dropped)."""

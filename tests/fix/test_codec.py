@@ -249,3 +249,40 @@ def test_framer_wrong_body_length_waits_without_rescanning():
         assert framer.next_message() is None
     framer.feed(b"\x0110=000\x01" + wire())
     assert framer.next_message() == wire() and framer.garbled == 1
+
+
+def test_parse_paths_agree_with_the_careful_reader():
+    """parse reads tags byte by byte when compiled, by split + partition when interpreted;
+    each may decline (None) but never differs from the careful reader."""
+    from gateway.fix import codec
+    every = "".join(chr(b) for b in range(2, 256) if b != ord("="))
+    frames = [wire(), wire("58=a=b==\x01"), wire(f"58={every}\x01"), wire("58=\x01"),
+              wire("386=2\x01336=A\x01336=B\x01"), wire("90=3\x0191=a\x01b\x0158=c\x01", "0"),
+              frame_by_hand("35=0\x0149=A\x01035=x\x0156=B\x01"),
+              frame_by_hand("35=0\x0149=A\x01-1=HI\x010=HI\x01"),
+              frame_by_hand("35=0\x0149=A\x0112345=x\x011234567890=y\x01"),
+              frame_by_hand("35=0\x0149=A\x01+1=x\x01"), frame_by_hand("35=0\x0149=A\x01=x\x01")]
+    tags = codec.DEFAULT_DATA_TAGS
+    for frame in frames:
+        text = frame.decode("latin-1")
+        soh1 = text.find("\x01")
+        soh2 = text.find("\x01", soh1 + 1)
+        try:
+            careful = codec._split_careful(text, tags)
+        except RemoteFixError:
+            careful = None
+        index: dict[int, str] = {}
+        by_bytes = codec._split_bytes(frame, text, soh1, soh2, codec._data_flags(tags), index)
+        by_text = codec._split_fast(text, codec._tag_table(tags))
+        for pairs in (by_bytes, by_text):
+            assert pairs is None or pairs == careful, frame
+        if by_bytes is not None:
+            assert index == dict(reversed(by_bytes))
+    assert codec._split_bytes(wire(), *_sohs(wire()), codec._data_flags(tags), {}) is not None
+    assert codec._split_fast(wire().decode("latin-1"), codec._tag_table(tags)) is not None
+
+
+def _sohs(frame: bytes) -> tuple[str, int, int]:
+    text = frame.decode("latin-1")
+    soh1 = text.find("\x01")
+    return text, soh1, text.find("\x01", soh1 + 1)

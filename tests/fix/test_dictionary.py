@@ -182,3 +182,14 @@ def test_group_entries_reader(dd):
 def test_local_mkt_date_is_a_string_as_in_quickfix(dd):
     dd.validate(msg(f"35=D|34=2|{HDR}{NOS}64=2024|"))
     assert rejected(dd, f"35=D|34=2|{HDR}{NOS.replace('60=20240102-03:04:05.678', '60=20240132-00:00:00')}") == (6, 60)
+
+
+def test_int_and_float_formats_are_ascii_only_and_quickfix_strict():
+    from gateway.fix.dictionary import _is_float, _is_int
+    floats = {"1": True, "-1": True, "1.": True, ".5": True, "-.5": True, "0": True, "-0.0": True,
+              "": False, "-": False, ".": False, "-.": False, "1.2.3": False, "--1": False,
+              "+1": False, "1e5": False, "12a": False, "\u0661\u0662": False, "\u00b2": False}
+    ints = {"1": True, "-12": True, "0": True, "": False, "-": False, "1.0": False, "+1": False,
+            "--1": False, "\u0661": False, "\u00b2": False, "1 ": False}
+    assert {v: _is_float(v) for v in floats} == floats
+    assert {v: _is_int(v) for v in ints} == ints
