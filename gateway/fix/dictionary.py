@@ -254,6 +254,9 @@ class Dictionary:
             self._messages[spec.msg_type] = spec
         self.msg_types = frozenset(self._messages)
         self.data_tags = self._find_data_tags()
+        # every group's NumInGroup tag, at any depth, in any section or message (_prove_shape)
+        self._count_tags: frozenset[int] = _count_tags_of(
+            [self._header_groups, self._trailer_groups, *(m.groups for m in self._messages.values())])
 
     # ---- loading
 
@@ -395,6 +398,38 @@ class Dictionary:
             msg, ordered=check_fields_out_of_order and validate_fields_out_of_order,
             have_values=check_fields_have_values, user_defined=check_user_defined_fields,
             allow_unknown=allow_unknown_msg_fields, strict_groups=strict_group_order)
+        self._prove_shape(msg)
+
+    def _prove_shape(self, msg: Message) -> None:
+        """After a message passed the careful path: if its tag sequence has groups and waits
+        to be proved (``_TO_PROVE``), validate it once more with every switch at its strictest.
+        Passing, later messages of that sequence take the fast path with their values checked
+        and every group count equal to this one's: what the careful path decides besides the
+        values (sections, repeats, required tags, where each group entry starts and ends)
+        depends only on the tags, so it decides the same for them under any switches."""
+        spec = self._messages.get(msg.msg_type)
+        if spec is None:
+            return
+        tags = tuple([tag for tag, _ in msg.pairs])
+        shapes = spec.shapes
+        if shapes.get(tags) is not _TO_PROVE:
+            return
+        try:
+            self._validate_careful(msg, ordered=True, have_values=True, user_defined=True,
+                                   allow_unknown=False, strict_groups=True)
+        except RemoteFixError:
+            shapes[tags] = None          # valid only under this session's switches: stays careful
+            return
+        counts = self._count_tags
+        checks: list[tuple[int, int, frozenset[str], Checker]] = []
+        for i, (tag, value) in enumerate(msg.pairs):
+            if tag in counts:            # the count must read exactly as it did here
+                checks.append((i, _ENUM, frozenset((value,)), _is_int))
+                continue
+            check = self._checks.get(tag)
+            if check is not None:
+                checks.append((i, _KINDS.get(check, _CALL), _NO_ENUMS, check))
+        shapes[tags] = tuple(checks)
 
     def _fast_ok(self, msg: Message) -> bool:
         """True only for a plainly valid message: no group, no repeat, every tag allowed, values
@@ -417,10 +452,12 @@ class Dictionary:
         plan = shapes.get(tags, _UNPLANNED)
         if plan is _UNPLANNED:
             plan = _plan(spec, tags)
+            if plan is None and not self._count_tags.isdisjoint(tags):
+                plan = _TO_PROVE         # groups: the careful path decides, then _prove_shape
             if len(shapes) >= _MAX_SHAPES:
                 shapes.clear()
             shapes[tags] = plan
-        if plan is None:
+        if plan is None or plan is _TO_PROVE:
             return False
         for i, kind, enums, check in plan:     # the common checks inline, the rest called
             value = pairs[i][1]
@@ -554,6 +591,7 @@ def _plan(spec: MessageSpec, tags: tuple[int, ...]) -> _Plan | None:
 
 _NO_ENUMS: frozenset[str] = frozenset()
 _UNPLANNED: Final[_Plan] = ((-1, -1, _NO_ENUMS, _is_int),)   # marks a shape not planned yet
+_TO_PROVE: Final[_Plan] = ((-2, -1, _NO_ENUMS, _is_int),)    # a shape with groups, not proved yet
 # How _fast_ok runs a check: inline (an enum's frozenset, the common formats) or by a call.
 _CALL: Final = 0
 _ENUM: Final = 1
@@ -580,6 +618,16 @@ def _trailer_key(pair: tuple[int, str]) -> int:
 
 def _run_key(run: _Run) -> int:
     return run.spec.count_tag
+
+
+def _count_tags_of(layouts: list[dict[int, GroupSpec]]) -> frozenset[int]:
+    out: set[int] = set()
+    todo = [g for groups in layouts for g in groups.values()]
+    while todo:
+        g = todo.pop()
+        out.add(g.count_tag)
+        todo.extend(g.groups.values())
+    return frozenset(out)
 
 
 def _nested_fields(groups: dict[int, GroupSpec]) -> frozenset[int]:

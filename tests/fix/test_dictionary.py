@@ -193,3 +193,32 @@ def test_int_and_float_formats_are_ascii_only_and_quickfix_strict():
             "--1": False, "\u0661": False, "\u00b2": False, "1 ": False}
     assert {v: _is_float(v) for v in floats} == floats
     assert {v: _is_int(v) for v in ints} == ints
+
+
+MDX = (f"35=X|34=2|{HDR}262=R1|268=2|279=0|269=0|55=EURUSD|270=1.1|271=100|"
+       "279=0|269=1|55=EURUSD|270=1.2|271=200|")
+
+
+def test_group_shape_proved_once_then_fast_with_values_and_counts_still_checked(dd):
+    from gateway.fix.dictionary import _TO_PROVE
+    good = msg(MDX)
+    dd.validate(good)                                   # careful, then proved
+    tags = tuple(t for t, _ in good.pairs)
+    plan = dd.message_spec("X").shapes[tags]
+    assert plan and plan is not _TO_PROVE
+    assert dd._fast_ok(msg(MDX.replace("270=1.2", "270=1.3")))       # other values: fast
+    # the same tags with a wrong count, a bad enum, a bad number: the careful path's reasons
+    assert rejected(dd, MDX.replace("268=2", "268=3")) == (16, 268)
+    assert rejected(dd, MDX.replace("269=1", "269=Z")) == (5, 269)
+    assert rejected(dd, MDX.replace("271=200", "271=2x0")) == (6, 271)
+    assert rejected(dd, MDX.replace("279=0|269=1", "279=7|269=1")) == (5, 279)
+    dd.validate(good)
+
+
+def test_group_shape_valid_only_under_loose_switches_is_not_proved(dd):
+    out_of_order = f"35=D|34=2|{HDR}{NOS}453=1|448=P1|452=1|447=D|"
+    for _ in range(2):
+        dd.validate(msg(out_of_order))
+        assert rejected(dd, out_of_order, strict_group_order=True) == (15, 447)
+    tags = tuple(t for t, _ in msg(out_of_order).pairs)
+    assert dd.message_spec("D").shapes[tags] is None
