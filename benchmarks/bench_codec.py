@@ -28,6 +28,9 @@ NOS_BODY = ("11=ORD-000012345\x011=ACC-1\x0121=1\x0138=1000\x0140=2\x0144=1.1052
             "18=M\x0158=scalp\x01")
 NOS = encode("FIX.4.4", "D", HEADER, NOS_BODY)
 NOS_TEXT = NOS.decode("latin-1")
+# A MarketDataIncrementalRefresh of ten entries (a repeating group), the same layout each time
+MDX = encode("FIX.4.4", "X", HEADER, "262=R1\x01268=10\x01" + "".join(
+    f"279=1\x01269={i % 2}\x0155=EURUSD\x01270=1.1052{i}\x01271={100 + i}\x01" for i in range(10)))
 
 ER_FIELDS = [(37, "O-1"), (11, "ORD-000012345"), (17, "E-1"), (150, "F"), (39, "2"), (55, "EURUSD"),
              (54, "1"), (38, 1000), (44, 1.10525), (32, 1000), (31, 1.10525), (151, 0), (14, 1000),
@@ -67,7 +70,11 @@ def ours(codec: ModuleType = codec_module, dictionary: ModuleType = dictionary_m
         header = f"49=GATEWAY\x0156=CLIENT\x0134=12345\x0152={utc_timestamp(wall)}\x01"
         return encode("FIX.4.4", "8", header, body)
 
-    return {"parse": lambda: parse(NOS), "parse+validate": parse_validate, "encode ER": encode_er}
+    def parse_validate_md():
+        dd.validate(parse(MDX))
+
+    return {"parse": lambda: parse(NOS), "parse+validate": parse_validate, "encode ER": encode_er,
+            "parse+validate MD": parse_validate_md}
 
 
 def quickfix_ops() -> dict[str, Callable[[], object]] | str:
@@ -141,10 +148,11 @@ def main() -> None:
         engines["ours"] = ours()
     engines["quickfix"] = quickfix_ops()
     engines["simplefix"] = simplefix_ops()
-    print(f"NewOrderSingle {len(NOS)} bytes, {NOS.count(1)} fields; "
+    print(f"NewOrderSingle {len(NOS)} bytes, {NOS.count(1)} fields; MD: MarketDataIncrementalRefresh "
+          f"{len(MDX)} bytes, 10 entries; "
           f"{args.runs} runs x {args.iters} ops; us per op, median over runs")
     print(f"gateway.fix codec/dictionary: {mode} ({why})")
-    print(f"{'engine':<11} {'operation':<16} {'p50':>8} {'p99':>8}")
+    print(f"{'engine':<11} {'operation':<18} {'p50':>8} {'p99':>8}")
     p50_of: dict[tuple[str, str], float] = {}
     for name, ops in engines.items():
         if isinstance(ops, str):
@@ -158,9 +166,9 @@ def main() -> None:
                 p50s.append(pct(times, 0.50))
                 p99s.append(pct(times, 0.99))
             p50_of[name, op_name] = statistics.median(p50s)
-            print(f"{name:<11} {op_name:<16} {statistics.median(p50s):8.2f} "
+            print(f"{name:<11} {op_name:<18} {statistics.median(p50s):8.2f} "
                   f"{statistics.median(p99s):8.2f}")
-    for op_name in ("parse", "parse+validate", "encode ER"):
+    for op_name in ("parse", "parse+validate", "encode ER", "parse+validate MD"):
         if ("ours-mypyc", op_name) in p50_of:
             ratio = p50_of["ours-pure", op_name] / p50_of["ours-mypyc", op_name]
             print(f"pure / mypyc p50, {op_name}: {ratio:.2f}")
