@@ -47,18 +47,11 @@ class AppMessageReceived:
 
 # The frozen dataclass __init__ sets each field through object.__setattr__ (~3 us here);
 # writing the slots through their descriptors builds the identical, still frozen, event in
-# a tenth of that. One of these per application message received: the hot path.
+# a tenth of that. One of these per application message received: the hot path, where
+# Session builds it with these three (session.py, its fast path).
 _new_app = AppMessageReceived.__new__
 _set_message = AppMessageReceived.message.__set__          # type: ignore[attr-defined]
 _set_poss_dup = AppMessageReceived.poss_dup.__set__        # type: ignore[attr-defined]
-
-
-def app_message_received(message: Message, poss_dup: bool) -> AppMessageReceived:
-    """``AppMessageReceived(message=message, poss_dup=poss_dup)``, built faster."""
-    event = _new_app(AppMessageReceived)
-    _set_message(event, message)
-    _set_poss_dup(event, poss_dup)
-    return event
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -77,8 +77,8 @@ TRAILER_TAGS = frozenset((93, 89, 10))
 SOH: Final = "\x01"
 
 
-# AppMessageReceived built as events.app_message_received does (slots set through their
-# descriptors), inline on the fast path: one event per application message received.
+# AppMessageReceived built with its slots set through their descriptors (events.py says
+# why), inline on the fast path: one event per application message received.
 _APP: Final = ev.AppMessageReceived
 _new_app: Final = ev._new_app
 _set_message: Final = ev._set_message
@@ -357,7 +357,7 @@ class Session:
         self.last_received_at = self._now()
         self._test_requests = 0
         store.advance_target(seq + 1)      # in memory: the driver commits after the application
-        # ev.app_message_received's three steps, called from here (compiled: no Python frame)
+        # three native calls (compiled: no Python frame for a helper)
         event = _new_app(_APP)
         _set_message(event, msg)
         _set_poss_dup(event, msg.get(43) == "Y")
