@@ -1,6 +1,7 @@
 """Gateway latency and throughput over loopback, BOTH FIX backends (prints numbers; asserts nothing).
 
     fixgw bench gateway [--orders 2000] [--runs 3] [--quick] [--cpu -1] [--json] [--vs-direct]
+                        [--engines native,quickfix[,native-busy]] [--busy-poll-us 1000]
 
 Each run starts the gateway with ``engine = "native"`` then ``engine = "quickfix"`` against
 the same kind of fake venue, and measures both the same way (below). Per backend it prints
@@ -109,6 +110,7 @@ class FakeVenue(threading.Thread):
 
 
 CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
+BUSY_POLL_US = 1000         # --busy-poll-us: GatewayConfig.busy_poll_us of the "native-busy" backend
 
 
 ENGINE = "native"           # the backend of the gateways started next (main() sets it per measurement)
@@ -118,13 +120,16 @@ MESSAGE_LOGS = True         # FIX message logs on, as the shipped config has the
 def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
                    engine: str | None = None) -> tuple[Path, dict]:
     n = len(list(tmp.iterdir()))
-    cfg = {"engine": engine or ENGINE,
+    label = engine or ENGINE                           # "native-busy": native with busy_poll_us
+    cfg = {"engine": "native" if label == "native-busy" else label,
            "store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
            "oms": {"port": procs.free_port(), "clients": [{"comp_id": "OMS1"}]},
            "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in venues.items()],
            "admin": {"port": procs.free_port()},
            "routing": {"policy": policy, "default_venue": next(iter(venues)), "md_symbols": ["AAPL"]},
            "risk": {}, "cpu": CPU}
+    if label == "native-busy":
+        cfg["busy_poll_us"] = BUSY_POLL_US
     if not MESSAGE_LOGS:
         cfg["log_dir"] = ""
     path = tmp / f"gw-{policy}-{n}.toml"
@@ -325,13 +330,17 @@ def main() -> int:
     ap.add_argument("--cpu", type=lambda v: None if v == "none" else int(v), default=-1,
                     help="pin the gateway to this CPU (-1: the last one; none: no pinning; "
                                                         "default %(default)s)")
-    ap.add_argument("--engines", default="native,quickfix", help="backends to measure (default %(default)s)")
+    ap.add_argument("--engines", default="native,quickfix",
+                    help="backends to measure (default %(default)s; also native-busy: native with --busy-poll-us)")
+    ap.add_argument("--busy-poll-us", type=int, default=1000,
+                    help="the native-busy backend's busy_poll_us (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="last line: the JSON summary")
     ap.add_argument("--vs-direct", action="store_true", help="also: simulator round trip via gateway vs direct")
     ap.add_argument("--no-logs", action="store_true", help="FIX message logs off (the shipped config logs)")
     args = ap.parse_args()
-    global CPU, ENGINE, MESSAGE_LOGS
+    global CPU, ENGINE, MESSAGE_LOGS, BUSY_POLL_US
     CPU = args.cpu
+    BUSY_POLL_US = args.busy_poll_us
     MESSAGE_LOGS = not args.no_logs
     if args.quick:
         args.orders, args.runs = 300, 1

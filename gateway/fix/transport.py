@@ -42,6 +42,7 @@ import logging
 import socket
 import ssl
 import time
+import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -127,6 +128,7 @@ class Limits:
     store_fsync: str = "never"               # FileStore: "never" | "interval" | "always" (store.py says
                                              # what each survives: SIGKILL vs power loss)
     warm_probes: bool = False                # True: NativeSession.warm_up runs before each probe (see there)
+    busy_poll_us: int = 0                    # > 0: the loop polls without sleeping this long after a read (BusyPoll)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Limits":
@@ -135,6 +137,55 @@ class Limits:
         if unknown:
             raise TypeError(f"unknown engine options {sorted(unknown)}; known: {sorted(names)}")
         return cls(**options)
+
+
+# ---------------------------------------------------------------- busy polling
+
+class BusyPoll:
+    """Keeps one loop polling its sockets, without sleeping in epoll, for ``window_s`` after
+    each read: the next message of an exchange (the venue's answer to the order just
+    forwarded, the OMS's next order) is then read without waking a sleeping process, which
+    on a VM costs tens to hundreds of microseconds (the kernel, the hypervisor, cold caches).
+
+    The price is a CPU kept busy for the window after every read: meant for a process pinned
+    to a core of its own (the gateway's ``cpu``). It polls by keeping one callback ready on the
+    loop (asyncio's and uvloop's loops then poll with a zero timeout), so it works on either
+    loop and stops by itself once the window passes without a read. Every engine on the loop
+    shares the one instance (``BusyPoll.of``)."""
+
+    _BY_LOOP: "weakref.WeakValueDictionary[int, BusyPoll]" = weakref.WeakValueDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window_s: float,
+                 clock: Any = time.monotonic) -> None:
+        self.loop = loop
+        self.window_s = window_s
+        self._clock = clock
+        self.until = 0.0
+        self.spinning = False
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, window_us: int) -> "BusyPoll | None":
+        """The loop's instance (the longest window any engine asked for); None when 0."""
+        if window_us <= 0:
+            return None
+        bp = cls._BY_LOOP.get(id(loop))
+        if bp is None or bp.loop is not loop:
+            bp = cls._BY_LOOP[id(loop)] = cls(loop, window_us / 1e6)
+        bp.window_s = max(bp.window_s, window_us / 1e6)
+        return bp
+
+    def touch(self) -> None:
+        """A read happened: poll until ``window_s`` from now."""
+        self.until = self._clock() + self.window_s
+        if not self.spinning:
+            self.spinning = True
+            self.loop.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        if self._clock() < self.until and not self.loop.is_closed():
+            self.loop.call_soon(self._poll)
+        else:
+            self.spinning = False
 
 
 # ---------------------------------------------------------------- pre-logon framing
@@ -211,6 +262,8 @@ class FixProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if self.engine.busy is not None:
+            self.engine.busy.touch()
         if self.session is not None:
             self.session.receive(data)
         else:
@@ -344,6 +397,7 @@ class NativeEngine:
                        if role == "initiator" else {})
         self.refused = {"pre_logon_limit": 0, "junk": 0, "unknown_comp_id": 0, "duplicate": 0}
         self.batch = loop_batch()               # replaced in start(), on the loop's thread
+        self.busy: BusyPoll | None = None       # set in start() when Limits.busy_poll_us > 0
 
     @property
     def callback_errors(self) -> int:
@@ -358,6 +412,7 @@ class NativeEngine:
     async def start(self) -> None:
         self.loop = self.loop or asyncio.get_running_loop()
         self.batch = loop_batch()
+        self.busy = BusyPoll.of(self.loop, self.limits.busy_poll_us)
         for s in self._settings:
             ns = self._make_session(s)
             self.sessions[ns.key] = ns

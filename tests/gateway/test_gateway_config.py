@@ -46,3 +46,12 @@ def test_missing_secret_and_bad_values_name_the_field(monkeypatch):
     with pytest.raises(ValidationError, match="engine"):
         GatewayConfig.model_validate({"engine": "fast", "oms": {"clients": [{"comp_id": "A"}]},
                                       "venues": [{"name": "V", "port": 1}]})
+
+
+def test_busy_poll_is_native_only_and_bounded():
+    base = {"oms": {"clients": [{"comp_id": "OMS1"}]}, "venues": [{"name": "ALPHA", "port": 9101}]}
+    assert GatewayConfig.model_validate({**base, "busy_poll_us": 500}).busy_poll_us == 500
+    with pytest.raises(ValidationError, match="busy_poll_us: only the native engine"):
+        GatewayConfig.model_validate({**base, "engine": "quickfix", "busy_poll_us": 500})
+    with pytest.raises(ValidationError, match="busy_poll_us"):
+        GatewayConfig.model_validate({**base, "busy_poll_us": -1})

@@ -343,7 +343,8 @@ class Gateway:
         # the journal replayed in __init__: compact it now, before any new event (a safe point
         # unless a cancel was in flight or reports wait for an OMS; then the size check does it)
         self.event("gateway", "journal", self.keeper.at_start()[1])
-        native: dict[str, Any] = {"store_fsync": cfg.store_fsync} if cfg.engine == "native" else {}
+        native: dict[str, Any] = ({"store_fsync": cfg.store_fsync, "busy_poll_us": cfg.busy_poll_us}
+                                  if cfg.engine == "native" else {})
         extra: dict[str, Any] = ({"reconnect_s": min(v.reconnect_s for v in cfg.venues)} if cfg.engine == "quickfix"
                                  else {**native, "warm_probes": cfg.warm_probes})
         self._acceptor = create_engine(cfg.engine, "acceptor", oms_settings, self.oms, host=cfg.oms.host,
