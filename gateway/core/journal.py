@@ -36,9 +36,11 @@ What a crash can lose:
   missing from the journal, and the venue's order status answers at reconnection are what is
   left.
 - A write that fails (disk full, I/O error): ``flush`` raises OSError and keeps the lines
-  held (written first by the next flush or write); the engine then stores and sends nothing
-  (held sends stay held, a direct send returns False) until a flush succeeds, and outside a
-  dispatch ``write`` raises as before (the hub rejects the order, nothing booked). An exception
+  held (written first by the next flush or write); the engine then stores and sends no
+  application message (held sends stay held, a direct send returns False; session messages
+  go on) until a flush succeeds, and from then on ``write`` holds nothing and raises at once
+  as outside a dispatch (the hub refuses the event, nothing booked): a broken disk halts the
+  order flow, with one dispatch's records and sends waiting in memory, none sent unwritten. An exception
   in a handler mid-chunk changes nothing of this: the records of the events handled before it
   (and of the failed one, if the hub wrote it before the failure, as the hub's
   compute-journal-apply-send order keeps it consistent) are written at the dispatch's end like
@@ -427,6 +429,7 @@ class Journal:
         self._held: list[bytes] = []
         self.group_writes = 0            # os.write calls that carried held lines (flush)
         self.write_failures = 0          # flushes that raised (the lines stay held)
+        self._failing = False            # the last flush raised: hold nothing new, write (and raise) at once
 
     def group_with(self, group: Any) -> None:
         """Hold lines while ``group.depth`` > 0 (an object with an int ``depth``: the native
@@ -455,11 +458,13 @@ class Journal:
             for _ in range(64):        # a regular file takes it all at once unless the disk fills part way
                 done += os.write(fd, data[done:] if done else data)
                 if done >= len(data):
+                    self._failing = False
                     return
             raise OSError(errno.EIO, f"journal write stopped after {done} of {len(data)} bytes")
         except OSError:
             held.append(data[done:] if done else data)
             self.write_failures += 1
+            self._failing = True
             raise
 
     @property
@@ -468,9 +473,12 @@ class Journal:
         return len(self._held)
 
     def _put(self, line: bytes, fd: int) -> None:
-        """One record's line: held while the group dispatches, else written now (after any held)."""
+        """One record's line: held while the group dispatches, else written now (after any held).
+        After a failed flush nothing new is held: this line's write raises at once while the held
+        ones cannot be written (the hub then refuses the event, nothing booked), so only one
+        dispatch's records (and the sends they explain) wait for the disk."""
         group = self._group
-        if group is not None and group.depth:
+        if group is not None and group.depth and not self._failing:
             self._held.append(line)
         elif self._held:                 # a failed flush left lines: they go first, this one after
             self.flush()

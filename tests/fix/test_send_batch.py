@@ -280,6 +280,8 @@ def test_journal_flush_keeps_unwritten_lines_first_in_line(tmp_path, monkeypatch
     with pytest.raises(OSError):
         j.flush()
     assert j.held == 1 and j.write_failures == 1
+    with pytest.raises(OSError):                      # failing: nothing new is held, the write raises
+        j.write(J.Stopped(at=2.5))
     Group.depth = 0
     with pytest.raises(OSError):                      # outside a dispatch: raises, as before
         j.write(J.Stopped(at=3.0))
@@ -287,4 +289,8 @@ def test_journal_flush_keeps_unwritten_lines_first_in_line(tmp_path, monkeypatch
     j.write(J.Stopped(at=4.0))                         # the held ones first, then this one
     assert [ln.split(",")[-1] for ln in lines(tmp_path / "j")] == ["1.0]", "2.0]", "4.0]"]
     assert j.held == 0
-    j.close()
+    Group.depth = 1                                   # written again: holding again
+    j.write(J.Stopped(at=5.0))
+    assert j.held == 1
+    j.close()                                         # close writes what is held
+    assert lines(tmp_path / "j")[-1].endswith("5.0]")
