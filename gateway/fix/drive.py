@@ -328,9 +328,8 @@ class NativeSession(SessionHandle):
         for msg_type, text, extra_header in held:
             try:
                 session.send(msg_type, text, extra_header=extra_header)
-            except Exception:  # noqa: BLE001 - counted, the rest still go
-                self.engine.errors.count("held_send")
-                log.exception("%s: a held %s could not be sent", self.key, msg_type)
+            except Exception:  # noqa: BLE001 - counted and logged (ErrorCounter), the rest still go
+                self.engine.errors.count(f"a held {msg_type} on {self.key}")
 
     def send_test_request(self, test_req_id: str) -> bool:
         if not self._sendable():
