@@ -139,6 +139,8 @@ async def measure(orders: int, entries: int, tmp: Path) -> tuple[list[float], li
                 fill_out.append((stamped.stamps[0] - t0) * 1e6)
                 chunk_total.append((t2 - t0) * 1e6)
             await until(lambda: client_app.fills > i, "the OMS's fill")
+        book = gw.market.venues["FAKE"].feed.books.get("AAPL")      # the market data was applied
+        print(f"# the gateway's AAPL book at FAKE: bid {book.best_bid()} ask {book.best_ask()} stale {book.stale}")
     finally:
         await client.stop()
         await gw.stop()
