@@ -6,7 +6,9 @@ the venue's ExecutionReport), with the values the gateway writes for them (as
 alone (``line``, the text built) and the whole ``write`` (the line and its ``os.write`` to a
 file). CPU time of this thread (``time.thread_time``) per record, median over runs. When the
 mypyc build is in use (gateway/common/accel.py) it runs twice: compiled, and the pure-Python
-module loaded beside it, with the ratio pure / compiled. Prints a table; asserts nothing.
+module loaded beside it, with the ratio pure / compiled. ``accepted grouped N``: the group
+commit of a received chunk (``Journal.group_with``): N records held, then one ``os.write``
+(``flush``), per record. Prints a table; asserts nothing.
 
     PYTHONPATH=. python benchmarks/bench_journal.py [--runs 7] [--iters 20000]
 """
@@ -63,8 +65,31 @@ def run(J: ModuleType, iters: int, runs: int, where: Path) -> dict[str, list[flo
             t2 = time.thread_time()
             out.setdefault(f"{kind} line", []).append((t1 - t0) / iters * 1e6)
             out.setdefault(f"{kind} write", []).append((t2 - t1) / iters * 1e6)
+        # group commit (the native engine's dispatch of a chunk): records held, one os.write per group
+        for size in GROUPS:
+            group = _Group()
+            j.group_with(group)
+            batch = [rec["accepted"] for rec in recs]
+            write, flush = j.write, j.flush
+            t0 = time.thread_time()
+            for k in range(0, iters, size):
+                group.depth = 1
+                for rec in batch[k:k + size]:
+                    write(rec)
+                group.depth = 0
+                flush()
+            out.setdefault(f"accepted grouped {size}", []).append((time.thread_time() - t0) / iters * 1e6)
+            j.group_with(None)
         j.close()
     return out
+
+
+GROUPS = (1, 4, 16)     # records per os.write (orders per received chunk)
+
+
+class _Group:
+    """What ``Journal.group_with`` reads: the dispatch depth of the engine's SendBatch."""
+    depth = 0
 
 
 def main() -> int:

@@ -364,6 +364,7 @@ class Gateway:
             await engine.start()
             self.venues.attach(engine.sessions)
             self._initiators.append(engine)
+        self._group_journal(True)
         self._every(MARK_REFRESH_S, self._tick)
         # probes spread over the interval, a few venues per tick (issue 12: MarketState.probe_schedule)
         tick_s, per_tick = self.market.probe_schedule()
@@ -395,7 +396,25 @@ class Gateway:
                 await engine.stop()        # logs out every session
             except Exception:  # noqa: BLE001 - stop the rest anyway
                 log.exception("stopping an engine")
+        self._group_journal(False)
         self.core.close()
+
+    # -- journal group commit (issue 12, round 4: batch) ------------------------------------
+    def _group_journal(self, on: bool) -> None:
+        """Native engine: the order journal holds its records while a received chunk is
+        dispatched and writes them in one os.write before anything they explain is stored or
+        sent (``SendBatch.before_send``, gateway/fix/drive.py; gateway/core/journal.py says what
+        a crash can lose). Off (``on=False``, at stop): every record written at once again."""
+        journal = self.core.journal
+        batches = {id(b): b for b in (getattr(e, "batch", None) for e in
+                                       [self._acceptor, *self._initiators]) if b is not None}
+        for batch in batches.values():
+            if on:
+                batch.before_send = journal.flush
+            elif batch.before_send == journal.flush:
+                batch.before_send = None
+        if len(batches) == 1 or not on:        # one loop thread: one batch (drive.loop_batch)
+            journal.group_with(next(iter(batches.values())) if on else None)
 
     # ------------------------------------------------------------ status (loop thread)
 
