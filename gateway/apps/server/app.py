@@ -124,6 +124,7 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.cpu: int | None = None
+        self._busy: Any = None               # the loop's BusyPoll when busy_poll_us > 0 (start)
         self.metrics.watch_sessions(self._session_metric_rows)
         self.venues.on_md_reject = self.metrics.on_md_reject
         self.core.timing_sample = TIMING_SAMPLE
@@ -365,10 +366,11 @@ class Gateway:
             self.venues.attach(engine.sessions)
             self._initiators.append(engine)
         self._group_journal(True)
+        self._busy = self._acceptor.busy if cfg.engine == "native" else None     # BusyPoll: one per loop
         self._every(MARK_REFRESH_S, self._tick)
         # probes spread over the interval, a few venues per tick (issue 12: MarketState.probe_schedule)
         tick_s, per_tick = self.market.probe_schedule()
-        self._every(tick_s, lambda: self.market.probe_next(per_tick))
+        self._every(tick_s, lambda: self._probe(per_tick))
         self._every(JOURNAL_CHECK_S, self.keeper.check)
         for v in cfg.venues:          # a venue's scheduled end expires its Day orders (ExecType C)
             if v.schedule is not None:
@@ -400,6 +402,11 @@ class Gateway:
         self.core.close()
 
     # -- journal group commit (issue 12, round 4: batch) ------------------------------------
+    def _probe(self, per_tick: int) -> None:
+        # with busy polling on, the loop polls for the Heartbeat instead of sleeping until it comes
+        if self.market.probe_next(per_tick) and self._busy is not None:
+            self._busy.touch()
+
     def _group_journal(self, on: bool) -> None:
         """Native engine: the order journal holds its records while a received chunk is
         dispatched and writes them in one os.write before anything they explain is stored or
