@@ -13,7 +13,8 @@ see the venue's latency, as a network would add it. A venue with no latency conf
 delay, bytes skip the lines while nothing waits in them (``DelayLine.straight``).
 
 Invariants (and those of ``publish.EventPublisher``, shared with the quickfix venue):
-- per counterparty, reports and market data leave in engine order;
+- per counterparty, reports and market data leave in engine order, a step's reports in one
+  write ahead of its market data;
 - ids and symbols are ``str`` decoded as latin-1: any byte goes through.
 """
 from __future__ import annotations
@@ -297,11 +298,27 @@ class NativeVenue(EventPublisher):
     def _md_targets(self) -> list[tuple[str, list[Subscription]]]:
         return [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
 
-    def _first_out(self, owner: str) -> None:
-        # Inside a pump the engine writes at the pump's end; the acknowledgement goes now.
-        handle = self._handle(owner)
-        if handle is not None and handle.conn is not None:
-            handle.flush()
+    def _begin_step(self) -> Any:
+        # Inside a pump the engine's send batch is open already; from the market driver or
+        # apply() it is opened here, so each counterparty gets one write per step.
+        batch = self.fix.batch if self.fix is not None else None
+        if batch is not None:
+            batch.depth += 1
+        return batch
+
+    def _reports_out(self, owners: list[str]) -> None:
+        # The step's reports are queued in their sessions: out now, one write per
+        # counterparty, before the market data is even formatted.
+        for owner in owners:
+            handle = self._handle(owner)
+            if handle is not None and handle.conn is not None:
+                handle.flush()
+
+    def _end_step(self, token: Any) -> None:
+        if token is not None:
+            token.depth -= 1
+            if not token.depth and token.dirty:
+                token.flush_dirty()
 
     def _after_publish(self, touched: list[str]) -> None:
         if self.on_book_change is not None:
