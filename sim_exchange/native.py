@@ -1,7 +1,8 @@
 """One simulated venue on the native FIX engine and the process's one asyncio loop.
 
-FIX messages in (``VenueApplication.on_message``, on the loop thread), engine calls,
-FIX message bodies out (``fixtext``) through ``SessionHandle.send``. There is no lock:
+FIX messages in (``VenueCore.on_message``, on the loop thread), engine calls,
+FIX message bodies out (``fixtext``) through ``SessionHandle.send``: that per-order path is
+``venuecore.VenueCore`` (compiled), the base of ``NativeVenue``. There is no lock:
 the matching engine, the flow and the market sources are only ever touched from the
 loop thread (``apply`` hands calls from other threads over with call_soon_threadsafe).
 
@@ -28,9 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gateway.common.clock import MONOTONIC, Clock
-from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
-from gateway.core.matching.events import CancelReject, ExecReport
-from gateway.core.matching.marketdata import MDEntry, Subscription
+from gateway.core.matching.engine import Instrument, MatchingEngine
+from gateway.core.matching.marketdata import Subscription
 from gateway.core.models.latency import ScheduledJitterLatency
 from gateway.fix import transport
 from gateway.fix.engine import BaseApplication
@@ -41,8 +41,8 @@ from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
 from sim_exchange.delayline import ERROR_WINDOW, DelayLine, PreciseTimer, error_stats
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
-from sim_exchange.publish import EventPublisher
 from sim_exchange.stores import NoResendFileStore, NoResendMemoryStore
+from sim_exchange.venuecore import VenueCore, store_while_away
 
 log = logging.getLogger("sim.native")
 
@@ -141,6 +141,9 @@ class VenueEngine(transport.NativeEngine):
 class VenueApplication(BaseApplication):
     def __init__(self, venue: "NativeVenue") -> None:
         self.venue = venue
+        # FIX application messages go straight to the venue's compiled path (venuecore.py):
+        # no interpreted frame between the engine's pump and the matching engine.
+        self.on_message = venue.on_message
 
     @property
     def callback_errors(self) -> int:
@@ -153,18 +156,8 @@ class VenueApplication(BaseApplication):
         self.venue.sessions.pop(session.target_comp_id, None)
         self.venue.subscriptions.pop(session.target_comp_id, None)
 
-    def on_message(self, session: Any, msg: Any) -> None:
-        handler = self.venue.handlers.get(msg.msg_type)
-        if handler is None:
-            # BusinessMessageReject 380=3 written here, in QuickFIX's field order (45, 58, 372,
-            # 380), which strict certification compares; the engine's own puts 58 last.
-            session.send("j", f"45={msg.seq_num}\x0158=Unsupported Message Type\x01"
-                              f"372={msg.msg_type}\x01380=3\x01")
-            return
-        handler(session, msg)
 
-
-class NativeVenue(EventPublisher):
+class NativeVenue(VenueCore):
     kind = "native"
 
     def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
@@ -285,91 +278,7 @@ class NativeVenue(EventPublisher):
         self._publish(events)
         return events
 
-    # ------------------------------------------------------------------ publishing (publish.py)
-    def _send_report(self, er: ExecReport) -> None:
-        self._send("8", fixtext.execution_report(er, self.name), er.owner)
-
-    def _send_cancel_reject(self, cr: CancelReject) -> None:
-        self._send("9", fixtext.cancel_reject(cr), cr.owner)
-
-    def _send_incremental(self, counterparty: str, req_id: str, entries: list[MDEntry]) -> None:
-        self._send("X", fixtext.incremental(req_id, entries), counterparty)
-
-    def _md_targets(self) -> list[tuple[str, list[Subscription]]]:
-        return [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
-
-    def _begin_step(self) -> Any:
-        # Inside a pump the engine's send batch is open already; from the market driver or
-        # apply() it is opened here, so each counterparty gets one write per step.
-        batch = self.fix.batch if self.fix is not None else None
-        if batch is not None:
-            batch.depth += 1
-        return batch
-
-    def _reports_out(self, owners: list[str]) -> None:
-        # The step's reports are queued in their sessions: out now, one write per
-        # counterparty, before the market data is even formatted.
-        for owner in owners:
-            handle = self._handle(owner)
-            if handle is not None and handle.conn is not None:
-                handle.flush()
-
-    def _end_step(self, token: Any) -> None:
-        if token is not None:
-            token.depth -= 1
-            if not token.depth and token.dirty:
-                token.flush_dirty()
-
-    def _after_publish(self, touched: list[str]) -> None:
-        if self.on_book_change is not None:
-            for symbol in touched:
-                self.on_book_change(self.name, symbol)
-
-    def _send(self, msg_type: str, body: str, counterparty: str) -> None:
-        handle = self._handle(counterparty)
-        if handle is not None and handle.send(msg_type, body):
-            return
-        if handle is not None and msg_type in ("8", "9") and _store_while_away(handle, msg_type, body):
-            self.stats["stored_for_resend"] = self.stats.get("stored_for_resend", 0) + 1
-            return
-        self.stats["send_failures"] += 1
-
-    def _handle(self, counterparty: str) -> Any:
-        """The session of ``counterparty`` (configured ones only, so the cache is bounded)."""
-        if self.fix is None:
-            return None
-        handle = self._handles.get(counterparty)
-        if handle is None:
-            handle = self.fix.sessions.get(f"FIX.4.4:{self.comp_id}->{counterparty}")
-            if handle is not None:
-                self._handles[counterparty] = handle
-        return handle
-
-    # ------------------------------------------------------------------ FIX handlers
-    def _on_new_order(self, session: Any, msg: Any) -> None:
-        owner = session.target_comp_id
-        cl_ord_id = msg[11]
-        ord_type = msg[40]
-        price_text = msg.get(44)
-        price = float(price_text) if price_text is not None and ord_type == LIMIT else None
-        self.order_log.new_order(owner, cl_ord_id, msg.poss_dup)
-        if msg.poss_dup and self.engine.knows(owner, cl_ord_id):
-            self.stats["possdup_ignored"] += 1          # a resent order we have: never a second one
-            return
-        self.stats["orders"] += 1
-        self._publish(self.engine.new_order(owner, cl_ord_id, msg[55], msg[54], float(msg[38]), ord_type,
-                                            price, msg.get(59) or "0"))
-
-    def _on_cancel(self, session: Any, msg: Any) -> None:
-        self.stats["cancels"] += 1
-        self._publish(self.engine.cancel(session.target_comp_id, msg[11], msg[41]))
-
-    def _on_replace(self, session: Any, msg: Any) -> None:
-        price_text = msg.get(44)
-        self.stats["replaces"] += 1
-        self._publish(self.engine.replace(session.target_comp_id, msg[11], msg[41], float(msg[38]),
-                                          float(price_text) if price_text is not None else None))
-
+    # ------------------------------------------------------------------ FIX handlers (the order path: venuecore.py)
     def _on_status_request(self, session: Any, msg: Any) -> None:
         """OrderStatusRequest: ExecType I with the order's state, or OrdStatus 8 "unknown order"."""
         owner = session.target_comp_id
@@ -399,22 +308,7 @@ class NativeVenue(EventPublisher):
             self.subscriptions.setdefault(cp, {})[req_id] = sub
 
 
-def _store_while_away(handle: Any, msg_type: str, body: str) -> bool:
-    """A report for a counterparty that is away (no connection): stamp it with the next
-    sequence number and put it in the session's store, as quickfix does. Its next Logon
-    then carries a higher MsgSeqNum, the peer asks for a resend, and the report arrives
-    as a PossDup resend. Only with no connection: a live Session owns its numbering.
-    (Works on the store's public interface; the engine should offer this itself.)"""
-    if getattr(handle, "conn", None) is not None or handle.settings.reset_on_logon:
-        return False
-    from gateway.fix.codec import encode, utc_timestamp
-    store = handle.store
-    seq = store.next_sender_seq
-    s = handle.settings
-    header = (f"34={seq}\x0149={s.sender_comp_id}\x0152={utc_timestamp(time.time(), s.timestamp_precision)}"
-              f"\x0156={s.target_comp_id}\x01")
-    store.save(seq, encode(s.begin_string, msg_type, header, body))
-    return True
+_store_while_away = store_while_away      # moved to venuecore.py (compiled)
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

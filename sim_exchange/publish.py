@@ -1,6 +1,7 @@
 """Engine events -> a venue's messages: one place for both venue engines (native, quickfix).
 
-``EventPublisher`` is mixed into ``native.NativeVenue`` and ``venue.Venue``; they supply how
+``EventPublisher`` is the base of ``venuecore.VenueCore`` (``native.NativeVenue``) and of
+``venue.Venue`` (quickfix); compiled with mypyc (``gateway/common/accel.py``). They supply how
 one message goes out (``_send_report``, ``_send_cancel_reject``, ``_send_incremental``), who
 is subscribed (``_md_targets``), when held messages leave (``_begin_step``, ``_reports_out``,
 ``_end_step``) and what follows a step (``_after_publish``).
@@ -22,6 +23,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+from mypy_extensions import mypyc_attr
+
+from gateway.core.matching.engine import MatchingEngine
+from gateway.core.matching.events import TRADE as TRADE_REPORT
 from gateway.core.matching.events import BookTouched, CancelReject, ExecReport, TradePrint
 from gateway.core.matching.marketdata import TRADE, MDEntry, Subscription
 from sim_exchange.flow import FLOW_OWNER_PREFIX
@@ -29,11 +34,12 @@ from sim_exchange.flow import FLOW_OWNER_PREFIX
 log = logging.getLogger("sim.publish")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)      # venue.Venue (quickfix) and native.NativeVenue
 class EventPublisher:
     name: str
-    engine: Any
-    stats: dict
-    order_log: Any
+    engine: MatchingEngine
+    stats: dict[str, int]
+    order_log: Any                                    # status.OrderLog
 
     # -- what each engine provides
     def _send_report(self, er: ExecReport) -> None:
@@ -97,7 +103,8 @@ class EventPublisher:
             if ev.owner.startswith(FLOW_OWNER_PREFIX):
                 return None
             self.stats["exec_reports"] += 1
-            self.order_log.report(ev)
+            if ev.exec_type == TRADE_REPORT:
+                self.order_log.report(ev)            # fills are what it counts
             self._send_report(ev)
             return ev.owner
         if isinstance(ev, (BookTouched, TradePrint)):
