@@ -39,66 +39,15 @@ from gateway.fix.store import FileStore, MemoryStore
 from sim_exchange import fixtext
 from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
-from sim_exchange.delayline import ERROR_WINDOW, DelayLine, PreciseTimer, error_stats
+from sim_exchange.delayline import ERROR_WINDOW, PreciseTimer, error_stats
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
 from sim_exchange.stores import NoResendFileStore, NoResendMemoryStore
-from sim_exchange.venuecore import VenueCore, store_while_away
+from sim_exchange.venuecore import DelayedSession, VenueCore, store_while_away
 
 log = logging.getLogger("sim.native")
 
 
 # ---------------------------------------------------------------- latency around the session
-
-class DelayedSession(transport.NativeSession):
-    """A ``NativeSession`` whose socket bytes pass through two delay lines (in, out)."""
-
-    line_in: DelayLine | None = None
-    line_out: DelayLine | None = None
-
-    def attach(self, conn: Any) -> None:
-        # Fresh lines per connection: bytes of a dead connection never reach a new one.
-        timer, model = self.engine.delay_timer, self.engine.delay_model
-        errors = self.engine.delay_errors
-        self.line_in = DelayLine(timer, model, super().receive, errors)
-        self.line_out = DelayLine(timer, model, self.write_out, errors)
-        super().attach(conn)
-
-    def detach(self, conn: Any, reason: str) -> None:
-        if self.conn is conn:
-            for line in (self.line_in, self.line_out):
-                if line is not None:
-                    line.close()
-        super().detach(conn, reason)
-
-    def receive(self, data: bytes) -> None:
-        line = self.line_in
-        if line is None or line.straight():
-            super().receive(data)
-        else:
-            line.push(data)
-
-    def flush(self) -> None:
-        """Take what the session has to send now; the line writes it when due."""
-        conn = self.conn
-        line = self.line_out
-        if conn is None or conn.closing or line is None or line.straight():
-            super().flush()
-            return
-        for _ in range(10_000):          # bounded: a resend streams in chunks
-            data = self.session.data_to_send()
-            if not data:
-                break
-            line.push(data)
-
-    def close_after_sent(self, reason: str, quiet: bool) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        if self.line_out is None:
-            conn.close(reason, quiet=quiet)
-        else:
-            self.line_out.then(lambda: conn.close(reason, quiet=quiet))
-
 
 def _delayed_disconnect(ns: DelayedSession, event: Any) -> None:
     """The session wants the socket closed: after the bytes it queued (Logout) have left."""
@@ -139,6 +88,8 @@ class VenueEngine(transport.NativeEngine):
 # ---------------------------------------------------------------- the venue
 
 class VenueApplication(BaseApplication):
+    on_admin = None       # nothing to do with admin messages: the engine skips the call (call_app)
+
     def __init__(self, venue: "NativeVenue") -> None:
         self.venue = venue
         # FIX application messages go straight to the venue's compiled path (venuecore.py):

@@ -5,6 +5,8 @@ so an order crosses no interpreted frame between the engine's pump and the socke
 
 ``native.NativeVenue`` subclasses ``VenueCore`` (an interpreted subclass, allowed) and keeps
 the rest: lifecycle on the loop, configuration, stats, status requests, market-data requests.
+``DelayedSession`` (injected latency around the session, ``native.VenueEngine``'s sessions
+when the venue has a delay line) is here too: every message of such a venue passes it.
 The invariants are ``publish.EventPublisher``'s and ``native``'s.
 """
 from __future__ import annotations
@@ -152,3 +154,66 @@ def store_while_away(handle: NativeSession, msg_type: str, body: str) -> bool:
               f"\x0156={s.target_comp_id}\x01")
     store.save(seq, encode(s.begin_string, msg_type, header, body))
     return True
+
+
+# ---------------------------------------------------------------- latency around the session
+
+class DelayedSession(NativeSession):
+    """A ``NativeSession`` whose socket bytes pass through two delay lines (in, out): the
+    native venue's sessions when it has latency configured (``native.VenueEngine``). Compiled
+    here, beside the order path: every message of such a venue, a probe's TestRequest and
+    Heartbeat included, passes ``receive`` and ``flush``; as an interpreted subclass of the
+    compiled ``NativeSession`` each of its calls into the base went through Python-level glue."""
+
+    line_in: Any = None                 # delayline.DelayLine (interpreted), fresh per connection
+    line_out: Any = None
+
+    def attach(self, conn: Any) -> None:
+        # Fresh lines per connection: bytes of a dead connection never reach a new one.
+        from sim_exchange.delayline import DelayLine
+        engine = self.engine
+        timer, model, errors = engine.delay_timer, engine.delay_model, engine.delay_errors
+        self.line_in = DelayLine(timer, model, self._receive_now, errors)
+        self.line_out = DelayLine(timer, model, self.write_out, errors)
+        super().attach(conn)
+
+    def detach(self, conn: Any, reason: str) -> None:
+        if self.conn is conn:
+            for line in (self.line_in, self.line_out):
+                if line is not None:
+                    line.close()
+        super().detach(conn, reason)
+
+    def _receive_now(self, data: bytes) -> None:
+        """The inbound line's delivery: the engine's own receive."""
+        super().receive(data)
+
+    def receive(self, data: bytes) -> None:
+        line = self.line_in
+        if line is None or line.straight():
+            super().receive(data)
+        else:
+            line.push(data)
+
+    def flush(self) -> None:
+        """Take what the session has to send now; the line writes it when due."""
+        conn = self.conn
+        line = self.line_out
+        if conn is None or conn.closing or line is None or line.straight():
+            super().flush()
+            return
+        session = self.session
+        for _ in range(10_000):          # bounded: a resend streams in chunks
+            data = session.data_to_send()
+            if not data:
+                break
+            line.push(data)
+
+    def close_after_sent(self, reason: str, quiet: bool) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        if self.line_out is None:
+            conn.close(reason, quiet=quiet)
+        else:
+            self.line_out.then(lambda: conn.close(reason, quiet=quiet))
