@@ -1,6 +1,7 @@
 """Simulator benchmarks (prints figures, asserts nothing).
 
     .venv/bin/python benchmarks/bench_sim.py [--quick] [--engine native|quickfix|both]
+    .venv/bin/python benchmarks/bench_sim.py --trees /path/base,/path/this [--blocks 60]
 
 1. matching engine orders/s in-process (no FIX),
 2. native engine (one asyncio loop per sim process): NOS -> first ER at zero latency, and
@@ -302,11 +303,74 @@ def bench_fix(threaded: bool, n_orders: int, n_probes: int, tmp: Path, latency: 
         procs.stop(proc)
 
 
+def order_reports(c: WireClient, n: int) -> tuple[list[float], list[float]]:
+    """n IOC misses one at a time: NOS -> first ER (the ack) and NOS -> terminal ER (the cancel)."""
+    first, last = [], []
+    for i in range(n):
+        cl = f"ab{i}x{time.monotonic_ns()}"
+        msg = c.wire("D", f"11={cl}\x0155=EURUSD\x0154=1\x0138=100\x0140=2\x0144=1.09\x0159=3\x01"
+                          f"60=20260101-00:00:00.000\x01")
+        t0 = time.perf_counter()
+        c.sock.sendall(msg)
+        c.wait_for(f"\x0111={cl}\x01".encode())
+        first.append((time.perf_counter() - t0) * 1e6)
+        c.wait_for(b"\x0139=4\x01")
+        last.append((time.perf_counter() - t0) * 1e6)
+    return first, last
+
+
+def bench_trees(trees: list[str], blocks: int, tmp: Path) -> None:
+    """A/B of source trees (e.g. a base commit's worktree and this one): one zero-latency native
+    sim process per tree (run with that tree first on PYTHONPATH), the client alternating
+    blocks of 50 orders between them in a rotating order (first 4 of each block dropped), so
+    a loaded moment hits every tree alike. Prints NOS -> first ER and -> terminal ER per tree."""
+    import os
+    import subprocess
+    sims, clients = [], []
+    try:
+        for k, tree in enumerate(trees):
+            d = tmp / f"t{k}"
+            d.mkdir()
+            port = procs.free_ports(1)[0]
+            cfg = sim_config(d, {"L0": port}, True, engine="native")
+            env = dict(os.environ, PYTHONPATH=tree)
+            with open(d / "sim.log", "w") as log:
+                sims.append(subprocess.Popen([sys.executable, "-m", "sim_exchange", "--config", str(cfg),
+                                              "--venue", "L0"], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT))
+            procs.wait_for_ports([port], timeout=30, proc=sims[-1])
+            clients.append(WireClient(port, "CLIENT", "L0").logon())
+        for c in clients:
+            order_reports(c, 100)                           # warm-up
+        first: list[list[float]] = [[] for _ in trees]
+        last: list[list[float]] = [[] for _ in trees]
+        order = list(range(len(trees)))
+        for b in range(blocks):
+            for k in order[b % len(order):] + order[:b % len(order)]:
+                f, t = order_reports(clients[k], 50)
+                first[k] += f[4:]
+                last[k] += t[4:]
+        print("NOS -> first ER / -> terminal ER (IOC miss: ack, cancel), zero latency, trees interleaved (us):")
+        for k, tree in enumerate(trees):
+            print(f"  {tree}: first {fmt(first[k])}; terminal p50 {pct(last[k], 50):7.0f}  p90 {pct(last[k], 90):7.0f}")
+        for c in clients:
+            c.close()
+    finally:
+        for proc in sims:
+            proc.terminate()
+            proc.wait(10)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer samples (about 15 s)")
     ap.add_argument("--engine", choices=["native", "quickfix", "both"], default="both")
+    ap.add_argument("--trees", help="only an A/B of source trees, comma-separated paths (see bench_trees)")
+    ap.add_argument("--blocks", type=int, default=60, help="with --trees: blocks of 50 orders per tree")
     args = ap.parse_args(argv)
+    if args.trees:
+        with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
+            bench_trees(args.trees.split(","), args.blocks, Path(tmp))
+        return 0
     n_engine = 20_000 if args.quick else 100_000
     n_orders = 200 if args.quick else 600
     n_probes = 100 if args.quick else 400

@@ -21,7 +21,8 @@ market data (so every order that touches the book publishes an X).
 
 ``--inproc``: no sockets and no client process: the venue's acceptor gets a fake transport
 (bytes written are counted) and the orders' wire bytes are fed to it directly, in this one
-thread. Prints the Python CPU per order only (stable enough for A/B runs and for
+thread (``--probes``: TestRequests instead of orders, a probe's venue side; ``--delay-line``:
+the venue's delay lines on at zero delay, as ``bench_router.py probes`` runs it). Prints the Python CPU per order only (stable enough for A/B runs and for
 ``valgrind --tool=callgrind``); ``--profile`` adds the cProfile tables; ``--first-write`` the
 wall time inside the venue from an order's bytes arriving (``data_received``) to its first
 ExecutionReport's write, and to the end of that callback (p50/p90; no kernel time).
@@ -80,13 +81,14 @@ def client_main(port: int, target: str, n: int, md: bool) -> None:
     c.close()
 
 
-def write_config(tmp: Path, port: int, flow: float, latency_us: float) -> Path:
+def write_config(tmp: Path, port: int, flow: float, latency_us: float, delay_line: bool = False) -> Path:
     path = tmp / "sim.toml"
     path.write_text(
         f'store_dir = "{tmp / "store"}"\nengine = "native"\n'
         '[[symbols]]\nsymbol = "EURUSD"\ntick_size = 0.00001\nref_price = 1.1\n'
         f'[[venues]]\nname = "V"\nport = {port}\n'
         f'[venues.latency]\nbase_us = {latency_us}\njitter_us = 0\njitter = "none"\n'
+        f'always_proxy = {"true" if delay_line else "false"}\n'
         f'[venues.flow]\nenabled = {"true" if flow > 0 else "false"}\nrate_per_s = {flow}\n'
         'initial_levels = 5\nlevel_qty = 1000000\n')
     return path
@@ -176,7 +178,7 @@ def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, 
     with tempfile.TemporaryDirectory(prefix="profile_sim_") as tmpdir:
         tmp = Path(tmpdir)
         port = procs.free_ports(1)[0]
-        config = SimConfig.load(write_config(tmp, port, args.flow, 0.0))
+        config = SimConfig.load(write_config(tmp, port, args.flow, 0.0, args.delay_line))
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         venue = NativeVenue(config.venues[0], config)
@@ -186,8 +188,11 @@ def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, 
             wc = WireClient.__new__(WireClient)
             wc.sender, wc.target, wc.seq = "CLIENT", "V", 1
             logon = wc.wire("A", "98=0\x01108=30\x01141=Y\x01")
-            orders = [wc.wire("D", f"11=o{i}\x0155=EURUSD\x0154=1\x0138=100\x0140=2\x0144=1.09\x0159=3\x01"
-                                   f"60=20260101-00:00:00.000\x01") for i in range(args.orders)]
+            if args.probes:      # TestRequests (a latency probe's venue side) instead of orders
+                orders = [wc.wire("1", f"112=PRB-{i}\x01") for i in range(args.orders)]
+            else:
+                orders = [wc.wire("D", f"11=o{i}\x0155=EURUSD\x0154=1\x0138=100\x0140=2\x0144=1.09\x0159=3\x01"
+                                       f"60=20260101-00:00:00.000\x01") for i in range(args.orders)]
             fake = _FakeTransport()
             prof = cProfile.Profile() if profile else None
             conn = FixProtocol(venue.fix, None)
@@ -230,7 +235,8 @@ def run_inproc(args: argparse.Namespace, profile: bool = False) -> tuple[float, 
             if prof is not None:
                 prof.disable()
             frames = fake.frames - before
-            assert frames == 2 * (args.orders - warm), frames        # ack + IOC cancel per order
+            per = 1 if args.probes else 2                      # the Heartbeat, or ack + IOC cancel
+            assert frames == per * (args.orders - warm), frames
             return (t1 - t0) / (args.orders - warm) * 1e6, (pstats.Stats(prof) if prof is not None else None)
         finally:
             loop.run_until_complete(venue.stop())
@@ -259,13 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="with --inproc: also a cProfile run")
     ap.add_argument("--first-write", action="store_true", help="with --inproc: time to the first write")
     ap.add_argument("--no-profile", action="store_true", help="only the profiler-off figures")
+    ap.add_argument("--probes", action="store_true", help="with --inproc: TestRequests instead of orders")
+    ap.add_argument("--delay-line", action="store_true",
+                    help="with --inproc: the venue's delay lines on at zero delay (always_proxy)")
     ap.add_argument("--client", nargs=2, metavar=("PORT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.client:
         client_main(int(args.client[0]), "V", int(args.client[1]), args.md)
         return 0
     if args.inproc:
-        print(f"venue Python CPU per order, sockets faked: {run_inproc(args)[0]:.1f} us")
+        what = "TestRequest" if args.probes else "order"
+        print(f"venue Python CPU per {what}, sockets faked: {run_inproc(args)[0]:.1f} us")
         if args.profile:
             cpu_p, stats = run_inproc(args, profile=True)
             print_profile(stats, cpu_p, args.orders - 200, args.top)

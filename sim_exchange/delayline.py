@@ -196,7 +196,7 @@ def error_stats(errors: Any) -> dict[str, float]:
 class DelayLine:
     """One direction of one connection (see the module docstring)."""
 
-    def __init__(self, timer: PreciseTimer, model: Any, deliver: Callable[[bytes], None],
+    def __init__(self, timer: PreciseTimer, model: Any, deliver: Callable[[bytes], object],
                  errors: deque | None = None) -> None:
         self.timer = timer
         self.errors = errors

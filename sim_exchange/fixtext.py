@@ -23,8 +23,19 @@ def _text(text: str) -> str:
     return text.replace(SOH, " ")[:200]
 
 
+_last_ms = -1             # TransactTime(60) of the last report, per whole millisecond of time.time()
+_last_text = ""
+
+
 def _now() -> str:
-    return utc_timestamp(time.time(), 3)
+    """TransactTime, millisecond precision: formatted once per millisecond (an order's
+    reports, ack and fill or cancel, are written within the same one)."""
+    global _last_ms, _last_text
+    ms = int(time.time() * 1000)
+    if ms != _last_ms:
+        _last_text = utc_timestamp(ms / 1000, 3)
+        _last_ms = ms
+    return _last_text
 
 
 _NUM_CACHE: dict[float, str] = {}     # prices and quantities repeat: format each once

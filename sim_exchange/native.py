@@ -1,7 +1,8 @@
 """One simulated venue on the native FIX engine and the process's one asyncio loop.
 
-FIX messages in (``VenueApplication.on_message``, on the loop thread), engine calls,
-FIX message bodies out (``fixtext``) through ``SessionHandle.send``. There is no lock:
+FIX messages in (``VenueCore.on_message``, on the loop thread), engine calls,
+FIX message bodies out (``fixtext``) through ``SessionHandle.send``: that per-order path is
+``venuecore.VenueCore`` (compiled), the base of ``NativeVenue``. There is no lock:
 the matching engine, the flow and the market sources are only ever touched from the
 loop thread (``apply`` hands calls from other threads over with call_soon_threadsafe).
 
@@ -13,7 +14,8 @@ see the venue's latency, as a network would add it. A venue with no latency conf
 delay, bytes skip the lines while nothing waits in them (``DelayLine.straight``).
 
 Invariants (and those of ``publish.EventPublisher``, shared with the quickfix venue):
-- per counterparty, reports and market data leave in engine order;
+- per counterparty, reports and market data leave in engine order, a step's reports in one
+  write ahead of its market data;
 - ids and symbols are ``str`` decoded as latin-1: any byte goes through.
 """
 from __future__ import annotations
@@ -27,9 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gateway.common.clock import MONOTONIC, Clock
-from gateway.core.matching.engine import LIMIT, Instrument, MatchingEngine
-from gateway.core.matching.events import CancelReject, ExecReport
-from gateway.core.matching.marketdata import MDEntry, Subscription
+from gateway.core.matching.engine import Instrument, MatchingEngine
+from gateway.core.matching.marketdata import Subscription
 from gateway.core.models.latency import ScheduledJitterLatency
 from gateway.fix import transport
 from gateway.fix.engine import BaseApplication
@@ -38,66 +39,15 @@ from gateway.fix.store import FileStore, MemoryStore
 from sim_exchange import fixtext
 from sim_exchange.status import OrderLog, status_report
 from sim_exchange.config import SimConfig, VenueConfig
-from sim_exchange.delayline import ERROR_WINDOW, DelayLine, PreciseTimer, error_stats
+from sim_exchange.delayline import ERROR_WINDOW, PreciseTimer, error_stats
 from sim_exchange.flow import FLOW_OWNER_PREFIX, FlowModel
-from sim_exchange.publish import EventPublisher
 from sim_exchange.stores import NoResendFileStore, NoResendMemoryStore
+from sim_exchange.venuecore import DelayedSession, VenueCore, store_while_away
 
 log = logging.getLogger("sim.native")
 
 
 # ---------------------------------------------------------------- latency around the session
-
-class DelayedSession(transport.NativeSession):
-    """A ``NativeSession`` whose socket bytes pass through two delay lines (in, out)."""
-
-    line_in: DelayLine | None = None
-    line_out: DelayLine | None = None
-
-    def attach(self, conn: Any) -> None:
-        # Fresh lines per connection: bytes of a dead connection never reach a new one.
-        timer, model = self.engine.delay_timer, self.engine.delay_model
-        errors = self.engine.delay_errors
-        self.line_in = DelayLine(timer, model, super().receive, errors)
-        self.line_out = DelayLine(timer, model, self.write_out, errors)
-        super().attach(conn)
-
-    def detach(self, conn: Any, reason: str) -> None:
-        if self.conn is conn:
-            for line in (self.line_in, self.line_out):
-                if line is not None:
-                    line.close()
-        super().detach(conn, reason)
-
-    def receive(self, data: bytes) -> None:
-        line = self.line_in
-        if line is None or line.straight():
-            super().receive(data)
-        else:
-            line.push(data)
-
-    def flush(self) -> None:
-        """Take what the session has to send now; the line writes it when due."""
-        conn = self.conn
-        line = self.line_out
-        if conn is None or conn.closing or line is None or line.straight():
-            super().flush()
-            return
-        for _ in range(10_000):          # bounded: a resend streams in chunks
-            data = self.session.data_to_send()
-            if not data:
-                break
-            line.push(data)
-
-    def close_after_sent(self, reason: str, quiet: bool) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        if self.line_out is None:
-            conn.close(reason, quiet=quiet)
-        else:
-            self.line_out.then(lambda: conn.close(reason, quiet=quiet))
-
 
 def _delayed_disconnect(ns: DelayedSession, event: Any) -> None:
     """The session wants the socket closed: after the bytes it queued (Logout) have left."""
@@ -138,8 +88,13 @@ class VenueEngine(transport.NativeEngine):
 # ---------------------------------------------------------------- the venue
 
 class VenueApplication(BaseApplication):
+    on_admin = None       # nothing to do with admin messages: the engine skips the call (call_app)
+
     def __init__(self, venue: "NativeVenue") -> None:
         self.venue = venue
+        # FIX application messages go straight to the venue's compiled path (venuecore.py):
+        # no interpreted frame between the engine's pump and the matching engine.
+        self.on_message = venue.on_message
 
     @property
     def callback_errors(self) -> int:
@@ -152,18 +107,8 @@ class VenueApplication(BaseApplication):
         self.venue.sessions.pop(session.target_comp_id, None)
         self.venue.subscriptions.pop(session.target_comp_id, None)
 
-    def on_message(self, session: Any, msg: Any) -> None:
-        handler = self.venue.handlers.get(msg.msg_type)
-        if handler is None:
-            # BusinessMessageReject 380=3 written here, in QuickFIX's field order (45, 58, 372,
-            # 380), which strict certification compares; the engine's own puts 58 last.
-            session.send("j", f"45={msg.seq_num}\x0158=Unsupported Message Type\x01"
-                              f"372={msg.msg_type}\x01380=3\x01")
-            return
-        handler(session, msg)
 
-
-class NativeVenue(EventPublisher):
+class NativeVenue(VenueCore):
     kind = "native"
 
     def __init__(self, config: VenueConfig, sim: SimConfig, clock: Clock = MONOTONIC) -> None:
@@ -284,75 +229,7 @@ class NativeVenue(EventPublisher):
         self._publish(events)
         return events
 
-    # ------------------------------------------------------------------ publishing (publish.py)
-    def _send_report(self, er: ExecReport) -> None:
-        self._send("8", fixtext.execution_report(er, self.name), er.owner)
-
-    def _send_cancel_reject(self, cr: CancelReject) -> None:
-        self._send("9", fixtext.cancel_reject(cr), cr.owner)
-
-    def _send_incremental(self, counterparty: str, req_id: str, entries: list[MDEntry]) -> None:
-        self._send("X", fixtext.incremental(req_id, entries), counterparty)
-
-    def _md_targets(self) -> list[tuple[str, list[Subscription]]]:
-        return [(cp, list(subs.values())) for cp, subs in self.subscriptions.items()]
-
-    def _first_out(self, owner: str) -> None:
-        # Inside a pump the engine writes at the pump's end; the acknowledgement goes now.
-        handle = self._handle(owner)
-        if handle is not None and handle.conn is not None:
-            handle.flush()
-
-    def _after_publish(self, touched: list[str]) -> None:
-        if self.on_book_change is not None:
-            for symbol in touched:
-                self.on_book_change(self.name, symbol)
-
-    def _send(self, msg_type: str, body: str, counterparty: str) -> None:
-        handle = self._handle(counterparty)
-        if handle is not None and handle.send(msg_type, body):
-            return
-        if handle is not None and msg_type in ("8", "9") and _store_while_away(handle, msg_type, body):
-            self.stats["stored_for_resend"] = self.stats.get("stored_for_resend", 0) + 1
-            return
-        self.stats["send_failures"] += 1
-
-    def _handle(self, counterparty: str) -> Any:
-        """The session of ``counterparty`` (configured ones only, so the cache is bounded)."""
-        if self.fix is None:
-            return None
-        handle = self._handles.get(counterparty)
-        if handle is None:
-            handle = self.fix.sessions.get(f"FIX.4.4:{self.comp_id}->{counterparty}")
-            if handle is not None:
-                self._handles[counterparty] = handle
-        return handle
-
-    # ------------------------------------------------------------------ FIX handlers
-    def _on_new_order(self, session: Any, msg: Any) -> None:
-        owner = session.target_comp_id
-        cl_ord_id = msg[11]
-        ord_type = msg[40]
-        price_text = msg.get(44)
-        price = float(price_text) if price_text is not None and ord_type == LIMIT else None
-        self.order_log.new_order(owner, cl_ord_id, msg.poss_dup)
-        if msg.poss_dup and self.engine.knows(owner, cl_ord_id):
-            self.stats["possdup_ignored"] += 1          # a resent order we have: never a second one
-            return
-        self.stats["orders"] += 1
-        self._publish(self.engine.new_order(owner, cl_ord_id, msg[55], msg[54], float(msg[38]), ord_type,
-                                            price, msg.get(59) or "0"))
-
-    def _on_cancel(self, session: Any, msg: Any) -> None:
-        self.stats["cancels"] += 1
-        self._publish(self.engine.cancel(session.target_comp_id, msg[11], msg[41]))
-
-    def _on_replace(self, session: Any, msg: Any) -> None:
-        price_text = msg.get(44)
-        self.stats["replaces"] += 1
-        self._publish(self.engine.replace(session.target_comp_id, msg[11], msg[41], float(msg[38]),
-                                          float(price_text) if price_text is not None else None))
-
+    # ------------------------------------------------------------------ FIX handlers (the order path: venuecore.py)
     def _on_status_request(self, session: Any, msg: Any) -> None:
         """OrderStatusRequest: ExecType I with the order's state, or OrdStatus 8 "unknown order"."""
         owner = session.target_comp_id
@@ -382,22 +259,7 @@ class NativeVenue(EventPublisher):
             self.subscriptions.setdefault(cp, {})[req_id] = sub
 
 
-def _store_while_away(handle: Any, msg_type: str, body: str) -> bool:
-    """A report for a counterparty that is away (no connection): stamp it with the next
-    sequence number and put it in the session's store, as quickfix does. Its next Logon
-    then carries a higher MsgSeqNum, the peer asks for a resend, and the report arrives
-    as a PossDup resend. Only with no connection: a live Session owns its numbering.
-    (Works on the store's public interface; the engine should offer this itself.)"""
-    if getattr(handle, "conn", None) is not None or handle.settings.reset_on_logon:
-        return False
-    from gateway.fix.codec import encode, utc_timestamp
-    store = handle.store
-    seq = store.next_sender_seq
-    s = handle.settings
-    header = (f"34={seq}\x0149={s.sender_comp_id}\x0152={utc_timestamp(time.time(), s.timestamp_precision)}"
-              f"\x0156={s.target_comp_id}\x01")
-    store.save(seq, encode(s.begin_string, msg_type, header, body))
-    return True
+_store_while_away = store_while_away      # moved to venuecore.py (compiled)
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

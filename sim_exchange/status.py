@@ -65,7 +65,9 @@ class OrderLog:
         self.status_requests = 0
 
     def new_order(self, owner: str, cl_ord_id: str, poss_dup: bool) -> None:
-        (self.possdup if poss_dup else self.fresh)[(owner, cl_ord_id)] += 1
+        counts = self.possdup if poss_dup else self.fresh
+        key = (owner, cl_ord_id)
+        counts[key] = counts.get(key, 0) + 1      # not Counter's += (a __missing__ call per new id)
 
     def report(self, er: ExecReport) -> None:
         if er.exec_type == TRADE:

@@ -56,6 +56,8 @@ MODULES = (
     "gateway.core.matching.engine",
     "gateway.core.matching.marketdata",
     "sim_exchange.fixtext",
+    "sim_exchange.publish",          # round 4 (sim): the venue's order path, message in -> reports out,
+    "sim_exchange.venuecore",        # without an interpreted frame (publish is venuecore's base class)
     "gateway.fix.session",
     "gateway.fix.store",
     "sim_exchange.stores",
