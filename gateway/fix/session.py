@@ -36,19 +36,22 @@ Invariants:
 
 Compiled with mypyc when built (gateway/common/accel.py; the .py file is the fallback):
 ``Session`` is a native class (no new attributes, no monkeypatching), the settings the
-fast path reads are copied into typed attributes once, and the store is any object with
-the ``Store`` protocol (store.py; the simulator wraps one), called through Python.
+fast path reads are copied into typed attributes once, and the store is a ``Store``
+(store.py: MemoryStore, FileStore or a subclass, as the simulator's): compiled in the same
+group, the per-message reads and calls on it (next_sender_seq, save, next_target_seq,
+advance_target) are native.
 """
 from __future__ import annotations
 
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.fix import events as ev
-from gateway.fix.codec import Framer, Message, encode, parse, parse_utc_timestamp, utc_timestamp
+from gateway.fix.codec import (Framer, Message, encode, parse, parse_utc_timestamp, seal,
+                               utc_timestamp)
 from gateway.fix.dictionary import Dictionary
 from gateway.fix.errors import (COMPID_PROBLEM, INVALID_MSGTYPE, REJECT_TEXT, REQUIRED_TAG_MISSING,
                                 SENDING_TIME_ACCURACY, VALUE_OUT_OF_RANGE, FixError, GarbledMessage,
@@ -56,8 +59,7 @@ from gateway.fix.errors import (COMPID_PROBLEM, INVALID_MSGTYPE, REJECT_TEXT, RE
 from gateway.fix.events import NEED_DATA
 from gateway.fix.settings import SessionSettings
 
-if TYPE_CHECKING:
-    from gateway.fix.store import Store
+from gateway.fix.store import Store
 
 DISCONNECTED: Final = "DISCONNECTED"
 AWAIT_LOGON: Final = "AWAIT_LOGON"      # acceptor: connected, no Logon accepted yet
@@ -109,10 +111,14 @@ class Session:
         self._wall = wall
         self._initiator: bool = settings.role == "initiator"
         s = settings
-        # The constant header text, built once: send() only adds 34= and the timestamp.
+        # The constant header text, built once: _emit adds 9=, 35=, 34= and 52= per message
+        # (8=, 9=, 35=, 34=, 49=, 52=, 56=, as QuickFIX orders them).
         self._begin: str = s.begin_string
+        self._hdr_begin = f"8={s.begin_string}{SOH}9="
         self._hdr_mid = f"{SOH}49={s.sender_comp_id}{SOH}52="
         self._hdr_end = f"{SOH}56={s.target_comp_id}{SOH}"
+        # BodyLength counts from 35= to the last SOH: the constant part of it
+        self._hdr_len: int = len("35=") + 1 + len("34=") + len(self._hdr_mid) + len(self._hdr_end)
         self._precision: int = s.timestamp_precision
         self._persist: bool = s.persist_messages
         self._data_tags: dict[int, int] | None = dictionary.data_tags if dictionary is not None else None
@@ -743,11 +749,15 @@ class Session:
 
     def _emit(self, msg_type: str, body: str, extra_header: str = "") -> int:
         """Stamp, encode, store (os.write), queue. The one way a new message leaves us."""
-        # The order path: ~15 attribute reads, one f-string, encode, one store write.
+        # The order path: native attribute reads and calls, one f-string, seal, one store write.
         store = self._store
         seq = store.next_sender_seq
-        header = f"34={seq}{self._hdr_mid}{utc_timestamp(self._wall(), self._precision)}{self._hdr_end}"
-        wire = encode(self._begin, msg_type, header + extra_header if extra_header else header, body)
+        number = str(seq)
+        stamp = utc_timestamp(self._wall(), self._precision)
+        length = (self._hdr_len + len(msg_type) + len(number) + len(stamp) + len(extra_header)
+                  + len(body))
+        wire = seal(f"{self._hdr_begin}{length}{SOH}35={msg_type}{SOH}34={number}{self._hdr_mid}"
+                    f"{stamp}{self._hdr_end}{extra_header}{body}")
         if self._persist:
             store.save(seq, wire)          # os.write before the bytes are queued for the wire
         else:
