@@ -65,7 +65,7 @@ class Message:
                  body: str | None = None, index: dict[int, str] | None = None):
         self.pairs = pairs
         self.raw = raw
-        self._index: dict[int, str] | None = index     # parse builds it on its way through
+        self._index: dict[int, str] | None = index     # built on first need (see get)
         self._body = body
         if msg_type is None:
             msg_type = self.get(35) or ""
@@ -85,20 +85,28 @@ class Message:
     def get(self, tag: int, default: str | None = None) -> str | None:
         index = self._index
         if index is None:
+            if COMPILED:
+                # Compiled, a walk of the pairs costs a few instructions a field: the few
+                # reads of the session (49, 56, 34, 52, 43) need no index, and the
+                # application's first ``index`` builds it in one C call (dict()), cheaper
+                # than a setdefault per field while parsing.
+                for t, value in self.pairs:
+                    if t == tag:
+                        return value
+                return default
             index = self._build_index()
         return index.get(tag, default)
 
     def __getitem__(self, tag: int) -> str:
-        index = self._index
-        if index is None:
-            index = self._build_index()
-        return index[tag]
+        value = self.get(tag)
+        if value is None:
+            raise KeyError(tag)
+        return value
 
     def __contains__(self, tag: object) -> bool:
-        index = self._index
-        if index is None:
-            index = self._build_index()
-        return tag in index
+        if not isinstance(tag, int):
+            return False
+        return self.get(tag) is not None
 
     def __repr__(self) -> str:
         return f"Message({'|'.join(f'{t}={v}' for t, v in self.pairs)})"
@@ -111,7 +119,19 @@ class Message:
     @property
     def seq_num(self) -> int | None:
         text = self.get(34)
-        return int(text) if text is not None and ascii_digits(text, 0) else None
+        if text is None:
+            return None
+        if not COMPILED:          # interpreted, two C calls beat the loop
+            return int(text) if ascii_digits(text, 0) else None
+        if not text:
+            return None
+        n = 0
+        for ch in text:           # compiled: a few instructions a digit, where int() is a call
+            c = ord(ch)
+            if c < 48 or c > 57:
+                return None
+            n = n * 10 + c - 48
+        return n
 
     @property
     def poss_dup(self) -> bool:
@@ -521,10 +541,9 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
             or frame[soh2 + 3] != 61):                                 # "35="
         raise _garbled("MsgType(35) is not the third field")
     if COMPILED:
-        index: dict[int, str] = {}
-        pairs = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags), index)
+        pairs = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags))
         if pairs is not None:
-            return Message(pairs, frame, pairs[2][1], None, index)
+            return Message(pairs, frame, pairs[2][1])
     else:
         pairs = _split_fast(text, _tag_table(data_tags))
         if pairs is not None:
@@ -559,16 +578,11 @@ def _data_flags(data_tags: Mapping[int, int]) -> bytes:
 
 
 def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
-                 index: dict[int, str]) -> list[tuple[int, str]] | None:
+                 ) -> list[tuple[int, str]] | None:
     """One pass: the tag's digits read from the bytes, the value sliced from the text up to
-    the next SOH; ``index`` gets each tag's first value. None (index half built) when the
-    careful path is needed: a tag that is not 1-9 ASCII digits followed by '=', or a
-    data-length tag (its data field is read by length)."""
-    begin = text[2:soh1]
-    length = text[soh1 + 3:soh2]
-    pairs: list[tuple[int, str]] = [(8, begin), (9, length)]
-    index[8] = begin
-    index[9] = length
+    the next SOH. None when the careful path is needed: a tag that is not 1-9 ASCII digits
+    followed by '=', or a data-length tag (its data field is read by length)."""
+    pairs: list[tuple[int, str]] = [(8, text[2:soh1]), (9, text[soh1 + 3:soh2])]
     pos = soh2 + 1
     end = len(text)
     while pos < end:      # bounded: pos strictly increases; the frame ends with SOH
@@ -588,7 +602,6 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
             stop += 1                 # instructions a byte, less than a str.find call
         value = text[i + 1:stop]
         pairs.append((tag, value))
-        index.setdefault(tag, value)
         pos = stop + 1
     return pairs
 
