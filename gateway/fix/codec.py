@@ -74,8 +74,14 @@ class Message:
         self.msg_type = msg_type
 
     def _build_index(self) -> dict[int, str]:
-        # reversed: the first occurrence wins, as README promises for get()
-        index = self._index = dict(reversed(self.pairs))
+        # the first occurrence wins, as README promises for get()
+        if COMPILED:             # a native loop: ~20% fewer instructions than dict() compiled
+            index: dict[int, str] = {}
+            for tag, value in self.pairs:
+                index.setdefault(tag, value)
+        else:                    # interpreted, one C call beats the loop
+            index = dict(reversed(self.pairs))
+        self._index = index
         return index
 
     @property
@@ -120,20 +126,7 @@ class Message:
 
     @property
     def seq_num(self) -> int | None:
-        text = self.get(34)
-        if text is None:
-            return None
-        if not COMPILED:          # interpreted, two C calls beat the loop
-            return int(text) if ascii_digits(text, 0) else None
-        if not text:
-            return None
-        n = 0
-        for ch in text:           # compiled: a few instructions a digit, where int() is a call
-            c = ord(ch)
-            if c < 48 or c > 57:
-                return None
-            n = n * 10 + c - 48
-        return n
+        return seq_number(self.get(34))
 
     @property
     def poss_dup(self) -> bool:
@@ -208,6 +201,23 @@ class Message:
 # Header and trailer tags a body_text() leaves out (the session writes its own).
 _ENVELOPE: Final = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57, 142, 143,
                        116, 129, 144, 145, 369, 627, 628, 629, 630, 347, 90, 91, 212, 213, 93, 89})
+
+
+def seq_number(text: str | None) -> int | None:
+    """A MsgSeqNum's text -> its number; None when absent or not all ASCII digits."""
+    if text is None:
+        return None
+    if not COMPILED:          # interpreted, two C calls beat the loop
+        return int(text) if ascii_digits(text, 0) else None
+    if not text:
+        return None
+    n = 0
+    for ch in text:           # compiled: a few instructions a digit, where int() is a call
+        c = ord(ch)
+        if c < 48 or c > 57:
+            return None
+        n = n * 10 + c - 48
+    return n
 
 
 def ascii_digits(text: str, start: int) -> bool:

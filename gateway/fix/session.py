@@ -51,7 +51,7 @@ from typing import Any, Final
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.fix import events as ev
 from gateway.fix.codec import (Framer, Message, encode, parse, parse_utc_timestamp, seal,
-                               utc_timestamp)
+                               seq_number, utc_timestamp)
 from gateway.fix.dictionary import Dictionary
 from gateway.fix.errors import (COMPID_PROBLEM, INVALID_MSGTYPE, REJECT_TEXT, REQUIRED_TAG_MISSING,
                                 SENDING_TIME_ACCURACY, VALUE_OUT_OF_RANGE, FixError, GarbledMessage,
@@ -90,6 +90,35 @@ _set_poss_dup: Final = ev._set_poss_dup
 def _pairs_text(pairs: Iterable[tuple[int, object]]) -> str:
     """Body text of admin messages in tag order, as QuickFIX writes them (strict scripts)."""
     return "".join(f"{t}={v}{SOH}" for t, v in sorted(pairs, key=lambda p: p[0]))
+
+
+def _header_fields(pairs: list[tuple[int, str]],
+                   ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """MsgSeqNum (34), SenderCompID (49), TargetCompID (56), SendingTime (52), PossDupFlag
+    (43) of a message, each its first occurrence, in one walk of the fields: compiled, cheaper
+    than five lookups, and no index built (the application builds one if it reads by tag)."""
+    seq: str | None = None
+    sender: str | None = None
+    target: str | None = None
+    sent: str | None = None
+    poss_dup: str | None = None
+    for tag, value in pairs:
+        if tag == 34:
+            if seq is None:
+                seq = value
+        elif tag == 49:
+            if sender is None:
+                sender = value
+        elif tag == 56:
+            if target is None:
+                target = value
+        elif tag == 52:
+            if sent is None:
+                sent = value
+        elif tag == 43:
+            if poss_dup is None:
+                poss_dup = value
+    return seq, sender, target, sent, poss_dup
 
 
 def _int_or_none(text: str | None) -> int | None:
@@ -342,23 +371,25 @@ class Session:
         effects only once all passed; None (nothing done) sends the message down the
         general path, which checks everything again and answers what is wrong."""
         store = self._store
-        seq = msg.seq_num
-        if (seq is None or seq != store.next_target_seq or self._queue
-                or self._resend_range is not None or not t):
+        if self._queue or self._resend_range is not None or not t:
+            return None
+        seq_text, sender, target, sent, poss_dup = _header_fields(msg.pairs)
+        seq = seq_number(seq_text)
+        if seq is None or seq != store.next_target_seq:
             return None
         if msg.pairs[0][1] != self._begin:     # parse put BeginString first
             return None
         if self._check_comp_id:
-            if msg.get(49) != self._their_id or msg.get(56) != self._our_id:
+            if sender != self._their_id or target != self._our_id:
                 return None
-        elif 49 not in msg or 56 not in msg:
+        elif sender is None or target is None:
             return None
         if self._validating:
             try:
                 self._validate(msg)
             except FixError:
                 return None
-        if self._check_latency and not self._good_time(msg):
+        if self._check_latency and not self._good_sending_time(sent):
             return None
         self.last_received_at = self._now()
         self._test_requests = 0
@@ -366,7 +397,7 @@ class Session:
         # three native calls (compiled: no Python frame for a helper)
         event = _new_app(_APP)
         _set_message(event, msg)
-        _set_poss_dup(event, msg.get(43) == "Y")
+        _set_poss_dup(event, poss_dup == "Y")
         return event
 
     def _prechecks(self, msg: Message, t: str) -> bool:
@@ -455,10 +486,12 @@ class Session:
         return True
 
     def _good_time(self, msg: Message) -> bool:
-        if not self._check_latency:
-            return True
+        return self._good_sending_time(msg.get(52)) if self._check_latency else True
+
+    def _good_sending_time(self, text: str | None) -> bool:
+        """SendingTime (52) within max_latency_s of our clock (checked: check_latency)."""
         try:
-            sent = parse_utc_timestamp(msg.get(52) or "")
+            sent = parse_utc_timestamp(text or "")
         except ValueError:
             return False
         return abs(self._wall() - sent) <= self._max_latency_s
