@@ -68,7 +68,7 @@ _MAX_SHAPES = 256         # per message type; a peer cycling layouts only clears
 
 
 def _is_int(v: str) -> bool:
-    return ascii_digits(v, 1 if v[:1] == "-" else 0)
+    return ascii_digits(v, 1 if v and ord(v[0]) == 45 else 0)     # 45: '-' (no slice made)
 
 
 def _is_float(v: str) -> bool:
@@ -81,7 +81,7 @@ def _is_float(v: str) -> bool:
     n = len(v)
     digits = 0
     dot = False
-    for i in range(1 if v[:1] == "-" else 0, n):
+    for i in range(1 if n and ord(v[0]) == 45 else 0, n):         # 45: '-' (no slice made)
         c = ord(v[i])
         if 48 <= c <= 57:
             digits += 1
@@ -190,6 +190,16 @@ class GroupSpec:
     groups: dict[int, GroupSpec]    # nested, by count tag
 
 
+class _Seen:
+    """A message type's last planned tag sequence and its plan, one tuple read whole (a
+    thread never sees a half-updated pair); mutable, held by the frozen MessageSpec."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[tuple[int, ...], _Plan | None] = ((), None)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageSpec:
     msg_type: str
@@ -205,6 +215,8 @@ class MessageSpec:
     # tag sequence -> its value checks (or None: take the careful path); see _fast_ok
     shapes: dict[tuple[int, ...], _Plan | None] = field(default_factory=dict, repr=False,
                                                          compare=False)
+    # the tag sequence _fast_ok saw last and its plan (a counterparty repeats one)
+    seen: _Seen = field(default_factory=_Seen, repr=False, compare=False)
 
 
 
@@ -441,22 +453,32 @@ class Dictionary:
         pairs = msg.pairs
         if spec is None or pairs[0][1] != self.begin_string:
             return False
-        # one native pass: the tag sequence, and no empty value (those take the careful path)
-        tag_list: list[int] = []
+        # One native pass: no empty value (those take the careful path), and is the tag
+        # sequence the one this type had last time? Then its plan is at hand, with no tuple
+        # of tags built and hashed.
+        seen = spec.seen
+        last_tags, plan = seen.entry
+        same = len(last_tags) == len(pairs)
+        i = 0
         for tag, value in pairs:
             if not value:
                 return False
-            tag_list.append(tag)
-        tags = tuple(tag_list)
-        shapes = spec.shapes
-        plan = shapes.get(tags, _UNPLANNED)
-        if plan is _UNPLANNED:
-            plan = _plan(spec, tags)
-            if plan is None and not self._count_tags.isdisjoint(tags):
-                plan = _TO_PROVE         # groups: the careful path decides, then _prove_shape
-            if len(shapes) >= _MAX_SHAPES:
-                shapes.clear()
-            shapes[tags] = plan
+            if same and last_tags[i] != tag:
+                same = False
+            i += 1
+        if not same:
+            tags = tuple([tag for tag, _ in pairs])
+            shapes = spec.shapes
+            plan = shapes.get(tags, _UNPLANNED)
+            if plan is _UNPLANNED:
+                plan = _plan(spec, tags)
+                if plan is None and not self._count_tags.isdisjoint(tags):
+                    plan = _TO_PROVE     # groups: the careful path decides, then _prove_shape
+                if len(shapes) >= _MAX_SHAPES:
+                    shapes.clear()
+                shapes[tags] = plan
+            if plan is not _TO_PROVE:    # (_prove_shape replaces that one in shapes)
+                seen.entry = (tags, plan)
         if plan is None or plan is _TO_PROVE:
             return False
         for i, kind, enums, check in plan:     # the common checks inline, the rest called

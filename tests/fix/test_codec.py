@@ -271,14 +271,11 @@ def test_parse_paths_agree_with_the_careful_reader():
             careful = codec._split_careful(text, tags)
         except RemoteFixError:
             careful = None
-        index: dict[int, str] = {}
-        by_bytes = codec._split_bytes(frame, text, soh1, soh2, codec._data_flags(tags), index)
+        by_bytes = codec._split_bytes(frame, text, soh1, soh2, codec._data_flags(tags))
         by_text = codec._split_fast(text, codec._tag_table(tags))
         for pairs in (by_bytes, by_text):
             assert pairs is None or pairs == careful, frame
-        if by_bytes is not None:
-            assert index == dict(reversed(by_bytes))
-    assert codec._split_bytes(wire(), *_sohs(wire()), codec._data_flags(tags), {}) is not None
+    assert codec._split_bytes(wire(), *_sohs(wire()), codec._data_flags(tags)) is not None
     assert codec._split_fast(wire().decode("latin-1"), codec._tag_table(tags)) is not None
 
 
