@@ -67,6 +67,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final, Literal
 
+from mypy_extensions import mypyc_attr
+
 FsyncPolicy = Literal["never", "interval", "always"]
 
 # os.write bound once: compiled, ``os.write`` is a module attribute lookup on every call
@@ -81,6 +83,7 @@ class StoreLocked(StoreError):
     """Another process (or another FileStore in this one) holds this session's store."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)    # a process's own store (NativeEngine's store_wrapper) may be Python
 class Store:
     """What a Session needs of a store; MemoryStore and FileStore (and their subclasses, as
     the simulator's) are the implementations. A base class rather than a Protocol: compiled
@@ -129,6 +132,7 @@ def _check_seq(n: int) -> int:
     return n
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryStore(Store):
     """Everything in dicts; ``load_range`` walks the numbers, so saving during a resend is safe."""
 
@@ -195,6 +199,7 @@ def file_stem(key: str) -> str:
     return "-".join(_quote(p) for p in parts)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FileStore(Store):
     """Append-only files, one process per store (see the module docstring)."""
 

@@ -361,7 +361,8 @@ class NativeEngine:
 
     Hooks for a process that serves its own kind of session (the simulator's venues):
     ``session_class`` (a ``NativeSession`` subclass) and ``store_wrapper(settings, store)``,
-    which returns the store the session uses in place of the one the engine made."""
+    which returns the store the session uses in place of the one the engine made (a
+    ``store.Store`` subclass: the compiled Session calls its methods natively)."""
 
     kind = "native"
     session_class: type[NativeSession] = NativeSession

@@ -24,19 +24,18 @@ MD_X = "262=R1\x01268=1\x01279=0\x01269=0\x0155=EURUSD\x01270=1.1\x01271=100\x01
 _ID = re.compile(rb"\x0111=([^\x01]+)\x01")
 
 
-class Watched:
-    """A store (delegating to a MemoryStore) whose ``save`` records the journal's content at
-    that moment, and checks it holds the line of the order the saved message carries."""
+class Watched(MemoryStore):
+    """A MemoryStore whose ``save`` records the journal's content at that moment, and checks
+    it holds the line of the order the saved message carries (a store_wrapper's store must be
+    a ``Store``: the compiled Session calls it natively)."""
 
-    def __init__(self, store, state) -> None:
-        self._inner, self._state = store, state
+    def __init__(self, state) -> None:
+        super().__init__()
+        self._state = state
 
     def save(self, seq, wire) -> None:
         self._state.check("store", wire)
-        self._inner.save(seq, wire)
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
+        super().save(seq, wire)
 
 
 class Transport:
@@ -108,7 +107,7 @@ async def relay(tmp_path):
     journal = J.Journal(state.path)
     oms_app, venue_app = OmsSide(journal, state), VenueSide(journal, state)
     far_venue, client_app = Recorder(), Recorder()
-    wrap = lambda _s, store: Watched(store, state)            # noqa: E731
+    wrap = lambda _s, _store: Watched(state)            # noqa: E731
     venue = create_engine("native", "acceptor", [settings("VENUE", "GW", "acceptor")], far_venue,
                           host="127.0.0.1", port=0)
     await venue.start()
