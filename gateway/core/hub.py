@@ -274,7 +274,8 @@ class GatewayCore:
             return self._reject(intent, f"duplicate ClOrdID {intent.cl_ord_id!r}", REJ_DUPLICATE)
         if not intent.qty > 0:
             return self._reject(intent, f"OrderQty must be positive (got {intent.qty:g})", REJ_OTHER)
-        if intent.ord_type == LIMIT and not (intent.price or 0) > 0:
+        price = intent.price
+        if intent.ord_type == LIMIT and (price is None or not price > 0):
             return self._reject(intent, f"limit Price must be positive (got {intent.price or 0:g})", REJ_OTHER)
         self._orders_seen += 1
         if self.timing_sample and not self._orders_seen % self.timing_sample:
