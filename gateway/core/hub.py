@@ -204,8 +204,8 @@ class GatewayCore:
                  decisions: DecisionLog | None = None, journal: J.Journal | None = None) -> None:
         self.routing = routing
         self.clock = clock
-        # the clock read once per order event and passed down (risk, routing, order state, journal);
-        # the real clock's now() is time.perf_counter, called directly: no method call per read
+        # the clock read once per order event and passed down (routing, order state, journal, ack
+        # latency); the real clock's now() is time.perf_counter, called directly: no method call
         self._now: Callable[[], float] = time.perf_counter if type(clock) is MonotonicClock else clock.now
         self.market = market
         self.ids = ids or IdGen()
