@@ -38,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.core import journal as J
 from gateway.core.model import (LIMIT, REJ_DUPLICATE, REJ_OTHER, ChildOrder, OrderIntent, RoutingDecision,
                                 TradingStateChanged)
@@ -204,6 +204,9 @@ class GatewayCore:
                  decisions: DecisionLog | None = None, journal: J.Journal | None = None) -> None:
         self.routing = routing
         self.clock = clock
+        # the clock read once per order event and passed down (routing, order state, journal, ack
+        # latency); the real clock's now() is time.perf_counter, called directly: no method call
+        self._now: Callable[[], float] = time.perf_counter if type(clock) is MonotonicClock else clock.now
         self.market = market
         self.ids = ids or IdGen()
         self.policy = policy or routing.policy
@@ -242,7 +245,7 @@ class GatewayCore:
     def handle(self, event: Any) -> list:
         """Any event above -> the commands to carry out, in order. Never raises for an event's content."""
         try:
-            cls = event.__class__
+            cls = type(event)
             if cls is OmsNewOrder:             # the order path first, without the table
                 return self.new_order(event)
             if cls is VenueExecutionReport:
@@ -271,7 +274,8 @@ class GatewayCore:
             return self._reject(intent, f"duplicate ClOrdID {intent.cl_ord_id!r}", REJ_DUPLICATE)
         if not intent.qty > 0:
             return self._reject(intent, f"OrderQty must be positive (got {intent.qty:g})", REJ_OTHER)
-        if intent.ord_type == LIMIT and not (intent.price or 0) > 0:
+        price = intent.price
+        if intent.ord_type == LIMIT and (price is None or not price > 0):
             return self._reject(intent, f"limit Price must be positive (got {intent.price or 0:g})", REJ_OTHER)
         self._orders_seen += 1
         if self.timing_sample and not self._orders_seen % self.timing_sample:
@@ -279,8 +283,9 @@ class GatewayCore:
         rej = self.risk.evaluate(intent)                        # decide: nothing booked yet
         if rej is not None:
             return self._reject(intent, f"risk: {rej.text}", rej.ord_rej_reason)
-        decision = self.router_for(intent.oms_session).decide(intent)
-        return self._route_and_accept(intent, decision)
+        now = self._now()                                       # the order's one clock read
+        decision = self.router_for(intent.oms_session).decide(intent, now)
+        return self._route_and_accept(intent, decision, now)
 
     def _timed_new_order(self, intent: OrderIntent) -> list:
         """``new_order`` after the intake checks, with the risk check and the decision timed."""
@@ -291,12 +296,13 @@ class GatewayCore:
         if rej is not None:
             return self._reject(intent, f"risk: {rej.text}", rej.ord_rej_reason)
         router = self.router_for(intent.oms_session)
+        now = self._now()
         t1 = time.perf_counter()
-        decision = router.decide(intent)
+        decision = router.decide(intent, now)
         self.timings.append(("route", time.perf_counter() - t1))
-        return self._route_and_accept(intent, decision)
+        return self._route_and_accept(intent, decision, now)
 
-    def _route_and_accept(self, intent: OrderIntent, decision: RoutingDecision) -> list:
+    def _route_and_accept(self, intent: OrderIntent, decision: RoutingDecision, now: float) -> list:
         children = decision.children
         if not children:
             return self._reject(intent, f"no route: {decision.reason}", REJ_OTHER)
@@ -306,7 +312,6 @@ class GatewayCore:
             if busy is not None:
                 self.counts["in_flight_rejects"] += 1
                 return self._reject(intent, busy, REJ_OTHER)
-        now = self.clock.now()
         ids = self.ids
         order_id = ids.order()
         vids = [ids.venue()] if len(children) == 1 else [ids.venue() for _ in children]
@@ -420,15 +425,17 @@ class GatewayCore:
     # ------------------------------------------------------------ venue events
 
     def venue_report(self, ev: VenueExecutionReport) -> list:
-        now = self.clock.now()
+        now = self._now()
         try:
             self.journal.write_venue_report(ev, now)
         except OSError as exc:
             # a venue's report is a fact: losing it from memory too would be worse than from the journal
             self._journal_failure(exc)
         hit = self.orders.by_venue_id.get(ev.cl_ord_id)
-        if hit is not None and not hit[0].acked:
-            self.market.record_ack(hit[0].venue, now - hit[0].sent_at)
+        if hit is not None:
+            child = hit[0]
+            if not child.acked:
+                self.market.record_ack(child.venue, now - child.sent_at, now)
         return self._follow_up(self.orders.on_venue_exec(ev, now))
 
     def venue_cancel_rejected(self, ev: VenueCancelRejected) -> list:
@@ -542,7 +549,7 @@ class GatewayCore:
     def _follow_up(self, outs: list) -> list:
         """Resolve what the order manager handed back for the core: risk changes, remainders."""
         for o in outs:
-            if o.__class__ is TradingStateChanged or o.__class__ is RouteRemainder:
+            if type(o) is TradingStateChanged or type(o) is RouteRemainder:
                 break
         else:
             return outs                # the usual case: only commands for the edges

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.core.book import BID, OFFER, TRADE, L2Book
-from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.core.latency import INF, LatencyEstimator, ProbeTracker, _num
 from gateway.core.mdfeed import VenueBooks
 
@@ -142,6 +143,8 @@ class MarketState:
     def __init__(self, cfg: "RoutingConfig", clock: Clock = MONOTONIC, sender: Sender | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
+        # the real clock's now() is time.perf_counter, called directly (no method call per read)
+        self._now: Callable[[], float] = time.perf_counter if type(clock) is MonotonicClock else clock.now
         self.sender: Sender = sender or _no_sender
         self.venues: dict[str, VenueState] = {}
         self.venue_list: list[VenueState] = []    # stable order, for the router's loop
@@ -278,9 +281,10 @@ class MarketState:
         log.warning("venue %s rejected market data for %s: %s", v.name, symbol, v.md_rejects[symbol])
 
     # ------------------------------------------------------------ order-ack latency
-    def record_ack(self, venue: str, seconds: float) -> None:
+    def record_ack(self, venue: str, seconds: float, at: float | None = None) -> None:
+        """An order acknowledgement time; ``at``: when it came (default: the clock now)."""
         v = self.venues.get(venue) or self.register_venue(venue)
-        v.ack.add(seconds)
+        v.ack.add(seconds, at)
 
     # ------------------------------------------------------------ probing / subscribing (loop-driven)
     def probe_round(self) -> int:
@@ -415,12 +419,14 @@ class MarketState:
         Stale books and books of venues that are down are ignored, so one venue's stuck or
         off-market quotes cannot move the mark that the loss triggers use.
         """
-        now = self.clock.now()
+        now: float | None = None                 # read once, and only when a venue has a book
         mids, last, last_at = [], None, -INF
         for v in self.venue_list:
             book = v.books.get(symbol)
             if book is None:
                 continue
+            if now is None:
+                now = self._now()
             if self.book_usable(v, book, now):
                 m = book.mid()
                 if m is not None:

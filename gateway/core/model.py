@@ -131,7 +131,7 @@ class TradingStateChanged:
 
 
 class Router(Protocol):
-    def decide(self, intent: OrderIntent) -> RoutingDecision: ...
+    def decide(self, intent: OrderIntent, now: float | None = None) -> RoutingDecision: ...
 
 
 class RiskGate(Protocol):

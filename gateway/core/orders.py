@@ -123,6 +123,11 @@ class OmsOrder:
     created_at: float = 0.0
     done_at: float = 0.0
     reports: int = 0             # state-changing reports made so far: the k of ExecID <order_id>-<k>
+    # The FIX text of ``wire_intent``'s 55/54/38/40/[44]/59 (``wire.order_fields``), kept by the edge
+    # that formats it first, so the order's later messages reuse it; not order state (not journaled,
+    # not compared): a replace puts a new intent, whose text is made again.
+    wire_fields: str = field(default="", init=False, repr=False, compare=False)
+    wire_intent: OrderIntent | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(self, intent: OrderIntent, order_id: str, status: str = PENDING_NEW, cum_qty: float = 0.0,
                  avg_px: float = 0.0, children: list[VenueOrder] | None = None, policy: str = "",
@@ -144,6 +149,8 @@ class OmsOrder:
         self.created_at = created_at
         self.done_at = done_at
         self.reports = reports
+        self.wire_fields = ""
+        self.wire_intent = None
 
     def next_exec_id(self) -> str:
         self.reports += 1
@@ -674,7 +681,9 @@ class OrderManager:
         if order.status != status:         # a fill already moved it to FILLED for its report
             move(order, status)
         order.done_at = now
-        self.open.pop(order.order_id, None)
+        open_orders = self.open
+        if order.order_id in open_orders:
+            del open_orders[order.order_id]
         self.counts[STATUS_NAMES[status]] += 1
         if status != FILLED and order.cum_qty > EPS:
             self.counts["partially_filled"] += 1     # ended with a partial fill

@@ -20,7 +20,7 @@ from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, O
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import Message, utc_timestamp
-from gateway.apps.server.wire import num, order_fields, to_float, transact_time
+from gateway.apps.server.wire import intent_fields, num, to_float, transact_time
 from gateway.fix.engine import Unsupported, reject_body
 
 _SIDES: Final = frozenset("12")
@@ -206,22 +206,27 @@ class OmsApplication:
 
     def send_exec(self, ex: ReportToOms, exec_id: str) -> bool:
         """An ExecutionReport: one f-string over the report's figures; the order's own fields
-        (55..59) are formatted once per distinct order (``wire.order_fields``), numbers come
-        from ``num``."""
+        (55..59) are formatted once per order (``wire.intent_fields``), numbers come from ``num``
+        (a whole fill's LastQty/LastPx are its CumQty/AvgPx: their text is reused)."""
         order = ex.order
-        intent = order.intent
         orig = f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else ""
-        fill = f"32={num(ex.last_qty)}\x0131={num(ex.last_px)}\x01" if ex.last_qty else ""
+        cum, avg = num(ex.cum_qty), num(ex.avg_px)
+        last_qty = ex.last_qty
+        if last_qty:
+            last_px = ex.last_px
+            fill = (f"32={cum if last_qty == ex.cum_qty else num(last_qty)}\x01"
+                    f"31={avg if last_px == ex.avg_px else num(last_px)}\x01")
+        else:
+            fill = ""
         market = f"30={ex.last_mkt}\x01" if ex.last_mkt else ""
         venue_id = f"198={ex.venue_order_id}\x01" if ex.venue_order_id else ""
         rare = self._rare_fields(ex) if ex.text or ex.ord_rej_reason is not None or self._status_req_id else ""
-        fields = order_fields(intent.symbol, intent.side, intent.qty, intent.ord_type, intent.price, intent.tif)
         body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01{orig}17={exec_id}\x01150={ex.exec_type}\x01"
-                f"39={ex.ord_status}\x01{fields}{fill}{market}{venue_id}"
-                f"151={num(ex.leaves_qty)}\x0114={num(ex.cum_qty)}\x016={num(ex.avg_px)}\x01{rare}"
+                f"39={ex.ord_status}\x01{intent_fields(order)}{fill}{market}{venue_id}"
+                f"151={num(ex.leaves_qty)}\x0114={cum}\x016={avg}\x01{rare}"
                 f"60={transact_time()}\x01")
         # re-sent after a restart: the OMS may have it already (PossResend)
-        return self._send("8", body, intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
+        return self._send("8", body, order.intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
 
     def _rare_fields(self, ex: ReportToOms) -> str:
         """OrdRejReason(103), Text(58) and, answering an OrderStatusRequest, OrdStatusReqID(790)."""

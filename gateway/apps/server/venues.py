@@ -167,12 +167,15 @@ class VenueApplication:
         vs = self.venues.get(child.venue)
         if vs is None or not vs.logged_on or vs.handle is None:
             return False
-        intent = child.parent.intent
+        order = child.parent
+        intent = order.intent
         if type(out) is SendNewOrder:
             vs.orders_routed += 1
-            body = (f"11={child.cl_ord_id}\x01"
-                    f"{order_fields(intent.symbol, intent.side, child.qty, child.ord_type, child.price, child.tif)}"
-                    f"60={transact_time()}\x01")
+            fields = order_fields(intent.symbol, intent.side, child.qty, child.ord_type, child.price, child.tif)
+            if (order.wire_intent is not intent and child.qty == intent.qty and child.price == intent.price
+                    and child.ord_type == intent.ord_type and child.tif == intent.tif):
+                order.wire_fields, order.wire_intent = fields, intent   # the order's reports reuse it
+            body = f"11={child.cl_ord_id}\x01{fields}60={transact_time()}\x01"
             msg_type = "D"
         elif type(out) is QueryOrderStatus:
             own = out.cl_ord_id is None     # a pending replace's ClOrdID is asked alone: no OrderID fallback

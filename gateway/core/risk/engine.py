@@ -135,6 +135,12 @@ class RiskEngine:
         self._allow = frozenset(cfg.symbols) if cfg.symbols is not None else None
         self._max_gross = cfg.max_gross_exposure or INF
         self._dup = cfg.check_duplicate_cl_ord_id
+        # settings the per-order path reads, as native attributes (a pydantic attribute read
+        # is a generic lookup on every order and fill); the config is not changed after start
+        self._limits_on: bool = bool(cfg.enabled)
+        self._kill_on: bool = bool(cfg.kill_switch_enabled)
+        self._loss_threshold: float | None = cfg.loss_threshold
+        self._daily_loss_limit: float | None = cfg.daily_loss_limit
         now = clock.now()
         self._loss = RollingLoss(cfg.loss_window_s, cfg.pnl_ring_size, now)
         self._rejects = EventRate(cfg.venue_reject_window_s, max(cfg.firm_venue_reject_threshold or 1, 1) * 4)
@@ -195,7 +201,7 @@ class RiskEngine:
             return self._reject("reducing_only",
                                 f"reducing_only: {symbol} position {pos.qty:g}, open buy {pos.open_buy:g} "
                                 f"sell {pos.open_sell:g}; order would not shrink it", REJ_OTHER)
-        if self.cfg.enabled:
+        if self._limits_on:
             return self._check_limits(intent, sess, lim, pos, qty, is_buy)
         return None
 
@@ -339,8 +345,12 @@ class RiskEngine:
         sess = self._sessions.get(intent.oms_session)
         if sess is None:
             return
-        order = sess.open.pop(intent.cl_ord_id, None)
-        if order is not None and order.remaining > 0.0:
+        cid = intent.cl_ord_id
+        order = sess.open.get(cid)
+        if order is None:
+            return
+        del sess.open[cid]
+        if order.remaining > 0.0:
             self._release(order, order.remaining)
 
     def check_replace(self, orig: OrderIntent, new: OrderIntent) -> RiskReject | None:
@@ -426,27 +436,28 @@ class RiskEngine:
         return self.realized_pnl + self.unrealized_pnl
 
     def _evaluate_losses(self) -> TradingStateChanged | None:
-        cfg = self.cfg
-        if not cfg.kill_switch_enabled:
+        if not self._kill_on:
             return None
         total = self.realized_pnl + self.unrealized_pnl
-        if cfg.loss_threshold is not None:
+        threshold = self._loss_threshold
+        if threshold is not None:
             drop = self._loss.add(self.clock.now(), total)
-            if drop > cfg.loss_threshold and self.state != HALTED:
-                return self.trip(f"rolling loss: PnL fell {drop:.2f} within {cfg.loss_window_s:g}s "
-                                 f"(now {total:.2f}) > loss_threshold {cfg.loss_threshold:g}")
-        if cfg.daily_loss_limit is not None:
+            if drop > threshold and self.state != HALTED:
+                return self.trip(f"rolling loss: PnL fell {drop:.2f} within {self.cfg.loss_window_s:g}s "
+                                 f"(now {total:.2f}) > loss_threshold {threshold:g}")
+        limit = self._daily_loss_limit
+        if limit is not None:
             day_loss = self._day_start_pnl - total
-            if day_loss > cfg.daily_loss_limit and self.state != HALTED:
+            if day_loss > limit and self.state != HALTED:
                 return self.trip(f"daily loss: {day_loss:.2f} (realized {self.realized_pnl:.2f}, "
-                                 f"unrealized {self.unrealized_pnl:.2f}) > daily_loss_limit {cfg.daily_loss_limit:g}")
+                                 f"unrealized {self.unrealized_pnl:.2f}) > daily_loss_limit {limit:g}")
         return None
 
     def on_venue_reject(self, venue: str, session: str | None = None) -> TradingStateChanged | None:
         """A venue refused one of ``session``'s orders: suspend that session past its threshold;
         trip the firm only past ``firm_venue_reject_threshold`` (all sessions together)."""
         cfg = self.cfg
-        if not cfg.kill_switch_enabled:
+        if not self._kill_on:
             return None
         now = self.clock.now()
         firm = cfg.firm_venue_reject_threshold

@@ -4,15 +4,22 @@ The hot path only appends a tuple to a bounded ring (``decision_log_size``); dic
 people and JSON are built lazily by ``recent()`` and the exports. With a
 ``decision_log_path`` a background thread appends new records as JSON lines once a
 second (and at ``close()``/interpreter exit): no file write per order.
+
+No lock: one thread records (the gateway's loop; the backtester's own), and the views run
+there too (the admin thread asks through the loop, ``Gateway.on_loop``). The one other
+thread, the flusher, only takes records from ``_unwritten``, a deque whose ``append`` and
+``popleft`` are atomic, so a record appended while it writes waits for the next flush. Copies
+of the ring (``list(deque)``) and of the counts (``dict(d)``) are single C calls that hold the
+GIL throughout, should a view ever run on another thread.
 """
 from __future__ import annotations
 
 import atexit
 import json
 import threading
-import time
 from collections import deque
 from pathlib import Path
+from time import time as wall_time
 from typing import Any
 
 from gateway.core.model import OrderIntent, RoutingDecision
@@ -50,11 +57,10 @@ class DecisionLog:
 
     def __init__(self, size: int = 10_000, path: str | Path | None = None, flush_interval_s: float = 1.0) -> None:
         self._ring: deque = deque(maxlen=size)
-        self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._seq = 0
         self.path = Path(path) if path else None
-        self._unwritten: list = []
+        self._unwritten: deque = deque()             # records for the flusher (path only)
         self._stop = threading.Event()
         self._flusher_thread: threading.Thread | None = None
         if self.path is not None:
@@ -65,30 +71,30 @@ class DecisionLog:
             atexit.register(self.close)
 
     def record(self, decision: RoutingDecision, intent: OrderIntent) -> None:
-        """Hot path: one tuple appended under a lock (the intent is kept by reference)."""
+        """Hot path: one tuple appended (the intent is kept by reference)."""
         counts = self._counts
-        with self._lock:
-            self._seq += 1
-            rec = (self._seq, time.time(), decision, intent)
-            self._ring.append(rec)
-            if decision.children:
-                for c in decision.children:
-                    counts[c.venue] = counts.get(c.venue, 0) + 1
-            else:
-                counts[REJECTED] = counts.get(REJECTED, 0) + 1
-            if self.path is not None:
-                self._unwritten.append(rec)
+        seq = self._seq = self._seq + 1
+        rec = (seq, wall_time(), decision, intent)
+        self._ring.append(rec)
+        children = decision.children
+        if children:
+            for c in children:
+                venue = c.venue
+                counts[venue] = counts.get(venue, 0) + 1
+        else:
+            counts[REJECTED] = counts.get(REJECTED, 0) + 1
+        if self.path is not None:
+            self._unwritten.append(rec)
 
     def last_for(self, intent: OrderIntent, scan: int = 2000) -> RoutingDecision | None:
         """The latest decision recorded for this order (same intent object, or same session and
         ClOrdID), looking back at most ``scan`` records."""
-        with self._lock:
-            ring = self._ring
-            n = len(ring)
-            for k in range(1, min(scan, n) + 1):
-                _, _, d, it = ring[n - k]
-                if it is intent or (it.cl_ord_id == intent.cl_ord_id and it.oms_session == intent.oms_session):
-                    return d
+        ring = self._ring
+        n = len(ring)
+        for k in range(1, min(scan, n) + 1):
+            _, _, d, it = ring[n - k]
+            if it is intent or (it.cl_ord_id == intent.cl_ord_id and it.oms_session == intent.oms_session):
+                return d
         return None
 
     def __len__(self) -> int:
@@ -100,27 +106,28 @@ class DecisionLog:
 
     def recent(self, n: int = 50) -> list[dict[str, Any]]:
         """The last ``n`` decisions, oldest first, as JSON-able dicts."""
-        with self._lock:
-            recs = list(self._ring)[-n:] if n > 0 else []
+        recs = list(self._ring)[-n:] if n > 0 else []
         return [decision_dict(d, row, wall, seq) for seq, wall, d, row in recs]
 
     def counts_by_venue(self) -> dict[str, int]:
         """Child orders per venue since start; rejected decisions under '(rejected)'."""
-        with self._lock:
-            return dict(self._counts)
+        return dict(self._counts)
 
     def export_jsonl(self, path: str | Path) -> int:
         """Write every decision still in the ring to ``path`` (overwrites); returns the count."""
-        with self._lock:
-            recs = list(self._ring)
-        return _write(Path(path), recs, "w")
+        return _write(Path(path), list(self._ring), "w")
 
     def flush(self) -> int:
         """Append the records not yet written to ``decision_log_path``."""
         if self.path is None:
             return 0
-        with self._lock:
-            recs, self._unwritten = self._unwritten, []
+        pending = self._unwritten
+        recs = []
+        for _ in range(len(pending)):        # popleft: atomic against the recording thread's append
+            try:
+                recs.append(pending.popleft())
+            except IndexError:               # another flush (close) took the rest
+                break
         return _write(self.path, recs, "a") if recs else 0
 
     def close(self) -> None:

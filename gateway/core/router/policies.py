@@ -26,6 +26,7 @@ from heapq import heappop, heappush
 from math import exp
 from operator import itemgetter
 from time import perf_counter
+from typing import Any
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core.latency import INF
@@ -35,6 +36,9 @@ from gateway.core.router.config import RoutingConfig
 from gateway.core.router.decisions import DecisionLog
 
 _EPS = 1e-9
+# A policy's answer: the child orders, the reason (Text(58) of a reject), the per-venue score rows.
+# Typed, so the caller unpacks it natively (compiled) rather than through the iterator protocol.
+Decided = tuple[list[ChildOrder], str, list[Any]]
 
 
 def fill_probability(available: float, qty: float, vanish: float, fok: bool) -> float:
@@ -62,11 +66,21 @@ class BaseRouter:
         self.market = market
         self.clock = clock
         self.log = log if log is not None else DecisionLog(cfg.decision_log_size, cfg.decision_log_path)
+        # the settings every decision reads, as native attributes (a pydantic attribute read is a
+        # generic lookup per order); the routing config is not changed once routers exist
+        self._default_venue: str | None = cfg.default_venue
+        self._ceiling: float | None = cfg.latency_ceiling_us
+        self._min_fill: float = cfg.min_fill_prob
+        self._max_age: float = cfg.book_stale_after_s
+        self._tie_us: float = cfg.latency_tie_tolerance_us
 
-    def decide(self, intent: OrderIntent) -> RoutingDecision:
+    def decide(self, intent: OrderIntent, now: float | None = None) -> RoutingDecision:
+        """Route ``intent``; ``now``: the caller's clock reading for this order (default: read it)."""
         t0 = perf_counter()
-        children, reason, scores = self._decide(intent)
-        d = RoutingDecision(self.name, children, reason, scores, self.clock.now(), (perf_counter() - t0) * 1e6)
+        if now is None:
+            now = self.clock.now()
+        children, reason, scores = self._decide(intent, now)
+        d = RoutingDecision(self.name, children, reason, scores, now, (perf_counter() - t0) * 1e6)
         self.log.record(d, intent)
         return d
 
@@ -75,10 +89,10 @@ class BaseRouter:
         """Micro-burst re-send of an IOC remainder: only the scalp policy does it."""
         return None
 
-    def _decide(self, intent: OrderIntent):
+    def _decide(self, intent: OrderIntent, now: float) -> Decided:
         raise NotImplementedError
 
-    def _reject(self, intent: OrderIntent, why: str, scores: list) -> tuple[list, str, list]:
+    def _reject(self, intent: OrderIntent, why: str, scores: list) -> Decided:
         return [], f"{self.name}: {why}", scores
 
 
@@ -91,8 +105,8 @@ class ScalpRouter(BaseRouter):
 
     name = "scalp"
 
-    def _decide(self, intent: OrderIntent):
-        return self._route(intent, intent.qty, (), "")
+    def _decide(self, intent: OrderIntent, now: float) -> Decided:
+        return self._route(intent, intent.qty, (), "", now)
 
     def retry(self, intent: OrderIntent, decision: RoutingDecision | None, remaining_qty: float,
               exclude: tuple | set | frozenset = ()) -> RoutingDecision | None:
@@ -112,19 +126,19 @@ class ScalpRouter(BaseRouter):
             return None
         t0 = perf_counter()
         used = tuple(exclude) + (tuple(c.venue for c in decision.children) if decision is not None else ())
-        children, reason, scores = self._route(intent, remaining_qty, used, " micro-burst")
+        now = self.clock.now()
+        children, reason, scores = self._route(intent, remaining_qty, used, " micro-burst", now)
         if not children:
             return None
         children[0].tif = IOC
-        d = RoutingDecision(self.name, children, reason, scores, self.clock.now(), (perf_counter() - t0) * 1e6)
+        d = RoutingDecision(self.name, children, reason, scores, now, (perf_counter() - t0) * 1e6)
         self.log.record(d, intent)
         return d
 
-    def _route(self, intent: OrderIntent, qty: float, exclude: tuple, tag: str):
+    def _route(self, intent: OrderIntent, qty: float, exclude: tuple, tag: str, now: float) -> Decided:
         # Hot path: MarketState.book_usable / L2Book.qty_available are inlined here (same
         # rules); the latency figure is MarketState.route_latency itself, one rule for both.
         m = self.market
-        cfg = self.cfg
         side = intent.side
         buy = side == BUY
         is_market = intent.ord_type == MARKET
@@ -132,15 +146,14 @@ class ScalpRouter(BaseRouter):
         bound = None if limit is None else (limit + _EPS if buy else -limit + _EPS)
         fok = intent.tif == FOK
         symbol = intent.symbol
-        ceiling = cfg.latency_ceiling_us
-        min_fill = cfg.min_fill_prob
+        ceiling = self._ceiling
+        min_fill = self._min_fill
         route_latency = m.route_latency
-        max_age = cfg.book_stale_after_s
+        max_age = self._max_age
         scores: list[tuple] = []
         viable: list[tuple] = []     # fill probability >= min_fill_prob
         partial: list[tuple] = []    # some depth
         blind: list[tuple] = []      # no depth shown at the limit (limit orders only)
-        now = self.clock.now()
         for v in m.venue_list:
             name = v.name
             if not v.up:
@@ -193,7 +206,7 @@ class ScalpRouter(BaseRouter):
                 (viable if fill >= min_fill else partial).append(row)
             elif not is_market:
                 blind.append(row)
-        tol = cfg.latency_tie_tolerance_us
+        tol = self._tie_us
         pick = _best(viable, tol, buy) or _best(partial, tol, buy) or _best(blind, tol, buy)
         if pick is None:
             return self._reject(intent, self._why_none(scores, exclude, is_market, ceiling), scores)
@@ -253,18 +266,17 @@ class BestPriceRouter(BaseRouter):
 
     name = "best_price"
 
-    def _decide(self, intent: OrderIntent):
+    def _decide(self, intent: OrderIntent, now: float) -> Decided:
         m = self.market
         buy = intent.side == BUY
         is_market = intent.ord_type == MARKET
         limit = intent.price if not is_market else None
         bound = INF if limit is None else (limit + _EPS if buy else -limit + _EPS)
         symbol = intent.symbol
-        check_age = self.cfg.book_stale_after_s > 0
+        check_age = self._max_age > 0
         scores: list[tuple] = []
         heads: list[tuple] = []      # (key, latency, n, keys, qty map, level index, venue)
         fastest: list[tuple] = []
-        now = self.clock.now()
         for n, v in enumerate(m.venue_list):
             if not v.up:
                 scores.append((v.name, False, None, True, 0.0, 0.0, 0.0, None))
@@ -321,9 +333,9 @@ class DmaRouter(BaseRouter):
 
     name = "dma"
 
-    def _decide(self, intent: OrderIntent):
+    def _decide(self, intent: OrderIntent, now: float) -> Decided:
         m = self.market
-        venue = intent.ex_destination or self.cfg.default_venue
+        venue = intent.ex_destination or self._default_venue
         if not venue:
             return self._reject(intent, "no ExDestination(100) on the order and no default_venue configured", [])
         v = m.venues.get(venue)
@@ -331,7 +343,7 @@ class DmaRouter(BaseRouter):
             return self._reject(intent, f"unknown venue {venue!r} (known: {', '.join(m.venues)})", [])
         if not v.up:
             return self._reject(intent, f"venue {venue} is down", [_down_row(venue)])
-        lat, stale = m.route_latency(v, self.clock.now())
+        lat, stale = m.route_latency(v, now)
         child = ChildOrder(venue, intent.qty, intent.price, intent.ord_type, intent.tif)
         how = "ExDestination" if intent.ex_destination else "default_venue"
         return [child], f"dma: {venue} from {how}", [(venue, True, lat, stale, None, None, None, None)]
