@@ -124,7 +124,8 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 
 
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
-                 proxy: bool = True, floor_count: int = 60, warm_probes: bool = False) -> dict:
+                 proxy: bool = True, floor_count: int = 60, warm_probes: bool = False,
+                 busy_poll_us: int = 0) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
@@ -145,7 +146,9 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000}
     with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
         with LiveRig(Path(tmp), venues, routing, engine=engine,
-                     gateway_extra="warm_probes = true" if warm_probes else "") as rig:
+                     gateway_extra="\n".join(line for on, line in ((warm_probes, "warm_probes = true"),
+                                                                    (busy_poll_us, f"busy_poll_us = {busy_poll_us}"))
+                                              if on)) as rig:
             rig.wait_ready(30.0, samples=1)
             time.sleep(seconds)
             st = rig.get("/status")
@@ -298,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
     ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
     ap.add_argument("--warm-probes", action="store_true", help="probes: the gateway's warm_probes on")
+    ap.add_argument("--busy-poll-us", type=int, default=0, help="probes: the gateway's busy_poll_us (0: off)")
     ap.add_argument("--floor-count", type=int, default=60,
                     help="probes, floor: round trips of the raw loopback floor (0: skip it)")
     ap.add_argument("--busy-poll-us", type=float, default=0.0,
@@ -307,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_decide(a.venues, a.levels, a.orders)
     if a.what in ("probes", "all"):
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
-                           a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes)
+                           a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes,
+                           busy_poll_us=a.busy_poll_us)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
