@@ -301,18 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
     ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
     ap.add_argument("--warm-probes", action="store_true", help="probes: the gateway's warm_probes on")
-    ap.add_argument("--busy-poll-us", type=int, default=0, help="probes: the gateway's busy_poll_us (0: off)")
     ap.add_argument("--floor-count", type=int, default=60,
                     help="probes, floor: round trips of the raw loopback floor (0: skip it)")
     ap.add_argument("--busy-poll-us", type=float, default=0.0,
-                    help="floor: also measure with the pinger polling its socket this long after each write")
+                    help="floor: also measure with the pinger polling its socket this long after each write; "
+                         "probes: the gateway's busy_poll_us (0: off)")
     a = ap.parse_args(argv)
     if a.what in ("decide", "all"):
         bench_decide(a.venues, a.levels, a.orders)
     if a.what in ("probes", "all"):
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
                            a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes,
-                           busy_poll_us=a.busy_poll_us)
+                           busy_poll_us=int(a.busy_poll_us))
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
