@@ -23,6 +23,11 @@ Invariants:
   flags set), then returned as commands. A failed journal write leaves no booked exposure,
   no pending flag, no half state, and the OMS gets a reject. (A venue's report is the one
   exception: it is a fact, so it is applied even when the journal fails, and counted.)
+  While the native engine dispatches a received chunk the journal groups its records (one
+  write per chunk, journal.py): a record is then held when the event is applied, and if the
+  group's write fails nothing the held records explain is stored or sent. The order flow
+  stops there, in sequence order (a later reject cannot overtake an acknowledgement still
+  held), until the journal writes again; the log and ``Journal.write_failures`` say so;
 - the edge runs the commands of one call before making the next, so a journal record
   followed by another was carried out; on start the last record's OMS reports are sent
   again marked PossResend (``OmsSessionUp``), and every venue order without a venue answer
