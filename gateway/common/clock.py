@@ -7,7 +7,7 @@ Times are float seconds on a monotonic scale; wall-clock UTC is only for FIX fie
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Final, Protocol
 
 
 class Clock(Protocol):
@@ -49,6 +49,10 @@ class FakeClock:
 
 
 MONOTONIC = MonotonicClock()
+
+
+DIGITS3: Final = tuple(str(i + 1000)[1:] for i in range(1000))    # "000" .. "999": a timestamp's
+                                                                  # fraction from two lookups, not a format
 
 
 class SecondText:

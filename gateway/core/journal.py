@@ -138,7 +138,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Final, Iterator, cast
 
-from gateway.common.clock import SecondText
+from gateway.common.clock import DIGITS3, SecondText
 from gateway.core.model import ChildOrder, OrderIntent
 from gateway.core.orders import OrderManager, RejectOmsCancel, ReportToOms, VenueExecutionReport
 
@@ -403,14 +403,16 @@ _MONO: Final = SecondText()             # "<monotonic seconds>." of the current 
 
 
 def utc_now() -> str:
-    """UTC time as ISO text to the microsecond; the date and time of day formatted once a second."""
-    t = time.time()
-    s = int(t)
+    """UTC time as ISO text to the microsecond (truncated); the date and time of day formatted
+    once a second, the microseconds from whole nanoseconds (no float arithmetic, no format)."""
+    ns = time.time_ns()
+    s = ns // 1_000_000_000
     last_sec, text = _UTC.pair
     if s != last_sec:
         text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(s))
         _UTC.pair = (s, text)
-    return f"{text}{str(int((t - s) * 1e6) + 1_000_000)[1:]}Z"       # 6 digits, zero-padded
+    us = (ns - s * 1_000_000_000) // 1000
+    return f"{text}{DIGITS3[us // 1000]}{DIGITS3[us % 1000]}Z"
 
 
 class Journal:

@@ -482,3 +482,16 @@ def test_fuzz_random_sequences_truncated_anywhere_replay_with_invariants(tmp_pat
             assert restarted.counts["handler_errors"] == 0
             restarted.journal.close()
         shutil.rmtree(tmp_path / f"cut{run}", ignore_errors=True)
+
+
+def test_utc_now_is_the_wall_clock_to_the_microsecond_truncated(monkeypatch):
+    import datetime
+    import time as time_mod
+
+    from gateway.core.journal import utc_now
+    for ns in (1_764_633_600_000_000_000, 1_764_633_600_999_999_999, 1_764_633_601_000_000_999,
+               1_764_633_601_123_456_789, 1_764_633_601_000_999_000, 1_764_633_659_500_000_001):
+        monkeypatch.setattr(time_mod, "time_ns", lambda ns=ns: ns)
+        at = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+        want = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns // 1000 % 1_000_000:06d}Z"
+        assert utc_now() == want, ns

@@ -18,7 +18,7 @@ from __future__ import annotations
 from time import time_ns
 from typing import Final
 
-from gateway.common.clock import SecondText
+from gateway.common.clock import DIGITS3, SecondText
 from gateway.core.orders import OmsOrder
 from gateway.fix.codec import fix_number, utc_timestamp
 
@@ -78,7 +78,6 @@ def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float
 
 
 _NOW: Final = SecondText()       # "YYYYMMDD-HH:MM:SS." of the current second
-_DIGITS3: Final = tuple(str(i + 1000)[1:] for i in range(1000))    # "000" .. "999"
 
 
 def transact_time() -> str:
@@ -94,4 +93,4 @@ def transact_time() -> str:
     micros = (ns % 1_000_000_000 + 500) // 1000
     if micros > 999_999:
         micros = 999_999
-    return f"{text}{_DIGITS3[micros // 1000]}{_DIGITS3[micros % 1000]}"
+    return f"{text}{DIGITS3[micros // 1000]}{DIGITS3[micros % 1000]}"
