@@ -500,7 +500,7 @@ class _Last:
     compiled, reading a cache is an attribute load, where a module global assigned per
     message costs a dict lookup and a dict store."""
 
-    __slots__ = ("flags", "second", "milli", "stamp_second", "stamp")
+    __slots__ = ("flags", "second", "milli", "stamp_second", "stamp_second_before", "stamp", "stamp_before")
 
     def __init__(self) -> None:
         self.flags: tuple[object, bytes] = (None, b"")     # _data_flags: (data_tags, flags)
@@ -508,9 +508,14 @@ class _Last:
         # since the epoch, the whole text) for one text per millisecond at precision 3
         self.second: tuple[int, str] = (_NO_TIME, "")
         self.milli: tuple[int, str] = (_NO_TIME, "")
-        # parse_utc_timestamp: ('YYYYMMDD-HH:MM:SS', its epoch second), (text, its value)
+        # parse_utc_timestamp: ('YYYYMMDD-HH:MM:SS', its epoch second), (text, its value), and
+        # the one before each: a message's SendingTime(52) and TransactTime(60) often differ in
+        # the second (a client's order time, a venue's clock), and validation reads 52 then 60
+        # before the session reads 52 again
         self.stamp_second: tuple[str, int] = ("19700101-00:00:00", 0)
+        self.stamp_second_before: tuple[str, int] = ("19700101-00:00:00", 0)
         self.stamp: tuple[str, float] = ("", 0.0)
+        self.stamp_before: tuple[str, float] = ("", 0.0)
 
 
 _NO_TIME: Final = -(1 << 60)     # no second or millisecond yet (any real one differs)
@@ -836,23 +841,35 @@ _SCALE: Final = tuple(10 ** n for n in range(10))
 def parse_utc_timestamp(text: str) -> float:
     """YYYYMMDD-HH:MM:SS[.f{1,9}] -> epoch seconds; ValueError on a bad format or range.
 
-    Cached (``_LAST``): the last text parsed and its value (a message's SendingTime is read
-    by validation and then by the session's latency check), and the last whole second (a
-    counterparty's SendingTimes repeat their second many times over)."""
+    Cached (``_LAST``): the last two texts parsed and their values (a message's SendingTime
+    is read by validation, then its TransactTime, then the SendingTime again by the session's
+    latency check), and the last two whole seconds (a counterparty's timestamps repeat their
+    second many times over; SendingTime and TransactTime may be in different seconds)."""
     last = _LAST
-    last_text, value = last.stamp
-    if text == last_text:
-        return value
-    cached, seconds = last.stamp_second   # one tuple: never a half-updated pair
-    if len(text) >= 17 and text.startswith(cached):
-        value = seconds + _fraction(text)
-        last.stamp = (text, value)
-        return value
+    stamp = last.stamp                    # each cache entry one tuple: never a half-updated pair
+    if text == stamp[0]:
+        return stamp[1]
+    before = last.stamp_before
+    if text == before[0]:
+        return before[1]
+    last.stamp_before = stamp
+    if len(text) >= 17:
+        cached, seconds = last.stamp_second
+        if text.startswith(cached):
+            value = seconds + _fraction(text)
+            last.stamp = (text, value)
+            return value
+        cached, seconds = last.stamp_second_before
+        if text.startswith(cached):
+            value = seconds + _fraction(text)
+            last.stamp = (text, value)
+            return value
     if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
         raise ValueError(f"bad UTCTimestamp {text!r}")
     time_of_day = _time_of_day(text[9:17])
     frac = _fraction(text)
     seconds = _day_start(text[:8]) + time_of_day
+    last.stamp_second_before = last.stamp_second
     last.stamp_second = (text[:17], seconds)
     value = seconds + frac
     last.stamp = (text, value)

@@ -283,3 +283,29 @@ def _sohs(frame: bytes) -> tuple[str, int, int]:
     text = frame.decode("latin-1")
     soh1 = text.find("\x01")
     return text, soh1, text.find("\x01", soh1 + 1)
+
+
+def test_parse_utc_timestamp_interleaving_seconds_and_repeats_matches_a_careful_parse():
+    """SendingTime and TransactTime of one message in different seconds, read in the order
+    validation and the session read them (52, 60, 52): every answer as a fresh parse gives."""
+    import calendar
+    import random
+    import time as time_mod
+
+    def careful(text: str) -> float:
+        whole = calendar.timegm(time_mod.strptime(text[:17], "%Y%m%d-%H:%M:%S"))
+        return whole + (int(text[18:]) / 10 ** len(text[18:]) if len(text) > 17 else 0.0)
+
+    rng = random.Random(7)
+    texts = []
+    for _ in range(300):
+        base = rng.choice([1704164645, 1704164646, 1735689599, 1735689600, 946684800])
+        sending = time_mod.strftime("%Y%m%d-%H:%M:%S", time_mod.gmtime(base)) + f".{rng.randrange(1000):03d}"
+        transact = time_mod.strftime("%Y%m%d-%H:%M:%S", time_mod.gmtime(base - rng.choice([0, 1, 3600]))) + \
+            rng.choice(["", f".{rng.randrange(10 ** 6):06d}", f".{rng.randrange(1000):03d}"])
+        texts += [sending, transact, sending, transact, transact]
+    for text in texts:
+        assert parse_utc_timestamp(text) == pytest.approx(careful(text), abs=1e-9), text
+    with pytest.raises(ValueError):
+        parse_utc_timestamp(texts[0][:16])         # a bad text after cached ones still fails
+    assert parse_utc_timestamp(texts[0]) == pytest.approx(careful(texts[0]), abs=1e-9)
