@@ -99,17 +99,8 @@ class WireClient:
 
 
 def wire_round_trips(c: WireClient, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        cl = f"rt{i}x{time.monotonic_ns()}"
-        msg = c.wire("D", f"11={cl}\x0155=EURUSD\x0154=1\x0138=100\x0140=2\x0144=1.09\x0159=3\x01"
-                          f"60=20260101-00:00:00.000\x01")
-        t0 = time.perf_counter()
-        c.sock.sendall(msg)
-        c.wait_for(f"\x0111={cl}\x01".encode())
-        out.append((time.perf_counter() - t0) * 1e6)
-        c.wait_for(b"\x0139=4\x01")                      # the IOC's cancel
-    return out
+    """n IOC misses one at a time: NOS -> first ER (the ack), each order's cancel awaited."""
+    return order_reports(c, n)[0]
 
 
 def wire_probes(c: WireClient, n: int) -> list[float]:
