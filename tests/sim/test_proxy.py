@@ -77,7 +77,9 @@ def test_proxy_delays_both_ways_keeps_order_and_propagates_close(echo_server):
         c.sendall(b"ping")
         assert recv_exactly(c, 4) == b"ping"
         rtt = time.perf_counter() - t0
-        assert 0.001 < rtt < 0.05                           # >= two one-way delays of ~2 ms (jittered)
+        # >= two one-way delays of ~2 ms (jittered); the upper bound only catches a unit slip
+        # (2000 us read as ms would take 4 s): a loaded machine can hold a thread for tens of ms.
+        assert 0.001 < rtt < 1.0
         payload = [f"<{i:03d}>".encode() for i in range(100)]   # jitter must never reorder
         for p in payload:
             c.sendall(p)
