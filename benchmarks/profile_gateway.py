@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -102,13 +103,25 @@ async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | No
         profiler.disable()
     wall, cpu, o1 = time.perf_counter() - t0, time.process_time() - c0, os.times()
     gcs.uninstall()
+    rss1 = rss_mb()
+    t = time.perf_counter()                        # what a deep collection (unfreeze, full, freeze) costs
+    deep_freed = collector_deep()                  # now, and the cyclic garbage the run left frozen
+    deep_ms = (time.perf_counter() - t) * 1e3
     collector.stop()
     await gw.stop()
     result.update(cpu_us_per_order=cpu / orders * 1e6, wall_s=wall, gateway_cpu_share=cpu / wall,
                   user_us=(o1.user - o0.user) / orders * 1e6, sys_us=(o1.system - o0.system) / orders * 1e6,
                   gc=gcs.summary(), gc_us_per_order=sum(gcs.total_s) / orders * 1e6, collector=collector.line(),
-                  rss_mb=(rss0, rss_mb()))
+                  rss_mb=(rss0, rss1), deep_ms=deep_ms, deep_freed=deep_freed, objects=len(gc.get_objects()))
     return result
+
+
+def collector_deep() -> int:
+    """A deep collection, as the collector's DEEP action runs it; returns what it found unreachable."""
+    gc.unfreeze()
+    freed = gc.collect(2)
+    gc.freeze()
+    return freed
 
 
 def rss_mb() -> float:
@@ -332,7 +345,9 @@ def main() -> int:
                   f"    garbage collector: {g['collections']} collections (gen0/1/2 "
                   f"{'/'.join(map(str, g['per_generation']))}), {g['total_ms']:.1f} ms in all = "
                   f"{res['gc_us_per_order']:.2f} us per order, longest pause {g['longest_ms']:.2f} ms; "
-                  f"RSS {res['rss_mb'][0]:.0f} -> {res['rss_mb'][1]:.0f} MB; {res['collector']}")
+                  f"RSS {res['rss_mb'][0]:.0f} -> {res['rss_mb'][1]:.0f} MB; {res['collector']}\n"
+                  f"    then a deep collection (unfreeze, full, freeze) of {res['objects']:,} objects: "
+                  f"{res['deep_ms']:.1f} ms, {res['deep_freed']} unreachable found")
             if args.json:
                 print("JSON " + json.dumps({"collector": collector, **res}))
         if args.no_profile:
