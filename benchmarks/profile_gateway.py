@@ -112,7 +112,7 @@ async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | No
     result.update(cpu_us_per_order=cpu / orders * 1e6, wall_s=wall, gateway_cpu_share=cpu / wall,
                   user_us=(o1.user - o0.user) / orders * 1e6, sys_us=(o1.system - o0.system) / orders * 1e6,
                   gc=gcs.summary(), gc_us_per_order=sum(gcs.total_s) / orders * 1e6, collector=collector.line(),
-                  rss_mb=(rss0, rss1), deep_ms=deep_ms, deep_freed=deep_freed, objects=len(gc.get_objects()))
+                  rss_mb=(rss0, rss1), deep_ms=deep_ms, deep_freed=deep_freed, objects=gc.get_freeze_count())
     return result
 
 

@@ -27,9 +27,11 @@ What instead (``mode = "loop"``, the default):
   dropped within one sweep period (an exception's traceback, a reconnect's protocol objects,
   a task) are freed by the sweep; ones that lived longer wait for a DEEP collection
   (``gc.unfreeze()``, a full collection, ``gc.freeze()``), which scans the whole heap (start-up
-  included: tens of ms per million objects). It runs when ``deep_after`` objects were frozen
-  since the last one and the loop has been idle ``deep_idle_ms``, and in any case once
-  ``deep_max`` were frozen (0 = never).
+  included: ~0.1-0.3 s per million objects, i.e. per ~75,000 orders of the day). It runs
+  when ``deep_after`` objects were frozen since the last one and the loop has been idle
+  ``deep_idle_ms`` (default 5 minutes: in practice outside trading), and in any case once
+  ``deep_max`` were frozen (default 0: never under load). Measured: after 100,000 orders a
+  deep collection found nothing unreachable; the order path makes no such cycles.
 
 ``mode = "python"`` keeps CPython's automatic collector (``thresholds``), for comparison.
 
@@ -69,8 +71,8 @@ class CollectorConfig(BaseModel):
     idle_ms = 4            # sweep (collect + freeze) once nothing new appeared for this long
     young_max = 5000       # collect the young objects in any case at this many (non-stop flow)
     pending_max = 0        # survivors kept unfrozen for one more look (0: freeze at every collection)
-    deep_after = 2000000   # a deep collection (unfreeze, full, freeze) once this many were frozen ...
-    deep_idle_ms = 1000    # ... at a pause of this length
+    deep_after = 100000    # a deep collection (unfreeze, full, freeze) once this many were frozen ...
+    deep_idle_ms = 300000  # ... at a pause of this length (5 minutes: outside trading, in practice)
     deep_max = 0           # ... or in any case at this many frozen since the last (0: only when idle)
     thresholds = [700, 10, 10]   # mode "python" only: gc.set_threshold
     ```"""
@@ -81,8 +83,8 @@ class CollectorConfig(BaseModel):
     idle_ms: float = Field(4.0, gt=0, le=60_000)
     young_max: int = Field(5000, ge=100, le=10_000_000)
     pending_max: int = Field(0, ge=0, le=100_000_000)
-    deep_after: int = Field(2_000_000, ge=0)          # 0: no deep collection at pauses
-    deep_idle_ms: float = Field(1000.0, gt=0, le=3_600_000)
+    deep_after: int = Field(100_000, ge=0)            # 0: no deep collection at pauses
+    deep_idle_ms: float = Field(300_000.0, gt=0, le=86_400_000)
     deep_max: int = Field(0, ge=0)                    # 0: no deep collection under load
     thresholds: tuple[int, int, int] = (700, 10, 10)
 
