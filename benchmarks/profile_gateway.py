@@ -111,7 +111,7 @@ async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | No
     await gw.stop()
     result.update(cpu_us_per_order=cpu / orders * 1e6, wall_s=wall, gateway_cpu_share=cpu / wall,
                   user_us=(o1.user - o0.user) / orders * 1e6, sys_us=(o1.system - o0.system) / orders * 1e6,
-                  gc=gcs.summary(), gc_us_per_order=sum(gcs.total_s) / orders * 1e6, collector=collector.line(),
+                  gc=gcs.summary(), gc_us_per_order=sum(gcs.total_s) / orders * 1e6, collector_line=collector.line(),
                   rss_mb=(rss0, rss1), deep_ms=deep_ms, deep_freed=deep_freed, objects=gc.get_freeze_count())
     return result
 
@@ -345,7 +345,7 @@ def main() -> int:
                   f"    garbage collector: {g['collections']} collections (gen0/1/2 "
                   f"{'/'.join(map(str, g['per_generation']))}), {g['total_ms']:.1f} ms in all = "
                   f"{res['gc_us_per_order']:.2f} us per order, longest pause {g['longest_ms']:.2f} ms; "
-                  f"RSS {res['rss_mb'][0]:.0f} -> {res['rss_mb'][1]:.0f} MB; {res['collector']}\n"
+                  f"RSS {res['rss_mb'][0]:.0f} -> {res['rss_mb'][1]:.0f} MB; {res['collector_line']}\n"
                   f"    then a deep collection (unfreeze, full, freeze) of {res['objects']:,} objects: "
                   f"{res['deep_ms']:.1f} ms, {res['deep_freed']} unreachable found")
             if args.json:
