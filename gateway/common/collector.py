@@ -19,8 +19,10 @@ What instead (``mode = "loop"``, the default):
   * under non-stop flow, when the young count reaches ``young_max``, it collects the young
     objects anyway (a pause of ~0.3 ms at 2,000, ~0.45 ms at 5,000), keeping the survivors as
     "pending"; when the pending objects pass ``pending_max`` the collection is a sweep.
-  So memory stays bounded under any load, an order is scanned once (twice with
-  ``pending_max``) and the day's orders are never rescanned.
+  So the garbage waiting for a collection stays bounded under any load, an order is scanned
+  once (twice with ``pending_max``) and the day's orders are never rescanned. (The young
+  count is CPython's own, ``gc.get_count()[0]``: tracked allocations minus deallocations
+  since the last collection; the pending and frozen counts are estimates from it.)
 - What freezing costs: a frozen object is still freed by reference counting the moment
   nothing refers to it (the usual case: a finished order's objects), but a *cycle* that
   becomes garbage after it was frozen is not found by any young collection. Cycles made and
