@@ -178,7 +178,7 @@ def trade(loop_collector: LoopCollector, orders: int, keep: list, made: list, pa
             stats.install()
         try:
             for i in range(orders):
-                keep.append((Node(), [i], {"i": i}))
+                keep.append((Node(), [[i] for _ in range(40)]))   # > SLACK objects per order
                 if i == orders // 2:
                     made.append(cycle()[1])    # garbage at once: only a collection frees a cycle
                 await asyncio.sleep(0.0002)
@@ -199,11 +199,11 @@ def test_a_cycle_made_while_trading_is_freed_at_the_next_pause(clean_gc):
     gc.collect()
     gc.freeze()                                    # as app.serve does
     # young_max (and the backstop, 2 x young_max) out of reach: the pause's sweep is the only collection
-    col = LoopCollector(CollectorConfig(check_ms=1, idle_ms=5, young_max=1_000_000))
+    col = LoopCollector(CollectorConfig(check_ms=1, idle_ms=50, young_max=1_000_000))   # 50: a loaded machine
     stats = GcStats()
     keep: list = []
     made: list = []
-    freed_in_flow = trade(col, 300, keep, made, pause=0.1, stats=stats)
+    freed_in_flow = trade(col, 300, keep, made, pause=0.4, stats=stats)
     assert not freed_in_flow                       # nothing collected while the orders flowed ...
     assert made[0]() is None                       # ... the sweep at the pause freed it
     assert col.counts[SWEEP] >= 1 and col.counts[DEEP] == 0
