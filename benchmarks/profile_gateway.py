@@ -1,6 +1,7 @@
 """Where a gateway order's time goes: the real gateway under load, profiled in-process (prints tables).
 
     fixgw bench profile [--orders 20000] [--window 50] [--engine native] [--top 30]
+                        [--collector loop,python] [--runs 3] [--no-profile] [--json]
     fixgw bench profile --stub [--orders 20000] [--no-freeze] [--callgrind [--extra 2000] [--keep FILE]]
 
 The gateway (``Gateway`` from gateway/apps/server/app.py, DMA, FileStores on) runs on its
@@ -11,7 +12,11 @@ in its own process so they do not compete for this process's interpreter.
 Printed:
 1. per-order CPU time of the gateway process (process_time / orders, profiler off: run once
    without the profiler first), i.e. everything Python and the kernel do for one NewOrderSingle
-   in and one ExecutionReport out, both directions, sockets included;
+   in and one ExecutionReport out, both directions, sockets included; then the garbage
+   collector's count, total and longest pause (``gc.callbacks``) and the RSS. The start-up heap
+   is frozen and the ``[collector]`` policy runs, as in ``app.serve``; ``--collector
+   loop,python --runs 3 --no-profile`` alternates the loop's policy with CPython's automatic
+   collector (the gateway before the policy) in one invocation;
 2. the cProfile table (tottime), to see which functions to cut;
 3. a per-stage breakdown (us per order) of the same profile: engine (parse, validate,
    session, send), core (risk, route, orders, journal), edges (decode, format).
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -75,6 +81,7 @@ def run_load(tmp: Path, oms_port: int, orders: int, window: int) -> dict:
 
 async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | None) -> dict:
     from gateway.apps.server.app import Gateway
+    from gateway.common.collector import GcStats, LoopCollector
     gw = Gateway(cfg)
     await gw.start()
     deadline = time.monotonic() + 20
@@ -83,6 +90,11 @@ async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | No
             raise TimeoutError("venue not logged on")
         await asyncio.sleep(0.05)
     loop = asyncio.get_running_loop()
+    freeze_startup_heap()                          # as app.serve does once the gateway runs ...
+    collector = LoopCollector(cfg.collector)       # ... and its collector policy ([collector])
+    collector.start(loop)
+    gcs = GcStats().install()                      # every collection's pause, ours or CPython's
+    rss0 = rss_mb()
     t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
     if profiler:
         profiler.enable()
@@ -90,20 +102,47 @@ async def measure(cfg, orders: int, window: int, profiler: cProfile.Profile | No
     if profiler:
         profiler.disable()
     wall, cpu, o1 = time.perf_counter() - t0, time.process_time() - c0, os.times()
+    gcs.uninstall()
+    rss1 = rss_mb()
+    t = time.perf_counter()                        # what a deep collection (unfreeze, full, freeze) costs
+    deep_freed = collector_deep()                  # now, and the cyclic garbage the run left frozen
+    deep_ms = (time.perf_counter() - t) * 1e3
+    collector.stop()
     await gw.stop()
     result.update(cpu_us_per_order=cpu / orders * 1e6, wall_s=wall, gateway_cpu_share=cpu / wall,
-                  user_us=(o1.user - o0.user) / orders * 1e6, sys_us=(o1.system - o0.system) / orders * 1e6)
+                  user_us=(o1.user - o0.user) / orders * 1e6, sys_us=(o1.system - o0.system) / orders * 1e6,
+                  gc=gcs.summary(), gc_us_per_order=sum(gcs.total_s) / orders * 1e6, collector_line=collector.line(),
+                  rss_mb=(rss0, rss1), deep_ms=deep_ms, deep_freed=deep_freed, objects=gc.get_freeze_count())
     return result
 
 
-def gateway(tmp: Path, engine: str, run: int):
+def collector_deep() -> int:
+    """A deep collection, as the collector's DEEP action runs it; returns what it found unreachable."""
+    gc.unfreeze()
+    freed = gc.collect(2)
+    gc.freeze()
+    return freed
+
+
+def rss_mb() -> float:
+    """This process's resident set size now (Linux /proc), in MB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def gateway(tmp: Path, engine: str, run: int, collector: str = "loop"):
     from bench_gateway import gateway_config
     from gateway.apps.server.config import GatewayConfig
     vport = procs.free_port()
     venue = procs.start([sys.executable, str(HERE / "loadgen.py"), "venue", str(vport), "FAKE"], tmp / f"v{run}.log")
     procs.wait_for_ports([vport], 10, venue)
     path, _ = gateway_config(tmp, {"FAKE": vport}, engine=engine)
-    cfg = load_config(path, GatewayConfig).model_copy(update={"admin": load_config(path, GatewayConfig).admin.model_copy(update={"port": 0}), "cpu": None})
+    cfg = load_config(path, GatewayConfig)
+    cfg = cfg.model_copy(update={"admin": cfg.admin.model_copy(update={"port": 0}), "cpu": None,
+                                 "collector": cfg.collector.model_copy(update={"mode": collector})})
     return venue, cfg
 
 
@@ -266,6 +305,12 @@ def main() -> int:
     ap.add_argument("--keep", default=None, help="--callgrind: keep the callgrind file at this path")
     ap.add_argument("--no-freeze", action="store_true",
                     help="with --stub: leave the start-up heap to the collector (the gateway process freezes it)")
+    ap.add_argument("--collector", default="loop",
+                    help="whole process: the [collector] mode(s), comma-separated to alternate in one run: "
+                         "loop (the gateway's default) or python (CPython's automatic collector, as before)")
+    ap.add_argument("--runs", type=int, default=1, help="whole process: plain runs per collector mode")
+    ap.add_argument("--no-profile", action="store_true", help="whole process: plain runs only, no cProfile run")
+    ap.add_argument("--json", action="store_true", help="whole process: one JSON line per plain run")
     ap.add_argument("--stub-quiet", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.stub_quiet:
@@ -282,18 +327,31 @@ def main() -> int:
         tmp = Path(d)
         print(f"# gateway order path, {args.engine} engine, {args.orders} orders, window {args.window}; "
               f"load average {os.getloadavg()[0]:.2f}")
-        for run, prof in ((0, None), (1, cProfile.Profile())):
-            venue, cfg = gateway(tmp, args.engine, run)
+        plain = [(i, None, c) for i, c in enumerate(args.collector.split(","))]
+        runs = plain * args.runs + ([] if args.no_profile else [(len(plain), cProfile.Profile(), plain[0][2])])
+        for k, (run, prof, collector) in enumerate(runs):
+            venue, cfg = gateway(tmp, args.engine, k, collector)
             loop = new_event_loop()
             try:
                 res = loop.run_until_complete(measure(cfg, args.orders, args.window, prof))
             finally:
                 loop.close()
                 procs.stop(venue)
-            tag = "profiled" if prof else "plain"
+            tag = "profiled" if prof else f"plain, collector {collector}"
+            g = res["gc"]
             print(f"[{tag}] {res['terminal']}/{res['orders']} terminal, {res['per_s']:.0f} orders/s, gateway CPU "
                   f"{res['cpu_us_per_order']:.1f} us per order (NOS in + ER out, both sides, sockets included), "
-                  f"{res['gateway_cpu_share'] * 100:.0f}% of a core (user {res['user_us']:.1f} us, kernel {res['sys_us']:.1f} us)")
+                  f"{res['gateway_cpu_share'] * 100:.0f}% of a core (user {res['user_us']:.1f} us, kernel {res['sys_us']:.1f} us)\n"
+                  f"    garbage collector: {g['collections']} collections (gen0/1/2 "
+                  f"{'/'.join(map(str, g['per_generation']))}), {g['total_ms']:.1f} ms in all = "
+                  f"{res['gc_us_per_order']:.2f} us per order, longest pause {g['longest_ms']:.2f} ms; "
+                  f"RSS {res['rss_mb'][0]:.0f} -> {res['rss_mb'][1]:.0f} MB; {res['collector_line']}\n"
+                  f"    then a deep collection (unfreeze, full, freeze) of {res['objects']:,} objects: "
+                  f"{res['deep_ms']:.1f} ms, {res['deep_freed']} unreachable found")
+            if args.json:
+                print("JSON " + json.dumps({"collector": collector, **res}))
+        if args.no_profile:
+            return 0
         stats = pstats.Stats(prof)
         per_stage = stage_times(stats)
         total = sum(per_stage.values())

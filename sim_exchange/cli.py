@@ -9,6 +9,7 @@ import sys
 import threading
 
 from gateway.common.configfile import ConfigError
+from gateway.common.collector import CollectorConfig, LoopCollector
 from gateway.common.procs import freeze_startup_heap
 from sim_exchange.config import SimConfig
 from sim_exchange.exchange import SimExchange
@@ -91,6 +92,13 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
         print(f"{prog}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     freeze_startup_heap()
+    # --- collector (gateway/common/collector.py): the native venues' loop runs the collections,
+    # at pauses and within bounds, as the gateway's does (defaults of [collector])
+    sim_loop = getattr(getattr(ex, "_loop", None), "loop", None)
+    collector = LoopCollector(CollectorConfig()) if sim_loop is not None else None
+    if collector is not None:
+        sim_loop.call_soon_threadsafe(collector.start, sim_loop)
+    # ---
     for v in ex.venues.values():
         print(listening_line(v), flush=True)
     line = market_line(ex)
@@ -100,6 +108,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
         wait_for_shutdown(duration=args.duration)
     finally:
         stats = ex.stats()
+        if collector is not None:            # on the loop's thread, before the venues stop there
+            sim_loop.call_soon_threadsafe(collector.stop)
         ex.stop()
     if args.stats:
         print(json.dumps(stats, default=str, indent=1))

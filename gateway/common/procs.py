@@ -105,6 +105,7 @@ def _tail_output(proc: subprocess.Popen, lines: int = 20) -> str:
 def freeze_startup_heap() -> None:
     """What start-up built (config, FIX dictionaries, books, stores) lives as long as the
     process: move it out of the collector's reach, so the order path's collections scan only
-    young objects (no full pass over the start-up heap, a pause on the order path)."""
+    young objects (no full pass over the start-up heap, a pause on the order path). What the
+    orders make afterwards is swept and frozen by the loop (``gateway.common.collector``)."""
     gc.collect()
     gc.freeze()

@@ -46,6 +46,7 @@ from gateway.apps.server.venues import VenueApplication
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.common.configfile import find_config, load_config
 from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
+from gateway.common.collector import LoopCollector
 from gateway.common.procs import freeze_startup_heap
 from gateway.core.hub import DayEnded, GatewayCore, KillRequested, ResetRequested, SessionEnded, Tick
 from gateway.core.market import MarketState
@@ -540,6 +541,10 @@ async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) 
         loop.add_signal_handler(sig, stop.set)
     await gw.start()
     freeze_startup_heap()
+    # --- collector: collections run by the loop at pauses and within bounds (common/collector.py)
+    collector = LoopCollector(cfg.collector)
+    collector.start(loop)
+    # ---
     venues = ", ".join(f"{v.name}@{v.host}:{v.port}" for v in cfg.venues)
     admin = f"http://{cfg.admin.host}:{cfg.admin.port}/status" if cfg.admin.port else "off"
     print(f"fixgw gateway pid {os.getpid()} ({cfg.engine} engine): OMS acceptor {cfg.oms.host}:{cfg.oms.port} "
@@ -551,7 +556,8 @@ async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) 
         pass
     finally:
         await gw.stop()
-        print("fixgw gateway stopped", flush=True)
+        collector.stop()
+        print(f"fixgw gateway stopped ({collector.line()})", flush=True)
     return 0
 
 

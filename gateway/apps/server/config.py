@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.apps.housekeeping import DayEnd
+from gateway.common.collector import CollectorConfig
 from gateway.fix.schedule import SessionSchedule
 from gateway.fix.settings import SessionSettings
 from gateway.core.risk.config import RiskConfig
@@ -221,6 +222,9 @@ class GatewayConfig(_Strict):
     admin: AdminConfig = AdminConfig()
     routing: RoutingConfig = RoutingConfig()
     risk: RiskConfig = RiskConfig()
+    # When the garbage collector runs: by the loop at pauses in the flow and within bounds,
+    # not in the middle of an order (gateway/common/collector.py, docs/operations.md).
+    collector: CollectorConfig = CollectorConfig()
 
     @field_validator("cpu")
     @classmethod
