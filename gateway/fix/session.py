@@ -26,7 +26,9 @@ Invariants:
 - next_event() never raises for what the peer sent: answers (Reject, Logout,
   ResendRequest, Heartbeat) are queued as bytes and an event tells the driver.
 - Every message we send goes through ``_emit``: stamped with the next sender number,
-  saved in the store (os.write) before it is queued for the wire.
+  saved in the store before it is queued for the wire; a store that defers its writes
+  (FileStore(defer=True)) is flushed by data_to_send() before the bytes are returned, so
+  a record is in the kernel before its bytes can reach the socket.
 - The expected target number moves only when a message is accepted in sequence, on a
   Reject of the expected message (QuickFIX: the number is consumed), or by SequenceReset.
   Garbled frames never move it.
@@ -792,7 +794,7 @@ class Session:
         wire = seal(f"{self._hdr_begin}{length}{SOH}35={msg_type}{SOH}34={number}{self._hdr_mid}"
                     f"{stamp}{self._hdr_end}{extra_header}{body}")
         if self._persist:
-            store.save(seq, wire)          # os.write before the bytes are queued for the wire
+            store.save(seq, wire)          # in the kernel before data_to_send() returns these bytes
         else:
             store.set_next_sender(seq + 1)
         (self._held if self._resends else self._out).append(wire)
@@ -860,6 +862,9 @@ class Session:
             return b""
         data = b"".join(out) if len(out) > 1 else out[0]
         out.clear()
+        # The store's deferred records (FileStore(defer=True): a dispatch's sends in one
+        # os.write) reach the OS before these bytes can reach the socket.
+        self._store.flush()
         return data
 
     # -- the driver's commands ---------------------------------------------------------------

@@ -437,7 +437,9 @@ class NativeEngine:
         from gateway.fix.dictionary import Dictionary
         from gateway.fix.session import Session
         from gateway.fix.store import FileStore, MemoryStore
-        store = (FileStore(self.store_dir, settings.key, fsync=self.limits.store_fsync)
+        # defer: the records of one dispatch's sends in one os.write, made when the session's
+        # bytes are taken for the socket (Session.data_to_send), not one write per message
+        store = (FileStore(self.store_dir, settings.key, fsync=self.limits.store_fsync, defer=True)
                  if self.store_dir is not None else MemoryStore())
         if self.store_wrapper is not None:
             store = self.store_wrapper(settings, store)

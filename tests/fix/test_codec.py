@@ -309,3 +309,11 @@ def test_parse_utc_timestamp_interleaving_seconds_and_repeats_matches_a_careful_
     with pytest.raises(ValueError):
         parse_utc_timestamp(texts[0][:16])         # a bad text after cached ones still fails
     assert parse_utc_timestamp(texts[0]) == pytest.approx(careful(texts[0]), abs=1e-9)
+
+
+def test_seq_number_takes_ascii_digits_only():
+    from gateway.fix.codec import seq_number
+    assert seq_number("1") == 1 and seq_number("0042") == 42 and seq_number("987654321") == 987654321
+    assert seq_number("9" * 18) == 10 ** 18 - 1 and seq_number("12345678901234567890") == 12345678901234567890
+    for bad in (None, "", "-1", "+1", " 1", "1 ", "1.0", "1_0", "\u0661", "12a", "1" * 30 + "x"):
+        assert seq_number(bad) is None, bad
