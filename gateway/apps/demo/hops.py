@@ -52,6 +52,9 @@ def record(out: Path, duration_s: float, iface: str = "lo") -> int:
     sock.bind((iface, 0))
     sock.settimeout(0.5)
     deadline = time.monotonic() + duration_s
+    # The kernel stamps segments with CLOCK_REALTIME; perf (sched.py) with CLOCK_MONOTONIC.
+    clock = {"realtime_minus_monotonic": time.clock_gettime(time.CLOCK_REALTIME) - time.monotonic()}
+    Path(f"{out}.clock.json").write_text(json.dumps(clock))
     n = 0
     with open(out, "wb") as f:
         while time.monotonic() < deadline:
