@@ -135,8 +135,9 @@ def read_messages(path: Path) -> list[Msg]:
             fields: dict[str, str] = {}
             for part in raw.split(SOH):
                 tag, _, value = part.partition(b"=")
-                if tag and tag.decode() not in fields:
-                    fields[tag.decode()] = value.decode(errors="replace")
+                key = tag.decode("latin-1")     # any bytes: other traffic on lo may be garbled
+                if tag and key not in fields:
+                    fields[key] = value.decode(errors="replace")
             out.append(Msg(ts, fields.get("49", ""), fields.get("56", ""), fields.get("35", ""), fields))
     out.sort(key=lambda m: m.at)
     return out
