@@ -111,19 +111,19 @@ class _Msg:
         self.pairs = pairs
 
 
-def time_feed(msgs: list) -> float:
+def time_feed(msgs: list, n: int | None = None) -> float:
     vb = _feed()
     t0 = time.thread_time()
-    for pairs in msgs:
+    for pairs in msgs[:n]:
         vb.on_incremental(pairs)
     return (time.thread_time() - t0) / len(msgs) * 1e6
 
 
-def time_market(msgs: list) -> float:
+def time_market(msgs: list, n: int | None = None) -> float:
     state = _market()
     wrapped = [_Msg(p) for p in msgs]
     t0 = time.thread_time()
-    for m in wrapped:
+    for m in wrapped[:n]:
         state.on_venue_app("ALPHA", m, "X")
     return (time.thread_time() - t0) / len(msgs) * 1e6
 
@@ -173,12 +173,12 @@ def _client():
     return feed, message, oms
 
 
-def time_client(msgs: list) -> float:
+def time_client(msgs: list, n: int | None = None) -> float:
     feed, message, oms = _client()
     venues = ("ALPHA", "BRAVO", "CHARLIE")
     framed = [message(p, venues[i % 3]) for i, p in enumerate(msgs)]
     t0 = time.thread_time()
-    for sess, msg in framed:
+    for sess, msg in framed[:n]:
         feed.on_message(sess, msg)
     return (time.thread_time() - t0) / len(msgs) * 1e6
 
@@ -188,21 +188,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--callgrind", action="store_true",
-                    help="one untimed pass of --messages each (under valgrind: run twice with different --messages "
-                         "and divide the difference of the totals by the difference of the counts)")
+                    help="one untimed pass over the first --messages of a fixed stream of 4,000 (under valgrind: "
+                         "run twice with different --messages and divide the difference of the totals by the "
+                         "difference of the counts)")
+    ap.add_argument("--only", choices=("feed", "market", "client"), help="only this part")
     args = ap.parse_args(argv)
-    msgs = stream(args.messages)
+    msgs = stream(max(args.messages, 4000) if args.callgrind else args.messages)
     mode = accel.mode() if hasattr(accel, "mode") else "?"
-    print(f"tree {Path(gateway.__file__).parents[1]}, accel {mode}, {len(msgs)} X messages "
+    print(f"tree {Path(gateway.__file__).parents[1]}, accel {mode}, {args.messages} X messages "
           f"({statistics.mean(sum(1 for t, _ in p if t == 270) for p in msgs):.1f} entries/message)")
+    parts = {"feed": ("client feed  VenueBooks.on_incremental", time_feed),
+             "market": ("gateway      MarketState.on_venue_app  ", time_market),
+             "client": ("client whole MarketFeed.on_message     ", time_client)}
+    chosen = [parts[args.only]] if args.only else list(parts.values())
     if args.callgrind:
-        time_feed(msgs)
-        time_market(msgs)
-        time_client(msgs)
+        for _, fn in chosen:
+            fn(msgs, args.messages)
         return 0
-    for name, fn in (("client feed  VenueBooks.on_incremental", time_feed),
-                     ("gateway      MarketState.on_venue_app  ", time_market),
-                     ("client whole MarketFeed.on_message     ", time_client)):
+    for name, fn in chosen:
         xs = [fn(msgs) for _ in range(args.rounds)]
         print(f"  {name}  {statistics.median(xs):6.2f} us/message (min {min(xs):.2f}, max {max(xs):.2f})")
     return 0
