@@ -110,10 +110,13 @@ def _sched(out: Path, rows: list[dict], demo_pid: int) -> dict:
     (out / "s.data").unlink(missing_ok=True)          # large; the text below is what is kept
     process_of: dict[int, int] = {}
     timelines = sched_mod.parse_perf(text.splitlines(), process_of)
-    pids = json.loads(next((out / "run").glob("*/pids.json")).read_text())
+    pids_file = next((out / "run").glob("*/pids.json"))
+    pids = json.loads(pids_file.read_text())
+    client_file = pids_file.with_name("client.json")             # this round's demo writes it
+    client = json.loads(client_file.read_text()) if client_file.exists() else {}
     tids = {"sim": sched_mod.busiest_thread(pids["sim"], timelines, process_of),
             "gateway": sched_mod.busiest_thread(pids["gateway"], timelines, process_of),
-            "client": pids.get("client_thread") or sched_mod.busiest_thread(demo_pid, timelines, process_of)}
+            "client": client.get("thread") or sched_mod.busiest_thread(demo_pid, timelines, process_of)}
     offset = json.loads((out / "h.bin.clock.json").read_text())["realtime_minus_monotonic"]
     summary = sched_mod.analyse(rows, timelines, tids, offset, "fill")
     (out / "sched.json").write_text(json.dumps(summary, indent=1))

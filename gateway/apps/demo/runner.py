@@ -220,9 +220,8 @@ class DemoRunner:
                                    md_validate=cfg.md_validate)
         run.client.start(cfg.startup_timeout_s)
         run.meta["client_thread"] = run.client.thread_id
-        (run.pdir / "pids.json").write_text(json.dumps({"sim": run.sim_proc.pid, "gateway": run.gw_proc.pid,
-                                                        "client": os.getpid(),
-                                                        "client_thread": run.client.thread_id}))
+        # Beside pids.json (the children): the client's process and loop thread, for sched.py.
+        (run.pdir / "client.json").write_text(json.dumps({"pid": os.getpid(), "thread": run.client.thread_id}))
         # What start-up built lives for the run: out of the collector's reach, so a collection
         # on the client's loop scans only young objects (no full pass in the middle of a signal).
         procs.freeze_startup_heap()

@@ -169,18 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("hops", help="a hops.py recording (its .clock.json beside it)")
     ap.add_argument("perf_script", help="the text of `perf script --ns -F comm,pid,tid,cpu,time,event,trace` "
                                         "(sched_switch, sched_wakeup; recorded with -k CLOCK_MONOTONIC)")
-    ap.add_argument("--pids", required=True, help="the run's pids.json (sim, gateway, client_thread)")
+    ap.add_argument("--pids", required=True, help="the run's pids.json (sim, gateway; client.json beside it)")
     ap.add_argument("--lead", default="BRAVO")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     clock = json.loads(Path(args.hops + ".clock.json").read_text())
     pids = json.loads(Path(args.pids).read_text())
+    client_file = Path(args.pids).with_name("client.json")     # the demo writes it beside pids.json
+    client = json.loads(client_file.read_text()) if client_file.exists() else {}
     process_of: dict[int, int] = {}
     with open(args.perf_script) as f:
         timelines = parse_perf(f, process_of)
     tids = {"sim": busiest_thread(pids["sim"], timelines, process_of),
             "gateway": busiest_thread(pids["gateway"], timelines, process_of),
-            "client": pids.get("client_thread") or busiest_thread(pids["client"], timelines, process_of)}
+            "client": client.get("thread") or busiest_thread(client.get("pid", -1), timelines, process_of)}
     rows = follow_entries(read_messages(Path(args.hops)), lead=args.lead)
     summary = {"all": analyse(rows, timelines, tids, clock["realtime_minus_monotonic"]),
                "filled": analyse(rows, timelines, tids, clock["realtime_minus_monotonic"], "fill")}
