@@ -22,6 +22,7 @@ import asyncio
 import logging
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from gateway.common.clock import MONOTONIC, Clock
@@ -60,7 +61,14 @@ class MarketDriver:
     """The market's timer on the loop: apply every due EngineCall to its venue, then re-arm.
 
     ``kick()`` after a book changed outside the driver (a client order): a competitor may
-    have scheduled something earlier than the armed time."""
+    have scheduled something earlier than the armed time.
+
+    One arming is live at a time: the timer cannot cancel, so an arming that an earlier one
+    superseded still fires, and is ignored (its generation is not the current one). Without
+    that, every superseded arming ran the market (``due``, ``next_time`` over every source)
+    and re-armed a duplicate of the live one when it fired: duplicates accumulated with
+    every quote change (~8 market passes per timer wake-up on average over a 20 s demo,
+    growing with the run's length)."""
 
     MAX_CALLS_PER_FIRE = 10_000       # bounded; the rest runs on the next loop iteration
 
@@ -70,8 +78,10 @@ class MarketDriver:
         self.timer = timer
         self.clock = timer.clock
         self._armed: float | None = None
+        self._generation = 0                # of the live arming; a fire of an older one is stale
         self.applied = 0
         self.errors = 0
+        self.stale_fires = 0
         self.stopped = False
 
     def book_changed(self, venue: str, symbol: str) -> None:
@@ -82,9 +92,13 @@ class MarketDriver:
         t = self.market.next_time()
         if not self.stopped and t != float("inf") and (self._armed is None or t < self._armed):
             self._armed = t
-            self.timer.call_at(t, self._fire)
+            self._generation += 1
+            self.timer.call_at(t, partial(self._fire, self._generation))
 
-    def _fire(self) -> None:
+    def _fire(self, generation: int | None = None) -> None:
+        if generation is not None and generation != self._generation:
+            self.stale_fires += 1           # superseded by an earlier arming, which ran and re-armed
+            return
         self._armed = None
         if self.stopped:
             return
@@ -217,7 +231,8 @@ class SimExchange:
             out["_market"] = {"fair_moves": pf[0].moves if pf else 0,
                               "competitors": dict(comp[0].stats) if comp else None,
                               "quote_changes": self.market.quote_changes,
-                              "calls_applied": self.driver.applied if self.driver else 0}
+                              "calls_applied": self.driver.applied if self.driver else 0,
+                              "stale_timer_fires": self.driver.stale_fires if self.driver else 0}
         return out
 
     def __enter__(self) -> "SimExchange":

@@ -23,13 +23,20 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from itertools import accumulate
 from math import exp
+from typing import Final, Iterable
 
 from gateway.common.clock import MONOTONIC, Clock
 
-BID, OFFER, TRADE = "0", "1", "2"
-NEW, CHANGE, DELETE = "0", "1", "2"
-BUY, SELL = "1", "2"
-_EPS = 1e-9
+BID: Final = "0"
+OFFER: Final = "1"
+TRADE: Final = "2"
+NEW: Final = "0"
+CHANGE: Final = "1"
+DELETE: Final = "2"
+BUY: Final = "1"
+SELL: Final = "2"
+_EPS: Final = 1e-9
+Levels = Iterable[tuple[float, float]]
 
 
 class _Side:
@@ -118,7 +125,7 @@ class L2Book:
         raise ValueError(f"book side must be '0' (bid) or '1' (offer), not {side!r}")
 
     # -- building
-    def apply_snapshot(self, bids, asks) -> None:
+    def apply_snapshot(self, bids: Levels, asks: Levels) -> None:
         """Replace the book: ``bids``/``asks`` are iterables of (px, qty)."""
         for side, levels in ((self.bids, bids), (self.asks, asks)):
             side.clear()

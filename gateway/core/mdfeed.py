@@ -24,6 +24,7 @@ from gateway.core.model import BUY, SELL
 
 Pairs = Iterable[tuple[int, str]]
 Change = tuple[str, str, float, float, "str | None"]   # (symbol, "book"|"trade", px, qty, aggressor)
+Touch = tuple[float, float] | None                   # a side's best (price, qty), None when empty
 
 
 def md_entries(pairs: Pairs) -> tuple[dict[int, str], list[dict[int, str]]]:
@@ -106,7 +107,7 @@ class VenueBooks:
         default = head.get(55) or self.req_symbols.get(head.get(262, ""))
         out: list[Change] = []
         touched: set[str] = set()
-        before: dict[str, tuple] = {}      # symbol -> (best bid, best ask) before this message
+        before: dict[str, tuple[Touch, Touch]] = {}   # symbol -> (best bid, best ask) before this message
         for e in entries:
             symbol = e.get(55) or default
             px = md_number(e.get(270))
@@ -121,7 +122,8 @@ class VenueBooks:
             kind, qty = e.get(269), md_number(e.get(271))
             if kind == TRADE:
                 if e.get(279) != DELETE:
-                    out.append((symbol, "trade", px, qty or 0.0, aggressor(*before[symbol], px)))
+                    bid, ask = before[symbol]
+                    out.append((symbol, "trade", px, qty or 0.0, aggressor(bid, ask, px)))
                     book.on_trade(px, qty or 0.0)
             elif kind in (BID, OFFER):
                 try:
@@ -136,7 +138,7 @@ class VenueBooks:
         return out
 
 
-def aggressor(bid: tuple | None, ask: tuple | None, px: float) -> str | None:
+def aggressor(bid: Touch, ask: Touch, px: float) -> str | None:
     """BUY / SELL / None from the touch (best bid, best ask) before the print (rules above)."""
     if ask is not None and px >= ask[0] - 1e-12:
         return BUY

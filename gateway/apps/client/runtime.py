@@ -61,10 +61,12 @@ class ClientRuntime:
         self._oms_engine: Any = None
         self._md_engine: Any = None
         self.t0: float | None = None       # clock time trading started
+        self.thread_id: int | None = None  # the loop thread's OS id (for the scheduler's view of a run)
         self.stopped = False
 
     # ------------------------------------------------------------ loop thread
     def _main(self) -> None:
+        self.thread_id = threading.get_native_id()
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 

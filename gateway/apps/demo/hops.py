@@ -52,6 +52,9 @@ def record(out: Path, duration_s: float, iface: str = "lo") -> int:
     sock.bind((iface, 0))
     sock.settimeout(0.5)
     deadline = time.monotonic() + duration_s
+    # The kernel stamps segments with CLOCK_REALTIME; perf (sched.py) with CLOCK_MONOTONIC.
+    clock = {"realtime_minus_monotonic": time.clock_gettime(time.CLOCK_REALTIME) - time.monotonic()}
+    Path(f"{out}.clock.json").write_text(json.dumps(clock))
     n = 0
     with open(out, "wb") as f:
         while time.monotonic() < deadline:
@@ -132,8 +135,9 @@ def read_messages(path: Path) -> list[Msg]:
             fields: dict[str, str] = {}
             for part in raw.split(SOH):
                 tag, _, value = part.partition(b"=")
-                if tag and tag.decode() not in fields:
-                    fields[tag.decode()] = value.decode(errors="replace")
+                key = tag.decode("latin-1")     # any bytes: other traffic on lo may be garbled
+                if tag and key not in fields:
+                    fields[key] = value.decode(errors="replace")
             out.append(Msg(ts, fields.get("49", ""), fields.get("56", ""), fields.get("35", ""), fields))
     out.sort(key=lambda m: m.at)
     return out

@@ -11,6 +11,7 @@ import copy
 import secrets
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -218,6 +219,9 @@ class DemoRunner:
                                    depth=cfg.md_depth, logon_fields=((554, self.password),),
                                    md_validate=cfg.md_validate)
         run.client.start(cfg.startup_timeout_s)
+        run.meta["client_thread"] = run.client.thread_id
+        # Beside pids.json (the children): the client's process and loop thread, for sched.py.
+        (run.pdir / "client.json").write_text(json.dumps({"pid": os.getpid(), "thread": run.client.thread_id}))
         # What start-up built lives for the run: out of the collector's reach, so a collection
         # on the client's loop scans only young objects (no full pass in the middle of a signal).
         procs.freeze_startup_heap()
