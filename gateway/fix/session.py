@@ -860,11 +860,12 @@ class Session:
                 self._held.clear()
         if not out:
             return b""
+        # The store's deferred records (FileStore(defer=True): a dispatch's sends in one
+        # os.write) reach the OS before these bytes can reach the socket. If that write
+        # fails it raises here and the bytes stay queued: none leaves unstored.
+        self._store.flush()
         data = b"".join(out) if len(out) > 1 else out[0]
         out.clear()
-        # The store's deferred records (FileStore(defer=True): a dispatch's sends in one
-        # os.write) reach the OS before these bytes can reach the socket.
-        self._store.flush()
         return data
 
     # -- the driver's commands ---------------------------------------------------------------

@@ -366,28 +366,37 @@ class FileStore(Store):
     def save(self, seq: int, wire: bytes) -> None:
         n = len(wire)
         head = b"%d %d\n" % (seq, n)
-        start = self._end + len(head)
-        self._index[seq] = start << _SHIFT | n
-        self._end = start + n + 1
-        if seq >= self.next_sender_seq:
-            self.next_sender_seq = seq + 1
         if self.defer:              # written by flush(), before the bytes leave data_to_send()
             pending = self._pending
             pending.append(head)
             pending.append(wire)
             pending.append(b"\n")
-            return
-        _write(self._body_fd, b"".join((head, wire, b"\n")))   # O_APPEND: one write, one record
-        if self._syncing:
+        else:                       # written before it is indexed: a failed write indexes nothing
+            _write(self._body_fd, b"".join((head, wire, b"\n")))   # O_APPEND: one write, one record
+        # Deferred, the offset is where flush() will put the record: flush() keeps what it
+        # could not write and writes it at the same place next time, so the index stays true.
+        start = self._end + len(head)
+        self._index[seq] = start << _SHIFT | n
+        self._end = start + n + 1
+        if seq >= self.next_sender_seq:
+            self.next_sender_seq = seq + 1
+        if self._syncing and not self.defer:
             self._after_write()
 
     def flush(self) -> None:
-        """The records ``save`` deferred, in one ``os.write`` (then fsync as the policy says)."""
+        """The records ``save`` deferred, in one ``os.write`` (then fsync as the policy says).
+
+        If the write fails (disk full, I/O error) it raises and keeps what was not written, so
+        a later flush writes it at the offsets the index already holds; the Session keeps its
+        bytes unsent meanwhile (``Session.data_to_send``): nothing reaches the wire unstored."""
         pending = self._pending
         if pending:
             data = b"".join(pending)
+            written = _write(self._body_fd, data)
             pending.clear()
-            _write(self._body_fd, data)
+            if written < len(data):    # a short write (the disk filled): the rest waits
+                pending.append(data[written:])
+                raise OSError(errno.ENOSPC, f"message store {self.key}: wrote {written} of {len(data)} bytes")
             if self._syncing:
                 self._after_write()
 

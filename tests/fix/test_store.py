@@ -307,6 +307,68 @@ def test_a_crash_before_flush_loses_only_what_never_left(tmp_path):
     again.close()
 
 
+def _failing_body_fd(s: FileStore, tmp_path) -> int:
+    """Point the store's body at a read-only descriptor (writes fail with EBADF); returns the real one."""
+    real = s._body_fd
+    s._body_fd = os.open(tmp_path / (file_stem(KEY) + ".body"), os.O_RDONLY)
+    return real
+
+
+def test_a_failed_deferred_write_keeps_its_records_for_the_next_flush(tmp_path):
+    s = FileStore(tmp_path, KEY, defer=True)
+    s.save(1, wire(1))
+    s.flush()
+    s.save(2, wire(2))
+    s.save(3, wire(3))
+    real = _failing_body_fd(s, tmp_path)
+    with pytest.raises(OSError):
+        s.flush()                                   # the disk said no: raised, nothing dropped
+    os.close(s._body_fd)
+    s._body_fd = real
+    s.save(4, wire(4))
+    s.flush()                                       # written now, at the offsets already indexed
+    assert list(s.load_range(1, 4)) == [(n, wire(n)) for n in (1, 2, 3, 4)]
+    s.close()
+    with FileStore(tmp_path, KEY) as again:
+        assert again.next_sender_seq == 5 and list(again.load_range(1, 4)) == [(n, wire(n)) for n in (1, 2, 3, 4)]
+
+
+def test_a_failed_direct_write_indexes_nothing(tmp_path):
+    s = FileStore(tmp_path, KEY)
+    s.save(1, wire(1))
+    real = _failing_body_fd(s, tmp_path)
+    with pytest.raises(OSError):
+        s.save(2, wire(2))
+    os.close(s._body_fd)
+    s._body_fd = real
+    assert s.next_sender_seq == 2 and list(s.load_range(1, 2)) == [(1, wire(1))]
+    s.save(2, wire(2))
+    assert list(s.load_range(1, 2)) == [(1, wire(1)), (2, wire(2))]
+    s.close()
+
+
+def test_session_keeps_its_bytes_when_the_store_cannot_write():
+    from gateway.common.clock import FakeClock
+    from gateway.fix.session import Session
+    from gateway.fix.settings import SessionSettings
+
+    class FailingOnce(MemoryStore):
+        failures = 1
+
+        def flush(self) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError(28, "No space left on device")
+
+    s = Session(SessionSettings(sender_comp_id="A", target_comp_id="B", role="initiator"), FailingOnce(),
+                None, clock=FakeClock(0.0), wall=lambda: 1_700_000_000.0)
+    s.connection_made()                               # an initiator queues its Logon
+    with pytest.raises(OSError):
+        s.data_to_send()
+    out = s.data_to_send()                            # still there, sent once the store wrote
+    assert b"35=A\x01" in out and s.data_to_send() == b""
+
+
 def test_session_flushes_a_deferred_store_before_its_bytes_leave(tmp_path):
     from gateway.common.clock import FakeClock
     from gateway.fix.codec import encode
