@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
     freeze_startup_heap()
     # --- collector (gateway/common/collector.py): the native venues' loop runs the collections,
     # at pauses and within bounds, as the gateway's does (defaults of [collector])
-    sim_loop = getattr(getattr(ex, "_loop", None), "loop", None)
+    sim_loop = ex.event_loop
     collector = LoopCollector(CollectorConfig()) if sim_loop is not None else None
     if collector is not None:
         sim_loop.call_soon_threadsafe(collector.start, sim_loop)

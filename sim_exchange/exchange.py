@@ -143,6 +143,12 @@ class SimExchange:
         self.driver: MarketDriver | None = None
 
     @property
+    def event_loop(self) -> Any:
+        """The asyncio loop the native venues run on (its own thread), or None before start
+        or without native venues."""
+        return self._loop.loop if self._loop is not None else None
+
+    @property
     def native(self) -> dict[str, Any]:
         return {n: v for n, v in self.venues.items() if getattr(v, "kind", "quickfix") == "native"}
 

@@ -63,7 +63,7 @@ def _no_resend_store(engine: "VenueEngine", store: Any) -> Any:
     if isinstance(store, FileStore):
         store.close()
         return NoResendFileStore(engine.store_dir, store.key, fsync=store.fsync,
-                                 fsync_interval_s=store.fsync_interval_s)
+                                 fsync_interval_s=store.fsync_interval_s, defer=store.defer)
     if isinstance(store, MemoryStore):
         return NoResendMemoryStore()
     raise TypeError(f"the venue has no market-data filter for a {type(store).__name__}")

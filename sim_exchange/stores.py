@@ -52,10 +52,10 @@ class NoResendFileStore(FileStore):
     def __init__(self, directory: str | os.PathLike[str], key: str, *, fsync: FsyncPolicy = "never",
                  fsync_interval_s: float = 1.0, skip: bytes = MARKET_DATA,
                  wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, defer: bool = False) -> None:
         self.skip = bytes(skip)          # one-character MsgTypes not kept
         super().__init__(directory, key, fsync=fsync, fsync_interval_s=fsync_interval_s, wall=wall,
-                         monotonic=monotonic)
+                         monotonic=monotonic, defer=defer)
 
     def save(self, seq: int, wire: bytes) -> None:
         if kept(wire, self.skip):

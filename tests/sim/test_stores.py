@@ -13,9 +13,10 @@ def wire(seq: int, msg_type: str) -> bytes:
     return b"8=FIX.4.4\x019=20\x0135=%s\x0134=%d\x0149=V\x0156=CLIENT\x0110=000\x01" % (msg_type.encode(), seq)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "file-deferred"])
 def store(request, tmp_path):
-    s = NoResendMemoryStore() if request.param == "memory" else NoResendFileStore(tmp_path, KEY)
+    s = (NoResendMemoryStore() if request.param == "memory"
+         else NoResendFileStore(tmp_path, KEY, defer=request.param == "file-deferred"))
     yield s
     s.close()
 
@@ -54,3 +55,16 @@ def test_what_to_skip_is_a_parameter(tmp_path):
     s.save(1, wire(1, "8"))
     s.save(2, wire(2, "X"))
     assert list(s.load_range(1, 2)) == [(2, wire(2, "X"))] and s.next_sender_seq == 3
+
+
+def test_the_venue_engine_keeps_the_engine_stores_deferred_writes(tmp_path):
+    """The venue reopens the engine's FileStore as a NoResendFileStore: deferral carries over
+    (one store write per dispatch, as the gateway's sessions)."""
+    from types import SimpleNamespace
+    from sim_exchange.native import _no_resend_store
+    engine_store = FileStore(tmp_path, KEY, defer=True)
+    s = _no_resend_store(SimpleNamespace(store_dir=tmp_path), engine_store)
+    try:
+        assert isinstance(s, NoResendFileStore) and s.defer is True
+    finally:
+        s.close()
