@@ -583,7 +583,11 @@ class NativeSession(SessionHandle):
         session = self.session
         pulls = 0
         while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
-            data = session.data_to_send()
+            try:
+                data = session.data_to_send()
+            except OSError:                     # the store could not write: nothing left unstored
+                self._session_error("data_to_send (the message store could not write)")
+                return
             if not data or not self.write_out(data):
                 break
             pulls += 1

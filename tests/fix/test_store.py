@@ -427,3 +427,52 @@ def test_saving_adds_no_object_for_the_garbage_collector(tmp_path):
             gc.enable()
         assert grown < 50, grown
         assert list(s.load_range(999, 1000)) == [(999, records[998]), (1000, records[999])]
+
+
+def test_a_store_that_cannot_write_drops_the_connection_and_sends_nothing_unstored(tmp_path, caplog):
+    """The native engine over loopback: once our side's store fails to write, the message it
+    could not store does not leave, the connection is dropped (logged), the process goes on."""
+    import asyncio
+
+    from transport_helpers import EXEC_REPORT, NEW_ORDER, Recorder, run, settings
+
+    from gateway.fix.engine import create_engine
+
+    class Failing(MemoryStore):
+        broken = False
+
+        def flush(self) -> None:
+            if self.broken:
+                raise OSError(28, "No space left on device")
+
+    stores: list = []
+
+    def wrap(_settings, _store):
+        stores.append(Failing())
+        return stores[-1]
+
+    async def main():
+        ours_app, peer_app = Recorder(echo=True), Recorder()
+        ours = create_engine("native", "acceptor", [settings("GW", "OMS", "acceptor")], ours_app,
+                             host="127.0.0.1", port=0, store_wrapper=wrap)
+        await ours.start()
+        peer = create_engine("native", "initiator", [settings("OMS", "GW", "initiator")], peer_app,
+                             hosts=[("127.0.0.1", ours.port)])
+        await peer.start()
+        try:
+            ours_side, peer_side = await ours.wait_logged_on(), await peer.wait_logged_on()
+            peer_side.send("D", NEW_ORDER.format(id="ok"))
+            await peer_app.wait(lambda: len(peer_app.messages) == 1, what="the first fill")
+            stores[0].broken = True
+            peer_side.send("D", NEW_ORDER.format(id="not-stored"))
+            await peer_app.wait(lambda: peer_app.logouts or not peer_side.logged_on, what="the drop")
+            await asyncio.sleep(0.05)
+            assert [m[11] for m in ours_app.messages] == ["ok", "not-stored"]   # handled ...
+            assert len(peer_app.messages) == 1          # ... but its fill, unstored, never left
+            assert not ours_side.logged_on
+        finally:
+            await peer.stop()
+            await ours.stop()
+
+    run(main())
+    assert "the message store could not write" in caplog.text    # named, not a loop's fatal error
