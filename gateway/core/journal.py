@@ -968,6 +968,7 @@ def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
     orders.by_oms.clear()
     orders.by_order_id.clear()
     orders.by_venue_id.clear()
+    orders.requests.clear()
     orders.open.clear()
     orders.seen_exec_ids.clear()
     orders.in_flight.clear()
@@ -981,7 +982,7 @@ def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
             for k in _CHILD_STATE[6:]:
                 setattr(child, k, cd.get(k, getattr(child, k)))
             order.children.append(child)
-            orders.by_venue_id[child.cl_ord_id] = (child, None)
+            orders.by_venue_id[child.cl_ord_id] = child
             if not child.acked and not child.done:
                 orders.in_flight[child.venue] = orders.in_flight.get(child.venue, 0) + 1
         orders.by_oms[(order.session, order.cl_ord_id)] = order
