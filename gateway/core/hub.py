@@ -436,9 +436,8 @@ class GatewayCore:
         except OSError as exc:
             # a venue's report is a fact: losing it from memory too would be worse than from the journal
             self._journal_failure(exc)
-        hit = self.orders.by_venue_id.get(ev.cl_ord_id)
-        if hit is not None:
-            child = hit[0]
+        child = self.orders.by_venue_id.get(ev.cl_ord_id)
+        if child is not None:
             if not child.acked:
                 self.market.record_ack(child.venue, now - child.sent_at, now)
         return self._follow_up(self.orders.on_venue_exec(ev, now))

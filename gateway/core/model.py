@@ -18,8 +18,8 @@ an ``OrderIntent`` took 839 ns compiled that way, 305 ns pure). ``dataclasses.fi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
 
 BUY, SELL = "1", "2"
 MARKET, LIMIT = "1", "2"
@@ -85,20 +85,21 @@ class ChildOrder:
 
 @dataclass(slots=True, init=False)
 class RoutingDecision:
-    """A router's answer, with the reason and the numbers behind it."""
+    """A router's answer, with the reason and the numbers behind it. ``scores`` is never changed
+    once made: a tuple where a policy knows its rows at once (DMA: no list per order)."""
     policy: str
     children: list[ChildOrder]
     reason: str
-    scores: list[Any] = field(default_factory=list)   # per venue: tuples (decisions.SCORE_FIELDS) or dicts
+    scores: Sequence[Any] = ()     # per venue: tuples (decisions.SCORE_FIELDS) or dicts
     decided_at: float = 0.0
     decision_us: float = 0.0
 
-    def __init__(self, policy: str, children: list[ChildOrder], reason: str, scores: list[Any] | None = None,
+    def __init__(self, policy: str, children: list[ChildOrder], reason: str, scores: Sequence[Any] = (),
                  decided_at: float = 0.0, decision_us: float = 0.0) -> None:
         self.policy = policy
         self.children = children
         self.reason = reason
-        self.scores = [] if scores is None else scores
+        self.scores = scores
         self.decided_at = decided_at
         self.decision_us = decision_us
 

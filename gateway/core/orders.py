@@ -368,7 +368,11 @@ class OrderManager:
         self.micro_burst = micro_burst
         self.by_oms: dict[tuple[str, str], OmsOrder] = {}      # every ClOrdID an OMS used
         self.by_order_id: dict[str, OmsOrder] = {}
-        self.by_venue_id: dict[str, tuple[VenueOrder, Request | None]] = {}
+        # our venue ClOrdIDs: every one sent (orders, cancels, replaces) -> its venue order, and
+        # those of a cancel or replace -> that request. Two dicts, not (order, request) tuples:
+        # such a tuple per order would be one more object the collector visits for the day.
+        self.by_venue_id: dict[str, VenueOrder] = {}
+        self.requests: dict[str, Request] = {}
         self.open: dict[str, OmsOrder] = {}                    # order_id -> live order
         self.seen_exec_ids: set[tuple[str, str, str]] = set()   # (venue, venue ClOrdID, ExecID)
         self.in_flight: dict[str, int] = {}                    # venue -> orders sent, not yet answered
@@ -416,7 +420,7 @@ class OrderManager:
         child = VenueOrder(order, spec.venue, venue_cl_ord_id, spec.qty, spec.price, spec.ord_type,
                            spec.tif, sent_at=now)
         order.children.append(child)
-        self.by_venue_id[venue_cl_ord_id] = (child, None)
+        self.by_venue_id[venue_cl_ord_id] = child
         self.in_flight[spec.venue] = self.in_flight.get(spec.venue, 0) + 1
         return child
 
@@ -426,6 +430,12 @@ class OrderManager:
             child.acked = True
             self.in_flight[child.venue] = max(self.in_flight.get(child.venue, 1) - 1, 0)
 
+    def _now_the_order(self, child: VenueOrder, venue_cl_ord_id: str) -> None:
+        """A replace took effect: ``venue_cl_ord_id`` names the venue order from now on (its
+        reports are the order's own, no longer the replace request's)."""
+        self.by_venue_id[venue_cl_ord_id] = child
+        self.requests.pop(venue_cl_ord_id, None)
+
     def send_failed(self, child: VenueOrder, text: str, now: float = 0.0) -> list:
         """A venue order that could not be handed to its session (venue went down)."""
         return self._child_finished(child, REJECTED, text, now)
@@ -433,18 +443,19 @@ class OrderManager:
     # ---------------------------------------------------------------- venue reports
 
     def find_child(self, venue_cl_ord_id: str) -> VenueOrder | None:
-        hit = self.by_venue_id.get(venue_cl_ord_id)
-        return hit[0] if hit else None
+        return self.by_venue_id.get(venue_cl_ord_id)
 
     def on_venue_exec(self, ev: VenueExecutionReport, now: float = 0.0) -> list:
-        hit = self.by_venue_id.get(ev.cl_ord_id)
-        if hit is None and ev.orig_cl_ord_id:
-            hit = self.by_venue_id.get(ev.orig_cl_ord_id)
-        if hit is None:
+        found_by = ev.cl_ord_id           # the id the venue order was found by (its request's too)
+        child = self.by_venue_id.get(found_by)
+        if child is None and ev.orig_cl_ord_id:
+            found_by = ev.orig_cl_ord_id
+            child = self.by_venue_id.get(found_by)
+        if child is None:
             self.counts["ignored_reports"] += 1
             return []
-        child, request = hit
         if ev.exec_type == ORDER_STATUS:      # an answer to our OrderStatusRequest: no ExecID to dedupe
+            request = self.requests.get(found_by)
             if request is not None and request.kind == "replace":
                 return self._on_replace_status(child, request, ev, now)
             return self._on_status(child, ev, now)
@@ -465,7 +476,7 @@ class OrderManager:
         if et == NEW:
             return self._on_new(child)
         if et == REPLACED:
-            return self._on_replaced(child, request, ev)
+            return self._on_replaced(child, self.requests.get(found_by), ev)
         if et == REJECTED:
             out = self._risk_venue_reject(child)
             return out + self._child_finished(child, REJECTED, ev.text or "rejected by venue", now)
@@ -573,10 +584,12 @@ class OrderManager:
         absorbed (``on_venue_cancel_reject``: the OMS request is answered once)."""
         old = child.cancel_pending
         assert old is not None          # the caller checked
-        req = self.by_venue_id[old][1]
+        req = self.requests.get(old)
         vid = _again(old)
         child.cancel_pending = vid
-        self.by_venue_id[vid] = (child, req)
+        self.by_venue_id[vid] = child
+        if req is not None:
+            self.requests[vid] = req
         self.counts["resent_requests"] += 1
         return [SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id)]
 
@@ -589,7 +602,8 @@ class OrderManager:
             # the venue does not know that ClOrdID: it never got the replace; send it again (as a cancel)
             vid = _again(req.venue_cl_ord_id or ev.cl_ord_id)
             req.venue_cl_ord_id = vid
-            self.by_venue_id[vid] = (child, req)
+            self.by_venue_id[vid] = child
+            self.requests[vid] = req
             self.counts["resent_requests"] += 1
             return [SendReplace(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id, qty=req.qty,
                                 price=req.price)]
@@ -750,7 +764,8 @@ class OrderManager:
                 continue
             vid = venue_ids()
             child.cancel_pending = vid
-            self.by_venue_id[vid] = (child, req)
+            self.by_venue_id[vid] = child
+            self.requests[vid] = req
             out.append(SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id))
         if req.kind == "cancel" and order.status not in TERMINAL:
             out.insert(0, self._exec(order, PENDING_CANCEL, cl_ord_id=req.oms_cl_ord_id,
@@ -800,7 +815,8 @@ class OrderManager:
                       new_intent=new, venue_cl_ord_id=venue_id)
         order.replace_request = req
         self.by_oms[(session, new.cl_ord_id)] = order
-        self.by_venue_id[venue_id] = (child, req)
+        self.by_venue_id[venue_id] = child
+        self.requests[venue_id] = req
         return [SendReplace(child=child, cl_ord_id=venue_id, orig_cl_ord_id=child.cl_ord_id, qty=new.qty,
                             price=new.price)]
 
@@ -830,7 +846,7 @@ class OrderManager:
             return []
         if req.answered:       # the same replace taken twice (re-sent after a restart): one answer only
             child.cl_ord_id = ev.cl_ord_id
-            self.by_venue_id[ev.cl_ord_id] = (child, None)
+            self._now_the_order(child, ev.cl_ord_id)
             self.counts["ignored_reports"] += 1
             return []
         to = PARTIAL if max(order.cum_qty, ev.cum_qty) > EPS else NEW
@@ -842,7 +858,7 @@ class OrderManager:
         req.answered = True
         child.cl_ord_id = ev.cl_ord_id
         child.qty, child.price = req.qty, req.price
-        self.by_venue_id[ev.cl_ord_id] = (child, None)
+        self._now_the_order(child, ev.cl_ord_id)
         if req.new_intent is not None:          # always set on a replace
             order.intent = req.new_intent
         self.counts["replaced"] += 1
@@ -854,12 +870,11 @@ class OrderManager:
                            venue_order_id=child.venue_order_id)]
 
     def on_venue_cancel_reject(self, venue_cl_ord_id: str, text: str, now: float = 0.0) -> list:
-        hit = self.by_venue_id.get(venue_cl_ord_id)
-        if hit is None or hit[1] is None:
+        child = self.by_venue_id.get(venue_cl_ord_id)
+        req = self.requests.get(venue_cl_ord_id)
+        if child is None or req is None:
             self.counts["ignored_reports"] += 1
             return []
-        child, req = hit
-        assert req is not None
         order = child.parent
         if req.kind == "replace":
             order.replace_request = None

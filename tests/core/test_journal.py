@@ -297,7 +297,8 @@ def state(om: OrderManager) -> dict:
                 o.replace_request is not None)
     return {"orders": {k: order(o) for k, o in om.by_order_id.items()}, "open": sorted(om.open),
             "by_oms": sorted((k, o.order_id) for k, o in om.by_oms.items()),
-            "by_venue": sorted((k, c.cl_ord_id) for k, (c, _) in om.by_venue_id.items()),
+            "by_venue": sorted((k, c.cl_ord_id) for k, c in om.by_venue_id.items()),
+            "requests": sorted((k, r.kind, r.oms_cl_ord_id) for k, r in om.requests.items()),
             "seen": sorted(om.seen_exec_ids), "in_flight": om.in_flight}
 
 
@@ -430,7 +431,7 @@ def invariants(om: OrderManager) -> None:
         assert o.status in TERMINAL or o.status in ("0", "1", "A")
         for c in o.children:
             assert c.cum_qty <= c.qty + EPS
-            assert om.by_venue_id[c.cl_ord_id][0] is c
+            assert om.by_venue_id[c.cl_ord_id] is c
     for v, n in om.in_flight.items():
         assert n >= 0
 

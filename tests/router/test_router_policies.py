@@ -252,6 +252,29 @@ def test_decision_log_ring_counts_export(tmp_path):
     assert rows[-1]["seq"] == 6 and rows[0]["policy"] == "scalp"
 
 
+def test_decision_log_keeps_plain_values_only():
+    """A kept decision costs the garbage collector nothing: the ring's records are tuples of plain
+    values, which the collector untracks (the decision, its children and its intent are not
+    kept), for the DMA and scalp policies alike; what a record says comes back in full (views,
+    retry)."""
+    import gc
+    for policy in ("dma", "scalp"):
+        cfg, clock, m = three_venues(default_venue="ALPHA")
+        r = build_router(cfg, m, clock, policy=policy)
+        it = intent()
+        d = r.decide(it)
+        gc.collect()
+        gc.collect()                # a tuple is untracked once what it holds is: two passes at most
+        (rec,) = r.log._ring
+        assert not gc.is_tracked(rec), (policy, rec)
+        back = r.log.last_for(it)
+        assert back is not d and (back.policy, back.children, back.reason) == (d.policy, d.children, d.reason)
+        assert list(back.scores) == list(d.scores) and back.decided_at == d.decided_at
+        (row,) = r.log.recent(1)
+        assert row["cl_ord_id"] == it.cl_ord_id and row["children"][0]["venue"] == d.children[0].venue
+        assert row["scores"][0]["venue"] == d.scores[0][0]
+
+
 def test_decision_log_path_appended_by_flush(tmp_path):
     path = tmp_path / "sub" / "decisions.jsonl"
     cfg, clock, m = three_venues(decision_log_path=str(path))

@@ -1,9 +1,17 @@
 """The decision log: every routing decision with its reason and the numbers behind it.
 
-The hot path only appends a tuple to a bounded ring (``decision_log_size``); dicts for
+The hot path only appends one record to a bounded ring (``decision_log_size``); dicts for
 people and JSON are built lazily by ``recent()`` and the exports. With a
 ``decision_log_path`` a background thread appends new records as JSON lines once a
 second (and at ``close()``/interpreter exit): no file write per order.
+
+A record is a tuple of plain values (text, numbers, None and tuples of them: ``_record``), not
+the decision and its intent: the collector untracks such a tuple when it finds it holds no
+tracked object (within its first two collections: a tuple is untracked after what it holds), so
+the ring (10,000 decisions by default, one per order) adds nothing for the older collections
+to visit, where a kept ``RoutingDecision`` was four survivors per order (the decision, its
+children and scores lists, a ``ChildOrder``) and a record tuple, each visited by every later
+collection until the ring dropped it (issue 12, round 5).
 
 No lock: one thread records (the gateway's loop; the backtester's own), and the views run
 there too (the admin thread asks through the loop, ``Gateway.on_loop``). The one other
@@ -22,7 +30,7 @@ from pathlib import Path
 from time import time as wall_time
 from typing import Any
 
-from gateway.core.model import OrderIntent, RoutingDecision
+from gateway.core.model import ChildOrder, OrderIntent, RoutingDecision
 
 # One per-venue score tuple, as the policies record them.
 SCORE_FIELDS = ("venue", "up", "latency_us", "stale", "available", "vanish_qty", "fill_prob", "price")
@@ -39,28 +47,66 @@ def score_dict(row: tuple) -> dict[str, Any]:
     return d
 
 
-def decision_dict(decision: RoutingDecision, intent: OrderIntent, wall: float, seq: int) -> dict[str, Any]:
+# A ring record: (wall time, policy, reason, decided_at, decision_us, <the intent's fields in
+# order: _INTENT_FIELDS>, children, score rows). ``children`` is flat: the ``ChildOrder`` fields
+# in order (_CHILD_FIELDS), five values per child, one after the other; ``score rows`` is a tuple
+# of the policy's score tuples. Flat, because every tuple the ring keeps is one more object the
+# collector counts towards its next young collection (untracked there, but counted): a record
+# is three tuples for one child and one score row (the row is the policy's own).
+_INTENT_FIELDS = ("oms_session", "cl_ord_id", "symbol", "side", "qty", "ord_type", "price", "tif", "ex_destination")
+_CHILD_FIELDS = ("venue", "qty", "price", "ord_type", "tif")
+_W = len(_CHILD_FIELDS)
+_INTENT_AT, _CHILDREN_AT = 5, 5 + len(_INTENT_FIELDS)
+
+
+def _record(decision: RoutingDecision, intent: OrderIntent, wall: float) -> tuple:
+    """The ring's record of ``decision``: plain values only (see the module docstring)."""
+    children = decision.children
+    if len(children) == 1:
+        c = children[0]
+        kids: tuple = (c.venue, c.qty, c.price, c.ord_type, c.tif)
+    else:
+        flat: list = []
+        for c in children:
+            flat += [c.venue, c.qty, c.price, c.ord_type, c.tif]
+        kids = tuple(flat)
+    scores = decision.scores
+    srows: tuple = scores if type(scores) is tuple else tuple(scores)
+    i = intent
+    return (wall, decision.policy, decision.reason, decision.decided_at, decision.decision_us, i.oms_session,
+            i.cl_ord_id, i.symbol, i.side, i.qty, i.ord_type, i.price, i.tif, i.ex_destination, kids, srows)
+
+
+def _child_rows(kids: tuple) -> list[tuple]:
+    return [kids[k:k + _W] for k in range(0, len(kids), _W)]
+
+
+def _decision(rec: tuple) -> RoutingDecision:
+    """A ring record back as a ``RoutingDecision`` (its children new ``ChildOrder`` objects)."""
+    return RoutingDecision(rec[1], [ChildOrder(*row) for row in _child_rows(rec[_CHILDREN_AT])], rec[2],
+                           rec[_CHILDREN_AT + 1], rec[3], rec[4])
+
+
+def decision_dict(rec: tuple, seq: int) -> dict[str, Any]:
+    """A ring record as a JSON-able dict (the admin view, the JSONL export)."""
+    kids = rec[_CHILDREN_AT]
     return {
-        "seq": seq, "time": wall, "policy": decision.policy, "oms_session": intent.oms_session,
-        "cl_ord_id": intent.cl_ord_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
-        "ord_type": intent.ord_type, "price": intent.price, "tif": intent.tif,
-        "ex_destination": intent.ex_destination, "rejected": decision.rejected,
-        "children": [{"venue": c.venue, "qty": c.qty, "price": c.price, "ord_type": c.ord_type,
-                      "tif": c.tif} for c in decision.children],
-        "reason": decision.reason, "decision_us": round(decision.decision_us, 3),
-        "scores": [score_dict(r) if isinstance(r, tuple) else r for r in decision.scores],
+        "seq": seq, "time": rec[0], "policy": rec[1], **dict(zip(_INTENT_FIELDS, rec[_INTENT_AT:_CHILDREN_AT])),
+        "rejected": not kids, "children": [dict(zip(_CHILD_FIELDS, row)) for row in _child_rows(kids)],
+        "reason": rec[2], "decision_us": round(rec[4], 3),
+        "scores": [score_dict(r) if isinstance(r, tuple) else r for r in rec[_CHILDREN_AT + 1]],
     }
 
 
 class DecisionLog:
-    """Bounded ring of decisions; counts per venue; JSONL export."""
+    """Bounded ring of decision records (``_record``); counts per venue; JSONL export."""
 
     def __init__(self, size: int = 10_000, path: str | Path | None = None, flush_interval_s: float = 1.0) -> None:
         self._ring: deque = deque(maxlen=size)
         self._counts: dict[str, int] = {}
         self._seq = 0
         self.path = Path(path) if path else None
-        self._unwritten: deque = deque()             # records for the flusher (path only)
+        self._unwritten: deque = deque()             # (seq, record) for the flusher (path only)
         self._stop = threading.Event()
         self._flusher_thread: threading.Thread | None = None
         if self.path is not None:
@@ -71,10 +117,10 @@ class DecisionLog:
             atexit.register(self.close)
 
     def record(self, decision: RoutingDecision, intent: OrderIntent) -> None:
-        """Hot path: one tuple appended (the intent is kept by reference)."""
+        """Hot path: one record of plain values appended; nothing of the decision is kept."""
         counts = self._counts
         seq = self._seq = self._seq + 1
-        rec = (seq, wall_time(), decision, intent)
+        rec = _record(decision, intent, wall_time())
         self._ring.append(rec)
         children = decision.children
         if children:
@@ -84,17 +130,23 @@ class DecisionLog:
         else:
             counts[REJECTED] = counts.get(REJECTED, 0) + 1
         if self.path is not None:
-            self._unwritten.append(rec)
+            self._unwritten.append((seq, rec))
+
+    def _numbered(self, recs: list) -> list[tuple[int, tuple]]:
+        """(seq, record) of the ring's last ``len(recs)`` records (``recs``: their list)."""
+        first = self._seq - len(recs) + 1
+        return [(first + k, r) for k, r in enumerate(recs)]
 
     def last_for(self, intent: OrderIntent, scan: int = 2000) -> RoutingDecision | None:
-        """The latest decision recorded for this order (same intent object, or same session and
-        ClOrdID), looking back at most ``scan`` records."""
+        """The latest decision recorded for this order (same session and ClOrdID), looking back
+        at most ``scan`` records; a new ``RoutingDecision`` made from the record."""
         ring = self._ring
         n = len(ring)
+        cid, session = intent.cl_ord_id, intent.oms_session
         for k in range(1, min(scan, n) + 1):
-            _, _, d, it = ring[n - k]
-            if it is intent or (it.cl_ord_id == intent.cl_ord_id and it.oms_session == intent.oms_session):
-                return d
+            rec = ring[n - k]
+            if rec[_INTENT_AT + 1] == cid and rec[_INTENT_AT] == session:
+                return _decision(rec)
         return None
 
     def __len__(self) -> int:
@@ -106,8 +158,8 @@ class DecisionLog:
 
     def recent(self, n: int = 50) -> list[dict[str, Any]]:
         """The last ``n`` decisions, oldest first, as JSON-able dicts."""
-        recs = list(self._ring)[-n:] if n > 0 else []
-        return [decision_dict(d, row, wall, seq) for seq, wall, d, row in recs]
+        recs = self._numbered(list(self._ring)[-n:]) if n > 0 else []
+        return [decision_dict(r, seq) for seq, r in recs]
 
     def counts_by_venue(self) -> dict[str, int]:
         """Child orders per venue since start; rejected decisions under '(rejected)'."""
@@ -115,7 +167,7 @@ class DecisionLog:
 
     def export_jsonl(self, path: str | Path) -> int:
         """Write every decision still in the ring to ``path`` (overwrites); returns the count."""
-        return _write(Path(path), list(self._ring), "w")
+        return _write(Path(path), self._numbered(list(self._ring)), "w")
 
     def flush(self) -> int:
         """Append the records not yet written to ``decision_log_path``."""
@@ -146,6 +198,6 @@ class DecisionLog:
 
 def _write(path: Path, recs: list, mode: str) -> int:
     with path.open(mode) as fh:
-        for seq, wall, d, row in recs:
-            fh.write(json.dumps(decision_dict(d, row, wall, seq), default=str) + "\n")
+        for seq, rec in recs:
+            fh.write(json.dumps(decision_dict(rec, seq), default=str) + "\n")
     return len(recs)

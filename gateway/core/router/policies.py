@@ -26,7 +26,7 @@ from heapq import heappop, heappush
 from math import exp
 from operator import itemgetter
 from time import perf_counter
-from typing import Any
+from typing import Any, Sequence
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core.latency import INF
@@ -38,7 +38,7 @@ from gateway.core.router.decisions import DecisionLog
 _EPS = 1e-9
 # A policy's answer: the child orders, the reason (Text(58) of a reject), the per-venue score rows.
 # Typed, so the caller unpacks it natively (compiled) rather than through the iterator protocol.
-Decided = tuple[list[ChildOrder], str, list[Any]]
+Decided = tuple[list[ChildOrder], str, Sequence[Any]]
 
 
 def fill_probability(available: float, qty: float, vanish: float, fok: bool) -> float:
@@ -92,7 +92,7 @@ class BaseRouter:
     def _decide(self, intent: OrderIntent, now: float) -> Decided:
         raise NotImplementedError
 
-    def _reject(self, intent: OrderIntent, why: str, scores: list) -> Decided:
+    def _reject(self, intent: OrderIntent, why: str, scores: Sequence[Any]) -> Decided:
         return [], f"{self.name}: {why}", scores
 
 
@@ -333,20 +333,35 @@ class DmaRouter(BaseRouter):
 
     name = "dma"
 
+    def __init__(self, cfg: RoutingConfig, market: MarketState, clock: Clock = MONOTONIC,
+                 log: DecisionLog | None = None) -> None:
+        super().__init__(cfg, market, clock, log)
+        self._reasons_ex: dict[str, str] = {}        # venue -> "dma: <venue> from ExDestination"
+        self._reasons_default: dict[str, str] = {}   # venue -> "dma: <venue> from default_venue"
+
     def _decide(self, intent: OrderIntent, now: float) -> Decided:
         m = self.market
         venue = intent.ex_destination or self._default_venue
         if not venue:
-            return self._reject(intent, "no ExDestination(100) on the order and no default_venue configured", [])
+            return self._reject(intent, "no ExDestination(100) on the order and no default_venue configured", ())
         v = m.venues.get(venue)
         if v is None:
-            return self._reject(intent, f"unknown venue {venue!r} (known: {', '.join(m.venues)})", [])
+            return self._reject(intent, f"unknown venue {venue!r} (known: {', '.join(m.venues)})", ())
         if not v.up:
-            return self._reject(intent, f"venue {venue} is down", [_down_row(venue)])
+            return self._reject(intent, f"venue {venue} is down", (_down_row(venue),))
         lat, stale = m.route_latency(v, now)
         child = ChildOrder(venue, intent.qty, intent.price, intent.ord_type, intent.tif)
-        how = "ExDestination" if intent.ex_destination else "default_venue"
-        return [child], f"dma: {venue} from {how}", [(venue, True, lat, stale, None, None, None, None)]
+        # the reason's text is one per (venue, how): made once (bounded: known venues only)
+        reasons = self._reasons_ex if intent.ex_destination else self._reasons_default
+        reason = reasons.get(venue)
+        if reason is None:
+            how = "ExDestination" if intent.ex_destination else "default_venue"
+            reason = reasons[venue] = f"dma: {venue} from {how}"
+        # the scores: a tuple of one tuple of plain values (the decision log keeps it, and the
+        # collector untracks such tuples; a list it would visit for as long as the log keeps it)
+        row: tuple = (venue, True, lat, stale, None, None, None, None)
+        scores: tuple = (row,)
+        return [child], reason, scores
 
 
 POLICIES: dict[str, type[BaseRouter]] = {"scalp": ScalpRouter, "best_price": BestPriceRouter, "dma": DmaRouter}
