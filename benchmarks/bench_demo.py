@@ -1,6 +1,6 @@
 """The demo's signal-to-execution, run after run, alternated between source trees (prints, asserts nothing).
 
-    .venv/bin/python benchmarks/bench_demo.py --variant base=/work/wt-base --variant new=. --runs 3
+    .venv/bin/python benchmarks/bench_demo.py --variant base=../other-checkout --variant new=. --runs 3
     .venv/bin/python benchmarks/bench_demo.py --variant new=. --wire --sched       # root: hop by hop
     .venv/bin/python benchmarks/bench_demo.py --variant nopin=.::--gateway-config /tmp/gw.toml
 
