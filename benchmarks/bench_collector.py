@@ -40,28 +40,13 @@ class TimerlessLoop:
 
 
 def orders_with_looks(gw, oms, venue, first: int, n: int, look) -> float:
-    """As ``profile_gateway.stub_orders`` (NOS in, fill in, every message pre-parsed), ClOrdIDs
-    from ``first`` on, calling ``look()`` after the last; returns thread CPU seconds."""
-    from gateway.fix.codec import Message
-    nos = [Message([(8, "FIX.4.4"), (9, "0"), (35, "D"), (34, str(i + 2)), (49, "OMS1"), (52, "20260101-00:00:00"),
-                    (56, "FIXGW"), (11, f"c{i}"), (55, "AAPL"), (54, "1"), (38, "100"), (40, "2"), (44, "190.01"),
-                    (59, "3"), (60, "20260101-00:00:00"), (10, "000")], msg_type="D") for i in range(first, first + n)]
-    for m in nos:
-        m.index                        # noqa: B018 - built by the session before the application
-    on_oms, on_venue = gw.oms.on_message, gw.venues.on_message
+    """``profile_gateway.stub_orders`` (NOS in, fill in, every message pre-parsed), ClOrdIDs
+    from ``first`` on, then ``look()``; returns thread CPU seconds of both."""
+    from profile_gateway import stub_orders
+    cpu = stub_orders(gw, oms, venue, n, first=first)
     t0 = time.thread_time()
-    for k, i in enumerate(range(first, first + n)):
-        on_oms(oms, nos[k])
-        body = venue.last
-        cid = body[3:body.index("\x01")]
-        er = Message([(8, "FIX.4.4"), (9, "0"), (35, "8"), (34, str(i + 2)), (49, "FAKE"), (52, "20260101-00:00:00"),
-                      (56, "FIXGW"), (37, f"V{i}"), (11, cid), (17, f"X{i}"), (150, "F"), (39, "2"), (55, "AAPL"),
-                      (54, "1"), (38, "100"), (32, "100"), (31, "190.01"), (151, "0"), (14, "100"), (6, "190.01"),
-                      (60, "20260101-00:00:00"), (10, "000")], msg_type="8")
-        er.index                       # noqa: B018 - as the session does
-        on_venue(venue, er)
     look()
-    return time.thread_time() - t0
+    return cpu + time.thread_time() - t0
 
 
 def run(mode: str, orders: int, tick: int) -> dict:
