@@ -130,3 +130,16 @@ def test_venue_schedule_end_expires_day_orders_and_status_explains(tmp_path):
         assert (tmp_path / "gw-store").parent.joinpath("log").is_dir()     # FIX logs on by default
     finally:
         s.stop()
+
+
+def test_the_collector_runs_on_the_gateway_loop_and_status_shows_it(stack):
+    """`fixgw run` starts the [collector] policy on its loop (app.serve): after some flow, a
+    pause brings a sweep (collect the young objects, freeze the survivors), and /status says so."""
+    code = ops.order_main(["--config", str(stack.tmp / "gateway.toml"), "--symbol", "AAPL", "--side", "buy",
+                           "--qty", "10", "--price", "1.00", "--tif", "ioc", "--cl-ord-id", "GC1"], out=io.StringIO())
+    assert code == 0
+    st = stack.wait_status(lambda s: ((s["gateway"]["collector"] or {}).get("sweep") or {}).get("count", 0) >= 1,
+                           "a sweep by the loop's collector")
+    col = st["gateway"]["collector"]
+    assert col["mode"] == "loop" and col["deep"]["count"] == 0
+    assert col["sweep"]["longest_ms"] > 0 and col["sweep"]["total_ms"] >= col["sweep"]["longest_ms"]

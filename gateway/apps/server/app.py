@@ -96,6 +96,7 @@ class SessionTracker:
 class Gateway:
     def __init__(self, cfg: GatewayConfig, clock: Clock = MONOTONIC, policy: str | None = None) -> None:
         self.cfg = cfg
+        self.collector: LoopCollector | None = None   # the [collector] policy, started by serve()
         self.clock = clock
         self.started_at = clock.now()
         self.events: deque[dict] = deque(maxlen=500)
@@ -455,6 +456,7 @@ class Gateway:
                         "callback_errors": sum(e.callback_errors for e in engines),
                         "bad_values": self.oms.bad_values, "market": self.market.stats(),
                         "probe_floor": self.market.floor_snapshot(),   # our own per-probe cost (issue 12)
+                        "collector": self._collector_view(),
                         **self.core.counts},
             "oms_sessions": [{"session": key, "logged_on": h.logged_on, "next_sender_seq": h.next_sender_seq,
                               "next_target_seq": h.next_target_seq}
@@ -466,6 +468,13 @@ class Gateway:
             "risk": self._risk_view(),
             "events": list(self.events)[-30:],
         }
+
+    def _collector_view(self) -> dict | None:
+        """The garbage collector's runs on this loop (``[collector]``): mode, then per action
+        (young, sweep, deep) the count, total and longest pause. None: not started (a Gateway
+        driven without ``serve``)."""
+        c = self.collector
+        return None if c is None else {"mode": c.cfg.mode, **c.summary()}
 
     def orders_view(self, limit: int = 200) -> list[dict]:
         return self.on_loop(self.core.orders_view, limit)
@@ -544,6 +553,7 @@ async def serve(cfg: GatewayConfig, policy: str | None, duration: float | None) 
     # --- collector: collections run by the loop at pauses and within bounds (common/collector.py)
     collector = LoopCollector(cfg.collector)
     collector.start(loop)
+    gw.collector = collector                     # its figures in /status
     # ---
     venues = ", ".join(f"{v.name}@{v.host}:{v.port}" for v in cfg.venues)
     admin = f"http://{cfg.admin.host}:{cfg.admin.port}/status" if cfg.admin.port else "off"
