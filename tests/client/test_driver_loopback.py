@@ -149,3 +149,33 @@ def test_an_order_that_cannot_be_sent_gets_a_terminal_report():
     (entry,) = driver.log.entries()
     assert entry.done and entry.status == "8" and "OMS session down" in entry.text
     assert driver.stats["send_failures"] == 1 and strategy.reports[0].ord_status == "8"
+
+
+@pytest.mark.timeout(30)
+def test_the_runtime_runs_the_collector_on_its_loop_and_puts_cpython_back_at_stop():
+    """The demo's client (ClientRuntime.run_collector): the [collector] policy on the client's
+    loop sweeps at a pause after the orders; stop() restores CPython's own collector."""
+    import gc
+
+    from gateway.common.collector import SWEEP, CollectorConfig
+    before = (gc.isenabled(), gc.get_threshold())
+    fakes = Fakes()
+    venue_port, gw_port = fakes.start()
+    rt = ClientRuntime(TwoOrders(), oms=("127.0.0.1", gw_port), venues=[VenueAddress(name="ALPHA", host="127.0.0.1",
+                                                                                      port=venue_port)],
+                       symbols=["EURUSD"], ticks={"EURUSD": 0.00001}, probe_interval_s=0.02)
+    try:
+        rt.start(timeout=10)
+        collector = rt.run_collector(CollectorConfig(idle_ms=20))
+        assert gc.get_threshold()[0] == 2 * collector.cfg.young_max      # the backstop, while it runs
+        rt.start_trading()
+        assert rt.drain(timeout=10)
+        deadline = time.monotonic() + 5
+        while rt.call(lambda: collector.counts[SWEEP]) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert collector.counts[SWEEP] >= 1
+    finally:
+        rt.stop()
+        fakes.stop()
+        gc.unfreeze()                        # the sweeps froze this test process's objects too
+    assert (gc.isenabled(), gc.get_threshold()) == before

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from gateway.apps.client.driver import StrategyDriver
 from gateway.apps.client.feed import MarketFeed, VenueAddress
 from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.collector import CollectorConfig, LoopCollector
 from gateway.fix.engine import create_engine
 from gateway.fix.settings import SessionSettings
 from gateway.fix.transport import new_event_loop
@@ -63,6 +64,15 @@ class ClientRuntime:
         self.t0: float | None = None       # clock time trading started
         self.thread_id: int | None = None  # the loop thread's OS id (for the scheduler's view of a run)
         self.stopped = False
+        self.collector: LoopCollector | None = None     # run_collector(): the [collector] policy
+
+    def run_collector(self, cfg: CollectorConfig | None = None) -> LoopCollector:
+        """Collections run by this runtime's loop, at pauses and within bounds, as the gateway's
+        (gateway/common/collector.py): none in the middle of a signal. Call it once the start-up
+        heap is frozen; ``stop()`` puts CPython's collector back."""
+        self.collector = LoopCollector(cfg or CollectorConfig())
+        self.call(lambda: self.collector.start(self.loop))
+        return self.collector
 
     # ------------------------------------------------------------ loop thread
     def _main(self) -> None:
@@ -158,6 +168,8 @@ class ClientRuntime:
     async def _stop(self) -> None:
         self.driver.close()
         self.feed.stop()
+        if self.collector is not None:
+            self.collector.stop()
         for engine in (self._oms_engine, self._md_engine):
             if engine is not None:
                 await engine.stop()

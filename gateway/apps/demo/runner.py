@@ -225,6 +225,7 @@ class DemoRunner:
         # What start-up built lives for the run: out of the collector's reach, so a collection
         # on the client's loop scans only young objects (no full pass in the middle of a signal).
         procs.freeze_startup_heap()
+        run.client.run_collector()      # then the young objects are swept by the client's loop, at pauses
         if self.s.recording_dir is not None:
             path = Path(self.s.recording_dir) / f"{run.pdir.name}.rec"
             path.parent.mkdir(parents=True, exist_ok=True)
