@@ -47,13 +47,19 @@ def kept(wire: bytes, skip: bytes) -> bool:
 
 
 class NoResendFileStore(FileStore):
-    """``FileStore`` that does not keep market data (the module docstring)."""
+    """``FileStore`` that does not keep market data (the module docstring).
+
+    Deferred (``defer=True``), a market-data message's spent number is written with the next
+    ``flush``: one ``S`` line for all the market data numbered since the last one, written
+    before the bytes leave ``Session.data_to_send`` (which flushes first), so a restart never
+    reuses a number the peer saw. Undeferred, each spent number is written at once."""
 
     def __init__(self, directory: str | os.PathLike[str], key: str, *, fsync: FsyncPolicy = "never",
                  fsync_interval_s: float = 1.0, skip: bytes = MARKET_DATA,
                  wall: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic, defer: bool = False) -> None:
         self.skip = bytes(skip)          # one-character MsgTypes not kept
+        self._spent = False              # deferred: numbers spent on market data, not written yet
         super().__init__(directory, key, fsync=fsync, fsync_interval_s=fsync_interval_s, wall=wall,
                          monotonic=monotonic, defer=defer)
 
@@ -61,7 +67,31 @@ class NoResendFileStore(FileStore):
         if kept(wire, self.skip):
             super().save(seq, wire)
         elif seq >= self.next_sender_seq:
-            self.set_next_sender(seq + 1)     # not kept, but the number is spent (and written)
+            if self.defer:                    # written by flush(), before the bytes leave
+                self.next_sender_seq = seq + 1
+                self._spent = True
+            else:
+                self.set_next_sender(seq + 1)     # not kept, but the number is spent (and written)
+
+    def flush(self) -> None:
+        super().flush()
+        if self._spent:
+            self.set_next_sender(self.next_sender_seq)   # raises like a body write: bytes stay queued
+            self._spent = False
+
+    def refresh(self) -> None:
+        if self._spent:
+            self.flush()                      # re-reading the files must not lose a spent number
+        super().refresh()
+
+    def reset(self) -> None:
+        self._spent = False
+        super().reset()
+
+    def close(self) -> None:
+        if self._spent and self._seq_fd >= 0:
+            self.flush()
+        super().close()
 
 
 class NoResendMemoryStore(MemoryStore):

@@ -68,3 +68,46 @@ def test_the_venue_engine_keeps_the_engine_stores_deferred_writes(tmp_path):
         assert isinstance(s, NoResendFileStore) and s.defer is True
     finally:
         s.close()
+
+
+def test_deferred_market_data_numbers_are_written_once_per_flush(tmp_path):
+    """Deferred, a burst of market data costs one S line at the flush (not one write per
+    message), and the line is in the file before flush returns: a reopen never reuses them."""
+    s = NoResendFileStore(tmp_path, KEY, defer=True)
+    seqnums = tmp_path / (s._seq_path.rsplit("/", 1)[1])
+    before = seqnums.read_bytes()
+    for seq in range(1, 6):
+        s.save(seq, wire(seq, "X"))
+    assert s.next_sender_seq == 6 and seqnums.read_bytes() == before     # nothing written yet
+    s.flush()
+    assert seqnums.read_bytes()[len(before):] == b"S 6\n"
+    s.flush()
+    assert seqnums.read_bytes()[len(before):] == b"S 6\n"                # nothing new: no write
+    s.save(6, wire(6, "8"))
+    s.save(7, wire(7, "W"))
+    s.close()                                                            # close writes what is spent
+    s = NoResendFileStore(tmp_path, KEY, defer=True)
+    try:
+        assert s.next_sender_seq == 8
+        assert list(s.load_range(1, 7)) == [(6, wire(6, "8"))]
+    finally:
+        s.close()
+
+
+def test_deferred_spent_numbers_survive_a_refresh_and_clear_on_reset(tmp_path):
+    s = NoResendFileStore(tmp_path, KEY, defer=True)
+    try:
+        s.save(1, wire(1, "X"))
+        s.refresh()                                                      # re-read from the files
+        assert s.next_sender_seq == 2
+        s.save(2, wire(2, "X"))
+        s.reset()
+        s.flush()
+        assert s.next_sender_seq == 1
+    finally:
+        s.close()
+    s = NoResendFileStore(tmp_path, KEY)
+    try:
+        assert s.next_sender_seq == 1
+    finally:
+        s.close()
