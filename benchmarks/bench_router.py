@@ -129,7 +129,7 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
                  proxy: bool = True, floor_count: int = 60, warm_probes: bool = False,
                  busy_poll_us: int = 0, sim_busy_poll_us: int = 0, gw_cpu: int | None = None,
-                 sim_cpu: int | None = None, quiet: bool = False, flow: bool = False) -> dict:
+                 sim_cpu: int | None = None, quiet: bool = False, flow: bool = False, nice: int = 0) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
@@ -145,11 +145,14 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     the venue's background order flow on (its default rate: market data keeps both ends'
     code busy between probes; off, the default here, every probe runs on idle processes). The CPU
     each process used over the measured ``seconds`` is printed beside the figures (``cpu_pct``:
-    percent of one core), so a figure bought by polling shows its price."""
+    percent of one core), so a figure bought by polling shows its price. ``nice`` < 0 (root
+    only): every thread of a polling process runs at that nice value, which on a machine
+    shared with other work stands in for "a core of its own" (the poller is not made to
+    share its CPU with whatever else runs there); 0, the default, changes nothing."""
     import tempfile
 
     raw = (loopback_floor(floor_count, interval_ms, pinger_poll_us=busy_poll_us, echo_poll_us=sim_busy_poll_us,
-                          pinger_cpu=gw_cpu, echo_cpu=sim_cpu) if floor_count > 0 else None)
+                          pinger_cpu=gw_cpu, echo_cpu=sim_cpu, nice=nice) if floor_count > 0 else None)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "router"))
     from live_rig import LiveRig  # noqa: PLC0415 - sockets and processes only for this part
@@ -165,6 +168,10 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
                      gateway_extra="\n".join(line for on, line in gw_lines if on)) as rig:
             rig.wait_ready(30.0, samples=1)
             pids = {"gateway": rig.gateway.pid, **{f"sim {n}": p.pid for n, p in rig.sims.items()}}
+            if nice:
+                for who, on in (("gateway", busy_poll_us), *((k, sim_busy_poll_us) for k in pids if k != "gateway")):
+                    if on:
+                        renice(pids[who], nice)
             cpu0, t0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
             time.sleep(seconds)
             wall = time.monotonic() - t0
@@ -172,7 +179,7 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
             st = rig.get("/status")
     snap = {row["name"]: row.get("market", {}) for row in st["venues"]}
     floor = st["gateway"].get("probe_floor") or {}
-    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow)
+    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice)
     out = {"config": config, "cpu_pct": cpu_pct,
            "floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
            "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
@@ -190,13 +197,36 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
 
 
 def probe_config(gw_poll_us: int, sim_poll_us: int, gw_cpu: int | None, sim_cpu: int | None,
-                 warm_probes: bool = False, flow: bool = False) -> str:
+                 warm_probes: bool = False, flow: bool = False, nice: int = 0) -> str:
     """The configuration behind a probe figure, in words (printed with every figure)."""
     gw = f"gateway polls {gw_poll_us} us after each read/probe" if gw_poll_us else "gateway sleeps"
     sim = f"venue polls {sim_poll_us} us after each read" if sim_poll_us else "venue sleeps"
     pins = ", ".join(f"{who} on CPU {c}" for who, c in (("gateway", gw_cpu), ("venue", sim_cpu)) if c is not None)
-    return (f"{gw}; {sim}; {pins or 'no pinning'}{'; warm_probes' if warm_probes else ''}"
+    prio = f"; polling processes at nice {nice}" if nice and (gw_poll_us or sim_poll_us) else ""
+    return (f"{gw}; {sim}; {pins or 'no pinning'}{prio}{'; warm_probes' if warm_probes else ''}"
             f"{'; venue flow on (market data)' if flow else '; no flow, no market data between probes'}")
+
+
+def renice(pid: int, nice: int) -> int | None:
+    """Every thread of process ``pid`` at ``nice`` (Linux: the nice value is per thread), and
+    its scheduler autogroup too where the kernel groups by session (``/proc/PID/autogroup``:
+    otherwise a nice value counts only against the process's own session, and a poller still
+    gets half a CPU shared with another session's work). Returns the autogroup's previous nice
+    value (None: no autogroup), for ``autogroup_nice`` to put back."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+    return autogroup_nice(pid, nice)
+
+
+def autogroup_nice(pid: int, nice: int) -> int | None:
+    """Set the autogroup nice value of ``pid``'s session; the previous one (None: none)."""
+    path = Path(f"/proc/{pid}/autogroup")
+    try:
+        before = int(path.read_text().split("nice")[1])
+        path.write_text(str(nice))
+    except (OSError, IndexError, ValueError):
+        return None
+    return before
 
 
 def cpu_seconds(pid: int) -> float:
@@ -270,7 +300,8 @@ def echo_server(port: int, poll_us: int = 0, cpu: int | None = None) -> None:
 
 
 def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *, pinger_poll_us: int = 0,
-                   echo_poll_us: int = 0, pinger_cpu: int | None = None, echo_cpu: int | None = None) -> dict:
+                   echo_poll_us: int = 0, pinger_cpu: int | None = None, echo_cpu: int | None = None,
+                   nice: int = 0) -> dict:
     """Two idle Python processes over loopback, measured the way the gateway's probe is: a
     loop timer every ``interval_ms`` writes one TestRequest-sized frame to an echo process
     (uvloop, TCP_NODELAY) and the echo's bytes are stamped in ``data_received``. Whatever a
@@ -280,7 +311,8 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
     (busy-polling after a probe, evaluated in docs/operations.md "Latency probes": not adopted).
     ``pinger_poll_us`` / ``echo_poll_us``: each side's loop polls that long after each read (the
     pinger also after each write), as the gateway's and a venue's ``busy_poll_us`` do;
-    ``pinger_cpu`` / ``echo_cpu``: each side pinned to that CPU (the pinger for this call only)."""
+    ``pinger_cpu`` / ``echo_cpu``: each side pinned to that CPU (the pinger for this call only);
+    ``nice``: a polling side's threads at that nice value (``bench_probes``)."""
     import asyncio  # noqa: PLC0415
     import select  # noqa: PLC0415
     import socket  # noqa: PLC0415
@@ -293,8 +325,15 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
                         "" if echo_cpu is None else str(echo_cpu)])
     rtts: list[float] = []
     affinity = os.sched_getaffinity(0)
+    own_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    own_group = None
     try:
         procs.wait_for_ports([port], 10.0, echo)
+        if nice and echo_poll_us:
+            renice(echo.pid, nice)
+        if nice and pinger_poll_us:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)       # this thread: the pinger's loop runs on it
+            own_group = autogroup_nice(os.getpid(), nice)
         if pinger_cpu is not None:
             os.sched_setaffinity(0, {pinger_cpu})
         loop = new_event_loop()
@@ -343,13 +382,17 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
         loop.close()
     finally:
         os.sched_setaffinity(0, affinity)
+        if nice and pinger_poll_us:
+            os.setpriority(os.PRIO_PROCESS, 0, own_nice)
+            if own_group is not None:
+                autogroup_nice(os.getpid(), own_group)
         procs.stop(echo)
     rtts = rtts[3:]                                  # connection warm-up
     return {"p50_us": pct(rtts, .5) * 1e6, "p99_us": pct(rtts, .99) * 1e6, "samples": len(rtts)}
 
 
 def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float, proxy: bool,
-                 floor_count: int, gw_poll_us: int, venue_poll_us: int) -> dict:
+                 floor_count: int, gw_poll_us: int, venue_poll_us: int, nice: int = 0) -> dict:
     """``matrix``: the probe figures to one zero-latency venue with each side sleeping or
     polling (``names``: the keys of ``setups`` below), the configurations interleaved ``runs``
     times, medians printed with the CPU each process burnt. Every setup but ``sleep`` (the
@@ -372,7 +415,7 @@ def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float
     for r in range(runs):
         for n in names:
             out = bench_probes([0.0], seconds, interval_ms, proxy=proxy, floor_count=floor_count, quiet=True,
-                               **setups[n])
+                               nice=nice, **setups[n])
             v = out["venues"]["D0"]
             row = {"rtt_p50": v["rtt_p50_us"], "rtt_p99": v["rtt_p99_us"], "venue_p50": v["venue_p50_us"],
                    "venue_p99": v["venue_p99_us"], "floor_p50": out["floor_p50_us"], "send_p50": out["send_p50_us"],
@@ -391,8 +434,9 @@ def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float
         print(f"{n:<15} " + " ".join(f"{_f(med[n][c]):>11}" for c in cols))
     for n in names:
         kw = setups[n]
-        print(f"  {n}: {probe_config(kw.get('busy_poll_us', 0), kw.get('sim_busy_poll_us', 0), kw.get('gw_cpu'),
-                                    kw.get('sim_cpu'), kw.get('warm_probes', False), kw.get('flow', False))}")
+        words = probe_config(kw.get("busy_poll_us", 0), kw.get("sim_busy_poll_us", 0), kw.get("gw_cpu"),
+                             kw.get("sim_cpu"), kw.get("warm_probes", False), kw.get("flow", False), nice)
+        print(f"  {n}: {words}")
     return {"medians": med, "runs": rows}
 
 
@@ -440,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venue-poll-us", type=int, default=1_000_000,
                     help="matrix: the venue's busy_poll_us when it polls (longer than the probe interval: "
                          "it never sleeps)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="probes, matrix: run the polling processes at this nice value (root; e.g. -20 stands in "
+                         "for a core of their own on a machine shared with other work)")
     a = ap.parse_args(argv)
     if a.what in ("decide", "all"):
         bench_decide(a.venues, a.levels, a.orders)
@@ -447,22 +494,22 @@ def main(argv: list[str] | None = None) -> int:
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
                            a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes,
                            busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
-                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu)
+                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, nice=a.nice)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
     if a.what == "matrix":
         out = probe_matrix(a.setups.split(","), a.runs, a.seconds, a.interval_ms, not a.no_proxy, a.floor_count,
-                           a.gw_poll_us, a.venue_poll_us)
+                           a.gw_poll_us, a.venue_poll_us, a.nice)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
     if a.what == "floor":
-        if a.sim_busy_poll_us or a.gw_cpu is not None or a.sim_cpu is not None:
+        if a.sim_busy_poll_us or a.gw_cpu is not None or a.sim_cpu is not None or a.nice:
             f = loopback_floor(a.floor_count, a.interval_ms, pinger_poll_us=int(a.busy_poll_us),
-                               echo_poll_us=a.sim_busy_poll_us, pinger_cpu=a.gw_cpu, echo_cpu=a.sim_cpu)
+                               echo_poll_us=a.sim_busy_poll_us, pinger_cpu=a.gw_cpu, echo_cpu=a.sim_cpu, nice=a.nice)
             print(f"raw loopback floor, one round trip every {a.interval_ms:.0f} ms, "
-                  f"{probe_config(int(a.busy_poll_us), a.sim_busy_poll_us, a.gw_cpu, a.sim_cpu).split('; no flow')[0]} "
+                  f"{probe_config(int(a.busy_poll_us), a.sim_busy_poll_us, a.gw_cpu, a.sim_cpu, nice=a.nice).split('; no flow')[0]} "
                   f"(pinger = gateway, "
                   f"echo = venue; loop polling): p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, "
                   f"{f['samples']} samples")
