@@ -4,6 +4,7 @@ Usage:
   .venv/bin/python benchmarks/bench_router.py decide [--venues 8] [--levels 10] [--orders 20000]
   .venv/bin/python benchmarks/bench_router.py probes [--delays-ms 0,0.5,2,5] [--seconds 6]
   .venv/bin/python benchmarks/bench_router.py floor [--interval-ms 100] [--busy-poll-us 300]
+  .venv/bin/python benchmarks/bench_router.py matrix [--setups sleep,pinned,gw-poll,venue-poll,both-poll] [--runs 3]
   .venv/bin/python benchmarks/bench_router.py all
 
 ``decide``: pure CPU. Books of N venues x L levels per side, live-looking latencies and
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -125,7 +128,8 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
                  proxy: bool = True, floor_count: int = 60, warm_probes: bool = False,
-                 busy_poll_us: int = 0) -> dict:
+                 busy_poll_us: int = 0, sim_busy_poll_us: int = 0, gw_cpu: int | None = None,
+                 sim_cpu: int | None = None, quiet: bool = False, flow: bool = False, nice: int = 0) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
@@ -133,55 +137,128 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     (our bytes in the socket -> the answer's bytes read: what the router ranks by) and the
     process's ``floor`` (our send + receive path per probe) apart. First, in the same run,
     the raw loopback floor (``loopback_floor``) at the same cadence: what two idle Python
-    processes take for the same round trip with none of our FIX code on either side."""
+    processes take for the same round trip with none of our FIX code on either side, each
+    side polling and pinned as the gateway and the simulator are in this run.
+
+    ``busy_poll_us`` / ``gw_cpu``: the gateway's settings of those names; ``sim_busy_poll_us``
+    / ``sim_cpu``: the simulator's (a venue's ``busy_poll_us``, the process's ``cpu``); ``flow``:
+    the venue's background order flow on (its default rate: market data keeps both ends'
+    code busy between probes; off, the default here, every probe runs on idle processes). The CPU
+    each process used over the measured ``seconds`` is printed beside the figures (``cpu_pct``:
+    percent of one core), so a figure bought by polling shows its price. ``nice`` < 0 (root
+    only): every thread of a polling process runs at that nice value, which on a machine
+    shared with other work stands in for "a core of its own" (the poller is not made to
+    share its CPU with whatever else runs there); 0, the default, changes nothing."""
     import tempfile
 
-    raw = loopback_floor(floor_count, interval_ms) if floor_count > 0 else None
+    raw = (loopback_floor(floor_count, interval_ms, pinger_poll_us=busy_poll_us, echo_poll_us=sim_busy_poll_us,
+                          pinger_cpu=gw_cpu, echo_cpu=sim_cpu, nice=nice) if floor_count > 0 else None)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "router"))
     from live_rig import LiveRig  # noqa: PLC0415 - sockets and processes only for this part
 
     venues = [{"name": f"D{i}", "base_us": d * 1000.0, "jitter_us": 0.0, "proxy": proxy or d > 0,
-               "probe_max_per_s": 1000.0} for i, d in enumerate(delays_ms)]
+               "probe_max_per_s": 1000.0, "busy_poll_us": sim_busy_poll_us, "cpu": sim_cpu, "flow": flow}
+              for i, d in enumerate(delays_ms)]
     routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000}
+    gw_lines = ((warm_probes, "warm_probes = true"), (busy_poll_us, f"busy_poll_us = {busy_poll_us}"),
+                (gw_cpu is not None, f"cpu = {gw_cpu}"))
     with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
         with LiveRig(Path(tmp), venues, routing, engine=engine,
-                     gateway_extra="\n".join(line for on, line in ((warm_probes, "warm_probes = true"),
-                                                                    (busy_poll_us, f"busy_poll_us = {busy_poll_us}"))
-                                              if on)) as rig:
+                     gateway_extra="\n".join(line for on, line in gw_lines if on)) as rig:
             rig.wait_ready(30.0, samples=1)
+            pids = {"gateway": rig.gateway.pid, **{f"sim {n}": p.pid for n, p in rig.sims.items()}}
+            if nice:
+                for who, on in (("gateway", busy_poll_us), *((k, sim_busy_poll_us) for k in pids if k != "gateway")):
+                    if on:
+                        renice(pids[who], nice)
+            cpu0, t0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
             time.sleep(seconds)
+            wall = time.monotonic() - t0
+            cpu_pct = {k: round(100.0 * (cpu_seconds(p) - cpu0[k]) / wall, 1) for k, p in pids.items()}
             st = rig.get("/status")
     snap = {row["name"]: row.get("market", {}) for row in st["venues"]}
     floor = st["gateway"].get("probe_floor") or {}
+    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice)
+    out = {"config": config, "cpu_pct": cpu_pct,
+           "floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
+           "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
+           "loopback_p50_us": raw and round(raw["p50_us"], 1), "loopback_p99_us": raw and round(raw["p99_us"], 1),
+           "venues": {}}
+    for v, d_ms in zip(venues, delays_ms):
+        lat, rtt = snap[v["name"]]["latency"], snap[v["name"]].get("rtt", {})
+        out["venues"][v["name"]] = {"one_way_ms": d_ms, "rtt_p50_us": rtt.get("p50_us"),
+                                    "rtt_p99_us": rtt.get("p99_us"), "venue_p50_us": lat["p50_us"],
+                                    "venue_p99_us": lat["p99_us"], "samples": lat["samples"],
+                                    "jitter_us": lat["jitter_us"]}
+    if not quiet:
+        _print_probes(out, engine, seconds, interval_ms, proxy, raw)
+    return out
+
+
+def probe_config(gw_poll_us: int, sim_poll_us: int, gw_cpu: int | None, sim_cpu: int | None,
+                 warm_probes: bool = False, flow: bool = False, nice: int = 0) -> str:
+    """The configuration behind a probe figure, in words (printed with every figure)."""
+    gw = f"gateway polls {gw_poll_us} us after each read/probe" if gw_poll_us else "gateway sleeps"
+    sim = f"venue polls {sim_poll_us} us after each read" if sim_poll_us else "venue sleeps"
+    pins = ", ".join(f"{who} on CPU {c}" for who, c in (("gateway", gw_cpu), ("venue", sim_cpu)) if c is not None)
+    prio = f"; polling processes at nice {nice}" if nice and (gw_poll_us or sim_poll_us) else ""
+    return (f"{gw}; {sim}; {pins or 'no pinning'}{prio}{'; warm_probes' if warm_probes else ''}"
+            f"{'; venue flow on (market data)' if flow else '; no flow, no market data between probes'}")
+
+
+def renice(pid: int, nice: int) -> int | None:
+    """Every thread of process ``pid`` at ``nice`` (Linux: the nice value is per thread), and
+    its scheduler autogroup too where the kernel groups by session (``/proc/PID/autogroup``:
+    otherwise a nice value counts only against the process's own session, and a poller still
+    gets half a CPU shared with another session's work). Returns the autogroup's previous nice
+    value (None: no autogroup), for ``autogroup_nice`` to put back."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+    return autogroup_nice(pid, nice)
+
+
+def autogroup_nice(pid: int, nice: int) -> int | None:
+    """Set the autogroup nice value of ``pid``'s session; the previous one (None: none)."""
+    path = Path(f"/proc/{pid}/autogroup")
+    try:
+        before = int(path.read_text().split("nice")[1])
+        path.write_text(str(nice))
+    except (OSError, IndexError, ValueError):
+        return None
+    return before
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _print_probes(out: dict, engine: str, seconds: float, interval_ms: float, proxy: bool, raw: dict | None) -> None:
+    floor = {k[:-len("_us")] if k.endswith("_us") else k: v for k, v in out.items()}
     print(f"probe figures vs injected latency ({engine} engine, {seconds:.0f}s, probe every {interval_ms:.0f} ms, "
           f"no jitter{', zero-delay venue through its delay line' if proxy else ''})")
+    print(f"configuration: {out['config']}; CPU used (% of one core): "
+          + ", ".join(f"{k} {v:.0f}%" for k, v in out["cpu_pct"].items()))
     print("rtt = decided -> answer handled; venue = our bytes in the socket -> the answer's bytes read; "
           "expect = 2 x one-way delay")
     if raw is not None:
-        print(f"raw loopback floor (two idle Python processes, an echo, one round trip every {interval_ms:.0f} ms): "
-              f"p50 {raw['p50_us']:.0f} us, p99 {raw['p99_us']:.0f} us, {raw['samples']} samples")
-    print(f"our floor (send + receive path per probe): p50 {_f(floor.get('p50_us'))} us, "
-          f"p99 {_f(floor.get('p99_us'))} us, {floor.get('samples', 0)} samples; send path p50/p99 "
-          f"{_f(floor.get('send_p50_us'))}/{_f(floor.get('send_p99_us'))} us, receive path "
-          f"{_f(floor.get('receive_p50_us'))}/{_f(floor.get('receive_p99_us'))} us")
+        print(f"raw loopback floor (two Python processes, an echo, one round trip every {interval_ms:.0f} ms, "
+              f"polling and pinned as above): p50 {raw['p50_us']:.0f} us, p99 {raw['p99_us']:.0f} us, "
+              f"{raw['samples']} samples")
+    print(f"our floor (send + receive path per probe): p50 {_f(floor['floor_p50'])} us, "
+          f"p99 {_f(floor['floor_p99'])} us; send path p50 {_f(floor['send_p50'])} us, receive path p50 "
+          f"{_f(floor['receive_p50'])} us")
     print(f"{'venue':<6} {'one-way ms':>10} {'expect us':>9} {'samples':>7} {'rtt p50':>8} {'rtt p99':>8} "
           f"{'venue p50':>9} {'venue p99':>9} {'jitter us':>9} {'venue-exp':>9}")
-    out = {"floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
-           "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
-           "loopback_p50_us": raw and round(raw["p50_us"], 1), "loopback_p99_us": raw and round(raw["p99_us"], 1), "venues": {}}
-    for v, d_ms in zip(venues, delays_ms):
-        lat, rtt = snap[v["name"]]["latency"], snap[v["name"]].get("rtt", {})
-        expect = 2 * d_ms * 1000
-        p50 = lat["p50_us"]
+    for name, v in out["venues"].items():
+        expect = 2 * v["one_way_ms"] * 1000
+        p50 = v["venue_p50_us"]
         err = None if p50 is None else p50 - expect
-        print(f"{v['name']:<6} {d_ms:10.2f} {expect:9.0f} {lat['samples']:7d} {_f(rtt.get('p50_us')):>8} "
-              f"{_f(rtt.get('p99_us')):>8} {_f(p50):>9} {_f(lat['p99_us']):>9} {_f(lat['jitter_us']):>9} "
+        print(f"{name:<6} {v['one_way_ms']:10.2f} {expect:9.0f} {v['samples']:7d} {_f(v['rtt_p50_us']):>8} "
+              f"{_f(v['rtt_p99_us']):>8} {_f(p50):>9} {_f(v['venue_p99_us']):>9} {_f(v['jitter_us']):>9} "
               f"{_f(err):>9}")
-        out["venues"][v["name"]] = {"one_way_ms": d_ms, "rtt_p50_us": rtt.get("p50_us"),
-                                    "rtt_p99_us": rtt.get("p99_us"), "venue_p50_us": p50,
-                                    "venue_p99_us": lat["p99_us"]}
-    return out
 
 
 # ---------------------------------------------------------------- the raw loopback floor
@@ -189,13 +266,20 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
 PING = b"8=FIX.4.4\x019=60\x0135=1\x0134=1\x0149=GW\x0156=V\x0152=20260101-00:00:00.000000\x01112=PRB-D0-1\x0110=000\x01"
 
 
-def echo_server(port: int) -> None:
-    """``bench_router.py echo PORT``: an asyncio (uvloop) process that echoes what it reads:
-    the simulated venue with no FIX, no matching, no Python of ours in it."""
+def echo_server(port: int, poll_us: int = 0, cpu: int | None = None) -> None:
+    """``bench_router.py echo PORT [POLL_US [CPU]]``: an asyncio (uvloop) process that echoes
+    what it reads: the simulated venue with no FIX, no matching, no Python of ours in it.
+    ``poll_us`` > 0: its loop polls that long after each read, as a venue with
+    ``busy_poll_us`` does (transport.BusyPoll); ``cpu``: pinned there."""
     import asyncio  # noqa: PLC0415
     import socket  # noqa: PLC0415
 
-    from gateway.fix.transport import new_event_loop  # noqa: PLC0415
+    from gateway.fix.transport import BusyPoll, new_event_loop  # noqa: PLC0415
+
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    loop = new_event_loop()
+    busy = BusyPoll.of(loop, poll_us)
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport):
@@ -203,9 +287,10 @@ def echo_server(port: int) -> None:
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def data_received(self, data):
+            if busy is not None:
+                busy.touch()
             self.t.write(data)
 
-    loop = new_event_loop()
     server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", port))
     loop.call_later(600.0, loop.stop)     # bounded, whatever happens to the parent
     try:
@@ -214,27 +299,45 @@ def echo_server(port: int) -> None:
         server.close()
 
 
-def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) -> dict:
+def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *, pinger_poll_us: int = 0,
+                   echo_poll_us: int = 0, pinger_cpu: int | None = None, echo_cpu: int | None = None,
+                   nice: int = 0) -> dict:
     """Two idle Python processes over loopback, measured the way the gateway's probe is: a
     loop timer every ``interval_ms`` writes one TestRequest-sized frame to an echo process
     (uvloop, TCP_NODELAY) and the echo's bytes are stamped in ``data_received``. Whatever a
     probe reads above this is ours or the venue's software; this much is the VM's (wake-ups
     of two sleeping processes, the kernel, cold caches). ``busy_poll_us`` > 0: after each
     write the pinger polls its socket for at most that long before going back to the loop
-    (busy-polling after a probe, evaluated in docs/operations.md "Latency probes": not adopted)."""
+    (busy-polling after a probe, evaluated in docs/operations.md "Latency probes": not adopted).
+    ``pinger_poll_us`` / ``echo_poll_us``: each side's loop polls that long after each read (the
+    pinger also after each write), as the gateway's and a venue's ``busy_poll_us`` do;
+    ``pinger_cpu`` / ``echo_cpu``: each side pinned to that CPU (the pinger for this call only);
+    ``nice``: a polling side's threads at that nice value (``bench_probes``)."""
     import asyncio  # noqa: PLC0415
     import select  # noqa: PLC0415
     import socket  # noqa: PLC0415
 
     from gateway.common import procs  # noqa: PLC0415
-    from gateway.fix.transport import new_event_loop  # noqa: PLC0415
+    from gateway.fix.transport import BusyPoll, new_event_loop  # noqa: PLC0415
 
     port = procs.free_port()
-    echo = procs.start([sys.executable, str(Path(__file__).resolve()), "echo", str(port)])
+    echo = procs.start([sys.executable, str(Path(__file__).resolve()), "echo", str(port), str(int(echo_poll_us)),
+                        "" if echo_cpu is None else str(echo_cpu)])
     rtts: list[float] = []
+    affinity = os.sched_getaffinity(0)
+    own_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    own_group = None
     try:
         procs.wait_for_ports([port], 10.0, echo)
+        if nice and echo_poll_us:
+            renice(echo.pid, nice)
+        if nice and pinger_poll_us:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)       # this thread: the pinger's loop runs on it
+            own_group = autogroup_nice(os.getpid(), nice)
+        if pinger_cpu is not None:
+            os.sched_setaffinity(0, {pinger_cpu})
         loop = new_event_loop()
+        busy = BusyPoll.of(loop, int(pinger_poll_us))
         pc = time.perf_counter
         done = loop.create_future()
         state = {"t0": 0.0}
@@ -251,6 +354,8 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) ->
             def ping(self):
                 state["t0"] = pc()
                 self.t.write(PING)
+                if busy is not None:
+                    busy.touch()
                 if busy_poll_us > 0:
                     end = state["t0"] + busy_poll_us * 1e-6
                     poll = self.poller.poll
@@ -259,6 +364,8 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) ->
 
             def data_received(self, data):
                 rtts.append(pc() - state["t0"])
+                if busy is not None:
+                    busy.touch()
                 if len(rtts) >= count:
                     done.set_result(None)
                 else:
@@ -274,9 +381,68 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0) ->
         loop.run_until_complete(run())
         loop.close()
     finally:
+        os.sched_setaffinity(0, affinity)
+        if nice and pinger_poll_us:
+            os.setpriority(os.PRIO_PROCESS, 0, own_nice)
+            if own_group is not None:
+                autogroup_nice(os.getpid(), own_group)
         procs.stop(echo)
     rtts = rtts[3:]                                  # connection warm-up
     return {"p50_us": pct(rtts, .5) * 1e6, "p99_us": pct(rtts, .99) * 1e6, "samples": len(rtts)}
+
+
+def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float, proxy: bool,
+                 floor_count: int, gw_poll_us: int, venue_poll_us: int, nice: int = 0) -> dict:
+    """``matrix``: the probe figures to one zero-latency venue with each side sleeping or
+    polling (``names``: the keys of ``setups`` below), the configurations interleaved ``runs``
+    times, medians printed with the CPU each process burnt. Every setup but ``sleep`` (the
+    default: both sleep, no pinning) pins the gateway to the first CPU this process may use and
+    the venue to the last, so a polling side never has the other woken onto its CPU, and
+    ``pinned`` (both sleep, pinned) isolates what the polling itself changes."""
+    cpus = sorted(os.sched_getaffinity(0))
+    pins = {"gw_cpu": cpus[0], "sim_cpu": cpus[-1]}
+    setups = {
+        "sleep": {},                                                    # the default: both sleep
+        "pinned": {**pins},                                             # both sleep, each on its CPU
+        "gw-poll": {**pins, "busy_poll_us": gw_poll_us},
+        "venue-poll": {**pins, "sim_busy_poll_us": venue_poll_us},
+        "both-poll": {**pins, "busy_poll_us": gw_poll_us, "sim_busy_poll_us": venue_poll_us},
+    }
+    setups["warm"] = {"warm_probes": True}                               # both sleep; our probe path warmed
+    setups["flow"] = {"flow": True}                                      # both sleep; the venue trades (md flows)
+    setups["both-poll+warm"] = {**setups["both-poll"], "warm_probes": True}
+    rows: dict[str, list[dict]] = {n: [] for n in names}
+    for r in range(runs):
+        for n in names:
+            out = bench_probes([0.0], seconds, interval_ms, proxy=proxy, floor_count=floor_count, quiet=True,
+                               nice=nice, **setups[n])
+            v = out["venues"]["D0"]
+            row = {"rtt_p50": v["rtt_p50_us"], "rtt_p99": v["rtt_p99_us"], "venue_p50": v["venue_p50_us"],
+                   "venue_p99": v["venue_p99_us"], "floor_p50": out["floor_p50_us"], "send_p50": out["send_p50_us"],
+                   "receive_p50": out["receive_p50_us"], "loop_p50": out["loopback_p50_us"],
+                   "loop_p99": out["loopback_p99_us"], "cpu_gw": out["cpu_pct"]["gateway"],
+                   "cpu_sim": out["cpu_pct"]["sim D0"]}
+            rows[n].append(row)
+            print(f"run {r + 1}/{runs} {n:<15} " + " ".join(f"{k} {_f(x)}" for k, x in row.items()), flush=True)
+    cols = list(next(iter(rows.values()))[0])
+    print(f"\nprobe to a zero-latency venue, medians of {runs} interleaved runs, probe every {interval_ms:.0f} ms, "
+          f"{seconds:.0f}s each ({'through its delay line' if proxy else 'no delay line'}); us, CPU in % of one core")
+    print(f"{'setup':<15} " + " ".join(f"{c:>11}" for c in cols))
+    med = {}
+    for n, rs in rows.items():
+        med[n] = {c: _median([x[c] for x in rs]) for c in cols}
+        print(f"{n:<15} " + " ".join(f"{_f(med[n][c]):>11}" for c in cols))
+    for n in names:
+        kw = setups[n]
+        words = probe_config(kw.get("busy_poll_us", 0), kw.get("sim_busy_poll_us", 0), kw.get("gw_cpu"),
+                             kw.get("sim_cpu"), kw.get("warm_probes", False), kw.get("flow", False), nice)
+        print(f"  {n}: {words}")
+    return {"medians": med, "runs": rows}
+
+
+def _median(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 def _f(x) -> str:
@@ -288,9 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["echo"]:          # the floor's echo process (loopback_floor starts it)
-        echo_server(int(argv[1]))
+        echo_server(int(argv[1]), int(argv[2]) if len(argv) > 2 else 0,
+                    int(argv[3]) if len(argv) > 3 and argv[3] else None)
         return 0
-    ap.add_argument("what", choices=["decide", "probes", "floor", "all"], nargs="?", default="decide")
+    ap.add_argument("what", choices=["decide", "probes", "floor", "matrix", "all"], nargs="?", default="decide")
     ap.add_argument("--venues", type=int, default=8)
     ap.add_argument("--levels", type=int, default=10)
     ap.add_argument("--orders", type=int, default=20_000)
@@ -306,21 +473,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--busy-poll-us", type=float, default=0.0,
                     help="floor: also measure with the pinger polling its socket this long after each write; "
                          "probes: the gateway's busy_poll_us (0: off)")
+    ap.add_argument("--sim-busy-poll-us", type=int, default=0,
+                    help="probes: the venue's busy_poll_us (0: it sleeps between messages); floor: the echo's")
+    ap.add_argument("--gw-cpu", type=int, default=None, help="probes, floor: pin the gateway (the pinger) to this CPU")
+    ap.add_argument("--sim-cpu", type=int, default=None, help="probes, floor: pin the simulator (the echo) to this CPU")
+    ap.add_argument("--setups", default="sleep,pinned,gw-poll,venue-poll,both-poll",
+                    help="matrix: which of sleep, pinned, gw-poll, venue-poll, both-poll, warm, flow, both-poll+warm")
+    ap.add_argument("--runs", type=int, default=3, help="matrix: interleaved runs of every setup")
+    ap.add_argument("--gw-poll-us", type=int, default=1000, help="matrix: the gateway's busy_poll_us when it polls")
+    ap.add_argument("--venue-poll-us", type=int, default=1_000_000,
+                    help="matrix: the venue's busy_poll_us when it polls (longer than the probe interval: "
+                         "it never sleeps)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="probes, matrix: run the polling processes at this nice value (root; e.g. -20 stands in "
+                         "for a core of their own on a machine shared with other work)")
     a = ap.parse_args(argv)
     if a.what in ("decide", "all"):
         bench_decide(a.venues, a.levels, a.orders)
     if a.what in ("probes", "all"):
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
                            a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes,
-                           busy_poll_us=int(a.busy_poll_us))
+                           busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
+                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, nice=a.nice)
+        if a.json:
+            import json  # noqa: PLC0415
+            print(json.dumps(out))
+    if a.what == "matrix":
+        out = probe_matrix(a.setups.split(","), a.runs, a.seconds, a.interval_ms, not a.no_proxy, a.floor_count,
+                           a.gw_poll_us, a.venue_poll_us, a.nice)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
     if a.what == "floor":
+        if a.sim_busy_poll_us or a.gw_cpu is not None or a.sim_cpu is not None or a.nice:
+            f = loopback_floor(a.floor_count, a.interval_ms, pinger_poll_us=int(a.busy_poll_us),
+                               echo_poll_us=a.sim_busy_poll_us, pinger_cpu=a.gw_cpu, echo_cpu=a.sim_cpu, nice=a.nice)
+            print(f"raw loopback floor, one round trip every {a.interval_ms:.0f} ms, "
+                  f"{probe_config(int(a.busy_poll_us), a.sim_busy_poll_us, a.gw_cpu, a.sim_cpu, nice=a.nice).split('; no flow')[0]} "
+                  f"(pinger = gateway, "
+                  f"echo = venue; loop polling): p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, "
+                  f"{f['samples']} samples")
+            return 0
         for spin in (0.0, a.busy_poll_us) if a.busy_poll_us > 0 else (0.0,):
             f = loopback_floor(a.floor_count, a.interval_ms, spin)
             print(f"raw loopback floor, one round trip every {a.interval_ms:.0f} ms, busy poll {spin:.0f} us "
-                  f"after each write: p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, {f['samples']} samples")
+                  f"inside the ping callback after each write: p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, "
+                  f"{f['samples']} samples")
     return 0
 
 

@@ -39,8 +39,9 @@ def listening_line(v) -> str:
         delay = "no injected latency"
     flow = f"flow {v.cfg.flow.rate_per_s:g}/s per symbol" if v.cfg.flow.enabled else "flow off"
     engine = getattr(v, "kind", "quickfix")
+    poll = f"; polls {v.cfg.busy_poll_us} us after each read" if v.cfg.busy_poll_us else ""
     return (f"venue {v.name} listening on 127.0.0.1:{v.port} as {v.comp_id} "
-            f"({delay}; {flow}; symbols {','.join(sorted(v.engine.instruments))}; {engine} engine)")
+            f"({delay}; {flow}; symbols {','.join(sorted(v.engine.instruments))}; {engine} engine{poll})")
 
 
 def market_line(ex: SimExchange) -> str | None:
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
                   f"(have {', '.join(v.name for v in config.venues)})", file=sys.stderr)
             return 2
         config = config.model_copy(update={"venues": [v for v in config.venues if v.name in args.venue]})
+    cpu = config.pin_cpu()              # before any thread starts: they inherit it
     ex = SimExchange(config)
     try:
         ex.start()
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None, prog: str = "fixgw sim", command: str = 
     # ---
     for v in ex.venues.values():
         print(listening_line(v), flush=True)
+    if cpu is not None:
+        print(f"sim pinned to CPU {cpu}", flush=True)
     line = market_line(ex)
     if line:
         print(line, flush=True)

@@ -1,6 +1,7 @@
 """The simulator's configuration (TOML -> pydantic v2; see configs/sim.toml for the format)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -142,6 +143,15 @@ class VenueConfig(_Strict):
     market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
     # FIX engine of this venue: "native" (asyncio, gateway.fix) or "quickfix"; default: the top-level engine.
     engine: Literal["native", "quickfix"] | None = None
+    # Native engine: after each read the venue's loop keeps polling its sockets, without
+    # sleeping, for this many microseconds (0 = off, the default: the venue sleeps in epoll
+    # between messages). A real matching engine does not sleep; a window longer than the
+    # gap between the messages it gets (a gateway probing every 100 ms: > 100000) keeps the
+    # venue awake, so no wake-up sits in what a probe or an order measures. It burns a CPU
+    # while it polls: give the process a core of its own (``cpu``). One loop serves every
+    # native venue of the process, so the longest window of them applies to all
+    # (gateway/fix/transport.py ``BusyPoll``; docs/operations.md "Busy polling").
+    busy_poll_us: int = Field(default=0, ge=0, le=10_000_000)
 
     @property
     def comp_id(self) -> str:
@@ -155,9 +165,28 @@ class SimConfig(_Strict):
     threaded_acceptor: bool = True
     # FIX engine for every venue (a venue may override): "native" or "quickfix".
     engine: Literal["native", "quickfix"] = "native"
+    # Pin the simulator process to one CPU (-1 = the last one it may use; None = no pinning),
+    # e.g. beside a venue's ``busy_poll_us`` so the poller has a core of its own.
+    cpu: int | None = None
     market: MarketConfig = Field(default_factory=MarketConfig)
     symbols: list[SymbolConfig] = Field(min_length=1)
     venues: list[VenueConfig] = Field(min_length=1)
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_available(cls, v: int | None) -> int | None:
+        allowed = sorted(os.sched_getaffinity(0))
+        if v is not None and v != -1 and v not in allowed:
+            raise ValueError(f"CPU {v} is not available to this process (allowed: {allowed}, or -1 for the last)")
+        return v
+
+    def pin_cpu(self) -> int | None:
+        """Apply ``cpu`` to the calling thread (threads started later inherit it)."""
+        if self.cpu is None:
+            return None
+        cpu = sorted(os.sched_getaffinity(0))[-1] if self.cpu == -1 else self.cpu
+        os.sched_setaffinity(0, {cpu})
+        return cpu
 
     @model_validator(mode="after")
     def _consistent(self) -> "SimConfig":
@@ -179,6 +208,9 @@ class SimConfig(_Strict):
             unknown = set(v.symbols or ()) - known
             if unknown:
                 raise ValueError(f"venues.{v.name}.symbols: unknown symbol(s) {sorted(unknown)}")
+            if v.busy_poll_us and self.venue_engine(v) != "native":
+                raise ValueError(f"venues.{v.name}.busy_poll_us: only the native engine polls "
+                                 "(quickfix runs its own threads); set it to 0")
         for c in self.market.competitors:
             unknown = set(c.venue_entry_us) - names
             if unknown:

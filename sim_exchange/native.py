@@ -139,7 +139,8 @@ class NativeVenue(VenueCore):
         self.loop = asyncio.get_running_loop()
         self.flow.seed_book()
         kwargs = dict(host="127.0.0.1", port=self.port, store_dir=self._store_dir(),
-                      log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None)
+                      log_dir=(Path(self.sim.log_dir) / self.name) if self.sim.log_dir else None,
+                      busy_poll_us=self.cfg.busy_poll_us)   # 0: sleeps between messages (BusyPoll)
         settings = self._settings()
         self._handles.clear()
         if self.cfg.latency.needs_proxy:

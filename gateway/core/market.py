@@ -98,7 +98,7 @@ class VenueState:
     __slots__ = ("name", "up", "session_id", "lat", "rtt", "ack", "hb", "feed", "books", "pending_since",
                  "needs_subscribe", "md_req", "md_rejects", "logons", "last_md_at", "last_probe_at",
                  "probe", "market_data", "probe_gap_s", "probe_tat", "stale_after_s", "last_hb_at",
-                 "probes_capped")
+                 "probes_capped", "last_other_at")
 
     def __init__(self, name: str, cfg: "RoutingConfig", clock: Clock, *, probe: bool = True,
                  market_data: bool = True, probe_max_per_s: float = PROBE_MAX_PER_S) -> None:
@@ -124,6 +124,10 @@ class VenueState:
         # Passive: intervals between the venue's own Heartbeats (its jitter is p90 - p10).
         self.hb = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
         self.last_hb_at: float | None = None
+        # The venue's last message seen that was not its own Heartbeat (a probe answer, an
+        # order's first report, market data): its heartbeat timer restarted then, so the
+        # interval around it is not one heartbeat period.
+        self.last_other_at: float | None = None
         self.feed = VenueBooks(name, lambda s: L2Book(s, clock, cfg.depletion_tau_s))
         self.books: dict[str, L2Book] = self.feed.books       # the same dict: the router reads it
         for s in cfg.md_symbols:
@@ -208,11 +212,13 @@ class MarketState:
         if msg_type != "0":
             return
         test_req_id = get_field(msg, 112)
-        if not self.probes.is_ours(test_req_id):
-            if test_req_id is None:
-                self._on_venue_heartbeat(venue)
+        if test_req_id is None:
+            self._on_venue_heartbeat(venue)
             return
         probes = self.probes
+        if not probes.is_ours(test_req_id):      # the answer to the session's own TestRequest
+            self._venue_sent_other(venue, self.clock.now())
+            return
         rtt = probes.on_heartbeat(venue, test_req_id)
         v = self.venues.get(venue)
         if v is None:
@@ -220,6 +226,14 @@ class MarketState:
         v.pending_since = probes.oldest_pending_at(venue)
         if rtt is not None:
             self._probe_sample(v, rtt, probes.answered_handed_at)
+            v.last_other_at = probes.answered_at
+        else:
+            v.last_other_at = self.clock.now()
+
+    def _venue_sent_other(self, venue: str, now: float) -> None:
+        v = self.venues.get(venue)
+        if v is not None:
+            v.last_other_at = now
 
     def _probe_sample(self, v: VenueState, rtt: float, handed: float | None) -> None:
         """Split one answered probe into the venue's part and ours (module docstring).
@@ -242,13 +256,16 @@ class MarketState:
 
     def _on_venue_heartbeat(self, venue: str) -> None:
         """The venue's own periodic Heartbeat (no 112): its arrival interval, for jitter.
-        An interval with market data in it is not one heartbeat period: skipped."""
+        An interval with anything else from the venue in it (market data, a probe answer, an
+        order's report: each restarts the venue's heartbeat timer) is not one heartbeat
+        period: skipped."""
         v = self.venues.get(venue)
         if v is None:
             return
         now = self.clock.now()
         last = v.last_hb_at
-        if last is not None and (v.last_md_at is None or v.last_md_at < last):
+        if (last is not None and (v.last_md_at is None or v.last_md_at < last)
+                and (v.last_other_at is None or v.last_other_at < last)):
             v.hb.add(now - last)
         v.last_hb_at = now
 
@@ -285,6 +302,7 @@ class MarketState:
         """An order acknowledgement time; ``at``: when it came (default: the clock now)."""
         v = self.venues.get(venue) or self.register_venue(venue)
         v.ack.add(seconds, at)
+        v.last_other_at = self.clock.now() if at is None else at
 
     # ------------------------------------------------------------ probing / subscribing (loop-driven)
     def probe_round(self) -> int:

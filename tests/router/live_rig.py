@@ -38,7 +38,8 @@ def _section(name: str, d: dict) -> str:
 
 
 class LiveRig:
-    """venues: [{"name", "base_us", "jitter_us", "schedule", "level_qty", "levels"}]."""
+    """venues: [{"name", "base_us", "jitter_us", "schedule", "level_qty", "levels"}], and for the
+    venue's process "busy_poll_us" (the venue polls instead of sleeping) and "cpu" (pinning)."""
 
     def __init__(self, tmp: Path, venues: list[dict], routing: dict | None = None, engine: str = "native",
                  gateway_extra: str = "") -> None:
@@ -63,9 +64,13 @@ class LiveRig:
             lat["schedule"] = v["schedule"]
         flow = {"enabled": v.get("flow", False), "initial_levels": v.get("levels", 5),
                 "level_qty": v.get("level_qty", 1000), "spread_ticks": 1}
+        venue = {"name": v["name"], "port": self.venue_ports[v["name"]], "seed": 7}
+        if v.get("busy_poll_us"):
+            venue["busy_poll_us"] = int(v["busy_poll_us"])
         text = (f'store_dir = {json.dumps(str(self.tmp / ("sim-" + v["name"])))}\nlog_dir = ""\n'
+                + (f'cpu = {int(v["cpu"])}\n' if v.get("cpu") is not None else "")
                 + "".join(_section("[symbols]", s) for s in SYMBOLS)
-                + _section("[venues]", {"name": v["name"], "port": self.venue_ports[v["name"]], "seed": 7})
+                + _section("[venues]", venue)
                 + _section("venues.latency", lat) + _section("venues.flow", flow))
         path = self.tmp / f"sim-{v['name']}.toml"
         path.write_text(text)

@@ -280,6 +280,44 @@ def test_heartbeat_arrival_jitter_is_a_passive_figure():
     assert m.snapshot()["QUIET"]["heartbeat"]["intervals"] == 6
 
 
+def test_heartbeat_interval_with_another_venue_message_in_it_is_left_out():
+    """Anything the venue sends restarts its heartbeat timer: an interval holding the answer
+    to a probe (ours or the session's own TestRequest) or an order's report is not one
+    heartbeat period (it would read as jitter of seconds on a venue probed rarely)."""
+    cfg, clock, sender, m = make_market(venues=())
+    m.register_venue("SLOW", probe_max_per_s=0.1, market_data=False)
+    m.on_venue_up("SLOW", "s")
+    hb = fix((35, "0"))
+    for i in range(4):                       # 3 clean intervals
+        if i:
+            clock.advance(1.0)
+        m.on_venue_admin("SLOW", hb, "0")
+    assert m.snapshot()["SLOW"]["heartbeat"]["intervals"] == 3
+    clock.advance(0.4)
+    assert m.probe_round() == 1              # our probe, answered inside the next interval
+    rid = dict(sender.of_type("1")[-1][2])[112]
+    m.on_venue_admin("SLOW", fix((35, "0"), (112, rid)), "0")
+    assert m.venues["SLOW"].rtt.count == 1
+    clock.advance(0.6)
+    m.on_venue_admin("SLOW", hb, "0")
+    assert m.venues["SLOW"].hb.count == 3                              # left out
+    clock.advance(1.0)
+    m.on_venue_admin("SLOW", hb, "0")
+    assert m.venues["SLOW"].hb.count == 4                              # clean
+    clock.advance(0.3)
+    m.on_venue_admin("SLOW", fix((35, "0"), (112, "TEST-7")), "0")   # the session's own TestRequest
+    clock.advance(0.7)
+    m.on_venue_admin("SLOW", hb, "0")
+    clock.advance(0.5)
+    m.record_ack("SLOW", 0.0002)                                       # an order's first report
+    clock.advance(0.5)
+    m.on_venue_admin("SLOW", hb, "0")
+    assert m.venues["SLOW"].hb.count == 4
+    clock.advance(1.0)
+    m.on_venue_admin("SLOW", hb, "0")                                  # a clean one again
+    assert m.venues["SLOW"].hb.count == 5
+
+
 def test_probes_are_spread_over_the_interval_one_venue_per_tick():
     """probe_next: each probed venue once per interval, in turn, never two back to back
     (a venue's answer must not wait in our socket while we send the next venue's probe)."""

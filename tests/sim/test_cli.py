@@ -94,6 +94,41 @@ def test_runs_until_sigterm_then_logs_out_and_exits_0(tmp_path):
     assert "sim stopped" in text
 
 
+def test_a_polling_venue_answers_and_says_so(tmp_path):
+    """busy_poll_us: the venue's loop polls instead of sleeping (off by default); the
+    listening line says so, ``cpu`` pins the process; a TestRequest is answered as ever."""
+    b = procs.free_port()
+    path = tmp_path / "sim.toml"
+    path.write_text(f"""
+store_dir = "{tmp_path / 'store'}"
+cpu = -1
+[[symbols]]
+symbol = "EURUSD"
+tick_size = 0.00001
+ref_price = 1.1
+[[venues]]
+name = "POLL"
+port = {b}
+busy_poll_us = 2000
+""")
+    log = tmp_path / "sim.log"
+    proc = procs.start([sys.executable, "-m", "sim_exchange", "--config", str(path), "--duration", "20"],
+                       log_path=log, cwd=ROOT)
+    try:
+        procs.wait_for_ports([b], timeout=20, proc=proc)
+        c = RawFixSession(port=b, sender="CLIENT", target="POLL", timeout=5).connect()
+        assert c.logon().get(35) == b"A"
+        c.send("1", [(112, "PRB-POLL-1")])
+        got = c.recv_until(lambda m: m.get(35) == b"0", timeout=5)
+        assert got.get(112) == b"PRB-POLL-1"
+        c.close()
+    finally:
+        procs.stop(proc)
+    text = log.read_text()
+    assert "venue POLL listening" in text and "polls 2000 us after each read" in text
+    assert "sim pinned to CPU" in text
+
+
 def test_config_rules_name_the_field():
     base = {"symbols": [{"symbol": "X", "tick_size": 0.01, "ref_price": 1.0}],
             "venues": [{"name": "A", "port": 1}, {"name": "B", "port": 2, "sender_comp_id": "A"}]}
@@ -105,7 +140,12 @@ def test_config_rules_name_the_field():
     base["venues"][1] = {"name": "B", "port": 2, "flow": {"cancel_fraction": 0.8, "marketable_fraction": 0.5}}
     with pytest.raises(ConfigError, match="venues.1.flow"):
         validate_config(base, SimConfig)
+    base["venues"][1] = {"name": "B", "port": 2, "engine": "quickfix", "busy_poll_us": 100}
+    with pytest.raises(ConfigError, match="venues.B.busy_poll_us"):
+        validate_config(base, SimConfig)
     base["venues"][1] = {"name": "B", "port": 2}
+    with pytest.raises(ConfigError, match="cpu"):
+        validate_config({**base, "cpu": 4096}, SimConfig)
     base["symbols"][0]["ref_price"] = 1.005
     with pytest.raises(ConfigError, match="symbols.0"):
         validate_config(base, SimConfig)
