@@ -110,6 +110,45 @@ class FakeVenue(threading.Thread):
 
 
 CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
+
+
+HARNESS_APART = True        # --harness-cpus apart: the harness runs off the gateway's CPU (harness_cpus)
+
+
+def harness_cpus() -> set[int] | None:
+    """The CPUs the harness may use: every one but the gateway's, when the gateway is pinned
+    (--cpu) and another is left; None: no pinning (--cpu none, --harness-cpus any). On 2 cores
+    the gateway then has one to itself, as it would beside an OMS and a venue on other machines,
+    and the harness (this process's raw endpoints, the load client and the fake venue, the
+    simulator) shares the other, instead of waking on the gateway's CPU and taking turns with
+    it (the load processes' CPU per order is printed: ``usage``)."""
+    if CPU is None or not HARNESS_APART:
+        return None
+    gw = sorted(ALL_CPUS)[-1] if CPU == -1 else CPU
+    others = ALL_CPUS - {gw}
+    return others or None
+
+
+ALL_CPUS = os.sched_getaffinity(0)
+
+
+@contextlib.contextmanager
+def every_cpu():
+    """This thread on every CPU for a while: a gateway started from it may pin itself anywhere."""
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, ALL_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
+def pin_harness(pid: int) -> None:
+    """Move a load process off the gateway's CPU (``harness_cpus``)."""
+    cpus = harness_cpus()
+    if cpus is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, cpus)
 BUSY_POLL_US = 1000         # --busy-poll-us: GatewayConfig.busy_poll_us of the "native-busy" backend
 
 
@@ -177,7 +216,8 @@ def wait_terminal(c: RawFixSession, cid: str, timeout: float = 5) -> int:
 def start_gateway(tmp: Path, venues: dict[str, int], log_name: str):
     """A gateway process (DMA) whose venues are logged on; returns (Popen, config dict)."""
     path, cfg = gateway_config(tmp, venues)
-    gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / log_name)
+    with every_cpu():
+        gw = procs.start(procs.fixgw_command("run", "--config", str(path), "--log-level", "WARNING"), tmp / log_name)
     try:
         procs.wait_for_ports([cfg["oms"]["port"]], 20, gw)
         wait_logged_on(cfg["admin"]["port"])
@@ -281,18 +321,63 @@ def bench_vs_direct(tmp: Path, n: int, run: int) -> dict:
 
 # ------------------------------------------------------------------ 3. throughput
 
+def proc_usage(pid: int) -> dict:
+    """A process's CPU seconds (every thread, user + system), read and write system calls and
+    context switches so far, from Linux /proc (zeros where it cannot be read)."""
+    out = {"cpu_s": 0.0, "syscr": 0, "syscw": 0, "vcs": 0, "ivcs": 0}
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/io") as f:
+            io = dict(line.split(":") for line in f.read().splitlines() if ":" in line)
+        out["syscr"], out["syscw"] = int(io["syscr"]), int(io["syscw"])
+        with open(f"/proc/{pid}/status") as f:
+            st = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        out["vcs"], out["ivcs"] = int(st["voluntary_ctxt_switches"]), int(st["nonvoluntary_ctxt_switches"])
+    except (OSError, KeyError, IndexError, ValueError):
+        pass
+    return out
+
+
+def usage_per_order(before: dict, after: dict, n: int, seconds: float) -> dict:
+    """CPU us, read/write system calls and context switches per order between two ``proc_usage``,
+    and ``busy``: the CPU seconds per second of the run (1.0: a whole CPU, the process's ceiling)."""
+    d = {k: after[k] - before[k] for k in before}
+    return {"cpu_us": round(d["cpu_s"] / n * 1e6, 1), "busy": round(d["cpu_s"] / seconds, 2) if seconds else None,
+            "reads": round(d["syscr"] / n, 3),
+            "writes": round(d["syscw"] / n, 3), "ctx_switches": round((d["vcs"] + d["ivcs"]) / n, 3),
+            "preempted": round(d["ivcs"] / n, 3)}
+
+
 def bench_throughput(tmp: Path, n: int, window: int, run: int) -> dict:
-    """Pipelined orders through the gateway; load from benchmarks/loadgen.py processes (fast framing)."""
+    """Pipelined orders through the gateway; load from benchmarks/loadgen.py processes (fast framing).
+    Also per order, for each process of the run (gateway, load client, fake venue): CPU us, read
+    and write system calls, context switches (``usage``): what bounds orders/s."""
     here = Path(__file__).resolve().parent
     vport = procs.free_port()
     venue = procs.start([sys.executable, str(here / "loadgen.py"), "venue", str(vport), "FAKE"], tmp / f"lgv{run}.log")
+    pin_harness(venue.pid)
     gw = None
     try:
         procs.wait_for_ports([vport], 10, venue)
         gw, cfg = start_gateway(tmp, {"FAKE": vport}, f"gwt{run}.log")
-        out = subprocess.run([sys.executable, str(here / "loadgen.py"), "client", str(cfg["oms"]["port"]), "FIXGW",
-                              str(n), str(window)], capture_output=True, text=True, timeout=180, check=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        g0, v0 = proc_usage(gw.pid), proc_usage(venue.pid)
+        cp = subprocess.Popen([sys.executable, str(here / "loadgen.py"), "client", str(cfg["oms"]["port"]), "FIXGW",
+                               str(n), str(window)], stdout=subprocess.PIPE, text=True)
+        pin_harness(cp.pid)
+        try:
+            stdout, _ = cp.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            cp.kill()
+            raise
+        g1, v1 = proc_usage(gw.pid), proc_usage(venue.pid)
+        if cp.returncode:
+            raise subprocess.CalledProcessError(cp.returncode, cp.args, stdout)
+        result = json.loads(stdout.strip().splitlines()[-1])
+        result["usage"] = {"gateway": usage_per_order(g0, g1, n, result["seconds"]),
+                           "client": result.pop("usage", None),
+                           "venue": usage_per_order(v0, v1, n, result["seconds"])}
         with urllib.request.urlopen(f"http://127.0.0.1:{cfg['admin']['port']}/status", timeout=5) as r:
             st = json.loads(r.read())
         result["venue_orders"] = sum(v["orders_routed"] for v in st["venues"])
@@ -317,6 +402,12 @@ def throughput_floor(n: int, window: int) -> float:
         procs.stop(venue)
 
 
+def usage_line(usage: dict) -> str:
+    """``bench_throughput``'s per-process usage per order, as one line."""
+    return "; ".join(f"{who} {u['cpu_us']:.1f} us CPU (busy {u['busy']}), {u['reads']:.2f} reads, "
+                     f"{u['writes']:.2f} writes, {u['ctx_switches']:.2f} switches" for who, u in usage.items() if u)
+
+
 def median(xs):
     return float(np.median(xs)) if xs else None
 
@@ -337,9 +428,18 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="last line: the JSON summary")
     ap.add_argument("--vs-direct", action="store_true", help="also: simulator round trip via gateway vs direct")
     ap.add_argument("--no-logs", action="store_true", help="FIX message logs off (the shipped config logs)")
+    ap.add_argument("--harness-cpus", choices=("apart", "any"), default="apart",
+                    help="apart: the harness (raw endpoints, load generator, simulator) runs on every CPU but the "
+                         "pinned gateway's; any: wherever the OS puts it (default %(default)s)")
     args = ap.parse_args()
-    global CPU, ENGINE, MESSAGE_LOGS, BUSY_POLL_US
+    global CPU, ENGINE, MESSAGE_LOGS, BUSY_POLL_US, HARNESS_APART
     CPU = args.cpu
+    HARNESS_APART = args.harness_cpus == "apart"
+    if CPU == -1:                   # the last CPU, named: this process's own affinity changes next
+        CPU = sorted(ALL_CPUS)[-1]
+    harness = harness_cpus()
+    if harness is not None:         # this process's threads and every child inherit it; the gateway pins itself
+        os.sched_setaffinity(0, harness)
     BUSY_POLL_US = args.busy_poll_us
     MESSAGE_LOGS = not args.no_logs
     if args.quick:
@@ -350,7 +450,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as d:
         tmp = Path(d)
         print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, backends {engines}, FileStore on, "
-              f"loopback, gateway pinned to CPU {CPU}; load average {os.getloadavg()[0]:.2f} "
+              f"loopback, gateway pinned to CPU {CPU}, harness on CPUs {sorted(harness or os.sched_getaffinity(0))}; "
+              f"load average {os.getloadavg()[0]:.2f} "
               f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
         for run in range(args.runs):
             print(f"\nrun {run + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -373,6 +474,7 @@ def main() -> int:
                       f"{tp['terminal']}/{tp['orders']} terminal ({tp['filled']} filled, {tp['duplicates']} "
                       f"duplicate reports), {tp['venue_orders']} venue orders, {tp['per_s']:.0f} orders/s ({ok})",
                       flush=True)
+                print("    per order in the throughput run: " + usage_line(tp["usage"]), flush=True)
                 r = results[engine]
                 r["added_p50_us"].append(float(added[0]))
                 r["added_p99_us"].append(float(added[1]))
