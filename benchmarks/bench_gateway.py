@@ -71,6 +71,7 @@ class FakeVenue(threading.Thread):
         self.recv_at: list[int] = []      # in arrival order (one order at a time: the client's order)
         self.send_at: list[int] = []
         self.orders = 0
+        self.probes_at: list[int] = []    # when each TestRequest (the gateway's latency probe) arrived
         self.stop = threading.Event()
         self.logged_on = threading.Event()
 
@@ -91,6 +92,7 @@ class FakeVenue(threading.Thread):
                 s.send("A", [(98, 0), (108, 30)])
                 self.logged_on.set()
             elif mt == b"1":
+                self.probes_at.append(t)
                 s.send("0", [(112, msg.get(112))])
             elif mt == b"D":
                 cid = msg.get(11).decode()
@@ -229,7 +231,8 @@ def start_gateway(tmp: Path, venues: dict[str, int], log_name: str):
 
 @contextlib.contextmanager
 def gateway_on_fake_venue(tmp: Path, log_name: str):
-    """A gateway process (DMA) logged on to a fake venue; yields (venue, OMS client)."""
+    """A gateway process (DMA) logged on to a fake venue; yields (venue, OMS client, gateway
+    Popen, its config)."""
     vport = procs.free_port()
     venue = FakeVenue("FAKE", vport)
     venue.start()
@@ -237,7 +240,7 @@ def gateway_on_fake_venue(tmp: Path, log_name: str):
     try:
         gw, cfg = start_gateway(tmp, {"FAKE": vport}, log_name)
         c = client(cfg["oms"]["port"], "FIXGW")
-        yield venue, c
+        yield venue, c, gw, cfg
         c.logout()
     finally:
         procs.stop(gw)
@@ -248,9 +251,11 @@ def gateway_on_fake_venue(tmp: Path, log_name: str):
 
 def bench_hops(tmp: Path, n: int, run: int) -> tuple[dict, dict]:
     """Orders one at a time through the gateway, each followed by one over the floor (the same raw
-    endpoints wired straight together), so that both see the same moment's noise."""
-    with floor_pair() as (floor_venue, fc), gateway_on_fake_venue(tmp, f"gw{run}.log") as (venue, c):
+    endpoints wired straight together), so that both see the same moment's noise. The gateway
+    side's dict also holds ``gateway``: what the gateway process did meanwhile (``hop_view``)."""
+    with floor_pair() as (floor_venue, fc), gateway_on_fake_venue(tmp, f"gw{run}.log") as (venue, c, gw, cfg):
         sent, got, fsent, fgot = {}, {}, {}, {}
+        u0, t0 = proc_usage(gw.pid), time.perf_counter()
         for i in range(n + 100):
             cid = f"h{run}-{i}"
             sent[cid] = send_order(c, cid)
@@ -258,7 +263,46 @@ def bench_hops(tmp: Path, n: int, run: int) -> tuple[dict, dict]:
             fid = f"f{run}-{i}"
             fsent[fid] = send_order(fc, fid)
             fgot[fid] = wait_terminal(fc, fid)
-    return _edges(sent, got, venue), _edges(fsent, fgot, floor_venue)
+        view = hop_view(u0, proc_usage(gw.pid), n + 100, time.perf_counter() - t0, cfg)
+    view["probes"] = probe_overlap(list(sent.values())[100:], list(got.values())[100:], venue.probes_at)
+    return {**_edges(sent, got, venue), "gateway": view}, _edges(fsent, fgot, floor_venue)
+
+
+def probe_overlap(sent: list[int], got: list[int], probes_at: list[int]) -> dict:
+    """How many orders had one of the gateway's latency probes (a TestRequest reaching the fake
+    venue) in flight with them, among all orders and among the slowest 1%: the probes' share of
+    the p99 (the probe and its Heartbeat take the gateway's loop and the venue's thread)."""
+    probes = np.asarray(sorted(probes_at), dtype=np.int64)
+    s, g = np.asarray(sent, dtype=np.int64), np.asarray(got, dtype=np.int64)
+    if not len(s):
+        return {"probes": len(probes), "all_pct": None, "slowest_pct": None}
+    met = np.searchsorted(probes, g) > np.searchsorted(probes, s)        # a probe arrived in [sent, got)
+    slow = np.argsort(g - s)[-max(1, len(s) // 100):]
+    return {"probes": int(len(probes)), "all_pct": round(100 * float(met.mean()), 1),
+            "slowest_pct": round(100 * float(met[slow].mean()), 1)}
+
+
+def hop_view(u0: dict, u1: dict, n: int, seconds: float, cfg: dict) -> dict:
+    """The gateway process over a one-at-a-time run: CPU and context switches per order, and its
+    loop's collections (from /status: count, longest pause), the pauses an order may meet."""
+    out: dict = {"usage": usage_per_order(u0, u1, n, seconds)}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{cfg['admin']['port']}/status", timeout=5) as r:
+            out["collector"] = json.loads(r.read())["gateway"].get("collector")
+    except (OSError, ValueError, KeyError):
+        out["collector"] = None
+    return out
+
+
+def hop_line(view: dict) -> str:
+    u, col = view["usage"], view.get("collector") or {}
+    pauses = ", ".join(f"{k} {v['count']} (longest {v['longest_ms']:.2f} ms)" for k, v in col.items()
+                       if isinstance(v, dict) and v.get("count"))
+    pr = view.get("probes") or {}
+    probes = (f"; {pr['probes']} probes, in flight with {pr['all_pct']}% of the orders and {pr['slowest_pct']}% "
+              "of the slowest 1%" if pr.get("all_pct") is not None else "")
+    return (f"gateway {u['cpu_us']:.1f} us CPU and {u['ctx_switches']:.2f} context switches per order "
+            f"(busy {u['busy']}); collections by the loop: {pauses or 'none'}{probes}")
 
 
 @contextlib.contextmanager
@@ -322,13 +366,16 @@ def bench_vs_direct(tmp: Path, n: int, run: int) -> dict:
 # ------------------------------------------------------------------ 3. throughput
 
 def proc_usage(pid: int) -> dict:
-    """A process's CPU seconds (every thread, user + system), read and write system calls and
-    context switches so far, from Linux /proc (zeros where it cannot be read)."""
+    """A process's CPU seconds (every thread's run time, user + system, in ns from each thread's
+    schedstat: exact, where the clock-tick figures of /proc/PID/stat are sampled), read and write
+    system calls and context switches so far, from Linux /proc (zeros where it cannot be read)."""
     out = {"cpu_s": 0.0, "syscr": 0, "syscw": 0, "vcs": 0, "ivcs": 0}
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        out["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ns = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                ns += int(f.read().split()[0])
+        out["cpu_s"] = ns / 1e9
         with open(f"/proc/{pid}/io") as f:
             io = dict(line.split(":") for line in f.read().splitlines() if ":" in line)
         out["syscr"], out["syscw"] = int(io["syscr"]), int(io["syscw"])
@@ -464,6 +511,7 @@ def main() -> int:
                 for k, label in (("in", "OMS order in -> venue order out"),
                                  ("out", "venue fill in -> OMS fill out"), ("rtt", "round trip")):
                     print(f"    gateway {label:34} {pct(hops[k])}")
+                print(f"    meanwhile: {hop_line(hops['gateway'])}")
                 added = np.percentile(hops["rtt"], [50, 99]) - np.array([f50, f99])
                 tp = bench_throughput(tmp, args.orders * 5, args.window, run)
                 lost = tp["orders"] - tp["terminal"]
