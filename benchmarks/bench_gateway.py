@@ -26,6 +26,16 @@ native/quickfix ratio within the run. ``--json``: the last line is one JSON obje
    fake venue; every order must come back terminal (counted, not assumed) and reach the
    venue exactly once. The load comes from benchmarks/loadgen.py (client and venue each in
    its own process, byte-level framing), whose own ceiling is printed alongside.
+
+What bounds each figure is printed with it: per process of the throughput run (gateway, load
+client, fake venue) the CPU us per order, its busy share (CPU seconds per second: 1.0 is a
+whole CPU), file reads/writes and context switches per order (``usage``; in ``--json`` each
+backend adds ``gateway_cpu_us``, ``gateway_busy`` and ``harness_cpu_us``, medians); for the one-at-a-time run the gateway's CPU and context switches per order,
+its loop's collections (count, longest pause) and how many orders had a latency probe in
+flight, among all and among the slowest 1%. With the gateway pinned (``--cpu``, default the
+last CPU) the harness runs on the other CPUs (``--harness-cpus apart``): the gateway has its
+CPU to itself, as beside an OMS and a venue on other machines, and the floor is measured on
+the same CPUs as before.
 """
 from __future__ import annotations
 
@@ -493,7 +503,8 @@ def main() -> int:
         args.orders, args.runs = 300, 1
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     results: dict[str, dict[str, list]] = {e: {"added_p50_us": [], "added_p99_us": [], "orders_per_s": [],
-                                               "lost": []} for e in engines}
+                                               "lost": [], "gateway_cpu_us": [], "gateway_busy": [],
+                                               "harness_cpu_us": []} for e in engines}
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as d:
         tmp = Path(d)
         print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, backends {engines}, FileStore on, "
@@ -528,6 +539,10 @@ def main() -> int:
                 r["added_p99_us"].append(float(added[1]))
                 r["orders_per_s"].append(float(tp["per_s"]))
                 r["lost"].append(lost)
+                u = tp["usage"]
+                r["gateway_cpu_us"].append(u["gateway"]["cpu_us"])
+                r["gateway_busy"].append(u["gateway"]["busy"])
+                r["harness_cpu_us"].append(sum(u[k]["cpu_us"] for k in ("client", "venue") if u.get(k)))
                 if args.vs_direct:
                     vs = bench_vs_direct(tmp, args.orders // 2, run)
                     g50, d50 = np.percentile(vs["gateway"], 50), np.percentile(vs["direct"], 50)
@@ -541,7 +556,10 @@ def main() -> int:
               f"orders/s; load average {os.getloadavg()[0]:.2f}")
     summary = {e: {"added_p50_us": round(median(r["added_p50_us"]), 1),
                    "added_p99_us": round(median(r["added_p99_us"]), 1),
-                   "orders_per_s": round(median(r["orders_per_s"])), "lost": int(sum(r["lost"]))}
+                   "orders_per_s": round(median(r["orders_per_s"])), "lost": int(sum(r["lost"])),
+                   "gateway_cpu_us": round(median(r["gateway_cpu_us"]), 1),
+                   "gateway_busy": round(median([b for b in r["gateway_busy"] if b is not None] or [0.0]), 2),
+                   "harness_cpu_us": round(median(r["harness_cpu_us"]), 1)}
                for e, r in results.items()}
     print(f"medians over {args.runs} run(s): " + "; ".join(
         f"{e}: +{v['added_p50_us']} us p50, +{v['added_p99_us']} us p99, {v['orders_per_s']} orders/s, "

@@ -3,7 +3,7 @@ process, with byte-level framing instead of simplefix (a simplefix client and ve
 process top out near 4,000 orders/s, below what the gateway can take).
 
     python benchmarks/loadgen.py venue PORT NAME            # fills every NewOrderSingle at once
-    python benchmarks/loadgen.py client PORT TARGET N WINDOW   # prints a JSON result line
+    python benchmarks/loadgen.py client PORT TARGET N WINDOW [PREFIX]   # prints a JSON result line
 
 The client's result: ``terminal`` orders (distinct ClOrdIDs with a terminal report), how many of
 them ``filled``, ``duplicates`` (terminal reports beyond an order's first) and ``per_s``
@@ -130,7 +130,9 @@ def serve(conn: socket.socket, name: str) -> bool:
             conn.sendall(b"".join(out))
 
 
-def client(port: int, target: str, n: int, window: int, sender: str = "OMS1") -> dict:
+def client(port: int, target: str, n: int, window: int, sender: str = "OMS1", prefix: str = "L") -> dict:
+    """N orders with at most WINDOW in flight; ClOrdIDs PREFIX0, PREFIX1... (a second run against
+    the same gateway takes another prefix: its orders are new, not duplicates)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(frame("A", 1, sender, target, "98=0\x01108=30\x01141=Y\x01"))
@@ -145,7 +147,7 @@ def client(port: int, target: str, n: int, window: int, sender: str = "OMS1") ->
     while done < n and time.monotonic() < deadline:
         burst = []
         while sent < n and sent - done < window:
-            burst.append(frame("D", seq, sender, target, f"11=L{sent}\x0138=1\x0140=2\x0144=190\x0154=1\x0155=AAPL\x01"
+            burst.append(frame("D", seq, sender, target, f"11={prefix}{sent}\x0138=1\x0140=2\x0144=190\x0154=1\x0155=AAPL\x01"
                                                          f"59=3\x0160=20260101-00:00:00.000\x01"))
             seq += 1
             sent += 1
@@ -183,4 +185,5 @@ if __name__ == "__main__":
     if role == "venue":
         venue(int(sys.argv[2]), sys.argv[3])
     else:
-        print(json.dumps(client(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))), flush=True)
+        print(json.dumps(client(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+                                prefix=sys.argv[6] if len(sys.argv) > 6 else "L")), flush=True)
