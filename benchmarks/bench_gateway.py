@@ -27,15 +27,20 @@ native/quickfix ratio within the run. ``--json``: the last line is one JSON obje
    venue exactly once. The load comes from benchmarks/loadgen.py (client and venue each in
    its own process, byte-level framing), whose own ceiling is printed alongside.
 
-What bounds each figure is printed with it: per process of the throughput run (gateway, load
-client, fake venue) the CPU us per order, its busy share (CPU seconds per second: 1.0 is a
-whole CPU), file reads/writes and context switches per order (``usage``; in ``--json`` each
-backend adds ``gateway_cpu_us``, ``gateway_busy`` and ``harness_cpu_us``, medians); for the one-at-a-time run the gateway's CPU and context switches per order,
-its loop's collections (count, longest pause) and how many orders had a latency probe in
-flight, among all and among the slowest 1%. With the gateway pinned (``--cpu``, default the
-last CPU) the harness runs on the other CPUs (``--harness-cpus apart``): the gateway has its
-CPU to itself, as beside an OMS and a venue on other machines, and the floor is measured on
-the same CPUs as before.
+What bounds each figure is printed with it. Throughput run, per process (gateway, load client,
+fake venue): CPU us per order, busy share (CPU seconds per second of the run: 1.0 is a whole
+CPU), read/write system calls and context switches per order (``usage``), and the gateway's
+ceiling at a whole CPU, 1e6 / its CPU us per order: on a shared machine orders/s is that
+ceiling times the CPU share the gateway got, so the ceiling is the steadier figure. ``--json``
+adds per backend ``gateway_cpu_us``, ``gateway_busy``, ``harness_cpu_us`` (client + venue) and
+``ceiling_per_s`` (medians). One-at-a-time run: the gateway's CPU, reads, writes and context
+switches per order, its loop's collections (count, longest pause) and how many orders had a
+latency probe in flight, among all and among the slowest 1%.
+
+With the gateway pinned (``--cpu``, default the last CPU) the harness runs on the other CPUs
+(``--harness-cpus apart``; ``any``: wherever the OS puts it, as before): the gateway has its
+CPU to itself, as beside an OMS and a venue on other machines, instead of taking turns on it
+with the load processes; the floor is measured on the harness's CPUs, as the harness runs.
 """
 from __future__ import annotations
 
@@ -311,8 +316,9 @@ def hop_line(view: dict) -> str:
     pr = view.get("probes") or {}
     probes = (f"; {pr['probes']} probes, in flight with {pr['all_pct']}% of the orders and {pr['slowest_pct']}% "
               "of the slowest 1%" if pr.get("all_pct") is not None else "")
-    return (f"gateway {u['cpu_us']:.1f} us CPU and {u['ctx_switches']:.2f} context switches per order "
-            f"(busy {u['busy']}); collections by the loop: {pauses or 'none'}{probes}")
+    return (f"gateway {u['cpu_us']:.1f} us CPU, {u['reads']:.2f} reads, {u['writes']:.2f} writes (sockets, "
+            f"journal, stores) and {u['ctx_switches']:.2f} context switches per order (busy {u['busy']}); "
+            f"collections by the loop: {pauses or 'none'}{probes}")
 
 
 @contextlib.contextmanager
@@ -398,7 +404,8 @@ def proc_usage(pid: int) -> dict:
 
 
 def usage_per_order(before: dict, after: dict, n: int, seconds: float) -> dict:
-    """CPU us, read/write system calls and context switches per order between two ``proc_usage``,
+    """CPU us, read/write system calls (sockets included for the gateway: its loop reads and
+    writes them with read/write) and context switches per order between two ``proc_usage``,
     and ``busy``: the CPU seconds per second of the run (1.0: a whole CPU, the process's ceiling)."""
     d = {k: after[k] - before[k] for k in before}
     return {"cpu_us": round(d["cpu_s"] / n * 1e6, 1), "busy": round(d["cpu_s"] / seconds, 2) if seconds else None,
@@ -434,7 +441,8 @@ def bench_throughput(tmp: Path, n: int, window: int, run: int) -> dict:
         result = json.loads(stdout.strip().splitlines()[-1])
         result["usage"] = {"gateway": usage_per_order(g0, g1, n, result["seconds"]),
                            "client": result.pop("usage", None),
-                           "venue": usage_per_order(v0, v1, n, result["seconds"])}
+                           # the fake venue's recv/send calls are not read/write system calls: not counted
+                           "venue": {**usage_per_order(v0, v1, n, result["seconds"]), "reads": None, "writes": None}}
         with urllib.request.urlopen(f"http://127.0.0.1:{cfg['admin']['port']}/status", timeout=5) as r:
             st = json.loads(r.read())
         result["venue_orders"] = sum(v["orders_routed"] for v in st["venues"])
@@ -461,8 +469,10 @@ def throughput_floor(n: int, window: int) -> float:
 
 def usage_line(usage: dict) -> str:
     """``bench_throughput``'s per-process usage per order, as one line."""
-    return "; ".join(f"{who} {u['cpu_us']:.1f} us CPU (busy {u['busy']}), {u['reads']:.2f} reads, "
-                     f"{u['writes']:.2f} writes, {u['ctx_switches']:.2f} switches" for who, u in usage.items() if u)
+    def io(u: dict) -> str:
+        return "" if u["reads"] is None else f"{u['reads']:.2f} reads, {u['writes']:.2f} writes, "
+    return "; ".join(f"{who} {u['cpu_us']:.1f} us CPU (busy {u['busy']}), {io(u)}{u['ctx_switches']:.2f} switches"
+                     for who, u in usage.items() if u)
 
 
 def median(xs):
@@ -504,7 +514,7 @@ def main() -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     results: dict[str, dict[str, list]] = {e: {"added_p50_us": [], "added_p99_us": [], "orders_per_s": [],
                                                "lost": [], "gateway_cpu_us": [], "gateway_busy": [],
-                                               "harness_cpu_us": []} for e in engines}
+                                               "harness_cpu_us": [], "ceiling_per_s": []} for e in engines}
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as d:
         tmp = Path(d)
         print(f"# gateway benchmark: {args.orders} orders x {args.runs} runs, backends {engines}, FileStore on, "
@@ -533,7 +543,9 @@ def main() -> int:
                       f"{tp['terminal']}/{tp['orders']} terminal ({tp['filled']} filled, {tp['duplicates']} "
                       f"duplicate reports), {tp['venue_orders']} venue orders, {tp['per_s']:.0f} orders/s ({ok})",
                       flush=True)
-                print("    per order in the throughput run: " + usage_line(tp["usage"]), flush=True)
+                ceiling = 1e6 / tp["usage"]["gateway"]["cpu_us"] if tp["usage"]["gateway"]["cpu_us"] else 0.0
+                print("    per order in the throughput run: " + usage_line(tp["usage"]) +
+                      f"; the gateway's ceiling at a whole CPU {ceiling:.0f} orders/s", flush=True)
                 r = results[engine]
                 r["added_p50_us"].append(float(added[0]))
                 r["added_p99_us"].append(float(added[1]))
@@ -542,6 +554,7 @@ def main() -> int:
                 u = tp["usage"]
                 r["gateway_cpu_us"].append(u["gateway"]["cpu_us"])
                 r["gateway_busy"].append(u["gateway"]["busy"])
+                r["ceiling_per_s"].append(ceiling)
                 r["harness_cpu_us"].append(sum(u[k]["cpu_us"] for k in ("client", "venue") if u.get(k)))
                 if args.vs_direct:
                     vs = bench_vs_direct(tmp, args.orders // 2, run)
@@ -552,17 +565,19 @@ def main() -> int:
                 print(f"  run {run + 1} native/quickfix: added p50 x{n['added_p50_us'][-1] / q['added_p50_us'][-1]:.2f}, "
                       f"p99 x{n['added_p99_us'][-1] / q['added_p99_us'][-1]:.2f}, "
                       f"orders/s x{n['orders_per_s'][-1] / q['orders_per_s'][-1]:.2f}")
-        print(f"\nharness alone (loadgen client <-> venue): {throughput_floor(args.orders * 5, args.window):.0f} "
+        print(f"\nharness alone (loadgen client <-> venue, on the harness CPUs): {throughput_floor(args.orders * 5, args.window):.0f} "
               f"orders/s; load average {os.getloadavg()[0]:.2f}")
     summary = {e: {"added_p50_us": round(median(r["added_p50_us"]), 1),
                    "added_p99_us": round(median(r["added_p99_us"]), 1),
                    "orders_per_s": round(median(r["orders_per_s"])), "lost": int(sum(r["lost"])),
                    "gateway_cpu_us": round(median(r["gateway_cpu_us"]), 1),
                    "gateway_busy": round(median([b for b in r["gateway_busy"] if b is not None] or [0.0]), 2),
-                   "harness_cpu_us": round(median(r["harness_cpu_us"]), 1)}
+                   "harness_cpu_us": round(median(r["harness_cpu_us"]), 1),
+                   "ceiling_per_s": round(median(r["ceiling_per_s"]))}
                for e, r in results.items()}
     print(f"medians over {args.runs} run(s): " + "; ".join(
-        f"{e}: +{v['added_p50_us']} us p50, +{v['added_p99_us']} us p99, {v['orders_per_s']} orders/s, "
+        f"{e}: +{v['added_p50_us']} us p50, +{v['added_p99_us']} us p99, {v['orders_per_s']} orders/s "
+        f"(gateway busy {v['gateway_busy']}, {v['gateway_cpu_us']} us CPU per order: ceiling {v['ceiling_per_s']}), "
         f"{v['lost']} lost" for e, v in summary.items()))
     if args.json:
         print(json.dumps(summary))
