@@ -66,7 +66,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from gateway.common import procs  # noqa: E402
 from gateway.apps.demo.tomlout import dumps  # noqa: E402
-from gateway.fix.raw import RawFixSession, accept, utc_now  # noqa: E402
+from gateway.fix.raw import RawFixSession, utc_now  # noqa: E402
+
+import loadgen  # noqa: E402  (benchmarks/, this script's directory)
 
 
 def pct(xs, qs=(50, 90, 99)) -> str:
@@ -75,7 +77,13 @@ def pct(xs, qs=(50, 90, 99)) -> str:
 
 
 class FakeVenue(threading.Thread):
-    """A raw acceptor that logs the gateway on and fills every order at once."""
+    """A raw acceptor that logs the gateway on and fills every order at once.
+
+    Byte-level framing (loadgen.py's ``messages``/``field``/``frame``), not simplefix: its own
+    Python per message is a few us, so that the gateway's latency probes it answers (a
+    TestRequest, Heartbeat back) hold this process, whose threads share one interpreter lock
+    with the raw client and the floor's venue, as briefly as a real venue would. The same class
+    serves the floor (``floor_pair``), so the floor and the gateway are measured alike."""
 
     def __init__(self, name: str, port: int) -> None:
         super().__init__(daemon=True, name=f"fake-{name}")
@@ -92,39 +100,63 @@ class FakeVenue(threading.Thread):
         self.logged_on = threading.Event()
 
     def run(self) -> None:
-        s = accept(self.listener, self.name_, "FIXGW", timeout=30)
-        s.timeout = 0.5
-        while not self.stop.is_set():
-            try:
-                msg = s.recv(0.5)
-            except Exception:  # noqa: BLE001 - the gateway went away
-                return
-            if msg is None:
-                continue
-            t = time.perf_counter_ns()
-            mt = msg.get(35)
-            if mt == b"A":
-                s.next_seq = 1
-                s.send("A", [(98, 0), (108, 30)])
-                self.logged_on.set()
-            elif mt == b"1":
-                self.probes_at.append(t)
-                s.send("0", [(112, msg.get(112))])
-            elif mt == b"D":
-                cid = msg.get(11).decode()
-                self.recv_at.append(t)
-                self.orders += 1
-                qty = msg.get(38)
-                px = msg.get(44) or b"1"
-                self.send_at.append(time.perf_counter_ns())
-                s.send("8", [(37, f"V{self.orders}"), (11, cid), (17, f"X{self.orders}"), (150, "F"), (39, "2"),
-                             (55, msg.get(55)), (54, msg.get(54)), (38, qty), (32, qty), (31, px), (151, 0),
-                             (14, qty), (6, px), (60, utc_now())])
-            elif mt == b"V":
-                s.send("Y", [(262, msg.get(262)), (281, "0"), (58, "no market data here")])
-            elif mt == b"5":
-                s.send("5", [])
-                return
+        self.listener.settimeout(30)
+        conn, _ = self.listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(0.5)
+        buf, seq, peer = bytearray(), 1, "FIXGW"
+        with conn:
+            while not self.stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:           # the gateway went away
+                    return
+                if not data:
+                    return
+                t = time.perf_counter_ns()
+                buf += data
+                for msg in loadgen.messages(buf):
+                    reply = self.answer(msg, seq, peer, t)
+                    if reply is None:
+                        continue
+                    if reply[0] == "A":   # a Logon (re)starts both sides at 1
+                        peer = (loadgen.field(msg, b"49") or peer.encode()).decode()
+                        seq = 1
+                    wire = loadgen.frame(reply[0], seq, self.name_, peer, reply[1])
+                    if reply[0] == "8":
+                        self.send_at.append(time.perf_counter_ns())
+                    conn.sendall(wire)
+                    seq += 1
+                    if reply[0] == "A":
+                        self.logged_on.set()
+                    elif reply[0] == "5":
+                        return
+
+    def answer(self, msg: bytes, seq: int, peer: str, t: int) -> tuple[str, str] | None:
+        """(MsgType, body) of the answer to ``msg`` read at ``t`` (None: no answer)."""
+        field = loadgen.field
+        mt = field(msg, b"35")
+        if mt == b"D":
+            self.recv_at.append(t)
+            self.orders += 1
+            n = self.orders
+            qty = field(msg, b"38").decode()
+            px = (field(msg, b"44") or b"1").decode()
+            return "8", (f"6={px}\x0111={field(msg, b'11').decode()}\x0114={qty}\x0117=X{n}\x0131={px}\x01"
+                         f"32={qty}\x0137=V{n}\x0138={qty}\x0139=2\x0154={field(msg, b'54').decode()}\x01"
+                         f"55={field(msg, b'55').decode()}\x0160={loadgen.sending_time()}\x01150=F\x01151=0\x01")
+        if mt == b"1":
+            self.probes_at.append(t)
+            return "0", f"112={field(msg, b'112').decode()}\x01"
+        if mt == b"A":
+            return "A", "98=0\x01108=30\x01"
+        if mt == b"V":
+            return "Y", f"262={field(msg, b'262').decode()}\x01281=0\x0158=no market data here\x01"
+        if mt == b"5":
+            return "5", ""
+        return None
 
 
 CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
