@@ -118,7 +118,7 @@ class FakeVenue(threading.Thread):
                 t = time.perf_counter_ns()
                 buf += data
                 for msg in loadgen.messages(buf):
-                    reply = self.answer(msg, seq, peer, t)
+                    reply = self.answer(msg, t)
                     if reply is None:
                         continue
                     if reply[0] == "A":   # a Logon (re)starts both sides at 1
@@ -134,7 +134,7 @@ class FakeVenue(threading.Thread):
                     elif reply[0] == "5":
                         return
 
-    def answer(self, msg: bytes, seq: int, peer: str, t: int) -> tuple[str, str] | None:
+    def answer(self, msg: bytes, t: int) -> tuple[str, str] | None:
         """(MsgType, body) of the answer to ``msg`` read at ``t`` (None: no answer)."""
         field = loadgen.field
         mt = field(msg, b"35")

@@ -109,18 +109,18 @@ def test_the_fake_venue_answers_each_message_type():
     try:
         field = loadgen.field
         nos = loadgen.frame("D", 2, "FIXGW", "FV", "11=c1\x0138=7\x0140=2\x0144=190.5\x0154=2\x0155=MSFT\x01")
-        mt, body = venue.answer(nos, 2, "FIXGW", 123)
+        mt, body = venue.answer(nos, 123)
         fill = loadgen.frame(mt, 2, "FV", "FIXGW", body)
         assert mt == "8" and venue.recv_at == [123] and venue.orders == 1
         for tag, want in ((b"11", b"c1"), (b"39", b"2"), (b"150", b"F"), (b"32", b"7"), (b"31", b"190.5"),
                           (b"54", b"2"), (b"55", b"MSFT"), (b"151", b"0"), (b"14", b"7"), (b"37", b"V1")):
             assert field(fill, tag) == want, tag
         probe = loadgen.frame("1", 3, "FIXGW", "FV", "112=PRB-1\x01")
-        assert venue.answer(probe, 3, "FIXGW", 456) == ("0", "112=PRB-1\x01") and venue.probes_at == [456]
-        assert venue.answer(loadgen.frame("A", 1, "FIXGW", "FV", "98=0\x01108=30\x01"), 1, "FIXGW", 0)[0] == "A"
-        assert venue.answer(loadgen.frame("V", 4, "FIXGW", "FV", "262=m1\x01"), 4, "FIXGW", 0)[0] == "Y"
-        assert venue.answer(loadgen.frame("5", 5, "FIXGW", "FV", ""), 5, "FIXGW", 0) == ("5", "")
-        assert venue.answer(loadgen.frame("0", 6, "FIXGW", "FV", ""), 6, "FIXGW", 0) is None
+        assert venue.answer(probe, 456) == ("0", "112=PRB-1\x01") and venue.probes_at == [456]
+        assert venue.answer(loadgen.frame("A", 1, "FIXGW", "FV", "98=0\x01108=30\x01"), 0)[0] == "A"
+        assert venue.answer(loadgen.frame("V", 4, "FIXGW", "FV", "262=m1\x01"), 0)[0] == "Y"
+        assert venue.answer(loadgen.frame("5", 5, "FIXGW", "FV", ""), 0) == ("5", "")
+        assert venue.answer(loadgen.frame("0", 6, "FIXGW", "FV", ""), 0) is None
     finally:
         venue.listener.close()
 
