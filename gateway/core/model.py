@@ -19,19 +19,23 @@ an ``OrderIntent`` took 839 ns compiled that way, 305 ns pure). ``dataclasses.fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Final, Protocol, Sequence
 
-BUY, SELL = "1", "2"
-MARKET, LIMIT = "1", "2"
-DAY, IOC, FOK = "0", "3", "4"
+BUY: Final = "1"
+SELL: Final = "2"
+MARKET: Final = "1"
+LIMIT: Final = "2"
+DAY: Final = "0"
+IOC: Final = "3"
+FOK: Final = "4"
 
 # OrdRejReason (103)
-REJ_BROKER_OPTION = 0
-REJ_UNKNOWN_SYMBOL = 1
-REJ_EXCHANGE_CLOSED = 2
-REJ_EXCEEDS_LIMIT = 3
-REJ_DUPLICATE = 6
-REJ_OTHER = 99
+REJ_BROKER_OPTION: Final = 0
+REJ_UNKNOWN_SYMBOL: Final = 1
+REJ_EXCHANGE_CLOSED: Final = 2
+REJ_EXCEEDS_LIMIT: Final = 3
+REJ_DUPLICATE: Final = 6
+REJ_OTHER: Final = 99
 
 
 @dataclass(slots=True, init=False)

@@ -29,22 +29,35 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Final
 
 from gateway.core.model import DAY, FOK, IOC, LIMIT, ChildOrder, OrderIntent
 from gateway.core.risk.engine import RiskEngine
 
-# OrdStatus (39) / ExecType (150) characters
-NEW, PARTIAL, FILLED, CANCELED, REPLACED, PENDING_CANCEL = "0", "1", "2", "4", "5", "6"
-REJECTED, PENDING_NEW, EXPIRED, PENDING_REPLACE, TRADE = "8", "A", "C", "E", "F"
-ORDER_STATUS = "I"
-TERMINAL = frozenset((FILLED, CANCELED, REJECTED, EXPIRED))
-STATUS_NAMES = {NEW: "new", PARTIAL: "partially_filled", FILLED: "filled", CANCELED: "canceled",
-                REJECTED: "rejected", PENDING_NEW: "pending_new", EXPIRED: "expired",
-                PENDING_CANCEL: "pending_cancel", PENDING_REPLACE: "pending_replace"}
+# OrdStatus (39) / ExecType (150) characters. ``Final``: compiled with mypyc, a literal is inlined and
+# a table is a C global; without it every use is a lookup in the module's dict.
+NEW: Final = "0"
+PARTIAL: Final = "1"
+FILLED: Final = "2"
+CANCELED: Final = "4"
+REPLACED: Final = "5"
+PENDING_CANCEL: Final = "6"
+REJECTED: Final = "8"
+PENDING_NEW: Final = "A"
+EXPIRED: Final = "C"
+PENDING_REPLACE: Final = "E"
+TRADE: Final = "F"
+ORDER_STATUS: Final = "I"
+TERMINAL: Final = frozenset((FILLED, CANCELED, REJECTED, EXPIRED))
+STATUS_NAMES: Final = {NEW: "new", PARTIAL: "partially_filled", FILLED: "filled", CANCELED: "canceled",
+                       REJECTED: "rejected", PENDING_NEW: "pending_new", EXPIRED: "expired",
+                       PENDING_CANCEL: "pending_cancel", PENDING_REPLACE: "pending_replace"}
 # CxlRejReason (102)
-CXL_TOO_LATE, CXL_UNKNOWN, CXL_PENDING, CXL_OTHER = "0", "1", "3", "99"
-EPS = 1e-9
+CXL_TOO_LATE: Final = "0"
+CXL_UNKNOWN: Final = "1"
+CXL_PENDING: Final = "3"
+CXL_OTHER: Final = "99"
+EPS: Final = 1e-9
 
 
 @dataclass(slots=True, init=False)     # init=False: a native __init__ compiled (see model.py)
@@ -186,7 +199,7 @@ class OrderStateError(Exception):
 
 # One table for OMS orders and venue orders (FIX OrdStatus). NEW -> NEW is a replace;
 # terminal states have no row: nothing leaves them.
-TRANSITIONS: dict[str, frozenset[str]] = {
+TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     PENDING_NEW: frozenset((NEW, PARTIAL, FILLED, REJECTED, CANCELED, EXPIRED)),
     NEW: frozenset((NEW, PARTIAL, FILLED, REJECTED, CANCELED, EXPIRED)),
     PARTIAL: frozenset((PARTIAL, FILLED, CANCELED, EXPIRED)),

@@ -207,23 +207,42 @@ class OmsApplication:
     def send_exec(self, ex: ReportToOms, exec_id: str) -> bool:
         """An ExecutionReport: one f-string over the report's figures; the order's own fields
         (55..59) are formatted once per order (``wire.intent_fields``), numbers come from ``num``
-        (a whole fill's LastQty/LastPx are its CumQty/AvgPx: their text is reused)."""
+        (a whole fill's LastQty/LastPx are its CumQty/AvgPx: their text is reused). The reports
+        of a working venue order (LastMkt and the venue's OrderID known, no OrigClOrdID, no
+        text, reject reason or status request id): ONE string build, fill or not; the rest
+        assemble their optional fields first."""
         order = ex.order
-        orig = f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else ""
         cum, avg = num(ex.cum_qty), num(ex.avg_px)
         last_qty = ex.last_qty
+        market, venue_id = ex.last_mkt, ex.venue_order_id
+        rare = bool(ex.text or ex.ord_rej_reason is not None or self._status_req_id)
+        if market and venue_id and not ex.orig_cl_ord_id and not rare:
+            if last_qty:
+                last_px = ex.last_px
+                body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x0117={exec_id}\x01150={ex.exec_type}\x01"
+                        f"39={ex.ord_status}\x01{intent_fields(order)}"
+                        f"32={cum if last_qty == ex.cum_qty else num(last_qty)}\x01"
+                        f"31={avg if last_px == ex.avg_px else num(last_px)}\x01"
+                        f"30={market}\x01198={venue_id}\x01151={num(ex.leaves_qty)}\x0114={cum}\x016={avg}\x01"
+                        f"60={transact_time()}\x01")
+            else:
+                body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x0117={exec_id}\x01150={ex.exec_type}\x01"
+                        f"39={ex.ord_status}\x01{intent_fields(order)}30={market}\x01198={venue_id}\x01"
+                        f"151={num(ex.leaves_qty)}\x0114={cum}\x016={avg}\x0160={transact_time()}\x01")
+            return self._send("8", body, order.intent.oms_session, "97=Y\x01" if ex.poss_resend else "")
+        orig = f"41={ex.orig_cl_ord_id}\x01" if ex.orig_cl_ord_id else ""
         if last_qty:
             last_px = ex.last_px
             fill = (f"32={cum if last_qty == ex.cum_qty else num(last_qty)}\x01"
                     f"31={avg if last_px == ex.avg_px else num(last_px)}\x01")
         else:
             fill = ""
-        market = f"30={ex.last_mkt}\x01" if ex.last_mkt else ""
-        venue_id = f"198={ex.venue_order_id}\x01" if ex.venue_order_id else ""
-        rare = self._rare_fields(ex) if ex.text or ex.ord_rej_reason is not None or self._status_req_id else ""
+        market_text = f"30={market}\x01" if market else ""
+        venue_id_text = f"198={venue_id}\x01" if venue_id else ""
+        rare_text = self._rare_fields(ex) if rare else ""
         body = (f"37={order.order_id}\x0111={ex.cl_ord_id}\x01{orig}17={exec_id}\x01150={ex.exec_type}\x01"
-                f"39={ex.ord_status}\x01{intent_fields(order)}{fill}{market}{venue_id}"
-                f"151={num(ex.leaves_qty)}\x0114={cum}\x016={avg}\x01{rare}"
+                f"39={ex.ord_status}\x01{intent_fields(order)}{fill}{market_text}{venue_id_text}"
+                f"151={num(ex.leaves_qty)}\x0114={cum}\x016={avg}\x01{rare_text}"
                 f"60={transact_time()}\x01")
         # re-sent after a restart: the OMS may have it already (PossResend)
         return self._send("8", body, order.intent.oms_session, "97=Y\x01" if ex.poss_resend else "")

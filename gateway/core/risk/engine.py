@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Callable
+from typing import Callable, Final
 
 from gateway.common.clock import Clock
 from gateway.core.model import (BUY, MARKET, REJ_DUPLICATE, REJ_EXCEEDS_LIMIT, REJ_OTHER,
@@ -32,10 +32,12 @@ from gateway.core.risk.positions import Position
 
 log = logging.getLogger("gateway.core.risk")
 
-ACTIVE, REDUCING, HALTED = "ACTIVE", "REDUCING", "HALTED"
-INF = float("inf")
-_THROTTLE_WINDOW_S = 1.0
-_REL_EPS = 1e-9   # float slack so a price exactly on the band edge passes
+ACTIVE: Final = "ACTIVE"
+REDUCING: Final = "REDUCING"
+HALTED: Final = "HALTED"
+INF: Final = float("inf")
+_THROTTLE_WINDOW_S: Final = 1.0
+_REL_EPS: Final = 1e-9   # float slack so a price exactly on the band edge passes
 
 CHECK_NAMES = ("kill_switch", "session_suspended", "reducing_only", "duplicate_cl_ord_id", "symbol_not_allowed",
                "market_orders_not_allowed", "max_order_qty", "max_notional", "no_reference_price",

@@ -28,13 +28,13 @@ import threading
 from collections import deque
 from pathlib import Path
 from time import time as wall_time
-from typing import Any
+from typing import Any, Final
 
 from gateway.core.model import ChildOrder, OrderIntent, RoutingDecision
 
 # One per-venue score tuple, as the policies record them.
 SCORE_FIELDS = ("venue", "up", "latency_us", "stale", "available", "vanish_qty", "fill_prob", "price")
-REJECTED = "(rejected)"
+REJECTED: Final = "(rejected)"
 
 
 def score_dict(row: tuple) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from heapq import heappop, heappush
 from math import exp
 from operator import itemgetter
 from time import perf_counter
-from typing import Any, Sequence
+from typing import Any, Final, Sequence
 
 from gateway.common.clock import MONOTONIC, Clock
 from gateway.core.latency import INF
@@ -35,7 +35,7 @@ from gateway.core.model import BUY, FOK, IOC, LIMIT, MARKET, ChildOrder, OrderIn
 from gateway.core.router.config import RoutingConfig
 from gateway.core.router.decisions import DecisionLog
 
-_EPS = 1e-9
+_EPS: Final = 1e-9
 # A policy's answer: the child orders, the reason (Text(58) of a reject), the per-venue score rows.
 # Typed, so the caller unpacks it natively (compiled) rather than through the iterator protocol.
 Decided = tuple[list[ChildOrder], str, Sequence[Any]]
