@@ -13,7 +13,8 @@ and trailer (what ``Message.pairs`` holds). Timed: ``mdfeed.VenueBooks.on_increm
 client's ``MarketFeed``), ``market.MarketState.on_venue_app`` (the gateway) and the client's
 whole path after the parse (``MarketFeed.on_message``: books, the driver, the demo's scalper
 trading on fake sessions, every venue sending the stream), CPU time
-per message (``time.thread_time``), the median of ``--rounds`` rounds, in a hot loop (the
+per message; ``entry``: per entry, the lead's move that fires the scalper -> the NewOrderSingle
+handed to the session (timed), then the IOC's cancel report (``--callgrind`` counts both) (``time.thread_time``), the median of ``--rounds`` rounds, in a hot loop (the
 demo runs them cold, several times slower). ``--callgrind``: one untimed pass of each; two
 runs under valgrind with different ``--messages`` give instructions per message from the
 difference of their totals (start-up cancels out).
@@ -144,7 +145,7 @@ class _Session:
         pass
 
 
-def _client():
+def _client(clock=MONOTONIC):
     """The demo's client objects (feed, driver, scalper from configs/demo), trading, on fake sessions."""
     from gateway.apps.client.driver import StrategyDriver
     from gateway.apps.client.feed import MarketFeed, VenueAddress
@@ -154,8 +155,9 @@ def _client():
     cfg = load_demo_config()
     strategy = Scalper(cfg.scalper())
     venues = [VenueAddress(name=v, host="127.0.0.1", port=1) for v in ("ALPHA", "BRAVO", "CHARLIE")]
-    feed = MarketFeed(venues, [s for s, _, _ in SYMBOLS], {s: t for s, _, t in SYMBOLS}, probe_interval_s=0.0)
-    driver = StrategyDriver(strategy, feed)
+    feed = MarketFeed(venues, [s for s, _, _ in SYMBOLS], {s: t for s, _, t in SYMBOLS}, probe_interval_s=0.0,
+                      clock=clock)
+    driver = StrategyDriver(strategy, feed, clock=clock)
     sessions = {v.name: _Session(v.name) for v in venues}
     oms = _Session("FIXGW")
     driver.on_logon(oms)
@@ -171,6 +173,61 @@ def _client():
         body = "".join(f"{t}={x}\x01" for t, x in pairs[7:-1])
         return sessions[venue], parse(encode("FIX.4.4", "X", f"34=2\x0149={venue}\x0152=20261202-05:00:00.000\x0156=CLIENT\x01", body))
     return feed, message, oms
+
+
+def _entries(n: int):
+    """What one entry costs the client: BRAVO's (the lead's) EURUSD quote moves a tick up, then
+    down, ... (the X of a requote: both touches replaced); each move fires the scalper's entry,
+    and the IOC's cancel (a missed entry) closes the trip before the next move. A fake clock
+    steps 0.1 s per move (past the cooldown). Returns the calls, in order, and the driver."""
+    from gateway.common.clock import FakeClock
+    from gateway.fix.codec import encode, parse
+    clock = FakeClock(1000.0)
+    feed, message, oms = _client(clock)
+    driver = feed.listeners[0].__self__
+    mid, tick = 1.1, 0.00001
+    head = list(HEADER) + [(262, "REQ-1"), (268, "4")]
+
+    def move(up: bool) -> list[tuple[int, str]]:
+        old_bid, new_bid = (mid - tick, mid) if up else (mid, mid - tick)
+        old_ask, new_ask = (mid + tick, mid + 2 * tick) if up else (mid + 2 * tick, mid + tick)
+        pairs = list(head)
+        for action, kind, px, qty in (("2", "0", old_bid, None), ("0", "0", new_bid, "300"),
+                                      ("2", "1", old_ask, None), ("0", "1", new_ask, "300")):
+            pairs += [(279, action), (269, kind), (55, "EURUSD"), (270, _px(px))]
+            if qty is not None:
+                pairs.append((271, qty))
+        return pairs + [(10, "000")]
+
+    def cancel(cl: str):
+        body = (f"37=O1\x0111={cl}\x0117=E1\x01150=4\x0139=4\x0155=EURUSD\x0154=1\x0138=100\x0114=0\x01"
+                "151=0\x016=0\x0131=0\x0132=0\x01")
+        return parse(encode("FIX.4.4", "8", "34=2\x0149=FIXGW\x0152=20261202-05:00:00.000\x0156=DEMO\x01", body))
+
+    up, down = message(move(True), "BRAVO"), message(move(False), "BRAVO")
+    feed.on_message(*down)                    # the lead's first mid: no signal yet
+    prefix = driver.strategy.cfg.id_prefix
+    reports = [cancel(f"{prefix}-{k + 1}") for k in range(max(n, 4000))]   # the same set-up for any n
+    return clock, feed, driver, oms, [up, down], reports
+
+
+def time_entry(msgs: list, n: int | None = None) -> float:
+    """CPU per entry: the lead's move -> the NewOrderSingle handed to the (fake) session; the
+    IOC's cancel report, which closes the trip, is handled apart (untimed)."""
+    count = min(len(msgs), 4000) if n is None else n
+    clock, feed, driver, oms, moves, reports = _entries(count)
+    orders = driver.log.orders
+    spent = 0.0
+    for k in range(count):
+        clock.advance(0.1)
+        sess, msg = moves[k % 2]
+        t0 = time.thread_time()
+        feed.on_message(sess, msg)
+        spent += time.thread_time() - t0
+        if len(orders) != k + 1:
+            raise RuntimeError(f"move {k}: no entry")
+        driver.on_message(oms, reports[k])
+    return spent / count * 1e6
 
 
 def time_client(msgs: list, n: int | None = None) -> float:
@@ -191,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="one untimed pass over the first --messages of a fixed stream of 4,000 (under valgrind: "
                          "run twice with different --messages and divide the difference of the totals by the "
                          "difference of the counts)")
-    ap.add_argument("--only", choices=("feed", "market", "client"), help="only this part")
+    ap.add_argument("--only", choices=("feed", "market", "client", "entry"), help="only this part")
     args = ap.parse_args(argv)
     msgs = stream(max(args.messages, 4000) if args.callgrind else args.messages)
     mode = accel.mode() if hasattr(accel, "mode") else "?"
@@ -199,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({statistics.mean(sum(1 for t, _ in p if t == 270) for p in msgs):.1f} entries/message)")
     parts = {"feed": ("client feed  VenueBooks.on_incremental", time_feed),
              "market": ("gateway      MarketState.on_venue_app  ", time_market),
-             "client": ("client whole MarketFeed.on_message     ", time_client)}
+             "client": ("client whole MarketFeed.on_message     ", time_client),
+             "entry": ("client entry lead move -> NOS (+ cancel)", time_entry)}
     chosen = [parts[args.only]] if args.only else list(parts.values())
     if args.callgrind:
         for _, fn in chosen:

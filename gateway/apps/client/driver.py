@@ -18,7 +18,8 @@ Invariants:
   (``report_read_at``), so a run can say what is the client's and what is outside it.
 - A NewOrderSingle goes to the socket at once, not when the market data batch that
   triggered it ends (the engine joins the writes of one received chunk; an order must not
-  wait behind the rest of a market data burst).
+  wait behind the rest of a market data burst), and before the driver's own bookkeeping
+  of it (``OrderEntry``, ``note_sent``).
 """
 from __future__ import annotations
 
@@ -257,9 +258,8 @@ class StrategyDriver(BaseApplication):
 
     # ------------------------------------------------------------ strategy -> FIX
     def _place(self, cmd: PlaceOrder, signal_at: float, read_at: float | None = None) -> None:
-        entry = OrderEntry(cmd.cl_ord_id, cmd.symbol, cmd.side, cmd.qty, cmd.price, cmd.reason, cmd.venue,
-                           signal_at, read_at)
-        self.log.orders[cmd.cl_ord_id] = entry
+        # The order goes to the socket first; its bookkeeping (OrderEntry, the strategy's
+        # note_sent) follows: no report can be read before this returns to the loop.
         body = (f"11={cmd.cl_ord_id}\x0155={cmd.symbol}\x0154={cmd.side}\x0160={self._timestamp()}\x01"
                 f"38={cmd.qty:g}\x0140={cmd.ord_type}\x01")
         if cmd.ord_type == LIMIT and cmd.price is not None:
@@ -267,18 +267,21 @@ class StrategyDriver(BaseApplication):
         body += f"59={cmd.tif}\x01"
         if cmd.venue:
             body += f"100={cmd.venue}\x01"
-        entry.sent_at = self.clock.now()
+        sent_at = self.clock.now()
+        sent = self.session is not None and self.session.send("D", body)
+        if sent and self._flush is not None:
+            self._flush()        # now: the order path does not wait for the end of the market data batch
+        written_at = self.clock.now() if sent else None
+        entry = OrderEntry(cmd.cl_ord_id, cmd.symbol, cmd.side, cmd.qty, cmd.price, cmd.reason, cmd.venue,
+                           signal_at, read_at, sent_at, written_at)
+        self.log.orders[cmd.cl_ord_id] = entry
         note = getattr(getattr(self.strategy, "trips", None), "note_sent", None)
         if note is not None:
-            note(cmd.cl_ord_id, entry.sent_at)
-        if self.session is None or not self.session.send("D", body):
+            note(cmd.cl_ord_id, sent_at)
+        if not sent:
             self.stats["send_failures"] += 1
             entry.status = "not_sent"
             self._synthetic_terminal(cmd.cl_ord_id, "not sent: OMS session down")
-            return
-        if self._flush is not None:
-            self._flush()        # now: the order path does not wait for the end of the market data batch
-        entry.written_at = self.clock.now()
 
     def _cancel(self, cmd: CancelOrder) -> None:
         self._cancels[cmd.cl_ord_id] = cmd.orig_cl_ord_id

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView
 from gateway.core.strategies.roundtrip import ExitConfig
 from gateway.core.strategies.tactic import RoundTripTactic
-from gateway.core.strategies.touch import Quote, best_ask, best_bid, to_ticks
+from gateway.core.book import L2Book
+from gateway.core.strategies.touch import Quote, best_ask, best_bid, best_of, live_books, to_ticks
 
 
 class ScalperConfig(BaseModel):
@@ -108,9 +109,10 @@ class Scalper(RoundTripTactic):
         if now - self._last_entry.get(symbol, float("-inf")) < self.cfg.cooldown_s:
             self.counts["skipped_cooldown"] += 1
             return []
-        touch = self._entry_touch(symbol, side, market)
+        books = live_books(market, symbol)      # read once: the touch and the spread come from it
+        touch = self._entry_touch(books, side)
         tick = market.tick_size(symbol)
-        bid, ask = best_bid(market, symbol), best_ask(market, symbol)
+        bid, ask = best_of(books, True), best_of(books, False)
         if touch is None or bid is None or ask is None or to_ticks(ask.price - bid.price, tick) > self.cfg.max_spread_ticks:
             self.counts["skipped_spread"] += 1
             return []
@@ -119,20 +121,18 @@ class Scalper(RoundTripTactic):
         return self.trips.open_single(symbol=symbol, side=side, qty=self.cfg.qty, price=touch.price, tick=tick,
                                       signal_at=now, signal_px=touch.price, venue=self.cfg.venue, detail=detail)
 
-    def _entry_touch(self, symbol: str, side: str, market: MarketView) -> Quote | None:
+    def _entry_touch(self, books: list[tuple[str, L2Book]], side: str) -> Quote | None:
         """The touch to take: for a lead move, the other venues' (stale) quote; else the consolidated one."""
         if self.cfg.signal == "lead_move":
-            return _touch_excluding(market, symbol, side, self.cfg.lead_venue)
-        return best_ask(market, symbol) if side == BUY else best_bid(market, symbol)
+            return _touch_excluding(books, side, self.cfg.lead_venue)
+        return best_of(books, side != BUY)
 
 
-def _touch_excluding(market: MarketView, symbol: str, side: str, venue: str | None) -> Quote | None:
+def _touch_excluding(books: list[tuple[str, L2Book]], side: str, venue: str | None) -> Quote | None:
+    """The best quote of ``side``'s touch over the live ``books`` but ``venue``'s."""
     best: Quote | None = None
-    for v in market.venues():
+    for v, book in books:
         if v == venue:
-            continue
-        book = market.book(v, symbol)
-        if book is None or book.stale:
             continue
         top = book.best_ask() if side == BUY else book.best_bid()
         if top is None:

@@ -50,10 +50,16 @@ def exit_touch(market: MarketView, symbol: str, position_side: str) -> Quote | N
 
 
 def _best(market: MarketView, symbol: str, bid: bool) -> Quote | None:
+    return best_of(live_books(market, symbol), bid)
+
+
+def best_of(books: list[tuple[str, L2Book]], bid: bool) -> Quote | None:
+    """``best_bid`` / ``best_ask`` over books already read (``live_books``): a caller that needs
+    several touches of one symbol reads the market once."""
     best_px: float | None = None
     qty = 0.0
     venues: list[str] = []
-    for venue, book in live_books(market, symbol):
+    for venue, book in books:
         top = book.best_bid() if bid else book.best_ask()
         if top is None:
             continue
