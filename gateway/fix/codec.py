@@ -221,11 +221,20 @@ class Shape:
     no data field. Shapes are interned by ``_shape_of`` (bounded) and never change, apart
     from ``planned``, a cache the dictionary owns (one tuple, written whole)."""
 
-    __slots__ = ("tags", "pos", "seq_at", "sender_at", "target_at", "sent_at", "poss_dup_at",
+    __slots__ = ("tags", "sig", "pos", "seq_at", "sender_at", "target_at", "sent_at", "poss_dup_at",
                  "planned")
 
     def __init__(self, tags: tuple[int, ...]) -> None:
         self.tags = tags
+        # tags[2:] (from MsgType on), 3 bytes each: what _split_bytes compares while it reads
+        # (empty, never matching, when a tag does not fit in 3 bytes)
+        sig = bytearray()
+        for tag in tags[2:]:
+            if not 0 <= tag < 1 << 24:
+                sig = bytearray()
+                break
+            sig += tag.to_bytes(3, "little")
+        self.sig = bytes(sig)
         pos: dict[int, int] = {}
         for i, tag in enumerate(tags):
             if tag not in pos:              # the first occurrence, as get() promises
@@ -244,6 +253,8 @@ class Shape:
 _MAX_SHAPES: Final = 1024     # layouts held (a hostile peer sending random tags: cleared when full)
 _SHAPES: Final[dict[tuple[int, ...], Shape]] = {}
 _LAST_SHAPE: Final[dict[str, Shape]] = {}    # MsgType -> the layout it had last: checked first
+# the same for a one-character ASCII MsgType (most are), by its byte: no hashing of the text
+_LAST_BY_CHAR: Final[list[Shape | None]] = [None] * 128
 
 
 def _shape_of(pairs: list[tuple[int, str]], msg_type: str) -> Shape:
@@ -271,6 +282,8 @@ def _shape_of(pairs: list[tuple[int, str]], msg_type: str) -> Shape:
     if len(_LAST_SHAPE) >= _MAX_SHAPES:
         _LAST_SHAPE.clear()
     _LAST_SHAPE[msg_type] = shape
+    if len(msg_type) == 1 and ord(msg_type) < 128:
+        _LAST_BY_CHAR[ord(msg_type)] = shape
     return shape
 
 
@@ -640,12 +653,14 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
             or frame[soh2 + 3] != 61):                                 # "35="
         raise _garbled("MsgType(35) is not the third field")
     if COMPILED:
-        pairs = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags))
+        msg = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags))
+        if msg is not None:
+            return msg
     else:
         pairs = _split_fast(text, _tag_table(data_tags))
-    if pairs is not None:         # plain fields, none empty: the message gets its layout
-        msg_type = pairs[2][1]
-        return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
+        if pairs is not None:     # plain fields, none empty: the message gets its layout
+            msg_type = pairs[2][1]
+            return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
     pairs = _split_careful(text, data_tags)
     return Message(pairs, frame, pairs[2][1])
 
@@ -676,10 +691,12 @@ def _data_flags(data_tags: Mapping[int, int]) -> bytes:
 
 
 def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
-                 ) -> list[tuple[int, str]] | None:
+                 ) -> Message | None:
     """One pass: the tag's digits read from the bytes, the value sliced from the text up to
-    the next SOH. None when the careful path is needed: a tag that is not 1-9 ASCII digits
-    followed by '=', an empty value, or a data-length tag (its data field is read by length).
+    the next SOH, each tag compared with the layout this MsgType had last (``Shape.sig``, a
+    few instructions a field): the message with its layout. None when the careful path is
+    needed: a tag that is not 1-9 ASCII digits followed by '=', an empty value, or a
+    data-length tag (its data field is read by length).
 
     Positions are ``i64`` (mypy_extensions; plain ints interpreted): compiled, a byte costs a
     few machine instructions, where a tagged ``int`` index costs a range check and an
@@ -690,6 +707,15 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
     flags: i64 = len(data_flags)
     pos: i64 = soh2 + 1
     end: i64 = len(text)
+    # The candidate layout: the last one of this MsgType when it is one ASCII character
+    # (parse checked "35=" at soh2 + 1), else none here (_shape_of finds it after).
+    cand: Shape | None = None
+    if frame[soh2 + 5] == 1 and frame[soh2 + 4] < 128:
+        cand = _LAST_BY_CHAR[frame[soh2 + 4]]
+    sig = cand.sig if cand is not None else b""
+    slen: i64 = len(sig)
+    same = cand is not None
+    j: i64 = 0                # where this field's tag is in sig
     while pos < end:      # bounded: pos strictly increases; the frame ends with SOH
         tag: i64 = 0
         i: i64 = pos
@@ -702,6 +728,10 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
             return None
         if tag < flags and data_flags[tag]:
             return None
+        if same:
+            if j + 3 > slen or sig[j] + (sig[j + 1] << 8) + (sig[j + 2] << 16) != tag:
+                same = False
+            j += 3
         stop: i64 = i + 1
         if frame[stop] == 1:          # an empty value: the careful path (a Reject follows)
             return None
@@ -709,7 +739,10 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
             stop += 1
         pairs.append((tag, text[i + 1:stop]))
         pos = stop + 1
-    return pairs
+    msg_type = pairs[2][1]
+    if cand is not None and same and j == slen:
+        return Message(pairs, frame, msg_type, None, None, cand)
+    return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
 
 
 _TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
