@@ -729,8 +729,14 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
         if tag < flags and data_flags[tag]:
             return None
         if same:
-            if j + 3 > slen or sig[j] + (sig[j + 1] << 8) + (sig[j + 2] << 16) != tag:
+            if j + 3 > slen:
                 same = False
+            else:                 # i64 locals: native shifts, no tagged-int arithmetic
+                b0: i64 = sig[j]
+                b1: i64 = sig[j + 1]
+                b2: i64 = sig[j + 2]
+                if b0 | b1 << 8 | b2 << 16 != tag:
+                    same = False
             j += 3
         stop: i64 = i + 1
         if frame[stop] == 1:          # an empty value: the careful path (a Reject follows)
