@@ -19,7 +19,7 @@ import calendar
 import time
 import types
 from zlib import adler32
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from mypy_extensions import i64
@@ -61,14 +61,18 @@ class Message:
     A built message (``Message.build``) has ``raw == b""`` and pairs = [(35, type), *body].
     """
 
-    __slots__ = ("pairs", "raw", "msg_type", "_index", "_body")
+    __slots__ = ("pairs", "raw", "msg_type", "_index", "_body", "shape")
 
     def __init__(self, pairs: list[tuple[int, str]], raw: bytes = b"", msg_type: str | None = None,
-                 body: str | None = None, index: dict[int, str] | None = None):
+                 body: str | None = None, index: dict[int, str] | None = None,
+                 shape: Shape | None = None):
         self.pairs = pairs
         self.raw = raw
         self._index: dict[int, str] | None = index     # built on first need (see get)
         self._body = body
+        # The layout of a parsed message (see Shape); None for a built message, or one with an
+        # empty value or a data field (parse's careful path): reads then use the index.
+        self.shape = shape
         if msg_type is None:
             msg_type = self.get(35) or ""
         self.msg_type = msg_type
@@ -91,6 +95,10 @@ class Message:
         return index if index is not None else self._build_index()
 
     def get(self, tag: int, default: str | None = None) -> str | None:
+        shape = self.shape
+        if shape is not None:      # by position: one lookup in the layout's shared table
+            at = shape.pos.get(tag)
+            return self.pairs[at][1] if at is not None else default
         index = self._index
         if index is None:
             if COMPILED:
@@ -196,6 +204,87 @@ class Message:
                 parts.append(f"{number}={text_value}\x01")
             text = "".join(parts)
         return cls(pairs, b"", msg_type, text)
+
+
+# A validation plan (dictionary.py's _Plan): (position, kind, enum values, check) per value.
+ShapePlan = tuple[tuple[int, int, frozenset[str], Callable[[str], bool]], ...]
+
+
+class Shape:
+    """The layout of parsed messages: their tags in wire order, one object shared by every
+    message that has the same tags. A counterparty sends a few layouts over and over, so
+    what depends only on the tags is worked out once per layout, not once per message:
+    where each tag first occurs (``Message.get`` reads by position: no dict per message),
+    where the session's header fields are, and the dictionary's validation plan.
+
+    Only a message of plain fields gets one (``parse``'s fast paths): every value non-empty,
+    no data field. Shapes are interned by ``_shape_of`` (bounded) and never change, apart
+    from ``planned``, a cache the dictionary owns (one tuple, written whole)."""
+
+    __slots__ = ("tags", "sig", "pos", "seq_at", "sender_at", "target_at", "sent_at", "poss_dup_at",
+                 "planned")
+
+    def __init__(self, tags: tuple[int, ...]) -> None:
+        self.tags = tags
+        # tags[2:] (from MsgType on), 3 bytes each: what _split_bytes compares while it reads
+        # (empty, never matching, when a tag does not fit in 3 bytes)
+        sig = bytearray()
+        for tag in tags[2:]:
+            if not 0 <= tag < 1 << 24:
+                sig = bytearray()
+                break
+            sig += tag.to_bytes(3, "little")
+        self.sig = bytes(sig)
+        pos: dict[int, int] = {}
+        for i, tag in enumerate(tags):
+            if tag not in pos:              # the first occurrence, as get() promises
+                pos[tag] = i
+        self.pos = pos
+        # positions of the fields the session reads on every message; -1 when absent
+        self.seq_at: int = pos.get(34, -1)
+        self.sender_at: int = pos.get(49, -1)
+        self.target_at: int = pos.get(56, -1)
+        self.sent_at: int = pos.get(52, -1)
+        self.poss_dup_at: int = pos.get(43, -1)
+        # (the dictionary's MessageSpec, its plan for these tags): Dictionary._fast_ok
+        self.planned: tuple[object, ShapePlan | None] = (None, None)
+
+
+_MAX_SHAPES: Final = 1024     # layouts held (a hostile peer sending random tags: cleared when full)
+_SHAPES: Final[dict[tuple[int, ...], Shape]] = {}
+_LAST_SHAPE: Final[dict[str, Shape]] = {}    # MsgType -> the layout it had last: checked first
+# the same for a one-character ASCII MsgType (most are), by its byte: no hashing of the text
+_LAST_BY_CHAR: Final[list[Shape | None]] = [None] * 128
+
+
+def _shape_of(pairs: list[tuple[int, str]], msg_type: str) -> Shape:
+    """The interned layout of ``pairs``: the one ``msg_type`` had last when the tags are the
+    same (a comparison per field, no tuple built), else found or made."""
+    last = _LAST_SHAPE.get(msg_type)
+    if last is not None:
+        tags = last.tags
+        n = len(pairs)
+        if len(tags) == n:
+            same = True
+            for i in range(n):
+                if pairs[i][0] != tags[i]:
+                    same = False
+                    break
+            if same:
+                return last
+    key = tuple([tag for tag, _ in pairs])
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        shape = Shape(key)
+        _SHAPES[key] = shape
+    if len(_LAST_SHAPE) >= _MAX_SHAPES:
+        _LAST_SHAPE.clear()
+    _LAST_SHAPE[msg_type] = shape
+    if len(msg_type) == 1 and ord(msg_type) < 128:
+        _LAST_BY_CHAR[ord(msg_type)] = shape
+    return shape
 
 
 # Header and trailer tags a body_text() leaves out (the session writes its own).
@@ -564,13 +653,14 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
             or frame[soh2 + 3] != 61):                                 # "35="
         raise _garbled("MsgType(35) is not the third field")
     if COMPILED:
-        pairs = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags))
-        if pairs is not None:
-            return Message(pairs, frame, pairs[2][1])
+        msg = _split_bytes(frame, text, soh1, soh2, _data_flags(data_tags))
+        if msg is not None:
+            return msg
     else:
         pairs = _split_fast(text, _tag_table(data_tags))
-        if pairs is not None:
-            return Message(pairs, frame, pairs[2][1])
+        if pairs is not None:     # plain fields, none empty: the message gets its layout
+            msg_type = pairs[2][1]
+            return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
     pairs = _split_careful(text, data_tags)
     return Message(pairs, frame, pairs[2][1])
 
@@ -601,18 +691,31 @@ def _data_flags(data_tags: Mapping[int, int]) -> bytes:
 
 
 def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: bytes,
-                 ) -> list[tuple[int, str]] | None:
+                 ) -> Message | None:
     """One pass: the tag's digits read from the bytes, the value sliced from the text up to
-    the next SOH. None when the careful path is needed: a tag that is not 1-9 ASCII digits
-    followed by '=', or a data-length tag (its data field is read by length).
+    the next SOH, each tag compared with the layout this MsgType had last (``Shape.sig``, a
+    few instructions a field): the message with its layout. None when the careful path is
+    needed: a tag that is not 1-9 ASCII digits followed by '=', an empty value, or a
+    data-length tag (its data field is read by length).
 
     Positions are ``i64`` (mypy_extensions; plain ints interpreted): compiled, a byte costs a
     few machine instructions, where a tagged ``int`` index costs a range check and an
     overflow-checked add for every byte of the message."""
+    if soh1 == 2:                 # "8=" with no value
+        return None
     pairs: list[tuple[int, str]] = [(8, text[2:soh1]), (9, text[soh1 + 3:soh2])]
     flags: i64 = len(data_flags)
     pos: i64 = soh2 + 1
     end: i64 = len(text)
+    # The candidate layout: the last one of this MsgType when it is one ASCII character
+    # (parse checked "35=" at soh2 + 1), else none here (_shape_of finds it after).
+    cand: Shape | None = None
+    if frame[soh2 + 5] == 1 and frame[soh2 + 4] < 128:
+        cand = _LAST_BY_CHAR[frame[soh2 + 4]]
+    sig = cand.sig if cand is not None else b""
+    slen: i64 = len(sig)
+    same = cand is not None
+    j: i64 = 0                # where this field's tag is in sig
     while pos < end:      # bounded: pos strictly increases; the frame ends with SOH
         tag: i64 = 0
         i: i64 = pos
@@ -625,12 +728,27 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
             return None
         if tag < flags and data_flags[tag]:
             return None
+        if same:
+            if j + 3 > slen:
+                same = False
+            else:                 # i64 locals: native shifts, no tagged-int arithmetic
+                b0: i64 = sig[j]
+                b1: i64 = sig[j + 1]
+                b2: i64 = sig[j + 2]
+                if b0 | b1 << 8 | b2 << 16 != tag:
+                    same = False
+            j += 3
         stop: i64 = i + 1
+        if frame[stop] == 1:          # an empty value: the careful path (a Reject follows)
+            return None
         while frame[stop] != 1:       # to the SOH (the frame ends with one)
             stop += 1
         pairs.append((tag, text[i + 1:stop]))
         pos = stop + 1
-    return pairs
+    msg_type = pairs[2][1]
+    if cand is not None and same and j == slen:
+        return Message(pairs, frame, msg_type, None, None, cand)
+    return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
 
 
 _TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
@@ -657,14 +775,15 @@ def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
 
 def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
     """The interpreter's way (see COMPILED): one split on SOH, a partition and a table lookup
-    per field; None when the careful path is needed (a data-length tag, an ill-formed field)."""
+    per field; None when the careful path is needed (a data-length tag, an ill-formed field,
+    an empty value)."""
     pairs: list[tuple[int, str]] = []
     pieces = text.split(SOH)
     pieces.pop()          # the "" after the final SOH
     for piece in pieces:
         tag, sep, value = piece.partition("=")
         number = table.get(tag)
-        if number is None or not sep:
+        if number is None or not sep or not value:
             return None
         pairs.append((number, value))
     return pairs

@@ -453,6 +453,21 @@ class Dictionary:
         pairs = msg.pairs
         if spec is None or pairs[0][1] != self.begin_string:
             return False
+        shape = msg.shape
+        if shape is not None:
+            # A parsed message's layout (codec.Shape: no empty value) carries the plan of
+            # its tags for the spec that asked last: no pass over the tags at all.
+            owner, cached = shape.planned
+            if owner is spec:
+                return _values_ok(cached, pairs)
+        plan = self._plan_of(spec, pairs)
+        if shape is not None and plan is not _TO_PROVE:
+            shape.planned = (spec, plan)
+        return _values_ok(plan, pairs)
+
+    def _plan_of(self, spec: MessageSpec, pairs: list[tuple[int, str]]) -> _Plan | None:
+        """The plan of ``pairs``' tag sequence (None: careful path), or _TO_PROVE; None too
+        for a message with an empty value."""
         # One native pass: no empty value (those take the careful path), and is the tag
         # sequence the one this type had last time? Then its plan is at hand, with no tuple
         # of tags built and hashed.
@@ -462,7 +477,7 @@ class Dictionary:
         i = 0
         for tag, value in pairs:
             if not value:
-                return False
+                return None
             if same and last_tags[i] != tag:
                 same = False
             i += 1
@@ -479,25 +494,7 @@ class Dictionary:
                 shapes[tags] = plan
             if plan is not _TO_PROVE:    # (_prove_shape replaces that one in shapes)
                 seen.entry = (tags, plan)
-        if plan is None or plan is _TO_PROVE:
-            return False
-        for i, kind, enums, check in plan:     # the common checks inline, the rest called
-            value = pairs[i][1]
-            if kind == _ENUM:
-                if value not in enums:
-                    return False
-            elif kind == _FLOAT:
-                if not _is_float(value):
-                    return False
-            elif kind == _INT:
-                if not _is_int(value):
-                    return False
-            elif kind == _TIMESTAMP:
-                if not _is_timestamp(value):
-                    return False
-            elif not check(value):
-                return False
-        return True
+        return plan
 
     def _sections(self, pairs: list[tuple[int, str]]):
         """Header, trailer and body fields by tag (as QuickFIX files them), and the first tag
@@ -628,6 +625,29 @@ _KINDS: dict[Checker, int] = {_is_int: _INT, _is_float: _FLOAT, _is_timestamp: _
 
 _TAG = itemgetter(0)
 _VALUE = itemgetter(1)
+
+
+def _values_ok(plan: _Plan | None, pairs: list[tuple[int, str]]) -> bool:
+    """The value checks of a plan (None or _TO_PROVE: not plainly valid)."""
+    if plan is None or plan is _TO_PROVE:
+        return False
+    for i, kind, enums, check in plan:     # the common checks inline, the rest called
+        value = pairs[i][1]
+        if kind == _ENUM:
+            if value not in enums:
+                return False
+        elif kind == _FLOAT:
+            if not _is_float(value):
+                return False
+        elif kind == _INT:
+            if not _is_int(value):
+                return False
+        elif kind == _TIMESTAMP:
+            if not _is_timestamp(value):
+                return False
+        elif not check(value):
+            return False
+    return True
 
 
 def _header_key(pair: tuple[int, str]) -> int:

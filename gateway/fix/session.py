@@ -375,11 +375,25 @@ class Session:
         store = self._store
         if self._queue or self._resend_range is not None or not t:
             return None
-        seq_text, sender, target, sent, poss_dup = _header_fields(msg.pairs)
+        pairs = msg.pairs
+        shape = msg.shape
+        if shape is not None:      # the layout knows where they are: read by position
+            k = shape.seq_at
+            seq_text = pairs[k][1] if k >= 0 else None
+            k = shape.sender_at
+            sender = pairs[k][1] if k >= 0 else None
+            k = shape.target_at
+            target = pairs[k][1] if k >= 0 else None
+            k = shape.sent_at
+            sent = pairs[k][1] if k >= 0 else None
+            k = shape.poss_dup_at
+            poss_dup = pairs[k][1] if k >= 0 else None
+        else:
+            seq_text, sender, target, sent, poss_dup = _header_fields(pairs)
         seq = seq_number(seq_text)
         if seq is None or seq != store.next_target_seq:
             return None
-        if msg.pairs[0][1] != self._begin:     # parse put BeginString first
+        if pairs[0][1] != self._begin:     # parse put BeginString first
             return None
         if self._check_comp_id:
             if sender != self._their_id or target != self._our_id:

@@ -271,7 +271,8 @@ def test_parse_paths_agree_with_the_careful_reader():
             careful = codec._split_careful(text, tags)
         except RemoteFixError:
             careful = None
-        by_bytes = codec._split_bytes(frame, text, soh1, soh2, codec._data_flags(tags))
+        msg = codec._split_bytes(frame, text, soh1, soh2, codec._data_flags(tags))
+        by_bytes = msg.pairs if msg is not None else None
         by_text = codec._split_fast(text, codec._tag_table(tags))
         for pairs in (by_bytes, by_text):
             assert pairs is None or pairs == careful, frame
@@ -317,3 +318,50 @@ def test_seq_number_takes_ascii_digits_only():
     assert seq_number("9" * 18) == 10 ** 18 - 1 and seq_number("12345678901234567890") == 12345678901234567890
     for bad in (None, "", "-1", "+1", " 1", "1 ", "1.0", "1_0", "\u0661", "12a", "1" * 30 + "x"):
         assert seq_number(bad) is None, bad
+
+
+def test_shape_a_layout_shared_by_messages_with_the_same_tags():
+    """A parsed message of plain fields carries its layout (codec.Shape): one object per tag
+    sequence, reused for the next message with the same tags and not for one that differs
+    (same MsgType, a field more, fewer, moved or renumbered); get() reads by its positions,
+    the first occurrence winning, as the index does."""
+    a1 = parse(wire("11=A\x0155=EURUSD\x0154=1\x01"))
+    a2 = parse(wire("11=B\x0155=USDJPY\x0154=2\x01"))
+    assert a1.shape is not None and a2.shape is a1.shape
+    variants = ["11=C\x0155=EURUSD\x01", "11=C\x0155=EURUSD\x0154=1\x0158=x\x01",
+                "55=EURUSD\x0111=C\x0154=1\x01", "11=C\x0155=EURUSD\x0155=GBPUSD\x01",
+                "11=C\x0155=EURUSD\x0199999999=1\x01", "11=C\x01155=EURUSD\x0154=1\x01"]
+    for body in variants:
+        m = parse(wire(body))
+        assert m.shape is not a1.shape, body
+        if m.shape is None:       # interpreted, a tag over 9999 takes the careful path
+            assert "99999999" in body
+            continue
+        assert m.shape.tags == tuple(t for t, _ in m.pairs)
+        for tag, _ in m.pairs:
+            assert m.get(tag) == m.index[tag], (body, tag)
+        assert m.get(12345) is None and m.get(12345, "d") == "d" and 12345 not in m
+        again = parse(wire(body))
+        assert again.shape is m.shape
+        assert parse(wire("11=A\x0155=EURUSD\x0154=1\x01")).shape is a1.shape
+    b = parse(wire("11=B\x0155=USDJPY\x0154=2\x01"))
+    assert (b[11], b.get(55), b.get(54), b.seq_num, b.get(49)) == ("B", "USDJPY", "2", b.seq_num, b.get(49))
+    assert b.get(55) == "USDJPY" and b.index[55] == "USDJPY"
+    dup = parse(wire("11=C\x0155=EURUSD\x0155=GBPUSD\x01"))
+    assert dup.get(55) == "EURUSD"        # the first occurrence
+    # the same tags under another MsgType: its own lookup, the same layout object
+    assert parse(wire("11=A\x0155=EURUSD\x0154=1\x01", "G")).shape.tags[3:] == a1.shape.tags[3:]
+    # no layout where a field is not plain: an empty value, a data field (read by length)
+    assert parse(wire("11=A\x0158=\x01")).shape is None
+    assert parse(wire("90=3\x0191=a\x01b\x0158=c\x01", "0")).shape is None
+    # a built message has none either; its reads work as before
+    built = Message.build("D", [(11, "X"), (55, "Y")])
+    assert built.shape is None and built[11] == "X" and built.get(55) == "Y"
+
+
+def test_shape_cache_is_bounded():
+    from gateway.fix import codec
+    for i in range(codec._MAX_SHAPES + 10):
+        parse(wire(f"11=A\x01{5000 + i}=x\x01"))
+    assert len(codec._SHAPES) <= codec._MAX_SHAPES
+    assert len(codec._LAST_SHAPE) <= codec._MAX_SHAPES

@@ -222,3 +222,32 @@ def test_group_shape_valid_only_under_loose_switches_is_not_proved(dd):
         assert rejected(dd, out_of_order, strict_group_order=True) == (15, 447)
     tags = tuple(t for t, _ in msg(out_of_order).pairs)
     assert dd.message_spec("D").shapes[tags] is None
+
+
+def test_a_layout_shared_by_two_msg_types_keeps_each_ones_plan(dd):
+    """A Heartbeat and a Logout with no body have the same tags, so one codec.Shape; the plan
+    cached on it is the last asker's (its MessageSpec), never the other type's: each is
+    decided by its own spec, whatever the order they come in."""
+    hb = msg("35=0\x0134=2\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01")
+    lo = msg("35=5\x0134=3\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01")
+    tr = msg("35=1\x0134=4\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01")   # 112 required
+    assert hb.shape is not None and hb.shape is lo.shape is tr.shape
+    for _ in range(3):
+        for m in (hb, lo, hb, hb, lo):
+            dd.validate(m)
+        with pytest.raises(RemoteFixError) as err:
+            dd.validate(tr)
+        assert err.value.ref_tag == 112
+
+
+def test_a_layout_with_a_bad_value_each_time(dd):
+    """The plan on the layout decides the tags; the values are checked on every message."""
+    good = "35=0\x0134=2\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01112=X\x01"
+    dd.validate(msg(good))
+    for bad in ("35=0\x0134=2\x0149=A\x0152=2024-01-02\x0156=B\x01112=X\x01",
+                "35=0\x0134=X\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01112=X\x01"):
+        m = msg(bad)
+        assert m.shape is msg(good).shape
+        with pytest.raises(RemoteFixError):
+            dd.validate(m)
+    dd.validate(msg(good))
