@@ -50,7 +50,7 @@ def decode(msg: Message, key: str, now: float) -> object:
     t = msg.msg_type
     if t != "D" and t != "F" and t != "G" and t != "H":
         raise Unsupported(f"MsgType {t} not supported")
-    f = msg.index                 # {tag: first value}: plain dict reads, no call per field
+    f = msg                       # reads by tag: Message.get / [] (by the layout's positions, no dict)
     if t == "D":
         return OmsNewOrder(intent=_intent(f, key, now), possible_resend=_resend(f))
     if t == "F":
@@ -61,12 +61,12 @@ def decode(msg: Message, key: str, now: float) -> object:
     return OmsStatusRequest(session=key, cl_ord_id=f[11], symbol=f.get(55) or "?", side=f.get(54) or "1")
 
 
-def _resend(f: dict[int, str]) -> bool:
+def _resend(f: Message) -> bool:
     """PossDupFlag(43) or PossResend(97) is Y."""
     return f.get(43) == "Y" or f.get(97) == "Y"
 
 
-def _intent(f: dict[int, str], key: str, now: float) -> OrderIntent:
+def _intent(f: Message, key: str, now: float) -> OrderIntent:
     """The order fields of a NewOrderSingle or a CancelReplaceRequest (``f``: tag -> value)."""
     side = f[54]
     if side not in _SIDES:

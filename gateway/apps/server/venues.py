@@ -31,7 +31,7 @@ SUBSCRIBE_DELAY_S: Final = 0.02
 def parse_exec(venue: str, msg: Message) -> VenueExecutionReport:
     """The order path's view of a venue ExecutionReport (codec ``Message``); an absent or
     empty quantity or price reads 0."""
-    f = msg.index                     # {tag: first value}: plain dict reads, no call per field
+    f = msg                           # reads by tag: Message.get / [] (by the layout's positions, no dict)
     return VenueExecutionReport(
         venue=venue, cl_ord_id=f[11], orig_cl_ord_id=f.get(41), exec_id=f[17], exec_type=f[150],
         ord_status=f[39], cum_qty=to_float(f.get(14) or "0"), leaves_qty=to_float(f.get(151) or "0"),
