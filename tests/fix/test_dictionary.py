@@ -224,10 +224,21 @@ def test_group_shape_valid_only_under_loose_switches_is_not_proved(dd):
     assert dd.message_spec("D").shapes[tags] is None
 
 
+def _forget_layouts() -> None:
+    """The codec's layout caches are process-wide: earlier tests (the fuzzers' random tags)
+    may have cleared ``_SHAPES`` while a MsgType's last layout still holds the old, equal
+    one; start from none so the messages below share one ``Shape`` object."""
+    from gateway.fix import codec
+    codec._SHAPES.clear()
+    codec._LAST_SHAPE.clear()
+    codec._LAST_BY_CHAR[:] = [None] * len(codec._LAST_BY_CHAR)
+
+
 def test_a_layout_shared_by_two_msg_types_keeps_each_ones_plan(dd):
     """A Heartbeat and a Logout with no body have the same tags, so one codec.Shape; the plan
     cached on it is the last asker's (its MessageSpec), never the other type's: each is
     decided by its own spec, whatever the order they come in."""
+    _forget_layouts()
     hb = msg("35=0\x0134=2\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01")
     lo = msg("35=5\x0134=3\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01")
     tr = msg("35=1\x0134=4\x0149=A\x0152=20240102-03:04:05.678\x0156=B\x01")   # 112 required
