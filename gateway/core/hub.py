@@ -178,6 +178,9 @@ class IdGen:
     def __init__(self, prefix: str | None = None) -> None:
         self.prefix = prefix or _base36(int(time.time() * 1000))
         self._n = 0                   # the last number given out
+        # every id is "<letter><prefix>.<number>": printable ASCII without '"' or '\\' in the
+        # prefix means no id needs JSON escaping (the journal writes them as they are)
+        self.plain = all(" " <= ch <= "~" and ch != '"' and ch != "\\" for ch in self.prefix)
 
     def venue(self) -> str:
         self._n += 1
@@ -321,7 +324,8 @@ class GatewayCore:
         order_id = ids.order()
         vids = [ids.venue()] if len(children) == 1 else [ids.venue() for _ in children]
         try:                                                    # journal
-            self.journal.write_accepted(intent, order_id, children, vids, decision.policy, decision.reason, now)
+            self.journal.write_accepted(intent, order_id, children, vids, decision.policy, decision.reason, now,
+                                        ids.plain)
         except OSError as exc:
             return self._journal_failed_reject(intent, exc)
         self.risk.book(intent)                                  # apply

@@ -153,7 +153,6 @@ import typing
 from dataclasses import dataclass, field
 from math import copysign
 from pathlib import Path
-from time import monotonic_ns, time_ns
 from typing import Any, Callable, Final, Iterator, cast
 
 from gateway.common.clock import DIGITS3, SecondText
@@ -418,6 +417,8 @@ def decode(obj: Any) -> Any:
 
 _D3: Final[tuple[str, ...]] = DIGITS3   # "000".."999", a typed static when compiled (no module dict read)
 _UTC: Final = SecondText()              # "<date>T<time of day>." of the current second
+_time_ns: Final = time.time_ns          # the header's clocks as statics when compiled (no module dict read)
+_monotonic_ns: Final = time.monotonic_ns
 _MONO: Final = SecondText()             # "<monotonic seconds>." of the current second
 
 
@@ -533,15 +534,17 @@ class Journal:
     # not expect (TypeError) goes through the record and the generic writer, as in ``_line``.
 
     def write_accepted(self, intent: OrderIntent, order_id: str, children: list, venue_ids: list,
-                       policy: str, reason: str, at: Any) -> int:
-        """``write(Accepted(intent=..., order_id=..., ...))``; returns the record's ``n``."""
+                       policy: str, reason: str, at: Any, plain_ids: bool = False) -> int:
+        """``write(Accepted(intent=..., order_id=..., ...))``; returns the record's ``n``.
+        ``plain_ids``: the order's and venue orders' ids need no JSON escaping (the hub's
+        ``IdGen`` says so of its ids): written between quotes as they are."""
         fd = self._fd
         if fd is None:
             raise OSError("journal is closed")
         n = self.next_n
         try:
             line = (f'["accepted",{self._head(n)},'
-                    f'{_accepted_fields(intent, order_id, children, venue_ids, policy, reason, at)}]\n')
+                    f'{_accepted_fields(intent, order_id, children, venue_ids, policy, reason, at, plain_ids)}]\n')
         except TypeError:
             return self.write(Accepted(intent=intent, order_id=order_id, children=children, venue_ids=venue_ids,
                                        policy=policy, reason=reason, at=at))
@@ -577,14 +580,14 @@ class Journal:
             if wall is not self._std_wall:
                 return f"{n},{_esc(wall())},{mono}"
             return f'{n},"{utc_now()}",{mono}'
-        ns = time_ns()
+        ns = _time_ns()
         sec = ns // 1_000_000_000
         last_sec, text = _UTC.pair
         if sec != last_sec:
             text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
             _UTC.pair = (sec, text)
         us = (ns - sec * 1_000_000_000) // 1000            # truncated (utc_now's text)
-        mus = (monotonic_ns() + 500) // 1000               # rounded to the microsecond (_mono_text's)
+        mus = (_monotonic_ns() + 500) // 1000               # rounded to the microsecond (_mono_text's)
         msec = mus // 1_000_000
         mfrac = mus - msec * 1_000_000
         last_msec, mtext = _MONO.pair
@@ -810,25 +813,56 @@ def _accepted_text(r: Accepted) -> str:
 
 
 def _accepted_fields(intent: OrderIntent, order_id: str, children: list, ids: list, policy: str, reason: str,
-                     at: Any) -> str:
+                     at: Any, plain_ids: bool = False) -> str:
     """The fields after the header. One venue order (every policy but best-price SOR): ONE string
-    build for the intent, the child and the rest (the intent's and child's texts inline)."""
+    build for the intent, the child and the rest (the intent's and child's texts inline); ids
+    that need no escaping (``plain_ids``) are written as they are, between the template's quotes."""
     if len(children) == 1 and len(ids) == 1:
         i = intent
         c: ChildOrder = children[0]
         price: object = i.price       # as stored (see _intent_text)
         cprice: object = c.price
         ex = i.ex_destination
+        oid: str = order_id
+        vid: str = ids[0]
+        if not plain_ids:
+            oid = _esc(oid)[1:-1]
+            vid = _esc(vid)[1:-1]
         return (f"[{_esc_kept(i.oms_session)},{_esc(i.cl_ord_id)},{_esc_kept(i.symbol)},{_esc_kept(i.side)},"
                 f"{_num(i.qty)},{_esc_kept(i.ord_type)},{'null' if price is None else _num(price)},"
                 f"{_esc_kept(i.tif)},{'null' if ex is None else _esc_kept(ex)},{_time(i.received_at)}],"
-                f"{_esc(order_id)},[[{_esc_kept(c.venue)},{_num(c.qty)},{'null' if cprice is None else _num(cprice)},"
-                f"{_esc_kept(c.ord_type)},{_esc_kept(c.tif)}]],[{_esc(ids[0])}],{_esc_kept(policy)},"
-                f"{_esc(reason)},{_time(at)}")
+                f'"{oid}",[[{_esc_kept(c.venue)},{_num(c.qty)},{"null" if cprice is None else _num(cprice)},'
+                f'{_esc_kept(c.ord_type)},{_esc_kept(c.tif)}]],["{vid}"],{_esc_kept(policy)},'
+                f"{_esc_same(reason)},{_time(at)}")
     kids = ",".join([_child_text(c) for c in children])
     vids = ",".join([_esc(v) for v in ids])
-    return (f"{_intent_text(intent)},{_esc(order_id)},[{kids}],[{vids}],{_esc_kept(policy)},{_esc(reason)},"
+    return (f"{_intent_text(intent)},{_esc(order_id)},[{kids}],[{vids}],{_esc_kept(policy)},{_esc_same(reason)},"
             f"{_time(at)}")
+
+
+class _Last:
+    """The last text given to ``_esc_same`` and its JSON text, as ONE attribute (a writer on
+    another thread never pairs one text with another's JSON)."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self) -> None:
+        self.pair: tuple[str, str] = ("", '""')
+
+
+_REASON: Final = _Last()
+
+
+def _esc_same(s: str) -> str:
+    """``_esc(s)`` for a text that is often the very object of the last call: the routing reason
+    (the DMA policy's is one object per venue and how, order after order); an identity check
+    instead of the escape, no dict (a scalper's reasons, all different, cost one compare)."""
+    last, text = _REASON.pair
+    if s is last:
+        return text
+    text = _esc(s)
+    _REASON.pair = (s, text)
+    return text
 
 
 def _venue_report_text(r: VenueReport) -> str:

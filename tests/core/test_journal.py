@@ -496,3 +496,27 @@ def test_utc_now_is_the_wall_clock_to_the_microsecond_truncated(monkeypatch):
         at = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
         want = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns // 1000 % 1_000_000:06d}Z"
         assert utc_now() == want, ns
+
+
+def test_plain_ids_are_written_as_they_are_and_idgen_knows_when_its_ids_are_plain(tmp_path):
+    """``write_accepted(..., plain_ids=True)`` (the hub's, with ``IdGen.plain``) writes the line
+    the escaping writer writes; a prefix that would need escaping makes ``IdGen.plain`` False;
+    the reason escaped once per object (``_esc_same``) reads the same whatever came before."""
+    assert IdGen().plain and IdGen("run7-x").plain
+    assert not IdGen('a"b').plain and not IdGen("a\\b").plain and not IdGen("\xe9").plain
+    assert not IdGen("a\x01").plain
+    ids = IdGen("p")
+    intent = OrderIntent("OMS1", 'c"\xe9', "AAPL", BUY, 100.0, LIMIT, 190.5, IOC, None, 12.5)
+    a, b = J.Journal(tmp_path / "a"), J.Journal(tmp_path / "b")
+    for j in (a, b):
+        j._mono = lambda: 8812.5
+        j._wall = lambda: "W"
+    for reason in ("dma: ALPHA", "dma: ALPHA", 'r"\xe9', 'r"\xe9', "dma: ALPHA"):
+        oid, vid = ids.order(), ids.venue()
+        a.write_accepted(intent, oid, [ChildOrder("ALPHA", 100.0, 190.5, LIMIT, IOC)], [vid], "dma", reason, 1.5)
+        b.write_accepted(intent, oid, [ChildOrder("ALPHA", 100.0, 190.5, LIMIT, IOC)], [vid], "dma", reason, 1.5,
+                         True)
+    a.close()
+    b.close()
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert J._esc_same("x\n") == json.dumps("x\n") and J._esc_same("x\n") == json.dumps("x\n")

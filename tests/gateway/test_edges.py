@@ -171,3 +171,22 @@ def test_transact_time_is_a_utc_timestamp_of_now():
     after = utc_timestamp(time.time(), 6)
     assert re.fullmatch(r"\d{8}-\d\d:\d\d:\d\d\.\d{6}", text)
     assert before <= text <= after
+
+
+def test_the_edges_hand_events_to_the_dispatcher_natively_and_to_any_other_sink_as_given(gw):
+    """``wire.native_sink``: an edge given ``dispatcher.submit`` calls the dispatcher's ``submit``
+    directly; another callable (or a sink replaced later) is called as it is."""
+    from gateway.apps.server.wire import native_sink
+    assert native_sink(gw.dispatcher.submit) is gw.dispatcher
+    assert native_sink(lambda ev: None) is None and native_sink(print) is None
+    assert gw.oms._to is gw.dispatcher and gw.venues._to is gw.dispatcher
+    gw.oms.on_message(gw.oms_handle, nos("native-1"))
+    assert gw.venue_handle.sent[-1][0] == "D"                     # the core routed it: the native path
+    seen: list = []
+    gw.oms.sink = gw.venues.sink = seen.append                    # replaced: the new sink gets the events
+    gw.oms.on_message(gw.oms_handle, nos("native-2"))
+    venue_cl_ord_id = validated("D", gw.venue_handle.sent[-1][1], target="ALPHA")[11]
+    gw.venues.on_message(gw.venue_handle, msg(
+        "8", (37, "V1"), (11, venue_cl_ord_id), (17, "X1"), (150, "0"), (39, "0"), (55, "AAPL"), (54, "1"),
+        (38, "100"), (151, "100"), (14, "0"), (6, "0")))
+    assert [type(e).__name__ for e in seen] == ["OmsNewOrder", "VenueExecutionReport"]

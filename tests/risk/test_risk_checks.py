@@ -257,3 +257,19 @@ def test_replace_chain_remembers_all_fills():
     pos = eng.snapshot()["positions"]["AAPL"]
     assert pos["qty"] == 30 and pos["open_buy"] == 70
     assert eng.check(order(qty=1)).check == "max_position"
+
+
+def test_the_gateway_marks_are_asked_natively_and_a_replaced_mark_source_is_used():
+    """A ``MarketState.mark_price`` is kept as its market (called natively); any other callable,
+    or one put in ``mark_price`` later, is called as it is."""
+    from gateway.core.market import MarketState
+    from gateway.core.router import RoutingConfig
+    market = MarketState(RoutingConfig.model_validate({}), FakeClock())
+    eng = RiskEngine(RiskConfig(), FakeClock(), market.mark_price)
+    assert eng._market is market
+    assert eng._mark("AAPL") is None                  # no book, no trade: no mark
+    assert RiskEngine(RiskConfig(), FakeClock(), {"AAPL": 5.0}.get)._market is None
+    eng.mark_price = {"AAPL": 7.0}.get
+    assert eng._mark("AAPL") == 7.0
+    eng.mark_price = None
+    assert eng._mark("AAPL") is None

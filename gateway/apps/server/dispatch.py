@@ -19,6 +19,7 @@ from typing import Callable, Final
 from gateway.apps.metrics import OUTCOMES, GatewayMetrics, reject_reason
 from gateway.apps.server.oms import OmsApplication
 from gateway.apps.server.venues import VenueApplication
+from gateway.apps.server.wire import EventSink
 from gateway.core.hub import BroadcastNews, GatewayCore, VenueSendFailed
 from gateway.core.orders import QueryOrderStatus, RejectOmsCancel, ReportToOms, SendCancel, SendNewOrder, SendReplace
 
@@ -27,7 +28,7 @@ MAX_FOLLOW_UPS: Final = 10_000   # bound on send-failure answers chained from on
 _ENDED: Final = frozenset(OUTCOMES)   # terminal OrdStatus: filled, canceled, expired, rejected
 
 
-class Dispatcher:
+class Dispatcher(EventSink):
     """Carries out the core's commands through the two edges. ``oms`` and ``venues`` are set
     once both Applications exist (they take ``submit`` as their sink); ``event(kind, name,
     text)`` is the gateway's event log (for News)."""

@@ -20,7 +20,7 @@ from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, O
 from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import Message, utc_timestamp
-from gateway.apps.server.wire import intent_fields, num, to_float, transact_time
+from gateway.apps.server.wire import EventSink, intent_fields, native_sink, num, to_float, transact_time
 from gateway.fix.engine import Unsupported, reject_body
 
 _SIDES: Final = frozenset("12")
@@ -116,6 +116,9 @@ class OmsApplication:
     def __init__(self, clients: Any, sink: Callable[[object], None], note: Callable[[str, str, str], None],
                  tracker: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.sink, self.note, self.tracker, self.clock = sink, note, tracker, clock
+        # the dispatcher behind ``sink`` (wire.native_sink), called natively while ``sink`` is it
+        self._to: EventSink | None = native_sink(sink)
+        self._to_sink: object = sink
         # messages in/out counted by our callbacks (quickfix); fixed for the tracker's life
         self.by_callbacks: bool = bool(tracker.by_callbacks)
         self.handles: dict[str, Any] = {}          # session key -> SessionHandle (set by the gateway)
@@ -200,7 +203,11 @@ class OmsApplication:
             finally:
                 self._status_req_id = None
             return
-        self.sink(ev)
+        to = self._to
+        if to is not None and self.sink is self._to_sink:
+            to.submit(ev)
+        else:
+            self.sink(ev)
 
     # ------------------------------------------------------------ outgoing
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Final
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.apps.server.wire import num, order_fields, to_float, transact_time
+from gateway.apps.server.wire import EventSink, native_sink, num, order_fields, to_float, transact_time
 from gateway.fix.codec import Message
 from gateway.fix.engine import Unsupported
 
@@ -60,6 +60,9 @@ class VenueApplication:
     def __init__(self, venues: Any, market: Any, sink: Callable[[object], None],
                  note: Callable[[str, str, str], None], tracker: Any) -> None:
         self.market, self.sink, self.note, self.tracker = market, sink, note, tracker
+        # the dispatcher behind ``sink`` (wire.native_sink), called natively while ``sink`` is it
+        self._to: EventSink | None = native_sink(sink)
+        self._to_sink: object = sink
         # messages in/out counted by our callbacks (quickfix); fixed for the tracker's life
         self.by_callbacks: bool = bool(tracker.by_callbacks)
         self.venues: dict[str, VenueSession] = {v.name: VenueSession(v.name) for v in venues}
@@ -121,7 +124,11 @@ class VenueApplication:
             ev = parse_exec(venue, msg)
             if ev.exec_type == "F":
                 self.venues[venue].fills += 1
-            self.sink(ev)
+            to = self._to
+            if to is not None and self.sink is self._to_sink:
+                to.submit(ev)
+            else:
+                self.sink(ev)
         elif t == "9":
             self.sink(VenueCancelRejected(venue=venue, cl_ord_id=msg[11], text=msg.get(58) or "cancel rejected"))
         elif t == "j" and msg.get(372) == "V":

@@ -16,11 +16,30 @@ once a second, the microseconds by integer arithmetic on ``time.time_ns()`` and 
 from __future__ import annotations
 
 from time import time_ns
-from typing import Final
+from typing import Any, Final
 
 from gateway.common.clock import DIGITS3, SecondText
 from gateway.core.orders import OmsOrder
 from gateway.fix.codec import fix_number, utc_timestamp
+
+class EventSink:
+    """What the two edges hand their decoded events to: ``Dispatcher`` (dispatch.py). An edge
+    given ``dispatcher.submit`` keeps the dispatcher too (``native_sink``) and calls its
+    ``submit`` natively when compiled, where the bound method is a Python-level call (argument
+    parsing, a frame of glue) per event. Declared here, below both edges and the dispatcher,
+    as dispatch.py imports the edges."""
+
+    def submit(self, event: object) -> None:
+        raise NotImplementedError
+
+
+def native_sink(sink: Any) -> EventSink | None:
+    """The ``EventSink`` whose ``submit`` ``sink`` is (a bound method), else None (any other callable)."""
+    owner = getattr(sink, "__self__", None)
+    if isinstance(owner, EventSink) and getattr(sink, "__name__", "") == "submit":
+        return owner
+    return None
+
 
 MAX_CACHED: Final = 100_000      # distinct numbers kept; beyond that the cache starts again
 MAX_ORDER_FIELDS: Final = 50_000   # distinct order figures whose text is kept

@@ -27,14 +27,15 @@ import json
 import threading
 from collections import deque
 from pathlib import Path
-from time import time as wall_time
-from typing import Any, Final
+import time
+from typing import Any, Callable, Final
 
 from gateway.core.model import ChildOrder, OrderIntent, RoutingDecision
 
 # One per-venue score tuple, as the policies record them.
 SCORE_FIELDS = ("venue", "up", "latency_us", "stale", "available", "vanish_qty", "fill_prob", "price")
 REJECTED: Final = "(rejected)"
+_wall_time: Final = time.time    # a static when compiled: no module dict read per record
 
 
 def score_dict(row: tuple) -> dict[str, Any]:
@@ -103,6 +104,9 @@ class DecisionLog:
 
     def __init__(self, size: int = 10_000, path: str | Path | None = None, flush_interval_s: float = 1.0) -> None:
         self._ring: deque = deque(maxlen=size)
+        # the ring's append, bound once: a direct call of the C method per record, where
+        # ``self._ring.append(rec)`` looks the method up (a bound method made) every time
+        self._append: Callable[[tuple], None] = self._ring.append
         self._counts: dict[str, int] = {}
         self._seq = 0
         self.path = Path(path) if path else None
@@ -120,8 +124,8 @@ class DecisionLog:
         """Hot path: one record of plain values appended; nothing of the decision is kept."""
         counts = self._counts
         seq = self._seq = self._seq + 1
-        rec = _record(decision, intent, wall_time())
-        self._ring.append(rec)
+        rec = _record(decision, intent, _wall_time())
+        self._append(rec)
         children = decision.children
         if children:
             for c in children:
