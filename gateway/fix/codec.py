@@ -890,6 +890,7 @@ def fix_number(value: float | int) -> str:
 
 
 _MILLIS: Final = tuple(f".{n:03d}" for n in range(1000))   # ".000" .. ".999", formatted once
+_DIGITS3: Final = tuple(f"{n:03d}" for n in range(1000))    # "000" .. "999": microseconds' last three
 
 
 def _round_half_even(x: float) -> int:
@@ -923,8 +924,8 @@ def utc_timestamp(wall: float, precision: int = 3) -> str:
         stamp = _second_text(last, sec) + _MILLIS[micros // 1000]
         last.milli = (milli, stamp)
         return stamp
-    if precision == 6:       # 1xxxxxx -> six digits: cheaper than a :06d format spec
-        return _second_text(last, sec) + "." + str(micros + 1_000_000)[1:]
+    if precision == 6:       # three strings from tables, joined once (~0.3k instructions, not 1.3k)
+        return f"{_second_text(last, sec)}{_MILLIS[micros // 1000]}{_DIGITS3[micros % 1000]}"
     if precision == 0:
         return _second_text(last, sec)
     raise ValueError(f"timestamp precision must be 0, 3 or 6, not {precision}")
