@@ -851,11 +851,18 @@ def seal(text: str) -> bytes:
     return data + _TRAILERS[_checksum(data, len(data))]
 
 
+# zlib.adler32's low half is 1 + (byte sum mod 65521): the exact byte sum while that sum is
+# below 65521, which holds for any 256 bytes (255 * 256) and for up to 515 ASCII bytes
+# (127 * 515 = 65405). FIX messages are ASCII text: a NewOrderSingle or ExecutionReport of
+# 257-515 bytes is one adler32 call after a C-speed isascii(), not one per 256-byte chunk.
+_ASCII_ONE_CALL: Final = 515
+
+
 def _checksum(data: bytes, end: int) -> int:
-    """CheckSum(10) of data[:end]: the byte sum mod 256, summed in C. zlib.adler32's low half
-    is 1 + (byte sum mod 65521): the exact sum for up to 256 bytes (255 * 256 < 65521), so one
-    call for a whole short message, else one call per 256-byte chunk."""
-    if end == len(data) and end <= 256:
+    """CheckSum(10) of data[:end]: the byte sum mod 256, summed in C by zlib.adler32 (above):
+    one call for a whole message of up to 256 bytes, or 515 ASCII ones, else one call per
+    256-byte chunk."""
+    if end == len(data) and (end <= 256 or (end <= _ASCII_ONE_CALL and data.isascii())):
         return (adler32(data) - 1) & 255      # the high half is a multiple of 65536
     view = memoryview(data)
     total = 0
@@ -868,7 +875,7 @@ def _frame_checksum(frame: bytes) -> int:
     """CheckSum of a frame (``frame`` ends with its own "10=ddd<SOH>"): for a short frame, the
     sum of all its bytes less the trailer's, which are b"10=", three digits and SOH."""
     n = len(frame)
-    if n <= 256:
+    if n <= 256 or (n <= _ASCII_ONE_CALL and frame.isascii()):
         trailer = 159 + frame[n - 4] + frame[n - 3] + frame[n - 2]    # "1"+"0"+"="+SOH = 159
         return ((adler32(frame) & 0xFFFF) - 1 - trailer) & 255
     return _checksum(frame, n - 7)
