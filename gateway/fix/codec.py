@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar
 import time
 import types
-from zlib import adler32
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
@@ -33,6 +33,8 @@ from gateway.fix.errors import (
 
 SOH: Final = "\x01"
 _SOH_B: Final = 0x01
+# Final: compiled, a C static read per call, not a lookup in the module's dict (two per message)
+adler32: Final = zlib.adler32
 
 # Length tag -> data tag: the value of the data tag is read by length (may hold SOH or '=').
 DEFAULT_DATA_TAGS: Mapping[int, int] = {

@@ -25,6 +25,7 @@ from mypy_extensions import mypyc_attr
 
 from gateway.fix.engine import SessionHandle, answer_app_error, body_text, call_app, dispatch_app_message
 from gateway.fix.session import Session
+from gateway.fix.store import Store
 
 log = logging.getLogger("gateway.fix.transport")     # one logger for the whole native engine
 
@@ -237,12 +238,12 @@ class NativeSession(SessionHandle):
     """A configured session: our sans-IO ``Session`` plus its current connection, its
     timer and its logs. Survives reconnects (the Session and its store persist)."""
 
-    def __init__(self, engine: Any, settings: Any, session: Session, store: Any,
+    def __init__(self, engine: Any, settings: Any, session: Session, store: Store,
                  slog: SessionLog | None) -> None:
         self.engine: Any = engine                  # the NativeEngine (transport.py)
         self.settings: Any = settings
         self.session = session
-        self.store: Any = store
+        self.store = store       # the Session's own: a Store, so commit() per pump is a native call
         self.key = settings.key
         self.sender_comp_id = settings.sender_comp_id
         self.target_comp_id = settings.target_comp_id

@@ -28,7 +28,7 @@ FileStore(dir, key, fsync=...): three files under ``dir``, named after the sessi
   restart (the peer never saw them either), and an order journaled for one of them is the
   journal's "sent but never acknowledged" case, reconciled on restart as before.
 - Target records: the next target number (what the application has had) is a body record
-  of sequence number 0, ``b"0 <len>\n<number>\n"``; the last one wins. In the body, not
+  of sequence number 0, ``b"0 10\n<number, ten digits>\n"``; the last one wins. In the body, not
   a file of its own, so that a deferred store writes it in the same ``os.write`` as the
   records of the next message it sends (the next ``flush``): one session receiving an order
   and later sending its report writes once, not twice (``fixgw bench gateway``, one order
@@ -408,8 +408,9 @@ class FileStore(Store):
 
     def _target_record(self) -> bytes:
         """The committed target number as a body record of sequence number 0, ready to write."""
-        text = b"%d" % self._committed
-        record = b"0 %d\n%s\n" % (len(text), text)
+        n = self._committed
+        # ten digits, zero-padded: one format, and a record of one length (int() reads the zeros)
+        record = b"0 10\n%010d\n" % n if n < 10_000_000_000 else b"0 %d\n%d\n" % (len(str(n)), n)
         self._end += len(record)
         self._written_target = self._committed
         self._target_dirty = False

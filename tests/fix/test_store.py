@@ -118,6 +118,18 @@ def test_seqnums_file_is_compacted_on_open(tmp_path):
     assert path.read_text().count("\n") == 3 and "T 7\n" in path.read_text()
 
 
+def _target(n: int) -> bytes:
+    return b"0 10\n%010d\n" % n
+
+
+def test_a_target_past_ten_digits_still_reads_back(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        s.set_next_target(12_345_678_901)
+    assert _body(tmp_path).endswith(b"0 11\n12345678901\n")
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 12_345_678_901
+
+
 def test_target_numbers_are_body_records_of_sequence_number_zero(tmp_path):
     with FileStore(tmp_path, KEY) as s:
         s.save(1, wire(1))
@@ -125,7 +137,7 @@ def test_target_numbers_are_body_records_of_sequence_number_zero(tmp_path):
         s.advance_target(13)
         s.commit()
         assert list(s.load_range(0, 5)) == [(1, wire(1))]        # never resent
-    assert _body(tmp_path).endswith(b"0 2\n12\n0 2\n13\n")
+    assert _body(tmp_path).endswith(_target(12) + _target(13))
     with FileStore(tmp_path, KEY) as s:
         assert s.next_target_seq == 13 and s.next_sender_seq == 2
         s.set_next_target(5)                                      # an operator lowers it: the last wins
@@ -146,7 +158,7 @@ def test_a_torn_target_record_is_cut_and_the_one_before_stands(tmp_path):
     with FileStore(tmp_path, KEY) as s:
         s.set_next_target(40)
     with open(tmp_path / (file_stem(KEY) + ".body"), "ab") as f:
-        f.write(b"0 2\n4")                                        # power loss mid-record
+        f.write(_target(41)[:-3])                                 # power loss mid-record
     with FileStore(tmp_path, KEY) as s:
         assert s.next_target_seq == 40
         s.save(1, wire(1))
@@ -164,11 +176,11 @@ def test_deferred_commit_goes_with_the_next_flush(tmp_path):
     s.advance_target(3)                       # received, not yet handled by the application
     s.save(1, wire(1))
     s.flush()                                 # the record and the committed number, one write
-    assert _body(tmp_path) == b"%d %d\n%s\n0 1\n2\n" % (1, len(wire(1)), wire(1))
+    assert _body(tmp_path) == b"%d %d\n%s\n" % (1, len(wire(1)), wire(1)) + _target(2)
     assert list(s.load_range(1, 1)) == [(1, wire(1))]
     s.commit()                                # 3 committed: waits again
     s.sync()                                  # the timer writes it
-    assert _body(tmp_path).endswith(b"0 1\n3\n")
+    assert _body(tmp_path).endswith(_target(3))
     s.close()
 
 
@@ -177,11 +189,11 @@ def test_deferred_commit_writes_at_once_past_the_lag_or_with_records_waiting(tmp
     for n in range(2, 2 + COMMIT_LAG):
         s.advance_target(n)
         s.commit()
-    assert _body(tmp_path) == b"0 2\n%d\n" % (1 + COMMIT_LAG)      # the last at the lag, alone
+    assert _body(tmp_path) == _target(1 + COMMIT_LAG)               # the last at the lag, alone
     s.save(1, wire(1))
     s.advance_target(2 + COMMIT_LAG)
     s.commit()                                # records were waiting: written now, together
-    assert _body(tmp_path).endswith(b"%s\n0 2\n%d\n" % (wire(1), 2 + COMMIT_LAG))
+    assert _body(tmp_path).endswith(wire(1) + b"\n" + _target(2 + COMMIT_LAG))
     s.close()
 
 
