@@ -25,6 +25,7 @@ from mypy_extensions import mypyc_attr
 
 from gateway.fix.engine import SessionHandle, answer_app_error, body_text, call_app, dispatch_app_message
 from gateway.fix.session import Session
+from gateway.fix.store import Store
 
 log = logging.getLogger("gateway.fix.transport")     # one logger for the whole native engine
 
@@ -34,6 +35,8 @@ _BEGIN: Final = b"8=FIX"
 # ---------------------------------------------------------------- logs
 
 _NEXT_FRAME: Final = b"\x01" + _BEGIN     # where one frame of a chunk ends and the next begins
+_MILLIS_B: Final = tuple(b".%03d" % n for n in range(1000))     # b".000" .. b".999"
+_DIGITS3_B: Final = tuple(b"%03d" % n for n in range(1000))     # b"000" .. b"999"
 
 
 class SessionLog:
@@ -113,12 +116,15 @@ class SessionLog:
         before every BeginString that follows a SOH, by one C-speed ``bytes.replace`` (no
         split, no loop per frame). A received chunk that ends inside a frame (TCP cuts where
         it likes) logs each piece on its own line."""
-        now = self._wall()
+        now = float(self._wall())
         self._maybe_rotate(now)
         second = int(now)
         if second != self._second:        # strftime once a second, not once a message
             self._second, self._second_text = second, _stamp(float(second))[:-7].encode()
-        prefix = b"%s.%06d %s " % (self._second_text, int(now % 1 * 1e6), direction)
+        micros = int(now % 1 * 1e6)
+        # the microseconds from two tables: a bytes build of strings (no %d formatting)
+        prefix = b"%s%s%s %s " % (self._second_text, _MILLIS_B[micros // 1000], _DIGITS3_B[micros % 1000],
+                                  direction)
         self._sizes["messages"] += self._messages.write(
             b"%s%s\n" % (prefix, data.replace(_NEXT_FRAME, b"\x01\n" + prefix + _BEGIN)))
 
@@ -232,12 +238,12 @@ class NativeSession(SessionHandle):
     """A configured session: our sans-IO ``Session`` plus its current connection, its
     timer and its logs. Survives reconnects (the Session and its store persist)."""
 
-    def __init__(self, engine: Any, settings: Any, session: Session, store: Any,
+    def __init__(self, engine: Any, settings: Any, session: Session, store: Store,
                  slog: SessionLog | None) -> None:
         self.engine: Any = engine                  # the NativeEngine (transport.py)
         self.settings: Any = settings
         self.session = session
-        self.store: Any = store
+        self.store = store       # the Session's own: a Store, so commit() per pump is a native call
         self.key = settings.key
         self.sender_comp_id = settings.sender_comp_id
         self.target_comp_id = settings.target_comp_id

@@ -27,8 +27,27 @@ FileStore(dir, key, fsync=...): three files under ``dir``, named after the sessi
   ``data_to_send()``, i.e. that no peer saw; their numbers are given out again after the
   restart (the peer never saw them either), and an order journaled for one of them is the
   journal's "sent but never acknowledged" case, reconciled on restart as before.
+- Target records: the next target number (what the application has had) is a body record
+  of sequence number 0, ``b"0 10\n<number, ten digits>\n"``; the last one wins. In the body, not
+  a file of its own, so that a deferred store writes it in the same ``os.write`` as the
+  records of the next message it sends (the next ``flush``): one session receiving an order
+  and later sending its report writes once, not twice (``fixgw bench gateway``, one order
+  at a time: 4 -> 2 store writes per order). ``commit`` on a deferred store therefore writes
+  at once only when records are waiting anyway, or the number is ``COMMIT_LAG`` (64)
+  messages past the one last written; otherwise with the next ``flush``: the next message
+  the session sends, a Heartbeat at the latest (the Session's timer calls ``sync()``, which
+  writes it too). What the store promises: the target number written never passes what the
+  driver committed (the application has had those messages), so a restart never skips a
+  message; it may lag by up to 64 messages or one heartbeat interval, and those are asked
+  for again and come back PossDup (the applications drop PossDup messages they have seen:
+  at least once, as before, with a longer tail). ``close()`` and ``refresh()`` write it;
+  with ``fsync="always"`` every commit writes it at once, as before.
+  A store opened by an older version reads the records as sequence number 0 (never
+  resent: resends start at 1) and ignores them (it reads the ``T`` line below).
 - ``<key>.seqnums``: append-only lines ``S <next sender>`` / ``T <next target>`` /
-  ``C <creation time>``; the last line of each kind wins. Why appended rather than
+  ``C <creation time>``; the last line of each kind wins (the body's target record over
+  the ``T`` line: since target records, ``T`` is written only by compaction, which copies
+  the newest number). Why appended rather than
   rewritten (write + rename) on every change: the target number changes with every message
   received, and one small ``os.write`` (~1-2 us) is an order of magnitude cheaper than
   write + rename (+ a directory fsync to make the rename durable). The file is compacted
@@ -52,14 +71,15 @@ fsync policy (what survives):
 ``load_range`` is a generator reading one record at a time with ``os.pread``, so a resend
 of 20,000 messages holds one message in memory, not all of them.
 
-Why two writes, ``save`` (body) and ``commit`` (seqnums), and not one: ``save`` runs inside
+Why two writes, ``save`` (body) and ``commit`` (the target record), and not one (before
+target records; a deferred store now joins them when the next message is sent): ``save`` runs inside
 the application's callback (its reply), ``commit`` after the callback returns, once per
 batch of input (one per message only when messages come one at a time). Putting the
 target number in the body record would write it either before the application has
 handled the message (a crash in between would skip that message: lost) or as of the last
 commit (safe, but the commit still needs its own write). Deferring the commit to the next
-save would be safe (the number only lags: more PossDup resends after a crash) but leaves
-a session that only receives with nothing written. Measured here: one small ``O_APPEND``
+save is safe (the number only lags: more PossDup resends after a crash); a session that
+only receives still writes it every ``COMMIT_LAG`` messages and with each Heartbeat. Measured here: one small ``O_APPEND``
 write costs ~0.8 us, ~0.26 us per record when 20 are joined: at most ~1 us per order.
 
 Compiled with mypyc when built (gateway/common/accel.py): ``MemoryStore`` and
@@ -85,6 +105,10 @@ _MASK: Final = (1 << 32) - 1
 
 # os.write bound once: compiled, ``os.write`` is a module attribute lookup on every call
 _write: Final = os.write
+
+# A deferred store writes its committed target number with the next flush, or at once when
+# it is this many messages past the last one written (module docstring, "Target records").
+COMMIT_LAG: Final = 64
 
 
 class StoreError(Exception):
@@ -241,7 +265,9 @@ class FileStore(Store):
         self._seq_path = stem + ".seqnums"
         self._lock_fd = self._lock(stem + ".lock")
         self._body_fd = self._seq_fd = -1
-        self._target_dirty = False
+        self._target_dirty = False        # committed, its record not yet written
+        self._committed = 1               # the target number commit() took (what the application has had)
+        self._written_target = 1          # the last target record written
         try:
             self._open()
         except BaseException:
@@ -270,20 +296,26 @@ class FileStore(Store):
         # for the garbage collector to count (a tuple per message sent kept gen-0 filling)
         self._index: dict[int, int] = {}
         self._body_fd = os.open(self._body_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        self._end = self._scan_body()
+        self._end, body_target = self._scan_body()
         sender, target, created = self._read_seqnums()
         newest = max(self._index, default=0)
         self.next_sender_seq = max(sender, newest + 1)
-        self.next_target_seq = target
+        # The body's last target record is the newest target written (every target write
+        # goes there; the seqnums file's T line only by compaction, which copies it).
+        self.next_target_seq = body_target if body_target > 0 else target
+        self._committed = self._written_target = self.next_target_seq
+        self._target_dirty = False
         self.creation_time = created if created is not None else self._wall()
         self._compact_seqnums()
         self._dirty = False
         self._last_sync = self._mono()
 
-    def _scan_body(self) -> int:
-        """Rebuild the index; cut a torn last record (power loss mid-write) off the file."""
+    def _scan_body(self) -> tuple[int, int]:
+        """Rebuild the index; cut a torn last record (power loss mid-write) off the file.
+        Returns the end of the last whole record and the last target record's number (0: none)."""
         size = os.fstat(self._body_fd).st_size
         pos = 0
+        target = 0
         while pos < size:
             head = os.pread(self._body_fd, 48, pos)
             nl = head.find(b"\n")
@@ -294,11 +326,17 @@ class FileStore(Store):
             start = pos + nl + 1
             if start + length + 1 > size or os.pread(self._body_fd, 1, start + length) != b"\n":
                 break
-            self._index[seq] = start << _SHIFT | length
+            if seq == 0:                   # a target record: its text is the next target number
+                text = os.pread(self._body_fd, length, start)
+                if not text.isdigit() or int(text) < 1:
+                    break
+                target = int(text)
+            else:
+                self._index[seq] = start << _SHIFT | length
             pos = start + length + 1
         if pos < size:
             os.ftruncate(self._body_fd, pos)
-        return pos
+        return pos, target
 
     def _read_seqnums(self) -> tuple[int, int, float | None]:
         sender, target, created = 1, 1, None
@@ -341,9 +379,10 @@ class FileStore(Store):
         self._write_seq(b"S %d\n" % n)
 
     def set_next_target(self, n: int) -> None:
-        self.next_target_seq = _check_seq(n)
-        self._target_dirty = False
-        self._write_seq(b"T %d\n" % n)
+        """Written at once (with the records ``save`` deferred, in the same write)."""
+        self.next_target_seq = self._committed = _check_seq(n)
+        self._target_dirty = True
+        self._write_target()
 
     def advance_target(self, n: int) -> None:
         """A message handled in memory; written by ``commit()`` once the application has it.
@@ -352,11 +391,45 @@ class FileStore(Store):
         self._target_dirty = True
 
     def commit(self) -> None:
-        if self._pending:
-            self.flush()
-        if self._target_dirty:
-            self._target_dirty = False
-            self._write_seq(b"T %d\n" % self.next_target_seq)
+        """The application has had every message up to ``next_target_seq``: record it. Direct,
+        written now. Deferred (module docstring, "Target records"): with the next ``flush``
+        (the next message this session sends, a heartbeat at the latest), or now if records
+        are waiting anyway or the number is ``COMMIT_LAG`` or more past the one written."""
+        n = self.next_target_seq
+        if n == self._committed and not self._target_dirty:
+            if self._pending:
+                self.flush()
+            return
+        self._committed = n
+        self._target_dirty = True
+        if (not self.defer or self._pending or n - self._written_target >= COMMIT_LAG
+                or self.fsync == "always"):
+            self._write_target()
+
+    def _target_record(self) -> bytes:
+        """The committed target number as a body record of sequence number 0, ready to write."""
+        n = self._committed
+        # ten digits, zero-padded: one format, and a record of one length (int() reads the zeros)
+        record = b"0 10\n%010d\n" % n if n < 10_000_000_000 else b"0 %d\n%d\n" % (len(str(n)), n)
+        self._end += len(record)
+        self._written_target = self._committed
+        self._target_dirty = False
+        return record
+
+    def _write_target(self) -> None:
+        """The committed target record now, in one write with any deferred records."""
+        if self.defer or self._pending:
+            self.flush()                   # flush() adds the target record to its write
+        else:
+            record = self._target_record()
+            try:
+                _write(self._body_fd, record)
+            except BaseException:
+                self._end -= len(record)  # nothing written: as if never made
+                self._target_dirty = True
+                raise
+            if self._syncing:
+                self._after_write()
 
     def _write_seq(self, line: bytes) -> None:
         _write(self._seq_fd, line)
@@ -390,6 +463,8 @@ class FileStore(Store):
         a later flush writes it at the offsets the index already holds; the Session keeps its
         bytes unsent meanwhile (``Session.data_to_send``): nothing reaches the wire unstored."""
         pending = self._pending
+        if self._target_dirty:             # the committed target number goes in the same write
+            pending.append(self._target_record())
         if pending:
             data = b"".join(pending)
             written = _write(self._body_fd, data)
@@ -416,8 +491,9 @@ class FileStore(Store):
         self._last_sync = self._mono()
 
     def sync(self) -> None:
-        """Timer hook for fsync="interval": flush if dirty and an interval has passed."""
-        if self._pending:
+        """Timer hook (the Session's on_timer): deferred records and target written; for
+        fsync="interval", fsync if dirty and an interval has passed."""
+        if self._pending or self._target_dirty:
             self.flush()
         if self._dirty and self._body_fd >= 0 and self._mono() - self._last_sync >= self.fsync_interval_s:
             self._fsync()
@@ -444,6 +520,7 @@ class FileStore(Store):
         self._index.clear()
         self._end = 0
         self.next_sender_seq = self.next_target_seq = 1
+        self._committed = self._written_target = 1
         self._target_dirty = False
         self.creation_time = self._wall()
         self._compact_seqnums()
@@ -452,17 +529,17 @@ class FileStore(Store):
 
     def refresh(self) -> None:
         """Re-read the files (QuickFIX RefreshOnLogon); we hold the lock, so they are ours."""
-        if self._pending:
+        if self._pending or self._target_dirty:
             self.flush()
         os.close(self._body_fd)
         self._body_fd = -1
         self._open()
 
     def close(self) -> None:
-        if self._pending and self._body_fd >= 0:
-            self.flush()
-        if self._seq_fd >= 0:
+        if self._body_fd >= 0 and self._seq_fd >= 0:     # opened (not a failed __init__)
             self.commit()            # an orderly close: the application has had everything
+            if self._pending or self._target_dirty:
+                self.flush()
         if self._body_fd >= 0 and self.fsync != "never":
             self._fsync()
         body, seq, lock = self._body_fd, self._seq_fd, self._lock_fd

@@ -365,3 +365,18 @@ def test_shape_cache_is_bounded():
         parse(wire(f"11=A\x01{5000 + i}=x\x01"))
     assert len(codec._SHAPES) <= codec._MAX_SHAPES
     assert len(codec._LAST_SHAPE) <= codec._MAX_SHAPES
+
+
+def test_checksum_is_the_byte_sum_at_every_length_ascii_or_not():
+    from gateway.fix.codec import _checksum, _frame_checksum
+    import random
+    rng = random.Random(7)
+    for n in (1, 255, 256, 257, 300, 514, 515, 516, 700, 2000):
+        for alphabet in (bytes(range(1, 128)), bytes(range(256))):
+            data = bytes(rng.choice(alphabet) for _ in range(n))
+            assert _checksum(data, n) == sum(data) % 256
+            assert _checksum(data, n - 1) == sum(data[:-1]) % 256
+            frame = data + b"10=%03d\x01" % (sum(data) % 256)
+            assert _frame_checksum(frame) == sum(data) % 256
+    worst = b"\x7f" * 515                      # the largest ASCII sum one call may see
+    assert _checksum(worst, 515) == sum(worst) % 256

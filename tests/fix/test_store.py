@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gateway.fix.store import FileStore, MemoryStore, StoreLocked, file_stem
+from gateway.fix.store import COMMIT_LAG, FileStore, MemoryStore, StoreLocked, file_stem
 
 KEY = "FIX.4.4:GW->PEER"
 
@@ -109,12 +109,115 @@ def test_torn_last_record_is_cut_off(tmp_path):
 def test_seqnums_file_is_compacted_on_open(tmp_path):
     with FileStore(tmp_path, KEY) as s:
         for n in range(2, 1000):
-            s.set_next_target(n)
+            s.set_next_sender(n)
+        s.set_next_target(7)
     path = tmp_path / (file_stem(KEY) + ".seqnums")
     assert path.read_text().count("\n") > 900
     with FileStore(tmp_path, KEY) as s:
-        assert s.next_target_seq == 999
-    assert path.read_text().count("\n") == 3
+        assert s.next_sender_seq == 999 and s.next_target_seq == 7
+    assert path.read_text().count("\n") == 3 and "T 7\n" in path.read_text()
+
+
+def _target(n: int) -> bytes:
+    return b"0 10\n%010d\n" % n
+
+
+def test_a_target_past_ten_digits_still_reads_back(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        s.set_next_target(12_345_678_901)
+    assert _body(tmp_path).endswith(b"0 11\n12345678901\n")
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 12_345_678_901
+
+
+def test_target_numbers_are_body_records_of_sequence_number_zero(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        s.save(1, wire(1))
+        s.set_next_target(12)
+        s.advance_target(13)
+        s.commit()
+        assert list(s.load_range(0, 5)) == [(1, wire(1))]        # never resent
+    assert _body(tmp_path).endswith(_target(12) + _target(13))
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 13 and s.next_sender_seq == 2
+        s.set_next_target(5)                                      # an operator lowers it: the last wins
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 5 and list(s.load_range(1, 5)) == [(1, wire(1))]
+
+
+def test_an_older_store_file_without_target_records_reads_its_t_line(tmp_path):
+    stem = tmp_path / file_stem(KEY)
+    (tmp_path / (file_stem(KEY) + ".seqnums")).write_text("C 1.0\nS 3\nT 9\nT 11\n")
+    (tmp_path / (file_stem(KEY) + ".body")).write_bytes(b"%d %d\n%s\n" % (2, len(wire(2)), wire(2)))
+    assert stem.parent.exists()
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 11 and s.next_sender_seq == 3
+
+
+def test_a_torn_target_record_is_cut_and_the_one_before_stands(tmp_path):
+    with FileStore(tmp_path, KEY) as s:
+        s.set_next_target(40)
+    with open(tmp_path / (file_stem(KEY) + ".body"), "ab") as f:
+        f.write(_target(41)[:-3])                                 # power loss mid-record
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 40
+        s.save(1, wire(1))
+    with FileStore(tmp_path, KEY) as s:
+        assert s.next_target_seq == 40 and list(s.load_range(1, 1)) == [(1, wire(1))]
+
+
+def test_deferred_commit_goes_with_the_next_flush(tmp_path):
+    """One write per order on a session that receives one message and later sends one: the
+    committed number waits for the next flush (module docstring, "Target records")."""
+    s = FileStore(tmp_path, KEY, defer=True)
+    s.advance_target(2)
+    s.commit()
+    assert _body(tmp_path) == b"" and _reopened(tmp_path, s).next_target_seq == 1   # a crash: asked again
+    s.advance_target(3)                       # received, not yet handled by the application
+    s.save(1, wire(1))
+    s.flush()                                 # the record and the committed number, one write
+    assert _body(tmp_path) == b"%d %d\n%s\n" % (1, len(wire(1)), wire(1)) + _target(2)
+    assert list(s.load_range(1, 1)) == [(1, wire(1))]
+    s.commit()                                # 3 committed: waits again
+    s.sync()                                  # the timer writes it
+    assert _body(tmp_path).endswith(_target(3))
+    s.close()
+
+
+def test_deferred_commit_writes_at_once_past_the_lag_or_with_records_waiting(tmp_path):
+    s = FileStore(tmp_path, KEY, defer=True)
+    for n in range(2, 2 + COMMIT_LAG):
+        s.advance_target(n)
+        s.commit()
+    assert _body(tmp_path) == _target(1 + COMMIT_LAG)               # the last at the lag, alone
+    s.save(1, wire(1))
+    s.advance_target(2 + COMMIT_LAG)
+    s.commit()                                # records were waiting: written now, together
+    assert _body(tmp_path).endswith(wire(1) + b"\n" + _target(2 + COMMIT_LAG))
+    s.close()
+
+
+def test_close_and_refresh_write_the_committed_number(tmp_path):
+    s = FileStore(tmp_path, KEY, defer=True)
+    s.advance_target(4)
+    s.commit()
+    s.refresh()
+    assert s.next_target_seq == 4
+    s.advance_target(5)
+    s.close()                                 # an orderly close commits what it has
+    with FileStore(tmp_path, KEY) as again:
+        assert again.next_target_seq == 5
+
+
+def _reopened(tmp_path, store: FileStore) -> FileStore:
+    """The files as a process that died now would leave them, read by a new store (closed)."""
+    lock = store._lock_fd
+    os.close(lock)
+    store._lock_fd = -1
+    again = FileStore(tmp_path, KEY)
+    again.close()
+    store._lock_fd = os.open(tmp_path / (file_stem(KEY) + ".lock"), os.O_RDWR)
+    return again
 
 
 def test_second_opener_gets_store_locked_naming_the_pid(tmp_path):
