@@ -1,12 +1,12 @@
 """The simulator's configuration (TOML -> pydantic v2; see configs/sim.toml for the format)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.common import procs
 from gateway.common.configfile import load_config
 
 
@@ -175,18 +175,11 @@ class SimConfig(_Strict):
     @field_validator("cpu")
     @classmethod
     def _cpu_available(cls, v: int | None) -> int | None:
-        allowed = sorted(os.sched_getaffinity(0))
-        if v is not None and v != -1 and v not in allowed:
-            raise ValueError(f"CPU {v} is not available to this process (allowed: {allowed}, or -1 for the last)")
-        return v
+        return procs.check_cpu(v)
 
     def pin_cpu(self) -> int | None:
         """Apply ``cpu`` to the calling thread (threads started later inherit it)."""
-        if self.cpu is None:
-            return None
-        cpu = sorted(os.sched_getaffinity(0))[-1] if self.cpu == -1 else self.cpu
-        os.sched_setaffinity(0, {cpu})
-        return cpu
+        return procs.pin_cpu(self.cpu)
 
     @model_validator(mode="after")
     def _consistent(self) -> "SimConfig":

@@ -109,3 +109,23 @@ def freeze_startup_heap() -> None:
     orders make afterwards is swept and frozen by the loop (``gateway.common.collector``)."""
     gc.collect()
     gc.freeze()
+
+
+def check_cpu(v: int | None) -> int | None:
+    """A config's ``cpu``: None (not pinned), -1 (the last CPU this process may use) or one of
+    those CPUs; anything else is a ValueError naming what is allowed."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if v is not None and v != -1 and v not in allowed:
+        raise ValueError(f"CPU {v} is not available to this process (allowed: {allowed}, or -1 for the last)")
+    return v
+
+
+def pin_cpu(cpu: int | None) -> int | None:
+    """Pin the calling thread (threads started later inherit it) to ``cpu`` (-1: the last
+    allowed); None leaves it alone. Returns the CPU pinned to."""
+    if cpu is None:
+        return None
+    if cpu == -1:
+        cpu = sorted(os.sched_getaffinity(0))[-1]
+    os.sched_setaffinity(0, {cpu})
+    return cpu

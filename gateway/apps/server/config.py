@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.apps.housekeeping import DayEnd
+from gateway.common import procs
 from gateway.common.collector import CollectorConfig
 from gateway.fix.schedule import SessionSchedule
 from gateway.fix.settings import SessionSettings
@@ -229,18 +230,11 @@ class GatewayConfig(_Strict):
     @field_validator("cpu")
     @classmethod
     def _cpu_available(cls, v: int | None) -> int | None:
-        allowed = sorted(os.sched_getaffinity(0))
-        if v is not None and v != -1 and v not in allowed:
-            raise ValueError(f"CPU {v} is not available to this process (allowed: {allowed}, or -1 for the last)")
-        return v
+        return procs.check_cpu(v)
 
     def pin_cpu(self) -> int | None:
         """Apply ``cpu`` to the calling thread (threads started later inherit it)."""
-        if self.cpu is None:
-            return None
-        cpu = sorted(os.sched_getaffinity(0))[-1] if self.cpu == -1 else self.cpu
-        os.sched_setaffinity(0, {cpu})
-        return cpu
+        return procs.pin_cpu(self.cpu)
 
     @model_validator(mode="after")
     def _consistent(self) -> "GatewayConfig":
