@@ -214,7 +214,10 @@ def test_a_cycle_made_while_trading_is_freed_at_the_next_pause(clean_gc):
 def test_under_non_stop_flow_a_cycle_is_freed_without_a_pause(clean_gc):
     gc.collect()
     gc.freeze()
-    col = LoopCollector(CollectorConfig(check_ms=1, idle_ms=1000, young_max=200))
+    # young_max 2,000 (the backstop at 4,000): the count takes tens of ms to cross the window
+    # between them, so a check (every 1 ms, 10 at rest) lands in it even on a loaded machine;
+    # at 200 the window was ~1-2 ms of flow and CI once saw only the backstop run
+    col = LoopCollector(CollectorConfig(check_ms=1, idle_ms=1000, young_max=2000))
     keep: list = []
     made: list = []
     assert trade(col, 1200, keep, made, pause=0.0)   # freed during the flow: at young_max
