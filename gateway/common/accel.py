@@ -71,6 +71,15 @@ MODULES = (
     "gateway.fix.drive",             # the native engine per chunk and per message (transport.py re-exports it)
     "gateway.core.book",             # round 5 (demo): every W/X of the gateway and the demo client, and the
     "gateway.core.mdfeed",           # router's depth reads (native attributes instead of interpreted ones)
+    "gateway.core.strategies.touch",  # round 8 (demo): the client's entry, book move -> NewOrderSingle (the
+                                         # tactics subclass tactic.RoundTripTactic: all compiled together;
+                                         # base.py's events stay interpreted: the backtester fills their slots)
+    "gateway.core.strategies.roundtrip",
+    "gateway.core.strategies.tactic",
+    "gateway.core.strategies.scalper",
+    "gateway.core.strategies.momentum",
+    "gateway.core.strategies.liquidity_fade",
+    "gateway.core.strategies.spread_capture",
 )
 GROUP = "gateway._accel"              # mypyc's shared library: gateway/_accel__mypyc.<abi>.so
 MANIFEST = "gateway/accel.json"

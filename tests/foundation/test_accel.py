@@ -35,6 +35,9 @@ BOTH_WAYS_TESTS += ["tests/sim/test_stores.py"]   # the venue's stores
 BOTH_WAYS_TESTS += ["tests/sim/test_publish_writes.py"]   # the venue's order path (publish, venuecore)
 BOTH_WAYS_TESTS += ["tests/router/test_router_book.py", "tests/client/test_mdfeed.py"]   # books and W/X (book, mdfeed)
 BOTH_WAYS_TESTS += ["tests/gateway/test_oms_exec_text.py"]   # round 6 (core): the OMS ExecutionReport templates
+BOTH_WAYS_TESTS += ["tests/strategies/test_scalper.py", "tests/strategies/test_configs.py",   # round 8: the tactics
+                    "tests/strategies/test_scenarios.py", "tests/strategies/test_momentum_spread.py",
+                    "tests/strategies/test_liquidity_fade.py"]
 FRAME = b"8=FIX.4.4\x019=41\x0135=0\x0149=A\x0156=B\x0134=1\x0152=20240102-03:04:05\x0110=125\x01"
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from gateway.common import accel
 
-MODULES = ["gateway.core.model", "gateway.core.orders", "gateway.core.hub", "gateway.core.matching.events"]
+MODULES = ["gateway.core.model", "gateway.core.orders", "gateway.core.hub", "gateway.core.matching.events",
+           "gateway.core.strategies.touch", "gateway.core.strategies.roundtrip"]
 
 
 def _hand_written(name: str) -> list[type]:

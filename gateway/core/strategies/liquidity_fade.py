@@ -28,35 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from gateway.core.book import BID, OFFER, L2Book
 from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView, TradePrinted
-from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.config import LiquidityFadeConfig
 from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import best_ask, best_bid, on_grid, to_ticks
-
-
-class LiquidityFadeConfig(BaseModel):
-    """TOML: configs/tactics/liquidity_fade.toml with an ``[exits]`` table."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "liquidity_fade"
-    id_prefix: str = Field("FADE", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
-    depth_levels: int = Field(5, ge=2)
-    near_ticks: float = Field(5, ge=0)
-    wall_multiple: float = Field(5.0, gt=1)
-    min_wall_qty: float = Field(0.0, ge=0)
-    min_lifetime_s: float = Field(0.5, ge=0)
-    max_flickers: int = Field(1, ge=0)
-    pull_distance_ticks: float = Field(2, ge=0)
-    trigger_ticks: float = Field(1, ge=0)
-    stop_beyond_wall_ticks: float = Field(1, ge=0)
-    max_walls_tracked: int = Field(1000, ge=10)      # bounded memory on long runs
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=ExitConfig)
 
 
 @dataclass(slots=True)

@@ -20,32 +20,10 @@ from __future__ import annotations
 from collections import deque
 from math import isfinite
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView, TradePrinted
-from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.config import MomentumConfig
 from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import live_books, touch_for
-
-
-class MomentumConfig(BaseModel):
-    """TOML: configs/tactics/momentum.toml with an ``[exits]`` table."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "momentum"
-    id_prefix: str = Field("MOM", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
-    window_s: float = Field(0.2, gt=0)
-    min_window_volume: float = Field(500, gt=0)
-    min_base_volume: float = Field(100, gt=0)     # floor of v_prev, so a quiet market's first trade is no burst
-    accel_ratio: float = Field(3.0, gt=1)
-    min_side_share: float = Field(0.7, gt=0.5, le=1)
-    max_rtt_us: float = Field(1000.0, gt=0)
-    cooldown_s: float = Field(0.5, ge=0)
-    max_open_trips_per_symbol: int = Field(1, ge=1)
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=ExitConfig)
 
 
 class Momentum(RoundTripTactic):
@@ -65,9 +43,9 @@ class Momentum(RoundTripTactic):
             return []
         self._tape[ev.symbol].append((ev.at, ev.qty, 1 if ev.aggressor_side == BUY else -1))
         burst = self.burst(ev.symbol, ev.at)
-        started = burst is not None and not self._in_burst.get(ev.symbol, False)
+        was_in_burst = self._in_burst.get(ev.symbol, False)
         self._in_burst[ev.symbol] = burst is not None
-        if not started:
+        if burst is None or was_in_burst:        # only a burst's start enters
             return []
         self.counts["bursts"] += 1
         return self._enter(ev.symbol, burst, ev.at, market)

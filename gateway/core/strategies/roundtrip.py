@@ -43,12 +43,11 @@ import itertools
 from dataclasses import dataclass, field
 from statistics import median
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from gateway.core.model import MARKET
 from gateway.core.strategies.base import (
     BUY, IOC, LIMIT, SELL, Command, MarketView, OrderReport, PlaceOrder,
 )
+from gateway.core.strategies.config import ExitConfig
 from gateway.core.strategies.touch import exit_touch, on_grid, to_ticks
 
 _EPS = 1e-9
@@ -57,22 +56,7 @@ _TERMINAL_EXEC = {"4", "8", "C"}
 OUTCOMES = ("profit", "loss_price_moved", "missed_entry", "scratch")
 
 
-class ExitConfig(BaseModel):
-    """How a round trip ends. TOML: the ``[exits]`` table of a tactic's config."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    target_ticks: float = Field(1.0, gt=0)
-    stop_ticks: float = Field(2.0, gt=0)
-    max_hold_s: float = Field(2.0, gt=0)
-    max_exit_retries: int = Field(2, ge=0)           # IOC at the touch again after a miss
-    flatten_through_ticks: int = Field(3, ge=1)      # then IOC this far through the touch
-    max_flatten_attempts: int = Field(2, ge=0)       # ... this many times, then market orders
-    max_exit_orders: int = Field(20, ge=1)           # then the trip is 'stuck'
-    multiplier: float = Field(1.0, gt=0)             # money per unit of quantity per unit of price
-    fee_per_unit: float = Field(0.0, ge=0)           # money per unit filled, every fill
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class TripOrder:
     cl_ord_id: str
     role: str                  # "entry" / "exit"
@@ -90,11 +74,32 @@ class TripOrder:
     done_at: float | None = None
     fill_venues: list[str] = field(default_factory=list)
 
+    # made per order: a hand-written __init__, native when compiled (see gateway/core/model.py)
+    def __init__(self, cl_ord_id: str, role: str, side: str, qty: float, limit: float | None, venue: str | None,
+                 reason: str, sent_at: float, ref_px: float | None, cum_qty: float = 0.0, notional: float = 0.0,
+                 done: bool = False, first_fill_at: float | None = None, done_at: float | None = None,
+                 fill_venues: list[str] | None = None) -> None:
+        self.cl_ord_id = cl_ord_id
+        self.role = role
+        self.side = side
+        self.qty = qty
+        self.limit = limit
+        self.venue = venue
+        self.reason = reason
+        self.sent_at = sent_at
+        self.ref_px = ref_px
+        self.cum_qty = cum_qty
+        self.notional = notional
+        self.done = done
+        self.first_fill_at = first_fill_at
+        self.done_at = done_at
+        self.fill_venues = [] if fill_venues is None else fill_venues
+
     def avg_px(self) -> float | None:
         return self.notional / self.cum_qty if self.cum_qty > _EPS else None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RoundTrip:
     trip_id: str
     tactic: str
@@ -117,6 +122,35 @@ class RoundTrip:
     legging: dict | None = None
     closed_at: float | None = None
     outcome: str | None = None
+
+    # made per entry: a hand-written __init__, native when compiled (see gateway/core/model.py)
+    def __init__(self, trip_id: str, tactic: str, symbol: str, tick: float, signal_at: float, detail: dict,
+                 target_ticks: float, stop_ticks: float, max_hold_s: float, stop_px: float | None = None,
+                 state: str = "entering", orders: list[TripOrder] | None = None, position: float = 0.0,
+                 cash: float = 0.0, fees: float = 0.0, opened_at: float | None = None,
+                 exit_reason: str | None = None, exit_orders: int = 0, legging: dict | None = None,
+                 closed_at: float | None = None, outcome: str | None = None) -> None:
+        self.trip_id = trip_id
+        self.tactic = tactic
+        self.symbol = symbol
+        self.tick = tick
+        self.signal_at = signal_at
+        self.detail = detail
+        self.target_ticks = target_ticks
+        self.stop_ticks = stop_ticks
+        self.max_hold_s = max_hold_s
+        self.stop_px = stop_px
+        self.state = state
+        self.orders = [] if orders is None else orders
+        self.position = position
+        self.cash = cash
+        self.fees = fees
+        self.opened_at = opened_at
+        self.exit_reason = exit_reason
+        self.exit_orders = exit_orders
+        self.legging = legging
+        self.closed_at = closed_at
+        self.outcome = outcome
 
     @property
     def entries(self) -> list[TripOrder]:
@@ -181,9 +215,8 @@ class RoundTripBook:
         if self.stopping:
             return []
         c = self.cfg
-        trip = RoundTrip(trip_id=f"{self.prefix}-T{next(self._trip_ids)}", tactic=self.tactic, symbol=symbol,
-                         tick=tick, signal_at=signal_at, detail=dict(detail or {}), target_ticks=c.target_ticks,
-                         stop_ticks=c.stop_ticks, max_hold_s=c.max_hold_s, stop_px=stop_px)
+        trip = RoundTrip(f"{self.prefix}-T{next(self._trip_ids)}", self.tactic, symbol, tick, signal_at,
+                         dict(detail or {}), c.target_ticks, c.stop_ticks, c.max_hold_s, stop_px)
         self.trips.append(trip)
         self._active[trip.trip_id] = trip
         out: list[Command] = []
@@ -260,8 +293,7 @@ class RoundTripBook:
     def _place(self, trip: RoundTrip, role: str, side: str, qty: float, limit: float | None, venue: str | None,
                reason: str, at: float, ref_px: float | None, ord_type: str = LIMIT) -> PlaceOrder:
         cl = f"{self.prefix}-{next(self._ids)}"
-        order = TripOrder(cl_ord_id=cl, role=role, side=side, qty=qty, limit=limit, venue=venue, reason=reason,
-                          sent_at=at, ref_px=ref_px)
+        order = TripOrder(cl, role, side, qty, limit, venue, reason, at, ref_px)
         trip.orders.append(order)
         self._by_order[cl] = (trip, order)
         self.counts["orders"] += 1

@@ -16,42 +16,11 @@ Deterministic: no randomness, no clock reads; the same events give the same comm
 """
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView
-from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.config import ScalperConfig
 from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.book import L2Book
 from gateway.core.strategies.touch import Quote, best_ask, best_bid, best_of, live_books, to_ticks
-
-
-class ScalperConfig(BaseModel):
-    """TOML: configs/demo/scalper.toml (top level) with an ``[exits]`` table."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "scalper"
-    id_prefix: str = Field("SCALP", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
-    signal: Literal["imbalance", "lead_move"] = "imbalance"
-    imbalance_ratio: float = Field(3.0, gt=1)
-    min_touch_qty: float = Field(0.0, ge=0)          # imbalance: both sides must show at least this
-    lead_venue: str | None = None
-    lead_move_ticks: float = Field(1.0, gt=0)
-    max_spread_ticks: float = Field(2.0, gt=0)
-    venue: str | None = None                         # pin every order (dma); None = the router chooses
-    cooldown_s: float = Field(0.05, ge=0)
-    max_open_trips_per_symbol: int = Field(1, ge=1)
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=ExitConfig)
-
-    @model_validator(mode="after")
-    def _lead_needs_venue(self) -> "ScalperConfig":
-        if self.signal == "lead_move" and not self.lead_venue:
-            raise ValueError("lead_venue: required when signal = 'lead_move'")
-        return self
 
 
 class Scalper(RoundTripTactic):

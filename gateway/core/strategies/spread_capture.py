@@ -17,30 +17,12 @@ pairs. Deterministic, no clock reads.
 from __future__ import annotations
 
 from math import floor, isfinite
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from gateway.core.strategies.base import BUY, SELL, BookUpdated, Command, MarketView
-from gateway.core.strategies.roundtrip import ExitConfig
+from gateway.core.strategies.config import SpreadCaptureConfig
 from gateway.core.strategies.tactic import RoundTripTactic
 from gateway.core.strategies.touch import live_books, to_ticks
-
-
-class SpreadCaptureConfig(BaseModel):
-    """TOML: configs/tactics/spread_capture.toml with an ``[exits]`` table (used by the unwind)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "spread_capture"
-    id_prefix: str = Field("XSC", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
-    min_qty: float = Field(1, gt=0)
-    fee_ticks_per_leg: float = Field(0.2, ge=0)
-    base_margin_ticks: float = Field(0.2, ge=0)
-    margin_ticks_per_ms: float = Field(0.5, ge=0)
-    cooldown_s: float = Field(0.05, ge=0)
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=lambda: ExitConfig(max_hold_s=0.5))
 
 
 class SpreadCapture(RoundTripTactic):
@@ -73,7 +55,7 @@ class SpreadCapture(RoundTripTactic):
         tops = []
         for venue, book in live_books(market, symbol):
             tops.append((venue, book.best_bid(), book.best_ask()))
-        best = None
+        best: dict[str, Any] | None = None
         crossed = False
         for sv, bid, _ in tops:
             for bv, _, ask in tops:

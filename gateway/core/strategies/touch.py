@@ -15,11 +15,19 @@ from gateway.core.strategies.base import BUY, MarketView
 _EPS = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Quote:
+    """The best price of one side across venues (made per entry: a hand-written ``__init__``, native
+    when compiled; see gateway/core/model.py). Not frozen: a frozen dataclass sets each field through
+    ``object.__setattr__``; nothing here changes a Quote after making it."""
     price: float
     qty: float                  # summed over the venues at this price
     venues: tuple[str, ...]     # the venues showing it, in MarketView order
+
+    def __init__(self, price: float, qty: float, venues: tuple[str, ...]) -> None:
+        self.price = price
+        self.qty = qty
+        self.venues = venues
 
 
 def live_books(market: MarketView, symbol: str) -> list[tuple[str, L2Book]]:
@@ -67,7 +75,7 @@ def best_of(books: list[tuple[str, L2Book]], bid: bool) -> Quote | None:
         better = best_px is None or (px > best_px + _EPS if bid else px < best_px - _EPS)
         if better:
             best_px, qty, venues = px, q, [venue]
-        elif abs(px - best_px) <= _EPS:
+        elif best_px is not None and abs(px - best_px) <= _EPS:    # (never None here: narrowed for mypy)
             qty += q
             venues.append(venue)
     if best_px is None:
