@@ -83,11 +83,18 @@ def _mypy_version(python: str) -> str:
     return proc.stdout.strip() or "?"
 
 
-def clean() -> list[Path]:
-    """Remove the compiled files and the manifest; returns what was removed."""
-    removed = compiled_files()
-    manifest = ROOT / MANIFEST
+def clean(root: Path = ROOT, modules: Sequence[str] = MODULES) -> list[Path]:
+    """Remove the compiled files and the manifest; returns what was removed. The files the
+    manifest lists go too: a module dropped from ``MODULES`` since the last build must not leave
+    its compiled file beside its source (Python's import would still take it)."""
+    removed = compiled_files(root, modules)
+    manifest = root / MANIFEST
     if manifest.exists():
+        try:
+            listed = json.loads(manifest.read_text()).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            listed = {}
+        removed += [p for p in (root / key for key in listed) if p.exists() and p not in removed]
         removed.append(manifest)
     for f in removed:
         f.unlink()

@@ -62,6 +62,17 @@ def _fake_build(root: Path) -> dict:
     return manifest
 
 
+def test_clean_removes_what_the_last_build_compiled_even_if_no_longer_listed(tmp_path):
+    from gateway.common import accel_build
+    _fake_build(tmp_path)
+    dropped = accel._compiled(MODULES[2], tmp_path)
+    assert dropped.exists()
+    removed = accel_build.clean(tmp_path, MODULES[:2])           # MODULES[2] left the list since
+    assert dropped in removed and not dropped.exists()
+    assert not accel.compiled_files(tmp_path, MODULES) and not (tmp_path / accel.MANIFEST).exists()
+    assert accel.source(MODULES[2], tmp_path).exists()          # sources are never touched
+
+
 def test_check_accepts_only_a_build_that_matches_its_sources(tmp_path):
     assert accel.check(tmp_path, MODULES)[0] == "pure"                 # nothing built
     _fake_build(tmp_path)
