@@ -7,7 +7,7 @@ ScalperConfig`` keeps working).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,14 +27,26 @@ class ExitConfig(BaseModel):
     fee_per_unit: float = Field(0.0, ge=0)           # money per unit filled, every fill
 
 
-class ScalperConfig(BaseModel):
-    """TOML: configs/demo/scalper.toml (top level) with an ``[exits]`` table."""
+IdPrefix = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")]   # {prefix}-{n} order ids
+
+
+class TacticConfig(BaseModel):
+    """What every tactic's config has; each sets its own ``name`` and ``id_prefix`` defaults."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "scalper"
-    id_prefix: str = Field("SCALP", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    name: str
+    id_prefix: IdPrefix
     symbols: list[str] = Field(min_length=1)
     qty: float = Field(100, gt=0)
+    timer_interval_s: float = Field(0.05, gt=0)
+    exits: ExitConfig = Field(default_factory=ExitConfig)
+
+
+class ScalperConfig(TacticConfig):
+    """TOML: configs/demo/scalper.toml (top level) with an ``[exits]`` table."""
+
+    name: str = "scalper"
+    id_prefix: IdPrefix = "SCALP"
     signal: Literal["imbalance", "lead_move"] = "imbalance"
     imbalance_ratio: float = Field(3.0, gt=1)
     min_touch_qty: float = Field(0.0, ge=0)          # imbalance: both sides must show at least this
@@ -44,8 +56,6 @@ class ScalperConfig(BaseModel):
     venue: str | None = None                         # pin every order (dma); None = the router chooses
     cooldown_s: float = Field(0.05, ge=0)
     max_open_trips_per_symbol: int = Field(1, ge=1)
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=ExitConfig)
 
     @model_validator(mode="after")
     def _lead_needs_venue(self) -> "ScalperConfig":
@@ -54,14 +64,11 @@ class ScalperConfig(BaseModel):
         return self
 
 
-class MomentumConfig(BaseModel):
+class MomentumConfig(TacticConfig):
     """TOML: configs/tactics/momentum.toml with an ``[exits]`` table."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "momentum"
-    id_prefix: str = Field("MOM", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
+    id_prefix: IdPrefix = "MOM"
     window_s: float = Field(0.2, gt=0)
     min_window_volume: float = Field(500, gt=0)
     min_base_volume: float = Field(100, gt=0)     # floor of v_prev, so a quiet market's first trade is no burst
@@ -70,18 +77,13 @@ class MomentumConfig(BaseModel):
     max_rtt_us: float = Field(1000.0, gt=0)
     cooldown_s: float = Field(0.5, ge=0)
     max_open_trips_per_symbol: int = Field(1, ge=1)
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=ExitConfig)
 
 
-class LiquidityFadeConfig(BaseModel):
+class LiquidityFadeConfig(TacticConfig):
     """TOML: configs/tactics/liquidity_fade.toml with an ``[exits]`` table."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "liquidity_fade"
-    id_prefix: str = Field("FADE", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
+    id_prefix: IdPrefix = "FADE"
     depth_levels: int = Field(5, ge=2)
     near_ticks: float = Field(5, ge=0)
     wall_multiple: float = Field(5.0, gt=1)
@@ -92,22 +94,16 @@ class LiquidityFadeConfig(BaseModel):
     trigger_ticks: float = Field(1, ge=0)
     stop_beyond_wall_ticks: float = Field(1, ge=0)
     max_walls_tracked: int = Field(1000, ge=10)      # bounded memory on long runs
-    timer_interval_s: float = Field(0.05, gt=0)
-    exits: ExitConfig = Field(default_factory=ExitConfig)
 
 
-class SpreadCaptureConfig(BaseModel):
+class SpreadCaptureConfig(TacticConfig):
     """TOML: configs/tactics/spread_capture.toml with an ``[exits]`` table (used by the unwind)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "spread_capture"
-    id_prefix: str = Field("XSC", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
-    symbols: list[str] = Field(min_length=1)
-    qty: float = Field(100, gt=0)
+    id_prefix: IdPrefix = "XSC"
     min_qty: float = Field(1, gt=0)
     fee_ticks_per_leg: float = Field(0.2, ge=0)
     base_margin_ticks: float = Field(0.2, ge=0)
     margin_ticks_per_ms: float = Field(0.5, ge=0)
     cooldown_s: float = Field(0.05, ge=0)
-    timer_interval_s: float = Field(0.05, gt=0)
     exits: ExitConfig = Field(default_factory=lambda: ExitConfig(max_hold_s=0.5))
