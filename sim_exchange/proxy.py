@@ -30,6 +30,17 @@ _PR_SET_TIMERSLACK = 29
 # latency; the writer learns the oversleep (EWMA) and wakes that much earlier.
 _OVERSLEEP_INIT_S = 60e-6
 _OVERSLEEP_ALPHA = 0.1
+_OVERSLEEP_MAX_S = 1e-3
+
+
+def next_oversleep(oversleep: float, late: float | None) -> float:
+    """The writer's oversleep estimate after one chunk. ``late``: how late its timed wait woke
+    (None: no wait was started because the chunk was due within ``oversleep``, so it went out up
+    to ``oversleep`` early). A skipped wait counts as one that woke on time: otherwise, after a
+    loaded spell had raised the estimate above the configured delay, no wait would ever start
+    again to lower it, and every later chunk would go out undelayed."""
+    seen = 0.0 if late is None else min(max(late, 0.0), _OVERSLEEP_MAX_S)
+    return oversleep + _OVERSLEEP_ALPHA * (seen - oversleep)
 
 
 def _tighten_timer_slack() -> None:
@@ -123,11 +134,14 @@ class _Pipe:
                 due, data = self.queue[0]
                 # Later chunks are never due earlier, so only the head matters. Wake
                 # ``oversleep`` early; a wait shorter than that is not worth starting.
+                waited = False
                 while (wait := due - time.perf_counter() - oversleep) > 0:
                     t0 = time.perf_counter()
                     self.cond.wait(wait)
-                    late = time.perf_counter() - t0 - wait
-                    oversleep += _OVERSLEEP_ALPHA * (min(max(late, 0.0), 1e-3) - oversleep)
+                    oversleep = next_oversleep(oversleep, time.perf_counter() - t0 - wait)
+                    waited = True
+                if not waited and data and due > time.perf_counter():
+                    oversleep = next_oversleep(oversleep, None)
                 # Sent under the lock: the reader's inline path must never overtake it.
                 if not data or not self._forward(data):
                     break

@@ -137,3 +137,20 @@ def test_latency_drop_never_lets_new_chunks_overtake_pending_ones(echo_server):
             assert recv_exactly(c, 500) == b"".join(chunks)
     finally:
         proxy.stop()
+
+
+def test_the_oversleep_estimate_comes_back_down_after_a_loaded_spell():
+    """A loaded spell makes timed waits wake late and raises the estimate; chunks then due
+    within it skip their wait. Those skips must lower it again, or no wait would ever start
+    and a 250 us delay would be lost for the rest of the connection (seen under load)."""
+    from sim_exchange.proxy import next_oversleep
+    est = 60e-6
+    for _ in range(50):
+        est = next_oversleep(est, 2e-3)            # woke 2 ms late (capped at 1 ms)
+    assert est > 250e-6
+    skips = 0
+    while est > 250e-6 and skips < 100:
+        est = next_oversleep(est, None)            # due within the estimate: no wait started
+        skips += 1
+    assert est <= 250e-6 and skips < 30
+    assert next_oversleep(100e-6, 40e-6) < 100e-6 < next_oversleep(100e-6, 300e-6)
