@@ -37,11 +37,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from gateway.core.book import BID, OFFER, TRADE, L2Book
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
-from gateway.core.latency import INF, LatencyEstimator, ProbeTracker, _num
+from gateway.core.latency import INF, LatencyEstimator, ProbeTrace, ProbeTracker, _num, probe_trace
 from gateway.core.mdfeed import VenueBooks
 
 if TYPE_CHECKING:  # the router package imports this module; no import cycle at run time
@@ -52,6 +52,7 @@ Fields = list[tuple[int, str]]
 OutFields = list[tuple[int, Any]]      # what we send: values are formatted with str() (264=md_depth is an int)
 # sender(session, msg_type, body_fields, groups) -> sent?; groups: [(count_tag, [entry_fields, ...])]
 Sender = Callable[[Any, str, OutFields, list[tuple[int, list[OutFields]]]], bool]
+_TRACE: Final[ProbeTrace | None] = probe_trace("gw")   # bench-only hop stamps (latency.ProbeTrace)
 MIN_PROBE_GAP_S = 0.01      # at most 100 probes/s per venue, whatever probe_interval_ms says
 PROBE_MAX_PER_S = 20.0      # default per-venue cap (VenueConfig.probe_max_per_s)
 CAP_TOLERANCE = 0.1         # a probe may go this fraction of its gap early (timer jitter)
@@ -227,6 +228,10 @@ class MarketState:
         if rtt is not None:
             self._probe_sample(v, rtt, probes.answered_handed_at)
             v.last_other_at = probes.answered_at
+            if _TRACE is not None:      # bench-only (FIXGW_PROBE_TRACE): decided, handed, received, handled
+                at = probes.answered_at
+                _TRACE.add("gw", test_req_id, at - rtt, probes.answered_handed_at or 0.0,
+                           getattr(v.session_id, "received_at", None) or 0.0, at)
         else:
             v.last_other_at = self.clock.now()
 
