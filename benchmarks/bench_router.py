@@ -472,8 +472,11 @@ def trace_report(directory: Path) -> dict:
     keys = ("decided", "handed", "received", "handled", "sim_in", "sim_done", "sim_w0", "sim_w1")
     full = [r for r in rows.values() if all(k in r for k in keys)][3:]      # the first few: warm-up
     out: dict = {"probes": len(full), "hops_us": {}}
+    out["hops_p90_us"] = {}
     for label, a, b in HOPS:
-        out["hops_us"][label] = _median([(r[b] - r[a]) * 1e6 for r in full])
+        xs = [(r[b] - r[a]) * 1e6 for r in full]
+        out["hops_us"][label] = _median(xs)
+        out["hops_p90_us"][label] = pct(xs, .9) if xs else None
     out["rtt_us"] = _median([(r["handled"] - r["decided"]) * 1e6 for r in full])
     out["venue_us"] = _median([(r["received"] - r["handed"]) * 1e6 for r in full])
     out["floor_us"] = _median([(r["handed"] - r["decided"] + r["handled"] - r["received"]) * 1e6 for r in full])
@@ -502,7 +505,7 @@ def probe_trace_run(seconds: float, interval_ms: float, runs: int, **kw) -> list
               f"{_f(out['venues']['D0']['venue_p50_us'])} floor {_f(out['floor_p50_us'])}; CPU % "
               + ", ".join(f"{k} {v:.0f}" for k, v in out["cpu_pct"].items()) + ")", flush=True)
         for label, us in rep["hops_us"].items():
-            print(f"    {label:<46} {_f(us):>6} us")
+            print(f"    {label:<46} {_f(us):>6} us (p90 {_f(rep['hops_p90_us'][label])})")
     if runs > 1:
         print(f"medians of {runs} runs (us):")
         for label in results[0]["hops_us"]:
