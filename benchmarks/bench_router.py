@@ -445,8 +445,8 @@ def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float
     return {"medians": med, "runs": rows}
 
 
-HOPS = (("gw send: decided -> bytes in the socket", "decided", "handed"),
-        ("to the venue: -> its read returned", "handed", "sim_in"),
+HOPS = (("gw send: decided -> bytes in the socket", "decided", "handed_wall"),
+        ("to the venue: -> its read returned", "handed_wall", "sim_in"),
         ("venue: read -> the Heartbeat's write begins", "sim_in", "sim_w0"),
         ("venue: the socket write", "sim_w0", "sim_w1"),
         ("back: -> our read returned", "sim_w1", "received"),
@@ -469,7 +469,13 @@ def trace_report(directory: Path) -> dict:
                 r.update(sim_in=t[0], sim_done=t[1])
             elif kind == "out":
                 r.update(sim_w0=t[0], sim_w1=t[1])
+            elif kind == "send":                # the gateway's wall stamp of the write, off-CPU time
+                r.update(handed_wall=t[1], off=t[2])
     keys = ("decided", "handed", "received", "handled", "sim_in", "sim_done", "sim_w0", "sim_w1")
+    for r in rows.values():      # a gateway without the "send" row (a base build): handed is the wall stamp
+        if "handed" in r:
+            r.setdefault("handed_wall", r["handed"])
+            r.setdefault("off", 0.0)
     full = [r for r in rows.values() if all(k in r for k in keys)][3:]      # the first few: warm-up
     out: dict = {"probes": len(full), "hops_us": {}}
     out["hops_p90_us"] = {}
@@ -477,6 +483,20 @@ def trace_report(directory: Path) -> dict:
         xs = [(r[b] - r[a]) * 1e6 for r in full]
         out["hops_us"][label] = _median(xs)
         out["hops_p90_us"][label] = pct(xs, .9) if xs else None
+    # The venue read our bytes before our own write had returned: it ran while we were off
+    # the CPU inside that write (woken onto our CPU, it can preempt us): its time then counts
+    # in our send path (floor), not in the venue's part.
+    out["venue_before_handed"] = sum(1 for r in full if r["sim_in"] < r["handed_wall"])
+    out["send_us_when_not"] = _median([(r["handed_wall"] - r["decided"]) * 1e6 for r in full
+                                       if r["sim_in"] >= r["handed_wall"]])
+    out["send_us_when"] = _median([(r["handed_wall"] - r["decided"]) * 1e6 for r in full
+                                   if r["sim_in"] < r["handed_wall"]])
+    out["off_cpu_us"] = _median([r["off"] * 1e6 for r in full])
+    out["off_cpu_p90_us"] = pct([r["off"] * 1e6 for r in full], .9) if full else None
+    # the estimator's split as it was (wall send half) beside the one it makes (CPU send half)
+    out["venue_wall_us"] = _median([(r["received"] - r["handed_wall"]) * 1e6 for r in full])
+    out["floor_wall_us"] = _median([(r["handed_wall"] - r["decided"] + r["handled"] - r["received"]) * 1e6
+                                    for r in full])
     out["rtt_us"] = _median([(r["handled"] - r["decided"]) * 1e6 for r in full])
     out["venue_us"] = _median([(r["received"] - r["handed"]) * 1e6 for r in full])
     out["floor_us"] = _median([(r["handed"] - r["decided"] + r["handled"] - r["received"]) * 1e6 for r in full])
@@ -504,13 +524,17 @@ def probe_trace_run(seconds: float, interval_ms: float, runs: int, **kw) -> list
               f"floor {_f(rep['floor_us'])} us (status: rtt {_f(out['venues']['D0']['rtt_p50_us'])} venue "
               f"{_f(out['venues']['D0']['venue_p50_us'])} floor {_f(out['floor_p50_us'])}; CPU % "
               + ", ".join(f"{k} {v:.0f}" for k, v in out["cpu_pct"].items()) + ")", flush=True)
+        print(f"    the venue read before our write returned in {rep['venue_before_handed']} of {rep['probes']} "
+              f"probes (send p50 {_f(rep['send_us_when'])} us then, {_f(rep['send_us_when_not'])} otherwise); "
+              f"off-CPU in our send p50 {_f(rep['off_cpu_us'])} p90 {_f(rep['off_cpu_p90_us'])} us; split on wall "
+              f"time: venue {_f(rep['venue_wall_us'])} floor {_f(rep['floor_wall_us'])}")
         for label, us in rep["hops_us"].items():
             print(f"    {label:<46} {_f(us):>6} us (p90 {_f(rep['hops_p90_us'][label])})")
     if runs > 1:
         print(f"medians of {runs} runs (us):")
         for label in results[0]["hops_us"]:
             print(f"    {label:<46} {_f(_median([x['hops_us'][label] for x in results])):>6}")
-        for k in ("rtt_us", "venue_us", "floor_us"):
+        for k in ("rtt_us", "venue_us", "floor_us", "venue_wall_us", "floor_wall_us", "off_cpu_us"):
             print(f"    {k:<46} {_f(_median([x[k] for x in results])):>6}")
     return results
 
