@@ -492,6 +492,7 @@ def trace_report(directory: Path) -> dict:
     out["send_us_when"] = _median([(r["handed_wall"] - r["decided"]) * 1e6 for r in full
                                    if r["sim_in"] < r["handed_wall"]])
     out["off_cpu_us"] = _median([r["off"] * 1e6 for r in full])
+    out["off_cpu_when_us"] = _median([r["off"] * 1e6 for r in full if r["sim_in"] < r["handed_wall"]])
     out["off_cpu_p90_us"] = pct([r["off"] * 1e6 for r in full], .9) if full else None
     # the estimator's split as it was (wall send half) beside the one it makes (CPU send half)
     out["venue_wall_us"] = _median([(r["received"] - r["handed_wall"]) * 1e6 for r in full])
@@ -525,7 +526,8 @@ def probe_trace_run(seconds: float, interval_ms: float, runs: int, **kw) -> list
               f"{_f(out['venues']['D0']['venue_p50_us'])} floor {_f(out['floor_p50_us'])}; CPU % "
               + ", ".join(f"{k} {v:.0f}" for k, v in out["cpu_pct"].items()) + ")", flush=True)
         print(f"    the venue read before our write returned in {rep['venue_before_handed']} of {rep['probes']} "
-              f"probes (send p50 {_f(rep['send_us_when'])} us then, {_f(rep['send_us_when_not'])} otherwise); "
+              f"probes (send p50 {_f(rep['send_us_when'])} us then, of which off our CPU "
+              f"{_f(rep['off_cpu_when_us'])}; {_f(rep['send_us_when_not'])} otherwise); "
               f"off-CPU in our send p50 {_f(rep['off_cpu_us'])} p90 {_f(rep['off_cpu_p90_us'])} us; split on wall "
               f"time: venue {_f(rep['venue_wall_us'])} floor {_f(rep['floor_wall_us'])}")
         for label, us in rep["hops_us"].items():
