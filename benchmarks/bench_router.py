@@ -5,7 +5,12 @@ Usage:
   .venv/bin/python benchmarks/bench_router.py probes [--delays-ms 0,0.5,2,5] [--seconds 6]
   .venv/bin/python benchmarks/bench_router.py floor [--interval-ms 100] [--busy-poll-us 300]
   .venv/bin/python benchmarks/bench_router.py matrix [--setups sleep,pinned,gw-poll,venue-poll,both-poll] [--runs 3]
+  .venv/bin/python benchmarks/bench_router.py trace [--seconds 6] [--interval-ms 100] [--runs 1]
   .venv/bin/python benchmarks/bench_router.py all
+
+``trace``: one zero-latency venue through its delay line, as ``probes``, with
+``FIXGW_PROBE_TRACE`` set for both processes (``gateway.core.latency.ProbeTrace``): each probe
+stamped at every hop, joined by TestReqID, medians per hop printed (``trace_report``).
 
 ``decide``: pure CPU. Books of N venues x L levels per side, live-looking latencies and
 touch depletion; every policy decides a stream of buy/sell IOC/FOK/market orders. The
@@ -440,6 +445,102 @@ def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float
     return {"medians": med, "runs": rows}
 
 
+HOPS = (("gw send: decided -> bytes in the socket", "decided", "handed_wall"),
+        ("to the venue: -> its read returned", "handed_wall", "sim_in"),
+        ("venue: read -> the Heartbeat's write begins", "sim_in", "sim_w0"),
+        ("venue: the socket write", "sim_w0", "sim_w1"),
+        ("back: -> our read returned", "sim_w1", "received"),
+        ("gw receive: read -> matched (handled)", "received", "handled"),
+        ("(venue after its write: commit, timer)", "sim_w1", "sim_done"))
+
+
+def trace_report(directory: Path) -> dict:
+    """Join the ``ProbeTrace`` files of one run by TestReqID: per probe, the gateway's
+    decided/handed/received/handled and the venue's read/write stamps; medians (us) per hop."""
+    rows: dict[str, dict[str, float]] = {}
+    for f in sorted(Path(directory).glob("*.trace")):
+        for line in f.read_text().splitlines():
+            kind, rid, *st = line.split()
+            t = [float(x) for x in st]
+            r = rows.setdefault(rid, {})
+            if kind == "gw":
+                r.update(decided=t[0], handed=t[1], received=t[2], handled=t[3])
+            elif kind == "in":
+                r.update(sim_in=t[0], sim_done=t[1])
+            elif kind == "out":
+                r.update(sim_w0=t[0], sim_w1=t[1])
+            elif kind == "send":                # the gateway's wall stamp of the write, off-CPU time
+                r.update(handed_wall=t[1], off=t[2])
+    keys = ("decided", "handed", "received", "handled", "sim_in", "sim_done", "sim_w0", "sim_w1")
+    for r in rows.values():      # a gateway without the "send" row (a base build): handed is the wall stamp
+        if "handed" in r:
+            r.setdefault("handed_wall", r["handed"])
+            r.setdefault("off", 0.0)
+    full = [r for r in rows.values() if all(k in r for k in keys)][3:]      # the first few: warm-up
+    out: dict = {"probes": len(full), "hops_us": {}}
+    out["hops_p90_us"] = {}
+    for label, a, b in HOPS:
+        xs = [(r[b] - r[a]) * 1e6 for r in full]
+        out["hops_us"][label] = _median(xs)
+        out["hops_p90_us"][label] = pct(xs, .9) if xs else None
+    # The venue read our bytes before our own write had returned: it ran while we were off
+    # the CPU inside that write (woken onto our CPU, it can preempt us): its time then counts
+    # in our send path (floor), not in the venue's part.
+    out["venue_before_handed"] = sum(1 for r in full if r["sim_in"] < r["handed_wall"])
+    out["send_us_when_not"] = _median([(r["handed_wall"] - r["decided"]) * 1e6 for r in full
+                                       if r["sim_in"] >= r["handed_wall"]])
+    out["send_us_when"] = _median([(r["handed_wall"] - r["decided"]) * 1e6 for r in full
+                                   if r["sim_in"] < r["handed_wall"]])
+    out["off_cpu_us"] = _median([r["off"] * 1e6 for r in full])
+    out["off_cpu_when_us"] = _median([r["off"] * 1e6 for r in full if r["sim_in"] < r["handed_wall"]])
+    out["off_cpu_p90_us"] = pct([r["off"] * 1e6 for r in full], .9) if full else None
+    # the estimator's split as it was (wall send half) beside the one it makes (CPU send half)
+    out["venue_wall_us"] = _median([(r["received"] - r["handed_wall"]) * 1e6 for r in full])
+    out["floor_wall_us"] = _median([(r["handed_wall"] - r["decided"] + r["handled"] - r["received"]) * 1e6
+                                    for r in full])
+    out["rtt_us"] = _median([(r["handled"] - r["decided"]) * 1e6 for r in full])
+    out["venue_us"] = _median([(r["received"] - r["handed"]) * 1e6 for r in full])
+    out["floor_us"] = _median([(r["handed"] - r["decided"] + r["handled"] - r["received"]) * 1e6 for r in full])
+    return out
+
+
+def probe_trace_run(seconds: float, interval_ms: float, runs: int, **kw) -> list[dict]:
+    """``trace``: ``runs`` runs of ``bench_probes`` at one zero-latency venue with every hop stamped."""
+    import tempfile  # noqa: PLC0415
+
+    from gateway.core.latency import TRACE_ENV  # noqa: PLC0415
+    results = []
+    for r in range(runs):
+        with tempfile.TemporaryDirectory(prefix="probe_trace_") as tmp:
+            os.environ[TRACE_ENV] = tmp
+            try:
+                out = bench_probes([0.0], seconds, interval_ms, proxy=True, floor_count=0, quiet=True, **kw)
+            finally:
+                del os.environ[TRACE_ENV]
+            rep = trace_report(Path(tmp))
+        rep["status"] = {"rtt_p50": out["venues"]["D0"]["rtt_p50_us"], "venue_p50": out["venues"]["D0"]["venue_p50_us"],
+                         "floor_p50": out["floor_p50_us"], "cpu_pct": out["cpu_pct"]}
+        results.append(rep)
+        print(f"run {r + 1}/{runs}: {rep['probes']} probes traced; rtt {_f(rep['rtt_us'])} venue {_f(rep['venue_us'])} "
+              f"floor {_f(rep['floor_us'])} us (status: rtt {_f(out['venues']['D0']['rtt_p50_us'])} venue "
+              f"{_f(out['venues']['D0']['venue_p50_us'])} floor {_f(out['floor_p50_us'])}; CPU % "
+              + ", ".join(f"{k} {v:.0f}" for k, v in out["cpu_pct"].items()) + ")", flush=True)
+        print(f"    the venue read before our write returned in {rep['venue_before_handed']} of {rep['probes']} "
+              f"probes (send p50 {_f(rep['send_us_when'])} us then, of which off our CPU "
+              f"{_f(rep['off_cpu_when_us'])}; {_f(rep['send_us_when_not'])} otherwise); "
+              f"off-CPU in our send p50 {_f(rep['off_cpu_us'])} p90 {_f(rep['off_cpu_p90_us'])} us; split on wall "
+              f"time: venue {_f(rep['venue_wall_us'])} floor {_f(rep['floor_wall_us'])}")
+        for label, us in rep["hops_us"].items():
+            print(f"    {label:<46} {_f(us):>6} us (p90 {_f(rep['hops_p90_us'][label])})")
+    if runs > 1:
+        print(f"medians of {runs} runs (us):")
+        for label in results[0]["hops_us"]:
+            print(f"    {label:<46} {_f(_median([x['hops_us'][label] for x in results])):>6}")
+        for k in ("rtt_us", "venue_us", "floor_us", "venue_wall_us", "floor_wall_us", "off_cpu_us"):
+            print(f"    {k:<46} {_f(_median([x[k] for x in results])):>6}")
+    return results
+
+
 def _median(xs: list) -> float | None:
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -457,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         echo_server(int(argv[1]), int(argv[2]) if len(argv) > 2 else 0,
                     int(argv[3]) if len(argv) > 3 and argv[3] else None)
         return 0
-    ap.add_argument("what", choices=["decide", "probes", "floor", "matrix", "all"], nargs="?", default="decide")
+    ap.add_argument("what", choices=["decide", "probes", "floor", "matrix", "trace", "all"], nargs="?", default="decide")
     ap.add_argument("--venues", type=int, default=8)
     ap.add_argument("--levels", type=int, default=10)
     ap.add_argument("--orders", type=int, default=20_000)
@@ -501,6 +602,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.what == "matrix":
         out = probe_matrix(a.setups.split(","), a.runs, a.seconds, a.interval_ms, not a.no_proxy, a.floor_count,
                            a.gw_poll_us, a.venue_poll_us, a.nice)
+        if a.json:
+            import json  # noqa: PLC0415
+            print(json.dumps(out))
+    if a.what == "trace":
+        out = probe_trace_run(a.seconds, a.interval_ms, a.runs, warm_probes=a.warm_probes,
+                              busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
+                              gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))

@@ -12,10 +12,11 @@ The invariants are ``publish.EventPublisher``'s and ``native``'s.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from mypy_extensions import mypyc_attr
 
+from gateway.core.latency import ProbeTrace, probe_trace
 from gateway.core.matching.engine import LIMIT
 from gateway.core.matching.events import CancelReject, ExecReport
 from gateway.core.matching.marketdata import MDEntry, Subscription
@@ -158,6 +159,9 @@ def store_while_away(handle: NativeSession, msg_type: str, body: str) -> bool:
 
 # ---------------------------------------------------------------- latency around the session
 
+_TRACE: Final[ProbeTrace | None] = probe_trace("sim")   # bench-only hop stamps (latency.ProbeTrace)
+
+
 class DelayedSession(NativeSession):
     """A ``NativeSession`` whose socket bytes pass through two delay lines (in, out): the
     native venue's sessions when it has latency configured (``native.VenueEngine``). Compiled
@@ -190,10 +194,26 @@ class DelayedSession(NativeSession):
 
     def receive(self, data: bytes) -> None:
         line = self.line_in
+        if _TRACE is not None and b"\x0135=1\x01" in data:    # bench-only: read returned .. handled
+            t0 = time.perf_counter()
+            if line is None or line.straight():
+                super().receive(data)
+            else:
+                line.push(data)
+            _TRACE.add("in", data, t0, time.perf_counter())
+            return
         if line is None or line.straight():
             super().receive(data)
         else:
             line.push(data)
+
+    def write_out(self, data: bytes) -> bool:
+        if _TRACE is not None and b"\x01112=" in data:          # bench-only: the answer's socket write
+            t0 = time.perf_counter()
+            ok = super().write_out(data)
+            _TRACE.add("out", data, t0, time.perf_counter())
+            return ok
+        return super().write_out(data)
 
     def flush(self) -> None:
         """Take what the session has to send now; the line writes it when due."""

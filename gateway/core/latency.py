@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 from mypy_extensions import mypyc_attr
@@ -231,3 +232,58 @@ class ProbeTracker:
             rid, _ = pend.popitem(last=False)
             self._handed.pop(rid, None)
             self.expired += 1
+
+
+# ---------------------------------------------------------------- bench-only: a probe's hops
+
+TRACE_ENV = "FIXGW_PROBE_TRACE"     # a directory: each process appends its probe stamps there
+
+
+@mypyc_attr(native_class=False)
+class ProbeTrace:
+    """Bench-only stamps of a probe's hops (``benchmarks/bench_router.py trace``), off unless
+    ``FIXGW_PROBE_TRACE`` names a directory when the process starts (``probe_trace()``); off,
+    the hot path pays one ``is None`` test. ``add(kind, data, *stamps)`` keeps a row in
+    memory (``data``: the TestReqID, or the bytes it is found in later); the rows reach
+    ``<dir>/<tag>-<pid>.trace`` 30 ms after the first of a batch, from a loop timer, so the
+    file write never lands inside the probe it describes (probes are >= 10 ms apart). Stamps
+    are ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux: one clock for every process)."""
+
+    def __init__(self, directory: str, tag: str) -> None:
+        import os  # noqa: PLC0415 - bench-only
+        self.path = os.path.join(directory, f"{tag}-{os.getpid()}.trace")
+        self.rows: list[tuple] = []
+        self._armed = False
+
+    def add(self, kind: str, data: Any, *stamps: float) -> None:
+        self.rows.append((kind, data, stamps))
+        if not self._armed:
+            import asyncio  # noqa: PLC0415
+            try:
+                asyncio.get_running_loop().call_later(0.03, self.dump)
+                self._armed = True
+            except RuntimeError:       # no loop (a test): written when asked
+                pass
+
+    def dump(self) -> None:
+        import re  # noqa: PLC0415
+        self._armed = False
+        rows, self.rows = self.rows, []
+        lines = []
+        for kind, data, stamps in rows:
+            if isinstance(data, (bytes, bytearray)):
+                found = re.findall(rb"\x01112=([^\x01]*)\x01", bytes(data))
+                ids = [x.decode("latin-1") for x in found] or ["-"]
+            else:
+                ids = [str(data)]
+            for rid in ids:
+                lines.append(f"{kind} {rid} " + " ".join(f"{s:.9f}" for s in stamps) + "\n")
+        with open(self.path, "a", encoding="ascii") as f:
+            f.writelines(lines)
+
+
+def probe_trace(tag: str) -> ProbeTrace | None:
+    """The process's ``ProbeTrace`` when ``FIXGW_PROBE_TRACE`` is set, else None."""
+    import os  # noqa: PLC0415
+    directory = os.environ.get(TRACE_ENV, "")
+    return ProbeTrace(directory, tag) if directory else None

@@ -37,11 +37,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from gateway.core.book import BID, OFFER, TRADE, L2Book
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
-from gateway.core.latency import INF, LatencyEstimator, ProbeTracker, _num
+from gateway.core.latency import INF, LatencyEstimator, ProbeTrace, ProbeTracker, _num, probe_trace
 from gateway.core.mdfeed import VenueBooks
 
 if TYPE_CHECKING:  # the router package imports this module; no import cycle at run time
@@ -52,6 +52,7 @@ Fields = list[tuple[int, str]]
 OutFields = list[tuple[int, Any]]      # what we send: values are formatted with str() (264=md_depth is an int)
 # sender(session, msg_type, body_fields, groups) -> sent?; groups: [(count_tag, [entry_fields, ...])]
 Sender = Callable[[Any, str, OutFields, list[tuple[int, list[OutFields]]]], bool]
+_TRACE: Final[ProbeTrace | None] = probe_trace("gw")   # bench-only hop stamps (latency.ProbeTrace)
 MIN_PROBE_GAP_S = 0.01      # at most 100 probes/s per venue, whatever probe_interval_ms says
 PROBE_MAX_PER_S = 20.0      # default per-venue cap (VenueConfig.probe_max_per_s)
 CAP_TOLERANCE = 0.1         # a probe may go this fraction of its gap early (timer jitter)
@@ -149,6 +150,9 @@ class MarketState:
         self.clock = clock
         # the real clock's now() is time.perf_counter, called directly (no method call per read)
         self._now: Callable[[], float] = time.perf_counter if type(clock) is MonotonicClock else clock.now
+        # With the real clock, a probe's send half counts only this thread's CPU time (``_probe``);
+        # a fake clock (tests, replay) keeps the wall split.
+        self._cpu: Callable[[], float] | None = time.thread_time if type(clock) is MonotonicClock else None
         self.sender: Sender = sender or _no_sender
         self.venues: dict[str, VenueState] = {}
         self.venue_list: list[VenueState] = []    # stable order, for the router's loop
@@ -227,6 +231,10 @@ class MarketState:
         if rtt is not None:
             self._probe_sample(v, rtt, probes.answered_handed_at)
             v.last_other_at = probes.answered_at
+            if _TRACE is not None:      # bench-only (FIXGW_PROBE_TRACE): decided, handed, received, handled
+                at = probes.answered_at
+                _TRACE.add("gw", test_req_id, at - rtt, probes.answered_handed_at or 0.0,
+                           getattr(v.session_id, "received_at", None) or 0.0, at)
         else:
             v.last_other_at = self.clock.now()
 
@@ -351,6 +359,9 @@ class MarketState:
         warm = getattr(v.session_id, "warm_up", None)
         if warm is not None:
             warm()
+        cpu = self._cpu
+        c0 = cpu() if cpu is not None else 0.0
+        t0 = self.clock.now()
         rid = self.probes.new_probe(v.name)
         if v.pending_since is None:
             v.pending_since = self.probes.oldest_pending_at(v.name)
@@ -362,7 +373,18 @@ class MarketState:
             return 0
         # The sender returns once the bytes are in the socket (the native engine writes at
         # once outside a pump): the transport edge of the way out.
-        self.probes.handed(rid, self.clock.now())
+        handed = self.clock.now()
+        if cpu is not None:
+            # Our send half is the CPU this thread spent on it. Time off the CPU in between is
+            # not ours: most often the venue itself, woken by our socket write onto our CPU,
+            # preempting us and answering before the write returned (seen in ~1 probe in 6 on
+            # the 2-core VM, bench_router.py trace). It moves to the venue's part.
+            off = (handed - t0) - (cpu() - c0)
+            if _TRACE is not None:      # bench-only: the wall stamps and the time off the CPU
+                _TRACE.add("send", rid, t0, handed, off)
+            if off > 0.0:
+                handed -= off
+        self.probes.handed(rid, handed)
         self.probes_sent += 1
         return 1
 

@@ -126,3 +126,31 @@ def test_route_latency_ignores_one_spike_follows_two_and_recovers_by_median():
     assert est.route_us == pytest.approx(5000)   # median still slow: 2 of 5 fast
     est.add(0.0003)
     assert est.route_us == pytest.approx(300)
+
+
+# ---------------------------------------------------------------- bench-only probe hop trace
+
+def test_probe_trace_is_off_unless_its_directory_is_named(monkeypatch):
+    from gateway.core.latency import TRACE_ENV, probe_trace
+    monkeypatch.delenv(TRACE_ENV, raising=False)
+    assert probe_trace("gw") is None
+    monkeypatch.setenv(TRACE_ENV, "")
+    assert probe_trace("gw") is None
+
+
+def test_probe_trace_rows_reach_the_file_with_their_test_req_ids(tmp_path, monkeypatch):
+    from gateway.core.latency import TRACE_ENV, probe_trace
+    monkeypatch.setenv(TRACE_ENV, str(tmp_path))
+    trace = probe_trace("sim")
+    assert trace is not None
+    trace.add("gw", "PRB-D0-1", 1.0, 1.5, 2.0, 2.25)       # no running loop: kept until dumped
+    trace.add("out", b"8=FIX.4.4\x019=5\x0135=0\x01112=PRB-D0-1\x0110=000\x01"
+                     b"8=FIX.4.4\x019=5\x0135=0\x01112=PRB-D0-2\x0110=000\x01", 3.0, 3.5)
+    trace.add("in", b"8=FIX.4.4\x0135=1\x01", 4.0, 4.5)      # no 112: written as "-"
+    trace.dump()
+    trace.dump()                                              # nothing more: nothing written twice
+    (path,) = tmp_path.glob("sim-*.trace")
+    lines = path.read_text().splitlines()
+    assert lines == ["gw PRB-D0-1 1.000000000 1.500000000 2.000000000 2.250000000",
+                     "out PRB-D0-1 3.000000000 3.500000000", "out PRB-D0-2 3.000000000 3.500000000",
+                     "in - 4.000000000 4.500000000"]

@@ -235,6 +235,35 @@ def test_probe_answer_is_split_into_the_venue_and_our_floor():
     assert m.stats()["probe_floor_p50_us"] == pytest.approx(50)
 
 
+def test_time_off_the_cpu_in_our_send_goes_to_the_venue():
+    """Real clock: the send half is this thread's CPU time. A sender that is off the CPU
+    (here: sleeping 20 ms, as when the venue, woken by our write, preempts us and answers
+    before the write returns) has that time moved to the venue's part; rtt is unchanged."""
+    import time
+
+    from gateway.common.clock import MonotonicClock
+    clock = MonotonicClock()
+    h = _Handle()
+    sent = []
+
+    def sender(sess, mt, fields, groups):
+        time.sleep(0.020)
+        sent.append(dict(fields)[112])
+        return True
+
+    m = MarketState(RoutingConfig(md_symbols=[]), clock, sender=sender)
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", h)
+    m.probe_round()
+    h.received_at = clock.now()
+    m.on_venue_admin("ALPHA", fix((35, "0"), (112, sent[0])), "0")
+    v = m.venues["ALPHA"]
+    assert v.rtt.last_us >= 20_000
+    assert v.lat.last_us >= 19_000                   # the sleep is the venue's, not ours
+    assert m.floor_send.last_us < 5_000
+    assert v.lat.last_us + m.floor.last_us == pytest.approx(v.rtt.last_us)
+
+
 def test_without_a_receive_stamp_only_the_send_path_is_taken_off():
     """quickfix gives no transport-edge stamp: the venue's figure keeps our receive path and
     the floor gets no sample (never a guess)."""

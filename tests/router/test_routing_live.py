@@ -157,3 +157,36 @@ def test_venue_killed_mid_run_is_routed_around(tmp_path):
         assert final.get(39) == b"8" and b"no venue available" in final.get(58)
         books = rig.market()["ALPHA"]["books"]["EURUSD"]
         assert books["stale"] is True
+
+
+def test_probe_hops_are_stamped_in_order(tmp_path, monkeypatch):
+    """``bench_router.py trace``: with FIXGW_PROBE_TRACE set, both processes stamp every probe
+    (gateway: decided, handed, received, handled; venue: read, write) and the stamps of one
+    probe, joined by TestReqID, follow the probe's way (one clock for both processes)."""
+    import importlib.util
+    from pathlib import Path
+
+    from gateway.core.latency import TRACE_ENV
+    spec = importlib.util.spec_from_file_location(
+        "bench_router", Path(__file__).resolve().parents[2] / "benchmarks" / "bench_router.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    monkeypatch.setenv(TRACE_ENV, str(traces))
+    with LiveRig(tmp_path, [{"name": "D0", "base_us": 0.0, "proxy": True, "probe_max_per_s": 1000.0}],
+                 {"probe_interval_ms": 50}) as rig:
+        rig.wait_ready(30.0, samples=1)
+        deadline = time.monotonic() + 20.0
+        rep = bench.trace_report(traces)
+        while rep["probes"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rep = bench.trace_report(traces)
+    assert rep["probes"] >= 5, rep
+    hops = rep["hops_us"]
+    for label in ("gw send: decided -> bytes in the socket", "venue: read -> the Heartbeat's write begins",
+                  "venue: the socket write", "gw receive: read -> matched (handled)"):
+        assert hops[label] >= 0, (label, rep)
+    # the venue read after we decided, and we read the answer after the venue began writing it
+    assert rep["rtt_us"] >= rep["venue_us"] >= 0
+    assert abs(rep["rtt_us"] - rep["venue_us"] - rep["floor_us"]) < 0.25 * rep["rtt_us"] + 50
