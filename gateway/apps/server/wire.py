@@ -51,7 +51,10 @@ ORDER_FIELDS: Final[dict[tuple[str, str, float, str, float | None, str], str]] =
 
 
 def num(value: float) -> str:
-    """``codec.fix_number(value)``, cached by value."""
+    """``codec.fix_number(value)``, cached by value (zero, every filled order's LeavesQty, without
+    the float's hash and the dict)."""
+    if value == 0.0:
+        return "0"
     text = NUM.get(value)
     if text is None:
         text = fix_number(value)
@@ -97,6 +100,7 @@ def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float
 
 
 _NOW: Final = SecondText()       # "YYYYMMDD-HH:MM:SS." of the current second
+_D3: Final[tuple[str, ...]] = DIGITS3   # "000".."999", a typed static when compiled (no module dict read)
 
 
 def transact_time() -> str:
@@ -112,4 +116,4 @@ def transact_time() -> str:
     micros = (ns % 1_000_000_000 + 500) // 1000
     if micros > 999_999:
         micros = 999_999
-    return f"{text}{DIGITS3[micros // 1000]}{DIGITS3[micros % 1000]}"
+    return f"{text}{_D3[micros // 1000]}{_D3[micros % 1000]}"
