@@ -446,7 +446,7 @@ class GatewayCore:
         if child is not None:
             if not child.acked:
                 self.market.record_ack(child.venue, now - child.sent_at, now)
-        return self._follow_up(self.orders.on_venue_exec(ev, now))
+        return self._follow_up(self.orders.on_venue_exec(ev, now, child))   # (found: not looked up again)
 
     def venue_cancel_rejected(self, ev: VenueCancelRejected) -> list:
         now = self.clock.now()

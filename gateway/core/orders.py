@@ -465,9 +465,11 @@ class OrderManager:
     def find_child(self, venue_cl_ord_id: str) -> VenueOrder | None:
         return self.by_venue_id.get(venue_cl_ord_id)
 
-    def on_venue_exec(self, ev: VenueExecutionReport, now: float = 0.0) -> list:
+    def on_venue_exec(self, ev: VenueExecutionReport, now: float = 0.0, child: VenueOrder | None = None) -> list:
+        """A venue's ExecutionReport. ``child``: the caller's ``by_venue_id.get(ev.cl_ord_id)``, when it made it."""
         found_by = ev.cl_ord_id           # the id the venue order was found by (its request's too)
-        child = self.by_venue_id.get(found_by)
+        if child is None:
+            child = self.by_venue_id.get(found_by)
         if child is None and ev.orig_cl_ord_id:
             found_by = ev.orig_cl_ord_id
             child = self.by_venue_id.get(found_by)

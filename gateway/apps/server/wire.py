@@ -15,7 +15,7 @@ once a second, the microseconds by integer arithmetic on ``time.time_ns()`` and 
 """
 from __future__ import annotations
 
-from time import time_ns
+from time import time_ns as _clock_time_ns
 from typing import Any, Final
 
 from gateway.common.clock import DIGITS3, SecondText
@@ -65,7 +65,10 @@ def num(value: float) -> str:
 
 
 def to_float(text: str) -> float:
-    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does."""
+    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does.
+    "0" (a fill's LeavesQty, an ack's CumQty) without the dict."""
+    if text == "0":
+        return 0.0
     value = FLOATS.get(text)
     if value is None:
         value = float(text)
@@ -99,6 +102,7 @@ def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float
     return text
 
 
+_time_ns: Final = _clock_time_ns    # a static when compiled: no module dict read per message
 _NOW: Final = SecondText()       # "YYYYMMDD-HH:MM:SS." of the current second
 _D3: Final[tuple[str, ...]] = DIGITS3   # "000".."999", a typed static when compiled (no module dict read)
 
@@ -107,7 +111,7 @@ def transact_time() -> str:
     """UTC now as a FIX UTCTimestamp to the microsecond: YYYYMMDD-HH:MM:SS.ssssss; the same text
     as ``codec.utc_timestamp(time.time(), 6)`` (rounded to the microsecond, never up into the
     next second), the date and time of day formatted once a second."""
-    ns = time_ns()
+    ns = _time_ns()
     sec = ns // 1_000_000_000
     last_sec, text = _NOW.pair
     if sec != last_sec:
