@@ -127,8 +127,10 @@ class GatewayMetrics:
         self.journal_bytes = Gauge("fixgw_journal_bytes", "size of the order journal file", registry=r)
         self._children: dict[tuple, Any] = {}
         self._sessions: _SessionCollector | None = None
-        # order-path counts not yet in the counters above: (outcome, policy) / reason -> n
-        self._orders_done: dict[tuple[str, str], int] = {}
+        # order-path counts not yet in the counters above: policy -> outcome -> n / reason -> n
+        # (nested by plain strings: a (outcome, policy) tuple key was built, hashed and compared
+        # element by element on every ended order)
+        self._orders_done: dict[str, dict[str, int]] = {}
         self._rejected: dict[str, int] = {}
 
     # -- the server's calls (cheap: cached label children, no allocation once warm)
@@ -141,8 +143,10 @@ class GatewayMetrics:
 
     def on_order_done(self, outcome: str, policy: str) -> None:
         """An OMS order ended: outcome filled | canceled | expired | rejected (see ``OUTCOMES``)."""
-        key = (outcome, policy)
-        self._orders_done[key] = self._orders_done.get(key, 0) + 1
+        by_outcome = self._orders_done.get(policy)
+        if by_outcome is None:
+            by_outcome = self._orders_done[policy] = {}
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
 
     def on_reject(self, reason: str) -> None:
         """A gateway reject of a new order (``reject_reason(text)`` gives the label)."""
@@ -151,8 +155,9 @@ class GatewayMetrics:
     def _fold_counts(self) -> None:
         """The order path's plain counts into their prometheus counters (on scrape)."""
         done, self._orders_done = self._orders_done, {}
-        for (outcome, policy), n in done.items():
-            self._child(self.orders, outcome, policy or "none").inc(n)
+        for policy, by_outcome in done.items():
+            for outcome, n in by_outcome.items():
+                self._child(self.orders, outcome, policy or "none").inc(n)
         rejected, self._rejected = self._rejected, {}
         for reason, n in rejected.items():
             self._child(self.rejects, reason).inc(n)

@@ -181,18 +181,20 @@ class IdGen:
         # every id is "<letter><prefix>.<number>": printable ASCII without '"' or '\\' in the
         # prefix means no id needs JSON escaping (the journal writes them as they are)
         self.plain = all(" " <= ch <= "~" and ch != '"' and ch != "\\" for ch in self.prefix)
+        # each kind's "<letter><prefix>." made once: an id is then one join of two parts
+        self._venue, self._order, self._exec = f"G{self.prefix}.", f"O{self.prefix}.", f"E{self.prefix}."
 
     def venue(self) -> str:
         self._n += 1
-        return f"G{self.prefix}.{self._n}"
+        return f"{self._venue}{self._n}"
 
     def order(self) -> str:
         self._n += 1
-        return f"O{self.prefix}.{self._n}"
+        return f"{self._order}{self._n}"
 
     def exec(self) -> str:
         self._n += 1
-        return f"E{self.prefix}.{self._n}"
+        return f"{self._exec}{self._n}"
 
 
 def _base36(n: int) -> str:
@@ -444,7 +446,7 @@ class GatewayCore:
         if child is not None:
             if not child.acked:
                 self.market.record_ack(child.venue, now - child.sent_at, now)
-        return self._follow_up(self.orders.on_venue_exec(ev, now))
+        return self._follow_up(self.orders.on_venue_exec(ev, now, child))   # (found: not looked up again)
 
     def venue_cancel_rejected(self, ev: VenueCancelRejected) -> list:
         now = self.clock.now()

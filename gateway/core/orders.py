@@ -207,16 +207,21 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 
 
 def can_move(status: str, to: str) -> bool:
-    return to in TRANSITIONS.get(status, ())
+    allowed = TRANSITIONS.get(status)
+    return allowed is not None and to in allowed
 
 
 def move(order: "OmsOrder | VenueOrder", to: str) -> None:
     """The only place an order status changes. Raises ``OrderStateError`` (state unchanged)."""
-    if to not in TRANSITIONS.get(order.status, ()):
+    allowed = TRANSITIONS.get(order.status)
+    if allowed is None or to not in allowed:
         name = getattr(order, "order_id", None) or getattr(order, "cl_ord_id", "?")
         raise OrderStateError(f"{name}: {STATUS_NAMES.get(order.status, order.status)} -> "
                               f"{STATUS_NAMES.get(to, to)} is not a legal order transition")
-    order.status = to
+    if isinstance(order, VenueOrder):   # narrowed: a native attribute write (the union's is a generic setattr)
+        order.status = to
+    else:
+        order.status = to
 
 
 # ---------------------------------------------------------------- commands (core -> edges)
@@ -419,6 +424,8 @@ class OrderManager:
         self.by_order_id[order_id] = order
         self.open[order_id] = order
         self.counts["total"] += 1
+        if len(children) == 1:           # scalp and DMA: one venue order
+            return [SendNewOrder(child=self._add_child(order, children[0], child_ids[0], now))]
         out = []
         for spec, vid in zip(children, child_ids):
             out.append(SendNewOrder(child=self._add_child(order, spec, vid, now)))
@@ -458,9 +465,11 @@ class OrderManager:
     def find_child(self, venue_cl_ord_id: str) -> VenueOrder | None:
         return self.by_venue_id.get(venue_cl_ord_id)
 
-    def on_venue_exec(self, ev: VenueExecutionReport, now: float = 0.0) -> list:
+    def on_venue_exec(self, ev: VenueExecutionReport, now: float = 0.0, child: VenueOrder | None = None) -> list:
+        """A venue's ExecutionReport. ``child``: the caller's ``by_venue_id.get(ev.cl_ord_id)``, when it made it."""
         found_by = ev.cl_ord_id           # the id the venue order was found by (its request's too)
-        child = self.by_venue_id.get(found_by)
+        if child is None:
+            child = self.by_venue_id.get(found_by)
         if child is None and ev.orig_cl_ord_id:
             found_by = ev.orig_cl_ord_id
             child = self.by_venue_id.get(found_by)
@@ -473,15 +482,18 @@ class OrderManager:
                 return self._on_replace_status(child, request, ev, now)
             return self._on_status(child, ev, now)
         key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
-        if key in self.seen_exec_ids:
+        seen = self.seen_exec_ids
+        n = len(seen)
+        seen.add(key)                    # one hash of the key: added, or there already
+        if len(seen) == n:
             self.counts["ignored_reports"] += 1
             return []
         et = ev.exec_type
         if child.done and et not in (PENDING_CANCEL, PENDING_REPLACE, PENDING_NEW):
             # a venue order we consider ended: applying it would move a terminal state
+            seen.discard(key)            # not applied: not seen
             self.counts["unexpected_reports"] += 1
             return []
-        self.seen_exec_ids.add(key)
         if ev.venue_order_id:
             child.venue_order_id = ev.venue_order_id
         if et == TRADE:
@@ -708,9 +720,7 @@ class OrderManager:
         if order.status != status:         # a fill already moved it to FILLED for its report
             move(order, status)
         order.done_at = now
-        open_orders = self.open
-        if order.order_id in open_orders:
-            del open_orders[order.order_id]
+        self.open.pop(order.order_id, None)
         self.counts[STATUS_NAMES[status]] += 1
         if status != FILLED and order.cum_qty > EPS:
             self.counts["partially_filled"] += 1     # ended with a partial fill

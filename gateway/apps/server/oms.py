@@ -17,15 +17,15 @@ from collections import deque
 from typing import Any, Callable, Final
 
 from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, OmsSessionUp, OmsStatusRequest
-from gateway.core.model import DAY, LIMIT, MARKET, OrderIntent
+from gateway.core.model import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import Message, utc_timestamp
 from gateway.apps.server.wire import EventSink, intent_fields, native_sink, num, to_float, transact_time
 from gateway.fix.engine import Unsupported, reject_body
 
-_SIDES: Final = frozenset("12")
-_ORD_TYPES: Final = frozenset((MARKET, LIMIT))
-_TIFS: Final = frozenset("034")   # Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling)
+# Supported values are checked by comparing with these literals (a native compare of one
+# character each, where a frozenset lookup hashes): Side 1/2; OrdType market/limit; TimeInForce
+# Day, IOC, FOK (GTC/GTD refused: no overnight or expiry handling).
 LOGON_BACKOFF_S: Final = (0.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0)   # after n failures in a row; capped at the last
 _TEXT_CHUNK: Final = 900
 MAX_UNDELIVERED: Final = 100_000      # reports kept per OMS session while it is logged out
@@ -69,13 +69,13 @@ def _resend(f: Message) -> bool:
 def _intent(f: Message, key: str, now: float) -> OrderIntent:
     """The order fields of a NewOrderSingle or a CancelReplaceRequest (``f``: tag -> value)."""
     side = f[54]
-    if side not in _SIDES:
+    if side != BUY and side != SELL:
         raise BadValue(54, side)
     ord_type = f[40]
-    if ord_type not in _ORD_TYPES:
+    if ord_type != LIMIT and ord_type != MARKET:
         raise BadValue(40, ord_type)
     tif = f.get(59) or DAY
-    if tif not in _TIFS:
+    if tif != IOC and tif != DAY and tif != FOK:
         raise BadValue(59, tif)
     try:
         qty = to_float(f[38])

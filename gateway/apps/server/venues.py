@@ -68,6 +68,7 @@ class VenueApplication:
         self.venues: dict[str, VenueSession] = {v.name: VenueSession(v.name) for v in venues}
         self._by_ids: dict[tuple[str, str], str] = {(v.sender_comp_id, v.target): v.name for v in venues}
         self._name_of: dict[str, str] = {}      # session key -> venue name
+        self._session_of: dict[str, VenueSession] = {}   # session key -> its VenueSession (one read per report)
         self.on_md_reject: Callable[[str], None] | None = None   # metrics: a venue refused our MD request
 
     def attach(self, handles: dict[str, Any]) -> None:
@@ -76,6 +77,7 @@ class VenueApplication:
             name = self._by_ids.get((handle.sender_comp_id, handle.target_comp_id))
             if name is not None:
                 self._name_of[key] = name
+                self._session_of[key] = self.venues[name]
                 self.venues[name].handle, self.venues[name].key = handle, key
 
     # ------------------------------------------------------------ session events
@@ -118,12 +120,13 @@ class VenueApplication:
     def on_message(self, session: Any, msg: Message) -> None:
         if self.by_callbacks:
             self.tracker.received(session.key)
-        venue = self._name_of[session.key]
+        vs = self._session_of[session.key]
+        venue = vs.name
         t = msg.msg_type
         if t == "8":
             ev = parse_exec(venue, msg)
             if ev.exec_type == "F":
-                self.venues[venue].fills += 1
+                vs.fills += 1
             to = self._to
             if to is not None and self.sink is self._to_sink:
                 to.submit(ev)

@@ -15,7 +15,7 @@ once a second, the microseconds by integer arithmetic on ``time.time_ns()`` and 
 """
 from __future__ import annotations
 
-from time import time_ns
+from time import time_ns as _clock_time_ns
 from typing import Any, Final
 
 from gateway.common.clock import DIGITS3, SecondText
@@ -51,7 +51,10 @@ ORDER_FIELDS: Final[dict[tuple[str, str, float, str, float | None, str], str]] =
 
 
 def num(value: float) -> str:
-    """``codec.fix_number(value)``, cached by value."""
+    """``codec.fix_number(value)``, cached by value (zero, every filled order's LeavesQty, without
+    the float's hash and the dict)."""
+    if value == 0.0:
+        return "0"
     text = NUM.get(value)
     if text is None:
         text = fix_number(value)
@@ -62,7 +65,10 @@ def num(value: float) -> str:
 
 
 def to_float(text: str) -> float:
-    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does."""
+    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does.
+    "0" (a fill's LeavesQty, an ack's CumQty) without the dict."""
+    if text == "0":
+        return 0.0
     value = FLOATS.get(text)
     if value is None:
         value = float(text)
@@ -96,14 +102,16 @@ def order_fields(symbol: str, side: str, qty: float, ord_type: str, price: float
     return text
 
 
+_time_ns: Final = _clock_time_ns    # a static when compiled: no module dict read per message
 _NOW: Final = SecondText()       # "YYYYMMDD-HH:MM:SS." of the current second
+_D3: Final[tuple[str, ...]] = DIGITS3   # "000".."999", a typed static when compiled (no module dict read)
 
 
 def transact_time() -> str:
     """UTC now as a FIX UTCTimestamp to the microsecond: YYYYMMDD-HH:MM:SS.ssssss; the same text
     as ``codec.utc_timestamp(time.time(), 6)`` (rounded to the microsecond, never up into the
     next second), the date and time of day formatted once a second."""
-    ns = time_ns()
+    ns = _time_ns()
     sec = ns // 1_000_000_000
     last_sec, text = _NOW.pair
     if sec != last_sec:
@@ -112,4 +120,4 @@ def transact_time() -> str:
     micros = (ns % 1_000_000_000 + 500) // 1000
     if micros > 999_999:
         micros = 999_999
-    return f"{text}{DIGITS3[micros // 1000]}{DIGITS3[micros % 1000]}"
+    return f"{text}{_D3[micros // 1000]}{_D3[micros % 1000]}"

@@ -49,53 +49,57 @@ def score_dict(row: tuple) -> dict[str, Any]:
 
 
 # A ring record: (wall time, policy, reason, decided_at, decision_us, <the intent's fields in
-# order: _INTENT_FIELDS>, children, score rows). ``children`` is flat: the ``ChildOrder`` fields
-# in order (_CHILD_FIELDS), five values per child, one after the other; ``score rows`` is a tuple
-# of the policy's score tuples. Flat, because every tuple the ring keeps is one more object the
-# collector counts towards its next young collection (untracked there, but counted): a record
-# is three tuples for one child and one score row (the row is the policy's own).
+# order: _INTENT_FIELDS>, score rows, <children>). ``score rows`` is a tuple of the policy's score
+# tuples; ``children`` are flat, to the record's end: the ``ChildOrder`` fields in order
+# (_CHILD_FIELDS), five values per child, one after the other. Flat, because every tuple the ring
+# keeps is one more object the collector counts towards its next young collection (untracked
+# there, but counted): a record is one tuple of its own (the score rows are the policy's).
 _INTENT_FIELDS = ("oms_session", "cl_ord_id", "symbol", "side", "qty", "ord_type", "price", "tif", "ex_destination")
 _CHILD_FIELDS = ("venue", "qty", "price", "ord_type", "tif")
-_W = len(_CHILD_FIELDS)
-_INTENT_AT, _CHILDREN_AT = 5, 5 + len(_INTENT_FIELDS)
+_W: Final = 5                     # len(_CHILD_FIELDS)
+_INTENT_AT: Final = 5
+_SCORES_AT: Final = 14             # _INTENT_AT + len(_INTENT_FIELDS) (asserted below)
+_CHILDREN_AT: Final = 15
+assert _SCORES_AT == _INTENT_AT + len(_INTENT_FIELDS) and _CHILDREN_AT == _SCORES_AT + 1
 
 
 def _record(decision: RoutingDecision, intent: OrderIntent, wall: float) -> tuple:
     """The ring's record of ``decision``: plain values only (see the module docstring)."""
     children = decision.children
-    if len(children) == 1:
-        c = children[0]
-        kids: tuple = (c.venue, c.qty, c.price, c.ord_type, c.tif)
-    else:
-        flat: list = []
-        for c in children:
-            flat += [c.venue, c.qty, c.price, c.ord_type, c.tif]
-        kids = tuple(flat)
     scores = decision.scores
     srows: tuple = scores if type(scores) is tuple else tuple(scores)
     i = intent
-    return (wall, decision.policy, decision.reason, decision.decided_at, decision.decision_us, i.oms_session,
-            i.cl_ord_id, i.symbol, i.side, i.qty, i.ord_type, i.price, i.tif, i.ex_destination, kids, srows)
+    if len(children) == 1:
+        c = children[0]
+        return (wall, decision.policy, decision.reason, decision.decided_at, decision.decision_us, i.oms_session,
+                i.cl_ord_id, i.symbol, i.side, i.qty, i.ord_type, i.price, i.tif, i.ex_destination, srows,
+                c.venue, c.qty, c.price, c.ord_type, c.tif)
+    flat: list = [wall, decision.policy, decision.reason, decision.decided_at, decision.decision_us, i.oms_session,
+                  i.cl_ord_id, i.symbol, i.side, i.qty, i.ord_type, i.price, i.tif, i.ex_destination, srows]
+    for c in children:
+        flat += [c.venue, c.qty, c.price, c.ord_type, c.tif]
+    return tuple(flat)
 
 
-def _child_rows(kids: tuple) -> list[tuple]:
-    return [kids[k:k + _W] for k in range(0, len(kids), _W)]
+def _child_rows(rec: tuple) -> list[tuple]:
+    """The record's children, one tuple of ``_CHILD_FIELDS`` each."""
+    return [rec[k:k + _W] for k in range(_CHILDREN_AT, len(rec), _W)]
 
 
 def _decision(rec: tuple) -> RoutingDecision:
     """A ring record back as a ``RoutingDecision`` (its children new ``ChildOrder`` objects)."""
-    return RoutingDecision(rec[1], [ChildOrder(*row) for row in _child_rows(rec[_CHILDREN_AT])], rec[2],
-                           rec[_CHILDREN_AT + 1], rec[3], rec[4])
+    return RoutingDecision(rec[1], [ChildOrder(*row) for row in _child_rows(rec)], rec[2],
+                           rec[_SCORES_AT], rec[3], rec[4])
 
 
 def decision_dict(rec: tuple, seq: int) -> dict[str, Any]:
     """A ring record as a JSON-able dict (the admin view, the JSONL export)."""
-    kids = rec[_CHILDREN_AT]
     return {
-        "seq": seq, "time": rec[0], "policy": rec[1], **dict(zip(_INTENT_FIELDS, rec[_INTENT_AT:_CHILDREN_AT])),
-        "rejected": not kids, "children": [dict(zip(_CHILD_FIELDS, row)) for row in _child_rows(kids)],
+        "seq": seq, "time": rec[0], "policy": rec[1], **dict(zip(_INTENT_FIELDS, rec[_INTENT_AT:_SCORES_AT])),
+        "rejected": len(rec) <= _CHILDREN_AT,
+        "children": [dict(zip(_CHILD_FIELDS, row)) for row in _child_rows(rec)],
         "reason": rec[2], "decision_us": round(rec[4], 3),
-        "scores": [score_dict(r) if isinstance(r, tuple) else r for r in rec[_CHILDREN_AT + 1]],
+        "scores": [score_dict(r) if isinstance(r, tuple) else r for r in rec[_SCORES_AT]],
     }
 
 

@@ -25,10 +25,10 @@ from bisect import bisect_right
 from heapq import heappop, heappush
 from math import exp
 from operator import itemgetter
-from time import perf_counter
+from time import perf_counter as _clock_perf_counter
 from typing import Any, Final, Sequence
 
-from gateway.common.clock import MONOTONIC, Clock
+from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.core.latency import INF
 from gateway.core.market import MarketState
 from gateway.core.model import BUY, FOK, IOC, LIMIT, MARKET, ChildOrder, OrderIntent, RoutingDecision
@@ -36,6 +36,7 @@ from gateway.core.router.config import RoutingConfig
 from gateway.core.router.decisions import DecisionLog
 
 _EPS: Final = 1e-9
+perf_counter: Final = _clock_perf_counter   # a static when compiled: no module dict read per decision
 # A policy's answer: the child orders, the reason (Text(58) of a reject), the per-venue score rows.
 # Typed, so the caller unpacks it natively (compiled) rather than through the iterator protocol.
 Decided = tuple[list[ChildOrder], str, Sequence[Any]]
@@ -73,14 +74,21 @@ class BaseRouter:
         self._min_fill: float = cfg.min_fill_prob
         self._max_age: float = cfg.book_stale_after_s
         self._tie_us: float = cfg.latency_tie_tolerance_us
+        self._policy: str = self.name    # the class's name as a native attribute (no type-dict lookup per order)
+        self._real_clock: bool = type(clock) is MonotonicClock     # its now() is perf_counter()
 
     def decide(self, intent: OrderIntent, now: float | None = None) -> RoutingDecision:
-        """Route ``intent``; ``now``: the caller's clock reading for this order (default: read it)."""
-        t0 = perf_counter()
+        """Route ``intent``; ``now``: the caller's clock reading for this order (default: read it).
+        On the real clock (``perf_counter`` itself) that reading starts the decision's timing."""
         if now is None:
+            t0 = perf_counter()
             now = self.clock.now()
+        elif self._real_clock:
+            t0 = now
+        else:
+            t0 = perf_counter()
         children, reason, scores = self._decide(intent, now)
-        d = RoutingDecision(self.name, children, reason, scores, now, (perf_counter() - t0) * 1e6)
+        d = RoutingDecision(self._policy, children, reason, scores, now, (perf_counter() - t0) * 1e6)
         self.log.record(d, intent)
         return d
 
@@ -338,6 +346,9 @@ class DmaRouter(BaseRouter):
         super().__init__(cfg, market, clock, log)
         self._reasons_ex: dict[str, str] = {}        # venue -> "dma: <venue> from ExDestination"
         self._reasons_default: dict[str, str] = {}   # venue -> "dma: <venue> from default_venue"
+        # venue -> (latency, stale, the scores of a decision with them): the latency moves with the
+        # probes, not per order, so consecutive decisions share one scores tuple (no two per order)
+        self._scores: dict[str, tuple[float, bool, tuple]] = {}
 
     def _decide(self, intent: OrderIntent, now: float) -> Decided:
         m = self.market
@@ -358,9 +369,14 @@ class DmaRouter(BaseRouter):
             how = "ExDestination" if intent.ex_destination else "default_venue"
             reason = reasons[venue] = f"dma: {venue} from {how}"
         # the scores: a tuple of one tuple of plain values (the decision log keeps it, and the
-        # collector untracks such tuples; a list it would visit for as long as the log keeps it)
+        # collector untracks such tuples; a list it would visit for as long as the log keeps it),
+        # the previous decision's while the venue's latency figures are the same (values: shared)
+        last = self._scores.get(venue)
+        if last is not None and last[0] == lat and last[1] == stale:
+            return [child], reason, last[2]
         row: tuple = (venue, True, lat, stale, None, None, None, None)
         scores: tuple = (row,)
+        self._scores[venue] = (lat, stale, scores)
         return [child], reason, scores
 
 
