@@ -409,10 +409,53 @@ def decode(obj: Any) -> Any:
     if isinstance(obj, dict):
         return _from_object(obj)
     if isinstance(obj, list) and obj and isinstance(obj[0], str) and len(obj[0]) > 1:
+        kind = obj[0]
+        if kind == ACCEPTED2:
+            return _from_accepted2(obj)
+        if kind == VENUE_REPORT2:
+            return _from_venue_report2(obj)
         return _from_array(obj)
     if isinstance(obj, list):
         return _legacy(obj)
     raise ValueError(f"not a record: {obj!r:.80}")
+
+
+# The two compact kinds of the order path (issue 12, round 8): see the module docstring. Their
+# positions, after ``[kind, n, wall, mono``:
+ACCEPTED2: Final = "accepted2"
+_ACCEPTED2 = ("oms_session", "symbol", "side", "ord_type", "tif", "ex_destination", "venue", "policy",
+              "cl_ord_id", "qty", "price", "received_at", "order_id", "venue_id", "reason", "at")
+VENUE_REPORT2: Final = "venue_report2"
+_VENUE_REPORT2 = ("venue", "exec_type", "ord_status", "cl_ord_id", "orig_cl_ord_id", "exec_id", "cum_qty",
+                  "leaves_qty", "avg_px", "last_qty", "last_px", "venue_order_id", "text", "at")
+
+
+def _seconds(v: Any) -> float:
+    """A compact record's time: whole nanoseconds (an int) -> the float seconds it was written from."""
+    if type(v) is not int:
+        raise ValueError(f"expected whole nanoseconds, got {v!r:.40}")
+    return v / 1e9
+
+
+def _from_accepted2(rec: list) -> Accepted:
+    """``[ACCEPTED2, n, wall, mono, *_ACCEPTED2]`` -> the ``Accepted`` it was written from (one venue
+    order with the intent's quantity, price, type and time in force)."""
+    if len(rec) != _HEAD + len(_ACCEPTED2):
+        raise ValueError(f"{ACCEPTED2}: {len(rec) - _HEAD} fields, expected {len(_ACCEPTED2)}")
+    (session, symbol, side, ord_type, tif, ex, venue, policy, cl_ord_id, qty, price, received, order_id, venue_id,
+     reason, at) = rec[_HEAD:]
+    intent = OrderIntent(session, cl_ord_id, symbol, side, qty, ord_type, price, tif, ex, _seconds(received))
+    return Accepted(intent=intent, order_id=order_id, children=[ChildOrder(venue, qty, price, ord_type, tif)],
+                    venue_ids=[venue_id], policy=policy, reason=reason, at=_seconds(at))
+
+
+def _from_venue_report2(rec: list) -> VenueReport:
+    """``[VENUE_REPORT2, n, wall, mono, *_VENUE_REPORT2]`` -> the ``VenueReport`` it was written from."""
+    if len(rec) != _HEAD + len(_VENUE_REPORT2):
+        raise ValueError(f"{VENUE_REPORT2}: {len(rec) - _HEAD} fields, expected {len(_VENUE_REPORT2)}")
+    values = dict(zip(_VENUE_REPORT2, rec[_HEAD:]))
+    at = _seconds(values.pop("at"))
+    return VenueReport(report=VenueExecutionReport(**values), at=at)
 
 
 _D3: Final[tuple[str, ...]] = DIGITS3   # "000".."999", a typed static when compiled (no module dict read)
@@ -543,8 +586,7 @@ class Journal:
             raise OSError("journal is closed")
         n = self.next_n
         try:
-            line = (f'["accepted",{self._head(n)},'
-                    f'{_accepted_fields(intent, order_id, children, venue_ids, policy, reason, at, plain_ids)}]\n')
+            line = self._accepted_line(n, intent, order_id, children, venue_ids, policy, reason, at, plain_ids)
         except TypeError:
             return self.write(Accepted(intent=intent, order_id=order_id, children=children, venue_ids=venue_ids,
                                        policy=policy, reason=reason, at=at))
@@ -560,13 +602,71 @@ class Journal:
             raise OSError("journal is closed")
         n = self.next_n
         try:
-            line = f'["venue_report",{self._head(n)},{_venue_report_fields(report, at)}]\n'
+            line = self._venue_report_line(n, report, at)
         except TypeError:
             return self.write(VenueReport(report=report, at=at))
         self._put(line.encode("ascii"), fd)
         self.next_n = n + 1
         self.records_written += 1
         return n
+
+    def _accepted_line(self, n: int, intent: OrderIntent, order_id: str, children: list, ids: list, policy: str,
+                       reason: str, at: Any, plain_ids: bool) -> str:
+        """The ``accepted`` record's line: the compact kind (``ACCEPTED2``) when the record fits it
+        (one venue order with the intent's quantity, price, type and time in force; both times clock
+        readings of whole nanoseconds), else the ``accepted`` kind. ONE string build: the header's
+        clocks as integers, the text that repeats order after order (session, symbol, side, type,
+        time in force, destination, venue, policy) one cached piece (``_kept_row``)."""
+        if len(children) == 1 and len(ids) == 1:
+            i = intent
+            c: ChildOrder = children[0]
+            qty: object = i.qty
+            price: object = i.price       # as stored (see _intent_text)
+            cprice: object = c.price
+            received = _clock_ns(i.received_at)
+            at_ns = _clock_ns(at)
+            if (received >= 0 and at_ns >= 0 and _same_number(c.qty, qty)
+                    and (cprice is price or _same_number(cprice, price))
+                    and c.ord_type == i.ord_type and c.tif == i.tif):
+                key = (i.oms_session, i.symbol, i.side, i.ord_type, i.tif, i.ex_destination, c.venue, policy)
+                kept = _KEPT_ROWS.get(key)
+                if kept is None:
+                    kept = _kept_row(key)
+                oid: str = order_id
+                vid: str = ids[0]
+                if not plain_ids:
+                    oid = _esc(oid)[1:-1]
+                    vid = _esc(vid)[1:-1]
+                if self._wall is self._std_wall and self._mono is self._std_mono:
+                    return (f'["accepted2",{n},{_time_ns()},{_monotonic_ns()},{kept},{_esc(i.cl_ord_id)},'
+                            f'{_num(qty)},{"null" if price is None else _num(price)},{received},"{oid}","{vid}",'
+                            f'{_esc_same(reason)},{at_ns}]\n')
+                return (f'["accepted2",{self._head(n)},{kept},{_esc(i.cl_ord_id)},'
+                        f'{_num(qty)},{"null" if price is None else _num(price)},{received},"{oid}","{vid}",'
+                        f'{_esc_same(reason)},{at_ns}]\n')
+        return (f'["accepted",{self._head(n)},'
+                f'{_accepted_fields(intent, order_id, children, ids, policy, reason, at, plain_ids)}]\n')
+
+    def _venue_report_line(self, n: int, e: VenueExecutionReport, at: Any) -> str:
+        """The ``venue_report`` record's line: the compact kind (``VENUE_REPORT2``) when ``at`` is a
+        clock reading of whole nanoseconds, else the ``venue_report`` kind; ONE string build, the
+        venue, ExecType and OrdStatus one cached piece."""
+        at_ns = _clock_ns(at)
+        if at_ns < 0:
+            return f'["venue_report",{self._head(n)},{_venue_report_fields(e, at)}]\n'
+        key = (e.venue, e.exec_type, e.ord_status)
+        kept = _KEPT_ROWS.get(key)
+        if kept is None:
+            kept = _kept_row(key)
+        orig, vid, text = e.orig_cl_ord_id, e.venue_order_id, e.text
+        if self._wall is self._std_wall and self._mono is self._std_mono:
+            head = f"{n},{_time_ns()},{_monotonic_ns()}"
+        else:
+            head = self._head(n)
+        return (f'["venue_report2",{head},{kept},{_esc(e.cl_ord_id)},{"null" if orig is None else _esc(orig)},'
+                f"{_esc(e.exec_id)},{_num(e.cum_qty)},{_num(e.leaves_qty)},{_num(e.avg_px)},{_num(e.last_qty)},"
+                f"{_num(e.last_px)},{'null' if vid is None else _esc(vid)},{'null' if text is None else _esc(text)},"
+                f"{at_ns}]\n")
 
     def _head(self, n: int) -> str:
         """``n,"<utc>",<mono>``: the default wall clock's text needs no escaping (digits and
@@ -604,15 +704,15 @@ class Journal:
         checks the two agree, awkward text included). The two kinds every order writes have
         templates; a value of a type a template does not expect (a str field holding None, say)
         raises TypeError in it and the generic writer takes the record."""
-        head = self._head(n)
         try:
             if isinstance(record, VenueReport):
-                return f'["venue_report",{head},{_venue_report_text(record)}]\n'.encode("ascii")
+                return self._venue_report_line(n, record.report, record.at).encode("ascii")
             if isinstance(record, Accepted):
-                return f'["accepted",{head},{_accepted_text(record)}]\n'.encode("ascii")
+                return self._accepted_line(n, record.intent, record.order_id, record.children, record.venue_ids,
+                                           record.policy, record.reason, record.at, False).encode("ascii")
         except TypeError:
             pass
-        return _generic_line(record, head)
+        return _generic_line(record, self._head(n))
 
     def close(self) -> None:
         if self._fd is not None:
@@ -781,6 +881,39 @@ def _generic_line(record: Any, head: str) -> bytes:
 
 _ESCAPED: Final[dict[str, str]] = {}     # str -> its JSON text, for the values that repeat
 _ESCAPED_MAX: Final = 4096
+
+
+_KEPT_ROWS: Final[dict[tuple, str]] = {}   # a compact record's repeated texts -> their JSON text, as one piece
+
+
+def _kept_row(key: tuple) -> str:
+    """``key``'s texts (or nulls) as JSON values joined by commas, cached (bounded) for the next
+    record with the same ones. TypeError for a value that is neither a str nor None."""
+    text = ",".join(["null" if v is None else _esc_kept(v) for v in key])
+    if len(_KEPT_ROWS) >= _ESCAPED_MAX:
+        _KEPT_ROWS.clear()
+    _KEPT_ROWS[key] = text
+    return text
+
+
+def _clock_ns(t: object) -> int:
+    """A time as whole nanoseconds if it is a clock reading that they give back exactly
+    (``ns / 1e9 == t``, a float in (0, 2**22) s: see ``_float_text``), else -1 (the record is then
+    written in its full kind, the float as json writes it)."""
+    if type(t) is float:
+        f = cast(float, t)
+        if 0.0 < f < _NS_LIMIT:
+            ns = int(f * 1e9 + 0.5)
+            if ns / 1e9 == f:
+                return ns
+    return -1
+
+
+def _same_number(a: object, b: object) -> bool:
+    """``a`` and ``b`` are the same number of the same type (int or float; not a zero, whose sign
+    ``==`` ignores): a compact record writes one for both."""
+    cls = type(b)
+    return (cls is float or cls is int) and type(a) is cls and a == b and b != 0
 
 
 def _esc_kept(s: str) -> str:

@@ -76,22 +76,68 @@ def test_every_record_kind_round_trips_field_by_field(tmp_path):
 
 def test_lines_are_ascii_json_arrays_with_a_word_kind_and_utc_time(tmp_path):
     j = J.Journal(tmp_path / "j")
+    wall0, mono0 = time.time_ns(), time.monotonic_ns()
     j.write(every_kind()[2])
-    j.write(every_kind()[0])
+    j.write(J.Accepted(intent=intent(ODD), order_id="O1", children=[ChildOrder("ALPHA", 100.0, 10.0, LIMIT, DAY)],
+                       venue_ids=["G" + ODD], policy="dma", reason=ODD, at=1.0))
+    j.write(J.VenueReport(report=every_kind()[2].report, at=0.0))     # not a clock reading: the full kind
+    j.write(every_kind()[3])
+    wall1, mono1 = time.time_ns(), time.monotonic_ns()
     j.close()
     raw = (tmp_path / "j").read_bytes()
     assert raw.isascii()
     for line in raw.splitlines():        # each line is JSON on its own (python -m json.tool reads it)
         subprocess.run([sys.executable, "-m", "json.tool"], input=line, check=True, capture_output=True)
-    kind, n, utc, mono, report, at = json.loads(raw.splitlines()[0])
-    assert (kind, n, at) == ("venue_report", 1, 3.0) and isinstance(mono, float)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc)
+    lines = [json.loads(line) for line in raw.splitlines()]
+    # the two kinds of the order path: compact, the header's clocks as whole nanoseconds, flat fields
+    kind, n, wall, mono, *fields = lines[0]
+    assert (kind, n) == ("venue_report2", 1) and wall0 <= wall <= wall1 and mono0 <= mono <= mono1
+    want = dataclasses.asdict(every_kind()[2].report) | {"at": 3_000_000_000}
+    assert dict(zip(J._VENUE_REPORT2, fields, strict=True)) == want
+    kind, n, wall, mono, *fields = lines[1]
+    assert (kind, n) == ("accepted2", 2) and wall0 <= wall <= wall1 and mono0 <= mono <= mono1
+    assert dict(zip(J._ACCEPTED2, fields, strict=True)) == {
+        "oms_session": S, "symbol": "AAPL", "side": BUY, "ord_type": LIMIT, "tif": DAY, "ex_destination": ODD,
+        "venue": "ALPHA", "policy": "dma", "cl_ord_id": ODD, "qty": 100.0, "price": 10.0,
+        "received_at": 1_500_000_000, "order_id": "O1", "venue_id": "G" + ODD, "reason": ODD, "at": 1_000_000_000}
+    # every other kind: [kind, n, utc, mono, *fields]
+    for line, want_kind in zip(lines[2:], ("venue_report", "cancel"), strict=True):
+        kind, n, utc, mono, *fields = line
+        assert kind == want_kind and isinstance(mono, float)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc)
     names = [f.name for f in dataclasses.fields(VenueExecutionReport)]
-    assert dict(zip(names, report, strict=True)) == dataclasses.asdict(every_kind()[2].report)
+    assert dict(zip(names, lines[2][4], strict=True)) == dataclasses.asdict(every_kind()[2].report)
+    assert [type(r) for _, r in J.read_records(tmp_path / "j")] == [J.VenueReport, J.Accepted, J.VenueReport,
+                                                                     J.Cancel]
 
 
-def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
-    """The line as the json module writes it (the writer before the hand-built one)."""
+def _clock_ns(t):
+    """The compact kinds' time: whole nanoseconds if they give the float back exactly, else None."""
+    if type(t) is float and 0 < t < 2 ** 22 and round(t * 1e9) / 1e9 == t:
+        return round(t * 1e9)
+    return None
+
+
+def _same(a, b) -> bool:
+    return type(b) in (int, float) and type(a) is type(b) and a == b and b != 0
+
+
+def _kind_and_values(rec) -> tuple[str, list]:
+    """What the writer writes after the header: the compact kinds when the record fits, else the
+    record's layout (nested records as arrays)."""
+    if isinstance(rec, J.VenueReport) and _clock_ns(rec.at) is not None:
+        e = rec.report
+        return J.VENUE_REPORT2, [e.venue, e.exec_type, e.ord_status, e.cl_ord_id, e.orig_cl_ord_id, e.exec_id,
+                                 e.cum_qty, e.leaves_qty, e.avg_px, e.last_qty, e.last_px, e.venue_order_id, e.text,
+                                 _clock_ns(rec.at)]
+    if isinstance(rec, J.Accepted) and len(rec.children) == 1 and len(rec.venue_ids) == 1:
+        i, c = rec.intent, rec.children[0]
+        received, at = _clock_ns(i.received_at), _clock_ns(rec.at)
+        if (received is not None and at is not None and _same(c.qty, i.qty)
+                and (c.price is i.price or _same(c.price, i.price)) and (c.ord_type, c.tif) == (i.ord_type, i.tif)):
+            return J.ACCEPTED2, [i.oms_session, i.symbol, i.side, i.ord_type, i.tif, i.ex_destination, c.venue,
+                                 rec.policy, i.cl_ord_id, i.qty, i.price, received, rec.order_id, rec.venue_ids[0],
+                                 rec.reason, at]
     values = []
     for name, nested, many in J._LAYOUT[type(rec)]:
         v = getattr(rec, name)
@@ -100,9 +146,15 @@ def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
                 return [getattr(x, f.name) for f in dataclasses.fields(nested)]
             v = [row(x) for x in v] if many else row(v)
         values.append(v)
+    return J.KIND_OF[type(rec)], values
+
+
+def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
+    """The line as the json module writes it (the writer before the hand-built one), injected clocks."""
+    kind, values = _kind_and_values(rec)
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
     # mono (the monotonic time, not read by replay) is written to the microsecond
-    text = f"{dumps([J.KIND_OF[type(rec)], n, wall])[:-1]},{mono:.6f},{dumps(values)[1:]}"
+    text = f"{dumps([kind, n, wall])[:-1]},{mono:.6f},{dumps(values)[1:]}"
     return (text + "\n").encode("ascii")
 
 
@@ -127,6 +179,11 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
                                           t if rng.random() < .5 else None, x),
                        order_id=t, children=[ChildOrder(t, x, y, LIMIT, IOC)] * rng.randint(0, 3),
                        venue_ids=[t] * rng.randint(0, 3), policy=t, reason=t, at=y),
+            # one venue order as the intent asks (the compact kind if the times are clock readings)
+            J.Accepted(intent=OrderIntent(t, t, t, SELL, x, LIMIT, y if rng.random() < .8 else None, DAY,
+                                          t if rng.random() < .5 else None, rng.choice([x, time.monotonic()])),
+                       order_id=t, children=[ChildOrder(t, x, y, LIMIT, DAY)], venue_ids=[t], policy=t, reason=t,
+                       at=rng.choice([y, rng.randint(1, 10 ** 15) / 1e9])),
             J.VenueReport(report=vexec(venue=t, cl_ord_id=t, orig_cl_ord_id=rng.choice([None, t]), exec_id=t,
                                        cum_qty=x, leaves_qty=y, avg_px=x, last_qty=y, last_px=x, text=t), at=x),
             J.CancelAll(text=t, venue_ids=[t, t], session=rng.choice([None, t]), at=y)]
@@ -148,6 +205,8 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
         assert line == _json_dumps_line(rec, n, j._wall(), j._mono()), (n, rec)
         j.write(rec)
     j.close()
+    kinds = {json.loads(line)[0] for line in (tmp_path / "j").read_bytes().splitlines()}
+    assert kinds >= {"accepted", "accepted2", "venue_report", "venue_report2"}       # both layouts tried
     back = [r for _, r in J.read_records(tmp_path / "j")]
     assert len(back) == len(records)
     for want, got in zip(records, back):
