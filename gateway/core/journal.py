@@ -75,6 +75,28 @@ prices and quantities cached), the two kinds written per order from fixed templa
 bytes ``json.dumps`` writes (mono aside), which tests/core/test_journal.py checks with
 awkward text and numbers.
 
+The two compact kinds (issue 12, round 8): the order path's two records, ``accepted`` and
+``venue_report``, are written as ``accepted2`` and ``venue_report2`` when they fit, flat arrays
+with a shorter header, ``[kind, n, wall, <fields>]``: ``wall`` is the wall clock in whole
+nanoseconds since the epoch (an integer; an injected wall clock's text is written instead), and
+there is no monotonic time (the record's ``at`` is the core's clock reading). Times (``at``, the
+intent's ``received_at``) are whole nanoseconds, integers: a record fits only when both are
+clock readings that ``ns / 1e9`` gives back exactly (``_clock_ns``). Positions (``_ACCEPTED2``,
+``_VENUE_REPORT2``): first the texts that repeat order after order, then the rest.
+- ``accepted2``: ``oms_session, symbol, side, ord_type, tif, ex_destination, venue, policy,
+  cl_ord_id, qty, price, received_at, order_id, venue_id, reason, at``: an order routed to ONE
+  venue order whose quantity, price (same type and value, not a zero), type and time in force
+  are the intent's (every DMA order): the child is written once, as the intent.
+- ``venue_report2``: ``venue, exec_type, ord_status, cl_ord_id, orig_cl_ord_id, exec_id,
+  cum_qty, leaves_qty, avg_px, last_qty, last_px, venue_order_id, text, at``.
+A record that does not fit (several venue orders, a child that differs, a time that is not a
+clock reading, an int where a float was) is written in its full kind as before; both are read
+back as the same ``Accepted`` / ``VenueReport``, so replay, ``read_records``, compaction and
+the tools see no difference, and journals written before this round replay unchanged. The
+writer builds each compact line in ONE string build, the repeated texts one piece kept from the
+previous record (compared field by field; a cache by value behind it), the quantities and
+prices compared with the previous record's at the same place before the cache by value.
+
 Compiled with mypyc when built (gateway/common/accel.py), with this file as the pure-Python
 fallback: the record classes are then native (hence no class decorator), and the templates
 read the nested fields typed (native reads): a ``float`` field of a compiled class holds a
@@ -115,6 +137,9 @@ for the two records, ``write_accepted`` 20,300 -> 18,400, ``write_venue_report``
 ~90 instructions per piece: a header of 9 pieces ~900) and one call per value (``_num``
 ~420, ``_time`` ~860, json's escaper ~500 per id): fewer pieces per line (an integer
 nanosecond header, say) is a format change, not made here.
+Round 8: the compact kinds (above); callgrind, the stubbed order path (``fixgw bench profile
+--stub --callgrind``, per order = count / 2,400, compiled): ``write_accepted`` 15,070 -> see
+ROUND8 and ``write_venue_report`` 13,760 -> ROUND8 instructions per order.
 
 Invariants:
 - replay is TOTAL: any file the gateway wrote replays. A line that does not parse (a torn
@@ -421,7 +446,8 @@ def decode(obj: Any) -> Any:
 
 
 # The two compact kinds of the order path (issue 12, round 8): see the module docstring. Their
-# positions, after ``[kind, n, wall, mono``:
+# positions, after ``[kind, n, wall`` (no monotonic time in the header: the record's ``at`` is one):
+_HEAD2 = 3
 ACCEPTED2: Final = "accepted2"
 _ACCEPTED2 = ("oms_session", "symbol", "side", "ord_type", "tif", "ex_destination", "venue", "policy",
               "cl_ord_id", "qty", "price", "received_at", "order_id", "venue_id", "reason", "at")
@@ -438,22 +464,22 @@ def _seconds(v: Any) -> float:
 
 
 def _from_accepted2(rec: list) -> Accepted:
-    """``[ACCEPTED2, n, wall, mono, *_ACCEPTED2]`` -> the ``Accepted`` it was written from (one venue
+    """``[ACCEPTED2, n, wall, *_ACCEPTED2]`` -> the ``Accepted`` it was written from (one venue
     order with the intent's quantity, price, type and time in force)."""
-    if len(rec) != _HEAD + len(_ACCEPTED2):
-        raise ValueError(f"{ACCEPTED2}: {len(rec) - _HEAD} fields, expected {len(_ACCEPTED2)}")
+    if len(rec) != _HEAD2 + len(_ACCEPTED2):
+        raise ValueError(f"{ACCEPTED2}: {len(rec) - _HEAD2} fields, expected {len(_ACCEPTED2)}")
     (session, symbol, side, ord_type, tif, ex, venue, policy, cl_ord_id, qty, price, received, order_id, venue_id,
-     reason, at) = rec[_HEAD:]
+     reason, at) = rec[_HEAD2:]
     intent = OrderIntent(session, cl_ord_id, symbol, side, qty, ord_type, price, tif, ex, _seconds(received))
     return Accepted(intent=intent, order_id=order_id, children=[ChildOrder(venue, qty, price, ord_type, tif)],
                     venue_ids=[venue_id], policy=policy, reason=reason, at=_seconds(at))
 
 
 def _from_venue_report2(rec: list) -> VenueReport:
-    """``[VENUE_REPORT2, n, wall, mono, *_VENUE_REPORT2]`` -> the ``VenueReport`` it was written from."""
-    if len(rec) != _HEAD + len(_VENUE_REPORT2):
-        raise ValueError(f"{VENUE_REPORT2}: {len(rec) - _HEAD} fields, expected {len(_VENUE_REPORT2)}")
-    values = dict(zip(_VENUE_REPORT2, rec[_HEAD:]))
+    """``[VENUE_REPORT2, n, wall, *_VENUE_REPORT2]`` -> the ``VenueReport`` it was written from."""
+    if len(rec) != _HEAD2 + len(_VENUE_REPORT2):
+        raise ValueError(f"{VENUE_REPORT2}: {len(rec) - _HEAD2} fields, expected {len(_VENUE_REPORT2)}")
+    values = dict(zip(_VENUE_REPORT2, rec[_HEAD2:]))
     at = _seconds(values.pop("at"))
     return VenueReport(report=VenueExecutionReport(**values), at=at)
 
@@ -628,21 +654,23 @@ class Journal:
             if (received >= 0 and at_ns >= 0 and _same_number(c.qty, qty)
                     and (cprice is price or _same_number(cprice, price))
                     and c.ord_type == i.ord_type and c.tif == i.tif):
-                key = (i.oms_session, i.symbol, i.side, i.ord_type, i.tif, i.ex_destination, c.venue, policy)
-                kept = _KEPT_ROWS.get(key)
-                if kept is None:
-                    kept = _kept_row(key)
+                ex = i.ex_destination
+                row = _LAST_ROWS.order
+                if (row is not None and row.session == i.oms_session and row.symbol == i.symbol
+                        and row.side == i.side and row.ord_type == i.ord_type and row.tif == i.tif
+                        and row.venue == c.venue and row.policy == policy and (row.ex is ex or row.ex == ex)):
+                    kept = row.text
+                else:
+                    kept = _order_row(i, c.venue, policy)
                 oid: str = order_id
                 vid: str = ids[0]
                 if not plain_ids:
                     oid = _esc(oid)[1:-1]
                     vid = _esc(vid)[1:-1]
-                if self._wall is self._std_wall and self._mono is self._std_mono:
-                    return (f'["accepted2",{n},{_time_ns()},{_monotonic_ns()},{kept},{_esc(i.cl_ord_id)},'
-                            f'{_num(qty)},{"null" if price is None else _num(price)},{received},"{oid}","{vid}",'
-                            f'{_esc_same(reason)},{at_ns}]\n')
-                return (f'["accepted2",{self._head(n)},{kept},{_esc(i.cl_ord_id)},'
-                        f'{_num(qty)},{"null" if price is None else _num(price)},{received},"{oid}","{vid}",'
+                wall = self._wall
+                return (f'["accepted2",{n},{_time_ns() if wall is self._std_wall else _esc(wall())},{kept},'
+                        f'{_esc(i.cl_ord_id)},{_num_last(qty, _QTY)},'
+                        f'{"null" if price is None else _num_last(price, _PRICE)},{received},"{oid}","{vid}",'
                         f'{_esc_same(reason)},{at_ns}]\n')
         return (f'["accepted",{self._head(n)},'
                 f'{_accepted_fields(intent, order_id, children, ids, policy, reason, at, plain_ids)}]\n')
@@ -654,19 +682,19 @@ class Journal:
         at_ns = _clock_ns(at)
         if at_ns < 0:
             return f'["venue_report",{self._head(n)},{_venue_report_fields(e, at)}]\n'
-        key = (e.venue, e.exec_type, e.ord_status)
-        kept = _KEPT_ROWS.get(key)
-        if kept is None:
-            kept = _kept_row(key)
-        orig, vid, text = e.orig_cl_ord_id, e.venue_order_id, e.text
-        if self._wall is self._std_wall and self._mono is self._std_mono:
-            head = f"{n},{_time_ns()},{_monotonic_ns()}"
+        row = _LAST_ROWS.report
+        if (row is not None and row.venue == e.venue and row.exec_type == e.exec_type
+                and row.ord_status == e.ord_status):
+            kept = row.text
         else:
-            head = self._head(n)
-        return (f'["venue_report2",{head},{kept},{_esc(e.cl_ord_id)},{"null" if orig is None else _esc(orig)},'
-                f"{_esc(e.exec_id)},{_num(e.cum_qty)},{_num(e.leaves_qty)},{_num(e.avg_px)},{_num(e.last_qty)},"
-                f"{_num(e.last_px)},{'null' if vid is None else _esc(vid)},{'null' if text is None else _esc(text)},"
-                f"{at_ns}]\n")
+            kept = _report_row(e.venue, e.exec_type, e.ord_status)
+        orig, vid, text = e.orig_cl_ord_id, e.venue_order_id, e.text
+        wall = self._wall
+        return (f'["venue_report2",{n},{_time_ns() if wall is self._std_wall else _esc(wall())},{kept},'
+                f'{_esc(e.cl_ord_id)},{"null" if orig is None else _esc(orig)},{_esc(e.exec_id)},'
+                f"{_num_last(e.cum_qty, _CUM_QTY)},{_num_last(e.leaves_qty, _LEAVES_QTY)},"
+                f"{_num_last(e.avg_px, _AVG_PX)},{_num_last(e.last_qty, _LAST_QTY)},{_num_last(e.last_px, _LAST_PX)},"
+                f"{'null' if vid is None else _esc(vid)},{'null' if text is None else _esc(text)},{at_ns}]\n")
 
     def _head(self, n: int) -> str:
         """``n,"<utc>",<mono>``: the default wall clock's text needs no escaping (digits and
@@ -894,6 +922,93 @@ def _kept_row(key: tuple) -> str:
         _KEPT_ROWS.clear()
     _KEPT_ROWS[key] = text
     return text
+
+
+class _OrderRow:
+    """The texts of an ``accepted2`` record that repeat order after order, and their JSON (one piece)."""
+
+    __slots__ = ("session", "symbol", "side", "ord_type", "tif", "ex", "venue", "policy", "text")
+
+    def __init__(self, session: str, symbol: str, side: str, ord_type: str, tif: str, ex: str | None, venue: str,
+                 policy: str, text: str) -> None:
+        self.session, self.symbol, self.side, self.ord_type, self.tif = session, symbol, side, ord_type, tif
+        self.ex, self.venue, self.policy, self.text = ex, venue, policy, text
+
+
+class _ReportRow:
+    """The texts of a ``venue_report2`` record that repeat report after report, and their JSON."""
+
+    __slots__ = ("venue", "exec_type", "ord_status", "text")
+
+    def __init__(self, venue: str, exec_type: str, ord_status: str, text: str) -> None:
+        self.venue, self.exec_type, self.ord_status, self.text = venue, exec_type, ord_status, text
+
+
+class _LastRows:
+    """The last row of each compact kind, each ONE attribute (an immutable object): a writer on
+    another thread never pairs one record's texts with another's JSON. Compared field by field
+    (no tuple, no hash); a miss takes the cache by value (``_kept_row``)."""
+
+    __slots__ = ("order", "report")
+
+    def __init__(self) -> None:
+        self.order: _OrderRow | None = None
+        self.report: _ReportRow | None = None
+
+
+_LAST_ROWS: Final = _LastRows()
+
+
+def _order_row(i: OrderIntent, venue: str, policy: str) -> str:
+    key = (i.oms_session, i.symbol, i.side, i.ord_type, i.tif, i.ex_destination, venue, policy)
+    text = _KEPT_ROWS.get(key)
+    if text is None:
+        text = _kept_row(key)
+    _LAST_ROWS.order = _OrderRow(i.oms_session, i.symbol, i.side, i.ord_type, i.tif, i.ex_destination, venue,
+                                 policy, text)
+    return text
+
+
+def _report_row(venue: str, exec_type: str, ord_status: str) -> str:
+    key = (venue, exec_type, ord_status)
+    text = _KEPT_ROWS.get(key)
+    if text is None:
+        text = _kept_row(key)
+    _LAST_ROWS.report = _ReportRow(venue, exec_type, ord_status, text)
+    return text
+
+
+class _LastNumber:
+    """The last float written at one place of a compact record and its text, as ONE attribute."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self) -> None:
+        self.pair: tuple[float, str] = (0.0, "0.0")      # zeros never match (see _num_last)
+
+
+_QTY: Final = _LastNumber()
+_PRICE: Final = _LastNumber()
+_CUM_QTY: Final = _LastNumber()
+_LEAVES_QTY: Final = _LastNumber()
+_AVG_PX: Final = _LastNumber()
+_LAST_QTY: Final = _LastNumber()
+_LAST_PX: Final = _LastNumber()
+
+
+def _num_last(v: object, last: _LastNumber) -> str:
+    """``_num(v)``, the float's text kept in ``last`` (one place of a record: the same quantity or
+    price as the previous record's is a compare of two doubles, no hash, no dict). Not for zeros
+    (``0.0 == -0.0``) nor ints (``7 == 7.0``): those go to ``_num``."""
+    if type(v) is float:
+        f = cast(float, v)
+        seen, text = last.pair
+        if f == seen and f != 0.0:
+            return text
+        text = _num(v)
+        last.pair = (f, text)
+        return text
+    return _num(v)
 
 
 def _clock_ns(t: object) -> int:

@@ -76,26 +76,27 @@ def test_every_record_kind_round_trips_field_by_field(tmp_path):
 
 def test_lines_are_ascii_json_arrays_with_a_word_kind_and_utc_time(tmp_path):
     j = J.Journal(tmp_path / "j")
-    wall0, mono0 = time.time_ns(), time.monotonic_ns()
+    wall0 = time.time_ns()
     j.write(every_kind()[2])
     j.write(J.Accepted(intent=intent(ODD), order_id="O1", children=[ChildOrder("ALPHA", 100.0, 10.0, LIMIT, DAY)],
                        venue_ids=["G" + ODD], policy="dma", reason=ODD, at=1.0))
     j.write(J.VenueReport(report=every_kind()[2].report, at=0.0))     # not a clock reading: the full kind
     j.write(every_kind()[3])
-    wall1, mono1 = time.time_ns(), time.monotonic_ns()
+    wall1 = time.time_ns()
     j.close()
     raw = (tmp_path / "j").read_bytes()
     assert raw.isascii()
     for line in raw.splitlines():        # each line is JSON on its own (python -m json.tool reads it)
         subprocess.run([sys.executable, "-m", "json.tool"], input=line, check=True, capture_output=True)
     lines = [json.loads(line) for line in raw.splitlines()]
-    # the two kinds of the order path: compact, the header's clocks as whole nanoseconds, flat fields
-    kind, n, wall, mono, *fields = lines[0]
-    assert (kind, n) == ("venue_report2", 1) and wall0 <= wall <= wall1 and mono0 <= mono <= mono1
+    # the two kinds of the order path: compact, the header's wall clock as whole nanoseconds (no monotonic
+    # time: the record's ``at`` is one), flat fields
+    kind, n, wall, *fields = lines[0]
+    assert (kind, n) == ("venue_report2", 1) and wall0 <= wall <= wall1
     want = dataclasses.asdict(every_kind()[2].report) | {"at": 3_000_000_000}
     assert dict(zip(J._VENUE_REPORT2, fields, strict=True)) == want
-    kind, n, wall, mono, *fields = lines[1]
-    assert (kind, n) == ("accepted2", 2) and wall0 <= wall <= wall1 and mono0 <= mono <= mono1
+    kind, n, wall, *fields = lines[1]
+    assert (kind, n) == ("accepted2", 2) and wall0 <= wall <= wall1
     assert dict(zip(J._ACCEPTED2, fields, strict=True)) == {
         "oms_session": S, "symbol": "AAPL", "side": BUY, "ord_type": LIMIT, "tif": DAY, "ex_destination": ODD,
         "venue": "ALPHA", "policy": "dma", "cl_ord_id": ODD, "qty": 100.0, "price": 10.0,
@@ -153,7 +154,9 @@ def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
     """The line as the json module writes it (the writer before the hand-built one), injected clocks."""
     kind, values = _kind_and_values(rec)
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-    # mono (the monotonic time, not read by replay) is written to the microsecond
+    # mono (the monotonic time, not read by replay) is written to the microsecond; the compact kinds have none
+    if kind in (J.ACCEPTED2, J.VENUE_REPORT2):
+        return (f"{dumps([kind, n, wall])[:-1]},{dumps(values)[1:]}\n").encode("ascii")
     text = f"{dumps([kind, n, wall])[:-1]},{mono:.6f},{dumps(values)[1:]}"
     return (text + "\n").encode("ascii")
 
@@ -253,6 +256,8 @@ def test_the_direct_writers_write_the_lines_of_the_records(tmp_path):
         if not injected:
             utc = rb'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"'
             got, want = re.sub(utc, b'"T"', got), re.sub(utc, b'"T"', want)
+            ns = rb'^(\["(?:accepted2|venue_report2)",\d+,)\d+,'         # the compact kinds' wall clock
+            got, want = re.sub(ns, rb'\1W,', got, flags=re.M), re.sub(ns, rb'\1W,', want, flags=re.M)
         assert got.splitlines() == want.splitlines()
         assert len(got.splitlines()) == len(cases)
 
@@ -579,3 +584,33 @@ def test_plain_ids_are_written_as_they_are_and_idgen_knows_when_its_ids_are_plai
     b.close()
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
     assert J._esc_same("x\n") == json.dumps("x\n") and J._esc_same("x\n") == json.dumps("x\n")
+
+
+def test_the_compact_kinds_keep_what_repeats_without_pairing_one_value_with_another_text(tmp_path):
+    """The compact writers keep the last quantity or price text and the last repeated texts: a value
+    that differs by type or sign only (7 / 7.0, 0.0 / -0.0) is written as json writes it, a changed
+    symbol or destination makes a new row; a compact line of the wrong length is unreadable."""
+    for seq in ([7.0, 7, 7.0, 7], [0.0, -0.0, 0.0], [1.5, 1.5, 2.5, 1.5]):
+        for v in seq:
+            assert J._num_last(v, J._QTY) == json.dumps(v), (seq, v)
+    path = tmp_path / "j"
+    j = J.Journal(path)
+    records = []
+    for k, (symbol, ex, px) in enumerate([("AAPL", None, 10.0), ("AAPL", "X", 10.0), ("MSFT", "X", 10.5),
+                                          ("MSFT", None, None), ("AAPL", None, 10.0)]):
+        i = OrderIntent(S, f"c{k}", symbol, BUY, 100.0, LIMIT if px else "1", px, DAY, ex, 1.25 + k)
+        records.append(J.Accepted(intent=i, order_id=f"O{k}", children=[ChildOrder("ALPHA", 100.0, px, i.ord_type, DAY)],
+                                  venue_ids=[f"G{k}"], policy="dma", reason="r", at=2.5 + k))
+        records.append(J.VenueReport(report=vexec(cl_ord_id=f"G{k}", exec_type="F" if k % 2 else "0",
+                                                  venue="ALPHA" if k < 3 else "BRAVO", cum_qty=40.0 + k % 2),
+                                     at=3.5 + k))
+    for r in records:
+        j.write(r)
+    j.close()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)[0] for line in lines] == ["accepted2", "venue_report2"] * 5
+    assert [r for _, r in J.read_records(path)] == records
+    short = json.loads(lines[0])[:-1]
+    path.write_text(json.dumps(short) + "\n" + json.dumps(json.loads(lines[1]) + [1]) + "\n")
+    got = list(J.read_records(path))
+    assert all(isinstance(r, str) for _, r in got) and "accepted2: 15 fields, expected 16" in got[0][1]
