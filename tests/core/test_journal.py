@@ -599,8 +599,9 @@ def test_the_compact_kinds_keep_what_repeats_without_pairing_one_value_with_anot
     for k, (symbol, ex, px) in enumerate([("AAPL", None, 10.0), ("AAPL", "X", 10.0), ("MSFT", "X", 10.5),
                                           ("MSFT", None, None), ("AAPL", None, 10.0)]):
         i = OrderIntent(S, f"c{k}", symbol, BUY, 100.0, LIMIT if px else "1", px, DAY, ex, 1.25 + k)
-        records.append(J.Accepted(intent=i, order_id=f"O{k}", children=[ChildOrder("ALPHA", 100.0, px, i.ord_type, DAY)],
-                                  venue_ids=[f"G{k}"], policy="dma", reason="r", at=2.5 + k))
+        child = ChildOrder("ALPHA", 100.0, px, i.ord_type, DAY)
+        records.append(J.Accepted(intent=i, order_id=f"O{k}", children=[child], venue_ids=[f"G{k}"], policy="dma",
+                                  reason="r", at=2.5 + k))
         records.append(J.VenueReport(report=vexec(cl_ord_id=f"G{k}", exec_type="F" if k % 2 else "0",
                                                   venue="ALPHA" if k < 3 else "BRAVO", cum_qty=40.0 + k % 2),
                                      at=3.5 + k))
