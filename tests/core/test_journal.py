@@ -615,3 +615,27 @@ def test_the_compact_kinds_keep_what_repeats_without_pairing_one_value_with_anot
     path.write_text(json.dumps(short) + "\n" + json.dumps(json.loads(lines[1]) + [1]) + "\n")
     got = list(J.read_records(path))
     assert all(isinstance(r, str) for _, r in got) and "accepted2: 15 fields, expected 16" in got[0][1]
+
+
+OLD_ORDER_LINES = [   # the two per-order records as the writer of round 7 (c4c7ca7) wrote them
+    '["accepted",1,"2026-12-02T11:23:10.960976Z",73859.417839,["FIX.4.4:FIXGW->OMS1","c1","AAPL","1",100.0,"2",'
+    '190.01,"3",null,8812.123456789],"Omx1.1",[["FAKE",100.0,190.01,"2","3"]],["Gmx1.2"],"dma","dma: FAKE",8812.2]',
+    '["venue_report",2,"2026-12-02T11:23:10.961116Z",73859.417944,["FAKE","Gmx1.2",null,"X1","F","2",100.0,0.0,'
+    '190.01,100.0,190.01,"V1",null],8812.3]']
+
+
+def test_a_journal_of_the_full_kinds_replays_as_its_compact_twin(tmp_path):
+    """A journal written before the compact kinds reads back as the same records the compact kinds
+    write now, and both replay to the same order state."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_text("\n".join(OLD_ORDER_LINES) + "\n")
+    records = [r for _, r in J.read_records(old)]
+    j = J.Journal(new)
+    for r in records:
+        j.write(r)
+    j.close()
+    assert [json.loads(line)[0] for line in new.read_text().splitlines()] == ["accepted2", "venue_report2"]
+    assert [r for _, r in J.read_records(new)] == records
+    a, b = OrderManager(), OrderManager()
+    assert J.replay(old, a).applied == J.replay(new, b).applied == 2
+    assert state(a) == state(b) and a.by_order_id["Omx1.1"].status == "2"     # filled
