@@ -139,9 +139,10 @@ for the two records, ``write_accepted`` 20,300 -> 18,400, ``write_venue_report``
 ~420, ``_time`` ~860, json's escaper ~500 per id): fewer pieces per line (an integer
 nanosecond header, say) is a format change, not made here.
 Round 8: the compact kinds (above); callgrind, the stubbed order path (``fixgw bench profile
---stub --callgrind``, inclusive count / 2,400, compiled): ``write_accepted`` 15,070 -> 8,210 and
+--stub --callgrind``, inclusive count / 2,400, compiled): ``write_accepted`` 15,070 -> 8,000 and
 ``write_venue_report`` 13,760 -> 9,640 instructions per order (the whole stubbed order path
-130,800 -> 119,500). Tried and dropped: the wall clock as microseconds from a per-second text
+130,800 -> 119,100; the gateway process, ``profile_gateway.py`` 2,500 minus 500 orders / 4,000,
+grouped writes: 14,340 -> ~9,200 and 12,970 -> ~7,600, the process 177,400 -> 163,200). Tried and dropped: the wall clock as microseconds from a per-second text
 and the digit table (as ``utc``): 1,800 instructions against ~1,050 for ``str`` of the integer.
 What is left per record: the one string build (~2,000), ``os.write``'s call (~1,000 when not
 grouped), json's escaper for the ids that are not ours (~400 each), the record number and the
