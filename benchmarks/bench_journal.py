@@ -8,13 +8,16 @@ file). CPU time of this thread (``time.thread_time``) per record, median over ru
 mypyc build is in use (gateway/common/accel.py) it runs twice: compiled, and the pure-Python
 module loaded beside it, with the ratio pure / compiled. ``accepted grouped N``: the group
 commit of a received chunk (``Journal.group_with``): N records held, then one ``os.write``
-(``flush``), per record. Prints a table; asserts nothing.
+(``flush``), per record. Prints a table (and the kind word each record is written as: since
+issue 12 round 8 the two per-order records are the compact ``accepted2`` / ``venue_report2``);
+asserts nothing.
 
     PYTHONPATH=. python benchmarks/bench_journal.py [--runs 7] [--iters 20000]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -51,6 +54,9 @@ def run(J: ModuleType, iters: int, runs: int, where: Path) -> dict[str, list[flo
     """us of CPU per record: {"<kind> line": [...], "<kind> write": [...]}, one figure per run."""
     out: dict[str, list[float]] = {}
     recs = [records(J, i, time.perf_counter()) for i in range(iters)]
+    probe = J.Journal(where / f"{J.__name__}.kinds")
+    KINDS_WRITTEN.update({kind: json.loads(probe._line(rec, 1))[0] for kind, rec in recs[0].items()})
+    probe.close()
     for r in range(runs):
         j = J.Journal(where / f"{J.__name__}.{r}")
         for kind in recs[0]:
@@ -85,6 +91,7 @@ def run(J: ModuleType, iters: int, runs: int, where: Path) -> dict[str, list[flo
 
 
 GROUPS = (1, 4, 16)     # records per os.write (orders per received chunk)
+KINDS_WRITTEN: dict[str, str] = {}     # record -> the kind word its line has
 
 
 class _Group:
@@ -104,7 +111,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as d:
         results = {name: run(J, args.iters, args.runs, Path(d)) for name, J in impls.items()}
     print(f"# journal writer, us of CPU per record (thread_time), median of {args.runs} runs of {args.iters}; "
-          f"journal: {mode} ({why})")
+          f"journal: {mode} ({why}); written as {', '.join(f'{k}: {v}' for k, v in KINDS_WRITTEN.items())}")
     names = list(results)
     print(f"{'':22}" + "".join(f"{n:>12}" for n in names) + ("   pure/compiled" if len(names) > 1 else ""))
     for key in results[names[0]]:

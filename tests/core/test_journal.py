@@ -76,22 +76,69 @@ def test_every_record_kind_round_trips_field_by_field(tmp_path):
 
 def test_lines_are_ascii_json_arrays_with_a_word_kind_and_utc_time(tmp_path):
     j = J.Journal(tmp_path / "j")
+    wall0 = time.time_ns()
     j.write(every_kind()[2])
-    j.write(every_kind()[0])
+    j.write(J.Accepted(intent=intent(ODD), order_id="O1", children=[ChildOrder("ALPHA", 100.0, 10.0, LIMIT, DAY)],
+                       venue_ids=["G" + ODD], policy="dma", reason=ODD, at=1.0))
+    j.write(J.VenueReport(report=every_kind()[2].report, at=0.0))     # not a clock reading: the full kind
+    j.write(every_kind()[3])
+    wall1 = time.time_ns()
     j.close()
     raw = (tmp_path / "j").read_bytes()
     assert raw.isascii()
     for line in raw.splitlines():        # each line is JSON on its own (python -m json.tool reads it)
         subprocess.run([sys.executable, "-m", "json.tool"], input=line, check=True, capture_output=True)
-    kind, n, utc, mono, report, at = json.loads(raw.splitlines()[0])
-    assert (kind, n, at) == ("venue_report", 1, 3.0) and isinstance(mono, float)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc)
+    lines = [json.loads(line) for line in raw.splitlines()]
+    # the two kinds of the order path: compact, the header's wall clock as whole nanoseconds (no monotonic
+    # time: the record's ``at`` is one), flat fields
+    kind, n, wall, *fields = lines[0]
+    assert (kind, n) == ("venue_report2", 1) and wall0 <= wall <= wall1
+    want = dataclasses.asdict(every_kind()[2].report) | {"at": 3_000_000_000}
+    assert dict(zip(J._VENUE_REPORT2, fields, strict=True)) == want
+    kind, n, wall, *fields = lines[1]
+    assert (kind, n) == ("accepted2", 2) and wall0 <= wall <= wall1
+    assert dict(zip(J._ACCEPTED2, fields, strict=True)) == {
+        "oms_session": S, "symbol": "AAPL", "side": BUY, "ord_type": LIMIT, "tif": DAY, "ex_destination": ODD,
+        "venue": "ALPHA", "policy": "dma", "cl_ord_id": ODD, "qty": 100.0, "price": 10.0,
+        "received_at": 1_500_000_000, "order_id": "O1", "venue_id": "G" + ODD, "reason": ODD, "at": 1_000_000_000}
+    # every other kind: [kind, n, utc, mono, *fields]
+    for line, want_kind in zip(lines[2:], ("venue_report", "cancel"), strict=True):
+        kind, n, utc, mono, *fields = line
+        assert kind == want_kind and isinstance(mono, float)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc)
     names = [f.name for f in dataclasses.fields(VenueExecutionReport)]
-    assert dict(zip(names, report, strict=True)) == dataclasses.asdict(every_kind()[2].report)
+    assert dict(zip(names, lines[2][4], strict=True)) == dataclasses.asdict(every_kind()[2].report)
+    assert [type(r) for _, r in J.read_records(tmp_path / "j")] == [J.VenueReport, J.Accepted, J.VenueReport,
+                                                                     J.Cancel]
 
 
-def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
-    """The line as the json module writes it (the writer before the hand-built one)."""
+def _clock_ns(t):
+    """The compact kinds' time: whole nanoseconds if they give the float back exactly, else None."""
+    if type(t) is float and 0 < t < 2 ** 22 and round(t * 1e9) / 1e9 == t:
+        return round(t * 1e9)
+    return None
+
+
+def _same(a, b) -> bool:
+    return type(b) in (int, float) and type(a) is type(b) and a == b and b != 0
+
+
+def _kind_and_values(rec) -> tuple[str, list]:
+    """What the writer writes after the header: the compact kinds when the record fits, else the
+    record's layout (nested records as arrays)."""
+    if isinstance(rec, J.VenueReport) and _clock_ns(rec.at) is not None:
+        e = rec.report
+        return J.VENUE_REPORT2, [e.venue, e.exec_type, e.ord_status, e.cl_ord_id, e.orig_cl_ord_id, e.exec_id,
+                                 e.cum_qty, e.leaves_qty, e.avg_px, e.last_qty, e.last_px, e.venue_order_id, e.text,
+                                 _clock_ns(rec.at)]
+    if isinstance(rec, J.Accepted) and len(rec.children) == 1 and len(rec.venue_ids) == 1:
+        i, c = rec.intent, rec.children[0]
+        received, at = _clock_ns(i.received_at), _clock_ns(rec.at)
+        if (received is not None and at is not None and _same(c.qty, i.qty)
+                and (c.price is i.price or _same(c.price, i.price)) and (c.ord_type, c.tif) == (i.ord_type, i.tif)):
+            return J.ACCEPTED2, [i.oms_session, i.symbol, i.side, i.ord_type, i.tif, i.ex_destination, c.venue,
+                                 rec.policy, i.cl_ord_id, i.qty, i.price, received, rec.order_id, rec.venue_ids[0],
+                                 rec.reason, at]
     values = []
     for name, nested, many in J._LAYOUT[type(rec)]:
         v = getattr(rec, name)
@@ -100,9 +147,17 @@ def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
                 return [getattr(x, f.name) for f in dataclasses.fields(nested)]
             v = [row(x) for x in v] if many else row(v)
         values.append(v)
+    return J.KIND_OF[type(rec)], values
+
+
+def _json_dumps_line(rec, n: int, wall: str, mono: float) -> bytes:
+    """The line as the json module writes it (the writer before the hand-built one), injected clocks."""
+    kind, values = _kind_and_values(rec)
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-    # mono (the monotonic time, not read by replay) is written to the microsecond
-    text = f"{dumps([J.KIND_OF[type(rec)], n, wall])[:-1]},{mono:.6f},{dumps(values)[1:]}"
+    # mono (the monotonic time, not read by replay) is written to the microsecond; the compact kinds have none
+    if kind in (J.ACCEPTED2, J.VENUE_REPORT2):
+        return (f"{dumps([kind, n, wall])[:-1]},{dumps(values)[1:]}\n").encode("ascii")
+    text = f"{dumps([kind, n, wall])[:-1]},{mono:.6f},{dumps(values)[1:]}"
     return (text + "\n").encode("ascii")
 
 
@@ -127,6 +182,11 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
                                           t if rng.random() < .5 else None, x),
                        order_id=t, children=[ChildOrder(t, x, y, LIMIT, IOC)] * rng.randint(0, 3),
                        venue_ids=[t] * rng.randint(0, 3), policy=t, reason=t, at=y),
+            # one venue order as the intent asks (the compact kind if the times are clock readings)
+            J.Accepted(intent=OrderIntent(t, t, t, SELL, x, LIMIT, y if rng.random() < .8 else None, DAY,
+                                          t if rng.random() < .5 else None, rng.choice([x, time.monotonic()])),
+                       order_id=t, children=[ChildOrder(t, x, y, LIMIT, DAY)], venue_ids=[t], policy=t, reason=t,
+                       at=rng.choice([y, rng.randint(1, 10 ** 15) / 1e9])),
             J.VenueReport(report=vexec(venue=t, cl_ord_id=t, orig_cl_ord_id=rng.choice([None, t]), exec_id=t,
                                        cum_qty=x, leaves_qty=y, avg_px=x, last_qty=y, last_px=x, text=t), at=x),
             J.CancelAll(text=t, venue_ids=[t, t], session=rng.choice([None, t]), at=y)]
@@ -148,6 +208,8 @@ def test_the_hand_built_line_is_what_json_dumps_writes_and_reads_back(tmp_path):
         assert line == _json_dumps_line(rec, n, j._wall(), j._mono()), (n, rec)
         j.write(rec)
     j.close()
+    kinds = {json.loads(line)[0] for line in (tmp_path / "j").read_bytes().splitlines()}
+    assert kinds >= {"accepted", "accepted2", "venue_report", "venue_report2"}       # both layouts tried
     back = [r for _, r in J.read_records(tmp_path / "j")]
     assert len(back) == len(records)
     for want, got in zip(records, back):
@@ -194,6 +256,8 @@ def test_the_direct_writers_write_the_lines_of_the_records(tmp_path):
         if not injected:
             utc = rb'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"'
             got, want = re.sub(utc, b'"T"', got), re.sub(utc, b'"T"', want)
+            ns = rb'^(\["(?:accepted2|venue_report2)",\d+,)\d+,'         # the compact kinds' wall clock
+            got, want = re.sub(ns, rb'\1W,', got, flags=re.M), re.sub(ns, rb'\1W,', want, flags=re.M)
         assert got.splitlines() == want.splitlines()
         assert len(got.splitlines()) == len(cases)
 
@@ -520,3 +584,58 @@ def test_plain_ids_are_written_as_they_are_and_idgen_knows_when_its_ids_are_plai
     b.close()
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
     assert J._esc_same("x\n") == json.dumps("x\n") and J._esc_same("x\n") == json.dumps("x\n")
+
+
+def test_the_compact_kinds_keep_what_repeats_without_pairing_one_value_with_another_text(tmp_path):
+    """The compact writers keep the last quantity or price text and the last repeated texts: a value
+    that differs by type or sign only (7 / 7.0, 0.0 / -0.0) is written as json writes it, a changed
+    symbol or destination makes a new row; a compact line of the wrong length is unreadable."""
+    for seq in ([7.0, 7, 7.0, 7], [0.0, -0.0, 0.0], [1.5, 1.5, 2.5, 1.5]):
+        for v in seq:
+            assert J._num_last(v, J._QTY) == json.dumps(v), (seq, v)
+    path = tmp_path / "j"
+    j = J.Journal(path)
+    records = []
+    for k, (symbol, ex, px) in enumerate([("AAPL", None, 10.0), ("AAPL", "X", 10.0), ("MSFT", "X", 10.5),
+                                          ("MSFT", None, None), ("AAPL", None, 10.0)]):
+        i = OrderIntent(S, f"c{k}", symbol, BUY, 100.0, LIMIT if px else "1", px, DAY, ex, 1.25 + k)
+        child = ChildOrder("ALPHA", 100.0, px, i.ord_type, DAY)
+        records.append(J.Accepted(intent=i, order_id=f"O{k}", children=[child], venue_ids=[f"G{k}"], policy="dma",
+                                  reason="r", at=2.5 + k))
+        records.append(J.VenueReport(report=vexec(cl_ord_id=f"G{k}", exec_type="F" if k % 2 else "0",
+                                                  venue="ALPHA" if k < 3 else "BRAVO", cum_qty=40.0 + k % 2),
+                                     at=3.5 + k))
+    for r in records:
+        j.write(r)
+    j.close()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)[0] for line in lines] == ["accepted2", "venue_report2"] * 5
+    assert [r for _, r in J.read_records(path)] == records
+    short = json.loads(lines[0])[:-1]
+    path.write_text(json.dumps(short) + "\n" + json.dumps(json.loads(lines[1]) + [1]) + "\n")
+    got = list(J.read_records(path))
+    assert all(isinstance(r, str) for _, r in got) and "accepted2: 15 fields, expected 16" in got[0][1]
+
+
+OLD_ORDER_LINES = [   # the two per-order records as the writer of round 7 (c4c7ca7) wrote them
+    '["accepted",1,"2026-12-02T11:23:10.960976Z",73859.417839,["FIX.4.4:FIXGW->OMS1","c1","AAPL","1",100.0,"2",'
+    '190.01,"3",null,8812.123456789],"Omx1.1",[["FAKE",100.0,190.01,"2","3"]],["Gmx1.2"],"dma","dma: FAKE",8812.2]',
+    '["venue_report",2,"2026-12-02T11:23:10.961116Z",73859.417944,["FAKE","Gmx1.2",null,"X1","F","2",100.0,0.0,'
+    '190.01,100.0,190.01,"V1",null],8812.3]']
+
+
+def test_a_journal_of_the_full_kinds_replays_as_its_compact_twin(tmp_path):
+    """A journal written before the compact kinds reads back as the same records the compact kinds
+    write now, and both replay to the same order state."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_text("\n".join(OLD_ORDER_LINES) + "\n")
+    records = [r for _, r in J.read_records(old)]
+    j = J.Journal(new)
+    for r in records:
+        j.write(r)
+    j.close()
+    assert [json.loads(line)[0] for line in new.read_text().splitlines()] == ["accepted2", "venue_report2"]
+    assert [r for _, r in J.read_records(new)] == records
+    a, b = OrderManager(), OrderManager()
+    assert J.replay(old, a).applied == J.replay(new, b).applied == 2
+    assert state(a) == state(b) and a.by_order_id["Omx1.1"].status == "2"     # filled
