@@ -646,11 +646,14 @@ class NativeSession(SessionHandle):
         pulls = 0
         while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
             try:
-                data = session.data_to_send()
+                frames = session.frames_to_send()
             except OSError:                     # the store could not write: nothing left unstored
                 self._session_error("data_to_send (the message store could not write)")
                 return
-            if not data or not self.write_out(data):
+            if not frames:
+                break
+            data = b"".join(frames) if len(frames) > 1 else frames[0]
+            if not self._write(data, frames, len(data)):
                 break
             pulls += 1
 
@@ -659,14 +662,19 @@ class NativeSession(SessionHandle):
         (counters, message log, outbound limit). A subclass that delays or diverts bytes
         (the simulator's injected latency) calls this when they are due. False: not
         written (no connection) or the connection was closed over the outbound limit."""
+        # The frames found by their BodyLength (no scan of the bytes), for the count and the log.
+        frames: list[bytes] = []
+        end = walk_frames(data, frames)
+        return self._write(data, frames, end)
+
+    def _write(self, data: bytes, frames: list[bytes], end: int) -> bool:
+        """``write_out`` with ``data`` walked (``walk_frames``: ``frames``, ``end``); ``flush``
+        comes here with the session's own frames, joined."""
         conn = self.conn
         if conn is None or conn.closing or conn.transport is None:
             return False
         transport = conn.transport
         transport.write(data)
-        # The frames found by their BodyLength (no scan of the bytes), for the count and the log.
-        frames: list[bytes] = []
-        end = walk_frames(data, frames)
         counters = self.counters
         counters["bytes_out"] += len(data)
         counters["messages_out"] += len(frames) if end == len(data) else data.count(b"\x0110=")
