@@ -182,7 +182,7 @@ def test_session_log_lines_are_those_of_a_search_for_each_frame(tmp_path):
         piece = data[a:a + 300]
         assert slog.wire(b"IN ", piece) in (-1, piece.count(b"\x0110="))
         expected.append(b"%s%s\n" % (prefix, piece.replace(b"\x018=FIX", b"\x01\n" + prefix + b"8=FIX")))
-    assert slog.wire(b"IN ", data[8:]) == len(frames)
+    assert slog.wire(b"IN ", data[8:]) in (-1, len(frames))     # -1: not walked (interpreted)
     expected.append(b"%s%s\n" % (prefix, data[8:].replace(b"\x018=FIX", b"\x01\n" + prefix + b"8=FIX")))
     slog.close()
     assert (tmp_path / "K.messages.log").read_bytes() == b"".join(expected)
