@@ -113,8 +113,8 @@ class SessionLog:
 
     def wire(self, direction: bytes, data: bytes) -> int:
         """Log a chunk as one line per frame: ``<stamp> <direction> <frame>``, one write for
-        the chunk. Returns how many whole frames it held, or -1 if it is not whole frames
-        (``write_out`` counts the messages sent from this)."""
+        the chunk. Returns how many whole frames it held, or -1: not whole frames, or not
+        walked (interpreted, where ``bytes.replace`` is the cheaper way)."""
         frames: list[bytes] = []
         end = walk_frames(data, frames) if COMPILED else 0     # interpreted: bytes.replace's search is cheaper
         self.wire_walked(direction, data, frames, end)
