@@ -856,6 +856,15 @@ class Session:
 
     def data_to_send(self) -> bytes:
         """Queued bytes; a streaming resend gives at most max_resend_bytes per call."""
+        frames = self.frames_to_send()
+        if not frames:
+            return b""
+        return b"".join(frames) if len(frames) > 1 else frames[0]
+
+    def frames_to_send(self) -> list[bytes]:
+        """``data_to_send()`` as the list of its frames, in order ([]: nothing queued): the
+        driver writes their join and logs them one a line with no search for where each
+        frame begins. The caller owns the list."""
         out = self._out
         if self._resends:
             budget = self.settings.max_resend_bytes
@@ -873,14 +882,13 @@ class Session:
                 out.extend(self._held)
                 self._held.clear()
         if not out:
-            return b""
+            return []
         # The store's deferred records (FileStore(defer=True): a dispatch's sends in one
         # os.write) reach the OS before these bytes can reach the socket. If that write
         # fails it raises here and the bytes stay queued: none leaves unstored.
         self._store.flush()
-        data = b"".join(out) if len(out) > 1 else out[0]
-        out.clear()
-        return data
+        self._out = []
+        return out
 
     # -- the driver's commands ---------------------------------------------------------------
 

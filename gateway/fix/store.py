@@ -438,19 +438,16 @@ class FileStore(Store):
 
     def save(self, seq: int, wire: bytes) -> None:
         n = len(wire)
-        head = b"%d %d\n" % (seq, n)
+        record = b"%d %d\n%s\n" % (seq, n, wire)      # one object: the head, the wire, the newline
         if self.defer:              # written by flush(), before the bytes leave data_to_send()
-            pending = self._pending
-            pending.append(head)
-            pending.append(wire)
-            pending.append(b"\n")
+            self._pending.append(record)
         else:                       # written before it is indexed: a failed write indexes nothing
-            _write(self._body_fd, b"".join((head, wire, b"\n")))   # O_APPEND: one write, one record
+            _write(self._body_fd, record)      # O_APPEND: one write, one record
         # Deferred, the offset is where flush() will put the record: flush() keeps what it
         # could not write and writes it at the same place next time, so the index stays true.
-        start = self._end + len(head)
-        self._index[seq] = start << _SHIFT | n
-        self._end = start + n + 1
+        end = self._end + len(record)
+        self._index[seq] = (end - n - 1) << _SHIFT | n
+        self._end = end
         if seq >= self.next_sender_seq:
             self.next_sender_seq = seq + 1
         if self._syncing and not self.defer:

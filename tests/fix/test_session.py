@@ -929,3 +929,19 @@ def test_a_hole_left_after_a_partial_resend_is_asked_for_again():
     assert p.out() == ["35=2|34=3|49=GW|56=PEER|7=6|16=0"]
     p.send("4", 6, f"36=9{SOH}123=Y{SOH}", poss_dup=True, orig_offset=0)
     assert p.s.next_target_seq == 10 and p.s.state == ACTIVE
+
+
+def test_frames_to_send_is_data_to_send_one_frame_each():
+    """The driver's pull: the queued frames as a list (theirs to keep), the same bytes that
+    data_to_send() would join; [] and b"" when nothing is queued."""
+    p = logged_on()
+    assert p.s.frames_to_send() == [] and p.s.data_to_send() == b""
+    p.s.send("D", "11=A\x0155=X\x01")
+    p.s.send("D", "11=B\x0155=X\x01")
+    got = p.s.frames_to_send()
+    assert [fields(parse(f)) for f in got] == ["35=D|34=2|49=GW|56=PEER|11=A|55=X",
+                                               "35=D|34=3|49=GW|56=PEER|11=B|55=X"]
+    got.clear()                                       # the caller's list: the queue is not it
+    p.s.send("D", "11=C\x0155=X\x01")
+    assert p.out() == ["35=D|34=4|49=GW|56=PEER|11=C|55=X"]
+    assert p.s.frames_to_send() == []

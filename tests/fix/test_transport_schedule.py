@@ -146,3 +146,43 @@ def test_session_log_writes_one_line_per_frame_of_a_chunk(tmp_path):
     assert lines[:-1] == [stamp + b"OUT " + f for f in frames] + [
         stamp + b"IN  " + frames[0], stamp + b"IN  " + chunk[len(frames[0]):cut],
         stamp + b"IN  " + chunk[cut:], stamp + b"IN  " + frames[2]]
+
+
+def test_walk_frames_finds_whole_frames_by_body_length():
+    """The frames a chunk begins with, by BodyLength; where it stopped (len: all whole)."""
+    from gateway.fix.codec import encode
+    from gateway.fix.drive import walk_frames
+    frames = [encode("FIX.4.4", "8", f"34={i}\x0149=A\x0156=B\x01", "58=x\x01" * i) for i in range(1, 6)]
+    data = b"".join(frames)
+    out: list[bytes] = []
+    assert walk_frames(data, out) == len(data) and out == frames
+    out = []
+    assert walk_frames(frames[0], out) == len(frames[0]) and out[0] is frames[0]   # no copy
+    cut = len(frames[0]) + len(frames[1]) + 9
+    out = []
+    assert walk_frames(data[:cut], out) == len(frames[0]) + len(frames[1]) and out == frames[:2]
+    for junk in (b"", b"garbage\x01", data[3:], b"8=FIX.4.4\x019=999\x0135=0\x0110=000\x01"):
+        out = []
+        assert walk_frames(junk, out) == 0 and out == []
+
+
+def test_session_log_lines_are_those_of_a_search_for_each_frame(tmp_path):
+    """Every cut of a batch (whole frames, a frame cut, junk) logs the lines that breaking
+    before each SOH + "8=FIX" gives (what the log did by bytes.replace before walking frames)."""
+    from gateway.fix.codec import encode
+    from gateway.fix.transport import SessionLog
+    frames = [encode("FIX.4.4", "D", f"34={i}\x0149=A\x0156=B\x01", "11=x\x0155=EURUSD\x01" * (i % 4 + 1))
+              for i in range(12)]
+    data = b"garbage\x01" + b"".join(frames)
+    slog = SessionLog(tmp_path, "K", wall=lambda: 1_800_000_000.5)
+    prefix = b"20270115-08:00:00.500000 IN  "
+    expected = []
+    cuts = range(0, len(data), 41)
+    for a in cuts:
+        piece = data[a:a + 300]
+        assert slog.wire(b"IN ", piece) in (-1, piece.count(b"\x0110="))
+        expected.append(b"%s%s\n" % (prefix, piece.replace(b"\x018=FIX", b"\x01\n" + prefix + b"8=FIX")))
+    assert slog.wire(b"IN ", data[8:]) in (-1, len(frames))     # -1: not walked (interpreted)
+    expected.append(b"%s%s\n" % (prefix, data[8:].replace(b"\x018=FIX", b"\x01\n" + prefix + b"8=FIX")))
+    slog.close()
+    assert (tmp_path / "K.messages.log").read_bytes() == b"".join(expected)
