@@ -22,12 +22,12 @@ Printed:
    session, send), core (risk, route, orders, journal), edges (decode, format).
 
 ``--stub``: our Python work alone (sockets and the FIX engine stubbed out, messages made by
-the session's parser outside the timing, 50 orders in flight): thread CPU time per order, median of 5 runs, then the stage table. The start-up
-heap is frozen first, as the gateway process does (``app.serve``); ``--no-freeze`` leaves it
-to the collector. ``--stub --callgrind``: instructions per order under valgrind (two runs,
-the difference divided by ``--extra``; compiled, only the handler calls are counted),
-repeatable on a loaded machine; ``--keep FILE`` keeps
-the larger run's file for ``callgrind_annotate --inclusive=yes`` (divide a function's count by
+the session's parser outside the timing, 50 orders in flight): thread CPU time per order,
+median of 5 runs, then the stage table. The start-up heap is frozen first, as the gateway
+process does (``app.serve``); ``--no-freeze`` leaves it to the collector. ``--stub
+--callgrind``: instructions per order under valgrind (two runs, the difference divided by
+``--extra``; compiled, only the handler calls are counted), repeatable on a loaded machine;
+``--keep FILE`` keeps the larger run's file for ``callgrind_annotate --inclusive=yes`` (divide a function's count by
 its calls, or by the orders: ``--extra`` + 400).
 """
 from __future__ import annotations

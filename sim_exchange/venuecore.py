@@ -193,28 +193,24 @@ class DelayedSession(NativeSession):
         super().receive(data)
 
     def receive(self, data: bytes) -> None:
+        traced = _TRACE is not None and b"\x0135=1\x01" in data    # bench-only: read returned .. handled
+        t0 = time.perf_counter() if traced else 0.0
         line = self.line_in
-        if _TRACE is not None and b"\x0135=1\x01" in data:    # bench-only: read returned .. handled
-            t0 = time.perf_counter()
-            if line is None or line.straight():
-                super().receive(data)
-            else:
-                line.push(data)
-            _TRACE.add("in", data, t0, time.perf_counter())
-            return
         if line is None or line.straight():
             super().receive(data)
         else:
             line.push(data)
+        if traced and _TRACE is not None:
+            _TRACE.add("in", data, t0, time.perf_counter())
 
     def _write(self, data: bytes, frames: list[bytes], end: int) -> bool:
         # every socket write passes here: the delay line's (write_out) and a straight flush's
-        if _TRACE is not None and b"\x01112=" in data:          # bench-only: the answer's socket write
-            t0 = time.perf_counter()
-            ok = super()._write(data, frames, end)
+        traced = _TRACE is not None and b"\x01112=" in data      # bench-only: the answer's socket write
+        t0 = time.perf_counter() if traced else 0.0
+        ok = super()._write(data, frames, end)
+        if traced and _TRACE is not None:
             _TRACE.add("out", data, t0, time.perf_counter())
-            return ok
-        return super()._write(data, frames, end)
+        return ok
 
     def flush(self) -> None:
         """Take what the session has to send now; the line writes it when due."""
