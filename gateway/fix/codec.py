@@ -63,21 +63,38 @@ class Message:
     A built message (``Message.build``) has ``raw == b""`` and pairs = [(35, type), *body].
     """
 
-    __slots__ = ("pairs", "raw", "msg_type", "_index", "_body", "shape")
+    __slots__ = ("_pairs", "values", "raw", "msg_type", "_index", "_body", "shape")
 
-    def __init__(self, pairs: list[tuple[int, str]], raw: bytes = b"", msg_type: str | None = None,
-                 body: str | None = None, index: dict[int, str] | None = None,
-                 shape: Shape | None = None):
-        self.pairs = pairs
+    def __init__(self, pairs: list[tuple[int, str]] | None, raw: bytes = b"",
+                 msg_type: str | None = None, body: str | None = None,
+                 index: dict[int, str] | None = None, shape: Shape | None = None,
+                 values: list[str] | None = None):
+        # A parsed message with a layout (``shape``, see Shape) keeps only its values, in
+        # wire order (its tags are the layout's): no (tag, value) tuple per field, which the
+        # order path never reads; ``pairs`` is built from the two on first need.
+        self._pairs = pairs
+        self.values = values
         self.raw = raw
         self._index: dict[int, str] | None = index     # built on first need (see get)
         self._body = body
         # The layout of a parsed message (see Shape); None for a built message, or one with an
         # empty value or a data field (parse's careful path): reads then use the index.
-        self.shape = shape
+        self.shape = shape if values is not None else None
         if msg_type is None:
             msg_type = self.get(35) or ""
         self.msg_type = msg_type
+
+    @property
+    def pairs(self) -> list[tuple[int, str]]:
+        """(tag, value) per field, in wire order, repeats kept."""
+        pairs = self._pairs
+        if pairs is None:
+            shape = self.shape
+            values = self.values
+            assert shape is not None and values is not None
+            pairs = list(zip(shape.tags, values))
+            self._pairs = pairs
+        return pairs
 
     def _build_index(self) -> dict[int, str]:
         # the first occurrence wins, as README promises for get()
@@ -98,9 +115,19 @@ class Message:
 
     def get(self, tag: int, default: str | None = None) -> str | None:
         shape = self.shape
-        if shape is not None:      # by position: one lookup in the layout's shared table
-            at = shape.pos.get(tag)
-            return self.pairs[at][1] if at is not None else default
+        values = self.values
+        if shape is not None and values is not None:
+            # by position, from the layout's shared table: a byte per tag below _BY_TAG_MAX
+            # (the position + 1; 0 = absent), the dict above
+            table = shape.by_tag
+            if 0 <= tag < len(table):
+                at: int = table[tag]
+                if at == 255:
+                    found = shape.pos.get(tag)
+                    return values[found] if found is not None else default
+                return values[at - 1] if at else default
+            found = shape.pos.get(tag)
+            return values[found] if found is not None else default
         index = self._index
         if index is None:
             if COMPILED:
@@ -223,7 +250,7 @@ class Shape:
     no data field. Shapes are interned by ``_shape_of`` (bounded) and never change, apart
     from ``planned``, a cache the dictionary owns (one tuple, written whole)."""
 
-    __slots__ = ("tags", "sig", "pos", "seq_at", "sender_at", "target_at", "sent_at", "poss_dup_at",
+    __slots__ = ("tags", "sig", "pos", "by_tag", "seq_at", "sender_at", "target_at", "sent_at", "poss_dup_at",
                  "planned")
 
     def __init__(self, tags: tuple[int, ...]) -> None:
@@ -242,6 +269,17 @@ class Shape:
             if tag not in pos:              # the first occurrence, as get() promises
                 pos[tag] = i
         self.pos = pos
+        # tag -> position + 1 for the tags below _BY_TAG_MAX (0: absent; 255: look in pos),
+        # one byte each: Message.get's read, an index into bytes where a dict lookup hashes
+        top = 0
+        for tag in pos:
+            if top <= tag < _BY_TAG_MAX:
+                top = tag + 1
+        by_tag = bytearray(top)
+        for tag, at in pos.items():
+            if 0 <= tag < _BY_TAG_MAX:
+                by_tag[tag] = at + 1 if at < 254 else 255
+        self.by_tag = bytes(by_tag)
         # positions of the fields the session reads on every message; -1 when absent
         self.seq_at: int = pos.get(34, -1)
         self.sender_at: int = pos.get(49, -1)
@@ -252,6 +290,7 @@ class Shape:
         self.planned: tuple[object, ShapePlan | None] = (None, None)
 
 
+_BY_TAG_MAX: Final = 1024    # Shape.by_tag covers tags below this (at most 1 KB a layout)
 _MAX_SHAPES: Final = 1024     # layouts held (a hostile peer sending random tags: cleared when full)
 _SHAPES: Final[dict[tuple[int, ...], Shape]] = {}
 _LAST_SHAPE: Final[dict[str, Shape]] = {}    # MsgType -> the layout it had last: checked first
@@ -259,22 +298,22 @@ _LAST_SHAPE: Final[dict[str, Shape]] = {}    # MsgType -> the layout it had last
 _LAST_BY_CHAR: Final[list[Shape | None]] = [None] * 128
 
 
-def _shape_of(pairs: list[tuple[int, str]], msg_type: str) -> Shape:
-    """The interned layout of ``pairs``: the one ``msg_type`` had last when the tags are the
+def _shape_of(tags: list[int], msg_type: str) -> Shape:
+    """The interned layout of ``tags``: the one ``msg_type`` had last when the tags are the
     same (a comparison per field, no tuple built), else found or made."""
     last = _LAST_SHAPE.get(msg_type)
     if last is not None:
-        tags = last.tags
-        n = len(pairs)
-        if len(tags) == n:
+        known = last.tags
+        n = len(tags)
+        if len(known) == n:
             same = True
             for i in range(n):
-                if pairs[i][0] != tags[i]:
+                if tags[i] != known[i]:
                     same = False
                     break
             if same:
                 return last
-    key = tuple([tag for tag, _ in pairs])
+    key = tuple(tags)
     shape = _SHAPES.get(key)
     if shape is None:
         if len(_SHAPES) >= _MAX_SHAPES:
@@ -659,10 +698,11 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
         if msg is not None:
             return msg
     else:
-        pairs = _split_fast(text, _tag_table(data_tags))
-        if pairs is not None:     # plain fields, none empty: the message gets its layout
-            msg_type = pairs[2][1]
-            return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
+        tags: list[int] = []
+        values = _split_fast(text, _tag_table(data_tags), tags)
+        if values is not None:    # plain fields, none empty: the message gets its layout
+            msg_type = values[2]
+            return Message(None, frame, msg_type, None, None, _shape_of(tags, msg_type), values)
     pairs = _split_careful(text, data_tags)
     return Message(pairs, frame, pairs[2][1])
 
@@ -705,7 +745,7 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
     overflow-checked add for every byte of the message."""
     if soh1 == 2:                 # "8=" with no value
         return None
-    pairs: list[tuple[int, str]] = [(8, text[2:soh1]), (9, text[soh1 + 3:soh2])]
+    values: list[str] = [text[2:soh1], text[soh1 + 3:soh2]]
     flags: i64 = len(data_flags)
     pos: i64 = soh2 + 1
     end: i64 = len(text)
@@ -745,12 +785,35 @@ def _split_bytes(frame: bytes, text: str, soh1: int, soh2: int, data_flags: byte
             return None
         while frame[stop] != 1:       # to the SOH (the frame ends with one)
             stop += 1
-        pairs.append((tag, text[i + 1:stop]))
+        values.append(text[i + 1:stop])
         pos = stop + 1
-    msg_type = pairs[2][1]
+    msg_type = values[2]
     if cand is not None and same and j == slen:
-        return Message(pairs, frame, msg_type, None, None, cand)
-    return Message(pairs, frame, msg_type, None, None, _shape_of(pairs, msg_type))
+        return Message(None, frame, msg_type, None, None, cand, values)
+    # not this MsgType's last layout: its tags read again (the fields are known well formed)
+    return Message(None, frame, msg_type, None, None,
+                   _shape_of(_tags_of(frame, soh2 + 1), msg_type), values)
+
+
+def _tags_of(frame: bytes, start: i64) -> list[int]:
+    """The tags of a frame _split_bytes has read (every field plain: digits, '=', a value
+    without SOH): 8 and 9, then each tag from ``start``."""
+    tags: list[int] = [8, 9]
+    pos: i64 = start
+    end: i64 = len(frame)
+    while pos < end:      # bounded: pos strictly increases; the frame ends with SOH
+        tag: i64 = 0
+        c: i64 = frame[pos]
+        while c != 61:                 # digits up to '=' (checked by _split_bytes)
+            tag = tag * 10 + c - 48
+            pos += 1
+            c = frame[pos]
+        tags.append(tag)
+        pos += 1
+        while frame[pos] != 1:
+            pos += 1
+        pos += 1
+    return tags
 
 
 _TAG_TABLES: dict[frozenset[int], dict[str, int]] = {}
@@ -775,11 +838,11 @@ def _tag_table(data_tags: Mapping[int, int]) -> dict[str, int]:
     return cached
 
 
-def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | None:
+def _split_fast(text: str, table: dict[str, int], tags: list[int]) -> list[str] | None:
     """The interpreter's way (see COMPILED): one split on SOH, a partition and a table lookup
-    per field; None when the careful path is needed (a data-length tag, an ill-formed field,
-    an empty value)."""
-    pairs: list[tuple[int, str]] = []
+    per field: the values, the tags appended to ``tags``; None when the careful path is
+    needed (a data-length tag, an ill-formed field, an empty value)."""
+    values: list[str] = []
     pieces = text.split(SOH)
     pieces.pop()          # the "" after the final SOH
     for piece in pieces:
@@ -787,8 +850,9 @@ def _split_fast(text: str, table: dict[str, int]) -> list[tuple[int, str]] | Non
         number = table.get(tag)
         if number is None or not sep or not value:
             return None
-        pairs.append((number, value))
-    return pairs
+        tags.append(number)
+        values.append(value)
+    return values
 
 
 def _split_careful(text: str, data_tags: Mapping[int, int]) -> list[tuple[int, str]]:

@@ -443,6 +443,12 @@ class Dictionary:
                 checks.append((i, _KINDS.get(check, _CALL), _NO_ENUMS, check))
         shapes[tags] = tuple(checks)
 
+    def plainly_valid(self, msg: Message) -> bool:
+        """True when ``msg`` passes ``validate`` under any switches (no group, no repeat,
+        every tag allowed, values well formed, sections in order, required tags present);
+        False: ``validate`` decides. The session's fast path asks this first."""
+        return self._fast_ok(msg)
+
     def _fast_ok(self, msg: Message) -> bool:
         """True only for a plainly valid message: no group, no repeat, every tag allowed, values
         well formed, sections in order, required tags present.
@@ -450,20 +456,29 @@ class Dictionary:
         Everything but the values depends only on the sequence of tags, which a counterparty
         repeats message after message: that part is decided once per sequence (``_plan``)."""
         spec = self._messages.get(msg.msg_type)
-        pairs = msg.pairs
-        if spec is None or pairs[0][1] != self.begin_string:
+        if spec is None:
             return False
         shape = msg.shape
-        if shape is not None:
+        values = msg.values
+        if shape is not None and values is not None:
             # A parsed message's layout (codec.Shape: no empty value) carries the plan of
             # its tags for the spec that asked last: no pass over the tags at all.
+            if values[0] != self.begin_string:
+                return False
             owner, cached = shape.planned
             if owner is spec:
-                return _values_ok(cached, pairs)
+                return _values_ok(cached, values)
+            plan = self._plan_tags(spec, shape.tags)
+            if plan is not _TO_PROVE:
+                shape.planned = (spec, plan)
+            return _values_ok(plan, values)
+        pairs = msg.pairs
+        if pairs[0][1] != self.begin_string:
+            return False
         plan = self._plan_of(spec, pairs)
-        if shape is not None and plan is not _TO_PROVE:
-            shape.planned = (spec, plan)
-        return _values_ok(plan, pairs)
+        if plan is None or plan is _TO_PROVE:
+            return False
+        return _values_ok(plan, [value for _, value in pairs])
 
     def _plan_of(self, spec: MessageSpec, pairs: list[tuple[int, str]]) -> _Plan | None:
         """The plan of ``pairs``' tag sequence (None: careful path), or _TO_PROVE; None too
@@ -481,19 +496,24 @@ class Dictionary:
             if same and last_tags[i] != tag:
                 same = False
             i += 1
-        if not same:
-            tags = tuple([tag for tag, _ in pairs])
-            shapes = spec.shapes
-            plan = shapes.get(tags, _UNPLANNED)
-            if plan is _UNPLANNED:
-                plan = _plan(spec, tags)
-                if plan is None and not self._count_tags.isdisjoint(tags):
-                    plan = _TO_PROVE     # groups: the careful path decides, then _prove_shape
-                if len(shapes) >= _MAX_SHAPES:
-                    shapes.clear()
-                shapes[tags] = plan
-            if plan is not _TO_PROVE:    # (_prove_shape replaces that one in shapes)
-                seen.entry = (tags, plan)
+        if same:
+            return plan
+        return self._plan_tags(spec, tuple([tag for tag, _ in pairs]))
+
+    def _plan_tags(self, spec: MessageSpec, tags: tuple[int, ...]) -> _Plan | None:
+        """The plan of a tag sequence (None: careful path), or _TO_PROVE: made once per
+        sequence, then looked up."""
+        shapes = spec.shapes
+        plan = shapes.get(tags, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = _plan(spec, tags)
+            if plan is None and not self._count_tags.isdisjoint(tags):
+                plan = _TO_PROVE     # groups: the careful path decides, then _prove_shape
+            if len(shapes) >= _MAX_SHAPES:
+                shapes.clear()
+            shapes[tags] = plan
+        if plan is not _TO_PROVE:    # (_prove_shape replaces that one in shapes)
+            spec.seen.entry = (tags, plan)
         return plan
 
     def _sections(self, pairs: list[tuple[int, str]]):
@@ -627,12 +647,13 @@ _TAG = itemgetter(0)
 _VALUE = itemgetter(1)
 
 
-def _values_ok(plan: _Plan | None, pairs: list[tuple[int, str]]) -> bool:
-    """The value checks of a plan (None or _TO_PROVE: not plainly valid)."""
+def _values_ok(plan: _Plan | None, values: list[str]) -> bool:
+    """The value checks of a plan on a message's values in wire order (None or _TO_PROVE:
+    not plainly valid)."""
     if plan is None or plan is _TO_PROVE:
         return False
     for i, kind, enums, check in plan:     # the common checks inline, the rest called
-        value = pairs[i][1]
+        value = values[i]
         if kind == _ENUM:
             if value not in enums:
                 return False

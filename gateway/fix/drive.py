@@ -23,7 +23,7 @@ from typing import Any, Final, Sequence
 
 from mypy_extensions import i64, mypyc_attr
 
-from gateway.fix.codec import COMPILED
+from gateway.fix.codec import COMPILED, Message
 from gateway.fix.engine import SessionHandle, answer_app_error, body_text, call_app, dispatch_app_message
 from gateway.fix.session import Session
 from gateway.fix.store import Store
@@ -594,12 +594,15 @@ class NativeSession(SessionHandle):
         app_fast = on_message is not None and engine.handlers.get("AppMessageReceived") is _on_app_message
         app_event = engine.AppMessageReceived
         app_in = 0
+        msg: Any = None
         batch: SendBatch = engine.batch
         most: int = engine.limits.max_events_per_pump
         try:
             for _ in range(most):
                 try:
-                    event = session.next_event()
+                    # (recv) an application message accepted in sequence comes as its
+                    # Message, with no event object made for it (Session.next_item)
+                    event = session.next_item()
                 except Exception:  # noqa: BLE001 - a session bug must not end the process
                     log.exception("%s: session error; dropping the connection", self.key)
                     if self.conn is not None:
@@ -607,19 +610,25 @@ class NativeSession(SessionHandle):
                     return
                 if event is need_data:
                     return
-                if app_fast and event.__class__ is app_event:
-                    app_in += 1
+                if event.__class__ is Message:
+                    if not app_fast:          # (recv) the handler table's form
+                        self._dispatch(app_event(message=event, poss_dup=event.get(43) == "Y"))
+                        continue
+                    msg = event
+                elif app_fast and event.__class__ is app_event:
                     msg = event.message
-                    if batch.dirty and msg.msg_type in _MARKET_DATA:
-                        # Order flow first: what earlier messages of this chunk made (a fill's
-                        # ExecutionReport to the OMS) leaves now, not after the market data.
-                        batch.flush_dirty()
-                    try:
-                        on_message(self, msg)
-                    except Exception as exc:  # noqa: BLE001 - answered with 35=j, counted
-                        answer_app_error(self, msg, exc, engine.errors)
                 else:
                     self._dispatch(event)
+                    continue
+                app_in += 1
+                if batch.dirty and msg.msg_type in _MARKET_DATA:
+                    # Order flow first: what earlier messages of this chunk made (a fill's
+                    # ExecutionReport to the OMS) leaves now, not after the market data.
+                    batch.flush_dirty()
+                try:
+                    on_message(self, msg)
+                except Exception as exc:  # noqa: BLE001 - answered with 35=j, counted
+                    answer_app_error(self, msg, exc, engine.errors)
             engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
         finally:
             if app_in:

@@ -274,6 +274,19 @@ class Session:
 
     def next_event(self) -> Any:
         """One event, or NEED_DATA. Processes at most the input already received."""
+        item = self.next_item()
+        if isinstance(item, Message):      # three native calls, no Python frame for a helper
+            event = _new_app(_APP)
+            _set_message(event, item)
+            _set_poss_dup(event, item.get(43) == "Y")
+            return event
+        return item
+
+    def next_item(self) -> Any:
+        """``next_event()`` for a driver with a fast path: an application message accepted
+        in sequence comes as its ``Message`` itself, not wrapped in an AppMessageReceived
+        (poss_dup: its ``get(43) == "Y"``); anything else as next_event() gives it: one
+        event, or NEED_DATA. The order path's receive makes no event object."""
         events = self._events
         # Bounded: each turn consumes one queued message or one frame of buffered input.
         while not events:
@@ -296,9 +309,9 @@ class Session:
                     self._disconnect("peer closed the connection")
                     continue
                 return NEED_DATA
-            event = self._on_frame(frame)
-            if event is not None:
-                return event           # the fast path's one event; nothing was queued before it
+            msg = self._on_frame(frame)
+            if msg is not None:
+                return msg             # the fast path's message; nothing was queued before it
         return events.popleft()
 
     def _check_garbled(self) -> None:
@@ -308,9 +321,10 @@ class Session:
             if not self.logged_on and self.state != LOGON_SENT:
                 self._disconnect("garbled data before logon")
 
-    def _on_frame(self, frame: bytes) -> ev.AppMessageReceived | None:
-        """Parse and process one frame: the in-sequence application message's event (not
-        queued, for the caller to return), or None (events queued, or nothing to tell)."""
+    def _on_frame(self, frame: bytes) -> Message | None:
+        """Parse and process one frame: the in-sequence application message accepted by the
+        fast path (no event queued, for the caller to return), or None (events queued, or
+        nothing to tell)."""
         try:
             msg = parse(frame, self._data_tags) if self._data_tags is not None else parse(frame)
         except GarbledMessage:
@@ -325,10 +339,8 @@ class Session:
                 self._disconnect("ill-formed message before logon")
             return None
         t = msg.msg_type
-        if self.state == ACTIVE and t not in ADMIN_TYPES:
-            event = self._fast_app(msg, t)
-            if event is not None:
-                return event
+        if self.state == ACTIVE and t not in ADMIN_TYPES and self._fast_app(msg, t):
+            return msg
         self._process(msg, t)
         return None
 
@@ -367,54 +379,56 @@ class Session:
                    check_user_defined_fields=self._v_user,
                    allow_unknown_msg_fields=self._v_unknown)
 
-    def _fast_app(self, msg: Message, t: str) -> ev.AppMessageReceived | None:
+    def _fast_app(self, msg: Message, t: str) -> bool:
         """The common case in one pass: a valid application message carrying the expected
         number, no gap open. The same checks as _prechecks + _validate + _verify, side
-        effects only once all passed; None (nothing done) sends the message down the
-        general path, which checks everything again and answers what is wrong."""
+        effects only once all passed (True: accepted, the target number advanced); False
+        (nothing done) sends the message down the general path, which checks everything
+        again and answers what is wrong."""
         store = self._store
         if self._queue or self._resend_range is not None or not t:
-            return None
-        pairs = msg.pairs
+            return False
         shape = msg.shape
-        if shape is not None:      # the layout knows where they are: read by position
+        values = msg.values
+        if shape is not None and values is not None:   # the layout knows where they are
             k = shape.seq_at
-            seq_text = pairs[k][1] if k >= 0 else None
+            seq_text = values[k] if k >= 0 else None
             k = shape.sender_at
-            sender = pairs[k][1] if k >= 0 else None
+            sender = values[k] if k >= 0 else None
             k = shape.target_at
-            target = pairs[k][1] if k >= 0 else None
+            target = values[k] if k >= 0 else None
             k = shape.sent_at
-            sent = pairs[k][1] if k >= 0 else None
-            k = shape.poss_dup_at
-            poss_dup = pairs[k][1] if k >= 0 else None
+            sent = values[k] if k >= 0 else None
+            begin = values[0]
         else:
-            seq_text, sender, target, sent, poss_dup = _header_fields(pairs)
+            pairs = msg.pairs
+            seq_text, sender, target, sent, _ = _header_fields(pairs)
+            begin = pairs[0][1]
         seq = seq_number(seq_text)
         if seq is None or seq != store.next_target_seq:
-            return None
-        if pairs[0][1] != self._begin:     # parse put BeginString first
-            return None
+            return False
+        if begin != self._begin:     # parse put BeginString first
+            return False
         if self._check_comp_id:
             if sender != self._their_id or target != self._our_id:
-                return None
+                return False
         elif sender is None or target is None:
-            return None
+            return False
         if self._validating:
-            try:
-                self._validate(msg)
-            except FixError:
-                return None
+            d = self._dict
+            assert d is not None
+            # plainly valid (one positional native call); else the careful checks
+            if not d.plainly_valid(msg):
+                try:
+                    self._validate(msg)
+                except FixError:
+                    return False
         if self._check_latency and not self._good_sending_time(sent):
-            return None
+            return False
         self.last_received_at = self._now()
         self._test_requests = 0
         store.advance_target(seq + 1)      # in memory: the driver commits after the application
-        # three native calls (compiled: no Python frame for a helper)
-        event = _new_app(_APP)
-        _set_message(event, msg)
-        _set_poss_dup(event, poss_dup == "Y")
-        return event
+        return True
 
     def _prechecks(self, msg: Message, t: str) -> bool:
         """BeginString, CompIDs present, Logon first. False: handled (answered or dropped)."""

@@ -273,11 +273,13 @@ def test_parse_paths_agree_with_the_careful_reader():
             careful = None
         msg = codec._split_bytes(frame, text, soh1, soh2, codec._data_flags(tags))
         by_bytes = msg.pairs if msg is not None else None
-        by_text = codec._split_fast(text, codec._tag_table(tags))
+        read: list[int] = []
+        values = codec._split_fast(text, codec._tag_table(tags), read)
+        by_text = list(zip(read, values)) if values is not None else None
         for pairs in (by_bytes, by_text):
             assert pairs is None or pairs == careful, frame
     assert codec._split_bytes(wire(), *_sohs(wire()), codec._data_flags(tags)) is not None
-    assert codec._split_fast(wire().decode("latin-1"), codec._tag_table(tags)) is not None
+    assert codec._split_fast(wire().decode("latin-1"), codec._tag_table(tags), []) is not None
 
 
 def _sohs(frame: bytes) -> tuple[str, int, int]:
