@@ -19,7 +19,7 @@ import calendar
 import time
 import types
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from mypy_extensions import i64
@@ -235,10 +235,6 @@ class Message:
         return cls(pairs, b"", msg_type, text)
 
 
-# A validation plan (dictionary.py's _Plan): (position, kind, enum values, check) per value.
-ShapePlan = tuple[tuple[int, int, frozenset[str], Callable[[str], bool]], ...]
-
-
 class Shape:
     """The layout of parsed messages: their tags in wire order, one object shared by every
     message that has the same tags. A counterparty sends a few layouts over and over, so
@@ -286,8 +282,9 @@ class Shape:
         self.target_at: int = pos.get(56, -1)
         self.sent_at: int = pos.get(52, -1)
         self.poss_dup_at: int = pos.get(43, -1)
-        # (the dictionary's MessageSpec, its plan for these tags): Dictionary._fast_ok
-        self.planned: tuple[object, ShapePlan | None] = (None, None)
+        # (the dictionary's MessageSpec, its checks for these tags, None: not plainly
+        # valid): Dictionary._fast_ok's cache
+        self.planned: tuple[object, object] = (None, None)
 
 
 _BY_TAG_MAX: Final = 1024    # Shape.by_tag covers tags below this (at most 1 KB a layout)
@@ -666,7 +663,8 @@ def _garbled(text: str) -> GarbledMessage:
 def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Message:
     """A framed message -> Message, after verifying CheckSum, BodyLength and 8/9/35 first."""
     n = len(frame)
-    if n < 20 or frame[-7:-4] != b"10=" or frame[-1] != _SOH_B or frame[-8] != _SOH_B:
+    if (n < 20 or frame[n - 7] != 49 or frame[n - 6] != 48 or frame[n - 5] != 61   # "10="
+            or frame[n - 1] != _SOH_B or frame[n - 8] != _SOH_B):
         raise _garbled("no CheckSum(10) at the end")
     d1, d2, d3 = frame[n - 4] - 48, frame[n - 3] - 48, frame[n - 2] - 48
     if not (0 <= d1 <= 9 and 0 <= d2 <= 9 and 0 <= d3 <= 9):
@@ -678,10 +676,10 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     # on the text, where str.startswith with an offset is a Python method call compiled)
     if frame[0] != 56 or frame[1] != 61:                              # "8="
         raise _garbled("BeginString(8) is not the first field")
-    soh1 = text.find(SOH)                 # >= 0: the frame ends with SOH
+    soh1 = _find_soh(frame, text, 2)      # the frame ends with SOH
     if soh1 + 3 >= n or frame[soh1 + 1] != 57 or frame[soh1 + 2] != 61:   # "9="
         raise _garbled("BodyLength(9) is not the second field")
-    soh2 = text.find(SOH, soh1 + 1)
+    soh2 = _find_soh(frame, text, soh1 + 1)
     body_len = 0
     for k in range(soh1 + 3, soh2):       # ASCII digits only
         c = frame[k]
@@ -707,6 +705,18 @@ def parse(frame: bytes, data_tags: Mapping[int, int] = DEFAULT_DATA_TAGS) -> Mes
     return Message(pairs, frame, pairs[2][1])
 
 
+
+
+def _find_soh(frame: bytes, text: str, start: int) -> int:
+    """The first SOH at or after ``start`` of a frame that ends with one (``text`` is the
+    frame decoded): compiled, a native scan of the few bytes of BeginString or BodyLength
+    (str.find is a call of a few hundred instructions); interpreted, str.find."""
+    if not COMPILED:
+        return text.find(SOH, start)
+    i: i64 = start
+    while frame[i] != 1:      # bounded: the frame's last byte is SOH
+        i += 1
+    return i
 
 
 # id(data_tags) -> (data_tags, flags): flags[tag] is 1 for a data-length tag. The cached

@@ -466,12 +466,15 @@ class Dictionary:
             if values[0] != self.begin_string:
                 return False
             owner, cached = shape.planned
-            if owner is spec:
-                return _values_ok(cached, values)
-            plan = self._plan_tags(spec, shape.tags)
-            if plan is not _TO_PROVE:
-                shape.planned = (spec, plan)
-            return _values_ok(plan, values)
+            if owner is not spec:
+                plan = self._plan_tags(spec, shape.tags)
+                if plan is None or plan is _TO_PROVE:
+                    if plan is None:
+                        shape.planned = (spec, None)
+                    return False
+                cached = _Checks(plan)
+                shape.planned = (spec, cached)
+            return isinstance(cached, _Checks) and cached.ok(values)
         pairs = msg.pairs
         if pairs[0][1] != self.begin_string:
             return False
@@ -645,6 +648,61 @@ _KINDS: dict[Checker, int] = {_is_int: _INT, _is_float: _FLOAT, _is_timestamp: _
 
 _TAG = itemgetter(0)
 _VALUE = itemgetter(1)
+
+
+class _Checks:
+    """A plan (_Plan) as _fast_ok runs it on every message of a layout (codec.Shape): the
+    positions of each kind of check in a list of their own, the enum sets and other checkers
+    beside theirs, so no tuple is unpacked and no kind compared per value. The same checks
+    as ``_values_ok`` (the order differs; each check only reads)."""
+
+    __slots__ = ("ints", "floats", "stamps", "enum_at", "enum_sets", "call_at", "calls")
+
+    def __init__(self, plan: _Plan) -> None:
+        self.ints: list[int] = []
+        self.floats: list[int] = []
+        self.stamps: list[int] = []
+        self.enum_at: list[int] = []
+        self.enum_sets: list[frozenset[str]] = []
+        self.call_at: list[int] = []
+        self.calls: list[Checker] = []
+        for i, kind, enums, check in plan:
+            if kind == _ENUM:
+                self.enum_at.append(i)
+                self.enum_sets.append(enums)
+            elif kind == _INT:
+                self.ints.append(i)
+            elif kind == _FLOAT:
+                self.floats.append(i)
+            elif kind == _TIMESTAMP:
+                self.stamps.append(i)
+            else:
+                self.call_at.append(i)
+                self.calls.append(check)
+
+    def ok(self, values: list[str]) -> bool:
+        for at in self.ints:
+            if not _is_int(values[at]):
+                return False
+        for at in self.floats:
+            if not _is_float(values[at]):
+                return False
+        sets = self.enum_sets
+        k = 0
+        for at in self.enum_at:
+            if values[at] not in sets[k]:
+                return False
+            k += 1
+        for at in self.stamps:
+            if not _is_timestamp(values[at]):
+                return False
+        calls = self.calls
+        k = 0
+        for at in self.call_at:
+            if not calls[k](values[at]):
+                return False
+            k += 1
+        return True
 
 
 def _values_ok(plan: _Plan | None, values: list[str]) -> bool:

@@ -594,7 +594,7 @@ class NativeSession(SessionHandle):
         app_fast = on_message is not None and engine.handlers.get("AppMessageReceived") is _on_app_message
         app_event = engine.AppMessageReceived
         app_in = 0
-        msg: Any = None
+        msg: Message        # (recv) a native Message: msg.msg_type a native read
         batch: SendBatch = engine.batch
         most: int = engine.limits.max_events_per_pump
         try:
@@ -610,12 +610,12 @@ class NativeSession(SessionHandle):
                     return
                 if event is need_data:
                     return
-                if event.__class__ is Message:
+                if type(event) is Message:    # (recv) type(): no attribute lookup
                     if not app_fast:          # (recv) the handler table's form
                         self._dispatch(app_event(message=event, poss_dup=event.get(43) == "Y"))
                         continue
                     msg = event
-                elif app_fast and event.__class__ is app_event:
+                elif app_fast and type(event) is app_event:
                     msg = event.message
                 else:
                     self._dispatch(event)

@@ -382,3 +382,23 @@ def test_checksum_is_the_byte_sum_at_every_length_ascii_or_not():
             assert _frame_checksum(frame) == sum(data) % 256
     worst = b"\x7f" * 515                      # the largest ASCII sum one call may see
     assert _checksum(worst, 515) == sum(worst) % 256
+
+
+def test_parsed_values_pairs_and_reads_by_layout():
+    """A parsed message of plain fields keeps its values beside its layout: pairs (built on
+    first read) equal the careful reader's, get() reads the first occurrence by the layout's
+    byte table, a big tag and a field past position 254 by its dict."""
+    from gateway.fix import codec
+    body = ("11=A\x0155=EURUSD\x01" + "".join(f"{5000 + i}=v{i}\x01" for i in range(300))
+            + "58=a\x0158=b\x019876=big\x01")
+    frame = wire(body)
+    m = parse(frame)
+    assert m.shape is not None and m.values is not None
+    careful = codec._split_careful(frame.decode("latin-1"), codec.DEFAULT_DATA_TAGS)
+    assert m.pairs == careful and m.pairs is m.pairs
+    assert m.get(58) == "a" and m.get(9876) == "big" and m.get(5299) == "v299"
+    assert m.get(5000) == "v0" and m.get(7) is None and m.get(7, "x") == "x"
+    assert m.get(-1) is None and m.get(1 << 40) is None
+    assert m.get(35) == m.msg_type and 11 in m and m[55] == "EURUSD"
+    again = parse(frame)               # the same layout: shared, the same reads
+    assert again.shape is m.shape and again == m and again.get(5299) == "v299"

@@ -323,6 +323,25 @@ def test_app_possdup_flag_is_passed_on():
     assert events == [ev.AppMessageReceived(message=events[0].message, poss_dup=True)]
 
 
+def test_next_item_gives_the_in_sequence_app_message_itself():
+    """next_item: the fast path's message as its Message (no event made), anything else as
+    next_event gives it; next_event wraps the same message in an AppMessageReceived."""
+    from gateway.fix.codec import Message
+    p = logged_on()
+    p.s.receive_data(p.raw("D", 2, f"11=X{SOH}55=EURUSD{SOH}", poss_dup=True, orig_offset=-1)
+                     + p.raw("D", 3, f"11=Y{SOH}"))
+    first = p.s.next_item()
+    assert type(first) is Message and first.get(11) == "X" and first.get(43) == "Y"
+    event = p.s.next_event()
+    assert event == ev.AppMessageReceived(message=event.message, poss_dup=False)
+    assert event.message.get(11) == "Y"
+    assert p.s.next_item() is NEED_DATA and p.s.next_target_seq == 4
+    p.s.receive_data(p.raw("0", 4))                      # an admin message: its event, as before
+    assert kinds([p.s.next_item()]) == ["AdminMessageReceived"]
+    p.s.receive_data(p.raw("D", 9, f"11=Z{SOH}"))        # a gap: events, no message
+    assert "GapDetected" in kinds(iter(p.s.next_item, NEED_DATA))
+
+
 def test_possdup_orig_sending_time_too_high_reject_then_logout_2f():
     p = logged_on()
     p.send("1", 2, f"112=ONE{SOH}")
