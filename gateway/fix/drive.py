@@ -38,6 +38,7 @@ _BEGIN: Final = b"8=FIX"
 _NEXT_FRAME: Final = b"\x01" + _BEGIN     # where one frame of a chunk ends and the next begins
 _MILLIS_B: Final = tuple(b".%03d" % n for n in range(1000))     # b".000" .. b".999"
 _DIGITS3_B: Final = tuple(b"%03d" % n for n in range(1000))     # b"000" .. b"999"
+LOG_BUFFER: Final = 1 << 16       # SessionLog: bytes of lines kept before a write to the messages file
 
 
 class SessionLog:
@@ -56,9 +57,16 @@ class SessionLog:
         self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
         self.max_bytes, self.keep = max_bytes, keep
         self._wall: Any = wall
-        # Sizes counted as we write (tell() costs a syscall, and a text file's much more).
-        self._sizes: dict[str, int] = {"messages": 0, "events": 0}
+        # Sizes counted as we write (tell() costs a syscall, and a text file's much more):
+        # native ints, compared on every write (a size rotation may come at any line).
+        self._messages_size = 0
+        self._events_size = 0
         self._messages: Any = self._open("messages", "ab", 1 << 16)
+        # Lines of the messages file not yet handed to it: a list append per line, one file
+        # write per LOG_BUFFER bytes (a buffered file's write() per line costs ~0.65k
+        # instructions: a method call, its lock, a copy). Written by flush(), rotate(), close().
+        self._lines: list[bytes] = []
+        self._lines_size = 0
         self._events: Any = self._open("events", "a", 1)
         self._day = int(wall() // 86400)
         self._second = -1                 # the whole second _second_text spells
@@ -71,12 +79,16 @@ class SessionLog:
     def _open(self, kind: str, mode: str, buffering: int) -> Any:
         f: Any = (open(self._path(kind), mode, buffering=buffering) if "b" in mode
                   else open(self._path(kind), mode, buffering=buffering, encoding="utf-8"))
-        self._sizes[kind] = f.seek(0, 2)
+        size = f.seek(0, 2)
+        if kind == "messages":
+            self._messages_size = size
+        else:
+            self._events_size = size
         return f
 
     def _maybe_rotate(self, now: float) -> None:
-        sizes = self._sizes
-        if now // 86400 == self._day and sizes["messages"] < self.max_bytes and sizes["events"] < self.max_bytes:
+        if (now // 86400 == self._day and self._messages_size < self.max_bytes
+                and self._events_size < self.max_bytes):
             return
         self._day = int(now // 86400)
         self.rotate(now)
@@ -85,6 +97,7 @@ class SessionLog:
         """Start new files now (the old ones renamed with the time, the oldest beyond ``keep`` removed)."""
         now = self._wall() if now is None else now
         suffix = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        self._write_lines()
         for kind, attr, mode, buffering in (("messages", "_messages", "ab", 1 << 16), ("events", "_events", "a", 1)):
             f = getattr(self, attr)
             f.close()
@@ -120,44 +133,81 @@ class SessionLog:
         self.wire_walked(direction, data, frames, end)
         return len(frames) if end == len(data) else -1
 
-    def wire_walked(self, direction: bytes, data: bytes, frames: list[bytes], end: int) -> None:
+    def wire_walked(self, direction: bytes, data: bytes, frames: list[bytes], end: int) -> float:
         """``wire`` with the chunk already walked (``walk_frames(data, frames)`` returned
-        ``end``). The frames are joined with the line break and the next line's prefix (no
-        scan of the bytes: a batch of 50 orders is ~15 KB, and a search for where frames
-        begin costs ~3 instructions a byte). What is not whole frames, from ``end`` on (a
-        received chunk that TCP cut inside a frame, bytes that are not FIX), gets the line
-        break before every BeginString that follows a SOH, by ``bytes.replace``, as before:
-        the lines are the same either way, except that a frame holding an embedded message
-        in a data field (SOH then "8=FIX" inside its body) now stays on its own line."""
+        ``end``); returns the wall-clock time the lines are stamped with (the driver's
+        "last sent/received" time: one clock read, not two). The frames are joined with the
+        line break and the next line's prefix (no scan of the bytes: a batch of 50 orders is
+        ~15 KB, and a search for where frames begin costs ~3 instructions a byte). What is
+        not whole frames, from ``end`` on (a received chunk that TCP cut inside a frame,
+        bytes that are not FIX), gets the line break before every BeginString that follows
+        a SOH, by ``bytes.replace``, as before: the lines are the same either way, except
+        that a frame holding an embedded message in a data field (SOH then "8=FIX" inside
+        its body) now stays on its own line.
+
+        Per line (one order in flight, a line per write): one clock read, the day checked
+        only when the second changes (with the second's text), the sizes native ints, one
+        bytes build for a lone frame (the line whole), one buffered write."""
         now = float(self._wall())
+        second = int(now)                  # the wall clock is epoch time: positive, int() is the floor
+        if second != self._second:
+            self._new_second(now, second)
+        elif self._messages_size >= self.max_bytes or self._events_size >= self.max_bytes:
+            self._maybe_rotate(now)
+        micros = int((now - second) * 1e6)     # as int(now % 1 * 1e6): the difference is exact
+        # the microseconds from two tables: a bytes build of bytes (no %d formatting)
+        millis, digits = _MILLIS_B[micros // 1000], _DIGITS3_B[micros % 1000]
+        if end == len(data) and len(frames) == 1:    # one whole frame (the common case): one build
+            line = b"%s%s%s %s %s\n" % (self._second_text, millis, digits, direction, frames[0])
+        else:
+            prefix = b"%s%s%s %s " % (self._second_text, millis, digits, direction)
+            if frames and end == len(data):         # whole frames: no scan
+                body = (b"\n" + prefix).join(frames)
+            elif end == 0 or not data.startswith(_BEGIN, end):
+                body = data.replace(_NEXT_FRAME, b"\x01\n" + prefix + _BEGIN)
+            else:                                   # whole frames, then the start of one (or more)
+                frames.append(data[end:].replace(_NEXT_FRAME, b"\x01\n" + prefix + _BEGIN))
+                body = (b"\n" + prefix).join(frames)
+            line = b"%s%s\n" % (prefix, body)
+        self._lines.append(line)
+        size = len(line)
+        self._messages_size += size
+        self._lines_size += size
+        if self._lines_size >= LOG_BUFFER:
+            self._write_lines()
+        return now
+
+    def _write_lines(self) -> None:
+        """The lines kept so far, to the file in one write."""
+        lines = self._lines
+        if lines:
+            data = b"".join(lines)
+            lines.clear()
+            self._lines_size = 0
+            self._messages.write(data)
+
+    def _new_second(self, now: float, second: int) -> None:
+        """Once a second: rotate if the day changed (or a file is full), spell the second."""
         self._maybe_rotate(now)
-        second = int(now)
-        if second != self._second:        # strftime once a second, not once a message
-            self._second, self._second_text = second, _stamp(float(second))[:-7].encode()
-        micros = int(now % 1 * 1e6)
-        # the microseconds from two tables: a bytes build of strings (no %d formatting)
-        prefix = b"%s%s%s %s " % (self._second_text, _MILLIS_B[micros // 1000], _DIGITS3_B[micros % 1000],
-                                  direction)
-        if frames and end == len(data):         # whole frames (the common case): no scan
-            body = frames[0] if len(frames) == 1 else (b"\n" + prefix).join(frames)
-        elif end == 0 or not data.startswith(_BEGIN, end):
-            body = data.replace(_NEXT_FRAME, b"\x01\n" + prefix + _BEGIN)
-        else:                                   # whole frames, then the start of one (or more)
-            frames.append(data[end:].replace(_NEXT_FRAME, b"\x01\n" + prefix + _BEGIN))
-            body = (b"\n" + prefix).join(frames)
-        self._sizes["messages"] += self._messages.write(b"%s%s\n" % (prefix, body))
+        self._second = second
+        self._second_text = _stamp(float(second))[:-7].encode()   # strftime once a second, not once a message
 
     def event(self, text: str) -> None:
         now = self._wall()
         self._maybe_rotate(now)
         line = f"{_stamp(now)} {text}\n"
         self._events.write(line)
-        self._sizes["events"] += len(line.encode())
+        self._events_size += len(line.encode())
 
     def flush(self) -> None:
+        self._write_lines()
         self._messages.flush()
 
     def close(self) -> None:
+        try:
+            self._write_lines()
+        except (OSError, ValueError):      # a closed file (closed twice), a full disk
+            pass
         for f in (self._messages, self._events):
             try:
                 f.close()
@@ -239,7 +289,10 @@ class SendBatch:
 
     def __init__(self) -> None:
         self.depth = 0                          # > 0 while some session's events are dispatched
-        self.dirty: set[NativeSession] = set()  # sessions sent on during that dispatch
+        # Sessions sent on during that dispatch, each once, in the order of their first send:
+        # a list (one or two sessions: a membership test is an identity compare or two; a
+        # set per flush cost ~0.8k instructions in creation and iteration).
+        self.dirty: list[NativeSession] = []
         self.before_send: Any = None            # called before a message is stored or written
         self.before_send_failures = 0
 
@@ -259,11 +312,14 @@ class SendBatch:
                           "(%d failures)", exc, n)
             return False
 
-    def flush_dirty(self) -> None:
-        dirty, self.dirty = self.dirty, set()
+    def flush_dirty(self, ready: bool = False) -> None:
+        """Release and write what each session sent on during the dispatch. ``ready``: the
+        caller has just run ``before_send`` (``ready_to_send()`` returned True, the end of a
+        pump) and nothing since could have made a record: not run again per session."""
+        dirty, self.dirty = self.dirty, []
         for ns in dirty:
             if ns._held_sends:
-                ns._release_held()
+                ns._release_held(ready)
             ns.flush()
             ns._schedule_timer()
 
@@ -313,12 +369,20 @@ class NativeSession(SessionHandle):
         self._held_sends: list[tuple[str, str, str]] = []   # (MsgType, body, extra header): SendBatch
         self.last_disconnect = ""
         self.logout_received = False
-        self.counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
-                         "app_in": 0, "disconnects": 0, "messages_in": 0, "messages_out": 0,
-                         "connect_attempts": 0, "connect_failures": 0}
+        self._counters = {"connects": 0, "logons": 0, "bytes_in": 0, "bytes_out": 0,
+                          "app_in": 0, "disconnects": 0, "messages_in": 0, "messages_out": 0,
+                          "connect_attempts": 0, "connect_failures": 0}
+        # Counted per socket read or write: native ints, copied into ``counters`` when it is read.
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._messages_out = 0
         # Wall-clock times (UTC epoch s) for status pages; None until it happens.
-        self.times: dict[str, float | None] = dict.fromkeys(
+        self._times: dict[str, float | None] = dict.fromkeys(
             ("last_logon_at", "last_received_at", "last_sent_at", "last_heartbeat_at", "last_disconnect_at"))
+        # Per read and write: the message log's stamp (one clock read), 0.0 until it happens.
+        self._last_received_wall = 0.0
+        self._last_sent_wall = 0.0
+        self._max_outbound: int = 4 << 20          # the engine's limits.max_outbound_bytes, read by attach()
         self.link_state = ""              # the initiator's last logged link state (connect/back-off)
         self.logged_on_event = asyncio.Event()
         # Initiator: cleared by an operator's logout, the session stays down until set() again.
@@ -349,6 +413,26 @@ class NativeSession(SessionHandle):
         self.pump()
         self.arm_schedule()
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """Connects, logons, bytes and messages in and out...: the dict (its entries may be
+        incremented), with the per-read and per-write counts copied in."""
+        counters = self._counters
+        counters["bytes_in"] = self._bytes_in
+        counters["bytes_out"] = self._bytes_out
+        counters["messages_out"] = self._messages_out
+        return counters
+
+    @property
+    def times(self) -> dict[str, float | None]:
+        """Wall-clock times (UTC epoch s) of the last logon, read, write...; None until it happens."""
+        times = self._times
+        if self._last_received_wall:
+            times["last_received_at"] = self._last_received_wall
+        if self._last_sent_wall:
+            times["last_sent_at"] = self._last_sent_wall
+        return times
+
     # -- SessionHandle
     @property
     def logged_on(self) -> bool:
@@ -369,7 +453,8 @@ class NativeSession(SessionHandle):
             # Another session's input is being dispatched: held whole until the batch flushes
             # (after the journal's records of this dispatch are written: SendBatch).
             self._held_sends.append((msg_type, text, extra_header))
-            batch.dirty.add(self)
+            if self not in batch.dirty:
+                batch.dirty.append(self)
             return True
         if self._held_sends:
             self._release_held()                      # older sends first
@@ -379,18 +464,19 @@ class NativeSession(SessionHandle):
             return False
         session.send(msg_type, text, extra_header=extra_header)
         if batch.depth:                               # _flush_soon() inlined
-            batch.dirty.add(self)
+            if self not in batch.dirty:
+                batch.dirty.append(self)
         else:
             self.flush()
         return True
 
-    def _release_held(self) -> None:
+    def _release_held(self, ready: bool = False) -> None:
         """The held sends into the session (stored, sequenced, queued), after ``before_send``
-        (the journal's records first); left held if it failed. A send the session refuses now
-        (it stopped being logged on meanwhile: held sends are released before this session's
-        own pump, logout and disconnect, so only an outside change does that) is logged and
-        counted."""
-        if not self.engine.batch.ready_to_send():
+        (the journal's records first; ``ready``: the caller just ran it); left held if it
+        failed. A send the session refuses now (it stopped being logged on meanwhile: held
+        sends are released before this session's own pump, logout and disconnect, so only an
+        outside change does that) is logged and counted."""
+        if not ready and not self.engine.batch.ready_to_send():
             return
         held, self._held_sends = self._held_sends, []
         session = self.session
@@ -412,7 +498,8 @@ class NativeSession(SessionHandle):
         sends from one received chunk is one write; otherwise write now."""
         batch = self.engine.batch
         if batch.depth:
-            batch.dirty.add(self)
+            if self not in batch.dirty:
+                batch.dirty.append(self)
         else:
             self.flush()
 
@@ -513,8 +600,9 @@ class NativeSession(SessionHandle):
     # -- connection life
     def attach(self, conn: Any) -> None:
         self.conn = conn
+        self._max_outbound = int(self.engine.limits.max_outbound_bytes)
         self.logout_received = False
-        self.counters["connects"] += 1
+        self._counters["connects"] += 1
         self.event(f"connected {conn.peer}")
         self.session.connection_made()
         self.pump()
@@ -524,8 +612,8 @@ class NativeSession(SessionHandle):
             return
         self.conn = None
         self.last_disconnect = reason
-        self.times["last_disconnect_at"] = self.engine.wall()
-        self.counters["disconnects"] += 1
+        self._times["last_disconnect_at"] = self.engine.wall()
+        self._counters["disconnects"] += 1
         self.event(f"disconnected: {reason}")
         if self._held_sends:
             self._release_held()             # stored (resent on request), as if sent just before
@@ -538,11 +626,15 @@ class NativeSession(SessionHandle):
 
     def receive(self, data: bytes) -> None:
         self.received_at = self.engine.clock.now()    # transport edge (SessionHandle.received_at)
-        self.counters["bytes_in"] += len(data)
+        self._bytes_in += len(data)
         if data:
-            self.times["last_received_at"] = self.engine.wall()
-        if self.slog and data:
-            self.slog.wire(b"IN ", data)
+            slog = self.slog
+            if slog is not None:          # the log's stamp is the time received: one clock read
+                frames: list[bytes] = []
+                end = walk_frames(data, frames) if COMPILED else 0
+                self._last_received_wall = slog.wire_walked(b"IN ", data, frames, end)
+            else:
+                self._last_received_wall = float(self.engine.wall())
         try:
             self.session.receive_data(data)
         except Exception:  # noqa: BLE001
@@ -564,17 +656,18 @@ class NativeSession(SessionHandle):
         self._pumping = True
         batch: SendBatch = self.engine.batch
         batch.depth += 1
+        ready = False
         try:
             self._pump_events()
         finally:
             self._pumping = False
             batch.depth -= 1
             if not batch.depth:
-                batch.ready_to_send()      # the journal's records of this dispatch, in one write
+                ready = batch.ready_to_send()      # the journal's records of this dispatch, in one write
         # What the application sent goes out first (the order path), then the bookkeeping.
         self.flush()
         if not batch.depth and batch.dirty:
-            batch.flush_dirty()
+            batch.flush_dirty(ready)               # this flush wrote no record: before_send once
         # The application has handled what it was given: now the target number may reach
         # the store (a crash before this re-asks the peer: at least once).
         try:
@@ -632,7 +725,7 @@ class NativeSession(SessionHandle):
             engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
         finally:
             if app_in:
-                counters = self.counters
+                counters = self._counters
                 counters["app_in"] += app_in
                 counters["messages_in"] += app_in
 
@@ -650,9 +743,11 @@ class NativeSession(SessionHandle):
         if self._held_sends:
             self._release_held()
         conn = self.conn
-        if conn is None or conn.closing:
-            return
         session = self.session
+        # Nothing queued (most calls: the end of a pump whose input made no answer on this
+        # session): return before reading the connection's flags (interpreted attributes).
+        if conn is None or not session.output_pending or conn.closing:
+            return
         pulls = 0
         while not (conn.paused and pulls):      # paused: one pull per call keeps the session's queue small
             try:
@@ -681,19 +776,21 @@ class NativeSession(SessionHandle):
         """``write_out`` with ``data`` walked (``walk_frames``: ``frames``, ``end``); ``flush``
         comes here with the session's own frames, joined."""
         conn = self.conn
-        if conn is None or conn.closing or conn.transport is None:
+        if conn is None or conn.closing:
             return False
         transport = conn.transport
+        if transport is None:
+            return False
         transport.write(data)
-        counters = self.counters
-        counters["bytes_out"] += len(data)
-        counters["messages_out"] += len(frames) if end == len(data) else data.count(b"\x0110=")
-        self.times["last_sent_at"] = self.engine.wall()
+        self._bytes_out += len(data)
+        self._messages_out += len(frames) if end == len(data) else data.count(b"\x0110=")
         slog = self.slog
-        if slog is not None:
-            slog.wire_walked(b"OUT", data, frames, end)
+        if slog is not None:               # the log's stamp is the time sent: one clock read
+            self._last_sent_wall = slog.wire_walked(b"OUT", data, frames, end)
+        else:
+            self._last_sent_wall = float(self.engine.wall())
         size = transport.get_write_buffer_size()
-        limit = self.engine.limits.max_outbound_bytes
+        limit = self._max_outbound
         if size > limit:
             conn.close(f"outbound buffer over {limit} bytes ({size} unsent): peer not reading", abort=True)
             return False
@@ -775,9 +872,9 @@ def _on_logon_received(ns: NativeSession, event: Any) -> None:
 
 def _on_logged_on(ns: NativeSession, event: Any) -> None:
     ns._logged_on = True
-    ns.counters["logons"] += 1
-    ns.counters["messages_in"] += 1
-    ns.times["last_logon_at"] = ns.engine.wall()
+    ns._counters["logons"] += 1
+    ns._counters["messages_in"] += 1
+    ns._times["last_logon_at"] = ns.engine.wall()
     ns.logged_on_event.set()
     ns.event(f"logged on (reset={getattr(event, 'reset', False)})")
     log.info("%s: logged on (%s)", ns.key, ns.conn.peer if ns.conn else "?")
@@ -785,16 +882,16 @@ def _on_logged_on(ns: NativeSession, event: Any) -> None:
 
 
 def _on_app_message(ns: NativeSession, event: Any) -> None:
-    ns.counters["app_in"] += 1
-    ns.counters["messages_in"] += 1
+    ns._counters["app_in"] += 1
+    ns._counters["messages_in"] += 1
     dispatch_app_message(ns.engine.app, ns, event.message, ns.engine.errors)
 
 
 def _on_admin_message(ns: NativeSession, event: Any) -> None:
-    ns.counters["messages_in"] += 1
+    ns._counters["messages_in"] += 1
     t = event.message.msg_type
     if t == "0":
-        ns.times["last_heartbeat_at"] = ns.engine.wall()
+        ns._times["last_heartbeat_at"] = ns.engine.wall()
     elif t == "5":
         ns.logout_received = True       # the Disconnect that follows is a routine one
     call_app(ns.engine.app, "on_admin", ns.engine.errors, ns, event.message)

@@ -110,6 +110,8 @@ _write: Final = os.write
 # it is this many messages past the last one written (module docstring, "Target records").
 COMMIT_LAG: Final = 64
 
+_ZEROS: Final = tuple(b"0" * k for k in range(11))     # the zero padding of a target record's number
+
 
 class StoreError(Exception):
     pass
@@ -409,8 +411,13 @@ class FileStore(Store):
     def _target_record(self) -> bytes:
         """The committed target number as a body record of sequence number 0, ready to write."""
         n = self._committed
-        # ten digits, zero-padded: one format, and a record of one length (int() reads the zeros)
-        record = b"0 10\n%010d\n" % n if n < 10_000_000_000 else b"0 %d\n%d\n" % (len(str(n)), n)
+        # ten digits, zero-padded: a record of one length (int() reads the zeros). The digits
+        # and the zeros as bytes, joined in one build: "%010d" is the generic % formatting
+        # (~1.3k instructions compiled, per message sent after one received), "%d" and "%s"
+        # of bytes are mypyc's own (~0.5k together).
+        digits = b"%d" % n
+        record = (b"0 10\n%s%s\n" % (_ZEROS[10 - len(digits)], digits) if len(digits) <= 10
+                  else b"0 %d\n%s\n" % (len(digits), digits))
         self._end += len(record)
         self._written_target = self._committed
         self._target_dirty = False

@@ -113,6 +113,7 @@ def test_status_explains_times_counters_and_link_state():
             st = handle.status()
             assert st["last_logon_at"].endswith("Z") and st["last_received_at"] and st["last_sent_at"]
             assert st["messages_in"] >= 2 and st["messages_out"] >= 2      # logon + report / logon + order
+            assert st["bytes_in"] > 0 and st["bytes_out"] > 0
             assert st["link_state"].startswith("connected to 127.0.0.1:")
             assert st["connect_attempts"] == 1 and st["connect_failures"] == 0
             ds = dead.sessions["FIX.4.4:GW->NOBODY"]
@@ -186,3 +187,33 @@ def test_session_log_lines_are_those_of_a_search_for_each_frame(tmp_path):
     expected.append(b"%s%s\n" % (prefix, data[8:].replace(b"\x018=FIX", b"\x01\n" + prefix + b"8=FIX")))
     slog.close()
     assert (tmp_path / "K.messages.log").read_bytes() == b"".join(expected)
+
+
+def test_session_log_keeps_lines_until_a_buffer_is_full_or_flushed(tmp_path):
+    """Lines are handed to the file in one write per LOG_BUFFER bytes, and by flush(), a
+    rotation and close(); wire_walked returns the time its lines are stamped with."""
+    from gateway.fix.drive import LOG_BUFFER, walk_frames
+    from gateway.fix.transport import SessionLog
+    wall = [1_800_000_000.125]
+    slog = SessionLog(tmp_path, "K", wall=lambda: wall[0])
+    path = tmp_path / "K.messages.log"
+    frame = b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01"
+    frames: list[bytes] = []
+    end = walk_frames(frame, frames)
+    assert slog.wire_walked(b"OUT", frame, frames, end) == wall[0]
+    line = b"20270115-08:00:00.125000 OUT " + frame + b"\n"
+    assert path.read_bytes() == b""                       # kept
+    slog.flush()
+    assert path.read_bytes() == line
+    n = LOG_BUFFER // len(line) + 1                       # past the buffer: written without a flush
+    for _ in range(n):
+        slog.wire(b"OUT", frame)
+    assert len(path.read_bytes()) == len(line) * (n + 1)
+    slog.wire(b"IN ", frame)
+    wall[0] += 86400                                      # a rotation writes the lines first
+    slog.wire(b"IN ", frame)
+    rotated = sorted(tmp_path.glob("K.messages.2*.log"))
+    assert len(rotated) == 1 and rotated[0].read_bytes().endswith(b" IN  " + frame + b"\n")
+    slog.wire(b"OUT", frame)
+    slog.close()                                          # close writes what is kept
+    assert path.read_bytes().count(b"\n") == 2
