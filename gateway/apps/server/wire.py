@@ -3,8 +3,14 @@
 Prices and quantities repeat (the same levels, the same lot sizes), so their FIX text is
 cached: ``num(value)`` is one dict hit instead of a float format and two strips; only a
 value not seen before runs ``codec.fix_number``. An ExecutionReport has five to eight of
-them. The other way, ``to_float(text)`` is ``float(text)`` cached by the text. (Compiled
-with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
+them. The other way, ``to_float(text)`` is ``float(text)``, a plain decimal (what FIX sends)
+read digit by digit: the text is fresh from the parser, so a cache by text hashed it first,
+which cost more than the digits. (Compiled with mypyc, ``num`` is a native call; see
+gateway/common/accel.py.)
+
+``FieldReader(tags)`` reads the edges' fields of parsed messages by position: the positions
+of its tags are worked out once per layout (``codec.Shape``, shared by every message with the
+same tags), so a message's ten or twelve fields cost one check of its layout, not a lookup each.
 
 ``order_fields(...)`` is an order's 55/54/38/40/[44]/59 text, made once per distinct order
 (symbol, side, quantity, type, price, time in force) and reused by every NewOrderSingle to a
@@ -20,7 +26,7 @@ from typing import Any, Final
 
 from gateway.common.clock import DIGITS3, SecondText
 from gateway.core.orders import OmsOrder
-from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.codec import Message, Shape, fix_number, utc_timestamp
 
 class EventSink:
     """What the two edges hand their decoded events to: ``Dispatcher`` (dispatch.py). An edge
@@ -43,9 +49,9 @@ def native_sink(sink: Any) -> EventSink | None:
 
 MAX_CACHED: Final = 100_000      # distinct numbers kept; beyond that the cache starts again
 MAX_ORDER_FIELDS: Final = 50_000   # distinct order figures whose text is kept
+MAX_LAYOUTS: Final = 256         # message layouts whose field positions a FieldReader keeps
 
 NUM: Final[dict[float, str]] = {}     # value -> its FIX text, filled by ``num``
-FLOATS: Final[dict[str, float]] = {}  # FIX text -> its value, filled by ``to_float``
 # (symbol, side, qty, ord_type, price, tif) -> "55=..\x0154=..\x0138=..\x0140=..\x01[44=..\x01]59=..\x01"
 ORDER_FIELDS: Final[dict[tuple[str, str, float, str, float | None, str], str]] = {}
 
@@ -64,18 +70,91 @@ def num(value: float) -> str:
     return text
 
 
+# 10.0 ** k, exact for k <= 22: an integer below 2**53 divided by one is the correctly rounded
+# value of the decimal, the float ``float(text)`` reads
+_POW10: Final[tuple[float, ...]] = tuple([10.0 ** k for k in range(16)])
+
+
 def to_float(text: str) -> float:
-    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does.
-    "0" (a fill's LeavesQty, an ack's CumQty) without the dict."""
-    if text == "0":
-        return 0.0
-    value = FLOATS.get(text)
-    if value is None:
-        value = float(text)
-        if len(FLOATS) >= MAX_CACHED:
-            FLOATS.clear()
-        FLOATS[text] = value
-    return value
+    """``float(text)``; raises ValueError as float does. A plain decimal of at most 15 digits
+    (``[-]digits[.digits]``, what FIX sends) is read digit by digit, exactly: its digits as an
+    integer (below 2**53) divided by a power of ten (exact) is the correctly rounded value, the
+    same float; anything else (an exponent, spaces, "-0", longer text) goes to ``float``."""
+    n = len(text)
+    if n == 0 or n > 16:
+        return float(text)
+    start = 1 if ord(text[0]) == 45 else 0       # '-'
+    value = 0
+    point = -1
+    i = start
+    while i < n:
+        c = ord(text[i])
+        if 48 <= c <= 57:
+            value = value * 10 + (c - 48)
+        elif c == 46 and point < 0:              # '.'
+            point = i
+        else:
+            return float(text)
+        i += 1
+    if n - start - (1 if point >= 0 else 0) == 0 or (start and value == 0):   # no digit; "-0" is -0.0
+        return float(text)
+    x = float(value)
+    if point >= 0:
+        x = x / _POW10[n - 1 - point]
+    return -x if start else x
+
+
+class FieldReader:
+    """Chosen tags of parsed messages, read by position. ``positions(msg)`` gives, for each tag
+    of ``tags`` in order, the index of its first occurrence in ``msg.pairs`` (-1 when absent):
+    what ``msg.get(tag)`` reads. Worked out once per layout (``msg.shape``, interned by the
+    codec, never changed) and kept (bounded); the last layout is checked first (a venue sends
+    its acks and fills, an OMS its orders, over and over). A message without a layout (built,
+    or parsed the careful way) gets its positions by a walk of its pairs."""
+
+    def __init__(self, tags: tuple[int, ...]) -> None:
+        self.tags = tags
+        self.last_shape: Shape | None = None
+        self.last_at: list[int] = []
+        self.layouts: dict[Shape, list[int]] = {}
+
+    def positions(self, msg: Message) -> list[int]:
+        shape = msg.shape
+        if shape is None:
+            return self._walk(msg.pairs)
+        if shape is self.last_shape:
+            return self.last_at
+        at = self.layouts.get(shape)
+        if at is None:
+            pos = shape.pos
+            at = [pos.get(tag, -1) for tag in self.tags]
+            if len(self.layouts) >= MAX_LAYOUTS:
+                self.layouts.clear()
+            self.layouts[shape] = at
+        self.last_shape, self.last_at = shape, at
+        return at
+
+    def _walk(self, pairs: list[tuple[int, str]]) -> list[int]:
+        tags = self.tags
+        at = [-1] * len(tags)
+        for i in range(len(pairs)):
+            t = pairs[i][0]
+            for k in range(len(tags)):
+                if tags[k] == t and at[k] < 0:
+                    at[k] = i
+        return at
+
+
+def field(pairs: list[tuple[int, str]], i: int) -> str | None:
+    """The value at position ``i`` of ``FieldReader.positions``: None when absent (-1)."""
+    return pairs[i][1] if i >= 0 else None
+
+
+def required(pairs: list[tuple[int, str]], i: int, tag: int) -> str:
+    """The value at position ``i``; KeyError(tag) when absent, as ``msg[tag]`` raises."""
+    if i < 0:
+        raise KeyError(tag)
+    return pairs[i][1]
 
 
 def intent_fields(order: OmsOrder) -> str:
