@@ -3,10 +3,8 @@
 Prices and quantities repeat (the same levels, the same lot sizes), so their FIX text is
 cached: ``num(value)`` is one dict hit instead of a float format and two strips; only a
 value not seen before runs ``codec.fix_number``. An ExecutionReport has five to eight of
-them. The other way, ``to_float(text)`` is ``float(text)``, a plain decimal (what FIX sends)
-read digit by digit: the text is fresh from the parser, so a cache by text hashed it first,
-which cost more than the digits. (Compiled with mypyc, ``num`` is a native call; see
-gateway/common/accel.py.)
+them. The other way, ``to_float(text)`` is ``float(text)`` cached by the text. (Compiled
+with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
 
 ``FieldReader(tags)`` reads the edges' fields of parsed messages by position: the positions
 of its tags are worked out once per layout (``codec.Shape``, shared by every message with the
@@ -52,6 +50,7 @@ MAX_ORDER_FIELDS: Final = 50_000   # distinct order figures whose text is kept
 MAX_LAYOUTS: Final = 256         # message layouts whose field positions a FieldReader keeps
 
 NUM: Final[dict[float, str]] = {}     # value -> its FIX text, filled by ``num``
+FLOATS: Final[dict[str, float]] = {}  # FIX text -> its value, filled by ``to_float``
 # (symbol, side, qty, ord_type, price, tif) -> "55=..\x0154=..\x0138=..\x0140=..\x01[44=..\x01]59=..\x01"
 ORDER_FIELDS: Final[dict[tuple[str, str, float, str, float | None, str], str]] = {}
 
@@ -70,38 +69,19 @@ def num(value: float) -> str:
     return text
 
 
-# 10.0 ** k, exact for k <= 22: an integer below 2**53 divided by one is the correctly rounded
-# value of the decimal, the float ``float(text)`` reads
-_POW10: Final[tuple[float, ...]] = tuple([10.0 ** k for k in range(16)])
-
-
 def to_float(text: str) -> float:
-    """``float(text)``; raises ValueError as float does. A plain decimal of at most 15 digits
-    (``[-]digits[.digits]``, what FIX sends) is read digit by digit, exactly: its digits as an
-    integer (below 2**53) divided by a power of ten (exact) is the correctly rounded value, the
-    same float; anything else (an exponent, spaces, "-0", longer text) goes to ``float``."""
-    n = len(text)
-    if n == 0 or n > 16:
-        return float(text)
-    start = 1 if ord(text[0]) == 45 else 0       # '-'
-    value = 0
-    point = -1
-    i = start
-    while i < n:
-        c = ord(text[i])
-        if 48 <= c <= 57:
-            value = value * 10 + (c - 48)
-        elif c == 46 and point < 0:              # '.'
-            point = i
-        else:
-            return float(text)
-        i += 1
-    if n - start - (1 if point >= 0 else 0) == 0 or (start and value == 0):   # no digit; "-0" is -0.0
-        return float(text)
-    x = float(value)
-    if point >= 0:
-        x = x / _POW10[n - 1 - point]
-    return -x if start else x
+    """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does.
+    "0" (a fill's LeavesQty, an ack's CumQty) without the dict. (A digit-by-digit reader, exact,
+    measured ~10% slower compiled than this cache: the text's hash and one lookup.)"""
+    if text == "0":
+        return 0.0
+    value = FLOATS.get(text)
+    if value is None:
+        value = float(text)
+        if len(FLOATS) >= MAX_CACHED:
+            FLOATS.clear()
+        FLOATS[text] = value
+    return value
 
 
 class FieldReader:
