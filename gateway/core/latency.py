@@ -33,26 +33,10 @@ from gateway.common.clock import MONOTONIC, Clock
 INF = float("inf")
 
 
-def _insert(ordered: list[float], x: float) -> None:
-    """Insert ``x`` into the ascending list ``ordered``, after any equal values (as sorted keeps them)."""
-    i = len(ordered)
-    while i > 0 and ordered[i - 1] > x:
-        i -= 1
-    ordered.insert(i, x)
-
-
-def _drop(ordered: list[float], x: float) -> None:
-    """Remove one value equal to ``x`` from ``ordered``."""
-    for i in range(len(ordered)):
-        if ordered[i] == x:
-            del ordered[i]
-            return
-
-
 class LatencyEstimator:
     __slots__ = ("clock", "window", "alpha", "stale_after_s", "count", "ewma_us", "recent_us", "route_us",
                  "prev_us",
-                 "last_us", "last_at", "_ring", "_pos", "_recent", "_ordered", "_recent_n", "_cache")
+                 "last_us", "last_at", "_ring", "_pos", "_recent", "_recent_n", "_cache")
 
     def __init__(self, clock: Clock = MONOTONIC, window: int = 200, ewma_alpha: float = 0.2,
                  stale_after_s: float = 0.5, recent_samples: int = 5) -> None:
@@ -75,15 +59,14 @@ class LatencyEstimator:
         self.last_at: float | None = None
         self._ring = [0.0] * self.window    # the newest ``window`` samples (us), oldest overwritten
         self._pos = 0
-        self._recent: list[float] = []     # the last ``recent_samples`` samples, oldest first
-        self._ordered: list[float] = []    # the same, in ascending order (kept so, for the median)
+        self._recent: list[float] = []
         self._cache: tuple[float, float, float, float] | None = None  # p50, p99, jitter, mean
 
     def add(self, rtt_seconds: float, at: float | None = None) -> None:
         """One sample; ``at``: when it was taken (default: the clock now, one more read)."""
         us = rtt_seconds * 1e6
-        if not us >= 0.0:
-            return  # a clock that went backwards is not a sample (nor NaN: the median's list would keep it)
+        if us < 0:
+            return  # a clock that went backwards is not a sample
         count = self.count
         self.ewma_us = us if count == 0 else self.ewma_us + self.alpha * (us - self.ewma_us)
         self.count = count + 1
@@ -95,12 +78,10 @@ class LatencyEstimator:
         pos += 1
         self._pos = 0 if pos == self.window else pos
         recent = self._recent
-        ordered = self._ordered
         recent.append(us)
         if len(recent) > self._recent_n:
-            _drop(ordered, recent[0])
             del recent[0]
-        _insert(ordered, us)            # sorted(recent), kept by one insertion (no sort, no list per sample)
+        ordered = sorted(recent)
         n = len(ordered)
         median = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
         self.recent_us = median
