@@ -13,8 +13,8 @@ import pytest
 
 from gateway.apps.server.app import Gateway
 from gateway.apps.server.config import GatewayConfig
-from gateway.apps.server.wire import (MAX_CACHED, MAX_ORDER_FIELDS, NUM, ORDER_FIELDS, FieldReader, field, num,
-                                     order_fields, required, to_float, transact_time)
+from gateway.apps.server.wire import (MAX_CACHED, MAX_ORDER_FIELDS, NUM, ORDER_FIELDS, FieldReader, num,
+                                     order_fields, required, to_float, transact_time, value_at)
 from gateway.common.configfile import validate_config
 from gateway.common.paths import FIX44_XML
 from gateway.fix.codec import Message, encode, fix_number, parse, utc_timestamp
@@ -193,10 +193,10 @@ def test_a_field_reader_reads_what_get_reads_with_or_without_a_layout():
     assert parsed.shape is not None and built.shape is None
     for msg in (parsed, built, parsed):
         at = reader.positions(msg)
-        assert [field(msg.pairs, i) for i in at] == [msg.get(t) for t in reader.tags] == ["A", None, "X", "t"]
-        assert required(msg.pairs, at[0], 11) == "A"
+        assert [value_at(msg, i) for i in at] == [msg.get(t) for t in reader.tags] == ["A", None, "X", "t"]
+        assert required(msg, at[0], 11) == "A"
         with pytest.raises(KeyError):
-            required(msg.pairs, at[1], 41)
+            required(msg, at[1], 41)
 
 
 def test_transact_time_is_a_utc_timestamp_of_now():

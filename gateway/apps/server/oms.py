@@ -20,8 +20,8 @@ from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, O
 from gateway.core.model import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import Message, utc_timestamp
-from gateway.apps.server.wire import (EventSink, FieldReader, field, intent_fields, native_sink, num, required, to_float,
-                                     transact_time)
+from gateway.apps.server.wire import (EventSink, FieldReader, intent_fields, native_sink, num, required, to_float,
+                                     transact_time, value_at)
 from gateway.fix.engine import Unsupported, reject_body
 
 # Supported values are checked by comparing with these literals (a native compare of one
@@ -72,40 +72,39 @@ def decode(msg: Message, key: str, now: float) -> object:
                                 side=msg.get(54) or "1")
     # reads by position (wire.FieldReader: one check of the message's layout, not a lookup per tag)
     at = _ORDER.positions(msg)
-    p = msg.pairs
     if t == "D":
-        return OmsNewOrder(intent=_intent(p, at, key, now), possible_resend=_resend(p, at))
+        return OmsNewOrder(intent=_intent(msg, at, key, now), possible_resend=_resend(msg, at))
     if t == "F":
-        return OmsCancelRequest(session=key, cl_ord_id=required(p, at[_CL], 11),
-                                orig_cl_ord_id=required(p, at[_ORIG], 41), possible_resend=_resend(p, at))
-    return OmsReplaceRequest(session=key, new=_intent(p, at, key, now), orig_cl_ord_id=required(p, at[_ORIG], 41),
-                             possible_resend=_resend(p, at))
+        return OmsCancelRequest(session=key, cl_ord_id=required(msg, at[_CL], 11),
+                                orig_cl_ord_id=required(msg, at[_ORIG], 41), possible_resend=_resend(msg, at))
+    return OmsReplaceRequest(session=key, new=_intent(msg, at, key, now), orig_cl_ord_id=required(msg, at[_ORIG], 41),
+                             possible_resend=_resend(msg, at))
 
 
-def _resend(p: list[tuple[int, str]], at: list[int]) -> bool:
+def _resend(m: Message, at: list[int]) -> bool:
     """PossDupFlag(43) or PossResend(97) is Y."""
-    return field(p, at[_POSS_DUP]) == "Y" or field(p, at[_POSS_RESEND]) == "Y"
+    return value_at(m, at[_POSS_DUP]) == "Y" or value_at(m, at[_POSS_RESEND]) == "Y"
 
 
-def _intent(p: list[tuple[int, str]], at: list[int], key: str, now: float) -> OrderIntent:
-    """The order fields of a NewOrderSingle or a CancelReplaceRequest (``p``, ``at``: its pairs
-    and ``_ORDER``'s positions in them)."""
-    side = required(p, at[_SIDE], 54)
+def _intent(m: Message, at: list[int], key: str, now: float) -> OrderIntent:
+    """The order fields of a NewOrderSingle or a CancelReplaceRequest (``m``, ``at``: the message
+    and ``_ORDER``'s positions in it)."""
+    side = required(m, at[_SIDE], 54)
     if side != BUY and side != SELL:
         raise BadValue(54, side)
-    ord_type = required(p, at[_TYPE], 40)
+    ord_type = required(m, at[_TYPE], 40)
     if ord_type != LIMIT and ord_type != MARKET:
         raise BadValue(40, ord_type)
-    tif = field(p, at[_TIF]) or DAY
+    tif = value_at(m, at[_TIF]) or DAY
     if tif != IOC and tif != DAY and tif != FOK:
         raise BadValue(59, tif)
     try:
-        qty = to_float(required(p, at[_QTY], 38))
-        price = to_float(required(p, at[_PRICE], 44)) if ord_type == LIMIT else None
+        qty = to_float(required(m, at[_QTY], 38))
+        price = to_float(required(m, at[_PRICE], 44)) if ord_type == LIMIT else None
     except ValueError:
-        raise BadValue(38, field(p, at[_QTY])) from None
-    return OrderIntent(key, required(p, at[_CL], 11), required(p, at[_SYMBOL], 55), side, qty, ord_type, price,
-                       tif, field(p, at[_DEST]), now)
+        raise BadValue(38, value_at(m, at[_QTY])) from None
+    return OrderIntent(key, required(m, at[_CL], 11), required(m, at[_SYMBOL], 55), side, qty, ord_type, price,
+                       tif, value_at(m, at[_DEST]), now)
 
 
 class LogonGuard:

@@ -17,8 +17,8 @@ from typing import Any, Callable, Final
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.apps.server.wire import (EventSink, FieldReader, field, native_sink, num, order_fields, required, to_float,
-                                     transact_time)
+from gateway.apps.server.wire import (EventSink, FieldReader, native_sink, num, order_fields, required, to_float,
+                                     transact_time, value_at)
 from gateway.fix.codec import Message
 from gateway.fix.engine import Unsupported
 
@@ -38,13 +38,12 @@ def parse_exec(venue: str, msg: Message) -> VenueExecutionReport:
     empty quantity or price reads 0. Fields read by position (``wire.FieldReader``: one check
     of the message's layout, not a lookup per tag)."""
     at = _EXEC.positions(msg)
-    p = msg.pairs
     return VenueExecutionReport(
-        venue=venue, cl_ord_id=required(p, at[0], 11), orig_cl_ord_id=field(p, at[1]),
-        exec_id=required(p, at[2], 17), exec_type=required(p, at[3], 150), ord_status=required(p, at[4], 39),
-        cum_qty=to_float(field(p, at[5]) or "0"), leaves_qty=to_float(field(p, at[6]) or "0"),
-        avg_px=to_float(field(p, at[7]) or "0"), last_qty=to_float(field(p, at[8]) or "0"),
-        last_px=to_float(field(p, at[9]) or "0"), venue_order_id=field(p, at[10]), text=field(p, at[11]))
+        venue=venue, cl_ord_id=required(msg, at[0], 11), orig_cl_ord_id=value_at(msg, at[1]),
+        exec_id=required(msg, at[2], 17), exec_type=required(msg, at[3], 150), ord_status=required(msg, at[4], 39),
+        cum_qty=to_float(value_at(msg, at[5]) or "0"), leaves_qty=to_float(value_at(msg, at[6]) or "0"),
+        avg_px=to_float(value_at(msg, at[7]) or "0"), last_qty=to_float(value_at(msg, at[8]) or "0"),
+        last_px=to_float(value_at(msg, at[9]) or "0"), venue_order_id=value_at(msg, at[10]), text=value_at(msg, at[11]))
 
 
 class VenueSession:

@@ -125,16 +125,20 @@ class FieldReader:
         return at
 
 
-def field(pairs: list[tuple[int, str]], i: int) -> str | None:
-    """The value at position ``i`` of ``FieldReader.positions``: None when absent (-1)."""
-    return pairs[i][1] if i >= 0 else None
-
-
-def required(pairs: list[tuple[int, str]], i: int, tag: int) -> str:
-    """The value at position ``i``; KeyError(tag) when absent, as ``msg[tag]`` raises."""
+def value_at(msg: Message, i: int) -> str | None:
+    """The value at position ``i`` of ``FieldReader.positions(msg)``: None when absent (-1). The
+    one place the edges read a message's value by position."""
     if i < 0:
+        return None
+    return msg.pairs[i][1]
+
+
+def required(msg: Message, i: int, tag: int) -> str:
+    """The value at position ``i``; KeyError(tag) when absent, as ``msg[tag]`` raises."""
+    value = value_at(msg, i)
+    if value is None:
         raise KeyError(tag)
-    return pairs[i][1]
+    return value
 
 
 def intent_fields(order: OmsOrder) -> str:
