@@ -3,15 +3,18 @@ NewOrderSingle, the venue's fill, the OMS's ExecutionReport; every body validate
 FIX 4.4 dictionary (ours and quickfix's) and any latin-1 byte of a field passes through."""
 from __future__ import annotations
 
+import math
+import random
 import re
+import struct
 import time
 
 import pytest
 
 from gateway.apps.server.app import Gateway
 from gateway.apps.server.config import GatewayConfig
-from gateway.apps.server.wire import (FLOATS, MAX_CACHED, MAX_ORDER_FIELDS, NUM, ORDER_FIELDS, num, order_fields,
-                                     to_float, transact_time)
+from gateway.apps.server.wire import (MAX_CACHED, MAX_ORDER_FIELDS, NUM, ORDER_FIELDS, FieldReader, num,
+                                     order_fields, required, to_float, transact_time, value_at)
 from gateway.common.configfile import validate_config
 from gateway.common.paths import FIX44_XML
 from gateway.fix.codec import Message, encode, fix_number, parse, utc_timestamp
@@ -158,11 +161,42 @@ def test_order_fields_and_numbers_read_are_cached_by_value_and_bounded():
     for i in range(MAX_ORDER_FIELDS + 10):
         order_fields("X", "1", i + 0.5, "2", 1.0, "3")
     assert len(ORDER_FIELDS) <= MAX_ORDER_FIELDS
-    for text in ("100", "190.01", "1e-7", "-0", "0.1"):
-        assert to_float(text) == float(text) == FLOATS[text]
-    with pytest.raises(ValueError):
-        to_float("1.2.3")
-    assert "1.2.3" not in FLOATS
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def test_to_float_is_float_bit_for_bit_and_raises_as_it_does():
+    texts = ["100", "190.01", "1e-7", "-0", "-0.0", "0", "0.0", "0.1", ".5", "5.", "-1.25", "+3", " 7", "7 ",
+             "123456789012345", "1234567890123456", "0.000000000000001", "999999999999999.9", "1_000",
+             "inf", "-inf", "nan", "1E5", "00012.50", "-.5", "12345678901234.5"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 15)))
+        cut = rng.randint(0, len(digits))
+        text = digits[:cut] + "." + digits[cut:] if rng.random() < 0.7 else digits
+        texts.append(("-" if rng.random() < 0.2 else "") + text)
+    for text in texts:
+        expected = float(text)
+        got = to_float(text)
+        assert _bits(got) == _bits(expected) or (math.isnan(got) and math.isnan(expected)), text
+    for bad in ("1.2.3", "", "-", ".", "-.", "1-2", "abc", "1.2e"):
+        with pytest.raises(ValueError):
+            to_float(bad)
+
+
+def test_a_field_reader_reads_what_get_reads_with_or_without_a_layout():
+    reader = FieldReader((11, 41, 55, 58))
+    parsed = parse(encode("FIX.4.4", "8", "49=V\x0156=G\x0134=1\x01", "11=A\x0155=X\x0111=B\x0158=t\x01"))
+    built = Message.build("8", [(11, "A"), (55, "X"), (11, "B"), (58, "t")])
+    assert parsed.shape is not None and built.shape is None
+    for msg in (parsed, built, parsed):
+        at = reader.positions(msg)
+        assert [value_at(msg, i) for i in at] == [msg.get(t) for t in reader.tags] == ["A", None, "X", "t"]
+        assert required(msg, at[0], 11) == "A"
+        with pytest.raises(KeyError):
+            required(msg, at[1], 41)
 
 
 def test_transact_time_is_a_utc_timestamp_of_now():

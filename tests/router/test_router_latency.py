@@ -154,3 +154,18 @@ def test_probe_trace_rows_reach_the_file_with_their_test_req_ids(tmp_path, monke
     assert lines == ["gw PRB-D0-1 1.000000000 1.500000000 2.000000000 2.250000000",
                      "out PRB-D0-1 3.000000000 3.500000000", "out PRB-D0-2 3.000000000 3.500000000",
                      "in - 4.000000000 4.500000000"]
+
+
+def test_the_recent_median_is_the_median_of_the_last_samples_whatever_their_order():
+    import random
+    import statistics
+    from gateway.core.latency import LatencyEstimator
+    rng = random.Random(3)
+    for n in (1, 2, 5, 6):
+        est = LatencyEstimator(recent_samples=n)
+        samples: list[float] = []
+        for _ in range(300):
+            x = rng.choice([rng.uniform(0, 1e-3), 2e-4, 5e-4])     # ties included
+            est.add(x, at=0.0)
+            samples.append(x * 1e6)
+            assert est.recent_us == statistics.median(samples[-n:])

@@ -20,7 +20,8 @@ from gateway.core.hub import OmsCancelRequest, OmsNewOrder, OmsReplaceRequest, O
 from gateway.core.model import BUY, DAY, FOK, IOC, LIMIT, MARKET, SELL, OrderIntent
 from gateway.core.orders import RejectOmsCancel, ReportToOms
 from gateway.fix.codec import Message, utc_timestamp
-from gateway.apps.server.wire import EventSink, intent_fields, native_sink, num, to_float, transact_time
+from gateway.apps.server.wire import (EventSink, FieldReader, intent_fields, native_sink, num, required, to_float,
+                                     transact_time, value_at)
 from gateway.fix.engine import Unsupported, reject_body
 
 # Supported values are checked by comparing with these literals (a native compare of one
@@ -44,45 +45,66 @@ def _text(text: str) -> str:
     return text.replace("\x01", " ")[:400]
 
 
+# the order messages' fields the OMS edge reads, in this order (see decode)
+_ORDER: Final = FieldReader((11, 41, 43, 97, 54, 40, 59, 38, 44, 55, 100))
+# (constants one by one: Final, so a compiled read is a literal, not a module dict lookup)
+_CL: Final = 0
+_ORIG: Final = 1
+_POSS_DUP: Final = 2
+_POSS_RESEND: Final = 3
+_SIDE: Final = 4
+_TYPE: Final = 5
+_TIF: Final = 6
+_QTY: Final = 7
+_PRICE: Final = 8
+_SYMBOL: Final = 9
+_DEST: Final = 10
+
+
 def decode(msg: Message, key: str, now: float) -> object:
     """One OMS application message (codec ``Message``) -> the core's event. Raises BadValue,
     KeyError (a required tag missing: the dictionary catches it first) or Unsupported."""
     t = msg.msg_type
     if t != "D" and t != "F" and t != "G" and t != "H":
         raise Unsupported(f"MsgType {t} not supported")
-    f = msg                       # reads by tag: Message.get / [] (by the layout's positions, no dict)
+    if t == "H":
+        return OmsStatusRequest(session=key, cl_ord_id=msg[11], symbol=msg.get(55) or "?",
+                                side=msg.get(54) or "1")
+    # reads by position (wire.FieldReader: one check of the message's layout, not a lookup per tag)
+    at = _ORDER.positions(msg)
     if t == "D":
-        return OmsNewOrder(intent=_intent(f, key, now), possible_resend=_resend(f))
+        return OmsNewOrder(intent=_intent(msg, at, key, now), possible_resend=_resend(msg, at))
     if t == "F":
-        return OmsCancelRequest(session=key, cl_ord_id=f[11], orig_cl_ord_id=f[41], possible_resend=_resend(f))
-    if t == "G":
-        return OmsReplaceRequest(session=key, new=_intent(f, key, now), orig_cl_ord_id=f[41],
-                                 possible_resend=_resend(f))
-    return OmsStatusRequest(session=key, cl_ord_id=f[11], symbol=f.get(55) or "?", side=f.get(54) or "1")
+        return OmsCancelRequest(session=key, cl_ord_id=required(msg, at[_CL], 11),
+                                orig_cl_ord_id=required(msg, at[_ORIG], 41), possible_resend=_resend(msg, at))
+    return OmsReplaceRequest(session=key, new=_intent(msg, at, key, now), orig_cl_ord_id=required(msg, at[_ORIG], 41),
+                             possible_resend=_resend(msg, at))
 
 
-def _resend(f: Message) -> bool:
+def _resend(m: Message, at: list[int]) -> bool:
     """PossDupFlag(43) or PossResend(97) is Y."""
-    return f.get(43) == "Y" or f.get(97) == "Y"
+    return value_at(m, at[_POSS_DUP]) == "Y" or value_at(m, at[_POSS_RESEND]) == "Y"
 
 
-def _intent(f: Message, key: str, now: float) -> OrderIntent:
-    """The order fields of a NewOrderSingle or a CancelReplaceRequest (``f``: tag -> value)."""
-    side = f[54]
+def _intent(m: Message, at: list[int], key: str, now: float) -> OrderIntent:
+    """The order fields of a NewOrderSingle or a CancelReplaceRequest (``m``, ``at``: the message
+    and ``_ORDER``'s positions in it)."""
+    side = required(m, at[_SIDE], 54)
     if side != BUY and side != SELL:
         raise BadValue(54, side)
-    ord_type = f[40]
+    ord_type = required(m, at[_TYPE], 40)
     if ord_type != LIMIT and ord_type != MARKET:
         raise BadValue(40, ord_type)
-    tif = f.get(59) or DAY
+    tif = value_at(m, at[_TIF]) or DAY
     if tif != IOC and tif != DAY and tif != FOK:
         raise BadValue(59, tif)
     try:
-        qty = to_float(f[38])
-        price = to_float(f[44]) if ord_type == LIMIT else None
+        qty = to_float(required(m, at[_QTY], 38))
+        price = to_float(required(m, at[_PRICE], 44)) if ord_type == LIMIT else None
     except ValueError:
-        raise BadValue(38, f.get(38)) from None
-    return OrderIntent(key, f[11], f[55], side, qty, ord_type, price, tif, f.get(100), now)
+        raise BadValue(38, value_at(m, at[_QTY])) from None
+    return OrderIntent(key, required(m, at[_CL], 11), required(m, at[_SYMBOL], 55), side, qty, ord_type, price,
+                       tif, value_at(m, at[_DEST]), now)
 
 
 class LogonGuard:

@@ -17,7 +17,8 @@ from typing import Any, Callable, Final
 from gateway.core.hub import VenueCancelRejected, VenueDown, VenueUp
 from gateway.core.market import body_text
 from gateway.core.orders import QueryOrderStatus, SendCancel, SendNewOrder, SendReplace, VenueExecutionReport
-from gateway.apps.server.wire import EventSink, native_sink, num, order_fields, to_float, transact_time
+from gateway.apps.server.wire import (EventSink, FieldReader, native_sink, num, order_fields, required, to_float,
+                                     transact_time, value_at)
 from gateway.fix.codec import Message
 from gateway.fix.engine import Unsupported
 
@@ -28,15 +29,21 @@ log = logging.getLogger("gateway.apps.server.venues")
 SUBSCRIBE_DELAY_S: Final = 0.02
 
 
+# the ExecutionReport's fields the order path reads, in this order (see parse_exec)
+_EXEC: Final = FieldReader((11, 41, 17, 150, 39, 14, 151, 6, 32, 31, 37, 58))
+
+
 def parse_exec(venue: str, msg: Message) -> VenueExecutionReport:
     """The order path's view of a venue ExecutionReport (codec ``Message``); an absent or
-    empty quantity or price reads 0."""
-    f = msg                           # reads by tag: Message.get / [] (by the layout's positions, no dict)
+    empty quantity or price reads 0. Fields read by position (``wire.FieldReader``: one check
+    of the message's layout, not a lookup per tag)."""
+    at = _EXEC.positions(msg)
     return VenueExecutionReport(
-        venue=venue, cl_ord_id=f[11], orig_cl_ord_id=f.get(41), exec_id=f[17], exec_type=f[150],
-        ord_status=f[39], cum_qty=to_float(f.get(14) or "0"), leaves_qty=to_float(f.get(151) or "0"),
-        avg_px=to_float(f.get(6) or "0"), last_qty=to_float(f.get(32) or "0"), last_px=to_float(f.get(31) or "0"),
-        venue_order_id=f.get(37), text=f.get(58))
+        venue=venue, cl_ord_id=required(msg, at[0], 11), orig_cl_ord_id=value_at(msg, at[1]),
+        exec_id=required(msg, at[2], 17), exec_type=required(msg, at[3], 150), ord_status=required(msg, at[4], 39),
+        cum_qty=to_float(value_at(msg, at[5]) or "0"), leaves_qty=to_float(value_at(msg, at[6]) or "0"),
+        avg_px=to_float(value_at(msg, at[7]) or "0"), last_qty=to_float(value_at(msg, at[8]) or "0"),
+        last_px=to_float(value_at(msg, at[9]) or "0"), venue_order_id=value_at(msg, at[10]), text=value_at(msg, at[11]))
 
 
 class VenueSession:

@@ -6,6 +6,10 @@ value not seen before runs ``codec.fix_number``. An ExecutionReport has five to 
 them. The other way, ``to_float(text)`` is ``float(text)`` cached by the text. (Compiled
 with mypyc, ``num`` is a native call; see gateway/common/accel.py.)
 
+``FieldReader(tags)`` reads the edges' fields of parsed messages by position: the positions
+of its tags are worked out once per layout (``codec.Shape``, shared by every message with the
+same tags), so a message's ten or twelve fields cost one check of its layout, not a lookup each.
+
 ``order_fields(...)`` is an order's 55/54/38/40/[44]/59 text, made once per distinct order
 (symbol, side, quantity, type, price, time in force) and reused by every NewOrderSingle to a
 venue and every ExecutionReport to the OMS that carries the same figures.
@@ -20,7 +24,7 @@ from typing import Any, Final
 
 from gateway.common.clock import DIGITS3, SecondText
 from gateway.core.orders import OmsOrder
-from gateway.fix.codec import fix_number, utc_timestamp
+from gateway.fix.codec import Message, Shape, fix_number, utc_timestamp
 
 class EventSink:
     """What the two edges hand their decoded events to: ``Dispatcher`` (dispatch.py). An edge
@@ -43,6 +47,7 @@ def native_sink(sink: Any) -> EventSink | None:
 
 MAX_CACHED: Final = 100_000      # distinct numbers kept; beyond that the cache starts again
 MAX_ORDER_FIELDS: Final = 50_000   # distinct order figures whose text is kept
+MAX_LAYOUTS: Final = 256         # message layouts whose field positions a FieldReader keeps
 
 NUM: Final[dict[float, str]] = {}     # value -> its FIX text, filled by ``num``
 FLOATS: Final[dict[str, float]] = {}  # FIX text -> its value, filled by ``to_float``
@@ -66,7 +71,8 @@ def num(value: float) -> str:
 
 def to_float(text: str) -> float:
     """``float(text)``, cached by text (prices and quantities repeat); raises ValueError as float does.
-    "0" (a fill's LeavesQty, an ack's CumQty) without the dict."""
+    "0" (a fill's LeavesQty, an ack's CumQty) without the dict. (A digit-by-digit reader, exact,
+    measured ~10% slower compiled than this cache: the text's hash and one lookup.)"""
     if text == "0":
         return 0.0
     value = FLOATS.get(text)
@@ -75,6 +81,63 @@ def to_float(text: str) -> float:
         if len(FLOATS) >= MAX_CACHED:
             FLOATS.clear()
         FLOATS[text] = value
+    return value
+
+
+class FieldReader:
+    """Chosen tags of parsed messages, read by position. ``positions(msg)`` gives, for each tag
+    of ``tags`` in order, the index of its first occurrence in ``msg.pairs`` (-1 when absent):
+    what ``msg.get(tag)`` reads. Worked out once per layout (``msg.shape``, interned by the
+    codec, never changed) and kept (bounded); the last layout is checked first (a venue sends
+    its acks and fills, an OMS its orders, over and over). A message without a layout (built,
+    or parsed the careful way) gets its positions by a walk of its pairs."""
+
+    def __init__(self, tags: tuple[int, ...]) -> None:
+        self.tags = tags
+        self.last_shape: Shape | None = None
+        self.last_at: list[int] = []
+        self.layouts: dict[Shape, list[int]] = {}
+
+    def positions(self, msg: Message) -> list[int]:
+        shape = msg.shape
+        if shape is None:
+            return self._walk(msg.pairs)
+        if shape is self.last_shape:
+            return self.last_at
+        at = self.layouts.get(shape)
+        if at is None:
+            pos = shape.pos
+            at = [pos.get(tag, -1) for tag in self.tags]
+            if len(self.layouts) >= MAX_LAYOUTS:
+                self.layouts.clear()
+            self.layouts[shape] = at
+        self.last_shape, self.last_at = shape, at
+        return at
+
+    def _walk(self, pairs: list[tuple[int, str]]) -> list[int]:
+        tags = self.tags
+        at = [-1] * len(tags)
+        for i in range(len(pairs)):
+            t = pairs[i][0]
+            for k in range(len(tags)):
+                if tags[k] == t and at[k] < 0:
+                    at[k] = i
+        return at
+
+
+def value_at(msg: Message, i: int) -> str | None:
+    """The value at position ``i`` of ``FieldReader.positions(msg)``: None when absent (-1). The
+    one place the edges read a message's value by position."""
+    if i < 0:
+        return None
+    return msg.pairs[i][1]
+
+
+def required(msg: Message, i: int, tag: int) -> str:
+    """The value at position ``i``; KeyError(tag) when absent, as ``msg[tag]`` raises."""
+    value = value_at(msg, i)
+    if value is None:
+        raise KeyError(tag)
     return value
 
 

@@ -142,6 +142,12 @@ class RiskEngine:
         self._open_notional = 0.0
         self._position_exposure = 0.0
         self._exposure_of: dict[str, float] = {}
+        # the last order that passed ``_check`` as far as its session and position, and those
+        # two (entries are made once and never replaced): ``book`` of the same intent, right
+        # after, takes them instead of looking both up again
+        self._checked: OrderIntent | None = None
+        self._checked_sess: SessionState | None = None
+        self._checked_pos: Position | None = None
         self._allow = frozenset(cfg.symbols) if cfg.symbols is not None else None
         self._max_gross = cfg.max_gross_exposure or INF
         self._dup = cfg.check_duplicate_cl_ord_id
@@ -180,9 +186,13 @@ class RiskEngine:
 
     def book(self, intent: OrderIntent, qty: float | None = None) -> None:
         """The order passed and was journaled: count it as open exposure until it is done."""
-        sess = self._session(intent.oms_session)
+        sess = self._checked_sess
+        pos = self._checked_pos
+        if intent is not self._checked or sess is None or pos is None:
+            sess = self._session(intent.oms_session)
+            pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
+        self._checked = None
         sess.seen.add(intent.cl_ord_id)
-        pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
         px = intent.price if intent.ord_type != MARKET else self._reference(pos)
         self._book_open(sess, intent.cl_ord_id, pos, intent.side == BUY, intent.qty,
                         intent.qty if qty is None else qty, px or 0.0)
@@ -206,6 +216,7 @@ class RiskEngine:
         symbol = intent.symbol
         lim = sess.limits.get(symbol) or self._resolve(sess, symbol)
         pos = self._positions.get(symbol) or self._new_position(symbol)
+        self._checked, self._checked_sess, self._checked_pos = intent, sess, pos
         is_buy = intent.side == BUY
         if state == REDUCING and not self._reduces(pos, is_buy, qty):
             return self._reject("reducing_only",
