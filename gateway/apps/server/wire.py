@@ -86,7 +86,7 @@ def to_float(text: str) -> float:
 
 class FieldReader:
     """Chosen tags of parsed messages, read by position. ``positions(msg)`` gives, for each tag
-    of ``tags`` in order, the index of its first occurrence in ``msg.pairs`` (-1 when absent):
+    of ``tags`` in order, the index of its first occurrence in the message's fields (-1 when absent):
     what ``msg.get(tag)`` reads. Worked out once per layout (``msg.shape``, interned by the
     codec, never changed) and kept (bounded); the last layout is checked first (a venue sends
     its acks and fills, an OMS its orders, over and over). A message without a layout (built,
@@ -130,6 +130,10 @@ def value_at(msg: Message, i: int) -> str | None:
     one place the edges read a message's value by position."""
     if i < 0:
         return None
+    if msg.shape is not None:         # positions from the layout: the parsed values (no pairs built)
+        values = msg.values
+        assert values is not None     # a layout always comes with its values (codec.Message)
+        return values[i]
     return msg.pairs[i][1]
 
 
