@@ -687,13 +687,13 @@ class NativeSession(SessionHandle):
         app_fast = on_message is not None and engine.handlers.get("AppMessageReceived") is _on_app_message
         app_event = engine.AppMessageReceived
         app_in = 0
-        msg: Message        # (recv) a native Message: msg.msg_type a native read
+        msg: Message        # native: msg.msg_type is a native read
         batch: SendBatch = engine.batch
         most: int = engine.limits.max_events_per_pump
         try:
             for _ in range(most):
                 try:
-                    # (recv) an application message accepted in sequence comes as its
+                    # an application message accepted in sequence comes as its
                     # Message, with no event object made for it (Session.next_item)
                     event = session.next_item()
                 except Exception:  # noqa: BLE001 - a session bug must not end the process
@@ -703,8 +703,8 @@ class NativeSession(SessionHandle):
                     return
                 if event is need_data:
                     return
-                if type(event) is Message:    # (recv) type(): no attribute lookup
-                    if not app_fast:          # (recv) the handler table's form
+                if type(event) is Message:    # type(): no attribute lookup
+                    if not app_fast:          # a replaced handler: the handler table, with its event
                         self._dispatch(app_event(message=event, poss_dup=event.get(43) == "Y"))
                         continue
                     msg = event
