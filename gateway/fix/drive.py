@@ -343,6 +343,11 @@ _SENDABLE: Final = frozenset(("ACTIVE", "RESENDING"))   # Session states that ac
 # Market data (snapshot, incremental refresh): what the chunk's earlier messages made for other
 # sessions (order flow) is flushed before one of these is handled (``_pump_events``).
 _MARKET_DATA: Final = frozenset(("W", "X"))
+# A big received chunk's sends leave every this many application messages, not only when the
+# chunk ends: the peer starts on the first orders while we read the rest. Measured (issue 12,
+# round 9, `fixgw bench gateway --engines native`, 200 in flight, chunks of ~100 orders):
+# 15,570 / 17,817 -> 34,119 / 27,873 orders/s, the gateway busy 0.62 -> 1.0 of its CPU.
+FLUSH_EVERY: Final = 32
 WARM_IDLE_S: Final = 0.002     # NativeSession.warm_up only after this long without traffic on the session
 
 
@@ -722,6 +727,8 @@ class NativeSession(SessionHandle):
                     on_message(self, msg)
                 except Exception as exc:  # noqa: BLE001 - answered with 35=j, counted
                     answer_app_error(self, msg, exc, engine.errors)
+                if app_in % FLUSH_EVERY == 0 and batch.dirty:
+                    batch.flush_dirty()        # a long chunk: what it made so far leaves now
             engine.loop.call_soon(self.pump)   # more to do: let other sessions run first
         finally:
             if app_in:

@@ -233,6 +233,28 @@ def test_order_flow_leaves_before_market_data_of_the_same_chunk_is_handled(tmp_p
     run(main())
 
 
+def test_a_long_chunk_sends_every_flush_every_messages_journal_first(tmp_path):
+    """A chunk of many orders does not hold its sends to its end: every FLUSH_EVERY application
+    messages what they made leaves (journal, then store, then socket: State.check), so the
+    peer starts on the first orders while the rest are read."""
+    from gateway.fix.drive import FLUSH_EVERY
+
+    async def main():
+        state, journal, h, engines, _ = await relay(tmp_path)
+        try:
+            far = h["far_venue"]
+            n = FLUSH_EVERY + 8
+            state.timeline.clear()
+            h["venue_side"].receive(chunk(far, *[("8", EXEC_REPORT.format(id=f"V-L{i}")) for i in range(n)]))
+            oms_writes = [t for t in state.timeline if t.startswith("oms_side:")]
+            assert [w.count(",") + 1 for w in oms_writes] == [FLUSH_EVERY, 8]
+            assert oms_writes[0].startswith("oms_side:O-L0,") and oms_writes[1].endswith(f",O-L{n - 1}")
+            assert len([c for w, c in state.checked if w == "oms_side"]) == n
+        finally:
+            await close(engines, journal, h["oms_side"].engine.batch)
+    run(main())
+
+
 def test_a_failing_journal_holds_the_sends_it_would_explain_until_it_writes(tmp_path, monkeypatch):
     async def main():
         state, journal, h, engines, _ = await relay(tmp_path)
