@@ -566,7 +566,7 @@ class NativeSession(SessionHandle):
                 if not self.engine.limits.warm_probes:
                     self._twin = False
                     return
-                twin = self._twin = self._make_twin()
+                twin = self._twin = self.make_twin()
             twin.send_test_request("PRB-WARM-0")
             twin.data_to_send()
             self._feed_twin(twin, "0", "112=PRB-WARM-0\x01")
@@ -574,7 +574,10 @@ class NativeSession(SessionHandle):
             log.warning("%s: probe warm-up failed; off for this session", self.key, exc_info=True)
             self._twin = False
 
-    def _make_twin(self) -> Any:
+    def make_twin(self) -> Any:
+        """A logged-on sans-IO twin of this session: the same settings and Dictionary, a
+        ``MemoryStore`` that keeps no messages, no schedule, no socket, no application
+        (``warm_up``'s, and the order-path warmer's: gateway/apps/server/warm.py)."""
         from gateway.fix.session import Session
         from gateway.fix.store import MemoryStore
         settings = self.settings.model_copy(update={"persist_messages": False, "schedule": None})
