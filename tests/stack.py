@@ -59,7 +59,8 @@ class Stack:
     # ------------------------------------------------------------ gateway
     def start_gateway(self, routing: dict | None = None, risk: dict | None = None, policy: str | None = None,
                       clients: list[dict] | None = None, wait_venues: bool = True,
-                      venue_options: dict | None = None):
+                      venue_options: dict | None = None, extra: dict | None = None):
+        """``extra``: more top-level gateway settings (the first start only, as the rest)."""
         if not self.gw_cfg:
             self.gw_cfg = {
                 "engine": self.engine,
@@ -73,6 +74,7 @@ class Stack:
                 "routing": {"policy": "dma", "default_venue": next(iter(self.venue_ports)),
                             "md_symbols": ["AAPL"], "probe_interval_ms": 50, **(routing or {})},
                 "risk": risk or {},
+                **(extra or {}),
             }
         path = self.tmp / "gateway.toml"
         path.write_text(dumps(self.gw_cfg))

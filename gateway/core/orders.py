@@ -968,6 +968,25 @@ class OrderManager:
                            last_qty=last_qty, last_px=last_px, last_mkt=last_mkt, venue_order_id=venue_order_id,
                            text=text, ord_rej_reason=rej_reason, exec_id=exec_id)
 
+    def forget_finished(self) -> int:
+        """Drop every order from memory, when none is open; returns how many went. For a twin
+        core whose synthetic orders nobody asks about again (the order-path warmer,
+        gateway/apps/server/warm.py): a real gateway keeps the day's orders (status queries,
+        duplicate ClOrdIDs, late reports). Each order's children list is emptied: a child
+        refers to its parent, and a cycle frozen by the loop's collector (common/collector.py)
+        would outlive the dicts; without it they go by reference counting."""
+        if self.open:
+            return 0
+        gone = len(self.by_order_id)
+        for order in self.by_order_id.values():
+            order.children.clear()
+        self.by_oms.clear()
+        self.by_order_id.clear()
+        self.by_venue_id.clear()
+        self.requests.clear()
+        self.seen_exec_ids.clear()
+        return gone
+
     def summary(self) -> dict:
         return {"total": self.counts["total"], "open": len(self.open),
                 **{k: self.counts[k] for k in ("filled", "partially_filled", "canceled", "rejected",

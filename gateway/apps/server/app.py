@@ -43,6 +43,7 @@ from gateway.apps.server.config import GatewayConfig, session_settings
 from gateway.apps.server.dispatch import Dispatcher
 from gateway.apps.server.oms import OmsApplication
 from gateway.apps.server.venues import VenueApplication
+from gateway.apps.server.warm import OrderPathWarmer
 from gateway.common.clock import MONOTONIC, Clock, MonotonicClock
 from gateway.common.configfile import find_config, load_config
 from gateway.common.failures import StartupError, check_certificate, check_port_free, check_store_dir, run_cleanly
@@ -127,6 +128,7 @@ class Gateway:
         self._loop_thread: int | None = None
         self.cpu: int | None = None
         self._busy: Any = None               # the loop's BusyPoll when busy_poll_us > 0 (start)
+        self.warmer: OrderPathWarmer | None = None   # warm_every_ms > 0 (start)
         self.metrics.watch_sessions(self._session_metric_rows)
         self.venues.on_md_reject = self.metrics.on_md_reject
         self.core.timing_sample = TIMING_SAMPLE
@@ -369,6 +371,11 @@ class Gateway:
             self._initiators.append(engine)
         self._group_journal(True)
         self._busy = self._acceptor.busy if cfg.engine == "native" else None     # BusyPoll: one per loop
+        if cfg.warm_every_ms:           # the order path kept warm while idle (warm.py)
+            self.warmer = OrderPathWarmer(cfg, Gateway, next(iter(self._acceptor.sessions.values())),
+                                          next(iter(self._initiators[0].sessions.values())), self.core.journal,
+                                          cfg.warm_every_ms / 1e3)
+            self.warmer.start(self.loop)
         self._every(MARK_REFRESH_S, self._tick)
         # probes spread over the interval, a few venues per tick (issue 12: MarketState.probe_schedule)
         tick_s, per_tick = self.market.probe_schedule()
@@ -389,6 +396,8 @@ class Gateway:
             self._admin.start()
 
     async def stop(self) -> None:
+        if self.warmer is not None:
+            self.warmer.stop()
         for t in self._timers:
             t.cancel()
         for w in self._wall_timers:
@@ -457,6 +466,7 @@ class Gateway:
                         "bad_values": self.oms.bad_values, "market": self.market.stats(),
                         "probe_floor": self.market.floor_snapshot(),   # our own per-probe cost (issue 12)
                         "collector": self._collector_view(),
+                        "warming": self.warmer.view() if self.warmer is not None else None,
                         **self.core.counts},
             "oms_sessions": [{"session": key, "logged_on": h.logged_on, "next_sender_seq": h.next_sender_seq,
                               "next_target_seq": h.next_target_seq}

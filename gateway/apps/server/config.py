@@ -218,6 +218,11 @@ class GatewayConfig(_Strict):
     # this many microseconds (0 = off): the venue's answer to an order just sent is read
     # without a process wake-up. It keeps a CPU busy: use it with ``cpu`` on a core of its own.
     busy_poll_us: int = Field(0, ge=0, le=1_000_000)
+    # Native engine: while no orders move, run one synthetic order through twins of the
+    # order path (sessions, edges, core; nothing real) every this many ms, so that the next
+    # real order finds its code in the CPU caches (0 = off). Costs CPU while idle
+    # (gateway/apps/server/warm.py; docs/operations.md "Keeping the order path warm").
+    warm_every_ms: float = Field(0.0, ge=0, le=1_000)
     oms: OmsConfig
     venues: list[VenueConfig] = Field(min_length=1)
     admin: AdminConfig = AdminConfig()
@@ -249,6 +254,10 @@ class GatewayConfig(_Strict):
             raise ValueError(f"routing.default_venue {self.routing.default_venue!r} is not one of the venues {names}")
         if self.busy_poll_us and self.engine != "native":
             raise ValueError("busy_poll_us: only the native engine polls (quickfix runs its own threads); set it to 0")
+        if self.warm_every_ms and self.engine != "native":
+            raise ValueError("warm_every_ms: only the native engine has session twins to warm with; set it to 0")
+        if 0 < self.warm_every_ms < 0.1:
+            raise ValueError(f"warm_every_ms: {self.warm_every_ms} is below 0.1 ms (a warm-up takes about that long)")
         return self
 
     def venue(self, name: str) -> VenueConfig:
