@@ -1,7 +1,8 @@
 """Gateway latency and throughput over loopback, BOTH FIX backends (prints numbers; asserts nothing).
 
     fixgw bench gateway [--orders 2000] [--runs 3] [--quick] [--cpu -1] [--json] [--vs-direct]
-                        [--engines native,quickfix[,native-busy]] [--busy-poll-us 1000]
+                        [--engines native,quickfix[,native-busy,native-warm]] [--busy-poll-us 1000]
+                        [--warm-ms 1] [--gap-ms 0]
 
 Each run starts the gateway with ``engine = "native"`` then ``engine = "quickfix"`` against
 the same kind of fake venue, and measures both the same way (below). Per backend it prints
@@ -19,6 +20,10 @@ native/quickfix ratio within the run. ``--json``: the last line is one JSON obje
    on the wire -> OMS fill off the wire. The same pair of raw endpoints wired straight to
    each other gives the floor (Python + loopback without a gateway), printed alongside; its
    orders alternate with the gateway's (one each, in turn), so a noisy moment hits both.
+   ``--gap-ms G``: the client idles G ms before each order, the gateway's and the floor's
+   (sporadic orders, as a scalper sends them: every process's caches go cold in between,
+   and the floor with them). ``native-warm`` (``--engines``): the native backend with
+   ``warm_every_ms = --warm-ms`` (gateway/apps/server/warm.py), to compare.
 2. Order round trip (NOS -> terminal ExecutionReport) through the gateway vs straight to
    the simulator (zero-latency venue, no background flow), one order at a time, in the same
    run so the machine's noise hits both.
@@ -162,6 +167,9 @@ class FakeVenue(threading.Thread):
 CPU: int | None = None      # --cpu: pin the gateway process (GatewayConfig.cpu)
 
 
+WARM_MS = 1.0               # --warm-ms: the native-warm backend's warm_every_ms
+GAP_S = 0.0                 # --gap-ms: idle time before each order of the one-at-a-time run
+
 HARNESS_APART = False       # --harness-cpus apart: the harness runs off the gateway's CPU (harness_cpus)
 
 
@@ -210,7 +218,7 @@ def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
                    engine: str | None = None) -> tuple[Path, dict]:
     n = len(list(tmp.iterdir()))
     label = engine or ENGINE                           # "native-busy": native with busy_poll_us
-    cfg = {"engine": "native" if label == "native-busy" else label,
+    cfg = {"engine": "native" if label in ("native-busy", "native-warm") else label,
            "store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
            "oms": {"port": procs.free_port(), "clients": [{"comp_id": "OMS1"}]},
            "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in venues.items()],
@@ -219,6 +227,8 @@ def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
            "risk": {}, "cpu": CPU}
     if label == "native-busy":
         cfg["busy_poll_us"] = BUSY_POLL_US
+    if label == "native-warm":
+        cfg["warm_every_ms"] = WARM_MS
     if not MESSAGE_LOGS:
         cfg["log_dir"] = ""
     path = tmp / f"gw-{policy}-{n}.toml"
@@ -323,9 +333,13 @@ def bench_hops(tmp: Path, n: int, run: int) -> tuple[dict, dict]:
         sent, got, fsent, fgot = {}, {}, {}, {}
         u0, t0 = proc_usage(gw.pid), time.perf_counter()
         for i in range(n + 100):
+            if GAP_S:
+                time.sleep(GAP_S)
             cid = f"h{run}-{i}"
             sent[cid] = send_order(c, cid)
             got[cid] = wait_terminal(c, cid)
+            if GAP_S:
+                time.sleep(GAP_S)
             fid = f"f{run}-{i}"
             fsent[fid] = send_order(fc, fid)
             fgot[fid] = wait_terminal(fc, fid)
@@ -540,7 +554,8 @@ def main() -> int:
                     help="pin the gateway to this CPU (-1: the last one; none: no pinning; "
                                                         "default %(default)s)")
     ap.add_argument("--engines", default="native,quickfix",
-                    help="backends to measure (default %(default)s; also native-busy: native with --busy-poll-us)")
+                    help="backends to measure (default %(default)s; also native-busy: native with --busy-poll-us; "
+                         "native-warm: native with warm_every_ms = --warm-ms)")
     ap.add_argument("--busy-poll-us", type=int, default=1000,
                     help="the native-busy backend's busy_poll_us (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="last line: the JSON summary")
@@ -549,8 +564,15 @@ def main() -> int:
     ap.add_argument("--harness-cpus", choices=("apart", "any"), default="any",
                     help="apart: the harness (raw endpoints, load generator, simulator) runs on every CPU but the "
                          "pinned gateway's; any: wherever the OS puts it (default %(default)s)")
+    ap.add_argument("--warm-ms", type=float, default=1.0,
+                    help="the native-warm backend's warm_every_ms (default %(default)s)")
+    ap.add_argument("--gap-ms", type=float, default=0.0,
+                    help="one-at-a-time run: idle this long before each order, the gateway's and the floor's "
+                         "(sporadic orders, as a scalper sends them: every process's caches go cold in between)")
     args = ap.parse_args()
-    global CPU, ENGINE, MESSAGE_LOGS, BUSY_POLL_US, HARNESS_APART
+    global CPU, ENGINE, MESSAGE_LOGS, BUSY_POLL_US, HARNESS_APART, GAP_S, WARM_MS
+    GAP_S = args.gap_ms / 1e3
+    WARM_MS = args.warm_ms
     CPU = args.cpu
     HARNESS_APART = args.harness_cpus == "apart"
     if CPU == -1:                   # the last CPU, named: this process's own affinity changes next
