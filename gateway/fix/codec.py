@@ -246,8 +246,7 @@ class Shape:
     no data field. Shapes are interned by ``_shape_of`` (bounded) and never change, apart
     from ``planned``, a cache the dictionary owns (one tuple, written whole)."""
 
-    __slots__ = ("tags", "sig", "pos", "by_tag", "seq_at", "sender_at", "target_at", "sent_at", "poss_dup_at",
-                 "planned")
+    __slots__ = ("tags", "sig", "pos", "by_tag", "seq_at", "sender_at", "target_at", "sent_at", "planned")
 
     def __init__(self, tags: tuple[int, ...]) -> None:
         self.tags = tags
@@ -281,7 +280,6 @@ class Shape:
         self.sender_at: int = pos.get(49, -1)
         self.target_at: int = pos.get(56, -1)
         self.sent_at: int = pos.get(52, -1)
-        self.poss_dup_at: int = pos.get(43, -1)
         # (the dictionary's MessageSpec, its checks for these tags, None: not plainly
         # valid): Dictionary._fast_ok's cache
         self.planned: tuple[object, object] = (None, None)

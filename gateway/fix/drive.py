@@ -124,26 +124,25 @@ class SessionLog:
             except OSError:
                 pass
 
-    def wire(self, direction: bytes, data: bytes) -> int:
+    def wire(self, direction: bytes, data: bytes) -> float:
         """Log a chunk as one line per frame: ``<stamp> <direction> <frame>``, one write for
-        the chunk. Returns how many whole frames it held, or -1: not whole frames, or not
-        walked (interpreted, where ``bytes.replace`` is the cheaper way)."""
+        the chunk. Returns the wall-clock time the lines are stamped with (``receive`` keeps
+        it as the last received time: one clock read, not two)."""
         frames: list[bytes] = []
         end = walk_frames(data, frames) if COMPILED else 0     # interpreted: bytes.replace's search is cheaper
-        self.wire_walked(direction, data, frames, end)
-        return len(frames) if end == len(data) else -1
+        return self.wire_walked(direction, data, frames, end)
 
     def wire_walked(self, direction: bytes, data: bytes, frames: list[bytes], end: int) -> float:
         """``wire`` with the chunk already walked (``walk_frames(data, frames)`` returned
-        ``end``); returns the wall-clock time the lines are stamped with (the driver's
-        "last sent/received" time: one clock read, not two). The frames are joined with the
-        line break and the next line's prefix (no scan of the bytes: a batch of 50 orders is
-        ~15 KB, and a search for where frames begin costs ~3 instructions a byte). What is
-        not whole frames, from ``end`` on (a received chunk that TCP cut inside a frame,
-        bytes that are not FIX), gets the line break before every BeginString that follows
-        a SOH, by ``bytes.replace``, as before: the lines are the same either way, except
-        that a frame holding an embedded message in a data field (SOH then "8=FIX" inside
-        its body) now stays on its own line.
+        ``end``: ``_write`` walks it once for its count and the log); returns the same stamp
+        (there, the last sent time). The frames are joined with the line break and the next
+        line's prefix (no scan of the bytes: a batch of 50 orders is ~15 KB, and a search for
+        where frames begin costs ~3 instructions a byte). What is not whole frames, from
+        ``end`` on (a received chunk that TCP cut inside a frame, bytes that are not FIX),
+        gets the line break before every BeginString that follows a SOH, by
+        ``bytes.replace``, as before: the lines are the same either way, except that a frame
+        holding an embedded message in a data field (SOH then "8=FIX" inside its body) now
+        stays on its own line.
 
         Per line (one order in flight, a line per write): one clock read, the day checked
         only when the second changes (with the second's text), the sizes native ints, one
@@ -638,9 +637,7 @@ class NativeSession(SessionHandle):
         if data:
             slog = self.slog
             if slog is not None:          # the log's stamp is the time received: one clock read
-                frames: list[bytes] = []
-                end = walk_frames(data, frames) if COMPILED else 0
-                self._last_received_wall = slog.wire_walked(b"IN ", data, frames, end)
+                self._last_received_wall = slog.wire(b"IN ", data)
             else:
                 self._last_received_wall = float(self.engine.wall())
         try:

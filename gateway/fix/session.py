@@ -95,15 +95,14 @@ def _pairs_text(pairs: Iterable[tuple[int, object]]) -> str:
 
 
 def _header_fields(pairs: list[tuple[int, str]],
-                   ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
-    """MsgSeqNum (34), SenderCompID (49), TargetCompID (56), SendingTime (52), PossDupFlag
-    (43) of a message, each its first occurrence, in one walk of the fields: compiled, cheaper
-    than five lookups, and no index built (the application builds one if it reads by tag)."""
+                   ) -> tuple[str | None, str | None, str | None, str | None]:
+    """MsgSeqNum (34), SenderCompID (49), TargetCompID (56), SendingTime (52) of a message,
+    each its first occurrence, in one walk of the fields: compiled, cheaper than four
+    lookups, and no index built (the application builds one if it reads by tag)."""
     seq: str | None = None
     sender: str | None = None
     target: str | None = None
     sent: str | None = None
-    poss_dup: str | None = None
     for tag, value in pairs:
         if tag == 34:
             if seq is None:
@@ -117,10 +116,7 @@ def _header_fields(pairs: list[tuple[int, str]],
         elif tag == 52:
             if sent is None:
                 sent = value
-        elif tag == 43:
-            if poss_dup is None:
-                poss_dup = value
-    return seq, sender, target, sent, poss_dup
+    return seq, sender, target, sent
 
 
 def _int_or_none(text: str | None) -> int | None:
@@ -402,7 +398,7 @@ class Session:
             begin = values[0]
         else:
             pairs = msg.pairs
-            seq_text, sender, target, sent, _ = _header_fields(pairs)
+            seq_text, sender, target, sent = _header_fields(pairs)
             begin = pairs[0][1]
         seq = seq_number(seq_text)
         if seq is None or seq != store.next_target_seq:
