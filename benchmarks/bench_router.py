@@ -134,7 +134,8 @@ def bench_decide(n_venues: int, levels: int, n: int) -> dict:
 def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, engine: str = "native",
                  proxy: bool = True, floor_count: int = 60, warm_probes: bool = False,
                  busy_poll_us: int = 0, sim_busy_poll_us: int = 0, gw_cpu: int | None = None,
-                 sim_cpu: int | None = None, quiet: bool = False, flow: bool = False, nice: int = 0) -> dict:
+                 sim_cpu: int | None = None, quiet: bool = False, flow: bool = False, nice: int = 0,
+                 warm_every_ms: float = 0.0) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
@@ -148,7 +149,8 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     ``busy_poll_us`` / ``gw_cpu``: the gateway's settings of those names; ``sim_busy_poll_us``
     / ``sim_cpu``: the simulator's (a venue's ``busy_poll_us``, the process's ``cpu``); ``flow``:
     the venue's background order flow on (its default rate: market data keeps both ends'
-    code busy between probes; off, the default here, every probe runs on idle processes). The CPU
+    code busy between probes; ``warm_every_ms``: the gateway's order-path warmer, whose session
+    twins run the probe's encode and parse too; off, the default here, every probe runs on idle processes). The CPU
     each process used over the measured ``seconds`` is printed beside the figures (``cpu_pct``:
     percent of one core), so a figure bought by polling shows its price. ``nice`` < 0 (root
     only): every thread of a polling process runs at that nice value, which on a machine
@@ -167,7 +169,7 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
               for i, d in enumerate(delays_ms)]
     routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000}
     gw_lines = ((warm_probes, "warm_probes = true"), (busy_poll_us, f"busy_poll_us = {busy_poll_us}"),
-                (gw_cpu is not None, f"cpu = {gw_cpu}"))
+                (gw_cpu is not None, f"cpu = {gw_cpu}"), (warm_every_ms, f"warm_every_ms = {warm_every_ms}"))
     with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
         with LiveRig(Path(tmp), venues, routing, engine=engine,
                      gateway_extra="\n".join(line for on, line in gw_lines if on)) as rig:
@@ -185,6 +187,8 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     snap = {row["name"]: row.get("market", {}) for row in st["venues"]}
     floor = st["gateway"].get("probe_floor") or {}
     config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice)
+    if warm_every_ms:
+        config += f"; gateway warm_every_ms = {warm_every_ms}"
     out = {"config": config, "cpu_pct": cpu_pct,
            "floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
            "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
@@ -569,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
     ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
     ap.add_argument("--warm-probes", action="store_true", help="probes: the gateway's warm_probes on")
+    ap.add_argument("--warm-every-ms", type=float, default=0.0,
+                    help="probes, trace: the gateway's warm_every_ms (its order-path warmer; 0 = off)")
     ap.add_argument("--floor-count", type=int, default=60,
                     help="probes, floor: round trips of the raw loopback floor (0: skip it)")
     ap.add_argument("--busy-poll-us", type=float, default=0.0,
@@ -595,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
                            a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes,
                            busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
-                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, nice=a.nice)
+                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, nice=a.nice, warm_every_ms=a.warm_every_ms)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
@@ -608,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.what == "trace":
         out = probe_trace_run(a.seconds, a.interval_ms, a.runs, warm_probes=a.warm_probes,
                               busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
-                              gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu)
+                              gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, warm_every_ms=a.warm_every_ms)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
