@@ -568,7 +568,7 @@ class NativeSession(SessionHandle):
                 twin = self._twin = self.make_twin()
             twin.send_test_request("PRB-WARM-0")
             twin.data_to_send()
-            self._feed_twin(twin, "0", "112=PRB-WARM-0\x01")
+            self.feed_twin(twin, "0", "112=PRB-WARM-0\x01")
         except Exception:  # noqa: BLE001 - a warm-up must never touch the real session
             log.warning("%s: probe warm-up failed; off for this session", self.key, exc_info=True)
             self._twin = False
@@ -583,26 +583,32 @@ class NativeSession(SessionHandle):
         twin = Session(settings, MemoryStore(), self.dictionary, clock=self.engine.clock, wall=self.engine.wall)
         twin.connection_made()
         twin.data_to_send()
-        self._feed_twin(twin, "A", f"98=0\x01108={settings.heartbeat_s}\x01")
+        self.feed_twin(twin, "A", f"98=0\x01108={settings.heartbeat_s}\x01")
         twin.data_to_send()
         if not twin.logged_on:
             raise RuntimeError(f"the warm-up twin did not log on ({twin.state})")
         return twin
 
-    def _feed_twin(self, twin: Any, msg_type: str, body: str) -> None:
-        """The twin's peer: one message in, its events drained (and dropped)."""
+    def feed_twin(self, twin: Any, msg_type: str, body: str) -> Any:
+        """The twin's peer: one message in, its events drained; returns the application
+        message the twin accepted (None: an admin message, or one it refused)."""
         from gateway.fix.codec import encode, utc_timestamp
         s = twin.settings
         header = (f"34={twin.next_target_seq}\x0149={s.target_comp_id}\x0152={utc_timestamp(self.engine.wall())}"
                   f"\x0156={s.sender_comp_id}\x01")
         twin.receive_data(encode(s.begin_string, msg_type, header, body))
         need_data = self.engine.NEED_DATA
+        got: Any = None
         for _ in range(8):
             event = twin.next_event()
             if event is need_data:
-                return
-            if type(event).__name__ == "LogonReceived":     # an acceptor's twin
+                break
+            kind = type(event).__name__
+            if kind == "LogonReceived":          # an acceptor's twin
                 twin.accept_logon()
+            elif kind == "AppMessageReceived":
+                got = event.message
+        return got
 
     # -- connection life
     def attach(self, conn: Any) -> None:

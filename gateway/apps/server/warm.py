@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from gateway.fix.codec import Message, encode, utc_timestamp
+from gateway.fix.codec import Message, utc_timestamp
 from gateway.fix.engine import body_text
 
 log = logging.getLogger("gateway.warm")
@@ -50,18 +50,19 @@ WARM_DIR = "warm"         # under the real store_dir
 
 
 class TwinHandle:
-    """A logged-on session handle over a sans-IO twin ``Session``: what the edges send is
-    encoded and sequenced by the twin, then dropped; ``deliver`` feeds it a frame as a peer
-    would send it and returns the application message the session accepted."""
+    """A logged-on session handle over a sans-IO twin ``Session`` (``native.make_twin()``, of
+    a real ``NativeSession``): what the edges send is encoded and sequenced by the twin, then
+    dropped; ``deliver`` feeds it a message as its peer would send it and returns the
+    application message the twin accepted."""
 
-    def __init__(self, key: str, session: Any, need_data: Any) -> None:
-        self.key = key
-        self.session = session
+    def __init__(self, native: Any) -> None:
+        self.native = native
+        self.session = session = native.make_twin()
+        self.key = native.key
         s = session.settings
         self.sender_comp_id, self.target_comp_id = s.sender_comp_id, s.target_comp_id
         self.logged_on = True
         self.sent: list[tuple[str, str]] = []
-        self._need_data = need_data
 
     @property
     def next_sender_seq(self) -> int:
@@ -81,20 +82,8 @@ class TwinHandle:
     def send_test_request(self, test_req_id: str) -> bool:
         return True
 
-    def deliver(self, msg_type: str, body: str, wall: float) -> Message | None:
-        session = self.session
-        s = session.settings
-        header = (f"34={session.next_target_seq}\x0149={s.target_comp_id}\x0152={utc_timestamp(wall)}"
-                  f"\x0156={s.sender_comp_id}\x01")
-        session.receive_data(encode(s.begin_string, msg_type, header, body))
-        got = None
-        for _ in range(8):                 # one frame in: its message, then NEED_DATA
-            item = session.next_item()
-            if item is self._need_data:
-                break
-            if type(item) is Message:
-                got = item
-        return got
+    def deliver(self, msg_type: str, body: str) -> Message | None:
+        return self.native.feed_twin(self.session, msg_type, body)
 
 
 class Twin:
@@ -175,10 +164,9 @@ class OrderPathWarmer:
         self.warmed += 1
         gw, oms, venue = twin.gateway, twin.oms, twin.venue
         side = "1" if n & 1 == 0 else "2"      # buy, sell, buy...: flat at one price
-        wall = self.wall()
-        stamp = utc_timestamp(wall)
+        stamp = utc_timestamp(self.wall())
         nos = oms.deliver("D", f"11=WARM-{n}\x0155={self.symbol}\x0154={side}\x0138=1\x0140=2\x0144=1\x01"
-                               f"59=3\x0160={stamp}\x01", wall)
+                               f"59=3\x0160={stamp}\x01")
         if nos is None:
             raise RuntimeError("the OMS twin session did not accept the warm-up order")
         venue.sent.clear()
@@ -189,7 +177,7 @@ class OrderPathWarmer:
         self.routed += 1
         cid = _field(child, "11")
         er = venue.deliver("8", f"37=WV-{n}\x0111={cid}\x0117=WX-{n}\x01150=F\x0139=2\x0155={self.symbol}\x01"
-                                f"54={side}\x0138=1\x0132=1\x0131=1\x01151=0\x0114=1\x016=1\x0160={stamp}\x01", wall)
+                                f"54={side}\x0138=1\x0132=1\x0131=1\x01151=0\x0114=1\x016=1\x0160={stamp}\x01")
         if er is None:
             raise RuntimeError("the venue twin session did not accept the warm-up fill")
         gw.venues.on_message(venue, er)
@@ -219,9 +207,7 @@ class OrderPathWarmer:
             "routing": real.routing.model_copy(update={"policy": "dma", "default_venue": first.name}),
             "risk": real.risk.model_copy(update={"max_orders_per_second": None, "reject_without_reference": False})})
         gw = self.make_gateway(cfg)
-        need_data = self.oms_session.engine.NEED_DATA
-        oms = TwinHandle(self.oms_session.key, self.oms_session.make_twin(), need_data)
-        venue = TwinHandle(self.venue_session.key, self.venue_session.make_twin(), need_data)
+        oms, venue = TwinHandle(self.oms_session), TwinHandle(self.venue_session)
         gw.oms.handles = {oms.key: oms}
         gw.venues.attach({venue.key: venue})
         gw.oms.on_logon(oms)
