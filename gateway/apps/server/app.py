@@ -129,6 +129,7 @@ class Gateway:
         self.cpu: int | None = None
         self._busy: Any = None               # the loop's BusyPoll when busy_poll_us > 0 (start)
         self.warmer: OrderPathWarmer | None = None   # warm_every_ms > 0 (start)
+        self.log_events = True                # False: a twin (warm.py), whose events are not the gateway's
         self.metrics.watch_sessions(self._session_metric_rows)
         self.venues.on_md_reject = self.metrics.on_md_reject
         self.core.timing_sample = TIMING_SAMPLE
@@ -335,7 +336,8 @@ class Gateway:
         self.events.append({"at": iso(time.time()), "kind": kind, "name": name, "event": text})
         if kind == "venue" and name in self.venues.venues:
             self.venues.venues[name].events.append((now - self.started_at, text))
-        log.info("%s %s: %s", kind, name, text)
+        if self.log_events:
+            log.info("%s %s: %s", kind, name, text)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
