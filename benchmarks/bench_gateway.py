@@ -1,7 +1,7 @@
 """Gateway latency and throughput over loopback, BOTH FIX backends (prints numbers; asserts nothing).
 
     fixgw bench gateway [--orders 2000] [--runs 3] [--quick] [--cpu -1] [--json] [--vs-direct]
-                        [--engines native,quickfix[,native-busy,native-warm]] [--busy-poll-us 1000]
+                        [--engines native,quickfix[,native-busy,native-warm,native-hot]] [--busy-poll-us 1000]
                         [--warm-ms 1] [--gap-ms 0]
 
 Each run starts the gateway with ``engine = "native"`` then ``engine = "quickfix"`` against
@@ -23,7 +23,8 @@ native/quickfix ratio within the run. ``--json``: the last line is one JSON obje
    ``--gap-ms G``: the client idles G ms before each order, the gateway's and the floor's
    (sporadic orders, as a scalper sends them: every process's caches go cold in between,
    and the floor with them). ``native-warm`` (``--engines``): the native backend with
-   ``warm_every_ms = --warm-ms`` (gateway/apps/server/warm.py), to compare.
+   ``warm_every_ms = --warm-ms`` (gateway/apps/server/warm.py), to compare; ``native-hot``:
+   with that and ``busy_poll_us = --busy-poll-us`` both.
 2. Order round trip (NOS -> terminal ExecutionReport) through the gateway vs straight to
    the simulator (zero-latency venue, no background flow), one order at a time, in the same
    run so the machine's noise hits both.
@@ -218,16 +219,16 @@ def gateway_config(tmp: Path, venues: dict[str, int], policy: str = "dma",
                    engine: str | None = None) -> tuple[Path, dict]:
     n = len(list(tmp.iterdir()))
     label = engine or ENGINE                           # "native-busy": native with busy_poll_us
-    cfg = {"engine": "native" if label in ("native-busy", "native-warm") else label,
+    cfg = {"engine": "native" if label in ("native-busy", "native-warm", "native-hot") else label,
            "store_dir": str(tmp / f"gw-store-{n}"),        # a fresh store: the fake venue starts at seq 1
            "oms": {"port": procs.free_port(), "clients": [{"comp_id": "OMS1"}]},
            "venues": [{"name": n, "port": p, "reconnect_s": 1} for n, p in venues.items()],
            "admin": {"port": procs.free_port()},
            "routing": {"policy": policy, "default_venue": next(iter(venues)), "md_symbols": ["AAPL"]},
            "risk": {}, "cpu": CPU}
-    if label == "native-busy":
+    if label in ("native-busy", "native-hot"):
         cfg["busy_poll_us"] = BUSY_POLL_US
-    if label == "native-warm":
+    if label in ("native-warm", "native-hot"):
         cfg["warm_every_ms"] = WARM_MS
     if not MESSAGE_LOGS:
         cfg["log_dir"] = ""
@@ -555,7 +556,7 @@ def main() -> int:
                                                         "default %(default)s)")
     ap.add_argument("--engines", default="native,quickfix",
                     help="backends to measure (default %(default)s; also native-busy: native with --busy-poll-us; "
-                         "native-warm: native with warm_every_ms = --warm-ms)")
+                         "native-warm: native with warm_every_ms = --warm-ms; native-hot: both)")
     ap.add_argument("--busy-poll-us", type=int, default=1000,
                     help="the native-busy backend's busy_poll_us (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="last line: the JSON summary")
