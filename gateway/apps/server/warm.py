@@ -107,7 +107,8 @@ class OrderPathWarmer:
         self.every_s = every_s
         self.wall = wall
         self.dir = Path(cfg.store_dir) / WARM_DIR
-        symbols = cfg.routing.md_symbols or cfg.risk.symbols or ["WARM"]
+        # a symbol the twin's risk lets through: the allow-list's first, else the market data's
+        symbols = cfg.risk.symbols or cfg.routing.md_symbols or ["WARM"]
         self.symbol = symbols[0]
         self.twin: Twin | None = None
         self.warmed = self.skipped = self.trims = 0
