@@ -186,9 +186,7 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
             st = rig.get("/status")
     snap = {row["name"]: row.get("market", {}) for row in st["venues"]}
     floor = st["gateway"].get("probe_floor") or {}
-    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice)
-    if warm_every_ms:
-        config += f"; gateway warm_every_ms = {warm_every_ms}"
+    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice, warm_every_ms)
     out = {"config": config, "cpu_pct": cpu_pct,
            "floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
            "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
@@ -206,13 +204,14 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
 
 
 def probe_config(gw_poll_us: int, sim_poll_us: int, gw_cpu: int | None, sim_cpu: int | None,
-                 warm_probes: bool = False, flow: bool = False, nice: int = 0) -> str:
+                 warm_probes: bool = False, flow: bool = False, nice: int = 0, warm_every_ms: float = 0.0) -> str:
     """The configuration behind a probe figure, in words (printed with every figure)."""
     gw = f"gateway polls {gw_poll_us} us after each read/probe" if gw_poll_us else "gateway sleeps"
     sim = f"venue polls {sim_poll_us} us after each read" if sim_poll_us else "venue sleeps"
     pins = ", ".join(f"{who} on CPU {c}" for who, c in (("gateway", gw_cpu), ("venue", sim_cpu)) if c is not None)
     prio = f"; polling processes at nice {nice}" if nice and (gw_poll_us or sim_poll_us) else ""
-    return (f"{gw}; {sim}; {pins or 'no pinning'}{prio}{'; warm_probes' if warm_probes else ''}"
+    warm = f"; gateway warm_every_ms = {warm_every_ms}" if warm_every_ms else ""
+    return (f"{gw}; {sim}; {pins or 'no pinning'}{prio}{'; warm_probes' if warm_probes else ''}{warm}"
             f"{'; venue flow on (market data)' if flow else '; no flow, no market data between probes'}")
 
 

@@ -91,7 +91,6 @@ class Twin:
 
     def __init__(self, gateway: Any, oms: TwinHandle, venue: TwinHandle) -> None:
         self.gateway, self.oms, self.venue = gateway, oms, venue
-        self.orders = 0
 
 
 class OrderPathWarmer:
@@ -160,10 +159,9 @@ class OrderPathWarmer:
     # -- one synthetic order
     def warm(self) -> None:
         twin = self.twin or self._build()
-        if twin.orders and twin.orders % TRIM_EVERY == 0:
+        n = self.warmed                        # the synthetic order's number (its ClOrdID)
+        if n and n % TRIM_EVERY == 0:
             self._trim(twin)
-        n = twin.orders
-        twin.orders += 1
         self.warmed += 1
         gw, oms, venue = twin.gateway, twin.oms, twin.venue
         side = "1" if n & 1 == 0 else "2"      # buy, sell, buy...: flat at one price
