@@ -161,13 +161,16 @@ def test_probe_rtt_follows_injected_latency(exchange_factory, ports):
     ex = exchange_factory([quiet_venue("FAST", ports[0], base_us=200, jitter_us=0),
                            quiet_venue("SLOW", ports[1], base_us=3000, jitter_us=0)])
     with client(ports[0], "FAST") as fast, client(ports[1], "SLOW") as slow:
-        f, s = median(tr_rtts(fast, 15)), median(tr_rtts(slow, 15))
-        assert 0.4 <= f < 3.0, f                   # configured RTT 0.4 ms + processing
-        assert 6.0 <= s < 15.0, s                  # configured RTT 6 ms + processing
+        # Injected latency is a floor every sample keeps; the fastest sample shows it
+        # plus processing. Upper bounds read the minimum (CI's loaded box once put a
+        # median of 15 at 3.1 ms for the 0.4 ms venue) or, wide, the median.
+        f, s = tr_rtts(fast, 15), tr_rtts(slow, 15)
+        assert 0.4 <= min(f) and min(f) < 3.0, f   # configured RTT 0.4 ms + processing
+        assert 6.0 <= min(s) and median(s) < 15.0, s   # configured RTT 6 ms + processing
         # latency changed live
         ex.venue("FAST").set_latency(1500, 0)
-        f2 = median(tr_rtts(fast, 7))
-        assert 3.0 <= f2 < 10.0, f2
+        f2 = tr_rtts(fast, 7)
+        assert 3.0 <= min(f2) and median(f2) < 10.0, f2
 
 
 def test_clean_logout_on_stop(exchange_factory, ports):
