@@ -135,7 +135,7 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
                  proxy: bool = True, floor_count: int = 60, warm_probes: bool = False,
                  busy_poll_us: int = 0, sim_busy_poll_us: int = 0, gw_cpu: int | None = None,
                  sim_cpu: int | None = None, quiet: bool = False, flow: bool = False, nice: int = 0,
-                 warm_every_ms: float = 0.0) -> dict:
+                 warm_every_ms: float = 0.0, primed: bool = True) -> dict:
     """Simulator venues with a fixed injected one-way delay (no jitter) and the gateway; the
     gateway's probe figures (admin /status) against 2 x the injected delay.
 
@@ -150,7 +150,10 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     / ``sim_cpu``: the simulator's (a venue's ``busy_poll_us``, the process's ``cpu``); ``flow``:
     the venue's background order flow on (its default rate: market data keeps both ends'
     code busy between probes; ``warm_every_ms``: the gateway's order-path warmer, whose session
-    twins run the probe's encode and parse too; off, the default here, every probe runs on idle processes). The CPU
+    twins run the probe's encode and parse too; off, the default here, every probe runs on idle processes);
+    ``primed``: the routing's ``probe_primed`` (the default: a primer TestRequest, the measured
+    one sent when its answer is back), and the raw floor measured the same way (its second
+    round trip); False: one TestRequest per probe, measured cold, as before. The CPU
     each process used over the measured ``seconds`` is printed beside the figures (``cpu_pct``:
     percent of one core), so a figure bought by polling shows its price. ``nice`` < 0 (root
     only): every thread of a polling process runs at that nice value, which on a machine
@@ -159,7 +162,8 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     import tempfile
 
     raw = (loopback_floor(floor_count, interval_ms, pinger_poll_us=busy_poll_us, echo_poll_us=sim_busy_poll_us,
-                          pinger_cpu=gw_cpu, echo_cpu=sim_cpu, nice=nice) if floor_count > 0 else None)
+                          pinger_cpu=gw_cpu, echo_cpu=sim_cpu, nice=nice, primed=primed)
+           if floor_count > 0 else None)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "router"))
     from live_rig import LiveRig  # noqa: PLC0415 - sockets and processes only for this part
@@ -167,7 +171,7 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
     venues = [{"name": f"D{i}", "base_us": d * 1000.0, "jitter_us": 0.0, "proxy": proxy or d > 0,
                "probe_max_per_s": 1000.0, "busy_poll_us": sim_busy_poll_us, "cpu": sim_cpu, "flow": flow}
               for i, d in enumerate(delays_ms)]
-    routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000}
+    routing = {"probe_interval_ms": interval_ms, "latency_window": 10_000, "probe_primed": primed}
     gw_lines = ((warm_probes, "warm_probes = true"), (busy_poll_us, f"busy_poll_us = {busy_poll_us}"),
                 (gw_cpu is not None, f"cpu = {gw_cpu}"), (warm_every_ms, f"warm_every_ms = {warm_every_ms}"))
     with tempfile.TemporaryDirectory(prefix="bench_router_") as tmp:
@@ -186,7 +190,8 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
             st = rig.get("/status")
     snap = {row["name"]: row.get("market", {}) for row in st["venues"]}
     floor = st["gateway"].get("probe_floor") or {}
-    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice, warm_every_ms)
+    config = probe_config(busy_poll_us, sim_busy_poll_us, gw_cpu, sim_cpu, warm_probes, flow, nice, warm_every_ms,
+                          primed)
     out = {"config": config, "cpu_pct": cpu_pct,
            "floor_p50_us": floor.get("p50_us"), "floor_p99_us": floor.get("p99_us"),
            "send_p50_us": floor.get("send_p50_us"), "receive_p50_us": floor.get("receive_p50_us"),
@@ -194,7 +199,9 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
            "venues": {}}
     for v, d_ms in zip(venues, delays_ms):
         lat, rtt = snap[v["name"]]["latency"], snap[v["name"]].get("rtt", {})
+        cold = snap[v["name"]].get("rtt_cold") or {}
         out["venues"][v["name"]] = {"one_way_ms": d_ms, "rtt_p50_us": rtt.get("p50_us"),
+                                    "primer_rtt_p50_us": cold.get("p50_us"),
                                     "rtt_p99_us": rtt.get("p99_us"), "venue_p50_us": lat["p50_us"],
                                     "venue_p99_us": lat["p99_us"], "samples": lat["samples"],
                                     "jitter_us": lat["jitter_us"]}
@@ -204,13 +211,15 @@ def bench_probes(delays_ms: list[float], seconds: float, interval_ms: float, eng
 
 
 def probe_config(gw_poll_us: int, sim_poll_us: int, gw_cpu: int | None, sim_cpu: int | None,
-                 warm_probes: bool = False, flow: bool = False, nice: int = 0, warm_every_ms: float = 0.0) -> str:
+                 warm_probes: bool = False, flow: bool = False, nice: int = 0, warm_every_ms: float = 0.0,
+                 primed: bool = True) -> str:
     """The configuration behind a probe figure, in words (printed with every figure)."""
     gw = f"gateway polls {gw_poll_us} us after each read/probe" if gw_poll_us else "gateway sleeps"
     sim = f"venue polls {sim_poll_us} us after each read" if sim_poll_us else "venue sleeps"
     pins = ", ".join(f"{who} on CPU {c}" for who, c in (("gateway", gw_cpu), ("venue", sim_cpu)) if c is not None)
     prio = f"; polling processes at nice {nice}" if nice and (gw_poll_us or sim_poll_us) else ""
     warm = f"; gateway warm_every_ms = {warm_every_ms}" if warm_every_ms else ""
+    warm += "; primed probes (each right after its primer's answer)" if primed else "; single probes (cold)"
     return (f"{gw}; {sim}; {pins or 'no pinning'}{prio}{'; warm_probes' if warm_probes else ''}{warm}"
             f"{'; venue flow on (market data)' if flow else '; no flow, no market data between probes'}")
 
@@ -252,7 +261,8 @@ def _print_probes(out: dict, engine: str, seconds: float, interval_ms: float, pr
     print("rtt = decided -> answer handled; venue = our bytes in the socket -> the answer's bytes read; "
           "expect = 2 x one-way delay")
     if raw is not None:
-        print(f"raw loopback floor (two Python processes, an echo, one round trip every {interval_ms:.0f} ms, "
+        print(f"raw loopback floor (two Python processes, an echo, one round trip every {interval_ms:.0f} ms"
+              f"{', the second of a pair' if raw.get('primed') else ''}, "
               f"polling and pinned as above): p50 {raw['p50_us']:.0f} us, p99 {raw['p99_us']:.0f} us, "
               f"{raw['samples']} samples")
     print(f"our floor (send + receive path per probe): p50 {_f(floor['floor_p50'])} us, "
@@ -267,6 +277,10 @@ def _print_probes(out: dict, engine: str, seconds: float, interval_ms: float, pr
         print(f"{name:<6} {v['one_way_ms']:10.2f} {expect:9.0f} {v['samples']:7d} {_f(v['rtt_p50_us']):>8} "
               f"{_f(v['rtt_p99_us']):>8} {_f(p50):>9} {_f(v['venue_p99_us']):>9} {_f(v['jitter_us']):>9} "
               f"{_f(err):>9}")
+    primers = {n: v["primer_rtt_p50_us"] for n, v in out["venues"].items() if v.get("primer_rtt_p50_us")}
+    if primers:
+        print("primers' round trip p50 (cold, not samples): "
+              + ", ".join(f"{n} {_f(us)} us" for n, us in primers.items()))
 
 
 # ---------------------------------------------------------------- the raw loopback floor
@@ -309,7 +323,7 @@ def echo_server(port: int, poll_us: int = 0, cpu: int | None = None) -> None:
 
 def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *, pinger_poll_us: int = 0,
                    echo_poll_us: int = 0, pinger_cpu: int | None = None, echo_cpu: int | None = None,
-                   nice: int = 0) -> dict:
+                   nice: int = 0, primed: bool = False) -> dict:
     """Two idle Python processes over loopback, measured the way the gateway's probe is: a
     loop timer every ``interval_ms`` writes one TestRequest-sized frame to an echo process
     (uvloop, TCP_NODELAY) and the echo's bytes are stamped in ``data_received``. Whatever a
@@ -320,7 +334,9 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
     ``pinger_poll_us`` / ``echo_poll_us``: each side's loop polls that long after each read (the
     pinger also after each write), as the gateway's and a venue's ``busy_poll_us`` do;
     ``pinger_cpu`` / ``echo_cpu``: each side pinned to that CPU (the pinger for this call only);
-    ``nice``: a polling side's threads at that nice value (``bench_probes``)."""
+    ``nice``: a polling side's threads at that nice value (``bench_probes``); ``primed``: each
+    timer writes a primer frame and the measured one goes on the loop's next turn after the
+    primer's echo, as ``probe_primed`` does (the primer's round trip is not a sample)."""
     import asyncio  # noqa: PLC0415
     import select  # noqa: PLC0415
     import socket  # noqa: PLC0415
@@ -348,7 +364,7 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
         busy = BusyPoll.of(loop, int(pinger_poll_us))
         pc = time.perf_counter
         done = loop.create_future()
-        state = {"t0": 0.0}
+        state = {"t0": 0.0, "primer": False}
 
         class Ping(asyncio.Protocol):
             def connection_made(self, transport):
@@ -359,7 +375,8 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
                 self.poller.register(self.sock.fileno(), select.POLLIN)
                 loop.call_later(interval_ms / 1000.0, self.ping)
 
-            def ping(self):
+            def ping(self, primer: bool = primed):
+                state["primer"] = primer
                 state["t0"] = pc()
                 self.t.write(PING)
                 if busy is not None:
@@ -371,6 +388,9 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
                         pass
 
             def data_received(self, data):
+                if state["primer"]:
+                    loop.call_soon(self.ping, False)
+                    return
                 rtts.append(pc() - state["t0"])
                 if busy is not None:
                     busy.touch()
@@ -396,7 +416,7 @@ def loopback_floor(count: int, interval_ms: float, busy_poll_us: float = 0.0, *,
                 autogroup_nice(os.getpid(), own_group)
         procs.stop(echo)
     rtts = rtts[3:]                                  # connection warm-up
-    return {"p50_us": pct(rtts, .5) * 1e6, "p99_us": pct(rtts, .99) * 1e6, "samples": len(rtts)}
+    return {"p50_us": pct(rtts, .5) * 1e6, "p99_us": pct(rtts, .99) * 1e6, "samples": len(rtts), "primed": primed}
 
 
 def probe_matrix(names: list[str], runs: int, seconds: float, interval_ms: float, proxy: bool,
@@ -572,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-proxy", action="store_true", help="the zero-delay venue without its delay line")
     ap.add_argument("--json", action="store_true", help="probes: one JSON line of the figures last")
     ap.add_argument("--warm-probes", action="store_true", help="probes: the gateway's warm_probes on")
+    ap.add_argument("--single", action="store_true",
+                    help="probes, trace: probe_primed off (one TestRequest per probe, measured cold; the default "
+                         "measures the probe sent when its primer's answer is back); floor: measure both ways")
     ap.add_argument("--warm-every-ms", type=float, default=0.0,
                     help="probes, trace: the gateway's warm_every_ms (its order-path warmer; 0 = off)")
     ap.add_argument("--floor-count", type=int, default=60,
@@ -600,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         out = bench_probes([float(x) for x in a.delays_ms.split(",")], a.seconds, a.interval_ms,
                            a.engine, proxy=not a.no_proxy, floor_count=a.floor_count, warm_probes=a.warm_probes,
                            busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
-                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, nice=a.nice, warm_every_ms=a.warm_every_ms)
+                           gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, nice=a.nice, warm_every_ms=a.warm_every_ms,
+                           primed=not a.single)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
@@ -613,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.what == "trace":
         out = probe_trace_run(a.seconds, a.interval_ms, a.runs, warm_probes=a.warm_probes,
                               busy_poll_us=int(a.busy_poll_us), sim_busy_poll_us=a.sim_busy_poll_us,
-                              gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, warm_every_ms=a.warm_every_ms)
+                              gw_cpu=a.gw_cpu, sim_cpu=a.sim_cpu, warm_every_ms=a.warm_every_ms, primed=not a.single)
         if a.json:
             import json  # noqa: PLC0415
             print(json.dumps(out))
@@ -622,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
             f = loopback_floor(a.floor_count, a.interval_ms, pinger_poll_us=int(a.busy_poll_us),
                                echo_poll_us=a.sim_busy_poll_us, pinger_cpu=a.gw_cpu, echo_cpu=a.sim_cpu, nice=a.nice)
             print(f"raw loopback floor, one round trip every {a.interval_ms:.0f} ms, "
-                  f"{probe_config(int(a.busy_poll_us), a.sim_busy_poll_us, a.gw_cpu, a.sim_cpu, nice=a.nice).split('; no flow')[0]} "
+                  f"{probe_config(int(a.busy_poll_us), a.sim_busy_poll_us, a.gw_cpu, a.sim_cpu, nice=a.nice, primed=False).split('; single')[0]} "
                   f"(pinger = gateway, "
                   f"echo = venue; loop polling): p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, "
                   f"{f['samples']} samples")
@@ -632,6 +656,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"raw loopback floor, one round trip every {a.interval_ms:.0f} ms, busy poll {spin:.0f} us "
                   f"inside the ping callback after each write: p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, "
                   f"{f['samples']} samples")
+        f = loopback_floor(a.floor_count, a.interval_ms, primed=True)
+        print(f"raw loopback floor, the second round trip of a pair every {a.interval_ms:.0f} ms (as primed probes "
+              f"go): p50 {f['p50_us']:.0f} us, p99 {f['p99_us']:.0f} us, {f['samples']} samples")
     return 0
 
 

@@ -12,7 +12,10 @@ MarketDataRequest via ``SessionHandle.send``). The edge drives:
   ``probe_interval_ms``, spread over it) or ``probe_round()`` (all at once): one TestRequest (35=1,
   112=PRB-<venue>-<n>) per logged-on venue, never more often than ``min_probe_gap_s``
   per venue however often it is called, nor above the venue's ``probe_max_per_s`` (real
-  venues throttle TestRequests); the Heartbeat answer (35=0 with that 112) is one sample;
+  venues throttle TestRequests); the Heartbeat answer (35=0 with that 112) is one sample.
+  With ``probe_primed`` each probe is a pair: a primer TestRequest, then the measured one
+  the moment the primer's Heartbeat is back, both against the cap; the primer's round trip
+  is kept apart as ``rtt_cold`` (see "Primed probes" in docs/operations.md);
 - ``subscribe_pending()`` after a logon (``on_venue_up`` calls it, or the edge a moment later): one
   MarketDataRequest per configured symbol (263=1 snapshot+updates, 264=md_depth, 265=1
   incremental, 267: bid, offer, trade) with a unique MDReqID (262). A reconnect subscribes
@@ -99,7 +102,7 @@ class VenueState:
     __slots__ = ("name", "up", "session_id", "lat", "rtt", "ack", "hb", "feed", "books", "pending_since",
                  "needs_subscribe", "md_req", "md_rejects", "logons", "last_md_at", "last_probe_at",
                  "probe", "market_data", "probe_gap_s", "probe_tat", "stale_after_s", "last_hb_at",
-                 "probes_capped", "last_other_at")
+                 "probes_capped", "last_other_at", "cold", "primer_id")
 
     def __init__(self, name: str, cfg: "RoutingConfig", clock: Clock, *, probe: bool = True,
                  market_data: bool = True, probe_max_per_s: float = PROBE_MAX_PER_S) -> None:
@@ -122,6 +125,9 @@ class VenueState:
         self.rtt = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha,
                                     self.stale_after_s, cfg.recent_samples)
         self.ack = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
+        # probe_primed: the primers' round trips (both ends cold), shown beside the measured probes'
+        self.cold = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
+        self.primer_id: str | None = None         # the primer awaiting its Heartbeat
         # Passive: intervals between the venue's own Heartbeats (its jitter is p90 - p10).
         self.hb = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha, INF, cfg.recent_samples)
         self.last_hb_at: float | None = None
@@ -154,6 +160,12 @@ class MarketState:
         # a fake clock (tests, replay) keeps the wall split.
         self._cpu: Callable[[], float] | None = time.thread_time if type(clock) is MonotonicClock else None
         self.sender: Sender = sender or _no_sender
+        # probe_primed: how the measured probe follows its primer's answer. The gateway passes
+        # its loop's call_soon, so the probe is written outside the receive callback at once
+        # (inside it, the engine would hold the write to the chunk's end, and its "handed"
+        # stamp would come before its bytes left); None (tests, replay): sent right away.
+        self.defer: Callable[[Callable[[], Any]], Any] | None = None
+        self.primed = cfg.probe_primed
         self.venues: dict[str, VenueState] = {}
         self.venue_list: list[VenueState] = []    # stable order, for the router's loop
         self.probes = ProbeTracker(clock)
@@ -195,6 +207,7 @@ class MarketState:
         v.session_id = session_id
         v.logons += 1
         v.pending_since = None
+        v.primer_id = None
         v.last_hb_at = None
         self.probes.clear(venue)
         v.feed.mark_stale()             # until the new subscription's snapshot
@@ -208,6 +221,7 @@ class MarketState:
         v.session_id = None
         v.needs_subscribe = False
         v.pending_since = None
+        v.primer_id = None
         self.probes.clear(venue)
         v.feed.mark_stale()
 
@@ -228,7 +242,9 @@ class MarketState:
         if v is None:
             return
         v.pending_since = probes.oldest_pending_at(venue)
-        if rtt is not None:
+        if test_req_id == v.primer_id:
+            self._on_primer_answer(v, rtt)
+        elif rtt is not None:
             self._probe_sample(v, rtt, probes.answered_handed_at)
             v.last_other_at = probes.answered_at
             if _TRACE is not None:      # bench-only (FIXGW_PROBE_TRACE): decided, handed, received, handled
@@ -242,6 +258,22 @@ class MarketState:
         v = self.venues.get(venue)
         if v is not None:
             v.last_other_at = now
+
+    def _on_primer_answer(self, v: VenueState, rtt: float | None) -> None:
+        """A primer came back: both ends and the path between have just run the probe's code,
+        so the measured probe goes now (``defer``: the loop's next turn). The primer's own
+        round trip, taken cold, is kept apart (``rtt_cold``): it is no latency sample."""
+        v.primer_id = None
+        v.last_other_at = self.probes.answered_at if rtt is not None else self.clock.now()
+        if rtt is None:
+            return
+        v.cold.add(rtt, self.probes.answered_at)
+        defer = self.defer
+        if defer is None:
+            self._send_probe(v)
+        else:
+            logons = v.logons       # a session that dropped and came back meanwhile gets no stray probe
+            defer(lambda: self._send_probe(v) if v.logons == logons else 0)
 
     def _probe_sample(self, v: VenueState, rtt: float, handed: float | None) -> None:
         """Split one answered probe into the venue's part and ours (module docstring).
@@ -354,19 +386,39 @@ class MarketState:
             self.probes_capped += 1
             v.probes_capped += 1
             return 0
+        v.last_probe_at = now
+        if self.primed:
+            # Two TestRequests against the venue's cap: the primer now, the measured probe
+            # when the primer's Heartbeat is back (``_on_primer_answer``).
+            v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + 2 * gap
+            rid = self.probes.new_probe(v.name)
+            if v.pending_since is None:
+                v.pending_since = self.probes.oldest_pending_at(v.name)
+            if not self._send(v, "1", [(112, rid)], []):
+                self.probes.clear(v.name)
+                v.pending_since = None
+                return 0
+            v.primer_id = rid
+            self.probes_sent += 1
+            return 1
+        v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + gap
         # with warm_probes on, the native engine runs the probe's code once on a throwaway
         # twin first, so a lone probe does not pay cold caches in our floor (transport.warm_up)
         warm = getattr(v.session_id, "warm_up", None)
         if warm is not None:
             warm()
+        return self._send_probe(v)
+
+    def _send_probe(self, v: VenueState) -> int:
+        """The measured TestRequest: decided now, stamped when its bytes are in the socket."""
+        if not v.up or v.session_id is None:
+            return 0             # the session dropped between a primer and its probe
         cpu = self._cpu
         c0 = cpu() if cpu is not None else 0.0
         t0 = self.clock.now()
         rid = self.probes.new_probe(v.name)
         if v.pending_since is None:
             v.pending_since = self.probes.oldest_pending_at(v.name)
-        v.last_probe_at = now
-        v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + gap
         if not self._send(v, "1", [(112, rid)], []):
             self.probes.clear(v.name)
             v.pending_since = None
@@ -499,6 +551,7 @@ class MarketState:
             out[v.name] = {
                 "up": v.up, "logons": v.logons, "probes": v.probe, "pending_probes": self.probes.pending(v.name),
                 "latency": lat, "rtt": v.rtt.snapshot(), "ack": v.ack.snapshot(),
+                **({"rtt_cold": v.cold.snapshot()} if self.primed else {}),
                 "heartbeat": self.heartbeat_figures(v), "probe_max_per_s": round(1.0 / v.probe_gap_s, 3),
                 "probes_capped": v.probes_capped, "books": books,
                 "md_rejects": dict(v.md_rejects),

@@ -26,7 +26,7 @@ def test_logon_subscribes_every_symbol_with_unique_ids():
 
 
 def test_probe_round_and_heartbeat_give_rtt_samples():
-    cfg, clock, sender, m = make_market()
+    cfg, clock, sender, m = make_market(probe_primed=False)
     m.on_venue_up("ALPHA", "sA")
     assert m.probe_round() == 1                          # only the logged-on venue
     sess, mt, fields, _ = sender.of_type("1")[0]
@@ -180,7 +180,7 @@ def test_probe_rate_is_capped_per_venue_and_staleness_follows_the_cap():
     from gateway.common.clock import FakeClock
     clock = FakeClock(1000.0)
     calls = []
-    m = MarketState(RoutingConfig(probe_interval_ms=10, md_symbols=[]), clock,
+    m = MarketState(RoutingConfig(probe_interval_ms=10, md_symbols=[], probe_primed=False), clock,
                     sender=lambda sess, mt, fields, groups: calls.append(sess) or True)
     m.register_venue("SLOW", probe_max_per_s=2)      # a venue that allows 2 TestRequests a second
     m.register_venue("FAST", probe_max_per_s=1000)
@@ -216,7 +216,7 @@ def test_probe_answer_is_split_into_the_venue_and_our_floor():
         sent.append(dict(fields)[112])
         return True
 
-    m = MarketState(RoutingConfig(md_symbols=[]), clock, sender=sender)
+    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=False), clock, sender=sender)
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", h)
     m.probe_round()
@@ -251,7 +251,7 @@ def test_time_off_the_cpu_in_our_send_goes_to_the_venue():
         sent.append(dict(fields)[112])
         return True
 
-    m = MarketState(RoutingConfig(md_symbols=[]), clock, sender=sender)
+    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=False), clock, sender=sender)
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", h)
     m.probe_round()
@@ -276,7 +276,7 @@ def test_without_a_receive_stamp_only_the_send_path_is_taken_off():
         sent.append(dict(fields)[112])
         return True
 
-    m = MarketState(RoutingConfig(md_symbols=[]), clock, sender=sender)
+    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=False), clock, sender=sender)
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", "a quickfix session id")
     m.probe_round()
@@ -313,7 +313,7 @@ def test_heartbeat_interval_with_another_venue_message_in_it_is_left_out():
     """Anything the venue sends restarts its heartbeat timer: an interval holding the answer
     to a probe (ours or the session's own TestRequest) or an order's report is not one
     heartbeat period (it would read as jitter of seconds on a venue probed rarely)."""
-    cfg, clock, sender, m = make_market(venues=())
+    cfg, clock, sender, m = make_market(venues=(), probe_primed=False)
     m.register_venue("SLOW", probe_max_per_s=0.1, market_data=False)
     m.on_venue_up("SLOW", "s")
     hb = fix((35, "0"))
@@ -369,3 +369,107 @@ def test_probes_are_spread_over_the_interval_one_venue_per_tick():
         big.register_venue(f"V{i}")
     tick, per_tick = big.probe_schedule()                 # loop timers are ~1 ms: a few per tick
     assert tick >= 0.002 and tick * 120 / per_tick == pytest.approx(0.1)
+
+
+def _primed_market(**routing):
+    from gateway.common.clock import FakeClock
+    clock = FakeClock(1000.0)
+    h = _Handle()
+    sent: list[str] = []
+
+    def sender(sess, mt, fields, groups):
+        clock.advance(0.000030)                      # 30 us: encode and write
+        sent.append(dict(fields)[112])
+        return True
+
+    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=True, **routing), clock, sender=sender)
+    return clock, h, sent, m
+
+
+def _answer(m, clock, h, rid, wire_s, receive_s=0.000020):
+    clock.advance(wire_s)
+    h.received_at = clock.now()
+    clock.advance(receive_s)
+    m.on_venue_admin("ALPHA", fix((35, "0"), (112, rid)), "0")
+
+
+def test_primed_probe_measures_the_probe_after_the_primer_and_keeps_the_primer_apart():
+    """probe_primed: the tick sends a primer; its answer sends the measured probe at once
+    (through ``defer``); only the measured probe is a latency sample, the primer's round
+    trip is ``rtt_cold``."""
+    clock, h, sent, m = _primed_market()
+    deferred = []
+    m.defer = deferred.append
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", h)
+    assert m.probe_round() == 1 and len(sent) == 1
+    _answer(m, clock, h, sent[0], 0.000400)           # the primer: cold, 400 us on the wire
+    v = m.venues["ALPHA"]
+    assert v.lat.count == 0 and v.rtt.count == 0 and m.floor.count == 0
+    assert v.cold.last_us == pytest.approx(450)
+    assert len(sent) == 1 and len(deferred) == 1      # the measured probe waits for the loop's turn
+    deferred.pop()()
+    assert len(sent) == 2 and v.pending_since is not None
+    _answer(m, clock, h, sent[1], 0.000060)           # the measured probe: warm, 60 us
+    assert v.lat.last_us == pytest.approx(60) and v.rtt.last_us == pytest.approx(110)
+    assert m.floor.last_us == pytest.approx(50) and v.pending_since is None
+    snap = m.snapshot()["ALPHA"]
+    assert snap["rtt_cold"]["p50_us"] == pytest.approx(450) and snap["latency"]["p50_us"] == pytest.approx(60)
+    assert m.stats()["probes_sent"] == 2               # TestRequests, primers included
+
+
+def test_primed_probes_count_twice_against_the_venue_cap():
+    """A venue allowing 10 TestRequests/s gets 5 primed probes/s (10 TestRequests)."""
+    clock, h, sent, m = _primed_market(probe_interval_ms=10)
+    m.register_venue("ALPHA", probe_max_per_s=10)
+    m.on_venue_up("ALPHA", h)
+    for _ in range(1000):                              # ~10 s of a 10 ms probe timer
+        if m.probe_round() and m.venues["ALPHA"].primer_id is not None:
+            _answer(m, clock, h, m.venues["ALPHA"].primer_id, 0.0001)   # measured one sent at once
+            _answer(m, clock, h, sent[-1], 0.0001)
+        clock.advance(0.0100)
+    assert 100 <= len(sent) <= 104                     # ~10.2 s at 10 TestRequests/s
+    assert m.venues["ALPHA"].lat.count == len(sent) // 2
+
+
+def test_primed_probe_is_not_sent_after_the_session_dropped():
+    clock, h, sent, m = _primed_market()
+    deferred = []
+    m.defer = deferred.append
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", h)
+    m.probe_round()
+    _answer(m, clock, h, sent[0], 0.0003)
+    m.on_venue_down("ALPHA")
+    m.on_venue_up("ALPHA", h)                          # back before the loop's turn came
+    deferred.pop()()
+    assert len(sent) == 1 and m.venues["ALPHA"].pending_since is None
+    clock.advance(0.2)
+    assert m.probe_round() == 1 and m.venues["ALPHA"].primer_id == sent[1]   # a fresh pair starts
+
+
+def test_a_lost_primer_does_not_block_the_next_pair():
+    clock, h, sent, m = _primed_market()
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", h)
+    m.probe_round()
+    clock.advance(0.2)                                 # its answer never came
+    m.probe_round()
+    v = m.venues["ALPHA"]
+    assert v.primer_id == sent[1]
+    _answer(m, clock, h, sent[1], 0.0003)              # retires the lost one, sends the probe at once
+    assert len(sent) == 3 and m.probes.expired == 1
+    _answer(m, clock, h, sent[2], 0.0001)
+    assert v.lat.last_us == pytest.approx(100)
+
+
+def test_status_text_shows_the_primers_round_trip_beside_the_probe():
+    from gateway.apps.server.admin import format_status
+    clock, h, sent, m = _primed_market()
+    m.register_venue("ALPHA")
+    m.on_venue_up("ALPHA", h)
+    m.probe_round()
+    _answer(m, clock, h, sent[0], 0.000700)
+    _answer(m, clock, h, sent[1], 0.000060)
+    text = format_status({"gateway": {}, "venues": [{"name": "ALPHA", "market": m.snapshot()["ALPHA"]}]})
+    assert "latency p50 60us" in text and "(rtt p50 110us, primer 750us)" in text, text

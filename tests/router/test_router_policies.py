@@ -358,7 +358,7 @@ class ProbeDriver:
 
 
 def test_router_follows_a_slowdown_and_recovery_within_a_few_probes():
-    cfg, clock, m = three_venues(lat=(300, 800, 1500))
+    cfg, clock, m = three_venues(lat=(300, 800, 1500), probe_primed=False)     # one TestRequest a probe
     r = scalp(m, cfg, clock)
     p = ProbeDriver(m, clock)
     fast = {"ALPHA": 0.0003, "BRAVO": 0.0008, "CHARLIE": 0.0015}

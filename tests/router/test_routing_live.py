@@ -134,6 +134,10 @@ def test_venue_killed_mid_run_is_routed_around(tmp_path):
     with LiveRig(tmp_path, venues(), ROUTING) as rig:
         rig.wait_ready()
         rig.wait_until(lambda: ranked(rig, "ALPHA", "BRAVO"), 5, what="route figures ALPHA < BRAVO")
+        # primed probes (the default): each measured probe followed a primer whose round trip
+        # is kept apart, never a latency sample
+        alpha = rig.market()["ALPHA"]
+        assert alpha["rtt_cold"]["samples"] >= alpha["latency"]["samples"] >= 1, alpha
         c = rig.oms()
         assert routed_venue(rig, c, 5, 1.10005)[0] == "ALPHA"
         rig.kill_venue("ALPHA")

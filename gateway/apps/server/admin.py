@@ -282,8 +282,9 @@ def format_status(st: dict) -> str:
         p50, p99 = lat.get("p50_us"), lat.get("p99_us")
         rtt = f"latency p50 {p50:.0f}us p99 {p99:.0f}us" if p50 is not None and p99 is not None else "latency -"
         raw = (mkt.get("rtt") or {}).get("p50_us")
+        cold = (mkt.get("rtt_cold") or {}).get("p50_us")       # primed probes: the primers' round trip
         if raw is not None:
-            rtt += f" (rtt p50 {raw:.0f}us)"
+            rtt += f" (rtt p50 {raw:.0f}us" + (f", primer {cold:.0f}us)" if cold is not None else ")")
         if mkt.get("probes") is False:
             rtt = "probes off"
         ack = (mkt.get("ack") or {}).get("p50_us")         # the passive figures

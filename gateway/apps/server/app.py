@@ -342,6 +342,7 @@ class Gateway:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self.market.defer = self.loop.call_soon     # probe_primed: the measured probe after its primer
         cfg = self.cfg
         self.cpu = cfg.pin_cpu()            # before any thread starts: they inherit it
         oms_settings, venue_settings = session_settings(cfg)

@@ -5,6 +5,7 @@ Example::
     [routing]
     policy = "scalp"                 # scalp | best_price | dma
     probe_interval_ms = 100          # our TestRequest probe per venue session
+    probe_primed = true              # each probe: a primer, then the measured one at its answer (market.py)
     stale_after_intervals = 5        # no RTT sample for 5 intervals -> the venue counts as slow
     latency_tie_tolerance_us = 50    # latencies this close to the fastest count as ties
     latency_ceiling_us = 5000        # scalp: reject when no venue is below it
@@ -38,6 +39,11 @@ class RoutingConfig(BaseModel):
 
     # live latency
     probe_interval_ms: float = Field(100.0, gt=0, le=60_000)
+    # A primer TestRequest runs both ends' probe code and the path between; the measured probe
+    # follows its answer at once, so the sample is the venue's latency, not cold caches and
+    # wake-ups. Two TestRequests per probe against each venue's probe_max_per_s. False: one
+    # TestRequest per probe, measured cold (warm_probes then warms our half).
+    probe_primed: bool = True
     stale_after_intervals: int = Field(5, ge=1)
     latency_window: int = Field(200, ge=2, le=100_000)     # samples kept for p50/p99/jitter
     ewma_alpha: float = Field(0.2, gt=0, le=1)
