@@ -17,6 +17,7 @@ fixgw_rejects_total                             counter    reason (risk, no_rout
                                                            other)
 fixgw_md_requests_rejected_total                counter    venue
 fixgw_probe_rtt_seconds                         histogram  venue (sub-ms buckets)
+fixgw_probe_primer_rtt_seconds                  histogram  venue (primed probes: the primer's cold round trip)
 fixgw_order_ack_seconds                         histogram  venue (NewOrderSingle -> first report)
 fixgw_venue_latency_seconds                     histogram  venue (probe RTT net of our floor: the router's input)
 fixgw_probe_floor_seconds                       histogram  (our own send + receive path per probe)
@@ -106,6 +107,9 @@ class GatewayMetrics:
                                   "MarketDataRequests the venue rejected (35=Y or 35=j)", ["venue"], registry=r)
         self.probe_rtt = Histogram("fixgw_probe_rtt_seconds", "TestRequest -> Heartbeat round trip per venue",
                                    ["venue"], buckets=LATENCY_BUCKETS, registry=r)
+        self.primer_rtt = Histogram("fixgw_probe_primer_rtt_seconds",
+                                    "a primed probe's primer: TestRequest -> Heartbeat, both ends cold, per venue",
+                                    ["venue"], buckets=LATENCY_BUCKETS, registry=r)
         self.ack_latency = Histogram("fixgw_order_ack_seconds", "NewOrderSingle -> first ExecutionReport per venue",
                                      ["venue"], buckets=LATENCY_BUCKETS, registry=r)
         # --- probe floor split (issue 12) ---
@@ -167,6 +171,9 @@ class GatewayMetrics:
 
     def observe_probe(self, venue: str, seconds: float) -> None:
         self._child(self.probe_rtt, venue).observe(seconds)
+
+    def observe_primer(self, venue: str, seconds: float) -> None:
+        self._child(self.primer_rtt, venue).observe(seconds)
 
     def observe_ack(self, venue: str, seconds: float) -> None:
         self._child(self.ack_latency, venue).observe(seconds)

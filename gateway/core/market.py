@@ -391,16 +391,8 @@ class MarketState:
             # Two TestRequests against the venue's cap: the primer now, the measured probe
             # when the primer's Heartbeat is back (``_on_primer_answer``).
             v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + 2 * gap
-            rid = self.probes.new_probe(v.name)
-            if v.pending_since is None:
-                v.pending_since = self.probes.oldest_pending_at(v.name)
-            if not self._send(v, "1", [(112, rid)], []):
-                self.probes.clear(v.name)
-                v.pending_since = None
-                return 0
-            v.primer_id = rid
-            self.probes_sent += 1
-            return 1
+            v.primer_id = self._test_request(v)
+            return 0 if v.primer_id is None else 1
         v.probe_tat = (v.probe_tat if v.probe_tat > now else now) + gap
         # with warm_probes on, the native engine runs the probe's code once on a throwaway
         # twin first, so a lone probe does not pay cold caches in our floor (transport.warm_up)
@@ -416,12 +408,8 @@ class MarketState:
         cpu = self._cpu
         c0 = cpu() if cpu is not None else 0.0
         t0 = self.clock.now()
-        rid = self.probes.new_probe(v.name)
-        if v.pending_since is None:
-            v.pending_since = self.probes.oldest_pending_at(v.name)
-        if not self._send(v, "1", [(112, rid)], []):
-            self.probes.clear(v.name)
-            v.pending_since = None
+        rid = self._test_request(v)
+        if rid is None:
             return 0
         # The sender returns once the bytes are in the socket (the native engine writes at
         # once outside a pump): the transport edge of the way out.
@@ -437,8 +425,20 @@ class MarketState:
             if off > 0.0:
                 handed -= off
         self.probes.handed(rid, handed)
-        self.probes_sent += 1
         return 1
+
+    def _test_request(self, v: VenueState) -> str | None:
+        """One probe TestRequest (decided now: ``new_probe`` stamps it); its TestReqID, or None
+        when it could not be sent (nothing left pending)."""
+        rid = self.probes.new_probe(v.name)
+        if v.pending_since is None:
+            v.pending_since = self.probes.oldest_pending_at(v.name)
+        if not self._send(v, "1", [(112, rid)], []):
+            self.probes.clear(v.name)
+            v.pending_since = None
+            return None
+        self.probes_sent += 1
+        return rid
 
     def subscribe_pending(self) -> int:
         """Send the MarketDataRequests of venues that logged on since the last call."""

@@ -30,6 +30,7 @@ def test_scrape_parses_and_counters_move():
     m.on_order_done("filled", "scalp")
     m.on_reject(reject_reason("risk: order qty 5 > max_order_qty 1"))
     m.observe_probe("ALPHA", 0.00012)
+    m.observe_primer("ALPHA", 0.0007)
     m.observe_ack("ALPHA", 0.0004)
     m.observe_router(3e-6)
     m.observe_risk(2e-6)
@@ -42,6 +43,8 @@ def test_scrape_parses_and_counters_move():
     assert after[("fixgw_probe_rtt_seconds_bucket", (("le", "0.0002"), ("venue", "ALPHA")))] == 1
     assert after[("fixgw_probe_rtt_seconds_bucket", (("le", "0.0001"), ("venue", "ALPHA")))] == 0
     assert after[("fixgw_order_ack_seconds_count", (("venue", "ALPHA"),))] == 1
+    assert after[("fixgw_probe_primer_rtt_seconds_count", (("venue", "ALPHA"),))] == 1
+    assert after[("fixgw_probe_rtt_seconds_count", (("venue", "ALPHA"),))] == 1     # the primer is not a probe sample
     assert after[("fixgw_risk_state", ())] == 2 and after[("fixgw_kill_switch_tripped", ())] == 1
     assert after[("fixgw_journal_bytes", ())] == 12345
     assert after[("fixgw_md_requests_rejected_total", (("venue", "ALPHA"),))] == 1

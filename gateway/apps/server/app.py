@@ -215,6 +215,7 @@ class Gateway:
         # --- latency (issue 12): raw probe RTT, the venue's part, our floor, heartbeat jitter ---
         for v in self.market.venue_list:
             self._drain_samples(id(v.rtt), v.rtt, m.observe_probe, v.name)
+            self._drain_samples(id(v.cold), v.cold, m.observe_primer, v.name)
             self._drain_samples(id(v.lat), v.lat, m.observe_venue_latency, v.name)
             self._drain_samples(id(v.ack), v.ack, m.observe_ack, v.name)
             m.set_heartbeat_jitter(v.name, self.market.heartbeat_figures(v)["jitter_us"])
