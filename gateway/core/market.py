@@ -118,8 +118,10 @@ class VenueState:
         self.probe_tat = -INF
         self.probes_capped = 0
         # A cap slower than the probe timer stretches staleness with it: the router must
-        # not drop a venue only because we probe it as often as it allows.
-        self.stale_after_s = max(cfg.latency_stale_after_s, cfg.stale_after_intervals * self.probe_gap_s)
+        # not drop a venue only because we probe it as often as it allows (a primed probe
+        # is two TestRequests, so one sample per two gaps).
+        self.stale_after_s = max(cfg.latency_stale_after_s,
+                                 cfg.stale_after_intervals * self.probe_gap_s * (2 if cfg.probe_primed else 1))
         self.lat = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha,
                                     self.stale_after_s, cfg.recent_samples)
         self.rtt = LatencyEstimator(clock, cfg.latency_window, cfg.ewma_alpha,

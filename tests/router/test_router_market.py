@@ -430,6 +430,7 @@ def test_primed_probes_count_twice_against_the_venue_cap():
         clock.advance(0.0100)
     assert 100 <= len(sent) <= 104                     # ~10.2 s at 10 TestRequests/s
     assert m.venues["ALPHA"].lat.count == len(sent) // 2
+    assert m.venues["ALPHA"].stale_after_s == pytest.approx(5 * 0.2)   # 5 x a pair's two gaps
 
 
 def test_primed_probe_is_not_sent_after_the_session_dropped():
