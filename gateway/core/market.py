@@ -244,17 +244,15 @@ class MarketState:
         if v is None:
             return
         v.pending_since = probes.oldest_pending_at(venue)
+        v.last_other_at = probes.answered_at if rtt is not None else self.clock.now()
         if test_req_id == v.primer_id:
             self._on_primer_answer(v, rtt)
         elif rtt is not None:
             self._probe_sample(v, rtt, probes.answered_handed_at)
-            v.last_other_at = probes.answered_at
             if _TRACE is not None:      # bench-only (FIXGW_PROBE_TRACE): decided, handed, received, handled
                 at = probes.answered_at
                 _TRACE.add("gw", test_req_id, at - rtt, probes.answered_handed_at or 0.0,
                            getattr(v.session_id, "received_at", None) or 0.0, at)
-        else:
-            v.last_other_at = self.clock.now()
 
     def _venue_sent_other(self, venue: str, now: float) -> None:
         v = self.venues.get(venue)
@@ -266,7 +264,6 @@ class MarketState:
         so the measured probe goes now (``defer``: the loop's next turn). The primer's own
         round trip, taken cold, is kept apart (``rtt_cold``): it is no latency sample."""
         v.primer_id = None
-        v.last_other_at = self.probes.answered_at if rtt is not None else self.clock.now()
         if rtt is None:
             return
         v.cold.add(rtt, self.probes.answered_at)
