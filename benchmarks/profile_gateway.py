@@ -1,7 +1,7 @@
 """Where a gateway order's time goes: the real gateway under load, profiled in-process (prints tables).
 
     fixgw bench profile [--orders 20000] [--window 50] [--engine native] [--top 30]
-                        [--collector loop,python] [--runs 3] [--no-profile] [--json]
+                        [--collector loop,python] [--runs 3] [--no-profile] [--json] [--retire-after-s S]
     fixgw bench profile --stub [--orders 20000] [--no-freeze] [--callgrind [--extra 2000] [--keep FILE]]
 
 The gateway (``Gateway`` from gateway/apps/server/app.py, DMA, FileStores on) runs on its
@@ -29,6 +29,12 @@ process does (``app.serve``); ``--no-freeze`` leaves it to the collector. ``--st
 ``--extra``; compiled, only the handler calls are counted), repeatable on a loaded machine;
 ``--keep FILE`` keeps the larger run's file for ``callgrind_annotate --inclusive=yes`` (divide a function's count by
 its calls, or by the orders: ``--extra`` + 400).
+
+``--memory``: what each order of the day leaves in memory in the order core (``GatewayCore``
+driven directly, a fake clock, tracemalloc; each order one NewOrderSingle, its ack and its
+fill): bytes and collector-tracked objects per order with its venue side held (within
+``retire_after_s``) and after ``OrderManager.retire``, by the line that allocated them. Run
+it with ``FIXGW_PURE=1`` for the allocating lines (compiled, tracemalloc sees the callers).
 """
 from __future__ import annotations
 
@@ -134,7 +140,7 @@ def rss_mb() -> float:
         return float("nan")
 
 
-def gateway(tmp: Path, engine: str, run: int, collector: str = "loop"):
+def gateway(tmp: Path, engine: str, run: int, collector: str = "loop", retire_after_s: float | None = None):
     from bench_gateway import gateway_config
     from gateway.apps.server.config import GatewayConfig
     vport = procs.free_port()
@@ -144,6 +150,8 @@ def gateway(tmp: Path, engine: str, run: int, collector: str = "loop"):
     cfg = load_config(path, GatewayConfig)
     cfg = cfg.model_copy(update={"admin": cfg.admin.model_copy(update={"port": 0}), "cpu": None,
                                  "collector": cfg.collector.model_copy(update={"mode": collector})})
+    if retire_after_s is not None:
+        cfg = cfg.model_copy(update={"retire_after_s": retire_after_s})
     return venue, cfg
 
 
@@ -265,6 +273,69 @@ def stage_times(stats: pstats.Stats) -> dict[str, float]:
     return per
 
 
+def memory_main(n: int, top: int) -> None:
+    """``--memory``: bytes and tracked objects per ended order, held and retired."""
+    import tracemalloc
+
+    from gateway.common.clock import FakeClock
+    from gateway.core.hub import GatewayCore, OmsNewOrder, SendNewOrder, Tick
+    from gateway.core.market import MarketState
+    from gateway.core.model import BUY, DAY, LIMIT, OrderIntent
+    from gateway.core.orders import VenueExecutionReport
+    from gateway.core.risk import RiskConfig
+    from gateway.core.router.config import RoutingConfig
+    from gateway.common import accel
+    print(f"# order core memory per ended order, {n} orders after 2,000 (tracemalloc; "
+          f"modules {accel.mode()[0]})")
+    for retire in (False, True):
+        with tempfile.TemporaryDirectory(prefix="mem-gw-") as d:
+            clock = FakeClock(100.0)
+            routing = RoutingConfig.model_validate({"policy": "dma", "default_venue": "V",
+                                                    "decision_log_size": 1})   # its ring is bounded: left out
+            market = MarketState(routing, clock, sender=lambda *a, **k: True)
+            market.on_venue_up("V", None)
+            core = GatewayCore(routing=routing, risk=RiskConfig.model_validate({}), journal_path=Path(d) / "j",
+                               market=market, clock=clock)
+
+            def order(i: int) -> None:
+                intent = OrderIntent("FIX.4.4:GW->OMS", f"C{i:09d}", "AAPL", BUY, 100.0, LIMIT, 10.0, DAY)
+                cmd = next(c for c in core.handle(OmsNewOrder(intent=intent)) if isinstance(c, SendNewOrder))
+                vid = cmd.child.cl_ord_id
+                for k, (et, st, cum) in enumerate((("0", "0", 0.0), ("F", "2", 100.0))):
+                    core.handle(VenueExecutionReport(venue="V", cl_ord_id=vid, exec_id=f"E{i:09d}-{k}",
+                                                     exec_type=et, ord_status=st, cum_qty=cum,
+                                                     leaves_qty=100.0 - cum, avg_px=10.0 if cum else 0.0,
+                                                     last_qty=cum, last_px=10.0 if cum else 0.0,
+                                                     venue_order_id=f"V{i:09d}"))
+
+            def settle() -> None:
+                if retire:
+                    clock.advance(core.retire_after_s + 1)
+                    while core.orders.finished:
+                        core.handle(Tick())
+
+            for i in range(2000):
+                order(i)
+            settle()
+            gc.collect()
+            tracemalloc.start()
+            before, objects = tracemalloc.get_traced_memory()[0], len(gc.get_objects())
+            for i in range(2000, 2000 + n):
+                order(i)
+            settle()
+            gc.collect()
+            size = tracemalloc.get_traced_memory()[0] - before
+            tracked = len(gc.get_objects()) - objects
+            snap = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            core.close()
+            print(f"{'retired' if retire else 'held'}: {size / n:,.0f} bytes and {tracked / n:.1f} tracked objects "
+                  f"per order")
+            for st in snap.statistics("lineno")[:top]:
+                where = st.traceback[0]
+                print(f"  {st.size / n:6.0f} B  {Path(where.filename).name}:{where.lineno}")
+
+
 def stub_main(n: int, top: int, freeze: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="prof-stub-") as d:
         runs = []
@@ -347,12 +418,19 @@ def main() -> int:
                     help="whole process: the [collector] mode(s), comma-separated to alternate in one run: "
                          "loop (the gateway's default) or python (CPython's automatic collector, as before)")
     ap.add_argument("--runs", type=int, default=1, help="whole process: plain runs per collector mode")
+    ap.add_argument("--retire-after-s", type=float, default=None,
+                    help="whole process: the gateway's retire_after_s (default: the config's, 60 s; "
+                         "0: ended orders leave memory at the next tick, the day's steady state)")
     ap.add_argument("--no-profile", action="store_true", help="whole process: plain runs only, no cProfile run")
     ap.add_argument("--json", action="store_true", help="whole process: one JSON line per plain run")
     ap.add_argument("--stub-quiet", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--memory", action="store_true", help="bytes per ended order in the order core, held and retired")
     args = ap.parse_args()
     if args.stub_quiet:
         stub_quiet(args.stub_quiet, not args.no_freeze)
+        return 0
+    if args.memory:
+        memory_main(args.orders, min(args.top, 12))
         return 0
     if args.stub and args.callgrind:
         stub_callgrind(200, args.extra, args.keep, not args.no_freeze)
@@ -368,7 +446,7 @@ def main() -> int:
         plain = [(i, None, c) for i, c in enumerate(args.collector.split(","))]
         runs = plain * args.runs + ([] if args.no_profile else [(len(plain), cProfile.Profile(), plain[0][2])])
         for k, (run, prof, collector) in enumerate(runs):
-            venue, cfg = gateway(tmp, args.engine, k, collector)
+            venue, cfg = gateway(tmp, args.engine, k, collector, args.retire_after_s)
             loop = new_event_loop()
             try:
                 res = loop.run_until_complete(measure(cfg, args.orders, args.window, prof))

@@ -1322,8 +1322,8 @@ def make_snapshot(orders: OrderManager, risk_states: list, at: float = 0.0, keep
         out.append(d)
     aliases = [[s, cid, o.order_id] for (s, cid), o in orders.by_oms.items()
                if o.order_id in ids and cid != o.cl_ord_id]
-    live = {c.cl_ord_id for o in orders.open.values() for c in o.live_children()}
-    exec_ids = [list(k) for k in orders.seen_exec_ids if k[1] in live]
+    exec_ids = [[c.venue, c.cl_ord_id, e] for o in orders.open.values() for c in o.live_children()
+                for e in (c.exec_ids or ())]
     return Snapshot(orders=out, aliases=aliases, exec_ids=exec_ids,
                     risk_states=[_encode(r) for r in risk_states], counts=dict(orders.counts), at=at)
 
@@ -1336,7 +1336,7 @@ def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
     orders.by_venue_id.clear()
     orders.requests.clear()
     orders.open.clear()
-    orders.seen_exec_ids.clear()
+    orders.finished.clear()
     orders.in_flight.clear()
     for d in snap.orders:
         order = OmsOrder(_build(OrderIntent, d["intent"]), d["order_id"])
@@ -1359,7 +1359,16 @@ def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
         aliased = orders.by_order_id.get(order_id)
         if aliased is not None:
             orders.by_oms.setdefault((session, cid), aliased)
-    orders.seen_exec_ids.update(tuple(k) for k in snap.exec_ids)
+    for _venue, vid, exec_id in snap.exec_ids:
+        known = orders.by_venue_id.get(vid)
+        if known is not None:
+            if known.exec_ids is None:
+                known.exec_ids = [exec_id]
+            elif exec_id not in known.exec_ids:
+                known.exec_ids.append(exec_id)
+    # ended orders whose venue side the snapshot still holds: retired in the order they ended
+    orders.finished.extend(sorted((o for o in orders.by_order_id.values() if o.done and o.children),
+                                  key=lambda o: o.done_at))
     for k, v in snap.counts.items():
         if k in orders.counts:
             orders.counts[k] = v

@@ -28,6 +28,7 @@ Invariants:
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable, Final
 
@@ -78,6 +79,11 @@ class VenueOrder:
     acked: bool = False
     reject_text: str | None = None
     cancel_pending: str | None = None   # our cancel request ClOrdID while one is open
+    # The venue's ExecIDs applied to this order (a PossDup resend is ignored), and every venue
+    # ClOrdID indexed for it besides ``cl_ord_id`` (cancels, replaces, the ids a replace retired):
+    # what ``OrderManager.retire`` drops with it. None until there is one.
+    exec_ids: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    other_ids: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(self, parent: OmsOrder, venue: str, cl_ord_id: str, qty: float, price: float | None,
                  ord_type: str, tif: str, status: str = PENDING_NEW, cum_qty: float = 0.0, avg_px: float = 0.0,
@@ -98,6 +104,8 @@ class VenueOrder:
         self.acked = acked
         self.reject_text = reject_text
         self.cancel_pending = cancel_pending
+        self.exec_ids = None
+        self.other_ids = None
 
     @property
     def done(self) -> bool:
@@ -392,11 +400,12 @@ class OrderManager:
         self.by_venue_id: dict[str, VenueOrder] = {}
         self.requests: dict[str, Request] = {}
         self.open: dict[str, OmsOrder] = {}                    # order_id -> live order
-        self.seen_exec_ids: set[tuple[str, str, str]] = set()   # (venue, venue ClOrdID, ExecID)
         self.in_flight: dict[str, int] = {}                    # venue -> orders sent, not yet answered
+        # Ended orders in the order they ended, their venue side still held (``retire``).
+        self.finished: deque[OmsOrder] = deque()
         self.counts = dict.fromkeys(("total", "filled", "partially_filled", "canceled", "rejected",
                                      "expired", "replaced", "fills", "ignored_reports",
-                                     "unexpected_reports", "resent_requests"), 0)
+                                     "unexpected_reports", "resent_requests", "retired"), 0)
 
     # ---------------------------------------------------------------- intake
 
@@ -410,6 +419,7 @@ class OrderManager:
         duplicate = (intent.oms_session, intent.cl_ord_id) in self.by_oms
         if not duplicate:              # a rejected duplicate must not shadow the live order
             self._index(order)
+            self.finished.append(order)
         self.counts["total"] += 1
         self.counts["rejected"] += 1
         return [ReportToOms(order=order, exec_type=REJECTED, ord_status=REJECTED, cl_ord_id=intent.cl_ord_id,
@@ -444,6 +454,13 @@ class OrderManager:
         self.in_flight[spec.venue] = self.in_flight.get(spec.venue, 0) + 1
         return child
 
+    def _link(self, venue_cl_ord_id: str, child: VenueOrder, req: Request | None = None) -> None:
+        """Index one more venue ClOrdID of ``child`` (a cancel's or a replace's, with its request)."""
+        self.by_venue_id[venue_cl_ord_id] = child
+        if req is not None:
+            self.requests[venue_cl_ord_id] = req
+        _note_id(child, venue_cl_ord_id)
+
     def _answered(self, child: VenueOrder) -> None:
         """The venue answered (ack, fill or end) or never will: the order is no longer in flight."""
         if not child.acked:
@@ -453,6 +470,8 @@ class OrderManager:
     def _now_the_order(self, child: VenueOrder, venue_cl_ord_id: str) -> None:
         """A replace took effect: ``venue_cl_ord_id`` names the venue order from now on (its
         reports are the order's own, no longer the replace request's)."""
+        _note_id(child, child.cl_ord_id)          # the name it had stays indexed: note it for retire
+        child.cl_ord_id = venue_cl_ord_id
         self.by_venue_id[venue_cl_ord_id] = child
         self.requests.pop(venue_cl_ord_id, None)
 
@@ -481,19 +500,19 @@ class OrderManager:
             if request is not None and request.kind == "replace":
                 return self._on_replace_status(child, request, ev, now)
             return self._on_status(child, ev, now)
-        key = (ev.venue, ev.cl_ord_id, ev.exec_id)   # per order: a restarted venue may reuse ExecIDs
-        seen = self.seen_exec_ids
-        n = len(seen)
-        seen.add(key)                    # one hash of the key: added, or there already
-        if len(seen) == n:
+        et = ev.exec_type
+        exec_ids = child.exec_ids         # per venue order: a restarted venue may reuse ExecIDs
+        if exec_ids is not None and ev.exec_id in exec_ids:
             self.counts["ignored_reports"] += 1
             return []
-        et = ev.exec_type
         if child.done and et not in (PENDING_CANCEL, PENDING_REPLACE, PENDING_NEW):
             # a venue order we consider ended: applying it would move a terminal state
-            seen.discard(key)            # not applied: not seen
             self.counts["unexpected_reports"] += 1
             return []
+        if exec_ids is None:
+            child.exec_ids = [ev.exec_id]
+        else:
+            exec_ids.append(ev.exec_id)
         if ev.venue_order_id:
             child.venue_order_id = ev.venue_order_id
         if et == TRADE:
@@ -612,9 +631,7 @@ class OrderManager:
         req = self.requests.get(old)
         vid = _again(old)
         child.cancel_pending = vid
-        self.by_venue_id[vid] = child
-        if req is not None:
-            self.requests[vid] = req
+        self._link(vid, child, req)
         self.counts["resent_requests"] += 1
         return [SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id)]
 
@@ -627,8 +644,7 @@ class OrderManager:
             # the venue does not know that ClOrdID: it never got the replace; send it again (as a cancel)
             vid = _again(req.venue_cl_ord_id or ev.cl_ord_id)
             req.venue_cl_ord_id = vid
-            self.by_venue_id[vid] = child
-            self.requests[vid] = req
+            self._link(vid, child, req)
             self.counts["resent_requests"] += 1
             return [SendReplace(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id, qty=req.qty,
                                 price=req.price)]
@@ -721,6 +737,7 @@ class OrderManager:
             move(order, status)
         order.done_at = now
         self.open.pop(order.order_id, None)
+        self.finished.append(order)
         self.counts[STATUS_NAMES[status]] += 1
         if status != FILLED and order.cum_qty > EPS:
             self.counts["partially_filled"] += 1     # ended with a partial fill
@@ -787,8 +804,7 @@ class OrderManager:
                 continue
             vid = venue_ids()
             child.cancel_pending = vid
-            self.by_venue_id[vid] = child
-            self.requests[vid] = req
+            self._link(vid, child, req)
             out.append(SendCancel(child=child, cl_ord_id=vid, orig_cl_ord_id=child.cl_ord_id))
         if req.kind == "cancel" and order.status not in TERMINAL:
             out.insert(0, self._exec(order, PENDING_CANCEL, cl_ord_id=req.oms_cl_ord_id,
@@ -838,8 +854,7 @@ class OrderManager:
                       new_intent=new, venue_cl_ord_id=venue_id)
         order.replace_request = req
         self.by_oms[(session, new.cl_ord_id)] = order
-        self.by_venue_id[venue_id] = child
-        self.requests[venue_id] = req
+        self._link(venue_id, child, req)
         return [SendReplace(child=child, cl_ord_id=venue_id, orig_cl_ord_id=child.cl_ord_id, qty=new.qty,
                             price=new.price)]
 
@@ -868,7 +883,6 @@ class OrderManager:
             self.counts["unexpected_reports"] += 1
             return []
         if req.answered:       # the same replace taken twice (re-sent after a restart): one answer only
-            child.cl_ord_id = ev.cl_ord_id
             self._now_the_order(child, ev.cl_ord_id)
             self.counts["ignored_reports"] += 1
             return []
@@ -879,7 +893,6 @@ class OrderManager:
         self._answered(child)
         order.replace_request = None
         req.answered = True
-        child.cl_ord_id = ev.cl_ord_id
         child.qty, child.price = req.qty, req.price
         self._now_the_order(child, ev.cl_ord_id)
         if req.new_intent is not None:          # always set on a replace
@@ -972,9 +985,10 @@ class OrderManager:
         """Drop every order from memory, when none is open; returns how many went. For a twin
         core whose synthetic orders nobody asks about again (the order-path warmer,
         gateway/apps/server/warm.py): a real gateway keeps the day's orders (status queries,
-        duplicate ClOrdIDs, late reports). Each order's children list is emptied: a child
-        refers to its parent, and a cycle frozen by the loop's collector (common/collector.py)
-        would outlive the dicts; without it they go by reference counting."""
+        duplicate ClOrdIDs) and retires only their venue side (``retire``). Each order's
+        children list is emptied: a child refers to its parent, and a cycle frozen by the loop's
+        collector (common/collector.py) would outlive the dicts; without it they go by
+        reference counting."""
         if self.open:
             return 0
         gone = len(self.by_order_id)
@@ -984,8 +998,49 @@ class OrderManager:
         self.by_order_id.clear()
         self.by_venue_id.clear()
         self.requests.clear()
-        self.seen_exec_ids.clear()
+        self.finished.clear()
         return gone
+
+    def retire(self, ended_before: float, now: float, limit: int = 1000) -> int:
+        """Drop the venue side of orders that ended before ``ended_before``, oldest first, at most
+        ``limit`` of them; returns how many. What the OMS may still ask about stays: the order
+        under each of its ClOrdIDs (status, a cancel answered "too late", a duplicate refused),
+        its figures and, in the journal's snapshots, its fills (risk's positions after a restart).
+        What goes: its venue orders, their ClOrdIDs and ExecIDs, any request, the cached FIX
+        text. A venue's report for a retired order is then unknown: counted in
+        ``ignored_reports``, applied to nothing (the order ended; the venue said so).
+        ``now``: an order that ended later than it (a journal from before a reboot, whose
+        monotonic clock started elsewhere) is not held back by it. An order still waiting for
+        its venue (a venue order live, an OMS cancel or replace unanswered) goes to the back."""
+        finished = self.finished
+        n = looked = 0
+        first_back: OmsOrder | None = None
+        while finished and looked < limit:
+            order = finished[0]
+            if order is first_back or ended_before < order.done_at <= now:
+                break                   # round to the first one sent back, or not old enough
+            finished.popleft()
+            looked += 1
+            if _waiting(order):
+                finished.append(order)
+                if first_back is None:
+                    first_back = order
+                continue
+            self._drop_venue_side(order)
+            n += 1
+        self.counts["retired"] += n
+        return n
+
+    def _drop_venue_side(self, order: OmsOrder) -> None:
+        by_venue_id, requests = self.by_venue_id, self.requests
+        for child in order.children:
+            for vid in (child.cl_ord_id, *(child.other_ids or ())):
+                if by_venue_id.get(vid) is child:
+                    del by_venue_id[vid]
+                requests.pop(vid, None)
+        order.children.clear()          # the child -> parent cycles go by reference counting
+        order.cancel_request = order.replace_request = None
+        order.wire_fields, order.wire_intent = "", None
 
     def summary(self) -> dict:
         return {"total": self.counts["total"], "open": len(self.open),
@@ -999,6 +1054,22 @@ class OrderManager:
             for c in order.live_children():
                 out[c.venue] = out.get(c.venue, 0) + 1
         return out
+
+
+def _waiting(order: OmsOrder) -> bool:
+    """An ended order the venue still owes something: a live venue order, or an answer the OMS awaits."""
+    for req in (order.cancel_request, order.replace_request):
+        if req is not None and req.oms_cl_ord_id is not None and not req.answered:
+            return True
+    return any(not c.done for c in order.children)
+
+
+def _note_id(child: VenueOrder, venue_cl_ord_id: str) -> None:
+    ids = child.other_ids
+    if ids is None:
+        child.other_ids = [venue_cl_ord_id]
+    elif venue_cl_ord_id not in ids:
+        ids.append(venue_cl_ord_id)
 
 
 def _again(venue_cl_ord_id: str) -> str:

@@ -9,8 +9,9 @@ import pytest
 from gateway.common.clock import FakeClock
 from gateway.core import journal as J
 from gateway.core.hub import (BroadcastNews, GatewayCore, IdGen, KillRequested, OmsCancelRequest, OmsNewOrder,
-                              OmsReplaceRequest, OmsSessionUp, QueryOrderStatus, RejectOmsCancel, ReportToOms,
-                              ResetRequested, SendCancel, SendNewOrder, VenueSendFailed, VenueUp)
+                              OmsReplaceRequest, OmsSessionUp, OmsStatusRequest, QueryOrderStatus, RejectOmsCancel,
+                              ReportToOms, ResetRequested, SendCancel, SendNewOrder, SendReplace, Tick,
+                              VenueCancelRejected, VenueSendFailed, VenueUp)
 from gateway.core.market import MarketState
 from gateway.core.model import BUY, DAY, LIMIT, SELL, OrderIntent
 from gateway.core.orders import VenueExecutionReport
@@ -243,3 +244,113 @@ def test_a_clean_stop_resends_nothing(tmp_path):
     gw.close()
     again = core(tmp_path)
     assert again.recovery.clean_stop and again.handle(OmsSessionUp(session=S)) == []
+
+
+# ---- ended orders retired from memory -----------------------------------------------------------
+
+def fill(gw, child, qty=100.0, px=10.0):
+    return gw.handle(venue_report(child.cl_ord_id, "F", "2", cum=qty, avg=px, last_qty=qty, last_px=px))
+
+
+def test_an_ended_order_keeps_its_venue_side_until_the_grace_period_then_only_what_the_oms_asks(tmp_path):
+    gw = core(tmp_path)
+    child = place(gw, "c1")
+    (rep,) = fill(gw, child)
+    assert rep.ord_status == "2"
+    gw.clock.advance(gw.retire_after_s - 1)
+    gw.handle(Tick())
+    assert gw.orders.by_venue_id and gw.orders.counts["retired"] == 0      # late reports still apply
+    gw.clock.advance(2)
+    gw.handle(Tick())
+    orders = gw.orders
+    assert orders.counts["retired"] == 1 and not orders.by_venue_id and not orders.finished
+    order = orders.by_oms[(S, "c1")]
+    assert order.children == [] and order.wire_fields == ""
+    # what the OMS can still ask
+    (st,) = gw.handle(OmsStatusRequest(session=S, cl_ord_id="c1"))
+    assert (st.exec_type, st.ord_status, st.cum_qty, st.avg_px) == ("I", "2", 100, 10.0)
+    (rej,) = gw.handle(OmsCancelRequest(session=S, cl_ord_id="x1", orig_cl_ord_id="c1"))
+    assert isinstance(rej, RejectOmsCancel) and rej.reason == "0" and rej.order_id == order.order_id
+    (dup,) = gw.handle(new("c1"))
+    assert dup.ord_status == "8" and "duplicate" in dup.text
+    # a venue's resend for it is applied to nothing
+    ignored = orders.counts["ignored_reports"]
+    assert fill(gw, child) == [] and orders.counts["ignored_reports"] == ignored + 1
+
+
+def test_an_ended_order_the_venue_still_owes_an_answer_is_not_retired(tmp_path):
+    gw = core(tmp_path)
+    child = place(gw, "c1")
+    (cxl,) = sent(gw.handle(OmsCancelRequest(session=S, cl_ord_id="x1", orig_cl_ord_id="c1")), SendCancel)
+    fill(gw, child)                               # filled before the cancel got there
+    gw.clock.advance(gw.retire_after_s + 1)
+    gw.handle(Tick())
+    assert gw.orders.counts["retired"] == 0 and gw.orders.finished   # the OMS's cancel awaits its answer
+    (rej,) = gw.handle(VenueCancelRejected(venue="ALPHA", cl_ord_id=cxl.cl_ord_id, text="too late"))
+    assert isinstance(rej, RejectOmsCancel) and rej.cl_ord_id == "x1"
+    gw.clock.advance(gw.retire_after_s + 1)
+    gw.handle(Tick())
+    assert gw.orders.counts["retired"] == 1
+    assert not gw.orders.by_venue_id and not gw.orders.requests    # the cancel's ClOrdID went too
+
+
+def test_a_replaced_order_retires_every_venue_clordid_it_had(tmp_path):
+    gw = core(tmp_path)
+    child = place(gw, "c1")
+    first = child.cl_ord_id
+    (rpl,) = sent(gw.handle(OmsReplaceRequest(session=S, new=new("c2", qty=150).intent, orig_cl_ord_id="c1")),
+                  SendReplace)
+    gw.handle(venue_report(rpl.cl_ord_id, "5", "0", leaves=150))
+    assert child.cl_ord_id == rpl.cl_ord_id and first in gw.orders.by_venue_id
+    gw.handle(venue_report(rpl.cl_ord_id, "F", "2", cum=150, avg=10.0, last_qty=150, last_px=10.0))
+    gw.clock.advance(gw.retire_after_s + 1)
+    gw.handle(Tick())
+    assert gw.orders.counts["retired"] == 1 and not gw.orders.by_venue_id and not gw.orders.requests
+    for cid in ("c1", "c2"):                      # both of the OMS's ClOrdIDs still answer
+        (st,) = gw.handle(OmsStatusRequest(session=S, cl_ord_id=cid))
+        assert (st.ord_status, st.cum_qty) == ("2", 150)
+
+
+def test_retired_orders_survive_a_compaction_and_a_restart_with_their_fills(tmp_path):
+    gw = core(tmp_path)
+    for cid in ("c1", "c2"):
+        fill(gw, place(gw, cid))
+    gw.clock.advance(gw.retire_after_s + 1)
+    gw.handle(Tick())
+    assert gw.orders.counts["retired"] == 2
+    done, text = gw.compact()
+    assert done, text
+    gw.journal.close()
+    again = core(tmp_path)
+    assert again.risk.snapshot()["positions"]["AAPL"]["qty"] == 200        # risk rebuilt from the order sums
+    (st,) = again.handle(OmsStatusRequest(session=S, cl_ord_id="c2"))
+    assert (st.ord_status, st.cum_qty) == ("2", 100)
+    (dup,) = again.handle(new("c1"))
+    assert dup.ord_status == "8" and "duplicate" in dup.text
+    assert not again.orders.finished and not again.orders.by_venue_id
+
+
+def test_a_restart_from_the_journal_queues_ended_orders_and_retires_them(tmp_path):
+    gw = core(tmp_path)
+    fill(gw, place(gw, "c1"))
+    gw.journal.close()
+    again = core(tmp_path)                        # replayed: the order ended, its venue side held
+    assert [o.cl_ord_id for o in again.orders.finished] == ["c1"] and again.orders.by_venue_id
+    again.clock.advance(again.retire_after_s + 1)
+    again.handle(Tick())
+    assert again.orders.counts["retired"] == 1 and not again.orders.by_venue_id
+    assert again.risk.snapshot()["positions"]["AAPL"]["qty"] == 100
+
+
+def test_retiring_works_off_a_backlog_a_bounded_number_per_tick(tmp_path, monkeypatch):
+    import gateway.core.hub as hub
+    monkeypatch.setattr(hub, "RETIRE_PER_TICK", 3)
+    gw = core(tmp_path)
+    for k in range(7):
+        fill(gw, place(gw, f"c{k}"))
+    gw.clock.advance(gw.retire_after_s + 1)
+    retired = []
+    for _ in range(4):
+        gw.handle(Tick())
+        retired.append(gw.orders.counts["retired"])
+    assert retired == [3, 6, 7, 7]

@@ -363,7 +363,9 @@ def state(om: OrderManager) -> dict:
             "by_oms": sorted((k, o.order_id) for k, o in om.by_oms.items()),
             "by_venue": sorted((k, c.cl_ord_id) for k, c in om.by_venue_id.items()),
             "requests": sorted((k, r.kind, r.oms_cl_ord_id) for k, r in om.requests.items()),
-            "seen": sorted(om.seen_exec_ids), "in_flight": om.in_flight}
+            "seen": sorted((c.cl_ord_id, e) for o in om.by_order_id.values() for c in o.children
+                           for e in (c.exec_ids or ())),
+            "finished": [o.order_id for o in om.finished], "in_flight": om.in_flight}
 
 
 def test_replay_rebuilds_the_state_field_by_field(tmp_path):

@@ -107,7 +107,8 @@ class Gateway:
             self.market.register_venue(v.name, probe=v.probes, market_data=v.market_data,
                                        probe_max_per_s=v.probe_max_per_s)
         self.core = GatewayCore(routing=cfg.routing, risk=cfg.risk, journal_path=cfg.journal_path,
-                                market=self.market, clock=clock, policy=policy)
+                                market=self.market, clock=clock, policy=policy,
+                                retire_after_s=cfg.retire_after_s)
         self.policy = self.core.policy
         # metrics: counters on the order path; latency samples, timings and gauges read on scrape
         self.metrics = GatewayMetrics()
