@@ -203,20 +203,26 @@ class _Handle:
     received_at = None
 
 
-def test_probe_answer_is_split_into_the_venue_and_our_floor():
-    """decided -> handed (send path, ours) -> received (the venue's part) -> handled
-    (receive path, ours): the router ranks by the venue's part, the floor is shown apart."""
+def _probe_market(primed: bool = True, **routing):
+    """A fake clock, a handle, the TestReqIDs sent (each send takes 30 us) and the market."""
     from gateway.common.clock import FakeClock
     clock = FakeClock(1000.0)
     h = _Handle()
-    sent = []
+    sent: list[str] = []
 
     def sender(sess, mt, fields, groups):
         clock.advance(0.000030)                      # 30 us: encode and write
         sent.append(dict(fields)[112])
         return True
 
-    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=False), clock, sender=sender)
+    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=primed, **routing), clock, sender=sender)
+    return clock, h, sent, m
+
+
+def test_probe_answer_is_split_into_the_venue_and_our_floor():
+    """decided -> handed (send path, ours) -> received (the venue's part) -> handled
+    (receive path, ours): the router ranks by the venue's part, the floor is shown apart."""
+    clock, h, sent, m = _probe_market(primed=False)
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", h)
     m.probe_round()
@@ -267,16 +273,7 @@ def test_time_off_the_cpu_in_our_send_goes_to_the_venue():
 def test_without_a_receive_stamp_only_the_send_path_is_taken_off():
     """quickfix gives no transport-edge stamp: the venue's figure keeps our receive path and
     the floor gets no sample (never a guess)."""
-    from gateway.common.clock import FakeClock
-    clock = FakeClock(1000.0)
-    sent = []
-
-    def sender(sess, mt, fields, groups):
-        clock.advance(0.000030)
-        sent.append(dict(fields)[112])
-        return True
-
-    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=False), clock, sender=sender)
+    clock, _h, sent, m = _probe_market(primed=False)
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", "a quickfix session id")
     m.probe_round()
@@ -371,21 +368,6 @@ def test_probes_are_spread_over_the_interval_one_venue_per_tick():
     assert tick >= 0.002 and tick * 120 / per_tick == pytest.approx(0.1)
 
 
-def _primed_market(**routing):
-    from gateway.common.clock import FakeClock
-    clock = FakeClock(1000.0)
-    h = _Handle()
-    sent: list[str] = []
-
-    def sender(sess, mt, fields, groups):
-        clock.advance(0.000030)                      # 30 us: encode and write
-        sent.append(dict(fields)[112])
-        return True
-
-    m = MarketState(RoutingConfig(md_symbols=[], probe_primed=True, **routing), clock, sender=sender)
-    return clock, h, sent, m
-
-
 def _answer(m, clock, h, rid, wire_s, receive_s=0.000020):
     clock.advance(wire_s)
     h.received_at = clock.now()
@@ -397,7 +379,7 @@ def test_primed_probe_measures_the_probe_after_the_primer_and_keeps_the_primer_a
     """probe_primed: the tick sends a primer; its answer sends the measured probe at once
     (through ``defer``); only the measured probe is a latency sample, the primer's round
     trip is ``rtt_cold``."""
-    clock, h, sent, m = _primed_market()
+    clock, h, sent, m = _probe_market()
     deferred = []
     m.defer = deferred.append
     m.register_venue("ALPHA")
@@ -420,7 +402,7 @@ def test_primed_probe_measures_the_probe_after_the_primer_and_keeps_the_primer_a
 
 def test_primed_probes_count_twice_against_the_venue_cap():
     """A venue allowing 10 TestRequests/s gets 5 primed probes/s (10 TestRequests)."""
-    clock, h, sent, m = _primed_market(probe_interval_ms=10)
+    clock, h, sent, m = _probe_market(probe_interval_ms=10)
     m.register_venue("ALPHA", probe_max_per_s=10)
     m.on_venue_up("ALPHA", h)
     for _ in range(1000):                              # ~10 s of a 10 ms probe timer
@@ -434,7 +416,7 @@ def test_primed_probes_count_twice_against_the_venue_cap():
 
 
 def test_primed_probe_is_not_sent_after_the_session_dropped():
-    clock, h, sent, m = _primed_market()
+    clock, h, sent, m = _probe_market()
     deferred = []
     m.defer = deferred.append
     m.register_venue("ALPHA")
@@ -450,7 +432,7 @@ def test_primed_probe_is_not_sent_after_the_session_dropped():
 
 
 def test_a_lost_primer_does_not_block_the_next_pair():
-    clock, h, sent, m = _primed_market()
+    clock, h, sent, m = _probe_market()
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", h)
     m.probe_round()
@@ -466,7 +448,7 @@ def test_a_lost_primer_does_not_block_the_next_pair():
 
 def test_status_text_shows_the_primers_round_trip_beside_the_probe():
     from gateway.apps.server.admin import format_status
-    clock, h, sent, m = _primed_market()
+    clock, h, sent, m = _probe_market()
     m.register_venue("ALPHA")
     m.on_venue_up("ALPHA", h)
     m.probe_round()
