@@ -34,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-engine", choices=("native", "quickfix"), default="native")
     p.add_argument("--window", type=int, default=40, help="orders without a first answer per session")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, journals)")
+    p.add_argument("--retire-after-s", type=float, default=None,
+                   help="the gateway's retire_after_s (0: ended orders leave memory at the next tick)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="chaos-recovery-"))
     cfg = RunConfig(orders=args.orders, kills=args.kills, seed=args.seed, sessions=args.sessions,
                     venues=args.venues, flow=args.flow, sim_engine=args.sim_engine, window=args.window,
-                    final_timeout_s=60.0)
+                    final_timeout_s=60.0, retire_after_s=args.retire_after_s)
     run = ChaosRun(tmp, cfg, log=lambda s: print(s, flush=True))
     print(f"run directory: {tmp}", flush=True)
     try:

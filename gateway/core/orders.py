@@ -1046,7 +1046,8 @@ class OrderManager:
         return {"total": self.counts["total"], "open": len(self.open),
                 **{k: self.counts[k] for k in ("filled", "partially_filled", "canceled", "rejected",
                                                "expired", "replaced", "fills", "ignored_reports",
-                                               "unexpected_reports")}}
+                                               "unexpected_reports", "retired")},
+                "ended_held": len(self.finished)}   # ended, venue side still held (retire_after_s)
 
     def open_by_venue(self) -> dict[str, int]:
         out: dict[str, int] = {}

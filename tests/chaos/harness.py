@@ -137,6 +137,7 @@ class RunConfig:
     final_timeout_s: float = 30.0
     restart_timeout_s: float = 30.0
     sim_engine: str = "native"
+    retire_after_s: float | None = None   # the gateway's (None: its default, 60 s)
 
 
 @dataclass
@@ -222,8 +223,9 @@ class ChaosRun:
         self.stack.start_sim("a", [{"name": v, "seed": c.seed + i, "flow": flow, "engine": c.sim_engine}
                                    for i, v in enumerate(self.venues)])
         names = list(PASSWORDS)[:c.sessions]
+        extra = {} if c.retire_after_s is None else {"retire_after_s": c.retire_after_s}
         self.stack.start_gateway(clients=[{"comp_id": n, "password": PASSWORDS[n]} for n in names],
-                                 routing={"md_symbols": ["AAPL"]})
+                                 routing={"md_symbols": ["AAPL"]}, extra=extra)
         for n in names:
             oms = ChaosOms(self.stack.oms_port, n, PASSWORDS[n], on_report=self.tracker.on_report)
             assert oms.connect(reset=True), f"{n} could not log on: {oms.errors}"

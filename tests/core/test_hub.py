@@ -260,10 +260,12 @@ def test_an_ended_order_keeps_its_venue_side_until_the_grace_period_then_only_wh
     gw.clock.advance(gw.retire_after_s - 1)
     gw.handle(Tick())
     assert gw.orders.by_venue_id and gw.orders.counts["retired"] == 0      # late reports still apply
+    assert gw.orders.summary()["ended_held"] == 1
     gw.clock.advance(2)
     gw.handle(Tick())
     orders = gw.orders
     assert orders.counts["retired"] == 1 and not orders.by_venue_id and not orders.finished
+    assert (orders.summary()["retired"], orders.summary()["ended_held"]) == (1, 0)      # GET /status
     order = orders.by_oms[(S, "c1")]
     assert order.children == [] and order.wire_fields == ""
     # what the OMS can still ask

@@ -207,3 +207,32 @@ def test_gateway_crash_and_restart_recovers_orders_and_sequence_numbers(live):
     assert [(r[150], r[39]) for r in answer][-1:] == [("I", "4")], answer
     st = live.status()
     assert st["venues"][0]["orders_routed"] == routed and st["gateway"]["resends_answered"] == 1
+
+
+def test_a_retired_order_still_answers_the_oms_over_fix(stack):
+    """``retire_after_s = 0``: a filled order's venue side leaves at the next tick; its status,
+    a late cancel and a repeated ClOrdID are still answered as for any ended order."""
+    import time
+    stack.engine = "native"
+    stack.start_sim("a", [{"name": "ALPHA", "seed": 1}])
+    stack.start_sim("b", [{"name": "BRAVO", "seed": 2}])
+    stack.start_gateway(extra={"retire_after_s": 0})
+    top = book_top(stack, "ALPHA")
+    oms = stack.oms()
+    oms.order("r1", qty=100, price=f"{top['ask']:.2f}")
+    end = terminal(oms.reports("r1"))
+    assert end[39] == "2"
+    deadline = time.monotonic() + 5
+    while stack.status()["orders"]["retired"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orders = stack.status()["orders"]
+    assert (orders["retired"], orders["ended_held"]) == (1, 0)
+    oms.send("H", [(11, "r1"), (55, "AAPL"), (54, "1")])
+    (st,) = oms.reports("r1", timeout=3, until_terminal=False)
+    assert (st[150], st[39], float(st[14]), st[37]) == ("I", "2", 100, end[37])
+    oms.cancel("r1c", "r1")
+    rej = oms.reports("r1c")[0]
+    assert rej[35] == "9" and rej[102] == "0" and rej[37] == end[37]          # too late
+    oms.order("r1", qty=100, price=f"{top['ask']:.2f}")
+    dup = terminal(oms.reports("r1"))
+    assert dup[39] == "8" and "duplicate" in dup[58]
