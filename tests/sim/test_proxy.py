@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import socket
-import statistics
 import threading
 import time
 
@@ -112,7 +111,9 @@ def test_proxy_sub_millisecond_delay_is_honoured(echo_server):
                     s.sendall(b"x")
                     assert recv_exactly(s, 1) == b"x"
                     out.append((time.perf_counter() - t0) * 1e6)
-                return statistics.median(out[10:])
+                # the fastest: a loaded machine only adds time (a slow phase put a median of the
+                # delayed path at 1,299 us against 36 direct), the injected delay is a floor
+                return min(out[10:])
         direct, delayed = rtt_us(target), rtt_us(port)
         assert 450 <= delayed - direct <= 1200, (direct, delayed)   # configured 2 x 250 us
     finally:
