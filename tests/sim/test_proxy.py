@@ -111,11 +111,14 @@ def test_proxy_sub_millisecond_delay_is_honoured(echo_server):
                     s.sendall(b"x")
                     assert recv_exactly(s, 1) == b"x"
                     out.append((time.perf_counter() - t0) * 1e6)
-                # the fastest: a loaded machine only adds time (a slow phase put a median of the
-                # delayed path at 1,299 us against 36 direct), the injected delay is a floor
-                return min(out[10:])
+                out = sorted(out[10:])
+                return out[len(out) // 4]
+        # The lower quartile of each: load only adds time (a slow phase put the delayed median at
+        # 1,299 us), and the writer wakes by its learned oversleep early, so the odd fastest
+        # round trip can undercut the delay (a slow phase read a minimum 328 us over direct).
+        # The bounds catch a missing delay (~0) and 250 us rounded to a 1 ms tick (>= 2,000).
         direct, delayed = rtt_us(target), rtt_us(port)
-        assert 450 <= delayed - direct <= 1200, (direct, delayed)   # configured 2 x 250 us
+        assert 400 <= delayed - direct <= 1800, (direct, delayed)   # configured 2 x 250 us
     finally:
         slow.stop()
 
