@@ -161,9 +161,11 @@ Invariants:
   first format (JSON arrays with one-letter kinds, ``_LEGACY``).
 
 Compaction (``Journal.compact``, asked for by ``GatewayCore.compact`` at a safe point: no
-cancel or replace in flight, no report waiting for an OMS session): one ``snapshot`` record
-(every order of the day with its venue orders, as ``OrderManager`` holds them; the ExecIDs
-seen on live venue orders; the kill-switch and suspension states in force; the counters) is
+cancel or replace of an open order in flight, no report waiting for an OMS session): one
+``snapshot`` record (every order of the day with its venue orders, as ``OrderManager`` holds
+them; the ExecIDs seen on live venue orders; the OMS cancels and replaces of ended orders the
+venue has not answered yet, so their answers still reach the OMS after a restart; the
+kill-switch and suspension states in force; the counters) is
 written to ``<journal>.tmp`` and fsynced, the old file is hard-linked to ``<journal>.1``
 (the previous ``.1`` is replaced; ``keep_old=False`` removes it instead), and the new file
 is renamed over the journal, so a crash at any step leaves a journal that replays to the
@@ -350,6 +352,7 @@ class Snapshot:
     orders: list = field(default_factory=list)        # export_order() of every order kept
     aliases: list = field(default_factory=list)       # [session, ClOrdID, order_id]: replaced/cancel ids
     exec_ids: list = field(default_factory=list)      # [venue, venue ClOrdID, ExecID] of live venue orders
+    owed: list = field(default_factory=list)          # OrderManager.owed_answers(): ended orders' open requests
     risk_states: list = field(default_factory=list)   # RiskState fields in force (firm, per session)
     counts: dict = field(default_factory=dict)
     at: float = 0.0
@@ -1324,7 +1327,8 @@ def make_snapshot(orders: OrderManager, risk_states: list, at: float = 0.0, keep
                if o.order_id in ids and cid != o.cl_ord_id]
     exec_ids = [[c.venue, c.cl_ord_id, e] for o in orders.open.values() for c in o.live_children()
                 for e in (c.exec_ids or ())]
-    return Snapshot(orders=out, aliases=aliases, exec_ids=exec_ids,
+    owed = orders.owed_answers() if keep_done else []      # without done orders, nothing is owed to them
+    return Snapshot(orders=out, aliases=aliases, exec_ids=exec_ids, owed=owed,
                     risk_states=[_encode(r) for r in risk_states], counts=dict(orders.counts), at=at)
 
 
@@ -1366,6 +1370,8 @@ def restore_snapshot(snap: Snapshot, orders: OrderManager) -> None:
                 known.exec_ids = [exec_id]
             elif exec_id not in known.exec_ids:
                 known.exec_ids.append(exec_id)
+    for row in snap.owed:
+        orders.restore_owed_answer(row)
     # ended orders whose venue side the snapshot still holds: retired in the order they ended
     orders.finished.extend(sorted((o for o in orders.by_order_id.values() if o.done and o.children),
                                   key=lambda o: o.done_at))

@@ -963,6 +963,37 @@ class OrderManager:
                 out.append((o.live_children()[0], req.venue_cl_ord_id))
         return out
 
+    def owed_answers(self) -> list[list]:
+        """The OMS cancels and replaces of ended orders that the venue has not answered yet, one
+        row per venue ClOrdID: [order_id, kind, OMS ClOrdID, OrigClOrdID, text, venue ClOrdID,
+        the venue order's ClOrdID]. A snapshot carries them (an open order has none at a safe
+        point); without them a restart would leave the OMS's request unanswered."""
+        out: list[list] = []
+        for vid, req in self.requests.items():
+            order, child = req.order, self.by_venue_id.get(vid)
+            if order.done and req.oms_cl_ord_id is not None and not req.answered and child is not None:
+                out.append([order.order_id, req.kind, req.oms_cl_ord_id, req.oms_orig_cl_ord_id, req.text,
+                            vid, child.cl_ord_id])
+        return out
+
+    def restore_owed_answer(self, row: list) -> None:
+        """One row of ``owed_answers`` back, after the snapshot's orders."""
+        order_id, kind, oms_cl_ord_id, orig, text, vid, child_id = row
+        order, child = self.by_order_id.get(order_id), self.by_venue_id.get(child_id)
+        if order is None or child is None or child.parent is not order:
+            return
+        req = order.replace_request if kind == "replace" else order.cancel_request
+        if req is None:
+            req = Request(kind, order, oms_cl_ord_id, orig, text=text,
+                          venue_cl_ord_id=vid if kind == "replace" else None)
+            if kind == "replace":
+                order.replace_request = req
+            else:
+                order.cancel_request = req
+        if kind != "replace":
+            child.cancel_pending = vid
+        self._link(vid, child, req)
+
     def stranded_orders(self) -> list[OmsOrder]:
         """Open orders with no live venue order (a crash between a venue's end and our retry)."""
         return [o for o in self.open.values() if o.children and not o.live_children()]

@@ -296,6 +296,38 @@ def test_an_ended_order_the_venue_still_owes_an_answer_is_not_retired(tmp_path):
     assert not gw.orders.by_venue_id and not gw.orders.requests    # the cancel's ClOrdID went too
 
 
+@pytest.mark.parametrize("kind", ["cancel", "replace"])
+def test_a_compaction_keeps_what_the_venue_owes_an_ended_order_so_the_oms_gets_its_answer(tmp_path, kind):
+    gw = core(tmp_path)
+    child = place(gw, "c1")
+    if kind == "cancel":
+        (req,) = sent(gw.handle(OmsCancelRequest(session=S, cl_ord_id="x1", orig_cl_ord_id="c1")), SendCancel)
+    else:
+        (req,) = sent(gw.handle(OmsReplaceRequest(session=S, new=new("x1", qty=150).intent, orig_cl_ord_id="c1")),
+                      SendReplace)
+    fill(gw, child)                               # filled before the request got there
+    done, text = gw.compact()                     # no open order has a request in flight: a safe point
+    assert done, text
+    gw.journal.close()
+    again = core(tmp_path)
+    (st,) = again.handle(OmsStatusRequest(session=S, cl_ord_id="x1"))
+    assert (st.ord_status, st.orig_cl_ord_id) == ("2", "c1")
+    again.clock.advance(again.retire_after_s + 1)
+    again.handle(Tick())
+    assert again.orders.counts["retired"] == 0    # still owed: held
+    (rej,) = again.handle(VenueCancelRejected(venue="ALPHA", cl_ord_id=req.cl_ord_id, text="too late"))
+    assert isinstance(rej, RejectOmsCancel)
+    assert (rej.cl_ord_id, rej.orig_cl_ord_id, rej.reason, rej.response_to) == (
+        "x1", "c1", "0", "1" if kind == "cancel" else "2")
+    assert again.handle(VenueCancelRejected(venue="ALPHA", cl_ord_id=req.cl_ord_id, text="again")) == []
+    again.clock.advance(again.retire_after_s + 1)
+    again.handle(Tick())
+    assert again.orders.counts["retired"] == 1 and not again.orders.requests
+    again.compact()                               # and a second compaction owes nothing
+    again.journal.close()
+    assert not core(tmp_path).orders.requests
+
+
 def test_a_replaced_order_retires_every_venue_clordid_it_had(tmp_path):
     gw = core(tmp_path)
     child = place(gw, "c1")
