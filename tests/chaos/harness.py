@@ -7,6 +7,8 @@ time, and at the end the invariants:
 - every OMS order has exactly one terminal report (counted per order chain on the OMS
   side across reconnects; session repeats — PossDup of a MsgSeqNum already processed —
   and PossResend(97) reports whose ExecID the OMS already has are not new events);
+- every OMS cancel and replace has exactly one answer: its OrderCancelReject, or the report
+  that carries its ClOrdID as Canceled or Replaced (a repeat of the same ExecID is one);
 - no venue order was sent twice (fresh NewOrderSingles per ClOrdID at the venues);
 - the gateway's positions equal the venues' fills to the gateway, and the OMS's fills;
 - the gateway restarted every time.
@@ -71,6 +73,9 @@ class Tracker:
         self.orders: dict[str, Order] = {}
         self.chain: dict[bytes, Order] = {}
         self.unknown: list[dict] = []
+        # each cancel/replace ClOrdID -> its answers: the ExecIDs of its reports (a PossResend
+        # repeat has the same), b"9" for an OrderCancelReject
+        self.amend_answers: dict[bytes, set] = {}
         self.counts = {"repeats_dropped": 0, "dup_exec_id_without_flag": 0, "status_reports": 0,
                        "cancel_rejects": 0, "possresend_new": 0}
 
@@ -82,12 +87,23 @@ class Tracker:
     def alias(self, o: Order, cl_ord_id: str) -> None:
         self.chain[cl_ord_id.encode("latin-1")] = o
 
+    def amend_sent(self, o: Order, cl_ord_id: str) -> None:
+        o.amend = cl_ord_id
+        self.alias(o, cl_ord_id)
+        self.amend_answers[cl_ord_id.encode("latin-1")] = set()
+
     def on_report(self, rep: dict) -> None:
         o = self.chain.get(rep[11]) or (self.chain.get(rep[41]) if rep[41] else None)
         if o is None:
             self.unknown.append(rep)
             return
         o.reports.append(rep)
+        answers = self.amend_answers.get(rep[11])
+        if answers is not None:
+            if rep[35] == b"9":
+                answers.add(b"9" if b"9" not in answers else b"9+%d" % len(answers))
+            elif rep[35] == b"8" and rep[150] in (b"4", b"5"):
+                answers.add(rep[17])
         if rep[35] == b"9":
             self.counts["cancel_rejects"] += 1
             if o.amend is not None and rep[11] == o.amend.encode("latin-1"):
@@ -153,6 +169,8 @@ class RunResult:
     elapsed_s: float = 0.0
     no_terminal: list = field(default_factory=list)
     multi_terminal: list = field(default_factory=list)
+    amends_unanswered: list = field(default_factory=list)     # cancel/replace ClOrdIDs without an answer
+    amends_answered_twice: list = field(default_factory=list)
     venue_dupes: dict = field(default_factory=dict)
     venue_new_orders: int = 0
     venue_possdup_orders: int = 0
@@ -176,6 +194,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return (not self.no_terminal and not self.multi_terminal and not self.venue_dupes and self.positions_ok
+                and not self.amends_unanswered and not self.amends_answered_twice
                 and not self.restart_failures and self.restarts == self.kills)
 
     def failures(self) -> list[str]:
@@ -186,6 +205,10 @@ class RunResult:
             out.append(f"{len(self.multi_terminal)} order(s) with more than one terminal report")
         if self.venue_dupes:
             out.append(f"{len(self.venue_dupes)} venue ClOrdID(s) sent more than once: {self.venue_dupes}")
+        if self.amends_unanswered or self.amends_answered_twice:
+            out.append(f"cancels/replaces: {len(self.amends_unanswered)} unanswered "
+                       f"{self.amends_unanswered[:10]}, {len(self.amends_answered_twice)} answered twice "
+                       f"{self.amends_answered_twice[:10]}")
         if not self.positions_ok:
             out.append(f"positions differ: gateway {self.positions_gateway} venues {self.positions_venues} "
                        f"oms {self.positions_oms}")
@@ -265,16 +288,14 @@ class ChaosRun:
 
     def _cancel(self, o: Order) -> None:
         cid = self._new_id(o.session) + "c"
-        o.amend = cid
-        self.tracker.alias(o, cid)
+        self.tracker.amend_sent(o, cid)
         self.clients[o.session].send("F", [(11, cid), (41, o.current), (55, "AAPL"), (54, o.side), (38, o.qty),
                                            (60, _now())])
         self.result.cancels += 1
 
     def _replace(self, o: Order) -> None:
         cid = self._new_id(o.session) + "r"
-        o.amend = cid
-        self.tracker.alias(o, cid)
+        self.tracker.amend_sent(o, cid)
         qty = max(1, o.qty + self.rng.choice([-2, -1, 1, 3]))
         step = self.rng.choice([-2, -1, 1, 2]) * 0.01
         px = float(o.price) + step
@@ -381,6 +402,11 @@ class ChaosRun:
                 st = o.terminal[0][39].decode()
                 res.terminal_by_status[st] = res.terminal_by_status.get(st, 0) + 1
             res.positions_oms["AAPL"] = res.positions_oms.get("AAPL", 0.0) + o.filled
+        for cid, answers in self.tracker.amend_answers.items():
+            if len(answers) != 1:
+                o = self.tracker.chain[cid]
+                (res.amends_unanswered if not answers else res.amends_answered_twice).append(
+                    f"{cid.decode('latin-1')}: {_order_text(o)}")
         res.unknown_reports = len(self.tracker.unknown)
         res.tracker_counts = dict(self.tracker.counts)
         res.oms_counts = {n: dict(oms.counts, logons=oms.logons) for n, oms in self.clients.items()}
@@ -429,12 +455,16 @@ def report(res: RunResult, log=print, max_listed: int = 20) -> None:
     log(f"  positions: gateway {res.positions_gateway} venues {res.positions_venues} oms {res.positions_oms}")
     inv = [("every OMS order has exactly one terminal report", not res.no_terminal and not res.multi_terminal),
            ("no venue order sent twice", not res.venue_dupes),
+           ("every OMS cancel and replace answered exactly once",
+            not res.amends_unanswered and not res.amends_answered_twice),
            ("positions equal the venues' fills (gateway and OMS)", res.positions_ok),
            ("gateway restarted every time", not res.restart_failures and res.restarts == res.kills)]
     for name, ok in inv:
         log(f"  [{'held' if ok else 'FAILED'}] {name}")
     for title, rows in (("orders without a terminal report", res.no_terminal),
-                        ("orders with more than one terminal report", res.multi_terminal)):
+                        ("orders with more than one terminal report", res.multi_terminal),
+                        ("cancels/replaces without an answer", res.amends_unanswered),
+                        ("cancels/replaces answered more than once", res.amends_answered_twice)):
         if rows:
             log(f"  {title} ({len(rows)}):")
             for row in rows[:max_listed]:

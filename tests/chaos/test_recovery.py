@@ -1,7 +1,8 @@
 """SIGKILL the gateway at seeded random points under a mix of IOC, Day, cancels and
 replaces from two OMS sessions to two simulated venues; restart it each time. At the
-end every OMS order has exactly one terminal report, no venue order was sent twice,
-positions equal the venues' fills, and every restart succeeded. (The full run with
+end every OMS order has exactly one terminal report, every cancel and replace exactly one
+answer, no venue order was sent twice, positions equal the venues' fills, and every restart
+succeeded. (The full run with
 thousands of orders and many kills: benchmarks/chaos_recovery.py.)"""
 from __future__ import annotations
 
