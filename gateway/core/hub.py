@@ -231,7 +231,8 @@ class GatewayCore:
         self._session_router: dict[str, BaseRouter] = {}
         self.counts = {"resends_answered": 0, "send_failures": 0, "journal_failures": 0, "handler_errors": 0,
                        "in_flight_rejects": 0, "status_queries": 0, "reports_resent": 0}
-        self.risk = RiskEngine(risk, clock, mark_price=market.mark_price)
+        # the order index (``new_order``: ``is_known``) refuses repeated ClOrdIDs for the day
+        self.risk = RiskEngine(risk, clock, mark_price=market.mark_price, own_cl_ord_ids=False)
         self._max_in_flight = risk.max_in_flight_per_venue
         self.orders = OrderManager(None, micro_burst=routing.micro_burst)
         self.recovery = J.replay(journal_path, self.orders)       # risk detached: nothing re-run
@@ -631,12 +632,14 @@ class GatewayCore:
     def _restore_risk(self, risk_states: list) -> None:
         """Positions, open exposure, used ClOrdIDs and a tripped switch survive a restart."""
         orders = self.orders
-        fills = [(o.intent, c.cum_qty, c.avg_px) for o in orders.by_order_id.values()
-                 for c in o.children if c.cum_qty > 0]
-        fills += [(o.intent, o.cum_qty, o.avg_px) for o in orders.by_order_id.values()   # retired: the order's sums
-                  if not o.children and o.cum_qty > 0]
+        fills = []
+        for o in orders.by_order_id.values():           # in the order they were accepted
+            if o.children:
+                fills += [(o.intent, c.cum_qty, c.avg_px) for c in o.children if c.cum_qty > 0]
+            elif o.cum_qty > 0:                           # retired: the order's own sums
+                fills.append((o.intent, o.cum_qty, o.avg_px))
         open_orders = [(o.intent, o.leaves_qty) for o in orders.open.values()]
-        self.risk.restore(fills, open_orders, list(orders.by_oms))
+        self.risk.restore(fills, open_orders, ())        # ClOrdIDs: the order index has them
         firm = [r for r in risk_states if r.session is None]
         if firm and firm[-1].state == HALTED:     # its orders were canceled before the restart
             self.risk.trip(f"{firm[-1].reason} (still halted after a restart)", by=firm[-1].by)

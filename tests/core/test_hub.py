@@ -364,6 +364,19 @@ def test_retired_orders_survive_a_compaction_and_a_restart_with_their_fills(tmp_
     assert not again.orders.finished and not again.orders.by_venue_id
 
 
+def test_the_days_clordids_are_held_once_by_the_order_index_and_refused_after_a_restart(tmp_path):
+    gw = core(tmp_path)
+    fill(gw, place(gw, "c1"))
+    assert all(not sess.seen for sess in gw.risk._sessions.values())     # risk keeps no second set
+    (dup,) = gw.handle(new("c1"))
+    assert dup.ord_status == "8" and "duplicate" in dup.text
+    gw.journal.close()
+    again = core(tmp_path)
+    (dup,) = again.handle(new("c1"))
+    assert dup.ord_status == "8" and "duplicate" in dup.text
+    assert isinstance(again.handle(new("c2"))[0], SendNewOrder)
+
+
 def test_a_restart_from_the_journal_queues_ended_orders_and_retires_them(tmp_path):
     gw = core(tmp_path)
     fill(gw, place(gw, "c1"))

@@ -8,10 +8,11 @@ How the gateway wires it (the engine is sans-IO and NOT thread-safe: call it fro
 thread, or under the lock that already guards the gateway's order map):
 
 - New order (D): ``rej = risk.check(intent)`` before routing. On a reject send an
-  ExecutionReport 150=8/39=8 with 103=rej.ord_rej_reason and 58=rej.text. Risk is the
-  single authority for duplicate ClOrdIDs (per OMS session, every ClOrdID checked today):
-  the order map need not check again, but must not let a rejected duplicate overwrite or
-  end the live order that owns that ClOrdID.
+  ExecutionReport 150=8/39=8 with 103=rej.ord_rej_reason and 58=rej.text. Risk refuses
+  duplicate ClOrdIDs (per OMS session, every ClOrdID checked today), unless the caller's
+  order index does it before risk is asked: the gateway's (``own_cl_ord_ids=False``; the
+  index must not let a rejected duplicate overwrite or end the live order that owns that
+  ClOrdID).
 - Cancel/replace (G): ``risk.check_replace(orig_intent, new_intent)``; on a reject answer
   OrderCancelReject (35=9, 434=2, 102=99, 58=rej.text). Cancels (F) never go through risk,
   so they work when HALTED.

@@ -93,7 +93,7 @@ class SessionState:
 
     def __init__(self, key: str, overrides, max_rate: int | None) -> None:
         self.key = key
-        self.seen: set[str] = set()            # every ClOrdID checked today
+        self.seen: set[str] = set()            # every ClOrdID checked today (when risk owns the check)
         self.open: dict[str, OpenOrder] = {}
         self.max_rate = max_rate
         self.sent: deque[float] | None = deque(maxlen=max_rate) if max_rate else None
@@ -115,7 +115,10 @@ class RiskEngine:
     """Implements ``gateway.core.model.RiskGate``."""
 
     def __init__(self, cfg: RiskConfig, clock: Clock,
-                 mark_price: Callable[[str], float | None] | None = None) -> None:
+                 mark_price: Callable[[str], float | None] | None = None, own_cl_ord_ids: bool = True) -> None:
+        """``own_cl_ord_ids=False``: the caller's order index refuses a repeated ClOrdID before
+        risk is asked (the gateway's ``OrderManager``, which keeps every order of the day), so
+        risk keeps no set of its own: the day's ClOrdIDs are not held twice."""
         self.cfg = cfg
         self.clock = clock
         self.mark_price = mark_price
@@ -150,7 +153,7 @@ class RiskEngine:
         self._checked_pos: Position | None = None
         self._allow = frozenset(cfg.symbols) if cfg.symbols is not None else None
         self._max_gross = cfg.max_gross_exposure or INF
-        self._dup = cfg.check_duplicate_cl_ord_id
+        self._dup = cfg.check_duplicate_cl_ord_id and own_cl_ord_ids
         # settings the per-order path reads, as native attributes (a pydantic attribute read
         # is a generic lookup on every order and fill); the config is not changed after start
         self._limits_on: bool = bool(cfg.enabled)
@@ -192,7 +195,8 @@ class RiskEngine:
             sess = self._session(intent.oms_session)
             pos = self._positions.get(intent.symbol) or self._new_position(intent.symbol)
         self._checked = None
-        sess.seen.add(intent.cl_ord_id)
+        if self._dup:
+            sess.seen.add(intent.cl_ord_id)
         px = intent.price if intent.ord_type != MARKET else self._reference(pos)
         self._book_open(sess, intent.cl_ord_id, pos, intent.side == BUY, intent.qty,
                         intent.qty if qty is None else qty, px or 0.0)
@@ -602,7 +606,7 @@ class RiskEngine:
             if pos.mark is None:
                 pos.mark = px
             self._revalue(pos)
-        for session, cid in seen:
+        for session, cid in (seen if self._dup else ()):
             (self._sessions.get(session) or self._new_session(session)).seen.add(cid)
         for intent, remaining in open_orders:
             sess = self._sessions.get(intent.oms_session) or self._new_session(intent.oms_session)
