@@ -213,7 +213,7 @@ class GatewayConfig(_Strict):
     # An ended order keeps its venue side (venue orders, their ClOrdIDs and ExecIDs) this many
     # seconds for late reports, then it is retired: the OMS can still ask its status, is still
     # told "too late" to a cancel and refused a duplicate ClOrdID; a venue's report for it is
-    # then ignored (counted). Memory per order of the day: ~1.4 KB -> ~0.8 KB (docs/operations.md).
+    # then ignored (counted). Memory per order of the day: ~1.3 KB -> ~0.7 KB (docs/operations.md).
     retire_after_s: float = Field(60.0, ge=0.0)
     # Pin the process to one CPU (-1 = the last one the process may use; None = no pinning).
     # Only one thread runs Python at a time (the GIL); with quickfix's two threads on one
