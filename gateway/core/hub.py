@@ -29,8 +29,9 @@ Invariants:
   stops there, in sequence order (a later reject cannot overtake an acknowledgement still
   held), until the journal writes again; the log and ``Journal.write_failures`` say so;
 - the edge runs the commands of one call before making the next, so a journal record
-  followed by another was carried out; on start the last record's OMS reports are sent
-  again marked PossResend (``OmsSessionUp``), and every venue order without a venue answer
+  followed by another was carried out; on start the last record's OMS reports (all of the
+  last dispatch's, journal.py ``DispatchMark``) are sent again marked PossResend
+  (``OmsSessionUp``), and every venue order without a venue answer
   is queried (``QueryOrderStatus`` on ``VenueUp``);
 - risk answers with ``TradingStateChanged`` values; the core answers a HALTED with a cancel
   of every open order in scope and News, journaled first.

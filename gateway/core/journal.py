@@ -31,6 +31,18 @@ What a crash can lose:
   ``venue_report`` is in the file before the OMS's ExecutionReport is stored or sent, or the
   venue is asked for it again. (Journaling before the FIX store matters: a message stored but
   not sent is resent from the store after a restart when the peer asks.)
+- SIGKILL after a dispatch's records were written and before its sends were stored: the
+  records survive, the reports they made for the OMS do not, and the peer's re-sent chunk is
+  then a repeat (its ExecIDs are known). So a dispatch's records are written between two marks,
+  ``["dispatch"]`` and ``["dispatched"]`` (``DispatchMark``; lines without a record number, in
+  the same writes), and replay hands back as ``undelivered`` the OMS reports of every record of
+  a dispatch the file stops in or right after, not only the last record's; the hub re-sends
+  them marked PossResend (97=Y) when the OMS logs on. Some may have left before the crash: the
+  OMS sees their ExecIDs again, flagged. (Found by the chaos run: a venue chunk of six reports,
+  a SIGKILL between the write and the sends, three orders the OMS never saw acknowledged.) The
+  end mark goes with the dispatch's last write; a dispatch whose last write came before its
+  end (a send of the session read flushed the journal mid-chunk) leaves its end mark to the
+  next line written.
 - A power cut or kernel crash: also the page cache's last lines (no fsync per order, by
   choice, for latency; the FileStores may lose theirs the same way): then orders sent may be
   missing from the journal, and the venue's order status answers at reconnection are what is
@@ -364,6 +376,15 @@ class Stopped:
     at: float = 0.0
 
 
+@dataclass(slots=True, kw_only=True)
+class DispatchMark:
+    """Where one dispatch of received input begins (``["dispatch"]``) or ends
+    (``["dispatched"]``) among the records it made (lines without a record number). Its sends are released only when it
+    ends, after its last record is written; so a file that stops inside a dispatch or right
+    after one may hold records none of whose OMS reports left (replay: ``undelivered``)."""
+    end: bool = False
+
+
 # the kind words (a class decorator would make the classes non-native when compiled with mypyc)
 _register("accepted", Accepted, lists={"children": ChildOrder})
 _register("rejected", Rejected)
@@ -379,6 +400,7 @@ _register("risk_state", RiskState)
 _register("day_ended", DayEnded)
 _register("snapshot", Snapshot)
 _register("stopped", Stopped)
+KIND_OF[DispatchMark] = "dispatch"      # written as its own line (DISPATCH / DISPATCHED), not by layout
 
 
 def _encode(value: Any) -> Any:
@@ -449,6 +471,8 @@ def decode(obj: Any) -> Any:
             return _from_accepted2(obj)
         if kind == VENUE_REPORT2:
             return _from_venue_report2(obj)
+        if kind == DISPATCH or kind == DISPATCHED:
+            return DispatchMark(end=kind == DISPATCHED)
         return _from_array(obj)
     if isinstance(obj, list):
         return _legacy(obj)
@@ -462,6 +486,10 @@ ACCEPTED2: Final = "accepted2"
 _ACCEPTED2 = ("oms_session", "symbol", "side", "ord_type", "tif", "ex_destination", "venue", "policy",
               "cl_ord_id", "qty", "price", "received_at", "order_id", "venue_id", "reason", "at")
 VENUE_REPORT2: Final = "venue_report2"
+DISPATCH: Final = "dispatch"              # ``[DISPATCH]``, ``[DISPATCHED]``: DispatchMark (no number)
+DISPATCHED: Final = "dispatched"
+_DISPATCH_LINE: Final = b'["dispatch"]\n'
+_DISPATCHED_LINE: Final = b'["dispatched"]\n'
 _VENUE_REPORT2 = ("venue", "exec_type", "ord_status", "cl_ord_id", "orig_cl_ord_id", "exec_id", "cum_qty",
                   "leaves_qty", "avg_px", "last_qty", "last_px", "venue_order_id", "text", "at")
 
@@ -537,6 +565,9 @@ class Journal:
         # ``flush`` writes them with one os.write; None: every line is written at once.
         self._group: Any = None
         self._held: list[bytes] = []
+        self._dispatching = False        # a dispatch's "dispatch" mark is held or written, its end's not
+        self._end_owed = False           # a dispatch ended with nothing left to write: its end mark
+                                         # goes before the next line
         self.group_writes = 0            # os.write calls that carried held lines (flush)
         self.write_failures = 0          # flushes that raised (the lines stay held)
         self._failing = False            # the last flush raised: hold nothing new, write (and raise) at once
@@ -555,6 +586,14 @@ class Journal:
         part of it). Raises ``OSError`` if they did not all reach the kernel: what was not
         written stays held, first in line for the next flush or write."""
         held = self._held
+        if self._dispatching:
+            group = self._group
+            if group is None or not group.depth:      # the dispatch is over: its sends follow
+                self._dispatching = False
+                if held:
+                    held.append(_DISPATCHED_LINE)
+                else:                                 # no line to carry the mark: the next one will
+                    self._end_owed = True
         if not held:
             return
         fd = self._fd
@@ -579,16 +618,22 @@ class Journal:
 
     @property
     def held(self) -> int:
-        """Lines held, not yet written."""
-        return len(self._held)
+        """Records' lines held, not yet written (a failed flush's rest counts as one)."""
+        return sum(1 for line in self._held if line is not _DISPATCH_LINE and line is not _DISPATCHED_LINE)
 
     def _put(self, line: bytes, fd: int) -> None:
         """One record's line: held while the group dispatches, else written now (after any held).
         After a failed flush nothing new is held: this line's write raises at once while the held
         ones cannot be written (the hub then refuses the event, nothing booked), so only one
         dispatch's records (and the sends they explain) wait for the disk."""
+        if self._end_owed:
+            self._end_owed = False
+            line = _DISPATCHED_LINE + line
         group = self._group
         if group is not None and group.depth and not self._failing:
+            if not self._dispatching:
+                self._held.append(_DISPATCH_LINE)
+                self._dispatching = True
             self._held.append(line)
         elif self._held:                 # a failed flush left lines: they go first, this one after
             self.flush()
@@ -1186,7 +1231,7 @@ class ReplayResult:
     applied: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)   # (line number, why)
     risk_states: list[RiskState] = field(default_factory=list)
-    undelivered: list = field(default_factory=list)   # OMS-bound outputs of the last record, unsent maybe
+    undelivered: list = field(default_factory=list)   # OMS-bound outputs the crash may have kept back
     clean_stop: bool = False
     snapshots: int = 0            # compaction snapshots applied
 
@@ -1212,10 +1257,21 @@ def replay(path: str | Path, orders: OrderManager) -> ReplayResult:
     ``orders`` should have no risk attached (risk is restored from the rebuilt orders).
     """
     result = ReplayResult()
-    last_outputs: list = []      # a later line (even a torn one) means the hub went on: these were sent
+    # What the OMS may not have been told: a later line (even a torn one) means the hub went on,
+    # so the earlier ones' reports were sent; except within a dispatch, whose sends all wait for
+    # its end (DispatchMark): the file may stop after any of its records, or right after it.
+    last_outputs: list = []
+    dispatch: list | None = None     # the OMS-bound outputs of the dispatch being read
     last: Any = None
     for line, rec in read_records(path):
-        last_outputs = []
+        if isinstance(rec, DispatchMark):
+            if rec.end:
+                last_outputs, dispatch = dispatch or [], None
+            else:
+                dispatch = last_outputs = []
+            continue
+        if dispatch is None:
+            last_outputs = []
         if isinstance(rec, str):
             _skip(result, path, line, rec)
             continue
@@ -1230,7 +1286,11 @@ def replay(path: str | Path, orders: OrderManager) -> ReplayResult:
             result.risk_states = [_build(RiskState, r) for r in rec.risk_states]
             result.snapshots += 1
         result.applied += 1
-        last, last_outputs = rec, outs
+        last = rec
+        if dispatch is None:
+            last_outputs = outs
+        else:
+            dispatch += [o for o in outs if isinstance(o, (ReportToOms, RejectOmsCancel))]
     result.clean_stop = last is None or isinstance(last, Stopped)
     result.undelivered = [o for o in last_outputs if isinstance(o, (ReportToOms, RejectOmsCancel))]
     return result

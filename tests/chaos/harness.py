@@ -74,7 +74,7 @@ class Tracker:
         self.chain: dict[bytes, Order] = {}
         self.unknown: list[dict] = []
         # each cancel/replace ClOrdID -> its answers: the ExecIDs of its reports (a PossResend
-        # repeat has the same), b"9" for an OrderCancelReject
+        # repeat has the same), b"9" for its OrderCancelReject(s)
         self.amend_answers: dict[bytes, set] = {}
         self.counts = {"repeats_dropped": 0, "dup_exec_id_without_flag": 0, "status_reports": 0,
                        "cancel_rejects": 0, "possresend_new": 0}
@@ -100,8 +100,8 @@ class Tracker:
         o.reports.append(rep)
         answers = self.amend_answers.get(rep[11])
         if answers is not None:
-            if rep[35] == b"9":
-                answers.add(b"9" if b"9" not in answers else b"9+%d" % len(answers))
+            if rep[35] == b"9":         # re-sent after a restart it is the same answer (no ExecID)
+                answers.add(b"9")
             elif rep[35] == b"8" and rep[150] in (b"4", b"5"):
                 answers.add(rep[17])
         if rep[35] == b"9":

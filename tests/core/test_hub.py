@@ -237,6 +237,48 @@ def test_restart_resends_the_last_report_marked_poss_resend(tmp_path):
     assert again.handle(OmsSessionUp(session=S)) == []         # once
 
 
+class Dispatch:
+    """Stands in for the native engine's SendBatch: a received chunk is dispatched while depth > 0."""
+    depth = 0
+
+
+def test_a_crash_after_a_dispatchs_journal_write_resends_every_report_it_held_back(tmp_path):
+    """A venue chunk of several reports is one journal write, and the OMS reports they make
+    are released only after it: a SIGKILL in between kept back all of them, not only the
+    last record's (chaos found it: three orders the OMS never saw acknowledged)."""
+    gw = core(tmp_path)
+    children = [sent(gw.handle(new(f"c{i}")), SendNewOrder)[0].child for i in range(3)]
+    batch = Dispatch()
+    gw.journal.group_with(batch)
+    batch.depth = 1                               # the chunk: three acks and a fill
+    for child in children:
+        gw.handle(venue_report(child.cl_ord_id, "0", "0", leaves=100))
+    gw.handle(venue_report(children[0].cl_ord_id, "F", "1", 40, 60, 10.0, 40, 10.0))
+    batch.depth = 0
+    gw.journal.flush()                            # the records reach the file ... and SIGKILL
+    gw.journal.close()
+    again = core(tmp_path)
+    resent = again.handle(OmsSessionUp(session=S))
+    assert [(r.cl_ord_id, r.exec_type, r.poss_resend) for r in resent] == [
+        ("c0", "0", True), ("c1", "0", True), ("c2", "0", True), ("c0", "F", True)]
+
+
+def test_a_dispatch_followed_by_another_record_was_sent(tmp_path):
+    gw = core(tmp_path)
+    (cmd,) = sent(gw.handle(new("c1")), SendNewOrder)
+    batch = Dispatch()
+    gw.journal.group_with(batch)
+    batch.depth = 1
+    gw.handle(venue_report(cmd.child.cl_ord_id, "0", "0", leaves=100))
+    gw.handle(venue_report(cmd.child.cl_ord_id, "F", "1", 40, 60, 10.0, 40, 10.0))
+    batch.depth = 0
+    gw.journal.flush()
+    (cmd2,) = sent(gw.handle(new("c2")), SendNewOrder)   # after the dispatch's sends: written alone
+    gw.journal.close()
+    again = core(tmp_path)
+    assert again.handle(OmsSessionUp(session=S)) == []    # c2's accept told the OMS nothing yet
+
+
 def test_a_clean_stop_resends_nothing(tmp_path):
     gw = core(tmp_path)
     (cmd,) = gw.handle(new("c1"))

@@ -150,7 +150,8 @@ def chunk(handle, *messages: tuple[str, str]) -> bytes:
 
 
 def lines(path) -> list[str]:
-    return [ln for ln in path.read_text().splitlines() if ln]
+    """The records' lines (without the dispatch marks)."""
+    return [ln for ln in path.read_text().splitlines() if ln and not ln.startswith('["dispatch')]
 
 
 async def until(predicate, what: str, timeout: float = 5.0) -> None:
@@ -170,6 +171,9 @@ def test_a_chunk_of_orders_is_one_journal_write_before_the_store_and_the_socket(
             h["oms_side"].receive(wire)
             assert journal.group_writes == before + 1 and journal.held == 0
             assert [ln.split(",")[4] for ln in lines(state.path)[-3:]] == ['"k0"', '"k1"', '"k2"']
+            # the dispatch's records between its marks, in that one write (replay: what may be unsent)
+            raw = [ln for ln in state.path.read_text().splitlines() if ln]
+            assert raw[-5] == '["dispatch"]' and raw[-1] == '["dispatched"]'
             # each venue order was stored, then written, after its line reached the file
             assert [c for w, c in state.checked if w == "store"] == [b"V-k0", b"V-k1", b"V-k2"]
             assert [c for w, c in state.checked if w == "venue_side"] == [b"V-k0", b"V-k1", b"V-k2"]
