@@ -379,9 +379,10 @@ class Stopped:
 @dataclass(slots=True, kw_only=True)
 class DispatchMark:
     """Where one dispatch of received input begins (``["dispatch"]``) or ends
-    (``["dispatched"]``) among the records it made (lines without a record number). Its sends are released only when it
-    ends, after its last record is written; so a file that stops inside a dispatch or right
-    after one may hold records none of whose OMS reports left (replay: ``undelivered``)."""
+    (``["dispatched"]``) among the records it made (lines without a record number). Its sends
+    are released only when it ends, after its last record is written; so a file that stops
+    inside a dispatch or right after one may hold records none of whose OMS reports left
+    (replay: ``undelivered``)."""
     end: bool = False
 
 
@@ -1261,7 +1262,7 @@ def replay(path: str | Path, orders: OrderManager) -> ReplayResult:
     # so the earlier ones' reports were sent; except within a dispatch, whose sends all wait for
     # its end (DispatchMark): the file may stop after any of its records, or right after it.
     last_outputs: list = []
-    dispatch: list | None = None     # the OMS-bound outputs of the dispatch being read
+    dispatch: list | None = None     # the outputs of the dispatch being read
     last: Any = None
     for line, rec in read_records(path):
         if isinstance(rec, DispatchMark):
@@ -1290,7 +1291,7 @@ def replay(path: str | Path, orders: OrderManager) -> ReplayResult:
         if dispatch is None:
             last_outputs = outs
         else:
-            dispatch += [o for o in outs if isinstance(o, (ReportToOms, RejectOmsCancel))]
+            dispatch += outs                  # OMS-bound ones taken below
     result.clean_stop = last is None or isinstance(last, Stopped)
     result.undelivered = [o for o in last_outputs if isinstance(o, (ReportToOms, RejectOmsCancel))]
     return result
